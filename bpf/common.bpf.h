@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Maps, filters and helpers shared by all hook groups. */
+#ifndef CONNTRACE_COMMON_BPF_H
+#define CONNTRACE_COMMON_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "conntrace.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+
+/* Filters, set by the loader before the programs are verified, so a
+ * disabled filter costs nothing: the verifier prunes the dead branch. */
+const volatile __u8 filter_ports = 0;  /* port_filter holds the ports */
+const volatile __u8 filter_pids = 0;   /* pid_filter holds the pids */
+const volatile __u8 filter_family = 0; /* 0: any, AF_INET or AF_INET6 */
+const volatile __u8 filter_comm_set = 0;
+const volatile char filter_comm[COMM_LEN] = {};
+const volatile __u32 event_mask = 0xffffffff; /* bit (1 << enum event_type) */
+
+/* Source of conn_id; 0 is never handed out. */
+__u64 next_conn_id = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22); /* resized by the loader */
+} events SEC(".maps");
+
+/* Ring-buffer reservations that failed, per CPU: never lose silently. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost_events SEC(".maps");
+
+/* Live connections by socket address. LRU: a socket we never see close
+ * (a missed event, a hook detached mid-flight) must not pin an entry. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct sock_info);
+} socks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u16);
+	__type(value, __u8);
+} port_filter SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u8);
+} pid_filter SEC(".maps");
+
+static __always_inline bool want_event(enum event_type t)
+{
+	return event_mask & (1u << t);
+}
+
+static __always_inline bool port_match(__u16 sport, __u16 dport)
+{
+	if (!filter_ports)
+		return true;
+	return bpf_map_lookup_elem(&port_filter, &sport) ||
+	       bpf_map_lookup_elem(&port_filter, &dport);
+}
+
+static __always_inline bool family_match(__u8 family)
+{
+	return !filter_family || filter_family == family;
+}
+
+/* The pid and comm filters, applied to the current task. Only call this in
+ * process context: in softirq the current task is unrelated. */
+static __always_inline bool proc_match(__u32 pid, const char *comm)
+{
+	if (filter_pids && !bpf_map_lookup_elem(&pid_filter, &pid))
+		return false;
+	if (filter_comm_set) {
+		for (int i = 0; i < COMM_LEN; i++) {
+			if (comm[i] != filter_comm[i])
+				return false;
+			if (!comm[i])
+				break;
+		}
+	}
+	return true;
+}
+
+static __always_inline void fill_task(struct sock_info *info)
+{
+	info->pid = bpf_get_current_pid_tgid() >> 32;
+	info->uid = (__u32)bpf_get_current_uid_gid();
+	bpf_get_current_comm(&info->comm, sizeof(info->comm));
+}
+
+static __always_inline struct event *reserve_event(void)
+{
+	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		__u32 zero = 0;
+		__u64 *n = bpf_map_lookup_elem(&lost_events, &zero);
+		if (n)
+			(*n)++; /* per-CPU: no atomic needed */
+	}
+	return e;
+}
+
+/* Copies what the event reports about the process and connection. */
+static __always_inline void fill_from_info(struct event *e, const struct sock_info *info)
+{
+	e->conn_id = info->conn_id;
+	e->pid = info->pid;
+	e->uid = info->uid;
+	e->direction = info->direction;
+	__builtin_memcpy(e->comm, info->comm, sizeof(e->comm));
+}
+
+/* Callers pass 4-byte aligned addresses (tracepoint fields, __u32 arrays). */
+static __always_inline bool is_v4_mapped(const __u8 *a)
+{
+	const __u32 *w = (const __u32 *)a;
+	return w[0] == 0 && w[1] == 0 && w[2] == bpf_htonl(0x0000ffff);
+}
+
+static __always_inline bool is_unspecified(const __u8 *a)
+{
+	const __u32 *w = (const __u32 *)a;
+	return (w[0] | w[1] | w[2] | w[3]) == 0;
+}
+
+/* Sets e->family and the addresses from 16-byte IPv6 or 4-byte IPv4
+ * sources. A dual-stack socket talking IPv4 carries v4-mapped addresses;
+ * users know that connection as IPv4, so report it as one. */
+static __always_inline void set_addrs(struct event *e, __u16 family,
+				      const __u8 *s4, const __u8 *d4,
+				      const __u8 *s6, const __u8 *d6)
+{
+	if (family == AF_INET6 && is_v4_mapped(d6) &&
+	    (is_v4_mapped(s6) || is_unspecified(s6))) {
+		family = AF_INET;
+		s4 = s6 + 12;
+		d4 = d6 + 12;
+	}
+	e->family = family;
+	if (family == AF_INET) {
+		__builtin_memcpy(e->saddr, s4, 4);
+		__builtin_memcpy(e->daddr, d4, 4);
+	} else {
+		__builtin_memcpy(e->saddr, s6, 16);
+		__builtin_memcpy(e->daddr, d6, 16);
+	}
+}
+
+/* Reads the 4-tuple straight from a struct sock (CO-RE). */
+static __always_inline void set_tuple_from_sk(struct event *e, struct sock *sk)
+{
+	__u32 s4 = 0, d4 = 0, s6[4] = {}, d6[4] = {};
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+	e->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	e->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (family == AF_INET6) {
+		BPF_CORE_READ_INTO(&s6, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32);
+		BPF_CORE_READ_INTO(&d6, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr32);
+	} else {
+		BPF_CORE_READ_INTO(&s4, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO(&d4, sk, __sk_common.skc_daddr);
+	}
+	set_addrs(e, family, (__u8 *)&s4, (__u8 *)&d4, (__u8 *)s6, (__u8 *)d6);
+}
+
+#endif /* CONNTRACE_COMMON_BPF_H */

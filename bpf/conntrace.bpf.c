@@ -1,0 +1,15 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The one compilation unit bpf2go builds: every hook group is a file of its
+ * own, included here so that all programs share one set of maps. The loader
+ * loads only the programs it attaches.
+ */
+#include "state.bpf.c"
+#include "accept.bpf.c"
+
+/* Keep the shared types in BTF so that bpf2go -type can generate them. */
+const enum event_type *unused_event_type __attribute__((unused));
+const enum direction *unused_direction __attribute__((unused));
+const struct event *unused_event __attribute__((unused));
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,233 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The TCP state machine: sock:inet_sock_set_state.
+ *
+ * Which task runs a transition decides what we may attribute there:
+ *   CLOSE -> SYN_SENT        connect(), in the connecting task: take pid/comm.
+ *   LISTEN -> SYN_RECV       the new child socket, in softirq: no pid here;
+ *                            the accepting process is joined in accept.bpf.c.
+ *   SYN_SENT -> ESTABLISHED  softirq (the SYN-ACK): emit connect + latency.
+ *   * -> LISTEN              listen(), in process context.
+ *   * -> CLOSE               any context: emit close from what we remembered.
+ */
+#include "common.bpf.h"
+
+/*
+ * The tracepoint's record, as in
+ * /sys/kernel/tracing/events/sock/inet_sock_set_state/format (unchanged
+ * since Linux 4.16). Declared here rather than taken from vmlinux.h: the
+ * CO-RE relocations that vmlinux.h types carry turn field reads into
+ * pointer arithmetic on the context, which the verifier rejects.
+ */
+struct set_state_args {
+	__u64 common;
+	const void *skaddr;
+	int oldstate;
+	int newstate;
+	__u16 sport;
+	__u16 dport;
+	__u16 family;
+	__u16 protocol;
+	__u8 saddr[4];
+	__u8 daddr[4];
+	__u8 saddr_v6[16];
+	__u8 daddr_v6[16];
+};
+
+static __always_inline void tuple_from_tp(struct event *e,
+					  const struct set_state_args *ctx)
+{
+	/* Copy to the stack: the verifier forbids pointers into the context. */
+	__u32 s4, d4, s6[4], d6[4];
+
+	__builtin_memcpy(&s4, ctx->saddr, sizeof(s4));
+	__builtin_memcpy(&d4, ctx->daddr, sizeof(d4));
+	__builtin_memcpy(s6, ctx->saddr_v6, sizeof(s6));
+	__builtin_memcpy(d6, ctx->daddr_v6, sizeof(d6));
+	e->sport = ctx->sport;
+	e->dport = ctx->dport;
+	set_addrs(e, ctx->family, (__u8 *)&s4, (__u8 *)&d4, (__u8 *)s6, (__u8 *)d6);
+}
+
+static __always_inline void on_listen(const struct set_state_args *ctx)
+{
+	struct sock_info info = {};
+	struct event *e;
+
+	if (!want_event(EVENT_LISTEN) || !port_match(ctx->sport, 0))
+		return;
+	fill_task(&info);
+	if (!proc_match(info.pid, info.comm))
+		return;
+	e = reserve_event();
+	if (!e)
+		return;
+	tuple_from_tp(e, ctx);
+	if (!family_match(e->family)) {
+		bpf_ringbuf_discard(e, 0);
+		return;
+	}
+	fill_from_info(e, &info);
+	e->type = EVENT_LISTEN;
+	e->direction = DIR_NONE;
+	e->conn_id = 0;
+	e->ts_ns = bpf_ktime_get_ns();
+	e->latency_ns = e->duration_ns = e->tx_bytes = e->rx_bytes = 0;
+	e->dport = 0;
+	__builtin_memset(e->daddr, 0, sizeof(e->daddr));
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* connect(): remember who connects. The local port may not be chosen yet
+ * (inet_hash_connect runs after this transition), so the port filter waits
+ * for ESTABLISHED. */
+static __always_inline void on_syn_sent(__u64 sk)
+{
+	struct sock_info info = {};
+
+	fill_task(&info);
+	if (!proc_match(info.pid, info.comm))
+		return;
+	info.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
+	info.start_ns = bpf_ktime_get_ns();
+	info.direction = DIR_OUT;
+	bpf_map_update_elem(&socks, &sk, &info, BPF_ANY);
+}
+
+/* A child socket of a listener was created for an incoming SYN. */
+static __always_inline void on_syn_recv(const struct set_state_args *ctx,
+					__u64 sk)
+{
+	struct sock_info info = {};
+
+	if (!port_match(ctx->sport, ctx->dport))
+		return;
+	info.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
+	info.start_ns = bpf_ktime_get_ns();
+	info.direction = DIR_IN;
+	/* pid/comm/uid and the process filters come with accept(). */
+	bpf_map_update_elem(&socks, &sk, &info, BPF_NOEXIST);
+}
+
+static __always_inline void on_established(const struct set_state_args *ctx,
+					   __u64 sk)
+{
+	struct sock_info *info = bpf_map_lookup_elem(&socks, &sk);
+	struct event *e;
+	__u64 now;
+
+	if (!info || info->direction != DIR_OUT || info->matched)
+		return;
+	if (!port_match(ctx->sport, ctx->dport)) {
+		bpf_map_delete_elem(&socks, &sk);
+		return;
+	}
+	info->matched = 1;
+	if (!want_event(EVENT_CONNECT))
+		return;
+	e = reserve_event();
+	if (!e)
+		return;
+	tuple_from_tp(e, ctx);
+	if (!family_match(e->family)) {
+		bpf_ringbuf_discard(e, 0);
+		bpf_map_delete_elem(&socks, &sk);
+		return;
+	}
+	now = bpf_ktime_get_ns();
+	fill_from_info(e, info);
+	e->type = EVENT_CONNECT;
+	e->ts_ns = now;
+	e->latency_ns = now - info->start_ns;
+	e->duration_ns = e->tx_bytes = e->rx_bytes = 0;
+	bpf_ringbuf_submit(e, 0);
+}
+
+/*
+ * Payload bytes of a closing connection. tcp_sock counts sequence space, in
+ * which SYN and FIN take one byte each; users count what they wrote and read.
+ *  - bytes_acked includes our SYN when we connected (the SYN-ACK acks it; an
+ *    accepted child starts with snd_una past its SYN-ACK), and our FIN once
+ *    it was acked: closing from FIN_WAIT2, or from LAST_ACK/CLOSING with
+ *    everything acked.
+ *  - bytes_received includes the peer's FIN; tcp_fin() marks it SOCK_DONE.
+ */
+static __always_inline void set_payload_bytes(struct event *e, struct sock *sk, int oldstate)
+{
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
+	__u64 acked = BPF_CORE_READ(tp, bytes_acked);
+	__u64 rcvd = BPF_CORE_READ(tp, bytes_received);
+
+	if (e->direction == DIR_OUT && acked)
+		acked--;
+	if ((oldstate == TCP_FIN_WAIT2 || oldstate == TCP_LAST_ACK || oldstate == TCP_CLOSING) &&
+	    BPF_CORE_READ(tp, snd_una) == BPF_CORE_READ(tp, write_seq) && acked)
+		acked--;
+	if ((BPF_CORE_READ(sk, __sk_common.skc_flags) & (1UL << SOCK_DONE)) && rcvd)
+		rcvd--;
+	e->tx_bytes = acked;
+	e->rx_bytes = rcvd;
+}
+
+static __always_inline void on_close(const struct set_state_args *ctx,
+				     __u64 sk)
+{
+	struct sock_info *info = bpf_map_lookup_elem(&socks, &sk);
+	struct event *e;
+	__u64 now;
+
+	if (!info)
+		return;
+	if (!info->matched || !want_event(EVENT_CLOSE))
+		goto out;
+	e = reserve_event();
+	if (!e)
+		goto out;
+	tuple_from_tp(e, ctx);
+	if (!family_match(e->family)) {
+		bpf_ringbuf_discard(e, 0);
+		goto out;
+	}
+	now = bpf_ktime_get_ns();
+	fill_from_info(e, info);
+	e->type = EVENT_CLOSE;
+	e->ts_ns = now;
+	e->latency_ns = 0;
+	e->duration_ns = now - info->start_ns;
+	set_payload_bytes(e, (struct sock *)sk, ctx->oldstate);
+	bpf_ringbuf_submit(e, 0);
+out:
+	bpf_map_delete_elem(&socks, &sk);
+}
+
+SEC("tracepoint/sock/inet_sock_set_state")
+int handle_set_state(struct set_state_args *ctx)
+{
+	__u64 sk = (__u64)ctx->skaddr;
+	int oldstate = ctx->oldstate;
+
+	if (ctx->protocol != IPPROTO_TCP)
+		return 0;
+
+	switch (ctx->newstate) {
+	case TCP_LISTEN:
+		on_listen(ctx);
+		break;
+	case TCP_SYN_SENT:
+		on_syn_sent(sk);
+		break;
+	case TCP_SYN_RECV:
+		/* SYN_SENT -> SYN_RECV is a simultaneous open of an outbound
+		 * socket we already track. */
+		if (oldstate != TCP_SYN_SENT)
+			on_syn_recv(ctx, sk);
+		break;
+	case TCP_ESTABLISHED:
+		on_established(ctx, sk);
+		break;
+	case TCP_CLOSE:
+		on_close(ctx, sk);
+		break;
+	}
+	return 0;
+}

@@ -1,0 +1,101 @@
+package tracer
+
+import (
+	"fmt"
+	"strings"
+)
+
+// EventMask selects event types; bit (1 << EventType). Zero means all.
+type EventMask uint32
+
+// AllEvents lists the event types a user can select, in display order.
+var AllEvents = []EventType{EventListen, EventConnect, EventAccept, EventClose}
+
+// Has reports whether t is selected.
+func (m EventMask) Has(t EventType) bool { return m == 0 || m&(1<<t) != 0 }
+
+// ParseEvents parses a comma-separated list such as "connect,close".
+func ParseEvents(s string) (EventMask, error) {
+	var m EventMask
+	for _, name := range strings.Split(s, ",") {
+		name = strings.TrimSpace(name)
+		if name == "" {
+			continue
+		}
+		found := false
+		for _, t := range AllEvents {
+			if t.String() == name {
+				m |= 1 << t
+				found = true
+			}
+		}
+		if !found {
+			return 0, fmt.Errorf("unknown event %q (want one of %s)", name, eventList())
+		}
+	}
+	if m == 0 {
+		return 0, fmt.Errorf("no events selected (want one or more of %s)", eventList())
+	}
+	return m, nil
+}
+
+func eventList() string {
+	names := make([]string, len(AllEvents))
+	for i, t := range AllEvents {
+		names[i] = t.String()
+	}
+	return strings.Join(names, ",")
+}
+
+// Config selects what the kernel reports. Every filter here runs in the
+// kernel; an empty filter matches everything.
+type Config struct {
+	// Ports matches the local or the remote port of a connection.
+	Ports []uint16
+	// PIDs matches the process (tgid) that connected, accepted or listened.
+	PIDs []uint32
+	// Comm matches the process name exactly (at most 15 bytes).
+	Comm string
+	// Family restricts to IPv4 or IPv6 (FamilyAny: both).
+	Family Family
+	// Events selects the event types (0: all).
+	Events EventMask
+	// RingBytes is the ring buffer's size, a power of two multiple of the
+	// page size (0: DefaultRingBytes).
+	RingBytes uint32
+}
+
+// DefaultRingBytes holds about 37k events.
+const DefaultRingBytes = 4 << 20
+
+// Validate checks what the kernel side cannot represent.
+func (c *Config) Validate() error {
+	for _, p := range c.Ports {
+		if p == 0 {
+			return fmt.Errorf("port 0 is not a valid filter (ports are 1-65535)")
+		}
+	}
+	for _, p := range c.PIDs {
+		if p == 0 {
+			return fmt.Errorf("pid 0 is not a valid filter")
+		}
+	}
+	if len(c.Ports) > maxFilterEntries || len(c.PIDs) > maxFilterEntries {
+		return fmt.Errorf("at most %d ports and %d pids can be filtered", maxFilterEntries, maxFilterEntries)
+	}
+	if len(c.Comm) > 15 {
+		return fmt.Errorf("process name %q is longer than the kernel's 15 bytes", c.Comm)
+	}
+	switch c.Family {
+	case FamilyAny, FamilyIPv4, FamilyIPv6:
+	default:
+		return fmt.Errorf("unknown address family %d", c.Family)
+	}
+	if r := c.RingBytes; r != 0 && (r < 4096 || r&(r-1) != 0) {
+		return fmt.Errorf("ring buffer size %d is not a power of two of at least 4096", r)
+	}
+	return nil
+}
+
+// maxFilterEntries is the size of the port_filter and pid_filter maps.
+const maxFilterEntries = 1024

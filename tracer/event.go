@@ -1,0 +1,151 @@
+package tracer
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"time"
+	"unsafe"
+)
+
+// EventType is what happened to a connection. The values are the kernel's
+// (enum event_type in bpf/conntrace.h); EventLost is made in user space.
+type EventType uint8
+
+const (
+	EventListen  = EventType(conntraceEventTypeEVENT_LISTEN)
+	EventConnect = EventType(conntraceEventTypeEVENT_CONNECT)
+	EventAccept  = EventType(conntraceEventTypeEVENT_ACCEPT)
+	EventClose   = EventType(conntraceEventTypeEVENT_CLOSE)
+	// EventLost reports records the kernel could not queue (Event.Lost).
+	EventLost EventType = 32
+)
+
+var eventNames = map[EventType]string{
+	EventListen:  "listen",
+	EventConnect: "connect",
+	EventAccept:  "accept",
+	EventClose:   "close",
+	EventLost:    "lost",
+}
+
+func (t EventType) String() string {
+	if s, ok := eventNames[t]; ok {
+		return s
+	}
+	return fmt.Sprintf("event(%d)", uint8(t))
+}
+
+// Direction says which end opened the connection.
+type Direction uint8
+
+const (
+	DirNone = Direction(conntraceDirectionDIR_NONE)
+	DirOut  = Direction(conntraceDirectionDIR_OUT)
+	DirIn   = Direction(conntraceDirectionDIR_IN)
+)
+
+func (d Direction) String() string {
+	switch d {
+	case DirOut:
+		return "out"
+	case DirIn:
+		return "in"
+	}
+	return ""
+}
+
+// Family is the address family of a connection.
+type Family uint8
+
+const (
+	FamilyAny  Family = 0
+	FamilyIPv4 Family = 2  // AF_INET
+	FamilyIPv6 Family = 10 // AF_INET6
+)
+
+func (f Family) String() string {
+	switch f {
+	case FamilyIPv4:
+		return "ipv4"
+	case FamilyIPv6:
+		return "ipv6"
+	}
+	return ""
+}
+
+// Event is one decoded record. It holds no pointers into the ring buffer
+// and decoding it allocates nothing; a reader reuses one Event.
+type Event struct {
+	Type      EventType
+	Time      time.Time // wall clock
+	ConnID    uint64
+	PID       uint32
+	UID       uint32
+	Comm      [16]byte // NUL-padded; see CommBytes
+	Family    Family
+	Direction Direction
+	LAddr     netip.Addr // the attributed process's end
+	LPort     uint16
+	RAddr     netip.Addr // the peer; invalid for listen
+	RPort     uint16
+	Latency   time.Duration // connect: handshake
+	Duration  time.Duration // close: lifetime
+	TxBytes   uint64        // close
+	RxBytes   uint64        // close
+	Lost      uint64        // lost: records dropped since the last lost event
+}
+
+// CommBytes is the process name without NUL padding. It is whatever the
+// process set (prctl can put any byte there): escape it before printing.
+func (e *Event) CommBytes() []byte {
+	if i := bytes.IndexByte(e.Comm[:], 0); i >= 0 {
+		return e.Comm[:i]
+	}
+	return e.Comm[:]
+}
+
+// RecordSize is the size of one ring-buffer record.
+const RecordSize = int(unsafe.Sizeof(conntraceEvent{}))
+
+// decode fills ev from one ring-buffer record. The record is read in place
+// (ring-buffer samples are 8-byte aligned), not copied with encoding/binary.
+func decode(raw []byte, clk Clock, ev *Event) error {
+	if len(raw) < RecordSize {
+		return fmt.Errorf("short record: %d bytes, want %d", len(raw), RecordSize)
+	}
+	r := (*conntraceEvent)(unsafe.Pointer(&raw[0]))
+	*ev = Event{
+		Type:      EventType(r.Type),
+		Time:      clk.Wall(r.TsNs),
+		ConnID:    r.ConnId,
+		PID:       r.Pid,
+		UID:       r.Uid,
+		Family:    Family(r.Family),
+		Direction: Direction(r.Direction),
+		LPort:     r.Sport,
+		RPort:     r.Dport,
+		Latency:   time.Duration(r.LatencyNs),
+		Duration:  time.Duration(r.DurationNs),
+		TxBytes:   r.TxBytes,
+		RxBytes:   r.RxBytes,
+	}
+	ev.Comm = *(*[16]byte)(unsafe.Pointer(&r.Comm))
+	switch ev.Family {
+	case FamilyIPv4:
+		ev.LAddr = netip.AddrFrom4([4]byte(r.Saddr[:4]))
+		ev.RAddr = netip.AddrFrom4([4]byte(r.Daddr[:4]))
+	case FamilyIPv6:
+		ev.LAddr = netip.AddrFrom16(r.Saddr)
+		ev.RAddr = netip.AddrFrom16(r.Daddr)
+	default:
+		return fmt.Errorf("record with unknown address family %d", r.Family)
+	}
+	if ev.Type == EventListen {
+		ev.RAddr, ev.RPort = netip.Addr{}, 0
+	}
+	if _, ok := eventNames[ev.Type]; !ok || ev.Type == EventLost {
+		return fmt.Errorf("record with unknown event type %d", r.Type)
+	}
+	return nil
+}

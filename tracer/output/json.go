@@ -1,0 +1,65 @@
+package output
+
+import (
+	"strconv"
+
+	"github.com/conntrace/conntrace/tracer"
+)
+
+// JSONTimeLayout is RFC 3339 with exactly nine fractional digits, in UTC.
+const JSONTimeLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+// AppendJSON appends ev as one line of JSON contract v1 (see README).
+func AppendJSON(dst []byte, ev *tracer.Event) []byte {
+	dst = append(dst, `{"ts":"`...)
+	dst = ev.Time.UTC().AppendFormat(dst, JSONTimeLayout)
+	dst = append(dst, `","event":"`...)
+	dst = append(dst, ev.Type.String()...)
+	dst = append(dst, '"')
+	if ev.Type == tracer.EventLost {
+		dst = append(dst, `,"count":`...)
+		dst = strconv.AppendUint(dst, ev.Lost, 10)
+		return append(dst, "}\n"...)
+	}
+	if ev.Type != tracer.EventListen {
+		dst = append(dst, `,"conn_id":`...)
+		dst = strconv.AppendUint(dst, ev.ConnID, 10)
+	}
+	dst = append(dst, `,"pid":`...)
+	dst = strconv.AppendUint(dst, uint64(ev.PID), 10)
+	dst = append(dst, `,"comm":`...)
+	dst = appendJSONString(dst, ev.CommBytes())
+	dst = append(dst, `,"uid":`...)
+	dst = strconv.AppendUint(dst, uint64(ev.UID), 10)
+	dst = append(dst, `,"proto":"tcp","family":"`...)
+	dst = append(dst, ev.Family.String()...)
+	dst = append(dst, '"')
+	if ev.Direction != tracer.DirNone {
+		dst = append(dst, `,"direction":"`...)
+		dst = append(dst, ev.Direction.String()...)
+		dst = append(dst, '"')
+	}
+	dst = append(dst, `,"laddr":"`...)
+	dst = ev.LAddr.AppendTo(dst)
+	dst = append(dst, `","lport":`...)
+	dst = strconv.AppendUint(dst, uint64(ev.LPort), 10)
+	if ev.Type != tracer.EventListen {
+		dst = append(dst, `,"raddr":"`...)
+		dst = ev.RAddr.AppendTo(dst)
+		dst = append(dst, `","rport":`...)
+		dst = strconv.AppendUint(dst, uint64(ev.RPort), 10)
+	}
+	switch ev.Type {
+	case tracer.EventConnect:
+		dst = append(dst, `,"latency_us":`...)
+		dst = strconv.AppendInt(dst, ev.Latency.Microseconds(), 10)
+	case tracer.EventClose:
+		dst = append(dst, `,"duration_ms":`...)
+		dst = strconv.AppendFloat(dst, float64(ev.Duration)/1e6, 'f', 3, 64)
+		dst = append(dst, `,"tx_bytes":`...)
+		dst = strconv.AppendUint(dst, ev.TxBytes, 10)
+		dst = append(dst, `,"rx_bytes":`...)
+		dst = strconv.AppendUint(dst, ev.RxBytes, 10)
+	}
+	return append(dst, "}\n"...)
+}

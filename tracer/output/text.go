@@ -1,0 +1,140 @@
+package output
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/conntrace/conntrace/tracer"
+	"github.com/conntrace/conntrace/tracer/services"
+)
+
+// Column widths of the text format. A longer value (an IPv6 address) pushes
+// the rest of its line right rather than being cut.
+const (
+	wTime  = 16
+	wEvent = 8
+	wPID   = 8
+	wComm  = 17
+	wLocal = 26
+	wDir   = 4
+	wPeer  = 28
+)
+
+// TextHeader is the first line of text output.
+var TextHeader = func() []byte {
+	var b []byte
+	b = pad(append(b, "TIME"...), 0, wTime)
+	b = pad(append(b, "EVENT"...), wTime, wEvent)
+	b = pad(append(b, "PID"...), wTime+wEvent, wPID)
+	b = pad(append(b, "COMM"...), wTime+wEvent+wPID, wComm)
+	b = pad(append(b, "LOCAL"...), wTime+wEvent+wPID+wComm, wLocal)
+	b = pad(append(b, "DIR"...), wTime+wEvent+wPID+wComm+wLocal, wDir)
+	b = pad(append(b, "REMOTE"...), wTime+wEvent+wPID+wComm+wLocal+wDir, wPeer)
+	return append(b, "DETAILS\n"...)
+}()
+
+// AppendText appends ev as one aligned line for people. The process name
+// is escaped (see appendTextSafe).
+func AppendText(dst []byte, ev *tracer.Event) []byte {
+	start := len(dst)
+	col := func(width int) { dst = pad(dst, start, width) }
+	dst = ev.Time.Local().AppendFormat(dst, "15:04:05.000000")
+	col(wTime)
+	dst = append(dst, ev.Type.String()...)
+	col(wTime + wEvent)
+	if ev.Type == tracer.EventLost {
+		dst = append(dst, "WARNING: "...)
+		dst = strconv.AppendUint(dst, ev.Lost, 10)
+		return append(dst, " events lost: the ring buffer was full (reader too slow); use filters or a larger ring\n"...)
+	}
+	dst = strconv.AppendUint(dst, uint64(ev.PID), 10)
+	col(wTime + wEvent + wPID)
+	dst = appendTextSafe(dst, ev.CommBytes())
+	col(wTime + wEvent + wPID + wComm)
+
+	// The service name goes on the well-known side: the local port of a
+	// listener or an accepted connection, the remote port of an outbound one.
+	dst = appendHostPort(dst, ev, false, ev.Direction != tracer.DirOut)
+	col(wTime + wEvent + wPID + wComm + wLocal)
+	switch ev.Direction {
+	case tracer.DirOut:
+		dst = append(dst, "->"...)
+	case tracer.DirIn:
+		dst = append(dst, "<-"...)
+	}
+	col(wTime + wEvent + wPID + wComm + wLocal + wDir)
+	if ev.Type != tracer.EventListen {
+		dst = appendHostPort(dst, ev, true, ev.Direction == tracer.DirOut)
+	}
+	col(wTime + wEvent + wPID + wComm + wLocal + wDir + wPeer)
+
+	if ev.Type != tracer.EventListen {
+		dst = append(dst, "conn="...)
+		dst = strconv.AppendUint(dst, ev.ConnID, 10)
+		dst = append(dst, ' ')
+	}
+	dst = append(dst, "uid="...)
+	dst = strconv.AppendUint(dst, uint64(ev.UID), 10)
+	switch ev.Type {
+	case tracer.EventConnect:
+		dst = append(dst, " latency="...)
+		dst = appendDuration(dst, ev.Latency)
+	case tracer.EventClose:
+		dst = append(dst, " duration="...)
+		dst = appendDuration(dst, ev.Duration)
+		dst = append(dst, " tx="...)
+		dst = strconv.AppendUint(dst, ev.TxBytes, 10)
+		dst = append(dst, " rx="...)
+		dst = strconv.AppendUint(dst, ev.RxBytes, 10)
+	}
+	return append(dst, '\n')
+}
+
+func appendHostPort(dst []byte, ev *tracer.Event, remote, service bool) []byte {
+	addr, port := ev.LAddr, ev.LPort
+	if remote {
+		addr, port = ev.RAddr, ev.RPort
+	}
+	if addr.Is6() {
+		dst = append(dst, '[')
+		dst = addr.AppendTo(dst)
+		dst = append(dst, ']')
+	} else {
+		dst = addr.AppendTo(dst)
+	}
+	dst = append(dst, ':')
+	dst = strconv.AppendUint(dst, uint64(port), 10)
+	if name := services.Name(port); service && name != "" {
+		dst = append(dst, '/')
+		dst = append(dst, name...)
+	}
+	return dst
+}
+
+// appendDuration prints d with three significant decimals: 850us, 1.234ms,
+// 2.766s.
+func appendDuration(dst []byte, d time.Duration) []byte {
+	switch {
+	case d < time.Millisecond:
+		dst = strconv.AppendInt(dst, d.Microseconds(), 10)
+		return append(dst, "us"...)
+	case d < time.Second:
+		dst = strconv.AppendFloat(dst, float64(d)/1e6, 'f', 3, 64)
+		return append(dst, "ms"...)
+	}
+	dst = strconv.AppendFloat(dst, d.Seconds(), 'f', 3, 64)
+	return append(dst, 's')
+}
+
+// pad adds spaces until the line (which began at start) is col wide, or
+// one space when it is already wider.
+func pad(dst []byte, start, col int) []byte {
+	n := col - (len(dst) - start)
+	if n < 1 {
+		n = 1
+	}
+	for ; n > 0; n-- {
+		dst = append(dst, ' ')
+	}
+	return dst
+}

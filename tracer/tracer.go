@@ -1,0 +1,332 @@
+// Package tracer loads conntrace's BPF programs, attaches them, and turns
+// their ring-buffer records into Events.
+package tracer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
+)
+
+// Sink receives events from Run. Write must not keep ev: it is reused.
+type Sink interface {
+	Write(ev *Event) error
+	// Flush is called when the ring buffer has gone quiet, and at the end.
+	Flush() error
+}
+
+// ErrStop, returned by a Sink, ends Run without an error.
+var ErrStop = errors.New("stop")
+
+// Stats counts what a Tracer delivered and what the kernel dropped.
+type Stats struct {
+	Events uint64 // events delivered to the sink (not counting lost reports)
+	Lost   uint64 // records the kernel could not queue
+}
+
+// Tracer is a loaded and attached set of programs.
+type Tracer struct {
+	objs  conntraceObjects
+	links []link.Link
+	rd    *ringbuf.Reader
+	clock Clock
+	ev    Event
+	stats Stats
+	mode  string
+
+	lostBuf []uint64 // per-CPU read buffer for lost_events
+}
+
+const (
+	// flushDelay bounds how long an event waits in the sink's buffer.
+	flushDelay = 10 * time.Millisecond
+	// idlePoll is how often an idle Run checks its context and losses.
+	idlePoll = 250 * time.Millisecond
+	// housekeepEvery is how often a busy Run does the same, in events.
+	housekeepEvery = 4096
+)
+
+// Open loads the programs with cfg's filters compiled in and attaches them.
+// Events are queued from the moment Open returns.
+func Open(cfg Config) (_ *Tracer, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := checkEnvironment(); err != nil {
+		return nil, err
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, privilegeError("raise the locked-memory limit", err)
+	}
+	spec, err := loadConntrace()
+	if err != nil {
+		return nil, fmt.Errorf("read the embedded BPF object: %w", err)
+	}
+	if err := configure(spec, &cfg); err != nil {
+		return nil, err
+	}
+
+	t := &Tracer{clock: NewClock(), mode: "tracepoint"}
+	if err := spec.LoadAndAssign(&t.objs, nil); err != nil {
+		return nil, privilegeError("load the BPF programs", err)
+	}
+	defer func() {
+		if err != nil {
+			t.Close()
+		}
+	}()
+	if err := fillFilters(&t.objs, &cfg); err != nil {
+		return nil, err
+	}
+	if t.rd, err = ringbuf.NewReader(t.objs.Events); err != nil {
+		return nil, fmt.Errorf("open the ring buffer: %w", err)
+	}
+	if err := t.attach(); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func configure(spec *ebpf.CollectionSpec, cfg *Config) error {
+	set := func(name string, v any) error {
+		if err := spec.Variables[name].Set(v); err != nil {
+			return fmt.Errorf("set %s: %w", name, err)
+		}
+		return nil
+	}
+	var comm [16]byte
+	copy(comm[:], cfg.Comm)
+	mask := uint32(cfg.Events)
+	if mask == 0 {
+		mask = ^uint32(0)
+	}
+	for _, v := range []struct {
+		name string
+		val  any
+	}{
+		{conntraceVarFilterPorts, b2u8(len(cfg.Ports) > 0)},
+		{conntraceVarFilterPids, b2u8(len(cfg.PIDs) > 0)},
+		{conntraceVarFilterFamily, uint8(cfg.Family)},
+		{conntraceVarFilterCommSet, b2u8(cfg.Comm != "")},
+		{conntraceVarFilterComm, comm},
+		{conntraceVarEventMask, mask},
+	} {
+		if err := set(v.name, v.val); err != nil {
+			return err
+		}
+	}
+	ring := cfg.RingBytes
+	if ring == 0 {
+		ring = DefaultRingBytes
+	}
+	spec.Maps[conntraceMapEvents].MaxEntries = ring
+	return nil
+}
+
+func fillFilters(objs *conntraceObjects, cfg *Config) error {
+	one := uint8(1)
+	for _, p := range cfg.Ports {
+		if err := objs.PortFilter.Put(p, one); err != nil {
+			return fmt.Errorf("port filter: %w", err)
+		}
+	}
+	for _, p := range cfg.PIDs {
+		if err := objs.PidFilter.Put(p, one); err != nil {
+			return fmt.Errorf("pid filter: %w", err)
+		}
+	}
+	return nil
+}
+
+func (t *Tracer) attach() error {
+	for _, tp := range []struct {
+		group, name string
+		prog        *ebpf.Program
+	}{
+		{"sock", "inet_sock_set_state", t.objs.HandleSetState},
+		{"syscalls", "sys_exit_accept4", t.objs.HandleAccept4Exit},
+		{"syscalls", "sys_exit_accept", t.objs.HandleAcceptExit},
+	} {
+		l, err := link.Tracepoint(tp.group, tp.name, tp.prog, nil)
+		if err != nil {
+			return privilegeError(fmt.Sprintf("attach to tracepoint %s:%s", tp.group, tp.name), err)
+		}
+		t.links = append(t.links, l)
+	}
+	return nil
+}
+
+// Mode names the hooks in use.
+func (t *Tracer) Mode() string { return t.mode }
+
+// Stats returns the counts so far.
+func (t *Tracer) Stats() Stats { return t.stats }
+
+// Run delivers events to sink until ctx is done or sink returns ErrStop.
+// When ctx ends it detaches the programs and drains what is queued, so no
+// event that happened before the stop is lost. Losses in the kernel are
+// delivered as EventLost events.
+func (t *Tracer) Run(ctx context.Context, sink Sink) error {
+	var rec ringbuf.Record
+	dirty := false
+	n := 0
+	t.rd.SetDeadline(time.Now().Add(idlePoll))
+	for {
+		err := t.rd.ReadInto(&rec)
+		if err == nil {
+			if err := t.deliver(rec.RawSample, sink); err != nil {
+				return t.end(sink, err)
+			}
+			if !dirty {
+				// First event since the last flush: flush soon.
+				dirty = true
+				t.rd.SetDeadline(time.Now().Add(flushDelay))
+			}
+			if n++; n%housekeepEvery == 0 {
+				if ctx.Err() != nil {
+					return t.stop(sink)
+				}
+				if err := t.reportLost(sink); err != nil {
+					return t.end(sink, err)
+				}
+			}
+			continue
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			return t.end(sink, fmt.Errorf("read ring buffer: %w", err))
+		}
+		// The ring is empty (or was, after the deadline passed).
+		if dirty {
+			if err := sink.Flush(); err != nil {
+				return err
+			}
+			dirty = false
+		}
+		if ctx.Err() != nil {
+			return t.stop(sink)
+		}
+		if err := t.reportLost(sink); err != nil {
+			return t.end(sink, err)
+		}
+		t.rd.SetDeadline(time.Now().Add(idlePoll))
+	}
+}
+
+func (t *Tracer) deliver(raw []byte, sink Sink) error {
+	if err := decode(raw, t.clock, &t.ev); err != nil {
+		return err
+	}
+	t.stats.Events++
+	return sink.Write(&t.ev)
+}
+
+// stop detaches, drains the ring, reports final losses and flushes.
+func (t *Tracer) stop(sink Sink) error {
+	t.detach()
+	var rec ringbuf.Record
+	t.rd.SetDeadline(time.Now())
+	for {
+		err := t.rd.ReadInto(&rec)
+		if err != nil {
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				return t.end(sink, fmt.Errorf("read ring buffer: %w", err))
+			}
+			break
+		}
+		if err := t.deliver(rec.RawSample, sink); err != nil {
+			return t.end(sink, err)
+		}
+	}
+	return t.end(sink, t.reportLost(sink))
+}
+
+// end flushes the sink and turns ErrStop into success.
+func (t *Tracer) end(sink Sink, err error) error {
+	if ferr := sink.Flush(); err == nil || errors.Is(err, ErrStop) {
+		err = ferr
+	}
+	return err
+}
+
+// reportLost delivers an EventLost when the kernel dropped records since
+// the last report.
+func (t *Tracer) reportLost(sink Sink) error {
+	if err := t.objs.LostEvents.Lookup(uint32(0), &t.lostBuf); err != nil {
+		return fmt.Errorf("read lost-event counter: %w", err)
+	}
+	var total uint64
+	for _, n := range t.lostBuf {
+		total += n
+	}
+	if total <= t.stats.Lost {
+		return nil
+	}
+	t.ev = Event{Type: EventLost, Time: time.Now().UTC(), Lost: total - t.stats.Lost}
+	t.stats.Lost = total
+	return sink.Write(&t.ev)
+}
+
+func (t *Tracer) detach() {
+	for _, l := range t.links {
+		l.Close()
+	}
+	t.links = nil
+}
+
+// Close detaches and frees everything. It is safe to call more than once.
+func (t *Tracer) Close() error {
+	t.detach()
+	if t.rd != nil {
+		t.rd.Close()
+		t.rd = nil
+	}
+	return t.objs.Close()
+}
+
+// checkEnvironment reports what the kernel lacks in one line, and mounts
+// tracefs where it is missing (tracepoints are attached through it).
+func checkEnvironment() error {
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+		return fmt.Errorf("kernel BTF not found at /sys/kernel/btf/vmlinux: conntrace needs a kernel built with CONFIG_DEBUG_INFO_BTF=y")
+	}
+	for _, dir := range []string{"/sys/kernel/tracing", "/sys/kernel/debug/tracing"} {
+		if _, err := os.Stat(dir + "/events"); err == nil {
+			return nil
+		}
+	}
+	if err := unix.Mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, ""); err != nil {
+		return fmt.Errorf("tracefs is not mounted and mounting it failed (%v): run 'mount -t tracefs tracefs /sys/kernel/tracing'", err)
+	}
+	return nil
+}
+
+// privilegeError names the missing privilege when the kernel said EPERM.
+func privilegeError(what string, err error) error {
+	var ve *ebpf.VerifierError
+	if errors.As(err, &ve) {
+		// Not a privilege problem: the kernel rejected our code.
+		return fmt.Errorf("%s: the kernel's verifier rejected a program (please report this with 'uname -r'): %v", what, err)
+	}
+	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+		if os.Geteuid() != 0 {
+			return fmt.Errorf("%s: permission denied: run as root (or with CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE)", what)
+		}
+		return fmt.Errorf("%s: permission denied although running as root (kernel lockdown or a security module may forbid BPF): %v", what, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+func b2u8(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}
