@@ -18,14 +18,12 @@ func NewClock() Clock {
 	best := int64(-1)
 	var off int64
 	for i := 0; i < 5; i++ {
-		var a, b unix.Timespec
-		_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &a)
+		a := monotonicNow()
 		now := time.Now().UnixNano()
-		_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &b)
-		span := b.Nano() - a.Nano()
-		if best < 0 || span < best {
+		b := monotonicNow()
+		if span := b - a; best < 0 || span < best {
 			best = span
-			off = now - (a.Nano()+b.Nano())/2
+			off = now - (a+b)/2
 		}
 	}
 	return Clock{offset: off}
@@ -37,4 +35,10 @@ func ClockWithOffset(offset time.Duration) Clock { return Clock{offset: int64(of
 // Wall returns the wall-clock time of a monotonic timestamp, in UTC.
 func (c Clock) Wall(monoNs uint64) time.Time {
 	return time.Unix(0, int64(monoNs)+c.offset).UTC()
+}
+
+func monotonicNow() int64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano()
 }

@@ -1,0 +1,149 @@
+package tracer
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+	"unsafe"
+)
+
+// record lays out r exactly as the kernel writes it.
+func record(r conntraceEvent) []byte {
+	b := make([]byte, RecordSize)
+	*(*conntraceEvent)(unsafe.Pointer(&b[0])) = r
+	return b
+}
+
+func comm16(s string) (c [16]int8) {
+	for i := 0; i < len(s); i++ {
+		c[i] = int8(s[i])
+	}
+	return c
+}
+
+func TestDecode(t *testing.T) {
+	clk := ClockWithOffset(1_000 * time.Second)
+	v6 := netip.MustParseAddr("2001:db8::1").As16()
+	tests := []struct {
+		name string
+		in   conntraceEvent
+		want Event
+	}{
+		{
+			name: "connect ipv4",
+			in: conntraceEvent{TsNs: 5_000_000_123, ConnId: 17, LatencyNs: 1_234_000, Pid: 4242, Uid: 1000,
+				Saddr: [16]uint8{10, 0, 0, 5}, Daddr: [16]uint8{93, 184, 216, 34}, Sport: 51234, Dport: 443,
+				Type: uint8(EventConnect), Family: 2, Direction: uint8(DirOut), Comm: comm16("curl")},
+			want: Event{Type: EventConnect, Time: time.Unix(1005, 123).UTC(), ConnID: 17, PID: 4242, UID: 1000,
+				Comm: [16]byte{'c', 'u', 'r', 'l'}, Family: FamilyIPv4, Direction: DirOut,
+				LAddr: netip.MustParseAddr("10.0.0.5"), LPort: 51234, RAddr: netip.MustParseAddr("93.184.216.34"), RPort: 443,
+				Latency: 1234 * time.Microsecond},
+		},
+		{
+			name: "close ipv6",
+			in: conntraceEvent{TsNs: 1, ConnId: 3, DurationNs: 2_500_000_000, TxBytes: 10000, RxBytes: 3000,
+				Saddr: v6, Daddr: v6, Sport: 8443, Dport: 40000, Type: uint8(EventClose), Family: 10, Direction: uint8(DirIn)},
+			want: Event{Type: EventClose, Time: time.Unix(1000, 1).UTC(), ConnID: 3, Family: FamilyIPv6, Direction: DirIn,
+				LAddr: netip.AddrFrom16(v6), LPort: 8443, RAddr: netip.AddrFrom16(v6), RPort: 40000,
+				Duration: 2500 * time.Millisecond, TxBytes: 10000, RxBytes: 3000},
+		},
+		{
+			name: "listen has no peer",
+			in:   conntraceEvent{Saddr: [16]uint8{127, 0, 0, 1}, Sport: 80, Type: uint8(EventListen), Family: 2},
+			want: Event{Type: EventListen, Time: time.Unix(1000, 0).UTC(), Family: FamilyIPv4,
+				LAddr: netip.MustParseAddr("127.0.0.1"), LPort: 80},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var got Event
+			if err := decode(record(tc.in), clk, &got); err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("decode:\n got %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	var ev Event
+	for name, raw := range map[string][]byte{
+		"short":       make([]byte, RecordSize-1),
+		"bad family":  record(conntraceEvent{Type: uint8(EventClose), Family: 7}),
+		"bad type":    record(conntraceEvent{Type: 99, Family: 2}),
+		"lost inside": record(conntraceEvent{Type: uint8(EventLost), Family: 2}),
+	} {
+		if err := decode(raw, Clock{}, &ev); err == nil {
+			t.Errorf("%s: decode accepted it", name)
+		}
+	}
+}
+
+func TestDecodeAllocs(t *testing.T) {
+	raw := record(conntraceEvent{Type: uint8(EventConnect), Family: 10, Comm: comm16("x")})
+	var ev Event
+	if n := testing.AllocsPerRun(100, func() { _ = decode(raw, Clock{}, &ev) }); n != 0 {
+		t.Errorf("decode allocates %v times per event", n)
+	}
+}
+
+func TestCommBytes(t *testing.T) {
+	ev := Event{Comm: [16]byte{'a', 'b', 0, 'z'}}
+	if got := string(ev.CommBytes()); got != "ab" {
+		t.Errorf("CommBytes = %q", got)
+	}
+	full := Event{Comm: [16]byte{'0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'a', 'b', 'c', 'd', 'e', 'f'}}
+	if got := string(full.CommBytes()); got != "0123456789abcdef" {
+		t.Errorf("CommBytes = %q", got)
+	}
+}
+
+func TestClock(t *testing.T) {
+	clk := NewClock()
+	mono := monotonicNow()
+	got := clk.Wall(uint64(mono))
+	if d := time.Since(got); d < -50*time.Millisecond || d > 50*time.Millisecond {
+		t.Errorf("Wall(now) is %v away from time.Now", d)
+	}
+	if got.Location() != time.UTC {
+		t.Errorf("Wall returns %v, want UTC", got.Location())
+	}
+}
+
+func TestParseEvents(t *testing.T) {
+	m, err := ParseEvents("connect, close")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.Has(EventConnect) || !m.Has(EventClose) || m.Has(EventAccept) || m.Has(EventListen) {
+		t.Errorf("mask %b", m)
+	}
+	for _, bad := range []string{"conect", "", ",", "lost"} {
+		if _, err := ParseEvents(bad); err == nil {
+			t.Errorf("ParseEvents(%q) accepted", bad)
+		}
+	}
+	if !EventMask(0).Has(EventListen) {
+		t.Error("zero mask must select everything")
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for name, c := range map[string]Config{
+		"port 0":    {Ports: []uint16{0}},
+		"pid 0":     {PIDs: []uint32{0}},
+		"long comm": {Comm: "0123456789abcdef"},
+		"family":    {Family: 3},
+		"ring":      {RingBytes: 5000},
+	} {
+		if err := c.Validate(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	ok := Config{Ports: []uint16{443}, PIDs: []uint32{1}, Comm: "nginx", Family: FamilyIPv6, RingBytes: 1 << 16}
+	if err := ok.Validate(); err != nil {
+		t.Errorf("valid config rejected: %v", err)
+	}
+}

@@ -1,0 +1,140 @@
+package tracer_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/conntrace/conntrace/tracer"
+	"github.com/conntrace/conntrace/tracer/internal/testnet"
+)
+
+// pair is one server with one client connected to it.
+type pair struct {
+	port     uint16
+	srv, cli *testnet.Proc
+	local    string // client's local address:port
+}
+
+// runPairs starts one server per port in ns, then one client per server,
+// all connections open at the same time, and waits until all are done.
+func runPairs(t *testing.T, ns *testnet.NS, host string, ports ...uint16) []pair {
+	t.Helper()
+	pairs := make([]pair, len(ports))
+	for i, port := range ports {
+		pairs[i].port = port
+		pairs[i].srv = testnet.Start(t, fmt.Sprintf("ct-srv-%d", port), testnet.Role{Server: true, NS: ns.Path(),
+			Addr: fmt.Sprintf("%s:%d", host, port), Conns: 1, Send: 100, Recv: 200})
+		pairs[i].srv.Expect(t, "listening")
+	}
+	for i, p := range pairs {
+		pairs[i].cli = testnet.Start(t, fmt.Sprintf("ct-cli-%d", p.port), testnet.Role{NS: ns.Path(),
+			Addr: fmt.Sprintf("%s:%d", host, p.port), Send: 200, Recv: 100, Hold: hold})
+	}
+	for i := range pairs {
+		pairs[i].cli.Expect(t, "ready")
+		pairs[i].local = pairs[i].cli.Expect(t, "connected")
+	}
+	for _, p := range pairs {
+		p.cli.Wait(t)
+		p.srv.Wait(t)
+	}
+	return pairs
+}
+
+// TestPortFilter: of three concurrent connections, --port shows exactly one,
+// with all five of its events.
+func TestPortFilter(t *testing.T) {
+	ns := testnet.NewNS(t)
+	s := startTracer(t, tracer.Config{Ports: []uint16{23402}})
+	pairs := runPairs(t, ns, "127.0.0.1", 23401, 23402, 23403)
+	s.waitFor(t, 2, func(ev *tracer.Event) bool { return ev.Type == tracer.EventClose })
+	evs := s.stop(t)
+
+	want := map[tracer.EventType]int{tracer.EventListen: pairs[1].srv.PID, tracer.EventConnect: pairs[1].cli.PID,
+		tracer.EventAccept: pairs[1].srv.PID}
+	if len(evs) != 5 {
+		t.Fatalf("want 5 events of port 23402, got %d:\n%s", len(evs), dump(evs))
+	}
+	for _, ev := range evs {
+		if ev.LPort != 23402 && ev.RPort != 23402 {
+			t.Errorf("event not on port 23402:\n%s", dump([]tracer.Event{ev}))
+		}
+		if pid, ok := want[ev.Type]; ok && int(ev.PID) != pid {
+			t.Errorf("%s by pid %d, want %d", ev.Type, ev.PID, pid)
+		}
+	}
+	if n := len(ofType(tracer.EventClose, evs)); n != 2 {
+		t.Errorf("want 2 closes, got %d", n)
+	}
+}
+
+// TestPIDFilter: two clients of one server; --pid of one client shows its
+// connect and close and nothing of the other client or the server.
+func TestPIDFilter(t *testing.T) {
+	requireRoot(t)
+	ns := testnet.NewNS(t)
+	srv := testnet.Start(t, "ct-server", testnet.Role{Server: true, NS: ns.Path(),
+		Addr: "127.0.0.1:8080", Conns: 2, Send: 100, Recv: 200})
+	srv.Expect(t, "listening")
+	var cli [2]*testnet.Proc
+	for i := range cli {
+		cli[i] = testnet.Start(t, "ct-client", testnet.Role{NS: ns.Path(), Addr: "127.0.0.1:8080",
+			Send: 200, Recv: 100, WaitGo: true})
+		cli[i].Expect(t, "ready")
+	}
+	// The pid is known only now; the client connects after the tracer starts.
+	s := startTracer(t, tracer.Config{PIDs: []uint32{uint32(cli[0].PID)}})
+	for _, c := range cli {
+		c.Go(t)
+	}
+	local := cli[0].Expect(t, "connected")
+	cli[1].Expect(t, "connected")
+	for _, c := range cli {
+		c.Wait(t)
+	}
+	srv.Wait(t)
+	s.waitFor(t, 1, func(ev *tracer.Event) bool { return ev.Type == tracer.EventClose })
+	evs := s.stop(t)
+
+	if len(evs) != 2 || evs[0].Type != tracer.EventConnect || evs[1].Type != tracer.EventClose {
+		t.Fatalf("want connect and close of pid %d only, got:\n%s", cli[0].PID, dump(evs))
+	}
+	lp := addrPort(t, local)
+	for _, ev := range evs {
+		if int(ev.PID) != cli[0].PID || ev.LPort != lp.Port() || ev.RPort != 8080 || ev.TxBytes != uint64(200*b2i(ev.Type == tracer.EventClose)) {
+			t.Errorf("unexpected event:\n%s", dump([]tracer.Event{ev}))
+		}
+	}
+}
+
+// TestCommEventsFamilyFilters: --comm, --events and -6 together, all in the
+// kernel: only the IPv6 server's accept and close remain.
+func TestCommEventsFamilyFilters(t *testing.T) {
+	ns := testnet.NewNS(t)
+	mask, err := tracer.ParseEvents("accept,close")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startTracer(t, tracer.Config{Comm: "ct-srv-23411", Events: mask, Family: tracer.FamilyIPv6})
+	runPairs(t, ns, "127.0.0.1", 23411) // IPv4: filtered out by -6
+	pairs := runPairs(t, ns, "[::1]", 23411)
+	runPairs(t, ns, "[::1]", 23412) // another comm
+	s.waitFor(t, 1, func(ev *tracer.Event) bool { return ev.Type == tracer.EventClose })
+	evs := s.stop(t)
+
+	if len(evs) != 2 || evs[0].Type != tracer.EventAccept || evs[1].Type != tracer.EventClose {
+		t.Fatalf("want the IPv6 server's accept and close only, got:\n%s", dump(evs))
+	}
+	for _, ev := range evs {
+		if int(ev.PID) != pairs[0].srv.PID || ev.Family != tracer.FamilyIPv6 || ev.LPort != 23411 || ev.Direction != tracer.DirIn {
+			t.Errorf("unexpected event:\n%s", dump([]tracer.Event{ev}))
+		}
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,147 @@
+// Package testnet gives integration tests real network namespaces, veth
+// links and helper processes (servers and clients with their own pid and
+// process name) to trace. It uses netlink directly, so it needs no
+// iproute2 and works in a bare VM.
+package testnet
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// NS is a named network namespace (under /run/netns) with lo up.
+type NS struct {
+	Name string
+	h    netns.NsHandle
+}
+
+// Path is the namespace's bind mount, for helpers to enter.
+func (n *NS) Path() string { return "/run/netns/" + n.Name }
+
+var nsSeq atomic.Uint32
+
+// NewNS creates a network namespace that is removed when the test ends.
+func NewNS(t testing.TB) *NS {
+	t.Helper()
+	name := fmt.Sprintf("ct%d-%d", os.Getpid(), nsSeq.Add(1))
+
+	// Creating a namespace moves the calling thread into it; keep that
+	// thread to ourselves and move it back.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		t.Fatalf("get current netns: %v", err)
+	}
+	defer orig.Close()
+	h, err := netns.NewNamed(name)
+	if err != nil {
+		t.Fatalf("create netns %s: %v", name, err)
+	}
+	if err := netns.Set(orig); err != nil {
+		t.Fatalf("return to the original netns: %v", err)
+	}
+	n := &NS{Name: name, h: h}
+	t.Cleanup(func() {
+		n.h.Close()
+		netns.DeleteNamed(name)
+	})
+
+	nl := n.handle(t)
+	defer nl.Close()
+	lo, err := nl.LinkByName("lo")
+	if err != nil {
+		t.Fatalf("%s: lo: %v", name, err)
+	}
+	if err := nl.LinkSetUp(lo); err != nil {
+		t.Fatalf("%s: set lo up: %v", name, err)
+	}
+	return n
+}
+
+func (n *NS) handle(t testing.TB) *netlink.Handle {
+	t.Helper()
+	h, err := netlink.NewHandleAt(n.h)
+	if err != nil {
+		t.Fatalf("netlink handle in %s: %v", n.Name, err)
+	}
+	return h
+}
+
+// Veth joins a and b with a veth pair and gives each end its addresses
+// (prefixes such as "198.18.0.1/24" or "2001:db8::1/64"). IPv6 addresses
+// skip duplicate address detection so that they are usable at once.
+func Veth(t testing.TB, a *NS, aAddrs []string, b *NS, bAddrs []string) {
+	t.Helper()
+	aName, bName := "veth-"+a.Name, "veth-"+b.Name
+	if len(aName) > 15 || len(bName) > 15 {
+		aName, bName = fmt.Sprintf("vct%da", nsSeq.Load()), fmt.Sprintf("vct%db", nsSeq.Load())
+	}
+	// Create the pair inside a, with the peer end put straight into b.
+	nla := a.handle(t)
+	defer nla.Close()
+	veth := &netlink.Veth{
+		LinkAttrs:     netlink.LinkAttrs{Name: aName},
+		PeerName:      bName,
+		PeerNamespace: netlink.NsFd(b.h),
+	}
+	if err := nla.LinkAdd(veth); err != nil {
+		t.Fatalf("create veth %s/%s: %v", aName, bName, err)
+	}
+	nlb := b.handle(t)
+	defer nlb.Close()
+	configure(t, nla, aName, aAddrs)
+	configure(t, nlb, bName, bAddrs)
+	// Until both ends have carrier, packets are dropped: a SYN sent then is
+	// retransmitted a second later and skews every latency.
+	waitUp(t, nla, aName)
+	waitUp(t, nlb, bName)
+}
+
+func waitUp(t testing.TB, h *netlink.Handle, ifname string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		link, err := h.LinkByName(ifname)
+		if err != nil {
+			t.Fatalf("find %s: %v", ifname, err)
+		}
+		if link.Attrs().OperState == netlink.OperUp {
+			return
+		}
+	}
+	t.Fatalf("%s did not come up within 5s", ifname)
+}
+
+func configure(t testing.TB, h *netlink.Handle, ifname string, addrs []string) {
+	t.Helper()
+	link, err := h.LinkByName(ifname)
+	if err != nil {
+		t.Fatalf("find %s: %v", ifname, err)
+	}
+	for _, s := range addrs {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			t.Fatalf("address %q: %v", s, err)
+		}
+		addr := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
+		if p.Addr().Is6() {
+			addr.Flags = unix.IFA_F_NODAD
+		}
+		if err := h.AddrAdd(link, addr); err != nil {
+			t.Fatalf("add %s to %s: %v", s, ifname, err)
+		}
+	}
+	if err := h.LinkSetUp(link); err != nil {
+		t.Fatalf("set %s up: %v", ifname, err)
+	}
+}

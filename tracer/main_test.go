@@ -1,0 +1,13 @@
+package tracer_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/conntrace/conntrace/tracer/internal/testnet"
+)
+
+func TestMain(m *testing.M) {
+	testnet.RunHelper()
+	os.Exit(m.Run())
+}
