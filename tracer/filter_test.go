@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/conntrace/conntrace/tracer"
-	"github.com/conntrace/conntrace/tracer/internal/testnet"
+	"github.com/conntrace/conntrace/tracer/testnet"
 )
 
 // pair is one server with one client connected to it.

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/conntrace/conntrace/tracer"
-	"github.com/conntrace/conntrace/tracer/internal/testnet"
+	"github.com/conntrace/conntrace/tracer/testnet"
 )
 
 // requireRoot fails in CI (which runs as root) and skips elsewhere.

@@ -4,7 +4,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/conntrace/conntrace/tracer/internal/testnet"
+	"github.com/conntrace/conntrace/tracer/testnet"
 )
 
 func TestMain(m *testing.M) {

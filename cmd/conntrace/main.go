@@ -36,15 +36,17 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
 		Commands:        []*cli.Command{watchCommand()},
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return usageError{err}
-		},
-		CommandNotFound: func(c *cli.Context, name string) {
-			fmt.Fprintf(c.App.ErrWriter, "conntrace: unknown command %q (try 'conntrace --help')\n", name)
-			os.Exit(exitUsage)
+		OnUsageError:    onUsageError,
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usagef("unknown command %q (try 'conntrace --help')", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
 		},
 	}
 }
+
+func onUsageError(_ *cli.Context, err error, _ bool) error { return usageError{err} }
 
 // run is main without os.Exit, for tests.
 func run(args []string, stdout, stderr io.Writer) int {

@@ -28,13 +28,14 @@ prints a summary on stderr.`,
 			&cli.StringFlag{Name: "comm", Aliases: []string{"c"}, Usage: "only processes named `NAME` (exact, as in /proc/PID/comm)"},
 			&cli.BoolFlag{Name: "ipv4", Aliases: []string{"4"}, Usage: "only IPv4 (IPv4-mapped IPv6 counts as IPv4)"},
 			&cli.BoolFlag{Name: "ipv6", Aliases: []string{"6"}, Usage: "only IPv6"},
-			&cli.StringFlag{Name: "events", Aliases: []string{"e"}, Value: "listen,connect,accept,close", Usage: "event types to show, comma-separated"},
+			&cli.StringFlag{Name: "events", Aliases: []string{"e"}, Value: "listen,connect,accept,close", Usage: "`EVENTS` to show, comma-separated"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "output `FORMAT`: text or json (one object per line)"},
-			&cli.DurationFlag{Name: "duration", Aliases: []string{"d"}, Usage: "stop after this long, e.g. 30s (default: run until Ctrl-C)"},
-			&cli.IntFlag{Name: "count", Aliases: []string{"n"}, Usage: "stop after `N` events (default: no limit)"},
+			&cli.DurationFlag{Name: "duration", Aliases: []string{"d"}, Usage: "stop after `DURATION`, e.g. 30s", DefaultText: "until Ctrl-C"},
+			&cli.IntFlag{Name: "count", Aliases: []string{"n"}, Usage: "stop after `N` events", DefaultText: "no limit"},
 			&cli.StringFlag{Name: "ready-file", Usage: "create `PATH` once the probes are attached (for scripts)"},
 		},
-		Action: watch,
+		Action:       watch,
+		OnUsageError: onUsageError,
 	}
 }
 

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/conntrace/conntrace/tracer/testnet"
+)
+
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("end-to-end tests need root, and CI runs as root")
+		}
+		t.Skip("needs root to load BPF programs")
+	}
+}
+
+type cliRun struct {
+	cmd            *exec.Cmd
+	stdout, stderr bytes.Buffer
+	ready          string
+	exited         chan error
+}
+
+// startCLI runs conntrace with args plus --ready-file and waits until it
+// has attached.
+func startCLI(t *testing.T, args ...string) *cliRun {
+	t.Helper()
+	requireRoot(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &cliRun{ready: filepath.Join(t.TempDir(), "ready"), exited: make(chan error, 1)}
+	r.cmd = exec.Command(exe, append(args, "--ready-file", r.ready)...)
+	r.cmd.Env = append(os.Environ(), asMainEnv+"=1")
+	r.cmd.Stdout, r.cmd.Stderr = &r.stdout, &r.stderr
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { r.exited <- r.cmd.Wait() }()
+	t.Cleanup(func() { r.cmd.Process.Kill() })
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(r.ready); err == nil {
+			return r
+		}
+		select {
+		case err := <-r.exited:
+			t.Fatalf("conntrace exited before it was ready: %v\n%s", err, r.stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("conntrace not ready within 10s:\n%s", r.stderr.String())
+		}
+	}
+}
+
+// wait waits for the exit and requires status 0.
+func (r *cliRun) wait(t *testing.T) {
+	t.Helper()
+	select {
+	case err := <-r.exited:
+		if err != nil {
+			t.Fatalf("conntrace: %v\nstderr:\n%s", err, r.stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("conntrace did not exit within 15s\nstderr:\n%s", r.stderr.String())
+	}
+}
+
+// exchange runs one client/server connection in ns on 127.0.0.1:port.
+func exchange(t *testing.T, ns *testnet.NS, addr string) (srv, cli *testnet.Proc) {
+	t.Helper()
+	srv = testnet.Start(t, "ct-server", testnet.Role{Server: true, NS: ns.Path(), Addr: addr, Conns: 1, Send: 3000, Recv: 10000})
+	srv.Expect(t, "listening")
+	cli = testnet.Start(t, "ct-client", testnet.Role{NS: ns.Path(), Addr: addr, Send: 10000, Recv: 3000, Hold: 100 * time.Millisecond})
+	cli.Expect(t, "ready")
+	cli.Expect(t, "connected")
+	cli.Wait(t)
+	srv.Wait(t)
+	return srv, cli
+}
+
+func keys(m map[string]any) string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return strings.Join(ks, ",")
+}
+
+// TestWatchJSON: -o json on real traffic is the contract, field for field;
+// --count ends the run by itself with exit 0 and a summary.
+func TestWatchJSON(t *testing.T) {
+	ns := testnet.NewNS(t)
+	r := startCLI(t, "watch", "-o", "json", "--port", "8443", "--count", "5")
+	srv, cli := exchange(t, ns, "127.0.0.1:8443")
+	r.wait(t)
+
+	lines := strings.Split(strings.TrimSuffix(r.stdout.String(), "\n"), "\n")
+	if len(lines) != 5 {
+		t.Fatalf("want 5 JSON lines, got %d:\n%s", len(lines), r.stdout.String())
+	}
+	const common = "comm,event,family,laddr,lport,pid,proto,ts,uid"
+	wantKeys := map[string]string{
+		"listen":  common,
+		"connect": "comm,conn_id,direction,event,family,laddr,latency_us,lport,pid,proto,raddr,rport,ts,uid",
+		"accept":  "comm,conn_id,direction,event,family,laddr,lport,pid,proto,raddr,rport,ts,uid",
+		"close":   "comm,conn_id,direction,duration_ms,event,family,laddr,lport,pid,proto,raddr,rport,rx_bytes,ts,tx_bytes,uid",
+	}
+	seen := map[string]int{}
+	for _, line := range lines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("not JSON: %q: %v", line, err)
+		}
+		ev, _ := m["event"].(string)
+		seen[ev]++
+		if got := keys(m); got != wantKeys[ev] {
+			t.Errorf("%s fields: %s, want %s", ev, got, wantKeys[ev])
+		}
+		ts, err := time.Parse(time.RFC3339Nano, m["ts"].(string))
+		if err != nil || time.Since(ts) > time.Minute || time.Since(ts) < -time.Second {
+			t.Errorf("ts %v: %v", m["ts"], err)
+		}
+		if m["proto"] != "tcp" || m["family"] != "ipv4" || m["uid"] != 0.0 {
+			t.Errorf("proto/family/uid in %s", line)
+		}
+		pid, comm := srv.PID, "ct-server"
+		if m["direction"] == "out" {
+			pid, comm = cli.PID, "ct-client"
+		}
+		if int(m["pid"].(float64)) != pid || m["comm"] != comm {
+			t.Errorf("%s: pid/comm %v/%v, want %d/%s", ev, m["pid"], m["comm"], pid, comm)
+		}
+		if ev == "close" {
+			tx, rx := 3000.0, 10000.0
+			if m["direction"] == "out" {
+				tx, rx = rx, tx
+			}
+			if m["tx_bytes"] != tx || m["rx_bytes"] != rx || m["duration_ms"].(float64) < 100 {
+				t.Errorf("close: %s", line)
+			}
+		}
+	}
+	if seen["listen"] != 1 || seen["connect"] != 1 || seen["accept"] != 1 || seen["close"] != 2 {
+		t.Errorf("events: %v", seen)
+	}
+	if !strings.Contains(r.stderr.String(), "conntrace: 5 events, 0 lost") {
+		t.Errorf("no summary on stderr:\n%s", r.stderr.String())
+	}
+}
+
+// TestWatchSIGINT: Ctrl-C detaches, flushes what was seen, prints the
+// summary and exits 0.
+func TestWatchSIGINT(t *testing.T) {
+	ns := testnet.NewNS(t)
+	r := startCLI(t, "watch", "--port", "8443")
+	exchange(t, ns, "127.0.0.1:8443")
+	time.Sleep(200 * time.Millisecond) // let the last close arrive
+	r.cmd.Process.Signal(syscall.SIGINT)
+	r.wait(t)
+
+	out := r.stdout.String()
+	if n := strings.Count(out, "\n"); n != 6 || !strings.HasPrefix(out, "TIME ") {
+		t.Errorf("want the header and 5 event lines, got:\n%s", out)
+	}
+	for _, w := range []string{"listen ", "connect ", "accept ", "close ", "127.0.0.1:8443", "ct-client", "ct-server", "tx=10000 rx=3000", "tx=3000 rx=10000"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("text output lacks %q:\n%s", w, out)
+		}
+	}
+	if !strings.Contains(r.stderr.String(), "conntrace: 5 events, 0 lost") {
+		t.Errorf("no summary on stderr:\n%s", r.stderr.String())
+	}
+}
+
+// TestWatchDuration: --duration ends the run by itself.
+func TestWatchDuration(t *testing.T) {
+	start := time.Now()
+	r := startCLI(t, "watch", "--duration", "500ms", "--port", "1")
+	r.wait(t)
+	if d := time.Since(start); d < 500*time.Millisecond {
+		t.Errorf("exited after %v, before --duration", d)
+	}
+	if !strings.Contains(r.stderr.String(), "conntrace: 0 events, 0 lost") {
+		t.Errorf("stderr:\n%s", r.stderr.String())
+	}
+}

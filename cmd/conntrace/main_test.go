@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/conntrace/conntrace/tracer/testnet"
+)
+
+// asMainEnv makes the test binary act as conntrace itself, so end-to-end
+// tests run the real CLI without building it first.
+const asMainEnv = "CONNTRACE_TEST_AS_MAIN"
+
+func TestMain(m *testing.M) {
+	testnet.RunHelper()
+	if os.Getenv(asMainEnv) != "" {
+		os.Exit(run(append([]string{"conntrace"}, os.Args[1:]...), os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// Bad input: one clear line on stderr, exit 2, before anything is loaded
+// (so this needs no root).
+func TestUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"watch", "--port", "70000"}, "--port 70000 is out of range (1-65535)"},
+		{[]string{"watch", "--port", "0"}, "--port 0 is out of range"},
+		{[]string{"watch", "-P", "-1"}, "--port -1 is out of range"},
+		{[]string{"watch", "--port", "http"}, `invalid value "http" for flag -port`},
+		{[]string{"watch", "--pid", "0"}, "--pid 0 is not a valid process id"},
+		{[]string{"watch", "-4", "-6"}, "-4 and -6 exclude each other"},
+		{[]string{"watch", "--events", "connect,bogus"}, `--events: unknown event "bogus"`},
+		{[]string{"watch", "-o", "yaml"}, `-o: unknown output format "yaml"`},
+		{[]string{"watch", "--duration", "-1s"}, "--duration -1s is negative"},
+		{[]string{"watch", "--duration", "soon"}, `invalid value "soon" for flag -duration`},
+		{[]string{"watch", "--count", "-3"}, "--count -3 is negative"},
+		{[]string{"watch", "--comm", "a-very-long-process-name"}, "longer than 15 bytes"},
+		{[]string{"watch", "443"}, `watch takes no arguments, got "443"`},
+		{[]string{"watch", "--bogus"}, "flag provided but not defined: -bogus"},
+		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(append([]string{"conntrace"}, tc.args...), &stdout, &stderr)
+		msg := stderr.String()
+		if code != exitUsage {
+			t.Errorf("%v: exit %d, want %d (stderr %q)", tc.args, code, exitUsage, msg)
+		}
+		if !strings.Contains(msg, tc.want) {
+			t.Errorf("%v: stderr %q does not say %q", tc.args, msg, tc.want)
+		}
+		if last := strings.TrimSpace(lastLine(msg)); !strings.HasPrefix(last, "conntrace: ") {
+			t.Errorf("%v: last stderr line %q is not our one-line error", tc.args, last)
+		}
+		if strings.Contains(msg, "goroutine") || strings.Contains(msg, "panic") {
+			t.Errorf("%v: stack trace in %q", tc.args, msg)
+		}
+	}
+}
+
+func TestHelp(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"conntrace", "watch", "--help"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("watch --help: exit %d: %s", code, stderr.String())
+	}
+	for _, flag := range []string{"--port PORT, -P PORT", "--pid PID, -p PID", "--comm", "--ipv4, -4", "--ipv6, -6",
+		"--events", "--output FORMAT, -o FORMAT", "--duration", "--count", "--ready-file"} {
+		if !strings.Contains(stdout.String(), flag) {
+			t.Errorf("watch --help lacks %q", flag)
+		}
+	}
+}
+
+func lastLine(s string) string {
+	s = strings.TrimRight(s, "\n")
+	return s[strings.LastIndexByte(s, '\n')+1:]
+}

@@ -1,0 +1,212 @@
+package output
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/conntrace/conntrace/tracer"
+)
+
+var ts = time.Date(2026, 11, 25, 10, 0, 0, 123456789, time.UTC)
+
+func comm(s string) (c [16]byte) { copy(c[:], s); return c }
+
+var (
+	connectEv = tracer.Event{Type: tracer.EventConnect, Time: ts, ConnID: 17, PID: 4242, UID: 1000, Comm: comm("curl"),
+		Family: tracer.FamilyIPv4, Direction: tracer.DirOut,
+		LAddr: netip.MustParseAddr("10.0.0.5"), LPort: 51234, RAddr: netip.MustParseAddr("93.184.216.34"), RPort: 443,
+		Latency: 1234567 * time.Nanosecond}
+	acceptEv = tracer.Event{Type: tracer.EventAccept, Time: ts, ConnID: 18, PID: 999, Comm: comm("nginx"),
+		Family: tracer.FamilyIPv6, Direction: tracer.DirIn,
+		LAddr: netip.MustParseAddr("2001:db8::2"), LPort: 443, RAddr: netip.MustParseAddr("2001:db8::1"), RPort: 40000}
+	closeEv = tracer.Event{Type: tracer.EventClose, Time: ts, ConnID: 17, PID: 4242, UID: 1000, Comm: comm("curl"),
+		Family: tracer.FamilyIPv4, Direction: tracer.DirOut,
+		LAddr: netip.MustParseAddr("10.0.0.5"), LPort: 51234, RAddr: netip.MustParseAddr("93.184.216.34"), RPort: 443,
+		Duration: 2766123 * time.Microsecond, TxBytes: 10000, RxBytes: 3000}
+	listenEv = tracer.Event{Type: tracer.EventListen, Time: ts, PID: 999, Comm: comm("nginx"),
+		Family: tracer.FamilyIPv4, LAddr: netip.MustParseAddr("0.0.0.0"), LPort: 80}
+	lostEv = tracer.Event{Type: tracer.EventLost, Time: ts, Lost: 12}
+)
+
+// The JSON contract v1, field for field (README "JSON output").
+func TestJSONContract(t *testing.T) {
+	for _, tc := range []struct {
+		ev   tracer.Event
+		want string
+	}{
+		{connectEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"connect","conn_id":17,"pid":4242,"comm":"curl","uid":1000,"proto":"tcp","family":"ipv4","direction":"out","laddr":"10.0.0.5","lport":51234,"raddr":"93.184.216.34","rport":443,"latency_us":1234}`},
+		{acceptEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"accept","conn_id":18,"pid":999,"comm":"nginx","uid":0,"proto":"tcp","family":"ipv6","direction":"in","laddr":"2001:db8::2","lport":443,"raddr":"2001:db8::1","rport":40000}`},
+		{closeEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"close","conn_id":17,"pid":4242,"comm":"curl","uid":1000,"proto":"tcp","family":"ipv4","direction":"out","laddr":"10.0.0.5","lport":51234,"raddr":"93.184.216.34","rport":443,"duration_ms":2766.123,"tx_bytes":10000,"rx_bytes":3000}`},
+		{listenEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"listen","pid":999,"comm":"nginx","uid":0,"proto":"tcp","family":"ipv4","laddr":"0.0.0.0","lport":80}`},
+		{lostEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"lost","count":12}`},
+	} {
+		got := string(AppendJSON(nil, &tc.ev))
+		if got != tc.want+"\n" {
+			t.Errorf("%s:\n got %s\nwant %s", tc.ev.Type, got, tc.want)
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(got), &m); err != nil {
+			t.Errorf("%s: invalid JSON: %v", tc.ev.Type, err)
+		}
+	}
+}
+
+func TestJSONTimestampKeepsNineDigits(t *testing.T) {
+	ev := listenEv
+	ev.Time = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	if got := string(AppendJSON(nil, &ev)); !strings.Contains(got, `"ts":"2026-01-02T03:04:05.000000000Z"`) {
+		t.Errorf("ts: %s", got)
+	}
+}
+
+// A process can name itself anything (prctl PR_SET_NAME): control bytes,
+// escape sequences, quotes, invalid UTF-8.
+var hostile = []string{"\x1b[2J\x1b[31mEVIL", "a\"b\\c\nd", "\xff\xfe\x80", "tab\tnul", "日本", "\x7f\x01"}
+
+func TestJSONHostileComm(t *testing.T) {
+	for _, name := range hostile {
+		ev := connectEv
+		ev.Comm = comm(name)
+		line := AppendJSON(nil, &ev)
+		var m struct{ Comm string }
+		if err := json.Unmarshal(line, &m); err != nil {
+			t.Fatalf("%q: invalid JSON %s: %v", name, line, err)
+		}
+		// What encoding/json makes of the same bytes.
+		ref, _ := json.Marshal(name)
+		var want string
+		json.Unmarshal(ref, &want)
+		if m.Comm != want {
+			t.Errorf("%q round-trips as %q, want %q", name, m.Comm, want)
+		}
+		if bytes.ContainsAny(line[:len(line)-1], "\x1b\n\t\x00\x7f") {
+			t.Errorf("%q: raw control byte in %q", name, line)
+		}
+	}
+}
+
+func TestTextHostileComm(t *testing.T) {
+	for _, name := range hostile {
+		ev := connectEv
+		ev.Comm = comm(name)
+		line := AppendText(nil, &ev)
+		body := line[:len(line)-1]
+		for _, c := range body {
+			if c < ' ' || c >= 0x7f {
+				t.Fatalf("%q: text line has byte %#x: %q", name, c, line)
+			}
+		}
+	}
+	ev := connectEv
+	ev.Comm = comm("\x1b[31m a\\")
+	if got := string(AppendText(nil, &ev)); !strings.Contains(got, ` \x1b[31m\x20a\\ `) {
+		t.Errorf("escaping: %q", got)
+	}
+}
+
+func TestText(t *testing.T) {
+	cases := []struct {
+		ev   tracer.Event
+		want []string // in order
+	}{
+		{connectEv, []string{"connect", "4242", "curl", "10.0.0.5:51234", "->", "93.184.216.34:443/https", "conn=17", "uid=1000", "latency=1.235ms"}},
+		{acceptEv, []string{"accept", "999", "nginx", "[2001:db8::2]:443/https", "<-", "[2001:db8::1]:40000", "conn=18"}},
+		{closeEv, []string{"close", "curl", "conn=17", "duration=2.766s", "tx=10000", "rx=3000"}},
+		{listenEv, []string{"listen", "nginx", "0.0.0.0:80/http", "uid=0"}},
+	}
+	for _, tc := range cases {
+		got := string(AppendText(nil, &tc.ev))
+		if !strings.HasSuffix(got, "\n") || strings.Count(got, "\n") != 1 {
+			t.Errorf("%s: not one line: %q", tc.ev.Type, got)
+		}
+		rest := got
+		for _, w := range tc.want {
+			i := strings.Index(rest, w)
+			if i < 0 {
+				t.Errorf("%s: %q missing (in order) from %q", tc.ev.Type, w, got)
+				break
+			}
+			rest = rest[i+len(w):]
+		}
+	}
+	// Columns line up with the header for IPv4.
+	hdr := string(TextHeader)
+	line := string(AppendText(nil, &connectEv))
+	for _, col := range []string{"EVENT", "PID", "COMM", "LOCAL", "DIR", "REMOTE", "DETAILS"} {
+		i := strings.Index(hdr, col)
+		if line[i-1] != ' ' || line[i] == ' ' {
+			t.Errorf("column %s (at %d) does not start a field in %q", col, i, line)
+		}
+	}
+	if got := string(AppendText(nil, &lostEv)); !strings.Contains(got, "WARNING: 12 events lost") {
+		t.Errorf("lost: %q", got)
+	}
+}
+
+func TestDurations(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		850 * time.Microsecond:    "850us",
+		1234567 * time.Nanosecond: "1.235ms",
+		2766 * time.Millisecond:   "2.766s",
+	} {
+		if got := string(appendDuration(nil, d)); got != want {
+			t.Errorf("%v: %q, want %q", d, got, want)
+		}
+	}
+}
+
+func TestFormattingDoesNotAllocate(t *testing.T) {
+	buf := make([]byte, 0, 512)
+	for _, ev := range []tracer.Event{connectEv, acceptEv, closeEv, listenEv} {
+		if n := testing.AllocsPerRun(100, func() { buf = AppendJSON(buf[:0], &ev) }); n != 0 {
+			t.Errorf("AppendJSON(%s) allocates %v", ev.Type, n)
+		}
+		if n := testing.AllocsPerRun(100, func() { buf = AppendText(buf[:0], &ev) }); n != 0 {
+			t.Errorf("AppendText(%s) allocates %v", ev.Type, n)
+		}
+	}
+}
+
+func TestWriter(t *testing.T) {
+	var out, warn bytes.Buffer
+	w := NewWriter(&out, Text, &warn)
+	if err := w.WriteHeader(); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range []tracer.Event{connectEv, lostEv} {
+		if err := w.Write(&ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out.String(), "\n"); n != 2 || !strings.HasPrefix(out.String(), "TIME") {
+		t.Errorf("text output: %q", out.String())
+	}
+	if !strings.Contains(warn.String(), "12 events lost") {
+		t.Errorf("lost warning went to %q, want stderr", warn.String())
+	}
+
+	out.Reset()
+	w = NewWriter(&out, JSON, &warn)
+	w.WriteHeader()
+	w.Write(&lostEv)
+	w.Flush()
+	if got := out.String(); got != `{"ts":"2026-11-25T10:00:00.123456789Z","event":"lost","count":12}`+"\n" {
+		t.Errorf("json output: %q", got)
+	}
+
+	for in, want := range map[string]Format{"text": Text, "json": JSON, "JSON": JSON} {
+		if f, err := ParseFormat(in); err != nil || f != want {
+			t.Errorf("ParseFormat(%q) = %v, %v", in, f, err)
+		}
+	}
+	if _, err := ParseFormat("yaml"); err == nil {
+		t.Error("ParseFormat(yaml) accepted")
+	}
+}
