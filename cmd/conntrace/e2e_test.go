@@ -104,8 +104,8 @@ func keys(m map[string]any) string {
 // --count ends the run by itself with exit 0 and a summary.
 func TestWatchJSON(t *testing.T) {
 	ns := testnet.NewNS(t)
-	r := startCLI(t, "watch", "-o", "json", "--port", "8443", "--count", "5")
-	srv, cli := exchange(t, ns, "127.0.0.1:8443")
+	r := startCLI(t, "watch", "-o", "json", "--port", "9443", "--count", "5")
+	srv, cli := exchange(t, ns, "127.0.0.1:9443")
 	r.wait(t)
 
 	lines := strings.Split(strings.TrimSuffix(r.stdout.String(), "\n"), "\n")
@@ -166,8 +166,8 @@ func TestWatchJSON(t *testing.T) {
 // summary and exits 0.
 func TestWatchSIGINT(t *testing.T) {
 	ns := testnet.NewNS(t)
-	r := startCLI(t, "watch", "--port", "8443")
-	exchange(t, ns, "127.0.0.1:8443")
+	r := startCLI(t, "watch", "--port", "9443")
+	exchange(t, ns, "127.0.0.1:9443")
 	time.Sleep(200 * time.Millisecond) // let the last close arrive
 	r.cmd.Process.Signal(syscall.SIGINT)
 	r.wait(t)
@@ -176,7 +176,7 @@ func TestWatchSIGINT(t *testing.T) {
 	if n := strings.Count(out, "\n"); n != 6 || !strings.HasPrefix(out, "TIME ") {
 		t.Errorf("want the header and 5 event lines, got:\n%s", out)
 	}
-	for _, w := range []string{"listen ", "connect ", "accept ", "close ", "127.0.0.1:8443", "ct-client", "ct-server", "tx=10000 rx=3000", "tx=3000 rx=10000"} {
+	for _, w := range []string{"listen ", "connect ", "accept ", "close ", "127.0.0.1:9443", "ct-client", "ct-server", "tx=10000 rx=3000", "tx=3000 rx=10000"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("text output lacks %q:\n%s", w, out)
 		}

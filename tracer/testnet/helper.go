@@ -29,6 +29,7 @@ type Role struct {
 	Send   int           // bytes to write on each connection
 	Recv   int           // bytes to read on each connection before that
 	Hold   time.Duration // client: pause after connecting, before sending
+	Repeat int           // client: connections to make one after another (0: 1)
 	WaitGo bool          // client: connect only after Proc.Go
 }
 
@@ -197,13 +198,20 @@ func (r Role) dial() error {
 			return fmt.Errorf("wait for go: %w", err)
 		}
 	}
-	c, err := net.Dial("tcp", r.Addr)
-	if err != nil {
-		return err
+	for i := 0; i < max(r.Repeat, 1); i++ {
+		c, err := net.Dial("tcp", r.Addr)
+		if err != nil {
+			return err
+		}
+		if r.Repeat == 0 {
+			fmt.Printf("connected %s\n", c.LocalAddr())
+		}
+		time.Sleep(r.Hold)
+		if err := r.exchange(c, false); err != nil {
+			return err
+		}
 	}
-	fmt.Printf("connected %s\n", c.LocalAddr())
-	time.Sleep(r.Hold)
-	return r.exchange(c, false)
+	return nil
 }
 
 // exchange: the client sends first; the server reads that, answers, and

@@ -1,0 +1,48 @@
+# conntrace — see `make help`.
+GO      ?= go
+BIN     := bin/conntrace
+PREFIX  ?= /usr/local
+# Debian packages the build and tests need, and a file each one provides.
+APT_DEPS := clang:/usr/bin/clang llvm:/usr/bin/llvm-strip libbpf-dev:/usr/include/bpf/bpf_helpers.h \
+            bpftool:/usr/sbin/bpftool iproute2:/usr/sbin/ip
+
+.DEFAULT_GOAL := help
+.PHONY: help build install generate vmlinux deps lint test unit clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+build: ## build bin/conntrace (needs only Go: the BPF objects are committed)
+	$(GO) build -o $(BIN) ./cmd/conntrace
+
+install: build ## build and install to $(PREFIX)/bin
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/conntrace
+
+generate: deps ## recompile bpf/ into tracer/ with bpf2go (commit the result)
+	cd tracer && $(GO) generate ./...
+
+vmlinux: deps ## regenerate vmlinux.h from this kernel's BTF
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > vmlinux.h
+
+deps: ## install missing build/test packages (apt) and Go modules
+	@missing=""; for d in $(APT_DEPS); do [ -e "$${d#*:}" ] || missing="$$missing $${d%%:*}"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	$(GO) mod download
+
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+unit: ## tests that need neither root nor clang
+	$(GO) test -count=1 -run 'Decode|Clock|Parse|Config|Comm|JSON|Text|Duration|Formatting|Writer|Usage|Help' ./...
+
+test: deps lint ## everything: lint, generated-code check, unit and privileged integration tests (run as root)
+	@[ "$$(id -u)" = 0 ] || { echo "make test loads BPF programs: run it as root"; exit 1; }
+	$(GO) test -count=1 -timeout 10m ./...
+
+clean: ## remove build output
+	rm -rf bin

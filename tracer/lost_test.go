@@ -1,0 +1,73 @@
+package tracer_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/conntrace/conntrace/tracer"
+	"github.com/conntrace/conntrace/tracer/testnet"
+)
+
+// stalledSink blocks on its first event until released, so that the ring
+// buffer overflows behind it.
+type stalledSink struct {
+	collector
+	release chan struct{}
+	first   bool
+}
+
+func (s *stalledSink) Write(ev *tracer.Event) error {
+	if !s.first {
+		s.first = true
+		<-s.release
+	}
+	return s.collector.Write(ev)
+}
+
+// TestLostEventsAreCounted: with a one-page ring and a stalled reader, most
+// records cannot be queued. Every record must come out either as an event or
+// in the count of an EventLost: nothing vanishes.
+func TestLostEventsAreCounted(t *testing.T) {
+	requireRoot(t)
+	ns := testnet.NewNS(t)
+	tr, err := tracer.Open(tracer.Config{Ports: []uint16{8080}, RingBytes: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	sink := &stalledSink{release: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tr.Run(ctx, sink) }()
+
+	const conns = 60
+	srv := testnet.Start(t, "ct-server", testnet.Role{Server: true, NS: ns.Path(), Addr: "127.0.0.1:8080", Conns: conns})
+	srv.Expect(t, "listening")
+	cli := testnet.Start(t, "ct-client", testnet.Role{NS: ns.Path(), Addr: "127.0.0.1:8080", Repeat: conns})
+	cli.Expect(t, "ready")
+	cli.Wait(t)
+	srv.Wait(t)
+	close(sink.release)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	const total = 1 + conns*4 // listen, then connect, accept and two closes each
+	var delivered, lost uint64
+	for _, ev := range sink.snapshot() {
+		if ev.Type == tracer.EventLost {
+			lost += ev.Lost
+		} else {
+			delivered++
+		}
+	}
+	st := tr.Stats()
+	if lost == 0 {
+		t.Fatalf("a one-page ring held all %d records: the test proves nothing", total)
+	}
+	if delivered+lost != total || st.Lost != lost || st.Events != delivered {
+		t.Errorf("delivered %d + lost %d != %d records (stats: %+v)", delivered, lost, total, st)
+	}
+	t.Logf("%d delivered, %d lost and reported", delivered, lost)
+}
