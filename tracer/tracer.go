@@ -291,23 +291,6 @@ func (t *Tracer) Close() error {
 	return t.objs.Close()
 }
 
-// checkEnvironment reports what the kernel lacks in one line, and mounts
-// tracefs where it is missing (tracepoints are attached through it).
-func checkEnvironment() error {
-	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
-		return fmt.Errorf("kernel BTF not found at /sys/kernel/btf/vmlinux: conntrace needs a kernel built with CONFIG_DEBUG_INFO_BTF=y")
-	}
-	for _, dir := range []string{"/sys/kernel/tracing", "/sys/kernel/debug/tracing"} {
-		if _, err := os.Stat(dir + "/events"); err == nil {
-			return nil
-		}
-	}
-	if err := unix.Mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, ""); err != nil {
-		return fmt.Errorf("tracefs is not mounted and mounting it failed (%v): run 'mount -t tracefs tracefs /sys/kernel/tracing'", err)
-	}
-	return nil
-}
-
 // privilegeError names the missing privilege when the kernel said EPERM.
 func privilegeError(what string, err error) error {
 	var ve *ebpf.VerifierError

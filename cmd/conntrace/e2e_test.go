@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -196,5 +197,44 @@ func TestWatchDuration(t *testing.T) {
 	}
 	if !strings.Contains(r.stderr.String(), "conntrace: 0 events, 0 lost") {
 		t.Errorf("stderr:\n%s", r.stderr.String())
+	}
+}
+
+// TestWatchWithoutRoot: an unprivileged user gets one line saying what is
+// missing, and exit 1.
+func TestWatchWithoutRoot(t *testing.T) {
+	requireRoot(t) // to switch to nobody
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A copy that nobody may execute (the test binary's own folder is 0700).
+	dir, err := os.MkdirTemp("", "conntrace-nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "conntrace")
+	data, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+
+	cmd := exec.Command(bin, "watch", "--port", "443")
+	cmd.Env = append(os.Environ(), asMainEnv+"=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitError {
+		t.Fatalf("exit: %v, want status %d; stderr %q", err, exitError, stderr.String())
+	}
+	if got := stderr.String(); got != "conntrace: this needs root: run it with sudo (or grant CAP_BPF and CAP_PERFMON)\n" {
+		t.Errorf("stderr %q", got)
 	}
 }
