@@ -78,6 +78,15 @@ static __always_inline void on_listen(const struct set_state_args *ctx)
 	bpf_ringbuf_submit(e, 0);
 }
 
+/* Starts remembering a connection under a fresh conn_id. */
+static __always_inline void track(__u64 sk, struct sock_info *info, __u8 dir, __u64 flags)
+{
+	info->conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
+	info->start_ns = bpf_ktime_get_ns();
+	info->direction = dir;
+	bpf_map_update_elem(&socks, &sk, info, flags);
+}
+
 /* connect(): remember who connects. The local port may not be chosen yet
  * (inet_hash_connect runs after this transition), so the port filter waits
  * for ESTABLISHED. */
@@ -88,10 +97,7 @@ static __always_inline void on_syn_sent(__u64 sk)
 	fill_task(&info);
 	if (!proc_match(info.pid, info.comm))
 		return;
-	info.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
-	info.start_ns = bpf_ktime_get_ns();
-	info.direction = DIR_OUT;
-	bpf_map_update_elem(&socks, &sk, &info, BPF_ANY);
+	track(sk, &info, DIR_OUT, BPF_ANY);
 }
 
 /* A child socket of a listener was created for an incoming SYN. */
@@ -102,11 +108,8 @@ static __always_inline void on_syn_recv(const struct set_state_args *ctx,
 
 	if (!port_match(ctx->sport, ctx->dport))
 		return;
-	info.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
-	info.start_ns = bpf_ktime_get_ns();
-	info.direction = DIR_IN;
 	/* pid/comm/uid and the process filters come with accept(). */
-	bpf_map_update_elem(&socks, &sk, &info, BPF_NOEXIST);
+	track(sk, &info, DIR_IN, BPF_NOEXIST);
 }
 
 static __always_inline void on_established(const struct set_state_args *ctx,

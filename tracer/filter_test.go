@@ -71,7 +71,7 @@ func TestPortFilter(t *testing.T) {
 // TestPIDFilter: two clients of one server; --pid of one client shows its
 // connect and close and nothing of the other client or the server.
 func TestPIDFilter(t *testing.T) {
-	requireRoot(t)
+	testnet.RequireRoot(t)
 	ns := testnet.NewNS(t)
 	srv := testnet.Start(t, "ct-server", testnet.Role{Server: true, NS: ns.Path(),
 		Addr: "127.0.0.1:8080", Conns: 2, Send: 100, Recv: 200})

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -13,17 +12,6 @@ import (
 	"github.com/conntrace/conntrace/tracer"
 	"github.com/conntrace/conntrace/tracer/testnet"
 )
-
-// requireRoot fails in CI (which runs as root) and skips elsewhere.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("integration tests need root, and CI runs as root")
-		}
-		t.Skip("needs root to load BPF programs")
-	}
-}
 
 // collector is a Sink that keeps copies of all events.
 type collector struct {
@@ -56,7 +44,7 @@ type session struct {
 
 func startTracer(t *testing.T, cfg tracer.Config) *session {
 	t.Helper()
-	requireRoot(t)
+	testnet.RequireRoot(t)
 	tr, err := tracer.Open(cfg)
 	if err != nil {
 		t.Fatalf("open tracer: %v", err)
@@ -156,7 +144,7 @@ const (
 // process and checks every event of its life: who, where, how long, how
 // many bytes.
 func TestLifecycle(t *testing.T) {
-	requireRoot(t)
+	testnet.RequireRoot(t)
 	cases := []struct {
 		name       string
 		veth       bool

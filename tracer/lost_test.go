@@ -28,7 +28,7 @@ func (s *stalledSink) Write(ev *tracer.Event) error {
 // records cannot be queued. Every record must come out either as an event or
 // in the count of an EventLost: nothing vanishes.
 func TestLostEventsAreCounted(t *testing.T) {
-	requireRoot(t)
+	testnet.RequireRoot(t)
 	ns := testnet.NewNS(t)
 	tr, err := tracer.Open(tracer.Config{Ports: []uint16{8080}, RingBytes: 4096})
 	if err != nil {

@@ -16,16 +16,6 @@ import (
 	"github.com/conntrace/conntrace/tracer/testnet"
 )
 
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("end-to-end tests need root, and CI runs as root")
-		}
-		t.Skip("needs root to load BPF programs")
-	}
-}
-
 type cliRun struct {
 	cmd            *exec.Cmd
 	stdout, stderr bytes.Buffer
@@ -37,7 +27,7 @@ type cliRun struct {
 // has attached.
 func startCLI(t *testing.T, args ...string) *cliRun {
 	t.Helper()
-	requireRoot(t)
+	testnet.RequireRoot(t)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -203,7 +193,7 @@ func TestWatchDuration(t *testing.T) {
 // TestWatchWithoutRoot: an unprivileged user gets one line saying what is
 // missing, and exit 1.
 func TestWatchWithoutRoot(t *testing.T) {
-	requireRoot(t) // to switch to nobody
+	testnet.RequireRoot(t) // to switch to nobody
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)

@@ -237,3 +237,15 @@ func (r Role) exchange(c net.Conn, server bool) error {
 	}
 	return nil
 }
+
+// RequireRoot fails the test in CI, which runs as root, and skips it
+// elsewhere: loading BPF programs and creating namespaces need root.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("this test needs root, and CI runs as root")
+		}
+		t.Skip("needs root")
+	}
+}
