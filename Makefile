@@ -6,6 +6,9 @@ PREFIX  ?= /usr/local
 APT_DEPS := clang:/usr/bin/clang llvm:/usr/bin/llvm-strip libbpf-dev:/usr/include/bpf/bpf_helpers.h \
             bpftool:/usr/sbin/bpftool iproute2:/usr/sbin/ip
 
+# Root-only steps use sudo when make runs as a normal user.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 .DEFAULT_GOAL := help
 .PHONY: help build install generate vmlinux deps lint test unit clean
 
@@ -15,8 +18,13 @@ help: ## list the targets
 build: ## build bin/conntrace (needs only Go: the BPF objects are committed)
 	$(GO) build -o $(BIN) ./cmd/conntrace
 
-install: build ## build and install to $(PREFIX)/bin
-	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/conntrace
+install: build ## build as you, install to $(PREFIX)/bin (sudo for the copy)
+	$(SUDO) install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/conntrace
+	@# A bare root machine (a container, a fresh VM) may lack sudo, which the
+	@# README's `sudo conntrace watch` uses.
+	@command -v sudo >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sudo >/dev/null 2>&1; } || true
+	@echo "installed $(DESTDIR)$(PREFIX)/bin/conntrace; run: sudo conntrace watch --port 443"
 
 generate: deps ## recompile bpf/ into tracer/ with bpf2go (commit the result)
 	cd tracer && $(GO) generate ./...
@@ -28,7 +36,7 @@ deps: ## install missing build/test packages (apt) and Go modules
 	@missing=""; for d in $(APT_DEPS); do [ -e "$${d#*:}" ] || missing="$$missing $${d%%:*}"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 	$(GO) mod download
 

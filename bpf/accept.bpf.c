@@ -38,6 +38,7 @@ static __always_inline struct sock *sock_from_fd(long fd)
 static __always_inline int on_accept_exit(struct syscall_exit_args *ctx)
 {
 	struct sock_info *info;
+	struct tuple t = {};
 	struct sock *sk;
 	struct event *e;
 	__u64 key;
@@ -53,7 +54,8 @@ static __always_inline int on_accept_exit(struct syscall_exit_args *ctx)
 		return 0;
 
 	fill_task(info);
-	if (!proc_match(info->pid, info->comm)) {
+	tuple_from_sk(&t, sk);
+	if (!proc_match(info->pid, info->comm) || !family_match(t.family)) {
 		bpf_map_delete_elem(&socks, &key);
 		return 0;
 	}
@@ -63,12 +65,7 @@ static __always_inline int on_accept_exit(struct syscall_exit_args *ctx)
 	e = reserve_event();
 	if (!e)
 		return 0;
-	set_tuple_from_sk(e, sk);
-	if (!family_match(e->family)) {
-		bpf_ringbuf_discard(e, 0);
-		bpf_map_delete_elem(&socks, &key);
-		return 0;
-	}
+	put_tuple(e, &t);
 	fill_from_info(e, info);
 	e->type = EVENT_ACCEPT;
 	e->ts_ns = bpf_ktime_get_ns();

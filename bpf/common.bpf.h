@@ -74,7 +74,7 @@ static __always_inline bool port_match(__u16 sport, __u16 dport)
 	       bpf_map_lookup_elem(&port_filter, &dport);
 }
 
-static __always_inline bool family_match(__u8 family)
+static __always_inline bool family_match(__u16 family)
 {
 	return !filter_family || filter_family == family;
 }
@@ -125,58 +125,67 @@ static __always_inline void fill_from_info(struct event *e, const struct sock_in
 	__builtin_memcpy(e->comm, info->comm, sizeof(e->comm));
 }
 
-/* Callers pass 4-byte aligned addresses (tracepoint fields, __u32 arrays). */
-static __always_inline bool is_v4_mapped(const __u8 *a)
+/* A connection's addresses and ports, read before an event is reserved so
+ * that the family filter can run first. */
+struct tuple {
+	__u32 s4, d4;       /* AF_INET, network byte order */
+	__u32 s6[4], d6[4]; /* AF_INET6 */
+	__u16 sport, dport; /* host byte order */
+	__u16 family;
+};
+
+static __always_inline bool is_v4_mapped(const __u32 *a)
 {
-	const __u32 *w = (const __u32 *)a;
-	return w[0] == 0 && w[1] == 0 && w[2] == bpf_htonl(0x0000ffff);
+	return a[0] == 0 && a[1] == 0 && a[2] == bpf_htonl(0x0000ffff);
 }
 
-static __always_inline bool is_unspecified(const __u8 *a)
+static __always_inline bool is_unspecified(const __u32 *a)
 {
-	const __u32 *w = (const __u32 *)a;
-	return (w[0] | w[1] | w[2] | w[3]) == 0;
+	return (a[0] | a[1] | a[2] | a[3]) == 0;
 }
 
-/* Sets e->family and the addresses from 16-byte IPv6 or 4-byte IPv4
- * sources. A dual-stack socket talking IPv4 carries v4-mapped addresses;
- * users know that connection as IPv4, so report it as one. */
-static __always_inline void set_addrs(struct event *e, __u16 family,
-				      const __u8 *s4, const __u8 *d4,
-				      const __u8 *s6, const __u8 *d6)
+/* A dual-stack socket talking IPv4 carries v4-mapped addresses; users know
+ * that connection as IPv4, so report it as one. A listener on :: stays v6. */
+static __always_inline void normalize(struct tuple *t)
 {
-	if (family == AF_INET6 && is_v4_mapped(d6) &&
-	    (is_v4_mapped(s6) || is_unspecified(s6))) {
-		family = AF_INET;
-		s4 = s6 + 12;
-		d4 = d6 + 12;
-	}
-	e->family = family;
-	if (family == AF_INET) {
-		__builtin_memcpy(e->saddr, s4, 4);
-		__builtin_memcpy(e->daddr, d4, 4);
-	} else {
-		__builtin_memcpy(e->saddr, s6, 16);
-		__builtin_memcpy(e->daddr, d6, 16);
+	if (t->family == AF_INET6 && is_v4_mapped(t->d6) &&
+	    (is_v4_mapped(t->s6) || is_unspecified(t->s6))) {
+		t->family = AF_INET;
+		t->s4 = t->s6[3];
+		t->d4 = t->d6[3];
 	}
 }
 
 /* Reads the 4-tuple straight from a struct sock (CO-RE). */
-static __always_inline void set_tuple_from_sk(struct event *e, struct sock *sk)
+static __always_inline void tuple_from_sk(struct tuple *t, struct sock *sk)
 {
-	__u32 s4 = 0, d4 = 0, s6[4] = {}, d6[4] = {};
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-
-	e->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	e->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (family == AF_INET6) {
-		BPF_CORE_READ_INTO(&s6, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32);
-		BPF_CORE_READ_INTO(&d6, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr32);
+	t->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	t->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	t->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (t->family == AF_INET6) {
+		BPF_CORE_READ_INTO(&t->s6, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32);
+		BPF_CORE_READ_INTO(&t->d6, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr32);
 	} else {
-		BPF_CORE_READ_INTO(&s4, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO(&d4, sk, __sk_common.skc_daddr);
+		t->s4 = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		t->d4 = BPF_CORE_READ(sk, __sk_common.skc_daddr);
 	}
-	set_addrs(e, family, (__u8 *)&s4, (__u8 *)&d4, (__u8 *)s6, (__u8 *)d6);
+	normalize(t);
+}
+
+static __always_inline void put_tuple(struct event *e, const struct tuple *t)
+{
+	e->family = t->family;
+	e->sport = t->sport;
+	e->dport = t->dport;
+	if (t->family == AF_INET) {
+		__builtin_memset(e->saddr, 0, sizeof(e->saddr));
+		__builtin_memset(e->daddr, 0, sizeof(e->daddr));
+		__builtin_memcpy(e->saddr, &t->s4, 4);
+		__builtin_memcpy(e->daddr, &t->d4, 4);
+	} else {
+		__builtin_memcpy(e->saddr, t->s6, 16);
+		__builtin_memcpy(e->daddr, t->d6, 16);
+	}
 }
 
 #endif /* CONNTRACE_COMMON_BPF_H */

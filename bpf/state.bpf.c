@@ -34,24 +34,23 @@ struct set_state_args {
 	__u8 daddr_v6[16];
 };
 
-static __always_inline void tuple_from_tp(struct event *e,
-					  const struct set_state_args *ctx)
+/* Copies to the stack: the verifier forbids pointers into the context. */
+static __always_inline void tuple_from_tp(struct tuple *t, const struct set_state_args *ctx)
 {
-	/* Copy to the stack: the verifier forbids pointers into the context. */
-	__u32 s4, d4, s6[4], d6[4];
-
-	__builtin_memcpy(&s4, ctx->saddr, sizeof(s4));
-	__builtin_memcpy(&d4, ctx->daddr, sizeof(d4));
-	__builtin_memcpy(s6, ctx->saddr_v6, sizeof(s6));
-	__builtin_memcpy(d6, ctx->daddr_v6, sizeof(d6));
-	e->sport = ctx->sport;
-	e->dport = ctx->dport;
-	set_addrs(e, ctx->family, (__u8 *)&s4, (__u8 *)&d4, (__u8 *)s6, (__u8 *)d6);
+	__builtin_memcpy(&t->s4, ctx->saddr, sizeof(t->s4));
+	__builtin_memcpy(&t->d4, ctx->daddr, sizeof(t->d4));
+	__builtin_memcpy(t->s6, ctx->saddr_v6, sizeof(t->s6));
+	__builtin_memcpy(t->d6, ctx->daddr_v6, sizeof(t->d6));
+	t->sport = ctx->sport;
+	t->dport = ctx->dport;
+	t->family = ctx->family;
+	normalize(t);
 }
 
 static __always_inline void on_listen(const struct set_state_args *ctx)
 {
 	struct sock_info info = {};
+	struct tuple t = {};
 	struct event *e;
 
 	if (!want_event(EVENT_LISTEN) || !port_match(ctx->sport, 0))
@@ -59,14 +58,13 @@ static __always_inline void on_listen(const struct set_state_args *ctx)
 	fill_task(&info);
 	if (!proc_match(info.pid, info.comm))
 		return;
+	tuple_from_tp(&t, ctx);
+	if (!family_match(t.family))
+		return;
 	e = reserve_event();
 	if (!e)
 		return;
-	tuple_from_tp(e, ctx);
-	if (!family_match(e->family)) {
-		bpf_ringbuf_discard(e, 0);
-		return;
-	}
+	put_tuple(e, &t);
 	fill_from_info(e, &info);
 	e->type = EVENT_LISTEN;
 	e->direction = DIR_NONE;
@@ -116,12 +114,14 @@ static __always_inline void on_established(const struct set_state_args *ctx,
 					   __u64 sk)
 {
 	struct sock_info *info = bpf_map_lookup_elem(&socks, &sk);
+	struct tuple t = {};
 	struct event *e;
 	__u64 now;
 
 	if (!info || info->direction != DIR_OUT || info->matched)
 		return;
-	if (!port_match(ctx->sport, ctx->dport)) {
+	tuple_from_tp(&t, ctx);
+	if (!port_match(t.sport, t.dport) || !family_match(t.family)) {
 		bpf_map_delete_elem(&socks, &sk);
 		return;
 	}
@@ -131,12 +131,7 @@ static __always_inline void on_established(const struct set_state_args *ctx,
 	e = reserve_event();
 	if (!e)
 		return;
-	tuple_from_tp(e, ctx);
-	if (!family_match(e->family)) {
-		bpf_ringbuf_discard(e, 0);
-		bpf_map_delete_elem(&socks, &sk);
-		return;
-	}
+	put_tuple(e, &t);
 	now = bpf_ktime_get_ns();
 	fill_from_info(e, info);
 	e->type = EVENT_CONNECT;
@@ -176,21 +171,20 @@ static __always_inline void on_close(const struct set_state_args *ctx,
 				     __u64 sk)
 {
 	struct sock_info *info = bpf_map_lookup_elem(&socks, &sk);
+	struct tuple t = {};
 	struct event *e;
 	__u64 now;
 
 	if (!info)
 		return;
+	/* Matched means the family filter passed too, at connect or accept. */
 	if (!info->matched || !want_event(EVENT_CLOSE))
 		goto out;
 	e = reserve_event();
 	if (!e)
 		goto out;
-	tuple_from_tp(e, ctx);
-	if (!family_match(e->family)) {
-		bpf_ringbuf_discard(e, 0);
-		goto out;
-	}
+	tuple_from_tp(&t, ctx);
+	put_tuple(e, &t);
 	now = bpf_ktime_get_ns();
 	fill_from_info(e, info);
 	e->type = EVENT_CLOSE;
