@@ -5,39 +5,14 @@
  * The child socket's SYN_RECV/ESTABLISHED transitions run in softirq, in
  * whatever task happens to be on the CPU. accept() returns the connection in
  * the accepting task, so we resolve the returned fd to its struct sock there
- * (task -> files -> fdtable -> file -> socket -> sock) and join it to what
- * state.bpf.c remembered.
+ * and join it to what state.bpf.c remembered.
  */
 #include "common.bpf.h"
-
-/* syscalls:sys_exit_* record, stable ABI (see the tracepoint's format file). */
-struct syscall_exit_args {
-	__u64 common;
-	int syscall_nr;
-	long ret;
-};
-
-static __always_inline struct sock *sock_from_fd(long fd)
-{
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	struct file **fds, *file = NULL;
-	struct socket *sock;
-
-	if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
-		return NULL;
-	fds = BPF_CORE_READ(fdt, fd);
-	if (bpf_core_read(&file, sizeof(file), &fds[fd]) || !file)
-		return NULL;
-	sock = BPF_CORE_READ(file, private_data);
-	if (!sock)
-		return NULL;
-	return BPF_CORE_READ(sock, sk);
-}
 
 static __always_inline int on_accept_exit(struct syscall_exit_args *ctx)
 {
 	struct sock_info *info;
+	struct socket *sock;
 	struct tuple t = {};
 	struct sock *sk;
 	struct event *e;
@@ -45,7 +20,8 @@ static __always_inline int on_accept_exit(struct syscall_exit_args *ctx)
 
 	if (ctx->ret < 0)
 		return 0;
-	sk = sock_from_fd(ctx->ret);
+	sock = socket_from_fd(ctx->ret);
+	sk = sock ? BPF_CORE_READ(sock, sk) : NULL;
 	if (!sk)
 		return 0;
 	key = (__u64)sk;
@@ -65,11 +41,11 @@ static __always_inline int on_accept_exit(struct syscall_exit_args *ctx)
 	e = reserve_event();
 	if (!e)
 		return 0;
+	clear_event(e);
 	put_tuple(e, &t);
 	fill_from_info(e, info);
 	e->type = EVENT_ACCEPT;
 	e->ts_ns = bpf_ktime_get_ns();
-	e->latency_ns = e->duration_ns = e->tx_bytes = e->rx_bytes = 0;
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }

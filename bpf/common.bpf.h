@@ -12,6 +12,22 @@
 #define AF_INET 2
 #define AF_INET6 10
 #define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+#define SOCK_STREAM 1
+#define SOCK_DGRAM 2
+
+#define EPERM 1
+#define EINTR 4
+#define EAGAIN 11
+#define EACCES 13
+#define EPIPE 32
+#define EADDRINUSE 98
+#define EADDRNOTAVAIL 99
+#define ECONNRESET 104
+#define EISCONN 106
+#define ECONNREFUSED 111
+#define EALREADY 114
+#define EINPROGRESS 115
 
 /* Filters, set by the loader before the programs are verified, so a
  * disabled filter costs nothing: the verifier prunes the dead branch. */
@@ -46,6 +62,22 @@ struct {
 	__type(key, __u64);
 	__type(value, struct sock_info);
 } socks SEC(".maps");
+
+/* bind() and connect() calls in flight, by thread (pid_tgid). Entries live
+ * for one syscall: sys_exit always removes them. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct pending_call);
+} bind_calls SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct pending_call);
+} connect_calls SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -113,6 +145,83 @@ static __always_inline struct event *reserve_event(void)
 			(*n)++; /* per-CPU: no atomic needed */
 	}
 	return e;
+}
+
+/* syscalls:sys_enter_* / sys_exit_* records: a stable ABI (see the
+ * tracepoints' format files). */
+struct syscall_enter_args {
+	__u64 common;
+	__s32 nr;
+	__u32 _pad;
+	__u64 args[6];
+};
+
+struct syscall_exit_args {
+	__u64 common;
+	__s32 nr;
+	__u32 _pad;
+	long ret;
+};
+
+/* fd -> struct socket in the current task: task -> files -> fdtable ->
+ * file -> private_data. Callers know the fd names a socket (accept's
+ * result) or check the socket's type. */
+static __always_inline struct socket *socket_from_fd(long fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds, *file = NULL;
+
+	if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_core_read(&file, sizeof(file), &fds[fd]) || !file)
+		return NULL;
+	return BPF_CORE_READ(file, private_data);
+}
+
+static __always_inline __u32 netns_of(struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
+/* Reads an AF_INET or AF_INET6 sockaddr from user memory; other families
+ * (AF_UNIX, AF_UNSPEC) return -1. */
+static __always_inline int read_sockaddr(struct pending_call *c, const void *uaddr, __u64 len)
+{
+	struct sockaddr_in6 sin6; /* 24 bytes read: an RFC 2133 sockaddr_in6 may be that short */
+	struct sockaddr_in sin;
+	__u16 family;
+
+	if (!uaddr || bpf_probe_read_user(&family, sizeof(family), uaddr))
+		return -1;
+	if (family == AF_INET && len >= sizeof(sin)) {
+		if (bpf_probe_read_user(&sin, sizeof(sin), uaddr))
+			return -1;
+		c->addr[0] = sin.sin_addr.s_addr;
+		c->port = bpf_ntohs(sin.sin_port);
+	} else if (family == AF_INET6 && len >= 24) {
+		if (bpf_probe_read_user(&sin6, 24, uaddr))
+			return -1;
+		__builtin_memcpy(c->addr, &sin6.sin6_addr, 16);
+		c->port = bpf_ntohs(sin6.sin6_port);
+	} else {
+		return -1;
+	}
+	c->family = family;
+	return 0;
+}
+
+/* Sets every numeric field of a reserved record to zero: ring memory is
+ * not cleared between records. */
+static __always_inline void clear_event(struct event *e)
+{
+	e->conn_id = e->latency_ns = e->duration_ns = e->tx_bytes = e->rx_bytes = 0;
+	e->netns = 0;
+	e->error = 0;
+	e->direction = DIR_NONE;
+	e->reason = REASON_NONE;
+	e->proto = IPPROTO_TCP;
 }
 
 /* Copies what the event reports about the process and connection. */
@@ -186,6 +295,28 @@ static __always_inline void put_tuple(struct event *e, const struct tuple *t)
 		__builtin_memcpy(e->saddr, t->s6, 16);
 		__builtin_memcpy(e->daddr, t->d6, 16);
 	}
+}
+
+/* connect_fail, from the state machine or from the connect() syscall. */
+static __always_inline void emit_connect_fail(const struct sock_info *info, const struct tuple *t, int err)
+{
+	struct event *e;
+	__u64 now;
+
+	if (!want_event(EVENT_CONNECT_FAIL))
+		return;
+	e = reserve_event();
+	if (!e)
+		return;
+	now = bpf_ktime_get_ns();
+	clear_event(e);
+	put_tuple(e, t);
+	fill_from_info(e, info);
+	e->type = EVENT_CONNECT_FAIL;
+	e->ts_ns = now;
+	e->latency_ns = now - info->start_ns;
+	e->error = err;
+	bpf_ringbuf_submit(e, 0);
 }
 
 #endif /* CONNTRACE_COMMON_BPF_H */

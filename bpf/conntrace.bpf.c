@@ -6,10 +6,13 @@
  */
 #include "state.bpf.c"
 #include "accept.bpf.c"
+#include "connect.bpf.c"
+#include "bind.bpf.c"
 
 /* Keep the shared types in BTF so that bpf2go -type can generate them. */
 const enum event_type *unused_event_type __attribute__((unused));
 const enum direction *unused_direction __attribute__((unused));
+const enum close_reason *unused_close_reason __attribute__((unused));
 const struct event *unused_event __attribute__((unused));
 
 char LICENSE[] SEC("license") = "GPL";

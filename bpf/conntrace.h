@@ -14,6 +14,8 @@ enum event_type {
 	EVENT_CONNECT = 2,
 	EVENT_ACCEPT = 3,
 	EVENT_CLOSE = 4,
+	EVENT_CONNECT_FAIL = 5,
+	EVENT_BIND_FAIL = 6,
 };
 
 enum direction {
@@ -22,26 +24,39 @@ enum direction {
 	DIR_IN = 2,  /* a peer opened it: accept() */
 };
 
+/* Why an established connection ended. */
+enum close_reason {
+	REASON_NONE = 0,
+	REASON_FIN = 1,       /* orderly shutdown */
+	REASON_RESET_IN = 2,  /* the peer sent RST */
+	REASON_RESET_OUT = 3, /* we sent RST (abortive close, SO_LINGER 0, unread data) */
+	REASON_TIMEOUT = 4,   /* retransmissions or keepalives gave up */
+};
+
 /* One ring-buffer record. Addresses are in network byte order, ports in
  * host byte order. An IPv4-mapped IPv6 connection is already reported as
  * AF_INET with the IPv4 address in the first 4 bytes. */
 struct event {
 	__u64 ts_ns;       /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
 	__u64 conn_id;     /* ties the events of one connection together */
-	__u64 latency_ns;  /* connect: SYN_SENT -> ESTABLISHED */
+	__u64 latency_ns;  /* connect: SYN_SENT -> ESTABLISHED; connect_fail: -> failure */
 	__u64 duration_ns; /* close: first seen -> CLOSE */
 	__u64 tx_bytes;    /* close: tcp_sock.bytes_acked */
 	__u64 rx_bytes;    /* close: tcp_sock.bytes_received */
 	__u32 pid;         /* tgid of the process that opened or accepted it */
 	__u32 uid;
-	__u8 saddr[16];    /* local end, as seen by that process */
+	__u32 netns;       /* network namespace inode (bind_fail: where to look for holders) */
+	__s32 error;       /* connect_fail, bind_fail: errno (0: aborted by the application) */
+	__u8 saddr[16];    /* local end, as seen by that process (bind_fail: as requested) */
 	__u8 daddr[16];    /* peer */
 	__u16 sport;
 	__u16 dport;
 	__u8 type;         /* enum event_type */
 	__u8 family;       /* AF_INET or AF_INET6 */
 	__u8 direction;    /* enum direction */
-	__u8 _pad;
+	__u8 reason;       /* close: enum close_reason */
+	__u8 proto;        /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 _pad[7];
 	char comm[COMM_LEN];
 };
 
@@ -52,9 +67,28 @@ struct sock_info {
 	__u32 pid;
 	__u32 uid;
 	char comm[COMM_LEN];
+	__s32 error;      /* SYN_SENT -> CLOSE inside connect(): sk_err, for sys_exit_connect */
+	__u32 fail_s4;    /* ... and the local end then: connect() clears it before it returns */
+	__u32 fail_s6[4];
+	__u16 fail_sport;
 	__u8 direction;
-	__u8 matched; /* passed the filters: its close is reported too */
-	__u8 _pad[6];
+	__u8 matched;     /* passed the filters: its close is reported too */
+	__u8 in_connect;  /* a connect() syscall on this socket has not returned yet */
+	__u8 failed;      /* the handshake failed while in_connect */
+	__u8 reset_in;    /* tcp_receive_reset */
+	__u8 reset_out;   /* tcp_send_reset */
+	__u8 _pad[4];
+};
+
+/* A bind() or connect() in flight, per thread, from sys_enter to sys_exit. */
+struct pending_call {
+	__u64 ts_ns;
+	__u64 sk;        /* the socket (connect: to find its sock_info) */
+	__u32 addr[4];   /* bind: requested address; connect: destination */
+	__u16 port;      /* host byte order */
+	__u16 family;
+	__u8 proto;
+	__u8 _pad[7];
 };
 
 #endif /* CONNTRACE_H */

@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The TCP state machine: sock:inet_sock_set_state.
+ * The TCP state machine: sock:inet_sock_set_state, and the resets that
+ * explain how connections end (tcp:tcp_receive_reset, tcp:tcp_send_reset).
  *
  * Which task runs a transition decides what we may attribute there:
  *   CLOSE -> SYN_SENT        connect(), in the connecting task: take pid/comm.
  *   LISTEN -> SYN_RECV       the new child socket, in softirq: no pid here;
  *                            the accepting process is joined in accept.bpf.c.
  *   SYN_SENT -> ESTABLISHED  softirq (the SYN-ACK): emit connect + latency.
+ *   SYN_SENT -> CLOSE        the handshake failed: connect_fail (connect.bpf.c
+ *                            reports it instead while connect() is running).
  *   * -> LISTEN              listen(), in process context.
  *   * -> CLOSE               any context: emit close from what we remembered.
  */
@@ -64,15 +67,14 @@ static __always_inline void on_listen(const struct set_state_args *ctx)
 	e = reserve_event();
 	if (!e)
 		return;
+	clear_event(e);
 	put_tuple(e, &t);
 	fill_from_info(e, &info);
 	e->type = EVENT_LISTEN;
-	e->direction = DIR_NONE;
 	e->conn_id = 0;
-	e->ts_ns = bpf_ktime_get_ns();
-	e->latency_ns = e->duration_ns = e->tx_bytes = e->rx_bytes = 0;
 	e->dport = 0;
 	__builtin_memset(e->daddr, 0, sizeof(e->daddr));
+	e->ts_ns = bpf_ktime_get_ns();
 	bpf_ringbuf_submit(e, 0);
 }
 
@@ -87,20 +89,23 @@ static __always_inline void track(__u64 sk, struct sock_info *info, __u8 dir, __
 
 /* connect(): remember who connects. The local port may not be chosen yet
  * (inet_hash_connect runs after this transition), so the port filter waits
- * for ESTABLISHED. */
+ * for ESTABLISHED or the failure. */
 static __always_inline void on_syn_sent(__u64 sk)
 {
 	struct sock_info info = {};
+	__u64 tid = bpf_get_current_pid_tgid();
+	struct pending_call *call;
 
 	fill_task(&info);
 	if (!proc_match(info.pid, info.comm))
 		return;
+	call = bpf_map_lookup_elem(&connect_calls, &tid);
+	info.in_connect = call && call->sk == sk;
 	track(sk, &info, DIR_OUT, BPF_ANY);
 }
 
 /* A child socket of a listener was created for an incoming SYN. */
-static __always_inline void on_syn_recv(const struct set_state_args *ctx,
-					__u64 sk)
+static __always_inline void on_syn_recv(const struct set_state_args *ctx, __u64 sk)
 {
 	struct sock_info info = {};
 
@@ -110,8 +115,7 @@ static __always_inline void on_syn_recv(const struct set_state_args *ctx,
 	track(sk, &info, DIR_IN, BPF_NOEXIST);
 }
 
-static __always_inline void on_established(const struct set_state_args *ctx,
-					   __u64 sk)
+static __always_inline void on_established(const struct set_state_args *ctx, __u64 sk)
 {
 	struct sock_info *info = bpf_map_lookup_elem(&socks, &sk);
 	struct tuple t = {};
@@ -131,13 +135,13 @@ static __always_inline void on_established(const struct set_state_args *ctx,
 	e = reserve_event();
 	if (!e)
 		return;
-	put_tuple(e, &t);
 	now = bpf_ktime_get_ns();
+	clear_event(e);
+	put_tuple(e, &t);
 	fill_from_info(e, info);
 	e->type = EVENT_CONNECT;
 	e->ts_ns = now;
 	e->latency_ns = now - info->start_ns;
-	e->duration_ns = e->tx_bytes = e->rx_bytes = 0;
 	bpf_ringbuf_submit(e, 0);
 }
 
@@ -167,34 +171,95 @@ static __always_inline void set_payload_bytes(struct event *e, struct sock *sk, 
 	e->rx_bytes = rcvd;
 }
 
-static __always_inline void on_close(const struct set_state_args *ctx,
-				     __u64 sk)
+/*
+ * Why an established connection closed. The RST we send on an abortive
+ * close (SO_LINGER 0, unread data, shutdown by the application while data
+ * flows) goes out *after* the state changes to CLOSE, so tcp_send_reset
+ * comes too late; an orderly close never jumps to CLOSE from these states,
+ * so the jump itself says it.
+ */
+static __always_inline __u8 close_reason(const struct sock_info *info, int sk_err, int oldstate)
 {
-	struct sock_info *info = bpf_map_lookup_elem(&socks, &sk);
+	if (info->reset_in)
+		return REASON_RESET_IN;
+	/* tcp_write_err: ETIMEDOUT, or the last ICMP error (EHOSTUNREACH...). */
+	if (sk_err && sk_err != ECONNRESET && sk_err != EPIPE)
+		return REASON_TIMEOUT;
+	if (info->reset_out)
+		return REASON_RESET_OUT;
+	switch (oldstate) {
+	case TCP_ESTABLISHED:
+	case TCP_CLOSE_WAIT:
+	case TCP_FIN_WAIT1:
+	case TCP_SYN_RECV:
+		return REASON_RESET_OUT;
+	}
+	return REASON_FIN;
+}
+
+static __always_inline void emit_close(const struct set_state_args *ctx, struct sock_info *info,
+				       struct sock *sk)
+{
 	struct tuple t = {};
 	struct event *e;
 	__u64 now;
 
-	if (!info)
-		return;
-	/* Matched means the family filter passed too, at connect or accept. */
-	if (!info->matched || !want_event(EVENT_CLOSE))
-		goto out;
 	e = reserve_event();
 	if (!e)
-		goto out;
-	tuple_from_tp(&t, ctx);
-	put_tuple(e, &t);
+		return;
 	now = bpf_ktime_get_ns();
+	tuple_from_tp(&t, ctx);
+	clear_event(e);
+	put_tuple(e, &t);
 	fill_from_info(e, info);
 	e->type = EVENT_CLOSE;
 	e->ts_ns = now;
-	e->latency_ns = 0;
 	e->duration_ns = now - info->start_ns;
-	set_payload_bytes(e, (struct sock *)sk, ctx->oldstate);
+	e->reason = close_reason(info, BPF_CORE_READ(sk, sk_err), ctx->oldstate);
+	set_payload_bytes(e, sk, ctx->oldstate);
 	bpf_ringbuf_submit(e, 0);
-out:
-	bpf_map_delete_elem(&socks, &sk);
+}
+
+/* The handshake of an outbound connection failed: RST (ECONNREFUSED), no
+ * answer (ETIMEDOUT), ICMP (EHOSTUNREACH...), or the application gave up
+ * (sk_err 0: aborted). */
+static __always_inline void on_handshake_failed(const struct set_state_args *ctx,
+						struct sock_info *info, struct sock *sk, __u64 key)
+{
+	int err = BPF_CORE_READ(sk, sk_err);
+	struct tuple t = {};
+
+	tuple_from_tp(&t, ctx);
+	if (info->in_connect) {
+		/* connect() is still running and will return the error:
+		 * sys_exit_connect reports it, once. */
+		info->failed = 1;
+		info->error = err;
+		info->fail_s4 = t.s4;
+		__builtin_memcpy(info->fail_s6, t.s6, sizeof(info->fail_s6));
+		info->fail_sport = t.sport;
+		return;
+	}
+	if (port_match(t.sport, t.dport) && family_match(t.family))
+		emit_connect_fail(info, &t, err);
+	bpf_map_delete_elem(&socks, &key);
+}
+
+static __always_inline void on_close(const struct set_state_args *ctx, __u64 key)
+{
+	struct sock_info *info = bpf_map_lookup_elem(&socks, &key);
+	struct sock *sk = (struct sock *)key;
+
+	if (!info)
+		return;
+	if (ctx->oldstate == TCP_SYN_SENT && info->direction == DIR_OUT) {
+		on_handshake_failed(ctx, info, sk, key);
+		return;
+	}
+	/* Matched means the family filter passed too, at connect or accept. */
+	if (info->matched && want_event(EVENT_CLOSE))
+		emit_close(ctx, info, sk);
+	bpf_map_delete_elem(&socks, &key);
 }
 
 SEC("tracepoint/sock/inet_sock_set_state")
@@ -226,5 +291,44 @@ int handle_set_state(struct set_state_args *ctx)
 		on_close(ctx, sk);
 		break;
 	}
+	return 0;
+}
+
+/* tcp:tcp_receive_reset and tcp:tcp_send_reset records: the socket is the
+ * first pointer of the former and the second of the latter, in every kernel
+ * since they were added (4.15/4.16). */
+struct receive_reset_args {
+	__u64 common;
+	const void *skaddr;
+};
+
+struct send_reset_args {
+	__u64 common;
+	const void *skbaddr;
+	const void *skaddr;
+};
+
+SEC("tracepoint/tcp/tcp_receive_reset")
+int handle_receive_reset(struct receive_reset_args *ctx)
+{
+	__u64 sk = (__u64)ctx->skaddr;
+	struct sock_info *info = bpf_map_lookup_elem(&socks, &sk);
+
+	if (info)
+		info->reset_in = 1;
+	return 0;
+}
+
+SEC("tracepoint/tcp/tcp_send_reset")
+int handle_send_reset(struct send_reset_args *ctx)
+{
+	__u64 sk = (__u64)ctx->skaddr;
+	struct sock_info *info;
+
+	if (!sk) /* a reset for a packet that matched no socket */
+		return 0;
+	info = bpf_map_lookup_elem(&socks, &sk);
+	if (info)
+		info->reset_out = 1;
 	return 0;
 }

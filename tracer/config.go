@@ -9,7 +9,10 @@ import (
 type EventMask uint32
 
 // AllEvents lists the event types a user can select, in display order.
-var AllEvents = []EventType{EventListen, EventConnect, EventAccept, EventClose}
+var AllEvents = []EventType{EventListen, EventConnect, EventAccept, EventClose, EventConnectFail, EventBindFail}
+
+// Failures selects connect_fail and bind_fail (watch --failures).
+const Failures EventMask = 1<<EventConnectFail | 1<<EventBindFail
 
 // Has reports whether t is selected.
 func (m EventMask) Has(t EventType) bool { return m == 0 || m&(1<<t) != 0 }

@@ -13,6 +13,16 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type conntraceCloseReason uint32
+
+const (
+	conntraceCloseReasonREASON_NONE      conntraceCloseReason = 0
+	conntraceCloseReasonREASON_FIN       conntraceCloseReason = 1
+	conntraceCloseReasonREASON_RESET_IN  conntraceCloseReason = 2
+	conntraceCloseReasonREASON_RESET_OUT conntraceCloseReason = 3
+	conntraceCloseReasonREASON_TIMEOUT   conntraceCloseReason = 4
+)
+
 type conntraceDirection uint32
 
 const (
@@ -31,6 +41,8 @@ type conntraceEvent struct {
 	RxBytes    uint64
 	Pid        uint32
 	Uid        uint32
+	Netns      uint32
+	Error      int32
 	Saddr      [16]uint8
 	Daddr      [16]uint8
 	Sport      uint16
@@ -38,18 +50,34 @@ type conntraceEvent struct {
 	Type       uint8
 	Family     uint8
 	Direction  uint8
-	Pad        uint8
+	Reason     uint8
+	Proto      uint8
+	Pad        [7]uint8
 	Comm       [16]int8
 }
 
 type conntraceEventType uint32
 
 const (
-	conntraceEventTypeEVENT_LISTEN  conntraceEventType = 1
-	conntraceEventTypeEVENT_CONNECT conntraceEventType = 2
-	conntraceEventTypeEVENT_ACCEPT  conntraceEventType = 3
-	conntraceEventTypeEVENT_CLOSE   conntraceEventType = 4
+	conntraceEventTypeEVENT_LISTEN       conntraceEventType = 1
+	conntraceEventTypeEVENT_CONNECT      conntraceEventType = 2
+	conntraceEventTypeEVENT_ACCEPT       conntraceEventType = 3
+	conntraceEventTypeEVENT_CLOSE        conntraceEventType = 4
+	conntraceEventTypeEVENT_CONNECT_FAIL conntraceEventType = 5
+	conntraceEventTypeEVENT_BIND_FAIL    conntraceEventType = 6
 )
+
+type conntracePendingCall struct {
+	_      structs.HostLayout
+	TsNs   uint64
+	Sk     uint64
+	Addr   [4]uint32
+	Port   uint16
+	Family uint16
+	Proto  uint8
+	Pad    [7]uint8
+	_      [4]byte
+}
 
 type conntraceSockInfo struct {
 	_         structs.HostLayout
@@ -58,33 +86,51 @@ type conntraceSockInfo struct {
 	Pid       uint32
 	Uid       uint32
 	Comm      [16]int8
+	Error     int32
+	FailS4    uint32
+	FailS6    [4]uint32
+	FailSport uint16
 	Direction uint8
 	Matched   uint8
-	Pad       [6]uint8
+	InConnect uint8
+	Failed    uint8
+	ResetIn   uint8
+	ResetOut  uint8
+	Pad       [4]uint8
+	_         [4]byte
 }
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	conntraceMapEvents             = "events"
-	conntraceMapLostEvents         = "lost_events"
-	conntraceMapPidFilter          = "pid_filter"
-	conntraceMapPortFilter         = "port_filter"
-	conntraceMapSocks              = "socks"
-	conntraceProgHandleAccept4Exit = "handle_accept4_exit"
-	conntraceProgHandleAcceptExit  = "handle_accept_exit"
-	conntraceProgHandleSetState    = "handle_set_state"
-	conntraceVarEventMask          = "event_mask"
-	conntraceVarFilterComm         = "filter_comm"
-	conntraceVarFilterCommSet      = "filter_comm_set"
-	conntraceVarFilterFamily       = "filter_family"
-	conntraceVarFilterPids         = "filter_pids"
-	conntraceVarFilterPorts        = "filter_ports"
-	conntraceVarNextConnId         = "next_conn_id"
-	conntraceVarUnusedDirection    = "unused_direction"
-	conntraceVarUnusedEvent        = "unused_event"
-	conntraceVarUnusedEventType    = "unused_event_type"
+	conntraceMapBindCalls           = "bind_calls"
+	conntraceMapConnectCalls        = "connect_calls"
+	conntraceMapEvents              = "events"
+	conntraceMapLostEvents          = "lost_events"
+	conntraceMapPidFilter           = "pid_filter"
+	conntraceMapPortFilter          = "port_filter"
+	conntraceMapSocks               = "socks"
+	conntraceProgHandleAccept4Exit  = "handle_accept4_exit"
+	conntraceProgHandleAcceptExit   = "handle_accept_exit"
+	conntraceProgHandleBindEnter    = "handle_bind_enter"
+	conntraceProgHandleBindExit     = "handle_bind_exit"
+	conntraceProgHandleConnectEnter = "handle_connect_enter"
+	conntraceProgHandleConnectExit  = "handle_connect_exit"
+	conntraceProgHandleReceiveReset = "handle_receive_reset"
+	conntraceProgHandleSendReset    = "handle_send_reset"
+	conntraceProgHandleSetState     = "handle_set_state"
+	conntraceVarEventMask           = "event_mask"
+	conntraceVarFilterComm          = "filter_comm"
+	conntraceVarFilterCommSet       = "filter_comm_set"
+	conntraceVarFilterFamily        = "filter_family"
+	conntraceVarFilterPids          = "filter_pids"
+	conntraceVarFilterPorts         = "filter_ports"
+	conntraceVarNextConnId          = "next_conn_id"
+	conntraceVarUnusedCloseReason   = "unused_close_reason"
+	conntraceVarUnusedDirection     = "unused_direction"
+	conntraceVarUnusedEvent         = "unused_event"
+	conntraceVarUnusedEventType     = "unused_event_type"
 )
 
 // loadConntrace returns the embedded CollectionSpec for conntrace.
@@ -129,36 +175,45 @@ type conntraceSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type conntraceProgramSpecs struct {
-	HandleAccept4Exit *ebpf.ProgramSpec `ebpf:"handle_accept4_exit"`
-	HandleAcceptExit  *ebpf.ProgramSpec `ebpf:"handle_accept_exit"`
-	HandleSetState    *ebpf.ProgramSpec `ebpf:"handle_set_state"`
+	HandleAccept4Exit  *ebpf.ProgramSpec `ebpf:"handle_accept4_exit"`
+	HandleAcceptExit   *ebpf.ProgramSpec `ebpf:"handle_accept_exit"`
+	HandleBindEnter    *ebpf.ProgramSpec `ebpf:"handle_bind_enter"`
+	HandleBindExit     *ebpf.ProgramSpec `ebpf:"handle_bind_exit"`
+	HandleConnectEnter *ebpf.ProgramSpec `ebpf:"handle_connect_enter"`
+	HandleConnectExit  *ebpf.ProgramSpec `ebpf:"handle_connect_exit"`
+	HandleReceiveReset *ebpf.ProgramSpec `ebpf:"handle_receive_reset"`
+	HandleSendReset    *ebpf.ProgramSpec `ebpf:"handle_send_reset"`
+	HandleSetState     *ebpf.ProgramSpec `ebpf:"handle_set_state"`
 }
 
 // conntraceMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type conntraceMapSpecs struct {
-	Events     *ebpf.MapSpec `ebpf:"events"`
-	LostEvents *ebpf.MapSpec `ebpf:"lost_events"`
-	PidFilter  *ebpf.MapSpec `ebpf:"pid_filter"`
-	PortFilter *ebpf.MapSpec `ebpf:"port_filter"`
-	Socks      *ebpf.MapSpec `ebpf:"socks"`
+	BindCalls    *ebpf.MapSpec `ebpf:"bind_calls"`
+	ConnectCalls *ebpf.MapSpec `ebpf:"connect_calls"`
+	Events       *ebpf.MapSpec `ebpf:"events"`
+	LostEvents   *ebpf.MapSpec `ebpf:"lost_events"`
+	PidFilter    *ebpf.MapSpec `ebpf:"pid_filter"`
+	PortFilter   *ebpf.MapSpec `ebpf:"port_filter"`
+	Socks        *ebpf.MapSpec `ebpf:"socks"`
 }
 
 // conntraceVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type conntraceVariableSpecs struct {
-	EventMask       *ebpf.VariableSpec `ebpf:"event_mask"`
-	FilterComm      *ebpf.VariableSpec `ebpf:"filter_comm"`
-	FilterCommSet   *ebpf.VariableSpec `ebpf:"filter_comm_set"`
-	FilterFamily    *ebpf.VariableSpec `ebpf:"filter_family"`
-	FilterPids      *ebpf.VariableSpec `ebpf:"filter_pids"`
-	FilterPorts     *ebpf.VariableSpec `ebpf:"filter_ports"`
-	NextConnId      *ebpf.VariableSpec `ebpf:"next_conn_id"`
-	UnusedDirection *ebpf.VariableSpec `ebpf:"unused_direction"`
-	UnusedEvent     *ebpf.VariableSpec `ebpf:"unused_event"`
-	UnusedEventType *ebpf.VariableSpec `ebpf:"unused_event_type"`
+	EventMask         *ebpf.VariableSpec `ebpf:"event_mask"`
+	FilterComm        *ebpf.VariableSpec `ebpf:"filter_comm"`
+	FilterCommSet     *ebpf.VariableSpec `ebpf:"filter_comm_set"`
+	FilterFamily      *ebpf.VariableSpec `ebpf:"filter_family"`
+	FilterPids        *ebpf.VariableSpec `ebpf:"filter_pids"`
+	FilterPorts       *ebpf.VariableSpec `ebpf:"filter_ports"`
+	NextConnId        *ebpf.VariableSpec `ebpf:"next_conn_id"`
+	UnusedCloseReason *ebpf.VariableSpec `ebpf:"unused_close_reason"`
+	UnusedDirection   *ebpf.VariableSpec `ebpf:"unused_direction"`
+	UnusedEvent       *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedEventType   *ebpf.VariableSpec `ebpf:"unused_event_type"`
 }
 
 // conntraceObjects contains all objects after they have been loaded into the kernel.
@@ -181,15 +236,19 @@ func (o *conntraceObjects) Close() error {
 //
 // It can be passed to loadConntraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type conntraceMaps struct {
-	Events     *ebpf.Map `ebpf:"events"`
-	LostEvents *ebpf.Map `ebpf:"lost_events"`
-	PidFilter  *ebpf.Map `ebpf:"pid_filter"`
-	PortFilter *ebpf.Map `ebpf:"port_filter"`
-	Socks      *ebpf.Map `ebpf:"socks"`
+	BindCalls    *ebpf.Map `ebpf:"bind_calls"`
+	ConnectCalls *ebpf.Map `ebpf:"connect_calls"`
+	Events       *ebpf.Map `ebpf:"events"`
+	LostEvents   *ebpf.Map `ebpf:"lost_events"`
+	PidFilter    *ebpf.Map `ebpf:"pid_filter"`
+	PortFilter   *ebpf.Map `ebpf:"port_filter"`
+	Socks        *ebpf.Map `ebpf:"socks"`
 }
 
 func (m *conntraceMaps) Close() error {
 	return _ConntraceClose(
+		m.BindCalls,
+		m.ConnectCalls,
 		m.Events,
 		m.LostEvents,
 		m.PidFilter,
@@ -202,31 +261,44 @@ func (m *conntraceMaps) Close() error {
 //
 // It can be passed to loadConntraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type conntraceVariables struct {
-	EventMask       *ebpf.Variable `ebpf:"event_mask"`
-	FilterComm      *ebpf.Variable `ebpf:"filter_comm"`
-	FilterCommSet   *ebpf.Variable `ebpf:"filter_comm_set"`
-	FilterFamily    *ebpf.Variable `ebpf:"filter_family"`
-	FilterPids      *ebpf.Variable `ebpf:"filter_pids"`
-	FilterPorts     *ebpf.Variable `ebpf:"filter_ports"`
-	NextConnId      *ebpf.Variable `ebpf:"next_conn_id"`
-	UnusedDirection *ebpf.Variable `ebpf:"unused_direction"`
-	UnusedEvent     *ebpf.Variable `ebpf:"unused_event"`
-	UnusedEventType *ebpf.Variable `ebpf:"unused_event_type"`
+	EventMask         *ebpf.Variable `ebpf:"event_mask"`
+	FilterComm        *ebpf.Variable `ebpf:"filter_comm"`
+	FilterCommSet     *ebpf.Variable `ebpf:"filter_comm_set"`
+	FilterFamily      *ebpf.Variable `ebpf:"filter_family"`
+	FilterPids        *ebpf.Variable `ebpf:"filter_pids"`
+	FilterPorts       *ebpf.Variable `ebpf:"filter_ports"`
+	NextConnId        *ebpf.Variable `ebpf:"next_conn_id"`
+	UnusedCloseReason *ebpf.Variable `ebpf:"unused_close_reason"`
+	UnusedDirection   *ebpf.Variable `ebpf:"unused_direction"`
+	UnusedEvent       *ebpf.Variable `ebpf:"unused_event"`
+	UnusedEventType   *ebpf.Variable `ebpf:"unused_event_type"`
 }
 
 // conntracePrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to loadConntraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type conntracePrograms struct {
-	HandleAccept4Exit *ebpf.Program `ebpf:"handle_accept4_exit"`
-	HandleAcceptExit  *ebpf.Program `ebpf:"handle_accept_exit"`
-	HandleSetState    *ebpf.Program `ebpf:"handle_set_state"`
+	HandleAccept4Exit  *ebpf.Program `ebpf:"handle_accept4_exit"`
+	HandleAcceptExit   *ebpf.Program `ebpf:"handle_accept_exit"`
+	HandleBindEnter    *ebpf.Program `ebpf:"handle_bind_enter"`
+	HandleBindExit     *ebpf.Program `ebpf:"handle_bind_exit"`
+	HandleConnectEnter *ebpf.Program `ebpf:"handle_connect_enter"`
+	HandleConnectExit  *ebpf.Program `ebpf:"handle_connect_exit"`
+	HandleReceiveReset *ebpf.Program `ebpf:"handle_receive_reset"`
+	HandleSendReset    *ebpf.Program `ebpf:"handle_send_reset"`
+	HandleSetState     *ebpf.Program `ebpf:"handle_set_state"`
 }
 
 func (p *conntracePrograms) Close() error {
 	return _ConntraceClose(
 		p.HandleAccept4Exit,
 		p.HandleAcceptExit,
+		p.HandleBindEnter,
+		p.HandleBindExit,
+		p.HandleConnectEnter,
+		p.HandleConnectExit,
+		p.HandleReceiveReset,
+		p.HandleSendReset,
 		p.HandleSetState,
 	)
 }

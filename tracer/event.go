@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"time"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // EventType is what happened to a connection. The values are the kernel's
@@ -17,17 +20,26 @@ const (
 	EventConnect = EventType(conntraceEventTypeEVENT_CONNECT)
 	EventAccept  = EventType(conntraceEventTypeEVENT_ACCEPT)
 	EventClose   = EventType(conntraceEventTypeEVENT_CLOSE)
+	// EventConnectFail: an outbound connection failed (Event.Errno).
+	EventConnectFail = EventType(conntraceEventTypeEVENT_CONNECT_FAIL)
+	// EventBindFail: bind() failed (Event.Errno, Event.Holders).
+	EventBindFail = EventType(conntraceEventTypeEVENT_BIND_FAIL)
 	// EventLost reports records the kernel could not queue (Event.Lost).
 	EventLost EventType = 32
 )
 
 var eventNames = map[EventType]string{
-	EventListen:  "listen",
-	EventConnect: "connect",
-	EventAccept:  "accept",
-	EventClose:   "close",
-	EventLost:    "lost",
+	EventListen:      "listen",
+	EventConnect:     "connect",
+	EventAccept:      "accept",
+	EventClose:       "close",
+	EventConnectFail: "connect_fail",
+	EventBindFail:    "bind_fail",
+	EventLost:        "lost",
 }
+
+// IsFailure reports whether t is a connect_fail or bind_fail.
+func (t EventType) IsFailure() bool { return t == EventConnectFail || t == EventBindFail }
 
 func (t EventType) String() string {
 	if s, ok := eventNames[t]; ok {
@@ -53,6 +65,55 @@ func (d Direction) String() string {
 		return "in"
 	}
 	return ""
+}
+
+// Reason says how an established connection ended (close events).
+type Reason uint8
+
+const (
+	ReasonNone     = Reason(conntraceCloseReasonREASON_NONE)
+	ReasonFIN      = Reason(conntraceCloseReasonREASON_FIN)
+	ReasonResetIn  = Reason(conntraceCloseReasonREASON_RESET_IN)
+	ReasonResetOut = Reason(conntraceCloseReasonREASON_RESET_OUT)
+	ReasonTimeout  = Reason(conntraceCloseReasonREASON_TIMEOUT)
+)
+
+func (r Reason) String() string {
+	switch r {
+	case ReasonFIN:
+		return "fin"
+	case ReasonResetIn:
+		return "reset_in"
+	case ReasonResetOut:
+		return "reset_out"
+	case ReasonTimeout:
+		return "timeout"
+	}
+	return ""
+}
+
+// Proto is the transport protocol (IPPROTO_*).
+type Proto uint8
+
+const (
+	ProtoTCP Proto = 6
+	ProtoUDP Proto = 17
+)
+
+func (p Proto) String() string {
+	if p == ProtoUDP {
+		return "udp"
+	}
+	return "tcp"
+}
+
+// Holder is a socket that holds a port, with the process owning it.
+type Holder struct {
+	PID   uint32
+	Comm  string // as read from /proc: escape before printing
+	LAddr netip.Addr
+	LPort uint16
+	State string // "LISTEN", "ESTABLISHED", "TIME_WAIT", ... ; UDP: "UNCONN"
 }
 
 // Family is the address family of a connection.
@@ -89,11 +150,16 @@ type Event struct {
 	LPort     uint16
 	RAddr     netip.Addr // the peer; invalid for listen
 	RPort     uint16
-	Latency   time.Duration // connect: handshake
+	Latency   time.Duration // connect: handshake; connect_fail: until the failure
 	Duration  time.Duration // close: lifetime
 	TxBytes   uint64        // close
 	RxBytes   uint64        // close
-	Lost      uint64        // lost: records dropped since the last lost event
+	Reason    Reason        // close
+	Errno     uint32        // connect_fail, bind_fail (0: aborted by the application)
+	Proto     Proto
+	NetNS     uint32   // bind_fail: network namespace inode
+	Holders   []Holder // bind_fail: who holds the port (filled by the tracer)
+	Lost      uint64   // lost: records dropped since the last lost event
 }
 
 // CommBytes is the process name without NUL padding. It is whatever the
@@ -103,6 +169,18 @@ func (e *Event) CommBytes() []byte {
 		return e.Comm[:i]
 	}
 	return e.Comm[:]
+}
+
+// ErrorName is the errno's symbol (ECONNREFUSED), or "aborted" for a
+// connect_fail with no error: the application closed the socket first.
+func (e *Event) ErrorName() string {
+	if e.Errno == 0 {
+		return "aborted"
+	}
+	if name := unix.ErrnoName(unix.Errno(e.Errno)); name != "" {
+		return name
+	}
+	return "errno " + strconv.Itoa(int(e.Errno))
 }
 
 // RecordSize is the size of one ring-buffer record.
@@ -129,6 +207,10 @@ func decode(raw []byte, clk Clock, ev *Event) error {
 		Duration:  time.Duration(r.DurationNs),
 		TxBytes:   r.TxBytes,
 		RxBytes:   r.RxBytes,
+		Reason:    Reason(r.Reason),
+		Errno:     uint32(r.Error),
+		Proto:     Proto(r.Proto),
+		NetNS:     r.Netns,
 	}
 	ev.Comm = *(*[16]byte)(unsafe.Pointer(&r.Comm))
 	switch ev.Family {
@@ -141,7 +223,7 @@ func decode(raw []byte, clk Clock, ev *Event) error {
 	default:
 		return fmt.Errorf("record with unknown address family %d", r.Family)
 	}
-	if ev.Type == EventListen {
+	if ev.Type == EventListen || ev.Type == EventBindFail {
 		ev.RAddr, ev.RPort = netip.Addr{}, 0
 	}
 	if _, ok := eventNames[ev.Type]; !ok || ev.Type == EventLost {

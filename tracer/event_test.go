@@ -2,6 +2,7 @@ package tracer
 
 import (
 	"net/netip"
+	"reflect"
 	"testing"
 	"time"
 	"unsafe"
@@ -33,19 +34,27 @@ func TestDecode(t *testing.T) {
 			name: "connect ipv4",
 			in: conntraceEvent{TsNs: 5_000_000_123, ConnId: 17, LatencyNs: 1_234_000, Pid: 4242, Uid: 1000,
 				Saddr: [16]uint8{10, 0, 0, 5}, Daddr: [16]uint8{93, 184, 216, 34}, Sport: 51234, Dport: 443,
-				Type: uint8(EventConnect), Family: 2, Direction: uint8(DirOut), Comm: comm16("curl")},
+				Type: uint8(EventConnect), Family: 2, Direction: uint8(DirOut), Proto: 6, Comm: comm16("curl")},
 			want: Event{Type: EventConnect, Time: time.Unix(1005, 123).UTC(), ConnID: 17, PID: 4242, UID: 1000,
 				Comm: [16]byte{'c', 'u', 'r', 'l'}, Family: FamilyIPv4, Direction: DirOut,
 				LAddr: netip.MustParseAddr("10.0.0.5"), LPort: 51234, RAddr: netip.MustParseAddr("93.184.216.34"), RPort: 443,
-				Latency: 1234 * time.Microsecond},
+				Latency: 1234 * time.Microsecond, Proto: ProtoTCP},
 		},
 		{
 			name: "close ipv6",
 			in: conntraceEvent{TsNs: 1, ConnId: 3, DurationNs: 2_500_000_000, TxBytes: 10000, RxBytes: 3000,
-				Saddr: v6, Daddr: v6, Sport: 8443, Dport: 40000, Type: uint8(EventClose), Family: 10, Direction: uint8(DirIn)},
+				Saddr: v6, Daddr: v6, Sport: 8443, Dport: 40000, Type: uint8(EventClose), Family: 10, Direction: uint8(DirIn),
+				Reason: uint8(ReasonResetIn), Proto: 6},
 			want: Event{Type: EventClose, Time: time.Unix(1000, 1).UTC(), ConnID: 3, Family: FamilyIPv6, Direction: DirIn,
 				LAddr: netip.AddrFrom16(v6), LPort: 8443, RAddr: netip.AddrFrom16(v6), RPort: 40000,
-				Duration: 2500 * time.Millisecond, TxBytes: 10000, RxBytes: 3000},
+				Duration: 2500 * time.Millisecond, TxBytes: 10000, RxBytes: 3000, Reason: ReasonResetIn, Proto: ProtoTCP},
+		},
+		{
+			name: "bind_fail has no peer",
+			in: conntraceEvent{Saddr: [16]uint8{127, 0, 0, 1}, Daddr: [16]uint8{1, 2, 3, 4}, Sport: 80, Dport: 9,
+				Type: uint8(EventBindFail), Family: 2, Error: 98, Proto: 17, Netns: 4026531840},
+			want: Event{Type: EventBindFail, Time: time.Unix(1000, 0).UTC(), Family: FamilyIPv4,
+				LAddr: netip.MustParseAddr("127.0.0.1"), LPort: 80, Errno: 98, Proto: ProtoUDP, NetNS: 4026531840},
 		},
 		{
 			name: "listen has no peer",
@@ -60,7 +69,7 @@ func TestDecode(t *testing.T) {
 			if err := decode(record(tc.in), clk, &got); err != nil {
 				t.Fatal(err)
 			}
-			if got != tc.want {
+			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("decode:\n got %+v\nwant %+v", got, tc.want)
 			}
 		})

@@ -3,6 +3,7 @@ package tracer_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/conntrace/conntrace/tracer"
 	"github.com/conntrace/conntrace/tracer/testnet"
@@ -48,20 +49,32 @@ func TestLostEventsAreCounted(t *testing.T) {
 	cli.Wait(t)
 	srv.Wait(t)
 	close(sink.release)
+
+	// The last closes can come after the helpers exit (an orphaned socket
+	// waits for the final ACK): wait until the accounting is complete, or
+	// until it is clear that records vanished.
+	const total = 1 + conns*4 // listen, then connect, accept and two closes each
+	var delivered, lost uint64
+	count := func() {
+		delivered, lost = 0, 0
+		for _, ev := range sink.snapshot() {
+			if ev.Type == tracer.EventLost {
+				lost += ev.Lost
+			} else {
+				delivered++
+			}
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if count(); delivered+lost >= total {
+			break
+		}
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-
-	const total = 1 + conns*4 // listen, then connect, accept and two closes each
-	var delivered, lost uint64
-	for _, ev := range sink.snapshot() {
-		if ev.Type == tracer.EventLost {
-			lost += ev.Lost
-		} else {
-			delivered++
-		}
-	}
+	count()
 	st := tr.Stats()
 	if lost == 0 {
 		t.Fatalf("a one-page ring held all %d records: the test proves nothing", total)

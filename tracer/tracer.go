@@ -154,6 +154,12 @@ func (t *Tracer) attach() error {
 		{"sock", "inet_sock_set_state", t.objs.HandleSetState},
 		{"syscalls", "sys_exit_accept4", t.objs.HandleAccept4Exit},
 		{"syscalls", "sys_exit_accept", t.objs.HandleAcceptExit},
+		{"syscalls", "sys_enter_connect", t.objs.HandleConnectEnter},
+		{"syscalls", "sys_exit_connect", t.objs.HandleConnectExit},
+		{"syscalls", "sys_enter_bind", t.objs.HandleBindEnter},
+		{"syscalls", "sys_exit_bind", t.objs.HandleBindExit},
+		{"tcp", "tcp_receive_reset", t.objs.HandleReceiveReset},
+		{"tcp", "tcp_send_reset", t.objs.HandleSendReset},
 	} {
 		l, err := link.Tracepoint(tp.group, tp.name, tp.prog, nil)
 		if err != nil {
@@ -223,6 +229,9 @@ func (t *Tracer) Run(ctx context.Context, sink Sink) error {
 func (t *Tracer) deliver(raw []byte, sink Sink) error {
 	if err := decode(raw, t.clock, &t.ev); err != nil {
 		return err
+	}
+	if t.ev.Type == EventBindFail {
+		t.ev.Holders = lookupHolders(&t.ev)
 	}
 	t.stats.Events++
 	return sink.Write(&t.ev)

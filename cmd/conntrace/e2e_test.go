@@ -108,7 +108,7 @@ func TestWatchJSON(t *testing.T) {
 		"listen":  common,
 		"connect": "comm,conn_id,direction,event,family,laddr,latency_us,lport,pid,proto,raddr,rport,ts,uid",
 		"accept":  "comm,conn_id,direction,event,family,laddr,lport,pid,proto,raddr,rport,ts,uid",
-		"close":   "comm,conn_id,direction,duration_ms,event,family,laddr,lport,pid,proto,raddr,rport,rx_bytes,ts,tx_bytes,uid",
+		"close":   "comm,conn_id,direction,duration_ms,event,family,laddr,lport,pid,proto,raddr,reason,rport,rx_bytes,ts,tx_bytes,uid",
 	}
 	seen := map[string]int{}
 	for _, line := range lines {
@@ -140,7 +140,7 @@ func TestWatchJSON(t *testing.T) {
 			if m["direction"] == "out" {
 				tx, rx = rx, tx
 			}
-			if m["tx_bytes"] != tx || m["rx_bytes"] != rx || m["duration_ms"].(float64) < 100 {
+			if m["tx_bytes"] != tx || m["rx_bytes"] != rx || m["duration_ms"].(float64) < 100 || m["reason"] != "fin" {
 				t.Errorf("close: %s", line)
 			}
 		}

@@ -43,6 +43,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"watch", "443"}, `watch takes no arguments, got "443"`},
 		{[]string{"watch", "--bogus"}, "flag provided but not defined: -bogus"},
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"watch", "--failures", "--events", "connect"}, "--failures and --events exclude each other"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(append([]string{"conntrace"}, tc.args...), &stdout, &stderr)
@@ -68,7 +69,7 @@ func TestHelp(t *testing.T) {
 		t.Fatalf("watch --help: exit %d: %s", code, stderr.String())
 	}
 	for _, flag := range []string{"--port PORT, -P PORT", "--pid PID, -p PID", "--comm", "--ipv4, -4", "--ipv6, -6",
-		"--events", "--output FORMAT, -o FORMAT", "--duration", "--count", "--ready-file"} {
+		"--events", "--failures, -f", "--output FORMAT, -o FORMAT", "--duration", "--count", "--ready-file"} {
 		if !strings.Contains(stdout.String(), flag) {
 			t.Errorf("watch --help lacks %q", flag)
 		}

@@ -18,7 +18,7 @@ import (
 func watchCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "watch",
-		Usage: "print the TCP lifecycle live: listen, connect, accept, close",
+		Usage: "print the TCP lifecycle live: listen, connect, accept, close, and every failed connect or bind",
 		Description: `Every filter runs in the kernel. A connection that matched when it opened
 also reports its close. Ctrl-C (SIGINT) or SIGTERM stops, flushes and
 prints a summary on stderr.`,
@@ -28,7 +28,8 @@ prints a summary on stderr.`,
 			&cli.StringFlag{Name: "comm", Aliases: []string{"c"}, Usage: "only processes named `NAME` (exact, as in /proc/PID/comm)"},
 			&cli.BoolFlag{Name: "ipv4", Aliases: []string{"4"}, Usage: "only IPv4 (IPv4-mapped IPv6 counts as IPv4)"},
 			&cli.BoolFlag{Name: "ipv6", Aliases: []string{"6"}, Usage: "only IPv6"},
-			&cli.StringFlag{Name: "events", Aliases: []string{"e"}, Value: "listen,connect,accept,close", Usage: "`EVENTS` to show, comma-separated"},
+			&cli.StringFlag{Name: "events", Aliases: []string{"e"}, Usage: "`EVENTS` to show, comma-separated: listen, connect, accept, close, connect_fail, bind_fail", DefaultText: "all"},
+			&cli.BoolFlag{Name: "failures", Aliases: []string{"f"}, Usage: "only failures: connect_fail and bind_fail (same as --events connect_fail,bind_fail)"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "output `FORMAT`: text or json (one object per line)"},
 			&cli.DurationFlag{Name: "duration", Aliases: []string{"d"}, Usage: "stop after `DURATION`, e.g. 30s", DefaultText: "until Ctrl-C"},
 			&cli.IntFlag{Name: "count", Aliases: []string{"n"}, Usage: "stop after `N` events", DefaultText: "no limit"},
@@ -77,11 +78,19 @@ func parseWatch(c *cli.Context) (watchOptions, error) {
 	case v6:
 		o.cfg.Family = tracer.FamilyIPv6
 	}
-	mask, err := tracer.ParseEvents(c.String("events"))
-	if err != nil {
-		return o, usagef("--events: %v", err)
+	switch events := c.String("events"); {
+	case c.Bool("failures") && events != "":
+		return o, usagef("--failures and --events exclude each other")
+	case c.Bool("failures"):
+		o.cfg.Events = tracer.Failures
+	case events != "":
+		mask, err := tracer.ParseEvents(events)
+		if err != nil {
+			return o, usagef("--events: %v", err)
+		}
+		o.cfg.Events = mask
 	}
-	o.cfg.Events = mask
+	var err error
 	if o.format, err = output.ParseFormat(c.String("output")); err != nil {
 		return o, usagef("-o: %v", err)
 	}

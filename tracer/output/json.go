@@ -21,7 +21,8 @@ func AppendJSON(dst []byte, ev *tracer.Event) []byte {
 		dst = strconv.AppendUint(dst, ev.Lost, 10)
 		return append(dst, "}\n"...)
 	}
-	if ev.Type != tracer.EventListen {
+	hasConn := ev.Type != tracer.EventListen && ev.Type != tracer.EventBindFail
+	if hasConn {
 		dst = append(dst, `,"conn_id":`...)
 		dst = strconv.AppendUint(dst, ev.ConnID, 10)
 	}
@@ -31,7 +32,9 @@ func AppendJSON(dst []byte, ev *tracer.Event) []byte {
 	dst = appendJSONString(dst, ev.CommBytes())
 	dst = append(dst, `,"uid":`...)
 	dst = strconv.AppendUint(dst, uint64(ev.UID), 10)
-	dst = append(dst, `,"proto":"tcp","family":"`...)
+	dst = append(dst, `,"proto":"`...)
+	dst = append(dst, ev.Proto.String()...)
+	dst = append(dst, `","family":"`...)
 	dst = append(dst, ev.Family.String()...)
 	dst = append(dst, '"')
 	if ev.Direction != tracer.DirNone {
@@ -43,7 +46,7 @@ func AppendJSON(dst []byte, ev *tracer.Event) []byte {
 	dst = ev.LAddr.AppendTo(dst)
 	dst = append(dst, `","lport":`...)
 	dst = strconv.AppendUint(dst, uint64(ev.LPort), 10)
-	if ev.Type != tracer.EventListen {
+	if hasConn {
 		dst = append(dst, `,"raddr":"`...)
 		dst = ev.RAddr.AppendTo(dst)
 		dst = append(dst, `","rport":`...)
@@ -60,6 +63,35 @@ func AppendJSON(dst []byte, ev *tracer.Event) []byte {
 		dst = strconv.AppendUint(dst, ev.TxBytes, 10)
 		dst = append(dst, `,"rx_bytes":`...)
 		dst = strconv.AppendUint(dst, ev.RxBytes, 10)
+		dst = append(dst, `,"reason":"`...)
+		dst = append(dst, ev.Reason.String()...)
+		dst = append(dst, '"')
+	case tracer.EventConnectFail, tracer.EventBindFail:
+		dst = append(dst, `,"error":"`...)
+		dst = append(dst, ev.ErrorName()...)
+		dst = append(dst, `","errno":`...)
+		dst = strconv.AppendUint(dst, uint64(ev.Errno), 10)
+	}
+	if ev.Type == tracer.EventBindFail {
+		dst = append(dst, `,"holders":[`...)
+		for i := range ev.Holders {
+			h := &ev.Holders[i]
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"pid":`...)
+			dst = strconv.AppendUint(dst, uint64(h.PID), 10)
+			dst = append(dst, `,"comm":`...)
+			dst = appendJSONString(dst, []byte(h.Comm))
+			dst = append(dst, `,"laddr":"`...)
+			dst = h.LAddr.AppendTo(dst)
+			dst = append(dst, `","lport":`...)
+			dst = strconv.AppendUint(dst, uint64(h.LPort), 10)
+			dst = append(dst, `,"state":"`...)
+			dst = append(dst, h.State...)
+			dst = append(dst, `"}`...)
+		}
+		dst = append(dst, ']')
 	}
 	return append(dst, "}\n"...)
 }

@@ -26,10 +26,17 @@ var (
 	closeEv = tracer.Event{Type: tracer.EventClose, Time: ts, ConnID: 17, PID: 4242, UID: 1000, Comm: comm("curl"),
 		Family: tracer.FamilyIPv4, Direction: tracer.DirOut,
 		LAddr: netip.MustParseAddr("10.0.0.5"), LPort: 51234, RAddr: netip.MustParseAddr("93.184.216.34"), RPort: 443,
-		Duration: 2766123 * time.Microsecond, TxBytes: 10000, RxBytes: 3000}
+		Duration: 2766123 * time.Microsecond, TxBytes: 10000, RxBytes: 3000, Reason: tracer.ReasonResetIn}
 	listenEv = tracer.Event{Type: tracer.EventListen, Time: ts, PID: 999, Comm: comm("nginx"),
 		Family: tracer.FamilyIPv4, LAddr: netip.MustParseAddr("0.0.0.0"), LPort: 80}
-	lostEv = tracer.Event{Type: tracer.EventLost, Time: ts, Lost: 12}
+	lostEv     = tracer.Event{Type: tracer.EventLost, Time: ts, Lost: 12}
+	connFailEv = tracer.Event{Type: tracer.EventConnectFail, Time: ts, ConnID: 9, PID: 4242, Comm: comm("psql"),
+		Family: tracer.FamilyIPv4, Direction: tracer.DirOut, Errno: 111,
+		LAddr: netip.MustParseAddr("10.0.0.5"), LPort: 40000, RAddr: netip.MustParseAddr("10.0.0.7"), RPort: 5432}
+	bindFailEv = tracer.Event{Type: tracer.EventBindFail, Time: ts, PID: 1234, Comm: comm("nginx"), UID: 33,
+		Family: tracer.FamilyIPv4, Errno: 98, Proto: tracer.ProtoTCP,
+		LAddr: netip.MustParseAddr("0.0.0.0"), LPort: 80,
+		Holders: []tracer.Holder{{PID: 999, Comm: "nginx", LAddr: netip.MustParseAddr("0.0.0.0"), LPort: 80, State: "LISTEN"}}}
 )
 
 // The JSON contract v1, field for field (README "JSON output").
@@ -40,7 +47,9 @@ func TestJSONContract(t *testing.T) {
 	}{
 		{connectEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"connect","conn_id":17,"pid":4242,"comm":"curl","uid":1000,"proto":"tcp","family":"ipv4","direction":"out","laddr":"10.0.0.5","lport":51234,"raddr":"93.184.216.34","rport":443,"latency_us":1234}`},
 		{acceptEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"accept","conn_id":18,"pid":999,"comm":"nginx","uid":0,"proto":"tcp","family":"ipv6","direction":"in","laddr":"2001:db8::2","lport":443,"raddr":"2001:db8::1","rport":40000}`},
-		{closeEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"close","conn_id":17,"pid":4242,"comm":"curl","uid":1000,"proto":"tcp","family":"ipv4","direction":"out","laddr":"10.0.0.5","lport":51234,"raddr":"93.184.216.34","rport":443,"duration_ms":2766.123,"tx_bytes":10000,"rx_bytes":3000}`},
+		{closeEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"close","conn_id":17,"pid":4242,"comm":"curl","uid":1000,"proto":"tcp","family":"ipv4","direction":"out","laddr":"10.0.0.5","lport":51234,"raddr":"93.184.216.34","rport":443,"duration_ms":2766.123,"tx_bytes":10000,"rx_bytes":3000,"reason":"reset_in"}`},
+		{connFailEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"connect_fail","conn_id":9,"pid":4242,"comm":"psql","uid":0,"proto":"tcp","family":"ipv4","direction":"out","laddr":"10.0.0.5","lport":40000,"raddr":"10.0.0.7","rport":5432,"error":"ECONNREFUSED","errno":111}`},
+		{bindFailEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"bind_fail","pid":1234,"comm":"nginx","uid":33,"proto":"tcp","family":"ipv4","laddr":"0.0.0.0","lport":80,"error":"EADDRINUSE","errno":98,"holders":[{"pid":999,"comm":"nginx","laddr":"0.0.0.0","lport":80,"state":"LISTEN"}]}`},
 		{listenEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"listen","pid":999,"comm":"nginx","uid":0,"proto":"tcp","family":"ipv4","laddr":"0.0.0.0","lport":80}`},
 		{lostEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"lost","count":12}`},
 	} {
@@ -115,7 +124,11 @@ func TestText(t *testing.T) {
 	}{
 		{connectEv, []string{"connect", "4242", "curl", "10.0.0.5:51234", "->", "93.184.216.34:443/https", "conn=17", "uid=1000", "latency=1.235ms"}},
 		{acceptEv, []string{"accept", "999", "nginx", "[2001:db8::2]:443/https", "<-", "[2001:db8::1]:40000", "conn=18"}},
-		{closeEv, []string{"close", "curl", "conn=17", "duration=2.766s", "tx=10000", "rx=3000"}},
+		{closeEv, []string{"close", "curl", "conn=17", "duration=2.766s", "tx=10000", "rx=3000", "reason=reset_in"}},
+		{connFailEv, []string{"connect_fail", "psql", "10.0.0.5:40000", "->", "10.0.0.7:5432/postgresql", "conn=9",
+			"ECONNREFUSED: nothing listening on 10.0.0.7:5432"}},
+		{bindFailEv, []string{"bind_fail", "1234", "nginx", "0.0.0.0:80/http", "uid=33",
+			"EADDRINUSE: 0.0.0.0:80 is held by 999 nginx (LISTEN)"}},
 		{listenEv, []string{"listen", "nginx", "0.0.0.0:80/http", "uid=0"}},
 	}
 	for _, tc := range cases {
@@ -161,7 +174,7 @@ func TestDurations(t *testing.T) {
 
 func TestFormattingDoesNotAllocate(t *testing.T) {
 	buf := make([]byte, 0, 512)
-	for _, ev := range []tracer.Event{connectEv, acceptEv, closeEv, listenEv} {
+	for _, ev := range []tracer.Event{connectEv, acceptEv, closeEv, listenEv, connFailEv} {
 		if n := testing.AllocsPerRun(100, func() { buf = AppendJSON(buf[:0], &ev) }); n != 0 {
 			t.Errorf("AppendJSON(%s) allocates %v", ev.Type, n)
 		}
@@ -208,5 +221,35 @@ func TestWriter(t *testing.T) {
 	}
 	if _, err := ParseFormat("yaml"); err == nil {
 		t.Error("ParseFormat(yaml) accepted")
+	}
+}
+
+func TestExplanations(t *testing.T) {
+	v4 := func(s string) netip.Addr { return netip.MustParseAddr(s) }
+	cases := []struct {
+		ev   tracer.Event
+		want string
+	}{
+		{tracer.Event{Type: tracer.EventConnectFail, Errno: 110, RAddr: v4("10.0.0.7"), RPort: 5432},
+			"ETIMEDOUT: no answer to SYN from 10.0.0.7:5432 (host down or packets dropped)"},
+		{tracer.Event{Type: tracer.EventConnectFail, Errno: 0}, "aborted: the application closed the socket before the handshake completed"},
+		{tracer.Event{Type: tracer.EventConnectFail, Errno: 99, RAddr: v4("10.0.0.7"), RPort: 80},
+			"EADDRNOTAVAIL: no free local port to reach 10.0.0.7:80 (ephemeral ports exhausted)"},
+		{tracer.Event{Type: tracer.EventConnectFail, Errno: 113, RAddr: v4("10.0.0.7")}, "EHOSTUNREACH: no route to host 10.0.0.7"},
+		{tracer.Event{Type: tracer.EventBindFail, Errno: 13, LAddr: v4("0.0.0.0"), LPort: 80},
+			"EACCES: ports below 1024 need root or CAP_NET_BIND_SERVICE (binding 0.0.0.0:80)"},
+		{tracer.Event{Type: tracer.EventBindFail, Errno: 99, LAddr: v4("192.0.2.1"), LPort: 80},
+			"EADDRNOTAVAIL: 192.0.2.1 is not an address of this host"},
+		{tracer.Event{Type: tracer.EventBindFail, Errno: 98, LAddr: v4("127.0.0.1"), LPort: 80},
+			"EADDRINUSE: 127.0.0.1:80 is in use (the holder has gone or could not be seen)"},
+		{tracer.Event{Type: tracer.EventBindFail, Errno: 98, LAddr: v4("127.0.0.1"), LPort: 80, Holders: []tracer.Holder{
+			{PID: 1, Comm: "a", LAddr: v4("0.0.0.0"), LPort: 80, State: "LISTEN"},
+			{PID: 2, Comm: "\x1b[2Jb", LAddr: v4("0.0.0.0"), LPort: 80, State: "LISTEN"}}},
+			`EADDRINUSE: 127.0.0.1:80 is held by 1 a (0.0.0.0:80 LISTEN), 2 \x1b[2Jb (0.0.0.0:80 LISTEN); several listeners share it with SO_REUSEPORT`},
+	}
+	for _, tc := range cases {
+		if got := string(appendExplanation(nil, &tc.ev)); !strings.HasPrefix(got, tc.want) {
+			t.Errorf("got  %q\nwant %q", got, tc.want)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package output
 
 import (
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -12,7 +13,7 @@ import (
 // the rest of its line right rather than being cut.
 const (
 	wTime  = 16
-	wEvent = 8
+	wEvent = 13
 	wPID   = 8
 	wComm  = 17
 	wLocal = 26
@@ -63,18 +64,23 @@ func AppendText(dst []byte, ev *tracer.Event) []byte {
 		dst = append(dst, "<-"...)
 	}
 	col(wTime + wEvent + wPID + wComm + wLocal + wDir)
-	if ev.Type != tracer.EventListen {
+	hasConn := ev.Type != tracer.EventListen && ev.Type != tracer.EventBindFail
+	if hasConn {
 		dst = appendHostPort(dst, ev, true, ev.Direction == tracer.DirOut)
 	}
 	col(wTime + wEvent + wPID + wComm + wLocal + wDir + wPeer)
 
-	if ev.Type != tracer.EventListen {
+	if hasConn {
 		dst = append(dst, "conn="...)
 		dst = strconv.AppendUint(dst, ev.ConnID, 10)
 		dst = append(dst, ' ')
 	}
 	dst = append(dst, "uid="...)
 	dst = strconv.AppendUint(dst, uint64(ev.UID), 10)
+	if ev.Proto != tracer.ProtoTCP {
+		dst = append(dst, ' ')
+		dst = append(dst, ev.Proto.String()...)
+	}
 	switch ev.Type {
 	case tracer.EventConnect:
 		dst = append(dst, " latency="...)
@@ -86,6 +92,11 @@ func AppendText(dst []byte, ev *tracer.Event) []byte {
 		dst = strconv.AppendUint(dst, ev.TxBytes, 10)
 		dst = append(dst, " rx="...)
 		dst = strconv.AppendUint(dst, ev.RxBytes, 10)
+		dst = append(dst, " reason="...)
+		dst = append(dst, ev.Reason.String()...)
+	case tracer.EventConnectFail, tracer.EventBindFail:
+		dst = append(dst, ' ')
+		dst = appendExplanation(dst, ev)
 	}
 	return append(dst, '\n')
 }
@@ -95,6 +106,16 @@ func appendHostPort(dst []byte, ev *tracer.Event, remote, service bool) []byte {
 	if remote {
 		addr, port = ev.RAddr, ev.RPort
 	}
+	dst = appendAddrPort(dst, addr, port)
+	if name := services.Name(port); service && name != "" {
+		dst = append(dst, '/')
+		dst = append(dst, name...)
+	}
+	return dst
+}
+
+// appendAddrPort appends 1.2.3.4:80 or [2001:db8::1]:80.
+func appendAddrPort(dst []byte, addr netip.Addr, port uint16) []byte {
 	if addr.Is6() {
 		dst = append(dst, '[')
 		dst = addr.AppendTo(dst)
@@ -103,12 +124,7 @@ func appendHostPort(dst []byte, ev *tracer.Event, remote, service bool) []byte {
 		dst = addr.AppendTo(dst)
 	}
 	dst = append(dst, ':')
-	dst = strconv.AppendUint(dst, uint64(port), 10)
-	if name := services.Name(port); service && name != "" {
-		dst = append(dst, '/')
-		dst = append(dst, name...)
-	}
-	return dst
+	return strconv.AppendUint(dst, uint64(port), 10)
 }
 
 // appendDuration prints d with three significant decimals: 850us, 1.234ms,

@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Failed bind(): EADDRINUSE, EACCES (a port below
+ * ip_unprivileged_port_start without CAP_NET_BIND_SERVICE), EADDRNOTAVAIL
+ * (an address not on this host), EINVAL. The address and port come from
+ * the caller's sockaddr at sys_enter, which is the only place they exist:
+ * a failed bind leaves the socket unbound. User space then looks up who
+ * holds the port, in the namespace we report.
+ */
+#include "common.bpf.h"
+
+SEC("tracepoint/syscalls/sys_enter_bind")
+int handle_bind_enter(struct syscall_enter_args *ctx)
+{
+	struct pending_call call = {};
+	__u64 tid = bpf_get_current_pid_tgid();
+	char comm[COMM_LEN];
+	struct socket *sock;
+	struct sock *sk;
+	short type;
+
+	if (!want_event(EVENT_BIND_FAIL))
+		return 0;
+	if (read_sockaddr(&call, (const void *)ctx->args[1], ctx->args[2]))
+		return 0;
+	if (!port_match(call.port, 0))
+		return 0;
+	bpf_get_current_comm(comm, sizeof(comm));
+	if (!proc_match(tid >> 32, comm))
+		return 0;
+	sock = socket_from_fd(ctx->args[0]);
+	if (!sock)
+		return 0;
+	type = BPF_CORE_READ(sock, type);
+	sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return 0;
+	call.proto = BPF_CORE_READ(sk, sk_protocol);
+	if (!(type == SOCK_STREAM && call.proto == IPPROTO_TCP) &&
+	    !(type == SOCK_DGRAM && call.proto == IPPROTO_UDP))
+		return 0;
+	call.sk = (__u64)sk;
+	call.ts_ns = bpf_ktime_get_ns();
+	bpf_map_update_elem(&bind_calls, &tid, &call, BPF_ANY);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_bind")
+int handle_bind_exit(struct syscall_exit_args *ctx)
+{
+	__u64 tid = bpf_get_current_pid_tgid();
+	struct pending_call *p = bpf_map_lookup_elem(&bind_calls, &tid);
+	struct pending_call call;
+	struct sock_info info = {};
+	struct tuple t = {};
+	struct event *e;
+
+	if (!p)
+		return 0;
+	call = *p;
+	bpf_map_delete_elem(&bind_calls, &tid);
+	if (ctx->ret >= 0)
+		return 0;
+
+	t.family = call.family;
+	t.sport = call.port;
+	t.s4 = call.addr[0];
+	__builtin_memcpy(t.s6, call.addr, sizeof(t.s6));
+	/* A v4-mapped bind on an IPv6 socket is an IPv4 bind. */
+	if (t.family == AF_INET6 && is_v4_mapped(t.s6)) {
+		t.family = AF_INET;
+		t.s4 = t.s6[3];
+	}
+	if (!family_match(t.family))
+		return 0;
+
+	e = reserve_event();
+	if (!e)
+		return 0;
+	fill_task(&info);
+	clear_event(e);
+	put_tuple(e, &t);
+	fill_from_info(e, &info);
+	e->type = EVENT_BIND_FAIL;
+	e->ts_ns = bpf_ktime_get_ns();
+	e->error = -ctx->ret;
+	e->proto = call.proto;
+	e->netns = netns_of((struct sock *)call.sk);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}

@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Failures that connect() itself returns: no free local port or a source
+ * address not on the host (EADDRNOTAVAIL), no route (ENETUNREACH), policy
+ * (EACCES, EPERM), and the handshake failures a blocking connect() waits
+ * for (ECONNREFUSED, ETIMEDOUT).
+ *
+ * A handshake that fails while connect() runs is seen twice: by the state
+ * machine (SYN_SENT -> CLOSE) and by the syscall's return. state.bpf.c
+ * leaves those to us, so each failure is reported once, with the errno the
+ * application got. Some failures (EADDRNOTAVAIL) even pass SYN_SENT -> CLOSE
+ * with no socket error at all.
+ */
+#include "common.bpf.h"
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int handle_connect_enter(struct syscall_enter_args *ctx)
+{
+	struct pending_call call = {};
+	__u64 tid = bpf_get_current_pid_tgid();
+	char comm[COMM_LEN];
+	struct socket *sock;
+	struct sock *sk;
+
+	if (!want_event(EVENT_CONNECT_FAIL))
+		return 0;
+	if (read_sockaddr(&call, (const void *)ctx->args[1], ctx->args[2]))
+		return 0;
+	bpf_get_current_comm(comm, sizeof(comm));
+	if (!proc_match(tid >> 32, comm))
+		return 0;
+	sock = socket_from_fd(ctx->args[0]);
+	if (!sock || BPF_CORE_READ(sock, type) != SOCK_STREAM)
+		return 0;
+	sk = BPF_CORE_READ(sock, sk);
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	call.sk = (__u64)sk;
+	call.proto = IPPROTO_TCP;
+	call.ts_ns = bpf_ktime_get_ns();
+	bpf_map_update_elem(&connect_calls, &tid, &call, BPF_ANY);
+	return 0;
+}
+
+/* Returns that do not mean the connection failed. */
+static __always_inline bool connect_pending(long ret)
+{
+	return ret == 0 || ret == -EINPROGRESS || ret == -EINTR || ret == -EALREADY || ret == -EISCONN;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int handle_connect_exit(struct syscall_exit_args *ctx)
+{
+	__u64 tid = bpf_get_current_pid_tgid();
+	struct pending_call *p = bpf_map_lookup_elem(&connect_calls, &tid);
+	struct pending_call call;
+	struct sock_info *info, fresh = {};
+	struct tuple t = {};
+	long ret = ctx->ret;
+	int err;
+
+	if (!p)
+		return 0;
+	call = *p;
+	bpf_map_delete_elem(&connect_calls, &tid);
+
+	info = bpf_map_lookup_elem(&socks, &call.sk);
+	if (info)
+		info->in_connect = 0;
+	if (connect_pending(ret)) {
+		/* The state machine saw a failure the return value hides. */
+		if (!info || !info->failed)
+			return 0;
+		err = info->error;
+	} else {
+		err = -ret;
+	}
+
+	/* The destination as requested: a failed connect resets the socket's,
+	 * and its local end, which the state machine kept for us. */
+	if (info && info->failed) {
+		t.s4 = info->fail_s4;
+		__builtin_memcpy(t.s6, info->fail_s6, sizeof(t.s6));
+		t.sport = info->fail_sport;
+	} else {
+		tuple_from_sk(&t, (struct sock *)call.sk);
+	}
+	t.family = call.family;
+	t.dport = call.port;
+	t.d4 = call.addr[0];
+	__builtin_memcpy(t.d6, call.addr, sizeof(t.d6));
+	normalize(&t);
+
+	if (port_match(t.sport, t.dport) && family_match(t.family)) {
+		if (!info) {
+			/* Failed before SYN_SENT (no route, policy): nothing
+			 * was tracked yet. */
+			fill_task(&fresh);
+			fresh.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
+			fresh.start_ns = call.ts_ns;
+			fresh.direction = DIR_OUT;
+			emit_connect_fail(&fresh, &t, err);
+		} else {
+			emit_connect_fail(info, &t, err);
+		}
+	}
+	if (info)
+		bpf_map_delete_elem(&socks, &call.sk);
+	return 0;
+}

@@ -1,0 +1,231 @@
+// Package sockets answers "who holds this port": it lists the TCP and UDP
+// sockets of a network namespace through sock_diag netlink and finds the
+// processes that own them through /proc.
+package sockets
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/procfs"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// Socket is one socket and the processes that have it open.
+type Socket struct {
+	Proto string // "tcp" or "udp"
+	LAddr netip.Addr
+	LPort uint16
+	RAddr netip.Addr
+	RPort uint16
+	State string // TCP: "LISTEN", "ESTABLISHED", ...; UDP: "UNCONN" or "ESTAB"
+	UID   uint32
+	Inode uint32
+	Procs []Proc // empty when no process has it (TIME_WAIT, orphaned)
+}
+
+// Proc is a process holding a socket.
+type Proc struct {
+	PID  uint32
+	Comm string // as the process set it: escape before printing
+}
+
+// NS names a network namespace; the zero value is the caller's own.
+type NS struct {
+	Path string // e.g. /run/netns/NAME or /proc/PID/ns/net
+}
+
+// List returns the sockets of protos ("tcp", "udp") in ns, IPv4 and IPv6,
+// with their processes. keep, when not nil, selects sockets before the
+// (slower) process lookup.
+func List(ns NS, protos []string, keep func(*Socket) bool) ([]Socket, error) {
+	h, err := handle(ns)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	var out []Socket
+	for _, proto := range protos {
+		for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
+			var raw []*netlink.Socket
+			switch proto {
+			case "tcp":
+				raw, err = h.SocketDiagTCP(family)
+			case "udp":
+				raw, err = h.SocketDiagUDP(family)
+			default:
+				return nil, fmt.Errorf("unknown protocol %q", proto)
+			}
+			if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+				return nil, fmt.Errorf("sock_diag %s: %w", proto, err)
+			}
+			for _, r := range raw {
+				s := convert(proto, r)
+				if keep == nil || keep(&s) {
+					out = append(out, s)
+				}
+			}
+		}
+	}
+	if err := attachProcs(out); err != nil {
+		return nil, err
+	}
+	sort.Slice(out, func(i, j int) bool { return less(&out[i], &out[j]) })
+	return out, nil
+}
+
+func handle(ns NS) (*netlink.Handle, error) {
+	if ns.Path == "" {
+		return netlink.NewHandle(unix.NETLINK_INET_DIAG)
+	}
+	nsh, err := netns.GetFromPath(ns.Path)
+	if err != nil {
+		return nil, fmt.Errorf("network namespace %s: %w", ns.Path, err)
+	}
+	defer nsh.Close()
+	return netlink.NewHandleAt(nsh, unix.NETLINK_INET_DIAG)
+}
+
+var tcpStates = [...]string{1: "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",
+	"TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "NEW_SYN_RECV"}
+
+func convert(proto string, r *netlink.Socket) Socket {
+	s := Socket{Proto: proto, LPort: r.ID.SourcePort, RPort: r.ID.DestinationPort, UID: r.UID, Inode: r.INode,
+		LAddr: addr(r.ID.Source), RAddr: addr(r.ID.Destination)}
+	switch {
+	case proto == "udp" && r.State == unix.BPF_TCP_ESTABLISHED:
+		s.State = "ESTAB"
+	case proto == "udp":
+		s.State = "UNCONN"
+	case int(r.State) < len(tcpStates) && tcpStates[r.State] != "":
+		s.State = tcpStates[r.State]
+	default:
+		s.State = strconv.Itoa(int(r.State))
+	}
+	return s
+}
+
+func addr(ip net.IP) netip.Addr {
+	a, _ := netip.AddrFromSlice(ip)
+	if a.Is4In6() {
+		a = a.Unmap()
+	}
+	return a
+}
+
+// attachProcs finds, for each socket, the processes with an fd on it.
+func attachProcs(socks []Socket) error {
+	if len(socks) == 0 {
+		return nil
+	}
+	want := make(map[uint32][]int, len(socks))
+	for i := range socks {
+		if socks[i].Inode != 0 {
+			want[socks[i].Inode] = append(want[socks[i].Inode], i)
+		}
+	}
+	procs, err := procfs.AllProcs()
+	if err != nil {
+		return fmt.Errorf("list processes: %w", err)
+	}
+	for _, p := range procs {
+		targets, err := p.FileDescriptorTargets()
+		if err != nil {
+			continue // gone, or not ours to read
+		}
+		var comm string
+		seen := map[uint32]bool{}
+		for _, t := range targets {
+			ino, ok := socketInode(t)
+			if !ok || seen[ino] {
+				continue
+			}
+			idx, ok := want[ino]
+			if !ok {
+				continue
+			}
+			seen[ino] = true
+			if comm == "" {
+				comm, _ = p.Comm()
+			}
+			for _, i := range idx {
+				socks[i].Procs = append(socks[i].Procs, Proc{PID: uint32(p.PID), Comm: comm})
+			}
+		}
+	}
+	return nil
+}
+
+// socketInode parses an fd link target "socket:[12345]".
+func socketInode(target string) (uint32, bool) {
+	s, ok := strings.CutPrefix(target, "socket:[")
+	if !ok || !strings.HasSuffix(s, "]") {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(s[:len(s)-1], 10, 32)
+	return uint32(n), err == nil
+}
+
+func less(a, b *Socket) bool {
+	if a.LPort != b.LPort {
+		return a.LPort < b.LPort
+	}
+	if a.Proto != b.Proto {
+		return a.Proto < b.Proto
+	}
+	if c := a.LAddr.Compare(b.LAddr); c != 0 {
+		return c < 0
+	}
+	if c := a.RAddr.Compare(b.RAddr); c != 0 {
+		return c < 0
+	}
+	return a.RPort < b.RPort
+}
+
+// Conflicts reports whether a bind to req would collide with a socket bound
+// to have: the same address, or either one a wildcard. An IPv6 wildcard
+// covers IPv4 too (a dual-stack socket; IPV6_V6ONLY is not visible here).
+func Conflicts(req, have netip.Addr) bool {
+	req, have = req.Unmap(), have.Unmap()
+	if req.Is4() == have.Is4() {
+		return req == have || req.IsUnspecified() || have.IsUnspecified()
+	}
+	// Different families: only a v6 wildcard reaches across.
+	return (req.Is6() && req.IsUnspecified()) || (have.Is6() && have.IsUnspecified())
+}
+
+// NSOfInode finds a path to the network namespace with inode ino: that of
+// pid when pid still lives in it, else that of any process in it.
+func NSOfInode(ino uint32, pid uint32) (NS, bool) {
+	if ino == 0 {
+		return NS{}, false
+	}
+	try := func(p string) bool {
+		var st unix.Stat_t
+		return unix.Stat(p, &st) == nil && st.Ino == uint64(ino)
+	}
+	if p := fmt.Sprintf("/proc/%d/ns/net", pid); pid != 0 && try(p) {
+		return NS{Path: p}, true
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return NS{}, false
+	}
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		if p := "/proc/" + e.Name() + "/ns/net"; try(p) {
+			return NS{Path: p}, true
+		}
+	}
+	return NS{}, false
+}
