@@ -28,7 +28,7 @@ func runPairs(t *testing.T, ns *testnet.NS, host string, ports ...uint16) []pair
 	}
 	for i, p := range pairs {
 		pairs[i].cli = testnet.Start(t, fmt.Sprintf("ct-cli-%d", p.port), testnet.Role{NS: ns.Path(),
-			Addr: fmt.Sprintf("%s:%d", host, p.port), Send: 200, Recv: 100, Hold: hold})
+			Addr: fmt.Sprintf("%s:%d", host, p.port), Send: 200, Recv: 100, Pause: hold})
 	}
 	for i := range pairs {
 		pairs[i].cli.Expect(t, "ready")

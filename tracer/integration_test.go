@@ -176,7 +176,7 @@ func TestLifecycle(t *testing.T) {
 				Addr: tc.listen, Conns: 1, Send: payloadIn, Recv: payloadOut})
 			srv.Expect(t, "listening")
 			cli := testnet.Start(t, "ct-client", testnet.Role{NS: cliNS.Path(),
-				Addr: tc.dial, Send: payloadOut, Recv: payloadIn, Hold: hold})
+				Addr: tc.dial, Send: payloadOut, Recv: payloadIn, Pause: hold})
 			cli.Expect(t, "ready")
 			local := addrPort(t, cli.Expect(t, "connected"))
 			cli.Wait(t)

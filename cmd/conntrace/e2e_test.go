@@ -74,7 +74,7 @@ func exchange(t *testing.T, ns *testnet.NS, addr string) (srv, cli *testnet.Proc
 	t.Helper()
 	srv = testnet.Start(t, "ct-server", testnet.Role{Server: true, NS: ns.Path(), Addr: addr, Conns: 1, Send: 3000, Recv: 10000})
 	srv.Expect(t, "listening")
-	cli = testnet.Start(t, "ct-client", testnet.Role{NS: ns.Path(), Addr: addr, Send: 10000, Recv: 3000, Hold: 100 * time.Millisecond})
+	cli = testnet.Start(t, "ct-client", testnet.Role{NS: ns.Path(), Addr: addr, Send: 10000, Recv: 3000, Pause: 100 * time.Millisecond})
 	cli.Expect(t, "ready")
 	cli.Expect(t, "connected")
 	cli.Wait(t)

@@ -3,9 +3,11 @@ package testnet
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,17 +22,28 @@ import (
 
 const helperEnv = "CONNTRACE_TEST_HELPER"
 
-// Role is what a helper process does.
+// Role is what a helper process does: serve (Server), bind a socket and
+// hold it (Bind), or else dial.
 type Role struct {
-	Server bool          // listen and serve Conns connections; else dial once
+	Server bool          // listen and serve Conns connections
 	NS     string        // network namespace path to enter ("" for the current one)
 	Addr   string        // server: address to listen on; client: address to dial
 	Conns  int           // server: how many connections to serve
 	Send   int           // bytes to write on each connection
 	Recv   int           // bytes to read on each connection before that
-	Hold   time.Duration // client: pause after connecting, before sending
+	Pause  time.Duration // client: pause after connecting, before sending
 	Repeat int           // client: connections to make one after another (0: 1)
 	WaitGo bool          // client: connect only after Proc.Go
+
+	MayFail  bool // client: a failed dial or read is reported ("failed ENAME"), not an error
+	Abort    bool // server: after reading, close with SO_LINGER 0 (send RST)
+	Hold     int  // client: open this many connections at once (blocking connect(2)) and keep them until Go
+	Blocking bool // client: one blocking connect(2), as C programs do, then close
+
+	Bind   bool // bind a socket to Addr ("bound" or "failed ENAME"), keep it until Go
+	UDP    bool // Bind: a UDP socket (else TCP)
+	Listen bool // Bind: listen on it too
+	UID    int  // Bind: drop to this uid (and gid) first, after entering NS (0: stay root)
 }
 
 // Proc is a running helper process. Its process name (comm) is the name
@@ -105,6 +118,21 @@ func (p *Proc) Expect(t testing.TB, word string) string {
 	return ""
 }
 
+// Line returns the helper's next line.
+func (p *Proc) Line(t testing.TB) string {
+	t.Helper()
+	select {
+	case line, ok := <-p.lines:
+		if !ok {
+			t.Fatalf("helper %d exited", p.PID)
+		}
+		return line
+	case <-time.After(10 * time.Second):
+		t.Fatalf("helper %d said nothing within 10s", p.PID)
+	}
+	return ""
+}
+
 // Go releases a client started with WaitGo.
 func (p *Proc) Go(t testing.TB) {
 	t.Helper()
@@ -155,10 +183,133 @@ func (r Role) run() error {
 		}
 		unix.Close(fd)
 	}
-	if r.Server {
+	switch {
+	case r.Bind:
+		return r.bind()
+	case r.Server:
 		return r.serve()
+	case r.Hold > 0:
+		return r.hold()
+	case r.Blocking:
+		return r.dialBlocking()
 	}
 	return r.dial()
+}
+
+// failed reports an expected failure: "failed ECONNREFUSED".
+func (r Role) failed(err error) error {
+	if !r.MayFail {
+		return err
+	}
+	var errno unix.Errno
+	if errors.As(err, &errno) {
+		fmt.Printf("failed %s\n", unix.ErrnoName(errno))
+	} else {
+		fmt.Printf("failed %v\n", err)
+	}
+	return nil
+}
+
+func waitGo() { bufio.NewReader(os.Stdin).ReadString('\n') }
+
+func sockaddr(ap netip.AddrPort) (int, unix.Sockaddr) {
+	if ap.Addr().Is4() {
+		return unix.AF_INET, &unix.SockaddrInet4{Addr: ap.Addr().As4(), Port: int(ap.Port())}
+	}
+	return unix.AF_INET6, &unix.SockaddrInet6{Addr: ap.Addr().As16(), Port: int(ap.Port())}
+}
+
+// bind binds a raw socket (no SO_REUSEADDR, unlike Go's listeners), and
+// keeps it open until released.
+func (r Role) bind() error {
+	if r.UID != 0 {
+		if err := unix.Setgid(r.UID); err != nil {
+			return err
+		}
+		if err := unix.Setuid(r.UID); err != nil {
+			return err
+		}
+	}
+	ap, err := netip.ParseAddrPort(r.Addr)
+	if err != nil {
+		return err
+	}
+	family, sa := sockaddr(ap)
+	typ := unix.SOCK_STREAM
+	if r.UDP {
+		typ = unix.SOCK_DGRAM
+	}
+	fd, err := unix.Socket(family, typ|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, sa); err != nil {
+		fmt.Printf("failed %s\n", unix.ErrnoName(err.(unix.Errno)))
+		return nil
+	}
+	if r.Listen {
+		if err := unix.Listen(fd, 16); err != nil {
+			return err
+		}
+	}
+	fmt.Println("bound")
+	waitGo()
+	return nil
+}
+
+// connectRaw makes one blocking connect(2), as C programs do (Go's
+// net.Dial retries some errors, EADDRNOTAVAIL among them).
+func (r Role) connectRaw() (int, error) {
+	ap, err := netip.ParseAddrPort(r.Addr)
+	if err != nil {
+		return -1, err
+	}
+	family, sa := sockaddr(ap)
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	if err := unix.Connect(fd, sa); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// dialBlocking connects once with connectRaw and closes.
+func (r Role) dialBlocking() error {
+	fmt.Println("ready")
+	fd, err := r.connectRaw()
+	if err != nil {
+		return r.failed(err)
+	}
+	unix.Close(fd)
+	fmt.Println("connected")
+	return nil
+}
+
+// hold opens Hold connections at once with connectRaw, reports each
+// ("connected" or "failed ENAME"), and closes them all when released.
+func (r Role) hold() error {
+	fmt.Println("ready")
+	var fds []int
+	for i := 0; i < r.Hold; i++ {
+		fd, err := r.connectRaw()
+		if err != nil {
+			if err := r.failed(err); err != nil {
+				return err
+			}
+			continue
+		}
+		fmt.Println("connected")
+		fds = append(fds, fd)
+	}
+	waitGo()
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+	return nil
 }
 
 func (r Role) serve() error {
@@ -201,14 +352,14 @@ func (r Role) dial() error {
 	for i := 0; i < max(r.Repeat, 1); i++ {
 		c, err := net.Dial("tcp", r.Addr)
 		if err != nil {
-			return err
+			return r.failed(err)
 		}
 		if r.Repeat == 0 {
 			fmt.Printf("connected %s\n", c.LocalAddr())
 		}
-		time.Sleep(r.Hold)
+		time.Sleep(r.Pause)
 		if err := r.exchange(c, false); err != nil {
-			return err
+			return r.failed(err)
 		}
 	}
 	return nil
@@ -226,6 +377,10 @@ func (r Role) exchange(c net.Conn, server bool) error {
 	}
 	if _, err := io.ReadFull(c, buf[:r.Recv]); err != nil {
 		return fmt.Errorf("read %d bytes: %w", r.Recv, err)
+	}
+	if server && r.Abort {
+		c.(*net.TCPConn).SetLinger(0)
+		return nil
 	}
 	if server {
 		if _, err := c.Write(buf[:r.Send]); err != nil {

@@ -145,3 +145,46 @@ func configure(t testing.TB, h *netlink.Handle, ifname string, addrs []string) {
 		t.Fatalf("set %s up: %v", ifname, err)
 	}
 }
+
+// Sysctl sets a sysctl of this namespace, e.g. "net/ipv4/tcp_syn_retries".
+// /proc/sys/net answers for the network namespace of the calling thread.
+func (n *NS) Sysctl(t testing.TB, key, value string) {
+	t.Helper()
+	n.do(t, func() error { return os.WriteFile("/proc/sys/"+key, []byte(value), 0o644) })
+}
+
+// Blackhole drops everything this namespace sends to prefix (e.g. the
+// SYN-ACKs to a client, which then times out).
+func (n *NS) Blackhole(t testing.TB, prefix string) {
+	t.Helper()
+	p := netip.MustParsePrefix(prefix)
+	h := n.handle(t)
+	defer h.Close()
+	route := &netlink.Route{Type: unix.RTN_BLACKHOLE,
+		Dst: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
+	if err := h.RouteAdd(route); err != nil {
+		t.Fatalf("%s: blackhole %s: %v", n.Name, prefix, err)
+	}
+}
+
+// do runs fn on a thread inside the namespace.
+func (n *NS) do(t testing.TB, fn func() error) {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	if err := netns.Set(n.h); err != nil {
+		t.Fatalf("enter %s: %v", n.Name, err)
+	}
+	err = fn()
+	if serr := netns.Set(orig); serr != nil {
+		t.Fatalf("leave %s: %v", n.Name, serr)
+	}
+	if err != nil {
+		t.Fatalf("in %s: %v", n.Name, err)
+	}
+}

@@ -1,0 +1,178 @@
+package tracer_test
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/conntrace/conntrace/tracer"
+	"github.com/conntrace/conntrace/tracer/testnet"
+)
+
+func failures(evs []tracer.Event) []tracer.Event {
+	var out []tracer.Event
+	for _, ev := range evs {
+		if ev.Type.IsFailure() {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// oneFailure waits for a failure event and requires it to be the only one.
+func oneFailure(t *testing.T, s *session) tracer.Event {
+	t.Helper()
+	s.waitFor(t, 1, func(ev *tracer.Event) bool { return ev.Type.IsFailure() })
+	time.Sleep(200 * time.Millisecond) // a duplicate would arrive by now
+	evs := s.stop(t)
+	got := failures(evs)
+	if len(got) != 1 {
+		t.Fatalf("want exactly one failure, got %d:\n%s", len(got), dump(evs))
+	}
+	return got[0]
+}
+
+// TestConnectRefused: nothing listens; the client gets ECONNREFUSED, once,
+// whether connect() blocks (C style: the syscall returns the error while the
+// state machine sees it too) or not (Go: the error comes later).
+func TestConnectRefused(t *testing.T) {
+	for _, blocking := range []bool{true, false} {
+		name := map[bool]string{true: "blocking", false: "nonblocking"}[blocking]
+		t.Run(name, func(t *testing.T) {
+			ns := testnet.NewNS(t)
+			s := startTracer(t, tracer.Config{Ports: []uint16{5432}})
+			cli := testnet.Start(t, "ct-client", testnet.Role{NS: ns.Path(), Addr: "127.0.0.1:5432", MayFail: true, Blocking: blocking})
+			cli.Expect(t, "ready")
+			if got := cli.Expect(t, "failed"); got != "ECONNREFUSED" {
+				t.Fatalf("client: %s", got)
+			}
+			cli.Wait(t)
+			ev := oneFailure(t, s)
+			if ev.Type != tracer.EventConnectFail || ev.ErrorName() != "ECONNREFUSED" || ev.Errno != 111 {
+				t.Errorf("want connect_fail ECONNREFUSED, got %s %s", ev.Type, ev.ErrorName())
+			}
+			if int(ev.PID) != cli.PID || string(ev.CommBytes()) != "ct-client" || ev.Direction != tracer.DirOut {
+				t.Errorf("attributed to %d %q %s, want %d ct-client out", ev.PID, ev.CommBytes(), ev.Direction, cli.PID)
+			}
+			if ev.RAddr != netip.MustParseAddr("127.0.0.1") || ev.RPort != 5432 || ev.LAddr != ev.RAddr || ev.LPort == 0 {
+				t.Errorf("tuple %v:%d -> %v:%d", ev.LAddr, ev.LPort, ev.RAddr, ev.RPort)
+			}
+		})
+	}
+}
+
+// TestConnectTimeout: the server's namespace drops its replies (a blackhole
+// route back to the client), the client retries its SYN once
+// (tcp_syn_retries=1): ETIMEDOUT after about 3 s.
+func TestConnectTimeout(t *testing.T) {
+	cliNS, srvNS := testnet.NewNS(t), testnet.NewNS(t)
+	testnet.Veth(t, cliNS, []string{"198.18.0.1/24"}, srvNS, []string{"198.18.0.2/24"})
+	srvNS.Blackhole(t, "198.18.0.1/32")
+	cliNS.Sysctl(t, "net/ipv4/tcp_syn_retries", "1")
+	s := startTracer(t, tracer.Config{Ports: []uint16{5432}})
+	srv := testnet.Start(t, "ct-server", testnet.Role{Server: true, NS: srvNS.Path(), Addr: "198.18.0.2:5432", Conns: 1})
+	srv.Expect(t, "listening")
+
+	start := time.Now()
+	cli := testnet.Start(t, "ct-client", testnet.Role{NS: cliNS.Path(), Addr: "198.18.0.2:5432", MayFail: true})
+	cli.Expect(t, "ready")
+	if got := cli.Expect(t, "failed"); got != "ETIMEDOUT" {
+		t.Fatalf("client: %s", got)
+	}
+	cli.Wait(t)
+	ev := oneFailure(t, s)
+	if ev.Type != tracer.EventConnectFail || ev.ErrorName() != "ETIMEDOUT" || int(ev.PID) != cli.PID {
+		t.Errorf("want connect_fail ETIMEDOUT by %d, got %s %s by %d", cli.PID, ev.Type, ev.ErrorName(), ev.PID)
+	}
+	if ev.RAddr != netip.MustParseAddr("198.18.0.2") || ev.RPort != 5432 || ev.LAddr != netip.MustParseAddr("198.18.0.1") {
+		t.Errorf("tuple %v:%d -> %v:%d", ev.LAddr, ev.LPort, ev.RAddr, ev.RPort)
+	}
+	if ev.Latency < 2*time.Second || time.Since(start) > 10*time.Second {
+		t.Errorf("gave up after %v (%v in all), want about 3s", ev.Latency, time.Since(start))
+	}
+}
+
+// TestCloseReasons: the server reads, then closes with SO_LINGER 0. The
+// client's close says reset_in, the server's reset_out; an orderly close
+// says fin.
+func TestCloseReasons(t *testing.T) {
+	ns := testnet.NewNS(t)
+	s := startTracer(t, tracer.Config{Ports: []uint16{8080, 8081}, Events: 1 << tracer.EventClose})
+	srv := testnet.Start(t, "ct-server", testnet.Role{Server: true, NS: ns.Path(), Addr: "127.0.0.1:8080", Conns: 1, Recv: 100, Abort: true})
+	srv.Expect(t, "listening")
+	cli := testnet.Start(t, "ct-client", testnet.Role{NS: ns.Path(), Addr: "127.0.0.1:8080", Send: 100, Recv: 1, MayFail: true})
+	cli.Expect(t, "ready")
+	cli.Expect(t, "connected")
+	if got := cli.Expect(t, "failed"); got != "ECONNRESET" {
+		t.Fatalf("client: %s", got)
+	}
+	cli.Wait(t)
+	srv.Wait(t)
+	exchangeOn(t, ns, "127.0.0.1:8081")
+	s.waitFor(t, 4, func(ev *tracer.Event) bool { return ev.Type == tracer.EventClose })
+	evs := s.stop(t)
+
+	want := map[string]tracer.Reason{"8080 out": tracer.ReasonResetIn, "8080 in": tracer.ReasonResetOut,
+		"8081 out": tracer.ReasonFIN, "8081 in": tracer.ReasonFIN}
+	if len(evs) != 4 {
+		t.Fatalf("want 4 closes, got:\n%s", dump(evs))
+	}
+	for _, ev := range evs {
+		port := ev.RPort
+		if ev.Direction == tracer.DirIn {
+			port = ev.LPort
+		}
+		key := map[uint16]string{8080: "8080", 8081: "8081"}[port] + " " + ev.Direction.String()
+		if r, ok := want[key]; !ok || ev.Reason != r {
+			t.Errorf("%s: reason %s, want %s", key, ev.Reason, want[key])
+		}
+	}
+}
+
+func exchangeOn(t *testing.T, ns *testnet.NS, addr string) {
+	t.Helper()
+	srv := testnet.Start(t, "ct-server", testnet.Role{Server: true, NS: ns.Path(), Addr: addr, Conns: 1, Send: 10, Recv: 10})
+	srv.Expect(t, "listening")
+	cli := testnet.Start(t, "ct-client", testnet.Role{NS: ns.Path(), Addr: addr, Send: 10, Recv: 10})
+	cli.Expect(t, "ready")
+	cli.Expect(t, "connected")
+	cli.Wait(t)
+	srv.Wait(t)
+}
+
+// TestConnectNoFreePort: a namespace with four ephemeral ports; six
+// connections to one destination: two fail with EADDRNOTAVAIL.
+func TestConnectNoFreePort(t *testing.T) {
+	ns := testnet.NewNS(t)
+	ns.Sysctl(t, "net/ipv4/ip_local_port_range", "40000 40003")
+	s := startTracer(t, tracer.Config{Ports: []uint16{9000}, Events: tracer.Failures})
+	srv := testnet.Start(t, "ct-server", testnet.Role{Server: true, NS: ns.Path(), Addr: "127.0.0.1:9000", Conns: 4})
+	srv.Expect(t, "listening")
+	cli := testnet.Start(t, "ct-client", testnet.Role{NS: ns.Path(), Addr: "127.0.0.1:9000", Hold: 6, MayFail: true})
+	cli.Expect(t, "ready")
+	var failed []string
+	for i := 0; i < 6; i++ {
+		line := cli.Line(t)
+		if rest, ok := strings.CutPrefix(line, "failed "); ok {
+			failed = append(failed, rest)
+		}
+	}
+	if len(failed) != 2 || failed[0] != "EADDRNOTAVAIL" || failed[1] != "EADDRNOTAVAIL" {
+		t.Fatalf("client failures %v, want two EADDRNOTAVAIL", failed)
+	}
+	cli.Go(t)
+	cli.Wait(t)
+	srv.Wait(t)
+	s.waitFor(t, 2, func(ev *tracer.Event) bool { return ev.Type.IsFailure() })
+	time.Sleep(200 * time.Millisecond)
+	evs := s.stop(t)
+	if len(evs) != 2 {
+		t.Fatalf("want 2 failures, got:\n%s", dump(evs))
+	}
+	for _, ev := range evs {
+		if ev.Type != tracer.EventConnectFail || ev.ErrorName() != "EADDRNOTAVAIL" || int(ev.PID) != cli.PID || ev.RPort != 9000 {
+			t.Errorf("unexpected:\n%s", dump([]tracer.Event{ev}))
+		}
+	}
+}
