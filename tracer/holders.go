@@ -15,10 +15,11 @@ func lookupHolders(ev *Event) []Holder {
 	if ev.Errno != uint32(unix.EADDRINUSE) {
 		return holders
 	}
-	ns, ok := sockets.NSOfInode(ev.NetNS, ev.PID)
+	ns, ok := sockets.OpenNSByInode(ev.NetNS, ev.PID)
 	if !ok {
 		return holders
 	}
+	defer ns.Close()
 	socks, err := sockets.List(ns, []string{ev.Proto.String()}, func(s *sockets.Socket) bool {
 		return s.LPort == ev.LPort && sockets.Conflicts(ev.LAddr, s.LAddr)
 	})

@@ -184,6 +184,8 @@ func (t *Tracer) Run(ctx context.Context, sink Sink) error {
 	var rec ringbuf.Record
 	dirty := false
 	n := 0
+	// Wake a waiting read as soon as ctx ends (Flush needs no lock).
+	defer context.AfterFunc(ctx, func() { t.rd.Flush() })()
 	t.rd.SetDeadline(time.Now().Add(idlePoll))
 	for {
 		err := t.rd.ReadInto(&rec)
@@ -206,10 +208,10 @@ func (t *Tracer) Run(ctx context.Context, sink Sink) error {
 			}
 			continue
 		}
-		if !errors.Is(err, os.ErrDeadlineExceeded) {
+		if !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, ringbuf.ErrFlushed) {
 			return t.end(sink, fmt.Errorf("read ring buffer: %w", err))
 		}
-		// The ring is empty (or was, after the deadline passed).
+		// The ring is empty (or was, after the deadline passed), or ctx ended.
 		if dirty {
 			if err := sink.Flush(); err != nil {
 				return err

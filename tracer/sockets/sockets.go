@@ -38,9 +38,26 @@ type Proc struct {
 	Comm string // as the process set it: escape before printing
 }
 
-// NS names a network namespace; the zero value is the caller's own.
+// NS is an open network namespace; the zero NS is the caller's own.
 type NS struct {
-	Path string // e.g. /run/netns/NAME or /proc/PID/ns/net
+	h netns.NsHandle // 0: none open
+}
+
+// OpenNS opens the network namespace at path (/run/netns/NAME,
+// /proc/PID/ns/net).
+func OpenNS(path string) (NS, error) {
+	h, err := netns.GetFromPath(path)
+	if err != nil {
+		return NS{}, fmt.Errorf("network namespace %s: %w", path, err)
+	}
+	return NS{h: h}, nil
+}
+
+// Close releases the namespace.
+func (n NS) Close() {
+	if n.h > 0 {
+		n.h.Close()
+	}
 }
 
 // List returns the sockets of protos ("tcp", "udp") in ns, IPv4 and IPv6,
@@ -83,15 +100,10 @@ func List(ns NS, protos []string, keep func(*Socket) bool) ([]Socket, error) {
 }
 
 func handle(ns NS) (*netlink.Handle, error) {
-	if ns.Path == "" {
+	if ns.h <= 0 {
 		return netlink.NewHandle(unix.NETLINK_INET_DIAG)
 	}
-	nsh, err := netns.GetFromPath(ns.Path)
-	if err != nil {
-		return nil, fmt.Errorf("network namespace %s: %w", ns.Path, err)
-	}
-	defer nsh.Close()
-	return netlink.NewHandleAt(nsh, unix.NETLINK_INET_DIAG)
+	return netlink.NewHandleAt(ns.h, unix.NETLINK_INET_DIAG)
 }
 
 var tcpStates = [...]string{1: "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",
@@ -202,18 +214,30 @@ func Conflicts(req, have netip.Addr) bool {
 	return (req.Is6() && req.IsUnspecified()) || (have.Is6() && have.IsUnspecified())
 }
 
-// NSOfInode finds a path to the network namespace with inode ino: that of
-// pid when pid still lives in it, else that of any process in it.
-func NSOfInode(ino uint32, pid uint32) (NS, bool) {
+// OpenNSByInode opens the network namespace with inode ino: that of pid
+// when pid still lives in it, else that of any process in it. The inode is
+// checked on the open file, so a process that exits meanwhile cannot
+// mislead it.
+func OpenNSByInode(ino, pid uint32) (NS, bool) {
 	if ino == 0 {
 		return NS{}, false
 	}
-	try := func(p string) bool {
+	try := func(p string) (NS, bool) {
+		h, err := netns.GetFromPath(p)
+		if err != nil {
+			return NS{}, false
+		}
 		var st unix.Stat_t
-		return unix.Stat(p, &st) == nil && st.Ino == uint64(ino)
+		if unix.Fstat(int(h), &st) != nil || st.Ino != uint64(ino) {
+			h.Close()
+			return NS{}, false
+		}
+		return NS{h: h}, true
 	}
-	if p := fmt.Sprintf("/proc/%d/ns/net", pid); pid != 0 && try(p) {
-		return NS{Path: p}, true
+	if pid != 0 {
+		if ns, ok := try(fmt.Sprintf("/proc/%d/ns/net", pid)); ok {
+			return ns, true
+		}
 	}
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
@@ -223,8 +247,8 @@ func NSOfInode(ino uint32, pid uint32) (NS, bool) {
 		if _, err := strconv.Atoi(e.Name()); err != nil {
 			continue
 		}
-		if p := "/proc/" + e.Name() + "/ns/net"; try(p) {
-			return NS{Path: p}, true
+		if ns, ok := try("/proc/" + e.Name() + "/ns/net"); ok {
+			return ns, true
 		}
 	}
 	return NS{}, false
