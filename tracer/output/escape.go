@@ -6,11 +6,11 @@ import (
 
 const hexDigits = "0123456789abcdef"
 
-// appendTextSafe appends b for a terminal: printable ASCII as is, anything
+// AppendTextSafe appends b for a terminal: printable ASCII as is, anything
 // else (ESC, control bytes, space, non-ASCII, invalid UTF-8) as \xNN, and
 // the backslash doubled, so a process name can neither move the cursor nor
 // break the columns, and the original bytes can be read back.
-func appendTextSafe(dst, b []byte) []byte {
+func AppendTextSafe(dst, b []byte) []byte {
 	for _, c := range b {
 		switch {
 		case c == '\\':
@@ -24,9 +24,9 @@ func appendTextSafe(dst, b []byte) []byte {
 	return dst
 }
 
-// appendJSONString appends b as a JSON string. Control characters are
+// AppendJSONString appends b as a JSON string. Control characters are
 // \u-escaped; invalid UTF-8 becomes U+FFFD, as encoding/json does.
-func appendJSONString(dst, b []byte) []byte {
+func AppendJSONString(dst, b []byte) []byte {
 	dst = append(dst, '"')
 	for i := 0; i < len(b); {
 		c := b[i]

@@ -66,7 +66,7 @@ func appendBindExplanation(dst []byte, ev *tracer.Event) []byte {
 			} else {
 				dst = strconv.AppendUint(dst, uint64(h.PID), 10)
 				dst = append(dst, ' ')
-				dst = appendTextSafe(dst, []byte(h.Comm))
+				dst = AppendTextSafe(dst, []byte(h.Comm))
 			}
 			dst = append(dst, " ("...)
 			if h.LAddr != ev.LAddr {

@@ -24,21 +24,21 @@ const (
 // TextHeader is the first line of text output.
 var TextHeader = func() []byte {
 	var b []byte
-	b = pad(append(b, "TIME"...), 0, wTime)
-	b = pad(append(b, "EVENT"...), wTime, wEvent)
-	b = pad(append(b, "PID"...), wTime+wEvent, wPID)
-	b = pad(append(b, "COMM"...), wTime+wEvent+wPID, wComm)
-	b = pad(append(b, "LOCAL"...), wTime+wEvent+wPID+wComm, wLocal)
-	b = pad(append(b, "DIR"...), wTime+wEvent+wPID+wComm+wLocal, wDir)
-	b = pad(append(b, "REMOTE"...), wTime+wEvent+wPID+wComm+wLocal+wDir, wPeer)
+	b = Pad(append(b, "TIME"...), 0, wTime)
+	b = Pad(append(b, "EVENT"...), wTime, wEvent)
+	b = Pad(append(b, "PID"...), wTime+wEvent, wPID)
+	b = Pad(append(b, "COMM"...), wTime+wEvent+wPID, wComm)
+	b = Pad(append(b, "LOCAL"...), wTime+wEvent+wPID+wComm, wLocal)
+	b = Pad(append(b, "DIR"...), wTime+wEvent+wPID+wComm+wLocal, wDir)
+	b = Pad(append(b, "REMOTE"...), wTime+wEvent+wPID+wComm+wLocal+wDir, wPeer)
 	return append(b, "DETAILS\n"...)
 }()
 
 // AppendText appends ev as one aligned line for people. The process name
-// is escaped (see appendTextSafe).
+// is escaped (see AppendTextSafe).
 func AppendText(dst []byte, ev *tracer.Event) []byte {
 	start := len(dst)
-	col := func(width int) { dst = pad(dst, start, width) }
+	col := func(width int) { dst = Pad(dst, start, width) }
 	dst = ev.Time.Local().AppendFormat(dst, "15:04:05.000000")
 	col(wTime)
 	dst = append(dst, ev.Type.String()...)
@@ -50,7 +50,7 @@ func AppendText(dst []byte, ev *tracer.Event) []byte {
 	}
 	dst = strconv.AppendUint(dst, uint64(ev.PID), 10)
 	col(wTime + wEvent + wPID)
-	dst = appendTextSafe(dst, ev.CommBytes())
+	dst = AppendTextSafe(dst, ev.CommBytes())
 	col(wTime + wEvent + wPID + wComm)
 
 	// The service name goes on the well-known side: the local port of a
@@ -142,9 +142,9 @@ func appendDuration(dst []byte, d time.Duration) []byte {
 	return append(dst, 's')
 }
 
-// pad adds spaces until the line (which began at start) is col wide, or
+// Pad adds spaces until the line (which began at start) is col wide, or
 // one space when it is already wider.
-func pad(dst []byte, start, col int) []byte {
+func Pad(dst []byte, start, col int) []byte {
 	n := col - (len(dst) - start)
 	if n < 1 {
 		n = 1

@@ -1,8 +1,90 @@
-// Package services names well-known TCP ports.
+// Package services names ports: a built-in list of the ports people meet
+// most, then /etc/services where present.
 package services
 
+import (
+	"bufio"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+)
+
 // Name returns the service name of a TCP port, or "" when it has none.
-func Name(port uint16) string { return names[port] }
+func Name(port uint16) string { return Lookup("tcp", port) }
+
+// Lookup returns the service name of port for proto ("tcp" or "udp").
+func Lookup(proto string, port uint16) string {
+	if proto == "udp" {
+		if n, ok := udpNames[port]; ok {
+			return n
+		}
+	} else if n, ok := names[port]; ok {
+		return n
+	}
+	etcOnce.Do(func() { etc = parse("/etc/services") })
+	return etc[key{proto, port}]
+}
+
+type key struct {
+	proto string
+	port  uint16
+}
+
+var (
+	etcOnce sync.Once
+	etc     map[key]string
+)
+
+// parse reads an /etc/services file: "name port/proto [aliases] [# comment]".
+func parse(path string) map[key]string {
+	m := map[key]string{}
+	f, err := os.Open(path)
+	if err != nil {
+		return m
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line, _, _ := strings.Cut(sc.Text(), "#")
+		fields := strings.Fields(line)
+		if len(fields) < 2 {
+			continue
+		}
+		portStr, proto, ok := strings.Cut(fields[1], "/")
+		port, err := strconv.ParseUint(portStr, 10, 16)
+		if !ok || err != nil {
+			continue
+		}
+		if k := (key{proto, uint16(port)}); m[k] == "" {
+			m[k] = fields[0]
+		}
+	}
+	return m
+}
+
+var udpNames = map[uint16]string{
+	53: "domain", 67: "bootps", 68: "bootpc", 69: "tftp", 123: "ntp", 137: "netbios-ns",
+	138: "netbios-dgm", 161: "snmp", 162: "snmp-trap", 443: "https", 500: "isakmp",
+	514: "syslog", 1194: "openvpn", 1812: "radius", 1900: "ssdp", 4500: "ipsec-nat-t",
+	4789: "vxlan", 5353: "mdns", 8472: "otv", 51820: "wireguard",
+}
+
+// Class says what kind of port this is: "well-known" (0-1023),
+// "ephemeral" (inside this machine's ip_local_port_range, lo-hi, where
+// connections take their local ports), "registered" (1024-49151), or
+// "dynamic" (49152-65535, outside the ephemeral range).
+func Class(port, lo, hi uint16) string {
+	switch {
+	case port < 1024:
+		return "well-known"
+	case port >= lo && port <= hi:
+		return "ephemeral"
+	case port <= 49151:
+		return "registered"
+	}
+	return "dynamic"
+}
 
 // names follows IANA's service names for the ports people meet most.
 var names = map[uint16]string{

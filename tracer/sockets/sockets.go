@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -252,4 +253,45 @@ func OpenNSByInode(ino, pid uint32) (NS, bool) {
 		}
 	}
 	return NS{}, false
+}
+
+// EphemeralRange reads net.ipv4.ip_local_port_range as seen in ns (the
+// file answers for the network namespace of the reading thread).
+func EphemeralRange(ns NS) (lo, hi uint16, err error) {
+	read := func() error {
+		b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+		if err != nil {
+			return err
+		}
+		f := strings.Fields(string(b))
+		if len(f) != 2 {
+			return fmt.Errorf("ip_local_port_range: %q", b)
+		}
+		l, err1 := strconv.ParseUint(f[0], 10, 16)
+		h, err2 := strconv.ParseUint(f[1], 10, 16)
+		if err1 != nil || err2 != nil {
+			return fmt.Errorf("ip_local_port_range: %q", b)
+		}
+		lo, hi = uint16(l), uint16(h)
+		return nil
+	}
+	if ns.h <= 0 {
+		return lo, hi, read()
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		return 0, 0, err
+	}
+	defer orig.Close()
+	if err := netns.Set(ns.h); err != nil {
+		return 0, 0, err
+	}
+	err = read()
+	if serr := netns.Set(orig); serr != nil {
+		// This thread is stuck in ns: never let it run other goroutines.
+		panic(fmt.Sprintf("cannot return to the original network namespace: %v", serr))
+	}
+	return lo, hi, err
 }
