@@ -228,3 +228,21 @@ func TestWatchWithoutRoot(t *testing.T) {
 		t.Errorf("stderr %q", got)
 	}
 }
+
+// TestWatchFailures: --failures shows the refused connection, explained,
+// and nothing of a connection that worked.
+func TestWatchFailures(t *testing.T) {
+	ns := testnet.NewNS(t)
+	r := startCLI(t, "watch", "--failures", "--port", "9444", "--port", "9443", "--count", "1")
+	exchange(t, ns, "127.0.0.1:9443")
+	cli := testnet.Start(t, "ct-client", testnet.Role{NS: ns.Path(), Addr: "127.0.0.1:9444", MayFail: true, Blocking: true})
+	cli.Expect(t, "ready")
+	cli.Expect(t, "failed")
+	cli.Wait(t)
+	r.wait(t)
+	lines := strings.Split(strings.TrimSpace(r.stdout.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[1], "connect_fail") || !strings.Contains(lines[1], "ct-client") ||
+		!strings.HasSuffix(lines[1], "ECONNREFUSED: nothing listening on 127.0.0.1:9444 (or a firewall rejected it)") {
+		t.Errorf("want the header and one explained connect_fail, got:\n%s", r.stdout.String())
+	}
+}

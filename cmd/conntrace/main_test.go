@@ -44,6 +44,12 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"watch", "--bogus"}, "flag provided but not defined: -bogus"},
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
 		{[]string{"watch", "--failures", "--events", "connect"}, "--failures and --events exclude each other"},
+		{[]string{"who"}, "who takes one PORT"},
+		{[]string{"who", "http"}, `port "http" is not a number from 1 to 65535`},
+		{[]string{"who", "0"}, `port "0" is not a number from 1 to 65535`},
+		{[]string{"who", "80", "81"}, "who takes one PORT"},
+		{[]string{"ports", "extra"}, `ports takes no arguments, got "extra"`},
+		{[]string{"ports", "-o", "xml"}, `-o: unknown output format "xml"`},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(append([]string{"conntrace"}, tc.args...), &stdout, &stderr)
@@ -79,4 +85,19 @@ func TestHelp(t *testing.T) {
 func lastLine(s string) string {
 	s = strings.TrimRight(s, "\n")
 	return s[strings.LastIndexByte(s, '\n')+1:]
+}
+
+func TestFlagsFirst(t *testing.T) {
+	app := newApp(nil, nil)
+	for _, tc := range []struct{ in, want string }{
+		{"conntrace who 8080 -o json", "conntrace who -o json -- 8080"},
+		{"conntrace who -o json 8080", "conntrace who -o json -- 8080"},
+		{"conntrace who 8080 --netns=/x", "conntrace who --netns=/x -- 8080"},
+		{"conntrace watch -4 -P 80", "conntrace watch -4 -P 80"},
+		{"conntrace nosuch 1 -x", "conntrace nosuch 1 -x"},
+	} {
+		if got := strings.Join(flagsFirst(app, strings.Fields(tc.in)), " "); got != tc.want {
+			t.Errorf("%q -> %q, want %q", tc.in, got, tc.want)
+		}
+	}
 }

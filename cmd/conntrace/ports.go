@@ -93,7 +93,7 @@ func who(c *cli.Context) error {
 		return err
 	}
 	if len(socks) == 0 {
-		return cli.Exit(fmt.Sprintf("conntrace: nothing holds port %d (TCP or UDP)", port), exitError)
+		return fmt.Errorf("nothing holds port %d (TCP or UDP)", port)
 	}
 	return printSockets(c, socks, format, lo, hi, true)
 }
