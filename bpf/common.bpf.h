@@ -141,8 +141,12 @@ static __always_inline struct event *reserve_event(void)
 	if (!e) {
 		__u32 zero = 0;
 		__u64 *n = bpf_map_lookup_elem(&lost_events, &zero);
+		/* Atomic even though per-CPU: a program in softirq (the
+		 * state tracepoint) can interrupt one in process context
+		 * (the syscall tracepoints) on the same CPU, and a plain
+		 * increment would then lose counts. */
 		if (n)
-			(*n)++; /* per-CPU: no atomic needed */
+			__sync_fetch_and_add(n, 1);
 	}
 	return e;
 }

@@ -79,8 +79,22 @@ func TestLostEventsAreCounted(t *testing.T) {
 	if lost == 0 {
 		t.Fatalf("a one-page ring held all %d records: the test proves nothing", total)
 	}
-	if delivered+lost != total || st.Lost != lost || st.Events != delivered {
-		t.Errorf("delivered %d + lost %d != %d records (stats: %+v)", delivered, lost, total, st)
+	if st.Lost != lost || st.Events != delivered || st.Dropped+st.Skipped != lost {
+		t.Errorf("reported %d delivered, %d lost; stats say %+v", delivered, lost, st)
 	}
-	t.Logf("%d delivered, %d lost and reported", delivered, lost)
+	// A dropped record is one event. A skipped hook run (the kernel's
+	// recursion guard) costs up to two: a missed SYN_RECV loses the accept
+	// and the close. Either way, nothing may vanish uncounted.
+	ok := delivered+lost == total
+	if st.Skipped > 0 {
+		ok = delivered+st.Dropped <= total && delivered+st.Dropped+2*st.Skipped >= total
+	}
+	if !ok {
+		byType := map[tracer.EventType]int{}
+		for _, ev := range sink.snapshot() {
+			byType[ev.Type]++
+		}
+		t.Errorf("%d records: %d delivered (%v), %d dropped, %d hook runs skipped", total, delivered, byType, st.Dropped, st.Skipped)
+	}
+	t.Logf("%d delivered, %d lost and reported (%d dropped, %d hook runs skipped)", delivered, lost, st.Dropped, st.Skipped)
 }

@@ -29,7 +29,13 @@ var ErrStop = errors.New("stop")
 // Stats counts what a Tracer delivered and what the kernel dropped.
 type Stats struct {
 	Events uint64 // events delivered to the sink (not counting lost reports)
-	Lost   uint64 // records the kernel could not queue
+	Lost   uint64 // Dropped + Skipped
+	// Dropped counts records the ring buffer had no room for.
+	Dropped uint64
+	// Skipped counts hook runs the kernel skipped because another BPF
+	// program was running on that CPU (a softirq interrupting it): each may
+	// have cost an event.
+	Skipped uint64
 }
 
 // Tracer is a loaded and attached set of programs.
@@ -42,7 +48,8 @@ type Tracer struct {
 	stats Stats
 	mode  string
 
-	lostBuf []uint64 // per-CPU read buffer for lost_events
+	lostBuf []uint64        // per-CPU read buffer for lost_events
+	progs   []*ebpf.Program // attached, for their recursion-miss counters
 }
 
 const (
@@ -166,6 +173,7 @@ func (t *Tracer) attach() error {
 			return privilegeError(fmt.Sprintf("attach to tracepoint %s:%s", tp.group, tp.name), err)
 		}
 		t.links = append(t.links, l)
+		t.progs = append(t.progs, tp.prog)
 	}
 	return nil
 }
@@ -267,21 +275,27 @@ func (t *Tracer) end(sink Sink, err error) error {
 	return err
 }
 
-// reportLost delivers an EventLost when the kernel dropped records since
-// the last report.
+// reportLost delivers an EventLost when records were dropped or hook runs
+// skipped since the last report.
 func (t *Tracer) reportLost(sink Sink) error {
 	if err := t.objs.LostEvents.Lookup(uint32(0), &t.lostBuf); err != nil {
 		return fmt.Errorf("read lost-event counter: %w", err)
 	}
-	var total uint64
+	var dropped, skipped uint64
 	for _, n := range t.lostBuf {
-		total += n
+		dropped += n
 	}
+	for _, p := range t.progs {
+		if st, err := p.Stats(); err == nil {
+			skipped += st.RecursionMisses
+		}
+	}
+	total := dropped + skipped
 	if total <= t.stats.Lost {
 		return nil
 	}
 	t.ev = Event{Type: EventLost, Time: time.Now().UTC(), Lost: total - t.stats.Lost}
-	t.stats.Lost = total
+	t.stats.Lost, t.stats.Dropped, t.stats.Skipped = total, dropped, skipped
 	return sink.Write(&t.ev)
 }
 
