@@ -91,6 +91,37 @@ func TestConnectTimeout(t *testing.T) {
 	if ev.Latency < 2*time.Second || time.Since(start) > 10*time.Second {
 		t.Errorf("gave up after %v (%v in all), want about 3s", ev.Latency, time.Since(start))
 	}
+
+	// The same unanswered SYN, but the application gives up first (a dial
+	// timeout closes the socket in SYN_SENT): aborted, not a network error.
+	s = startTracer(t, tracer.Config{Ports: []uint16{5432}})
+	cli = testnet.Start(t, "ct-client", testnet.Role{NS: cliNS.Path(), Addr: "198.18.0.2:5432", MayFail: true,
+		Timeout: 300 * time.Millisecond})
+	cli.Expect(t, "ready")
+	cli.Expect(t, "failed")
+	cli.Wait(t)
+	ev = oneFailure(t, s)
+	if ev.Type != tracer.EventConnectFail || ev.ErrorName() != "aborted" || ev.Errno != 0 || int(ev.PID) != cli.PID {
+		t.Errorf("want connect_fail aborted by %d, got %s %s by %d", cli.PID, ev.Type, ev.ErrorName(), ev.PID)
+	}
+}
+
+// TestConnectUnreachable: no route at all, so connect() fails before the
+// socket changes state; the syscall's return is the only witness.
+func TestConnectUnreachable(t *testing.T) {
+	ns := testnet.NewNS(t) // only lo: no route to 198.51.100.1
+	s := startTracer(t, tracer.Config{Ports: []uint16{80}})
+	cli := testnet.Start(t, "ct-client", testnet.Role{NS: ns.Path(), Addr: "198.51.100.1:80", MayFail: true, Blocking: true})
+	cli.Expect(t, "ready")
+	if got := cli.Expect(t, "failed"); got != "ENETUNREACH" {
+		t.Fatalf("client: %s", got)
+	}
+	cli.Wait(t)
+	ev := oneFailure(t, s)
+	if ev.ErrorName() != "ENETUNREACH" || int(ev.PID) != cli.PID || ev.RAddr != netip.MustParseAddr("198.51.100.1") ||
+		ev.RPort != 80 || ev.ConnID == 0 {
+		t.Errorf("unexpected:\n%s", dump([]tracer.Event{ev}))
+	}
 }
 
 // TestCloseReasons: the server reads, then closes with SO_LINGER 0. The

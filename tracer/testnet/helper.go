@@ -35,10 +35,11 @@ type Role struct {
 	Repeat int           // client: connections to make one after another (0: 1)
 	WaitGo bool          // client: connect only after Proc.Go
 
-	MayFail  bool // client: a failed dial or read is reported ("failed ENAME"), not an error
-	Abort    bool // server: after reading, close with SO_LINGER 0 (send RST)
-	Hold     int  // client: open this many connections at once (blocking connect(2)) and keep them until Go
-	Blocking bool // client: one blocking connect(2), as C programs do, then close
+	MayFail  bool          // client: a failed dial or read is reported ("failed ENAME"), not an error
+	Abort    bool          // server: after reading, close with SO_LINGER 0 (send RST)
+	Hold     int           // client: open this many connections at once (blocking connect(2)) and keep them until Go
+	Blocking bool          // client: one blocking connect(2), as C programs do, then close
+	Timeout  time.Duration // client: give up dialing after this long (Go closes the socket)
 
 	Bind   bool // bind a socket to Addr ("bound" or "failed ENAME"), keep it until Go
 	UDP    bool // Bind: a UDP socket (else TCP)
@@ -350,7 +351,7 @@ func (r Role) dial() error {
 		}
 	}
 	for i := 0; i < max(r.Repeat, 1); i++ {
-		c, err := net.Dial("tcp", r.Addr)
+		c, err := net.DialTimeout("tcp", r.Addr, r.Timeout)
 		if err != nil {
 			return r.failed(err)
 		}
