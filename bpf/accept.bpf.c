@@ -38,15 +38,9 @@ static __always_inline int on_accept_exit(struct syscall_exit_args *ctx)
 	info->matched = 1;
 	if (!want_event(EVENT_ACCEPT))
 		return 0;
-	e = reserve_event();
-	if (!e)
-		return 0;
-	clear_event(e);
-	put_tuple(e, &t);
-	fill_from_info(e, info);
-	e->type = EVENT_ACCEPT;
-	e->ts_ns = bpf_ktime_get_ns();
-	bpf_ringbuf_submit(e, 0);
+	e = new_event(EVENT_ACCEPT, &t, info);
+	if (e)
+		bpf_ringbuf_submit(e, 0);
 	return 0;
 }
 

@@ -14,22 +14,14 @@ int handle_bind_enter(struct syscall_enter_args *ctx)
 {
 	struct pending_call call = {};
 	__u64 tid = bpf_get_current_pid_tgid();
-	char comm[COMM_LEN];
 	struct socket *sock;
 	struct sock *sk;
 	short type;
 
 	if (!want_event(EVENT_BIND_FAIL))
 		return 0;
-	if (read_sockaddr(&call, (const void *)ctx->args[1], ctx->args[2]))
-		return 0;
-	if (!port_match(call.port, 0))
-		return 0;
-	bpf_get_current_comm(comm, sizeof(comm));
-	if (!proc_match(tid >> 32, comm))
-		return 0;
-	sock = socket_from_fd(ctx->args[0]);
-	if (!sock)
+	sock = begin_call(ctx, &call);
+	if (!sock || !port_match(call.port, 0))
 		return 0;
 	type = BPF_CORE_READ(sock, type);
 	sk = BPF_CORE_READ(sock, sk);
@@ -40,7 +32,6 @@ int handle_bind_enter(struct syscall_enter_args *ctx)
 	    !(type == SOCK_DGRAM && call.proto == IPPROTO_UDP))
 		return 0;
 	call.sk = (__u64)sk;
-	call.ts_ns = bpf_ktime_get_ns();
 	bpf_map_update_elem(&bind_calls, &tid, &call, BPF_ANY);
 	return 0;
 }
@@ -74,15 +65,10 @@ int handle_bind_exit(struct syscall_exit_args *ctx)
 	if (!family_match(t.family))
 		return 0;
 
-	e = reserve_event();
+	fill_task(&info);
+	e = new_event(EVENT_BIND_FAIL, &t, &info);
 	if (!e)
 		return 0;
-	fill_task(&info);
-	clear_event(e);
-	put_tuple(e, &t);
-	fill_from_info(e, &info);
-	e->type = EVENT_BIND_FAIL;
-	e->ts_ns = bpf_ktime_get_ns();
 	e->error = -ctx->ret;
 	e->proto = call.proto;
 	e->netns = netns_of((struct sock *)call.sk);

@@ -301,26 +301,53 @@ static __always_inline void put_tuple(struct event *e, const struct tuple *t)
 	}
 }
 
+/* Reserves a record and fills what every event carries: the tuple, the
+ * process and connection from info, the type and the time. NULL (counted as
+ * lost) when the ring is full; otherwise the caller adds its fields and
+ * submits. */
+static __always_inline struct event *new_event(__u8 type, const struct tuple *t,
+					       const struct sock_info *info)
+{
+	struct event *e = reserve_event();
+
+	if (!e)
+		return NULL;
+	clear_event(e);
+	put_tuple(e, t);
+	fill_from_info(e, info);
+	e->type = type;
+	e->ts_ns = bpf_ktime_get_ns();
+	return e;
+}
+
 /* connect_fail, from the state machine or from the connect() syscall. */
 static __always_inline void emit_connect_fail(const struct sock_info *info, const struct tuple *t, int err)
 {
 	struct event *e;
-	__u64 now;
 
 	if (!want_event(EVENT_CONNECT_FAIL))
 		return;
-	e = reserve_event();
+	e = new_event(EVENT_CONNECT_FAIL, t, info);
 	if (!e)
 		return;
-	now = bpf_ktime_get_ns();
-	clear_event(e);
-	put_tuple(e, t);
-	fill_from_info(e, info);
-	e->type = EVENT_CONNECT_FAIL;
-	e->ts_ns = now;
-	e->latency_ns = now - info->start_ns;
+	e->latency_ns = e->ts_ns - info->start_ns;
 	e->error = err;
 	bpf_ringbuf_submit(e, 0);
+}
+
+/* sys_enter of bind() and connect(): the sockaddr, if AF_INET/AF_INET6, and
+ * the socket, if the current process passes the pid/comm filters. */
+static __always_inline struct socket *begin_call(struct syscall_enter_args *ctx, struct pending_call *call)
+{
+	char comm[COMM_LEN];
+
+	if (read_sockaddr(call, (const void *)ctx->args[1], ctx->args[2]))
+		return NULL;
+	bpf_get_current_comm(comm, sizeof(comm));
+	if (!proc_match(bpf_get_current_pid_tgid() >> 32, comm))
+		return NULL;
+	call->ts_ns = bpf_ktime_get_ns();
+	return socket_from_fd(ctx->args[0]);
 }
 
 #endif /* CONNTRACE_COMMON_BPF_H */

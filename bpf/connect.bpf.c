@@ -18,18 +18,12 @@ int handle_connect_enter(struct syscall_enter_args *ctx)
 {
 	struct pending_call call = {};
 	__u64 tid = bpf_get_current_pid_tgid();
-	char comm[COMM_LEN];
 	struct socket *sock;
 	struct sock *sk;
 
 	if (!want_event(EVENT_CONNECT_FAIL))
 		return 0;
-	if (read_sockaddr(&call, (const void *)ctx->args[1], ctx->args[2]))
-		return 0;
-	bpf_get_current_comm(comm, sizeof(comm));
-	if (!proc_match(tid >> 32, comm))
-		return 0;
-	sock = socket_from_fd(ctx->args[0]);
+	sock = begin_call(ctx, &call);
 	if (!sock || BPF_CORE_READ(sock, type) != SOCK_STREAM)
 		return 0;
 	sk = BPF_CORE_READ(sock, sk);
@@ -37,7 +31,6 @@ int handle_connect_enter(struct syscall_enter_args *ctx)
 		return 0;
 	call.sk = (__u64)sk;
 	call.proto = IPPROTO_TCP;
-	call.ts_ns = bpf_ktime_get_ns();
 	bpf_map_update_elem(&connect_calls, &tid, &call, BPF_ANY);
 	return 0;
 }

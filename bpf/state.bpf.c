@@ -64,18 +64,13 @@ static __always_inline void on_listen(const struct set_state_args *ctx)
 	tuple_from_tp(&t, ctx);
 	if (!family_match(t.family))
 		return;
-	e = reserve_event();
-	if (!e)
-		return;
-	clear_event(e);
-	put_tuple(e, &t);
-	fill_from_info(e, &info);
-	e->type = EVENT_LISTEN;
-	e->conn_id = 0;
-	e->dport = 0;
-	__builtin_memset(e->daddr, 0, sizeof(e->daddr));
-	e->ts_ns = bpf_ktime_get_ns();
-	bpf_ringbuf_submit(e, 0);
+	/* A listener has no peer. */
+	t.d4 = 0;
+	__builtin_memset(t.d6, 0, sizeof(t.d6));
+	t.dport = 0;
+	e = new_event(EVENT_LISTEN, &t, &info);
+	if (e)
+		bpf_ringbuf_submit(e, 0);
 }
 
 /* Starts remembering a connection under a fresh conn_id. */
@@ -120,7 +115,6 @@ static __always_inline void on_established(const struct set_state_args *ctx, __u
 	struct sock_info *info = bpf_map_lookup_elem(&socks, &sk);
 	struct tuple t = {};
 	struct event *e;
-	__u64 now;
 
 	if (!info || info->direction != DIR_OUT || info->matched)
 		return;
@@ -132,16 +126,10 @@ static __always_inline void on_established(const struct set_state_args *ctx, __u
 	info->matched = 1;
 	if (!want_event(EVENT_CONNECT))
 		return;
-	e = reserve_event();
+	e = new_event(EVENT_CONNECT, &t, info);
 	if (!e)
 		return;
-	now = bpf_ktime_get_ns();
-	clear_event(e);
-	put_tuple(e, &t);
-	fill_from_info(e, info);
-	e->type = EVENT_CONNECT;
-	e->ts_ns = now;
-	e->latency_ns = now - info->start_ns;
+	e->latency_ns = e->ts_ns - info->start_ns;
 	bpf_ringbuf_submit(e, 0);
 }
 
@@ -202,19 +190,12 @@ static __always_inline void emit_close(const struct set_state_args *ctx, struct 
 {
 	struct tuple t = {};
 	struct event *e;
-	__u64 now;
 
-	e = reserve_event();
+	tuple_from_tp(&t, ctx);
+	e = new_event(EVENT_CLOSE, &t, info);
 	if (!e)
 		return;
-	now = bpf_ktime_get_ns();
-	tuple_from_tp(&t, ctx);
-	clear_event(e);
-	put_tuple(e, &t);
-	fill_from_info(e, info);
-	e->type = EVENT_CLOSE;
-	e->ts_ns = now;
-	e->duration_ns = now - info->start_ns;
+	e->duration_ns = e->ts_ns - info->start_ns;
 	e->reason = close_reason(info, BPF_CORE_READ(sk, sk_err), ctx->oldstate);
 	set_payload_bytes(e, sk, ctx->oldstate);
 	bpf_ringbuf_submit(e, 0);
