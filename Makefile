@@ -4,13 +4,14 @@ BIN     := bin/conntrace
 PREFIX  ?= /usr/local
 # Debian packages the build and tests need, and a file each one provides.
 APT_DEPS := clang:/usr/bin/clang llvm:/usr/bin/llvm-strip libbpf-dev:/usr/include/bpf/bpf_helpers.h \
-            bpftool:/usr/sbin/bpftool iproute2:/usr/sbin/ip
+            bpftool:/usr/sbin/bpftool iproute2:/usr/sbin/ip cpio:/usr/bin/cpio \
+            qemu-system-x86:/usr/bin/qemu-system-x86_64
 
 # Root-only steps use sudo when make runs as a normal user.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help build install generate vmlinux deps lint test unit clean
+.PHONY: help build install generate vmlinux deps lint test unit vmtest clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,9 +49,13 @@ lint: ## gofmt and go vet
 unit: ## tests that need neither root nor clang
 	$(GO) test -count=1 -run 'Decode|Clock|Parse|Config|Comm|JSON|Text|Duration|Formatting|Writer|Usage|Help' ./...
 
-test: deps lint ## everything: lint, generated-code check, unit and privileged integration tests (run as root)
+test: deps lint ## everything, as root: lint, generated code, unit and integration tests here and on a 6.1 kernel (vmtest)
 	@[ "$$(id -u)" = 0 ] || { echo "make test loads BPF programs: run it as root"; exit 1; }
 	$(GO) test -count=1 -timeout 10m ./...
+	$(MAKE) --no-print-directory vmtest
+
+vmtest: deps ## the integration tests on Debian's 6.1 kernel in a qemu VM (kernel cached in .cache/vmtest)
+	$(GO) run ./cmd/vmtest
 
 clean: ## remove build output
 	rm -rf bin

@@ -66,6 +66,9 @@ type Config struct {
 	// RingBytes is the ring buffer's size, a power of two multiple of the
 	// page size (0: DefaultRingBytes).
 	RingBytes uint32
+	// OnWarning, if set, hears of problems that cost detail but not events,
+	// such as a failed lookup of who holds a port. Called from Run.
+	OnWarning func(error)
 }
 
 // DefaultRingBytes holds about 37k events.

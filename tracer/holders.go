@@ -1,6 +1,9 @@
 package tracer
 
 import (
+	"errors"
+	"fmt"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/conntrace/conntrace/tracer/sockets"
@@ -10,21 +13,27 @@ import (
 // failing process's own network namespace (it may be a container's). For
 // TCP the listeners are the holders when there are any; otherwise any
 // socket bound there (a client's, or TIME_WAIT without SO_REUSEADDR).
-func lookupHolders(ev *Event) []Holder {
+// The list is empty, never nil, when nobody was found; an error says why
+// the lookup itself failed.
+func lookupHolders(ev *Event) ([]Holder, error) {
 	holders := []Holder{}
 	if ev.Errno != uint32(unix.EADDRINUSE) {
-		return holders
+		return holders, nil
 	}
 	ns, ok := sockets.OpenNSByInode(ev.NetNS, ev.PID)
 	if !ok {
-		return holders
+		return holders, fmt.Errorf("who holds port %d: network namespace %d has no process left", ev.LPort, ev.NetNS)
 	}
 	defer ns.Close()
 	socks, err := sockets.List(ns, []string{ev.Proto.String()}, func(s *sockets.Socket) bool {
 		return s.LPort == ev.LPort && sockets.Conflicts(ev.LAddr, s.LAddr)
 	})
+	if errors.Is(err, unix.EPROTONOSUPPORT) || errors.Is(err, unix.ENOENT) {
+		return holders, fmt.Errorf("who holds port %d: %w (is the %s_diag kernel module available? try 'modprobe %s_diag')",
+			ev.LPort, err, ev.Proto, ev.Proto)
+	}
 	if err != nil {
-		return holders
+		return holders, fmt.Errorf("who holds port %d: %w", ev.LPort, err)
 	}
 	listeners := false
 	for _, s := range socks {
@@ -43,5 +52,5 @@ func lookupHolders(ev *Event) []Holder {
 			holders = append(holders, h)
 		}
 	}
-	return holders
+	return holders, nil
 }

@@ -48,6 +48,7 @@ type Tracer struct {
 	stats Stats
 	mode  string
 
+	warn    func(error)     // Config.OnWarning
 	lostBuf []uint64        // per-CPU read buffer for lost_events
 	progs   []*ebpf.Program // attached, for their recursion-miss counters
 }
@@ -81,7 +82,7 @@ func Open(cfg Config) (_ *Tracer, err error) {
 		return nil, err
 	}
 
-	t := &Tracer{clock: NewClock(), mode: "tracepoint"}
+	t := &Tracer{clock: NewClock(), mode: "tracepoint", warn: cfg.OnWarning}
 	if err := spec.LoadAndAssign(&t.objs, nil); err != nil {
 		return nil, privilegeError("load the BPF programs", err)
 	}
@@ -241,7 +242,10 @@ func (t *Tracer) deliver(raw []byte, sink Sink) error {
 		return err
 	}
 	if t.ev.Type == EventBindFail {
-		t.ev.Holders = lookupHolders(&t.ev)
+		var err error
+		if t.ev.Holders, err = lookupHolders(&t.ev); err != nil && t.warn != nil {
+			t.warn(err)
+		}
 	}
 	t.stats.Events++
 	return sink.Write(&t.ev)
@@ -254,6 +258,9 @@ func (t *Tracer) stop(sink Sink) error {
 	t.rd.SetDeadline(time.Now())
 	for {
 		err := t.rd.ReadInto(&rec)
+		if errors.Is(err, ringbuf.ErrFlushed) {
+			continue // the wake-up from Run's ctx, not yet consumed
+		}
 		if err != nil {
 			if !errors.Is(err, os.ErrDeadlineExceeded) {
 				return t.end(sink, fmt.Errorf("read ring buffer: %w", err))

@@ -121,6 +121,13 @@ func watch(c *cli.Context) error {
 		defer cancel()
 	}
 
+	warned := map[string]bool{}
+	o.cfg.OnWarning = func(err error) {
+		if msg := err.Error(); !warned[msg] {
+			warned[msg] = true
+			fmt.Fprintf(stderr, "conntrace: warning: %s\n", msg)
+		}
+	}
 	t, err := tracer.Open(o.cfg)
 	if err != nil {
 		return err

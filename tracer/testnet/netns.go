@@ -71,7 +71,7 @@ func NewNS(t testing.TB) *NS {
 
 func (n *NS) handle(t testing.TB) *netlink.Handle {
 	t.Helper()
-	h, err := netlink.NewHandleAt(n.h)
+	h, err := netlink.NewHandleAt(n.h, unix.NETLINK_ROUTE)
 	if err != nil {
 		t.Fatalf("netlink handle in %s: %v", n.Name, err)
 	}

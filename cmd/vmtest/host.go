@@ -1,0 +1,255 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// kernelPattern selects the Debian package: the bookworm cloud kernel,
+// with kprobes, fentry and BTF, and veth as a module.
+var kernelPattern = regexp.MustCompile(`^linux-image-6\.1\.0-(\d+)-cloud-amd64-unsigned$`)
+
+func hostMain(args []string) int {
+	fs := flag.NewFlagSet("vmtest", flag.ContinueOnError)
+	cache := fs.String("cache", ".cache/vmtest", "where kernels and builds are kept")
+	timeout := fs.Duration("timeout", 12*time.Minute, "give up on the VM after this long")
+	run := fs.String("run", "", "only tests matching this regexp (go test -run)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if err := host(*cache, *timeout, *run); err != nil {
+		fmt.Fprintf(os.Stderr, "vmtest: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func host(cache string, timeout time.Duration, runFilter string) error {
+	cache, err := filepath.Abs(cache)
+	if err != nil {
+		return err
+	}
+	kdir, err := kernel(cache)
+	if err != nil {
+		return err
+	}
+	vmlinuz, _ := filepath.Glob(filepath.Join(kdir, "boot", "vmlinuz-*"))
+	if len(vmlinuz) != 1 {
+		return fmt.Errorf("%s: no vmlinuz", kdir)
+	}
+	// What the tests need that this kernel builds as modules (a normal host
+	// loads them on demand through modprobe; the VM has none), in load order.
+	var modules []string
+	for _, m := range []string{"drivers/net/veth.ko", "net/ipv4/inet_diag.ko", "net/ipv4/tcp_diag.ko", "net/ipv4/udp_diag.ko"} {
+		found, _ := filepath.Glob(filepath.Join(kdir, "lib", "modules", "*", "kernel", m))
+		if len(found) != 1 {
+			return fmt.Errorf("%s: no module %s", kdir, m)
+		}
+		modules = append(modules, found[0])
+	}
+
+	bin := filepath.Join(cache, "bin")
+	builds := []struct{ out, pkg string }{
+		{"tracer.test", "./tracer"},
+		{"conntrace.test", "./cmd/conntrace"},
+	}
+	for _, b := range builds {
+		if err := goBuild("test", "-c", "-o", filepath.Join(bin, b.out), b.pkg); err != nil {
+			return err
+		}
+	}
+	if err := goBuild("build", "-o", filepath.Join(bin, "init"), "./cmd/vmtest"); err != nil {
+		return err
+	}
+
+	testArgs := []string{"-test.v", "-test.count=1", "-test.timeout=4m",
+		// Needs the Go toolchain and clang, which the VM does not have;
+		// the host runs it.
+		"-test.skip=TestGeneratedUpToDate"}
+	if runFilter != "" {
+		testArgs = append(testArgs, "-test.run="+runFilter)
+	}
+	var p plan
+	for _, m := range modules {
+		p.Modules = append(p.Modules, "/lib/modules/"+filepath.Base(m))
+	}
+	for _, b := range builds {
+		p.Runs = append(p.Runs, run{Name: b.pkg, Bin: "/bin/" + b.out, Args: testArgs, Dir: "/"})
+	}
+	initrd := filepath.Join(cache, "initramfs.cpio.gz")
+	if err := writeInitramfs(initrd, bin, modules, p); err != nil {
+		return err
+	}
+	return boot(vmlinuz[0], initrd, timeout)
+}
+
+// kernel returns the extracted kernel package, downloading it once.
+func kernel(cache string) (string, error) {
+	if dirs, _ := filepath.Glob(filepath.Join(cache, "linux-image-*")); len(dirs) > 0 {
+		sort.Strings(dirs)
+		return dirs[len(dirs)-1], nil
+	}
+	name, err := newestKernelPackage()
+	if err != nil {
+		return "", err
+	}
+	dl := filepath.Join(cache, "download")
+	if err := os.MkdirAll(dl, 0o755); err != nil {
+		return "", err
+	}
+	fmt.Printf("vmtest: downloading %s\n", name)
+	cmd := exec.Command("apt-get", "download", "-qq", name)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dl, os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("apt-get download %s: %w", name, err)
+	}
+	debs, _ := filepath.Glob(filepath.Join(dl, name+"_*.deb"))
+	if len(debs) != 1 {
+		return "", fmt.Errorf("apt-get download %s left %d packages", name, len(debs))
+	}
+	dir := filepath.Join(cache, name)
+	tmp := dir + ".tmp"
+	os.RemoveAll(tmp)
+	if out, err := exec.Command("dpkg-deb", "-x", debs[0], tmp).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("dpkg-deb -x: %v: %s", err, out)
+	}
+	os.Remove(debs[0])
+	return dir, os.Rename(tmp, dir)
+}
+
+func newestKernelPackage() (string, error) {
+	search := func() []string {
+		out, _ := exec.Command("apt-cache", "search", "--names-only", `^linux-image-6\.1\.0-[0-9]+-cloud-amd64-unsigned$`).Output()
+		var names []string
+		for _, line := range strings.Split(string(out), "\n") {
+			if name, _, ok := strings.Cut(line, " "); ok && kernelPattern.MatchString(name) {
+				names = append(names, name)
+			}
+		}
+		return names
+	}
+	names := search()
+	if len(names) == 0 {
+		// Fresh machines have empty package lists.
+		exec.Command("apt-get", "update", "-qq").Run()
+		names = search()
+	}
+	if len(names) == 0 {
+		return "", errors.New("no linux-image-6.1.0-*-cloud-amd64-unsigned package in apt's lists")
+	}
+	abi := func(n string) int { v, _ := strconv.Atoi(kernelPattern.FindStringSubmatch(n)[1]); return v }
+	sort.Slice(names, func(i, j int) bool { return abi(names[i]) < abi(names[j]) })
+	return names[len(names)-1], nil
+}
+
+func goBuild(args ...string) error {
+	cmd := exec.Command("go", args...)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go %s: %w", strings.Join(args, " "), err)
+	}
+	return nil
+}
+
+func writeInitramfs(path, bin string, modules []string, p plan) error {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	c := newCPIO(zw)
+	for _, d := range []string{"proc", "sys", "dev", "tmp", "run", "etc"} {
+		if err := c.Dir(d); err != nil {
+			return err
+		}
+	}
+	add := func(dst, src string, perm uint32) error {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			return err
+		}
+		return c.File(dst, perm, data)
+	}
+	if err := add("init", filepath.Join(bin, "init"), 0o755); err != nil {
+		return err
+	}
+	for _, r := range p.Runs {
+		if err := add(r.Bin, filepath.Join(bin, filepath.Base(r.Bin)), 0o755); err != nil {
+			return err
+		}
+	}
+	for i, m := range modules {
+		if err := add(p.Modules[i], m, 0o644); err != nil {
+			return err
+		}
+	}
+	planJSON, _ := json.Marshal(p)
+	if err := c.File("vmtest.json", 0o644, planJSON); err != nil {
+		return err
+	}
+	if err := c.Close(); err != nil {
+		return err
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	return os.WriteFile(path, buf.Bytes(), 0o644)
+}
+
+// boot runs the VM, streams its console, and reads the verdict.
+func boot(vmlinuz, initrd string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	// Single-threaded TCG: with one host thread per vCPU (thread=multi), a
+	// vCPU can keep running a stale translation of kernel text that another
+	// vCPU live-patches (jump labels flipped when tracepoints attach) and
+	// spin there forever: soft lockups in syscall_trace_enter.
+	cmd := exec.CommandContext(ctx, "qemu-system-x86_64",
+		"-accel", "tcg,thread=single", "-cpu", "max", "-smp", "2", "-m", "2048",
+		"-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio",
+		"-kernel", vmlinuz, "-initrd", initrd,
+		"-append", "console=ttyS0 panic=-1 loglevel=4 rdinit=/init")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	cmd.Stderr = os.Stderr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("qemu: %w", err)
+	}
+	verdict := ""
+	sc := bufio.NewScanner(io.TeeReader(out, io.Discard))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimRight(sc.Text(), "\r")
+		fmt.Println(line)
+		if rest, ok := strings.CutPrefix(line, resultMarker); ok {
+			verdict = strings.TrimSpace(rest)
+		}
+	}
+	werr := cmd.Wait()
+	fmt.Printf("vmtest: VM ran %.0fs\n", time.Since(start).Seconds())
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("the VM did not finish within %v", timeout)
+	case verdict == "PASS":
+		return nil
+	case verdict == "":
+		return fmt.Errorf("the VM stopped without a verdict (qemu: %v)", werr)
+	}
+	return errors.New("tests failed in the VM")
+}

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// initMain is PID 1 in the VM.
+func initMain() int {
+	code := runPlan()
+	fmt.Printf("%s %s\n", resultMarker, map[bool]string{true: "PASS", false: "FAIL"}[code == 0])
+	unix.Sync()
+	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+	return code
+}
+
+func runPlan() int {
+	for _, m := range []struct{ src, dst, fs string }{
+		{"proc", "/proc", "proc"},
+		{"sysfs", "/sys", "sysfs"},
+		{"devtmpfs", "/dev", "devtmpfs"},
+		{"tmpfs", "/tmp", "tmpfs"},
+		{"tmpfs", "/run", "tmpfs"},
+		{"bpf", "/sys/fs/bpf", "bpf"},
+		{"tracefs", "/sys/kernel/tracing", "tracefs"},
+	} {
+		os.MkdirAll(m.dst, 0o755)
+		if err := unix.Mount(m.src, m.dst, m.fs, 0, ""); err != nil {
+			fmt.Printf("vmtest: mount %s: %v\n", m.dst, err)
+			return 1
+		}
+	}
+	var uts unix.Utsname
+	unix.Uname(&uts)
+	fmt.Printf("vmtest: kernel %s\n", unix.ByteSliceToString(uts.Release[:]))
+
+	data, err := os.ReadFile("/vmtest.json")
+	if err != nil {
+		fmt.Printf("vmtest: %v\n", err)
+		return 1
+	}
+	var p plan
+	if err := json.Unmarshal(data, &p); err != nil {
+		fmt.Printf("vmtest: plan: %v\n", err)
+		return 1
+	}
+	for _, m := range p.Modules {
+		if err := loadModule(m); err != nil {
+			fmt.Printf("vmtest: load %s: %v\n", m, err)
+			return 1
+		}
+	}
+	if lo, err := netlink.LinkByName("lo"); err == nil {
+		netlink.LinkSetUp(lo)
+	}
+
+	failed := 0
+	for _, r := range p.Runs {
+		start := time.Now()
+		fmt.Printf("vmtest: === %s\n", r.Name)
+		cmd := exec.Command(r.Bin, r.Args...)
+		cmd.Env = append([]string{"PATH=/bin", "HOME=/tmp", "TMPDIR=/tmp"}, r.Env...)
+		cmd.Dir = r.Dir
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stdout
+		err := cmd.Run()
+		status := "ok"
+		if err != nil {
+			status = "FAILED: " + err.Error()
+			failed++
+		}
+		fmt.Printf("vmtest: --- %s: %s (%.1fs)\n", r.Name, status, time.Since(start).Seconds())
+	}
+	return failed
+}
+
+func loadModule(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.FinitModule(int(f.Fd()), "", 0); err != nil && err != unix.EEXIST {
+		return err
+	}
+	return nil
+}
