@@ -38,6 +38,11 @@ const volatile __u8 filter_comm_set = 0;
 const volatile char filter_comm[COMM_LEN] = {};
 const volatile __u32 event_mask = 0xffffffff; /* bit (1 << enum event_type) */
 
+/* Set by the loader in the fentry and kprobe modes, where a hook on
+ * tcp_connect() takes over attributing outbound connections from the
+ * CLOSE -> SYN_SENT transition (hooks.bpf.c). */
+const volatile __u8 tcp_connect_hooked = 0;
+
 /* Source of conn_id; 0 is never handed out. */
 __u64 next_conn_id = 0;
 

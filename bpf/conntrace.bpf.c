@@ -8,6 +8,7 @@
 #include "accept.bpf.c"
 #include "connect.bpf.c"
 #include "bind.bpf.c"
+#include "hooks.bpf.c"
 
 /* Keep the shared types in BTF so that bpf2go -type can generate them. */
 const enum event_type *unused_event_type __attribute__((unused));

@@ -4,7 +4,8 @@
  * explain how connections end (tcp:tcp_receive_reset, tcp:tcp_send_reset).
  *
  * Which task runs a transition decides what we may attribute there:
- *   CLOSE -> SYN_SENT        connect(), in the connecting task: take pid/comm.
+ *   CLOSE -> SYN_SENT        connect(), in the connecting task: take pid/comm
+ *                            (unless tcp_connect() is hooked: hooks.bpf.c).
  *   LISTEN -> SYN_RECV       the new child socket, in softirq: no pid here;
  *                            the accepting process is joined in accept.bpf.c.
  *   SYN_SENT -> ESTABLISHED  softirq (the SYN-ACK): emit connect + latency.
@@ -82,9 +83,10 @@ static __always_inline void track(__u64 sk, struct sock_info *info, __u8 dir, __
 	bpf_map_update_elem(&socks, &sk, info, flags);
 }
 
-/* connect(): remember who connects. The local port may not be chosen yet
- * (inet_hash_connect runs after this transition), so the port filter waits
- * for ESTABLISHED or the failure. */
+/* connect(): remember who connects. Called in the connecting task, from the
+ * CLOSE -> SYN_SENT transition or from tcp_connect() (hooks.bpf.c). The
+ * local port may not be chosen yet (inet_hash_connect runs after the
+ * transition), so the port filter waits for ESTABLISHED or the failure. */
 static __always_inline void on_syn_sent(__u64 sk)
 {
 	struct sock_info info = {};
@@ -257,7 +259,8 @@ int handle_set_state(struct set_state_args *ctx)
 		on_listen(ctx);
 		break;
 	case TCP_SYN_SENT:
-		on_syn_sent(sk);
+		if (!tcp_connect_hooked)
+			on_syn_sent(sk);
 		break;
 	case TCP_SYN_RECV:
 		/* SYN_SENT -> SYN_RECV is a simultaneous open of an outbound

@@ -66,6 +66,11 @@ type Config struct {
 	// RingBytes is the ring buffer's size, a power of two multiple of the
 	// page size (0: DefaultRingBytes).
 	RingBytes uint32
+	// Hooks selects the hook mode (HooksAuto: the best that works).
+	Hooks Hooks
+	// BTFPath, if set, is the kernel's BTF (for a kernel without
+	// /sys/kernel/btf/vmlinux).
+	BTFPath string
 	// OnWarning, if set, hears of problems that cost detail but not events,
 	// such as a failed lookup of who holds a port. Called from Run.
 	OnWarning func(error)
@@ -96,6 +101,9 @@ func (c *Config) Validate() error {
 	case FamilyAny, FamilyIPv4, FamilyIPv6:
 	default:
 		return fmt.Errorf("unknown address family %d", c.Family)
+	}
+	if int(c.Hooks) >= len(hookNames) {
+		return fmt.Errorf("unknown hook mode %d", c.Hooks)
 	}
 	if r := c.RingBytes; r != 0 && (r < 4096 || r&(r-1) != 0) {
 		return fmt.Errorf("ring buffer size %d is not a power of two of at least 4096", r)

@@ -104,33 +104,38 @@ type conntraceSockInfo struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	conntraceMapBindCalls           = "bind_calls"
-	conntraceMapConnectCalls        = "connect_calls"
-	conntraceMapEvents              = "events"
-	conntraceMapLostEvents          = "lost_events"
-	conntraceMapPidFilter           = "pid_filter"
-	conntraceMapPortFilter          = "port_filter"
-	conntraceMapSocks               = "socks"
-	conntraceProgHandleAccept4Exit  = "handle_accept4_exit"
-	conntraceProgHandleAcceptExit   = "handle_accept_exit"
-	conntraceProgHandleBindEnter    = "handle_bind_enter"
-	conntraceProgHandleBindExit     = "handle_bind_exit"
-	conntraceProgHandleConnectEnter = "handle_connect_enter"
-	conntraceProgHandleConnectExit  = "handle_connect_exit"
-	conntraceProgHandleReceiveReset = "handle_receive_reset"
-	conntraceProgHandleSendReset    = "handle_send_reset"
-	conntraceProgHandleSetState     = "handle_set_state"
-	conntraceVarEventMask           = "event_mask"
-	conntraceVarFilterComm          = "filter_comm"
-	conntraceVarFilterCommSet       = "filter_comm_set"
-	conntraceVarFilterFamily        = "filter_family"
-	conntraceVarFilterPids          = "filter_pids"
-	conntraceVarFilterPorts         = "filter_ports"
-	conntraceVarNextConnId          = "next_conn_id"
-	conntraceVarUnusedCloseReason   = "unused_close_reason"
-	conntraceVarUnusedDirection     = "unused_direction"
-	conntraceVarUnusedEvent         = "unused_event"
-	conntraceVarUnusedEventType     = "unused_event_type"
+	conntraceMapBindCalls              = "bind_calls"
+	conntraceMapConnectCalls           = "connect_calls"
+	conntraceMapEvents                 = "events"
+	conntraceMapLostEvents             = "lost_events"
+	conntraceMapPidFilter              = "pid_filter"
+	conntraceMapPortFilter             = "port_filter"
+	conntraceMapSocks                  = "socks"
+	conntraceProgHandleAccept4Exit     = "handle_accept4_exit"
+	conntraceProgHandleAcceptExit      = "handle_accept_exit"
+	conntraceProgHandleAcceptFexit     = "handle_accept_fexit"
+	conntraceProgHandleAcceptKretprobe = "handle_accept_kretprobe"
+	conntraceProgHandleBindEnter       = "handle_bind_enter"
+	conntraceProgHandleBindExit        = "handle_bind_exit"
+	conntraceProgHandleConnectEnter    = "handle_connect_enter"
+	conntraceProgHandleConnectExit     = "handle_connect_exit"
+	conntraceProgHandleConnectFentry   = "handle_connect_fentry"
+	conntraceProgHandleConnectKprobe   = "handle_connect_kprobe"
+	conntraceProgHandleReceiveReset    = "handle_receive_reset"
+	conntraceProgHandleSendReset       = "handle_send_reset"
+	conntraceProgHandleSetState        = "handle_set_state"
+	conntraceVarEventMask              = "event_mask"
+	conntraceVarFilterComm             = "filter_comm"
+	conntraceVarFilterCommSet          = "filter_comm_set"
+	conntraceVarFilterFamily           = "filter_family"
+	conntraceVarFilterPids             = "filter_pids"
+	conntraceVarFilterPorts            = "filter_ports"
+	conntraceVarNextConnId             = "next_conn_id"
+	conntraceVarTcpConnectHooked       = "tcp_connect_hooked"
+	conntraceVarUnusedCloseReason      = "unused_close_reason"
+	conntraceVarUnusedDirection        = "unused_direction"
+	conntraceVarUnusedEvent            = "unused_event"
+	conntraceVarUnusedEventType        = "unused_event_type"
 )
 
 // loadConntrace returns the embedded CollectionSpec for conntrace.
@@ -175,15 +180,19 @@ type conntraceSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type conntraceProgramSpecs struct {
-	HandleAccept4Exit  *ebpf.ProgramSpec `ebpf:"handle_accept4_exit"`
-	HandleAcceptExit   *ebpf.ProgramSpec `ebpf:"handle_accept_exit"`
-	HandleBindEnter    *ebpf.ProgramSpec `ebpf:"handle_bind_enter"`
-	HandleBindExit     *ebpf.ProgramSpec `ebpf:"handle_bind_exit"`
-	HandleConnectEnter *ebpf.ProgramSpec `ebpf:"handle_connect_enter"`
-	HandleConnectExit  *ebpf.ProgramSpec `ebpf:"handle_connect_exit"`
-	HandleReceiveReset *ebpf.ProgramSpec `ebpf:"handle_receive_reset"`
-	HandleSendReset    *ebpf.ProgramSpec `ebpf:"handle_send_reset"`
-	HandleSetState     *ebpf.ProgramSpec `ebpf:"handle_set_state"`
+	HandleAccept4Exit     *ebpf.ProgramSpec `ebpf:"handle_accept4_exit"`
+	HandleAcceptExit      *ebpf.ProgramSpec `ebpf:"handle_accept_exit"`
+	HandleAcceptFexit     *ebpf.ProgramSpec `ebpf:"handle_accept_fexit"`
+	HandleAcceptKretprobe *ebpf.ProgramSpec `ebpf:"handle_accept_kretprobe"`
+	HandleBindEnter       *ebpf.ProgramSpec `ebpf:"handle_bind_enter"`
+	HandleBindExit        *ebpf.ProgramSpec `ebpf:"handle_bind_exit"`
+	HandleConnectEnter    *ebpf.ProgramSpec `ebpf:"handle_connect_enter"`
+	HandleConnectExit     *ebpf.ProgramSpec `ebpf:"handle_connect_exit"`
+	HandleConnectFentry   *ebpf.ProgramSpec `ebpf:"handle_connect_fentry"`
+	HandleConnectKprobe   *ebpf.ProgramSpec `ebpf:"handle_connect_kprobe"`
+	HandleReceiveReset    *ebpf.ProgramSpec `ebpf:"handle_receive_reset"`
+	HandleSendReset       *ebpf.ProgramSpec `ebpf:"handle_send_reset"`
+	HandleSetState        *ebpf.ProgramSpec `ebpf:"handle_set_state"`
 }
 
 // conntraceMapSpecs contains maps before they are loaded into the kernel.
@@ -210,6 +219,7 @@ type conntraceVariableSpecs struct {
 	FilterPids        *ebpf.VariableSpec `ebpf:"filter_pids"`
 	FilterPorts       *ebpf.VariableSpec `ebpf:"filter_ports"`
 	NextConnId        *ebpf.VariableSpec `ebpf:"next_conn_id"`
+	TcpConnectHooked  *ebpf.VariableSpec `ebpf:"tcp_connect_hooked"`
 	UnusedCloseReason *ebpf.VariableSpec `ebpf:"unused_close_reason"`
 	UnusedDirection   *ebpf.VariableSpec `ebpf:"unused_direction"`
 	UnusedEvent       *ebpf.VariableSpec `ebpf:"unused_event"`
@@ -268,6 +278,7 @@ type conntraceVariables struct {
 	FilterPids        *ebpf.Variable `ebpf:"filter_pids"`
 	FilterPorts       *ebpf.Variable `ebpf:"filter_ports"`
 	NextConnId        *ebpf.Variable `ebpf:"next_conn_id"`
+	TcpConnectHooked  *ebpf.Variable `ebpf:"tcp_connect_hooked"`
 	UnusedCloseReason *ebpf.Variable `ebpf:"unused_close_reason"`
 	UnusedDirection   *ebpf.Variable `ebpf:"unused_direction"`
 	UnusedEvent       *ebpf.Variable `ebpf:"unused_event"`
@@ -278,25 +289,33 @@ type conntraceVariables struct {
 //
 // It can be passed to loadConntraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type conntracePrograms struct {
-	HandleAccept4Exit  *ebpf.Program `ebpf:"handle_accept4_exit"`
-	HandleAcceptExit   *ebpf.Program `ebpf:"handle_accept_exit"`
-	HandleBindEnter    *ebpf.Program `ebpf:"handle_bind_enter"`
-	HandleBindExit     *ebpf.Program `ebpf:"handle_bind_exit"`
-	HandleConnectEnter *ebpf.Program `ebpf:"handle_connect_enter"`
-	HandleConnectExit  *ebpf.Program `ebpf:"handle_connect_exit"`
-	HandleReceiveReset *ebpf.Program `ebpf:"handle_receive_reset"`
-	HandleSendReset    *ebpf.Program `ebpf:"handle_send_reset"`
-	HandleSetState     *ebpf.Program `ebpf:"handle_set_state"`
+	HandleAccept4Exit     *ebpf.Program `ebpf:"handle_accept4_exit"`
+	HandleAcceptExit      *ebpf.Program `ebpf:"handle_accept_exit"`
+	HandleAcceptFexit     *ebpf.Program `ebpf:"handle_accept_fexit"`
+	HandleAcceptKretprobe *ebpf.Program `ebpf:"handle_accept_kretprobe"`
+	HandleBindEnter       *ebpf.Program `ebpf:"handle_bind_enter"`
+	HandleBindExit        *ebpf.Program `ebpf:"handle_bind_exit"`
+	HandleConnectEnter    *ebpf.Program `ebpf:"handle_connect_enter"`
+	HandleConnectExit     *ebpf.Program `ebpf:"handle_connect_exit"`
+	HandleConnectFentry   *ebpf.Program `ebpf:"handle_connect_fentry"`
+	HandleConnectKprobe   *ebpf.Program `ebpf:"handle_connect_kprobe"`
+	HandleReceiveReset    *ebpf.Program `ebpf:"handle_receive_reset"`
+	HandleSendReset       *ebpf.Program `ebpf:"handle_send_reset"`
+	HandleSetState        *ebpf.Program `ebpf:"handle_set_state"`
 }
 
 func (p *conntracePrograms) Close() error {
 	return _ConntraceClose(
 		p.HandleAccept4Exit,
 		p.HandleAcceptExit,
+		p.HandleAcceptFexit,
+		p.HandleAcceptKretprobe,
 		p.HandleBindEnter,
 		p.HandleBindExit,
 		p.HandleConnectEnter,
 		p.HandleConnectExit,
+		p.HandleConnectFentry,
+		p.HandleConnectKprobe,
 		p.HandleReceiveReset,
 		p.HandleSendReset,
 		p.HandleSetState,

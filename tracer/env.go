@@ -32,14 +32,22 @@ func checkPrivileges() error {
 	return errors.New("this needs root: run it with sudo (or grant CAP_BPF and CAP_PERFMON)")
 }
 
+// KernelBTF is where the running kernel publishes its BTF.
+const KernelBTF = "/sys/kernel/btf/vmlinux"
+
 // checkEnvironment reports what the kernel lacks in one line, and mounts
 // tracefs where it is missing (tracepoints are attached through it).
-func checkEnvironment() error {
+// btfPath is the user's BTF for a kernel without its own ("": none).
+func checkEnvironment(btfPath string) error {
 	if err := checkPrivileges(); err != nil {
 		return err
 	}
-	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
-		return fmt.Errorf("kernel BTF not found at /sys/kernel/btf/vmlinux: conntrace needs a kernel built with CONFIG_DEBUG_INFO_BTF=y")
+	if btfPath == "" {
+		if _, err := os.Stat(KernelBTF); err != nil {
+			return fmt.Errorf("kernel BTF not found at %s (a kernel built without CONFIG_DEBUG_INFO_BTF): give one for this kernel with --btf PATH", KernelBTF)
+		}
+	} else if _, err := os.Stat(btfPath); err != nil {
+		return fmt.Errorf("--btf: %w", err)
 	}
 	for _, dir := range []string{"/sys/kernel/tracing", "/sys/kernel/debug/tracing"} {
 		_, err := os.Stat(dir + "/events")

@@ -45,9 +45,15 @@ type session struct {
 func startTracer(t *testing.T, cfg tracer.Config) *session {
 	t.Helper()
 	testnet.RequireRoot(t)
+	if cfg.Hooks == tracer.HooksAuto {
+		cfg.Hooks = tracer.HooksUnderTest(t)
+	}
 	tr, err := tracer.Open(cfg)
 	if err != nil {
 		t.Fatalf("open tracer: %v", err)
+	}
+	if cfg.Hooks != tracer.HooksAuto && tr.Mode() != cfg.Hooks {
+		t.Fatalf("opened with %s hooks, asked for %s", tr.Mode(), cfg.Hooks)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &session{cancel: cancel, done: make(chan error, 1), t: tr}

@@ -31,7 +31,7 @@ func (s *stalledSink) Write(ev *tracer.Event) error {
 func TestLostEventsAreCounted(t *testing.T) {
 	testnet.RequireRoot(t)
 	ns := testnet.NewNS(t)
-	tr, err := tracer.Open(tracer.Config{Ports: []uint16{8080}, RingBytes: 4096})
+	tr, err := tracer.Open(tracer.Config{Ports: []uint16{8080}, RingBytes: 4096, Hooks: tracer.HooksUnderTest(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

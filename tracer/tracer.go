@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
@@ -40,13 +41,16 @@ type Stats struct {
 
 // Tracer is a loaded and attached set of programs.
 type Tracer struct {
-	objs  conntraceObjects
+	coll  *ebpf.Collection // the programs (and data sections) of one mode
+	maps  conntraceMaps
 	links []link.Link
 	rd    *ringbuf.Reader
 	clock Clock
 	ev    Event
 	stats Stats
-	mode  string
+	mode  Hooks
+	// unusable says why the better modes were passed over (auto).
+	unusable []*ModeError
 
 	warn    func(error)     // Config.OnWarning
 	lostBuf []uint64        // per-CPU read buffer for lost_events
@@ -62,43 +66,103 @@ const (
 	housekeepEvery = 4096
 )
 
-// Open loads the programs with cfg's filters compiled in and attaches them.
+// Open loads the programs with cfg's filters compiled in and attaches them,
+// with the hook mode cfg.Hooks names, or with the best one that works.
 // Events are queued from the moment Open returns.
-func Open(cfg Config) (_ *Tracer, err error) {
-	if err := cfg.Validate(); err != nil {
+func Open(cfg Config) (*Tracer, error) {
+	spec, opts, err := prepare(&cfg)
+	if err != nil {
 		return nil, err
 	}
-	if err := checkEnvironment(); err != nil {
-		return nil, err
+	var unusable []*ModeError
+	for _, m := range cfg.Hooks.candidates() {
+		t, err := openMode(spec, opts, m, &cfg)
+		if err == nil {
+			t.unusable = unusable
+			return t, nil
+		}
+		unusable = append(unusable, &ModeError{Mode: m, Err: err})
+	}
+	if len(unusable) == 1 {
+		return nil, unusable[0]
+	}
+	return nil, fmt.Errorf("no hook mode works on this kernel: %w", errors.Join(modeErrors(unusable)...))
+}
+
+// prepare checks the environment and readies the embedded object: filters
+// set, and the kernel's types from cfg.BTFPath when given.
+func prepare(cfg *Config) (*ebpf.CollectionSpec, ebpf.CollectionOptions, error) {
+	var opts ebpf.CollectionOptions
+	if err := cfg.Validate(); err != nil {
+		return nil, opts, err
+	}
+	if err := checkEnvironment(cfg.BTFPath); err != nil {
+		return nil, opts, err
 	}
 	if err := rlimit.RemoveMemlock(); err != nil {
-		return nil, privilegeError("raise the locked-memory limit", err)
+		return nil, opts, privilegeError("raise the locked-memory limit", err)
+	}
+	if cfg.BTFPath != "" {
+		kt, err := btf.LoadSpec(cfg.BTFPath)
+		if err != nil {
+			return nil, opts, fmt.Errorf("read kernel BTF from %s: %w", cfg.BTFPath, err)
+		}
+		opts.Programs.KernelTypes = kt
 	}
 	spec, err := loadConntrace()
 	if err != nil {
-		return nil, fmt.Errorf("read the embedded BPF object: %w", err)
+		return nil, opts, fmt.Errorf("read the embedded BPF object: %w", err)
 	}
-	if err := configure(spec, &cfg); err != nil {
+	if err := configure(spec, cfg); err != nil {
+		return nil, opts, err
+	}
+	return spec, opts, nil
+}
+
+// loadMode loads the programs of mode m (and every map).
+func loadMode(spec *ebpf.CollectionSpec, opts ebpf.CollectionOptions, m Hooks) (*ebpf.Collection, error) {
+	if err := haveProgramType(m); err != nil {
 		return nil, err
 	}
-
-	t := &Tracer{clock: NewClock(), mode: "tracepoint", warn: cfg.OnWarning}
-	if err := spec.LoadAndAssign(&t.objs, nil); err != nil {
+	spec, err := modeSpec(spec, m)
+	if err != nil {
+		return nil, err
+	}
+	coll, err := ebpf.NewCollectionWithOptions(spec, opts)
+	if err != nil {
 		return nil, privilegeError("load the BPF programs", err)
 	}
+	return coll, nil
+}
+
+func openMode(spec *ebpf.CollectionSpec, opts ebpf.CollectionOptions, m Hooks, cfg *Config) (_ *Tracer, err error) {
+	coll, err := loadMode(spec, opts, m)
+	if err != nil {
+		return nil, err
+	}
+	t := &Tracer{coll: coll, clock: NewClock(), mode: m, warn: cfg.OnWarning}
 	defer func() {
 		if err != nil {
 			t.Close()
 		}
 	}()
-	if err := fillFilters(&t.objs, &cfg); err != nil {
+	if err := coll.Assign(&t.maps); err != nil {
 		return nil, err
 	}
-	if t.rd, err = ringbuf.NewReader(t.objs.Events); err != nil {
+	if err := fillFilters(&t.maps, cfg); err != nil {
+		return nil, err
+	}
+	if t.rd, err = ringbuf.NewReader(t.maps.Events); err != nil {
 		return nil, fmt.Errorf("open the ring buffer: %w", err)
 	}
-	if err := t.attach(); err != nil {
-		return nil, err
+	for _, h := range AllHooks(m) {
+		prog := coll.Programs[h.prog]
+		l, err := attachHook(h, prog)
+		if err != nil {
+			return nil, privilegeError("attach to "+h.String(), err)
+		}
+		t.links = append(t.links, l)
+		t.progs = append(t.progs, prog)
 	}
 	return t, nil
 }
@@ -139,48 +203,26 @@ func configure(spec *ebpf.CollectionSpec, cfg *Config) error {
 	return nil
 }
 
-func fillFilters(objs *conntraceObjects, cfg *Config) error {
+func fillFilters(maps *conntraceMaps, cfg *Config) error {
 	one := uint8(1)
 	for _, p := range cfg.Ports {
-		if err := objs.PortFilter.Put(p, one); err != nil {
+		if err := maps.PortFilter.Put(p, one); err != nil {
 			return fmt.Errorf("port filter: %w", err)
 		}
 	}
 	for _, p := range cfg.PIDs {
-		if err := objs.PidFilter.Put(p, one); err != nil {
+		if err := maps.PidFilter.Put(p, one); err != nil {
 			return fmt.Errorf("pid filter: %w", err)
 		}
 	}
 	return nil
 }
 
-func (t *Tracer) attach() error {
-	for _, tp := range []struct {
-		group, name string
-		prog        *ebpf.Program
-	}{
-		{"sock", "inet_sock_set_state", t.objs.HandleSetState},
-		{"syscalls", "sys_exit_accept4", t.objs.HandleAccept4Exit},
-		{"syscalls", "sys_exit_accept", t.objs.HandleAcceptExit},
-		{"syscalls", "sys_enter_connect", t.objs.HandleConnectEnter},
-		{"syscalls", "sys_exit_connect", t.objs.HandleConnectExit},
-		{"syscalls", "sys_enter_bind", t.objs.HandleBindEnter},
-		{"syscalls", "sys_exit_bind", t.objs.HandleBindExit},
-		{"tcp", "tcp_receive_reset", t.objs.HandleReceiveReset},
-		{"tcp", "tcp_send_reset", t.objs.HandleSendReset},
-	} {
-		l, err := link.Tracepoint(tp.group, tp.name, tp.prog, nil)
-		if err != nil {
-			return privilegeError(fmt.Sprintf("attach to tracepoint %s:%s", tp.group, tp.name), err)
-		}
-		t.links = append(t.links, l)
-		t.progs = append(t.progs, tp.prog)
-	}
-	return nil
-}
+// Mode is the hook mode in use.
+func (t *Tracer) Mode() Hooks { return t.mode }
 
-// Mode names the hooks in use.
-func (t *Tracer) Mode() string { return t.mode }
+// Unusable says why auto passed over better modes than Mode.
+func (t *Tracer) Unusable() []*ModeError { return t.unusable }
 
 // Stats returns the counts so far.
 func (t *Tracer) Stats() Stats { return t.stats }
@@ -285,7 +327,7 @@ func (t *Tracer) end(sink Sink, err error) error {
 // reportLost delivers an EventLost when records were dropped or hook runs
 // skipped since the last report.
 func (t *Tracer) reportLost(sink Sink) error {
-	if err := t.objs.LostEvents.Lookup(uint32(0), &t.lostBuf); err != nil {
+	if err := t.maps.LostEvents.Lookup(uint32(0), &t.lostBuf); err != nil {
 		return fmt.Errorf("read lost-event counter: %w", err)
 	}
 	var dropped, skipped uint64
@@ -320,7 +362,12 @@ func (t *Tracer) Close() error {
 		t.rd.Close()
 		t.rd = nil
 	}
-	return t.objs.Close()
+	if t.coll != nil {
+		t.maps.Close()
+		t.coll.Close()
+		t.coll = nil
+	}
+	return nil
 }
 
 // privilegeError names the missing privilege when the kernel said EPERM.
@@ -337,6 +384,14 @@ func privilegeError(what string, err error) error {
 		return fmt.Errorf("%s: permission denied although running as root (kernel lockdown or a security module may forbid BPF): %v", what, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
+}
+
+func modeErrors(ms []*ModeError) []error {
+	errs := make([]error, len(ms))
+	for i, m := range ms {
+		errs[i] = m
+	}
+	return errs
 }
 
 func b2u8(b bool) uint8 {

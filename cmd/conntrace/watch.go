@@ -34,6 +34,8 @@ prints a summary on stderr.`,
 			&cli.DurationFlag{Name: "duration", Aliases: []string{"d"}, Usage: "stop after `DURATION`, e.g. 30s", DefaultText: "until Ctrl-C"},
 			&cli.IntFlag{Name: "count", Aliases: []string{"n"}, Usage: "stop after `N` events", DefaultText: "no limit"},
 			&cli.StringFlag{Name: "ready-file", Usage: "create `PATH` once the probes are attached (for scripts)"},
+			hooksFlag(),
+			btfFlag(),
 		},
 		Action:       watch,
 		OnUsageError: onUsageError,
@@ -101,6 +103,10 @@ func parseWatch(c *cli.Context) (watchOptions, error) {
 		return o, usagef("--count %d is negative", o.count)
 	}
 	o.readyFile = c.String("ready-file")
+	if o.cfg.Hooks, err = parseHooks(c); err != nil {
+		return o, err
+	}
+	o.cfg.BTFPath = c.String("btf")
 	return o, nil
 }
 
@@ -142,6 +148,9 @@ func watch(c *cli.Context) error {
 		if err := os.WriteFile(o.readyFile, []byte("ready\n"), 0o644); err != nil {
 			return fmt.Errorf("--ready-file: %w", err)
 		}
+	}
+	for _, e := range t.Unusable() {
+		fmt.Fprintf(stderr, "conntrace: %s hooks unavailable: %v\n", e.Mode, e.Err)
 	}
 	fmt.Fprintf(stderr, "conntrace: attached (%s hooks), watching; Ctrl-C to stop\n", t.Mode())
 

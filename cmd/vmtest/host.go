@@ -77,22 +77,38 @@ func host(cache string, timeout time.Duration, runFilter string) error {
 		return err
 	}
 
-	testArgs := []string{"-test.v", "-test.count=1", "-test.timeout=4m",
-		// Needs the Go toolchain and clang, which the VM does not have;
-		// the host runs it.
-		"-test.skip=TestGeneratedUpToDate"}
-	if runFilter != "" {
-		testArgs = append(testArgs, "-test.run="+runFilter)
+	// The tracer's suite runs once per hook mode (the kernel has them all);
+	// the mode comparison, which tries every mode itself, runs once.
+	// TestGeneratedUpToDate needs the Go toolchain and clang, which the VM
+	// does not have; the host runs it.
+	expect := "CONNTRACE_EXPECT_HOOKS=fentry,kprobe,tracepoint"
+	args := func(skip string) []string {
+		a := []string{"-test.v", "-test.count=1", "-test.timeout=4m", "-test.skip=" + skip}
+		if runFilter != "" {
+			a = append(a, "-test.run="+runFilter)
+		}
+		return a
 	}
 	var p plan
 	for _, m := range modules {
 		p.Modules = append(p.Modules, "/lib/modules/"+filepath.Base(m))
 	}
-	for _, b := range builds {
-		p.Runs = append(p.Runs, run{Name: b.pkg, Bin: "/bin/" + b.out, Args: testArgs, Dir: "/"})
+	for i, mode := range []string{"fentry", "kprobe", "tracepoint"} {
+		skip := "TestGeneratedUpToDate"
+		if i > 0 {
+			skip += "|TestHookModesAgree"
+		}
+		p.Runs = append(p.Runs, run{Name: "./tracer (" + mode + " hooks)", Bin: "/bin/tracer.test",
+			Args: args(skip), Dir: "/", Env: []string{"CONNTRACE_TEST_HOOKS=" + mode, expect}})
 	}
+	p.Runs = append(p.Runs, run{Name: "./cmd/conntrace", Bin: "/bin/conntrace.test",
+		Args: args("TestGeneratedUpToDate"), Dir: "/", Env: []string{expect}})
 	initrd := filepath.Join(cache, "initramfs.cpio.gz")
-	if err := writeInitramfs(initrd, bin, modules, p); err != nil {
+	var tests []string
+	for _, b := range builds {
+		tests = append(tests, b.out)
+	}
+	if err := writeInitramfs(initrd, bin, tests, modules, p); err != nil {
 		return err
 	}
 	return boot(vmlinuz[0], initrd, timeout)
@@ -167,7 +183,9 @@ func goBuild(args ...string) error {
 	return nil
 }
 
-func writeInitramfs(path, bin string, modules []string, p plan) error {
+// writeInitramfs packs the init, the test binaries in bin, the modules and
+// the plan.
+func writeInitramfs(path, bin string, tests, modules []string, p plan) error {
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
 	c := newCPIO(zw)
@@ -186,8 +204,8 @@ func writeInitramfs(path, bin string, modules []string, p plan) error {
 	if err := add("init", filepath.Join(bin, "init"), 0o755); err != nil {
 		return err
 	}
-	for _, r := range p.Runs {
-		if err := add(r.Bin, filepath.Join(bin, filepath.Base(r.Bin)), 0o755); err != nil {
+	for _, b := range tests {
+		if err := add("bin/"+b, filepath.Join(bin, b), 0o755); err != nil {
 			return err
 		}
 	}

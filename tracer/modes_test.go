@@ -1,0 +1,131 @@
+package tracer_test
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/conntrace/conntrace/tracer"
+	"github.com/conntrace/conntrace/tracer/testnet"
+)
+
+// TestHookModesAgree runs one scenario in every hook mode this kernel
+// supports and requires the same events from each: connections over IPv4
+// and IPv6 to a dual-stack listener, refused connects (blocking and not), a
+// bind conflict. $CONNTRACE_EXPECT_HOOKS, when set (vmtest sets it for the
+// kernel it boots), names the modes that must work.
+func TestHookModesAgree(t *testing.T) {
+	testnet.RequireRoot(t)
+	reports, err := tracer.Probe(tracer.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var modes []tracer.Hooks
+	var names []string
+	for _, r := range reports {
+		if r.OK() {
+			modes = append(modes, r.Mode)
+			names = append(names, r.Mode.String())
+		} else {
+			t.Logf("%s hooks unavailable: %v", r.Mode, modeError(r))
+		}
+	}
+	if want := os.Getenv("CONNTRACE_EXPECT_HOOKS"); want != "" && strings.Join(names, ",") != want {
+		t.Fatalf("working hook modes: %v, want %s", names, want)
+	}
+	if len(modes) == 0 {
+		t.Fatal("no hook mode works")
+	}
+
+	var first []string
+	for _, m := range modes {
+		got := hookScenario(t, m)
+		t.Logf("%s hooks: %d events", m, len(got))
+		if first == nil {
+			first = got
+			continue
+		}
+		if !slices.Equal(got, first) {
+			t.Errorf("%s hooks report\n  %s\nbut %s hooks\n  %s", m, strings.Join(got, "\n  "), modes[0], strings.Join(first, "\n  "))
+		}
+	}
+}
+
+func modeError(r tracer.ModeReport) error {
+	if r.Err != nil {
+		return r.Err
+	}
+	for _, h := range r.Hooks {
+		if h.Err != nil {
+			return fmt.Errorf("%s: %w", h.Hook, h.Err)
+		}
+	}
+	return nil
+}
+
+// hookScenario runs the scenario with mode m and returns its events,
+// normalized (process ids as roles, ephemeral ports as "eph", no times or
+// connection ids) and sorted.
+func hookScenario(t *testing.T, m tracer.Hooks) []string {
+	ns := testnet.NewNS(t)
+	const port, closed = 9443, 9444
+	s := startTracer(t, tracer.Config{Hooks: m, Ports: []uint16{port, closed}})
+	if s.t.Mode() != m {
+		t.Fatalf("opened %s hooks, want %s", s.t.Mode(), m)
+	}
+
+	roles := map[uint32]string{}
+	srv := testnet.Start(t, "ct-server", testnet.Role{Server: true, NS: ns.Path(), Addr: "[::]:9443", Conns: 2, Send: 300, Recv: 700})
+	roles[uint32(srv.PID)] = "server"
+	srv.Expect(t, "listening")
+
+	binder, got := bindAs(t, "ct-binder", testnet.Role{NS: ns.Path(), Addr: "127.0.0.1:9443"})
+	roles[uint32(binder.PID)] = "binder"
+	if got != "failed EADDRINUSE" {
+		t.Fatalf("binder: %q, want failed EADDRINUSE", got)
+	}
+	binder.Wait(t)
+
+	for i, r := range []testnet.Role{
+		{Addr: "127.0.0.1:9443", Send: 700, Recv: 300},
+		{Addr: "[::1]:9443", Send: 700, Recv: 300},
+		{Addr: "127.0.0.1:9444", Blocking: true, MayFail: true},
+		{Addr: "[::1]:9444", MayFail: true},
+	} {
+		r.NS = ns.Path()
+		cli := testnet.Start(t, "ct-client", r)
+		roles[uint32(cli.PID)] = fmt.Sprintf("client%d", i)
+		cli.Expect(t, "ready")
+		cli.Line(t) // connected or failed
+		cli.Wait(t)
+	}
+	srv.Wait(t)
+	s.waitFor(t, 4, func(ev *tracer.Event) bool { return ev.Type == tracer.EventClose })
+	s.waitFor(t, 2, func(ev *tracer.Event) bool { return ev.Type == tracer.EventConnectFail })
+
+	portName := func(p uint16) string {
+		if p == port || p == closed || p == 0 {
+			return fmt.Sprint(p)
+		}
+		return "eph"
+	}
+	var lines []string
+	for _, ev := range s.stop(t) {
+		var holders []string
+		for _, h := range ev.Holders {
+			holders = append(holders, fmt.Sprintf("%s/%s/%v:%d/%s", roles[h.PID], h.Comm, h.LAddr, h.LPort, h.State))
+		}
+		lines = append(lines, fmt.Sprintf("%s %s %s uid=%d %s %s %v:%s -> %v:%s tx=%d rx=%d reason=%s error=%s holders=%v",
+			ev.Type, roles[ev.PID], ev.CommBytes(), ev.UID, ev.Direction, ev.Family,
+			ev.LAddr, portName(ev.LPort), ev.RAddr, portName(ev.RPort),
+			ev.TxBytes, ev.RxBytes, ev.Reason, ev.ErrorName(), holders))
+	}
+	slices.Sort(lines)
+	// listen, bind_fail, 2 x (connect, accept, 2 closes), 2 connect_fail
+	if len(lines) != 12 {
+		t.Fatalf("%s hooks: want 12 events, got %d:\n  %s", m, len(lines), strings.Join(lines, "\n  "))
+	}
+	return lines
+}

@@ -1,0 +1,71 @@
+package tracer
+
+// HookResult is the outcome of attaching one hook for real.
+type HookResult struct {
+	Hook Hook
+	Err  error
+}
+
+// ModeReport is what trying one hook mode found: whether its programs
+// load, and whether each of its hooks attaches.
+type ModeReport struct {
+	Mode  Hooks
+	Err   error // the mode's programs did not load; Hooks is empty
+	Hooks []HookResult
+}
+
+// OK reports whether the mode loads and every hook attaches.
+func (r *ModeReport) OK() bool {
+	if r.Err != nil {
+		return false
+	}
+	for _, h := range r.Hooks {
+		if h.Err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// Probe tries every hook mode for real, in HookModes order: it loads each
+// mode's programs with cfg's settings, attaches each hook, and detaches
+// again. Its error is what keeps every mode from being tried (privileges,
+// BTF). The first mode that is OK is the one Open picks for HooksAuto.
+func Probe(cfg Config) ([]ModeReport, error) {
+	spec, opts, err := prepare(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	reports := make([]ModeReport, 0, len(HookModes))
+	for _, m := range HookModes {
+		r := ModeReport{Mode: m}
+		coll, err := loadMode(spec, opts, m)
+		if err != nil {
+			r.Err = err
+			reports = append(reports, r)
+			continue
+		}
+		for _, h := range AllHooks(m) {
+			l, err := attachHook(h, coll.Programs[h.prog])
+			if err == nil {
+				l.Close()
+			} else {
+				err = privilegeError("attach", err)
+			}
+			r.Hooks = append(r.Hooks, HookResult{Hook: h, Err: err})
+		}
+		coll.Close()
+		reports = append(reports, r)
+	}
+	return reports, nil
+}
+
+// BestMode returns the first mode in reports that is OK.
+func BestMode(reports []ModeReport) (Hooks, bool) {
+	for i := range reports {
+		if reports[i].OK() {
+			return reports[i].Mode, true
+		}
+	}
+	return HooksAuto, false
+}
