@@ -274,11 +274,15 @@ static __always_inline void normalize(struct tuple *t)
 	}
 }
 
-/* Reads the 4-tuple straight from a struct sock (CO-RE). */
+/* Reads the 4-tuple straight from a struct sock (CO-RE). The local port
+ * from inet_sport, as sock:inet_sock_set_state does: skc_num is already
+ * zero when the CLOSE transition is traced (inet_put_port ran). */
 static __always_inline void tuple_from_sk(struct tuple *t, struct sock *sk)
 {
+	struct inet_sock *inet = (struct inet_sock *)sk;
+
 	t->family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	t->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	t->sport = bpf_ntohs(BPF_CORE_READ(inet, inet_sport));
 	t->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	if (t->family == AF_INET6) {
 		BPF_CORE_READ_INTO(&t->s6, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32);

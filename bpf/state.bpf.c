@@ -15,6 +15,7 @@
  *   * -> CLOSE               any context: emit close from what we remembered.
  */
 #include "common.bpf.h"
+#include <bpf/bpf_tracing.h>
 
 /*
  * The tracepoint's record, as in
@@ -51,18 +52,25 @@ static __always_inline void tuple_from_tp(struct tuple *t, const struct set_stat
 	normalize(t);
 }
 
-static __always_inline void on_listen(const struct set_state_args *ctx)
+/* One state change, from either flavour of the tracepoint. */
+struct transition {
+	__u64 sk;
+	int oldstate;
+	int newstate;
+	struct tuple t;
+};
+
+static __always_inline void on_listen(const struct transition *tr)
 {
 	struct sock_info info = {};
-	struct tuple t = {};
+	struct tuple t = tr->t;
 	struct event *e;
 
-	if (!want_event(EVENT_LISTEN) || !port_match(ctx->sport, 0))
+	if (!want_event(EVENT_LISTEN) || !port_match(t.sport, 0))
 		return;
 	fill_task(&info);
 	if (!proc_match(info.pid, info.comm))
 		return;
-	tuple_from_tp(&t, ctx);
 	if (!family_match(t.family))
 		return;
 	/* A listener has no peer. */
@@ -102,33 +110,32 @@ static __always_inline void on_syn_sent(__u64 sk)
 }
 
 /* A child socket of a listener was created for an incoming SYN. */
-static __always_inline void on_syn_recv(const struct set_state_args *ctx, __u64 sk)
+static __always_inline void on_syn_recv(const struct transition *tr)
 {
 	struct sock_info info = {};
 
-	if (!port_match(ctx->sport, ctx->dport))
+	if (!port_match(tr->t.sport, tr->t.dport))
 		return;
 	/* pid/comm/uid and the process filters come with accept(). */
-	track(sk, &info, DIR_IN, BPF_NOEXIST);
+	track(tr->sk, &info, DIR_IN, BPF_NOEXIST);
 }
 
-static __always_inline void on_established(const struct set_state_args *ctx, __u64 sk)
+static __always_inline void on_established(const struct transition *tr)
 {
-	struct sock_info *info = bpf_map_lookup_elem(&socks, &sk);
-	struct tuple t = {};
+	struct sock_info *info = bpf_map_lookup_elem(&socks, &tr->sk);
+	const struct tuple *t = &tr->t;
 	struct event *e;
 
 	if (!info || info->direction != DIR_OUT || info->matched)
 		return;
-	tuple_from_tp(&t, ctx);
-	if (!port_match(t.sport, t.dport) || !family_match(t.family)) {
-		bpf_map_delete_elem(&socks, &sk);
+	if (!port_match(t->sport, t->dport) || !family_match(t->family)) {
+		bpf_map_delete_elem(&socks, &tr->sk);
 		return;
 	}
 	info->matched = 1;
 	if (!want_event(EVENT_CONNECT))
 		return;
-	e = new_event(EVENT_CONNECT, &t, info);
+	e = new_event(EVENT_CONNECT, t, info);
 	if (!e)
 		return;
 	e->latency_ns = e->ts_ns - info->start_ns;
@@ -187,94 +194,116 @@ static __always_inline __u8 close_reason(const struct sock_info *info, int sk_er
 	return REASON_FIN;
 }
 
-static __always_inline void emit_close(const struct set_state_args *ctx, struct sock_info *info,
-				       struct sock *sk)
+static __always_inline void emit_close(const struct transition *tr, struct sock_info *info)
 {
-	struct tuple t = {};
+	struct sock *sk = (struct sock *)tr->sk;
 	struct event *e;
 
-	tuple_from_tp(&t, ctx);
-	e = new_event(EVENT_CLOSE, &t, info);
+	e = new_event(EVENT_CLOSE, &tr->t, info);
 	if (!e)
 		return;
 	e->duration_ns = e->ts_ns - info->start_ns;
-	e->reason = close_reason(info, BPF_CORE_READ(sk, sk_err), ctx->oldstate);
-	set_payload_bytes(e, sk, ctx->oldstate);
+	e->reason = close_reason(info, BPF_CORE_READ(sk, sk_err), tr->oldstate);
+	set_payload_bytes(e, sk, tr->oldstate);
 	bpf_ringbuf_submit(e, 0);
 }
 
 /* The handshake of an outbound connection failed: RST (ECONNREFUSED), no
  * answer (ETIMEDOUT), ICMP (EHOSTUNREACH...), or the application gave up
  * (sk_err 0: aborted). */
-static __always_inline void on_handshake_failed(const struct set_state_args *ctx,
-						struct sock_info *info, struct sock *sk, __u64 key)
+static __always_inline void on_handshake_failed(const struct transition *tr, struct sock_info *info)
 {
+	struct sock *sk = (struct sock *)tr->sk; /* a local: CO-RE must not see tr */
 	int err = BPF_CORE_READ(sk, sk_err);
-	struct tuple t = {};
+	const struct tuple *t = &tr->t;
 
-	tuple_from_tp(&t, ctx);
 	if (info->in_connect) {
 		/* connect() is still running and will return the error:
 		 * sys_exit_connect reports it, once. */
 		info->failed = 1;
 		info->error = err;
-		info->fail_s4 = t.s4;
-		__builtin_memcpy(info->fail_s6, t.s6, sizeof(info->fail_s6));
-		info->fail_sport = t.sport;
+		info->fail_s4 = t->s4;
+		__builtin_memcpy(info->fail_s6, t->s6, sizeof(info->fail_s6));
+		info->fail_sport = t->sport;
 		return;
 	}
-	if (port_match(t.sport, t.dport) && family_match(t.family))
-		emit_connect_fail(info, &t, err);
-	bpf_map_delete_elem(&socks, &key);
+	if (port_match(t->sport, t->dport) && family_match(t->family))
+		emit_connect_fail(info, t, err);
+	bpf_map_delete_elem(&socks, &tr->sk);
 }
 
-static __always_inline void on_close(const struct set_state_args *ctx, __u64 key)
+static __always_inline void on_close(const struct transition *tr)
 {
-	struct sock_info *info = bpf_map_lookup_elem(&socks, &key);
-	struct sock *sk = (struct sock *)key;
+	struct sock_info *info = bpf_map_lookup_elem(&socks, &tr->sk);
 
 	if (!info)
 		return;
-	if (ctx->oldstate == TCP_SYN_SENT && info->direction == DIR_OUT) {
-		on_handshake_failed(ctx, info, sk, key);
+	if (tr->oldstate == TCP_SYN_SENT && info->direction == DIR_OUT) {
+		on_handshake_failed(tr, info);
 		return;
 	}
 	/* Matched means the family filter passed too, at connect or accept. */
 	if (info->matched && want_event(EVENT_CLOSE))
-		emit_close(ctx, info, sk);
-	bpf_map_delete_elem(&socks, &key);
+		emit_close(tr, info);
+	bpf_map_delete_elem(&socks, &tr->sk);
+}
+
+static __always_inline void on_transition(const struct transition *tr)
+{
+	switch (tr->newstate) {
+	case TCP_LISTEN:
+		on_listen(tr);
+		break;
+	case TCP_SYN_SENT:
+		if (!tcp_connect_hooked)
+			on_syn_sent(tr->sk);
+		break;
+	case TCP_SYN_RECV:
+		/* SYN_SENT -> SYN_RECV is a simultaneous open of an outbound
+		 * socket we already track. */
+		if (tr->oldstate != TCP_SYN_SENT)
+			on_syn_recv(tr);
+		break;
+	case TCP_ESTABLISHED:
+		on_established(tr);
+		break;
+	case TCP_CLOSE:
+		on_close(tr);
+		break;
+	}
+}
+
+/*
+ * Two flavours of the same tracepoints; the loader attaches one. tp_btf
+ * (raw arguments, BTF-typed) where the kernel has its own BTF: its
+ * programs guard against recursion each on its own and count what they
+ * skip. A classic tracepoint program is skipped whenever any other
+ * tracepoint or kprobe program is running on that CPU (e.g. a softirq's
+ * state change interrupting a syscall hook), and kernels before 6.7 do not
+ * count those skips: events would vanish silently. The classic flavour
+ * stays for kernels without BTF (--btf).
+ */
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(handle_set_state_btf, struct sock *sk, int oldstate, int newstate)
+{
+	struct transition tr = {.sk = (__u64)sk, .oldstate = oldstate, .newstate = newstate};
+
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	tuple_from_sk(&tr.t, sk);
+	on_transition(&tr);
+	return 0;
 }
 
 SEC("tracepoint/sock/inet_sock_set_state")
 int handle_set_state(struct set_state_args *ctx)
 {
-	__u64 sk = (__u64)ctx->skaddr;
-	int oldstate = ctx->oldstate;
+	struct transition tr = {.sk = (__u64)ctx->skaddr, .oldstate = ctx->oldstate, .newstate = ctx->newstate};
 
 	if (ctx->protocol != IPPROTO_TCP)
 		return 0;
-
-	switch (ctx->newstate) {
-	case TCP_LISTEN:
-		on_listen(ctx);
-		break;
-	case TCP_SYN_SENT:
-		if (!tcp_connect_hooked)
-			on_syn_sent(sk);
-		break;
-	case TCP_SYN_RECV:
-		/* SYN_SENT -> SYN_RECV is a simultaneous open of an outbound
-		 * socket we already track. */
-		if (oldstate != TCP_SYN_SENT)
-			on_syn_recv(ctx, sk);
-		break;
-	case TCP_ESTABLISHED:
-		on_established(ctx, sk);
-		break;
-	case TCP_CLOSE:
-		on_close(ctx, sk);
-		break;
-	}
+	tuple_from_tp(&tr.t, ctx);
+	on_transition(&tr);
 	return 0;
 }
 
@@ -292,27 +321,47 @@ struct send_reset_args {
 	const void *skaddr;
 };
 
+static __always_inline void mark_reset(__u64 sk, bool in)
+{
+	struct sock_info *info;
+
+	if (!sk) /* a reset for a packet that matched no socket */
+		return;
+	info = bpf_map_lookup_elem(&socks, &sk);
+	if (!info)
+		return;
+	if (in)
+		info->reset_in = 1;
+	else
+		info->reset_out = 1;
+}
+
 SEC("tracepoint/tcp/tcp_receive_reset")
 int handle_receive_reset(struct receive_reset_args *ctx)
 {
-	__u64 sk = (__u64)ctx->skaddr;
-	struct sock_info *info = bpf_map_lookup_elem(&socks, &sk);
-
-	if (info)
-		info->reset_in = 1;
+	mark_reset((__u64)ctx->skaddr, true);
 	return 0;
 }
 
 SEC("tracepoint/tcp/tcp_send_reset")
 int handle_send_reset(struct send_reset_args *ctx)
 {
-	__u64 sk = (__u64)ctx->skaddr;
-	struct sock_info *info;
+	mark_reset((__u64)ctx->skaddr, false);
+	return 0;
+}
 
-	if (!sk) /* a reset for a packet that matched no socket */
-		return 0;
-	info = bpf_map_lookup_elem(&socks, &sk);
-	if (info)
-		info->reset_out = 1;
+/* The socket is the first argument of both, in every kernel (6.10 added a
+ * reason after the skb of tcp_send_reset). */
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(handle_receive_reset_btf, struct sock *sk)
+{
+	mark_reset((__u64)sk, true);
+	return 0;
+}
+
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(handle_send_reset_btf, struct sock *sk)
+{
+	mark_reset((__u64)sk, false);
 	return 0;
 }

@@ -122,8 +122,11 @@ const (
 	conntraceProgHandleConnectFentry   = "handle_connect_fentry"
 	conntraceProgHandleConnectKprobe   = "handle_connect_kprobe"
 	conntraceProgHandleReceiveReset    = "handle_receive_reset"
+	conntraceProgHandleReceiveResetBtf = "handle_receive_reset_btf"
 	conntraceProgHandleSendReset       = "handle_send_reset"
+	conntraceProgHandleSendResetBtf    = "handle_send_reset_btf"
 	conntraceProgHandleSetState        = "handle_set_state"
+	conntraceProgHandleSetStateBtf     = "handle_set_state_btf"
 	conntraceVarEventMask              = "event_mask"
 	conntraceVarFilterComm             = "filter_comm"
 	conntraceVarFilterCommSet          = "filter_comm_set"
@@ -191,8 +194,11 @@ type conntraceProgramSpecs struct {
 	HandleConnectFentry   *ebpf.ProgramSpec `ebpf:"handle_connect_fentry"`
 	HandleConnectKprobe   *ebpf.ProgramSpec `ebpf:"handle_connect_kprobe"`
 	HandleReceiveReset    *ebpf.ProgramSpec `ebpf:"handle_receive_reset"`
+	HandleReceiveResetBtf *ebpf.ProgramSpec `ebpf:"handle_receive_reset_btf"`
 	HandleSendReset       *ebpf.ProgramSpec `ebpf:"handle_send_reset"`
+	HandleSendResetBtf    *ebpf.ProgramSpec `ebpf:"handle_send_reset_btf"`
 	HandleSetState        *ebpf.ProgramSpec `ebpf:"handle_set_state"`
+	HandleSetStateBtf     *ebpf.ProgramSpec `ebpf:"handle_set_state_btf"`
 }
 
 // conntraceMapSpecs contains maps before they are loaded into the kernel.
@@ -300,8 +306,11 @@ type conntracePrograms struct {
 	HandleConnectFentry   *ebpf.Program `ebpf:"handle_connect_fentry"`
 	HandleConnectKprobe   *ebpf.Program `ebpf:"handle_connect_kprobe"`
 	HandleReceiveReset    *ebpf.Program `ebpf:"handle_receive_reset"`
+	HandleReceiveResetBtf *ebpf.Program `ebpf:"handle_receive_reset_btf"`
 	HandleSendReset       *ebpf.Program `ebpf:"handle_send_reset"`
+	HandleSendResetBtf    *ebpf.Program `ebpf:"handle_send_reset_btf"`
 	HandleSetState        *ebpf.Program `ebpf:"handle_set_state"`
+	HandleSetStateBtf     *ebpf.Program `ebpf:"handle_set_state_btf"`
 }
 
 func (p *conntracePrograms) Close() error {
@@ -317,8 +326,11 @@ func (p *conntracePrograms) Close() error {
 		p.HandleConnectFentry,
 		p.HandleConnectKprobe,
 		p.HandleReceiveReset,
+		p.HandleReceiveResetBtf,
 		p.HandleSendReset,
+		p.HandleSendResetBtf,
 		p.HandleSetState,
+		p.HandleSetStateBtf,
 	)
 }
 

@@ -9,27 +9,55 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Capabilities that loading and attaching need: CAP_BPF and CAP_PERFMON
-// (Linux 5.8+), or CAP_SYS_ADMIN, which covers both.
+// Capabilities conntrace uses, by number (linux/capability.h).
 const (
-	capSysAdmin = 21
-	capPerfmon  = 38
-	capBPF      = 39
+	capDACReadSearch = 2  // read other users' /proc/PID/fd (holders, ports)
+	capNetAdmin      = 12 // sock_diag details
+	capSysPtrace     = 19 // resolve other processes' socket inodes
+	capSysAdmin      = 21 // covers CAP_BPF and CAP_PERFMON; setns for holders
+	capSysResource   = 24 // raise RLIMIT_MEMLOCK on kernels before 5.11
+	capPerfmon       = 38 // attach tracing programs (Linux 5.8+)
+	capBPF           = 39 // load BPF programs, create maps (Linux 5.8+)
 )
+
+// CapabilityNames lists the capabilities conntrace uses.
+var CapabilityNames = map[uint]string{
+	capDACReadSearch: "CAP_DAC_READ_SEARCH",
+	capNetAdmin:      "CAP_NET_ADMIN",
+	capSysPtrace:     "CAP_SYS_PTRACE",
+	capSysAdmin:      "CAP_SYS_ADMIN",
+	capSysResource:   "CAP_SYS_RESOURCE",
+	capPerfmon:       "CAP_PERFMON",
+	capBPF:           "CAP_BPF",
+}
+
+// HasCapability reports whether this process holds capability c
+// (effective); ok is false when that cannot be told.
+func HasCapability(c uint) (has, ok bool) {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return false, false
+	}
+	return data[c/32].Effective&(1<<(c%32)) != 0, true
+}
+
+// ErrNeedRoot says what loading and attaching need.
+var ErrNeedRoot = errors.New("this needs root: run it with sudo (or grant CAP_BPF and CAP_PERFMON)")
 
 // checkPrivileges says in one line what is missing, before the kernel
 // answers EPERM somewhere less obvious.
 func checkPrivileges() error {
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return nil // cannot tell; let the kernel decide
+	admin, ok := HasCapability(capSysAdmin)
+	if !ok || admin {
+		return nil // held, or cannot tell: let the kernel decide
 	}
-	has := func(c uint) bool { return data[c/32].Effective&(1<<(c%32)) != 0 }
-	if has(capSysAdmin) || (has(capBPF) && has(capPerfmon)) {
+	bpf, _ := HasCapability(capBPF)
+	perfmon, _ := HasCapability(capPerfmon)
+	if bpf && perfmon {
 		return nil
 	}
-	return errors.New("this needs root: run it with sudo (or grant CAP_BPF and CAP_PERFMON)")
+	return ErrNeedRoot
 }
 
 // KernelBTF is where the running kernel publishes its BTF.
@@ -49,17 +77,25 @@ func checkEnvironment(btfPath string) error {
 	} else if _, err := os.Stat(btfPath); err != nil {
 		return fmt.Errorf("--btf: %w", err)
 	}
-	for _, dir := range []string{"/sys/kernel/tracing", "/sys/kernel/debug/tracing"} {
-		_, err := os.Stat(dir + "/events")
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("tracefs at %s: %w", dir, err)
-		}
+	if dir, err := Tracefs(); dir != "" || err != nil {
+		return err
 	}
 	if err := unix.Mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, ""); err != nil {
 		return fmt.Errorf("tracefs is not mounted and mounting it failed (%v): run 'mount -t tracefs tracefs /sys/kernel/tracing'", err)
 	}
 	return nil
+}
+
+// Tracefs returns where tracefs is mounted, or "" when it is not.
+func Tracefs() (string, error) {
+	for _, dir := range []string{"/sys/kernel/tracing", "/sys/kernel/debug/tracing"} {
+		_, err := os.Stat(dir + "/events")
+		if err == nil {
+			return dir, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("tracefs at %s: %w", dir, err)
+		}
+	}
+	return "", nil
 }

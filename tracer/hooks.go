@@ -62,9 +62,9 @@ func (h Hooks) candidates() []Hooks {
 	return []Hooks{h}
 }
 
-// Hook is one attachment point: Kind is tracepoint, fentry, fexit, kprobe
-// or kretprobe; Target is group:name for tracepoints, else the kernel
-// function.
+// Hook is one attachment point: Kind is tracepoint, tp_btf, fentry, fexit,
+// kprobe or kretprobe; Target is group:name for tracepoints, the
+// tracepoint's name for tp_btf, else the kernel function.
 type Hook struct {
 	Kind, Target string
 	prog         string // the program's name in the BPF object
@@ -72,15 +72,29 @@ type Hook struct {
 
 func (h Hook) String() string { return h.Kind + "/" + h.Target }
 
-// commonHooks are attached in every mode.
-var commonHooks = []Hook{
-	{"tracepoint", "sock:inet_sock_set_state", conntraceProgHandleSetState},
-	{"tracepoint", "syscalls:sys_enter_connect", conntraceProgHandleConnectEnter},
-	{"tracepoint", "syscalls:sys_exit_connect", conntraceProgHandleConnectExit},
-	{"tracepoint", "syscalls:sys_enter_bind", conntraceProgHandleBindEnter},
-	{"tracepoint", "syscalls:sys_exit_bind", conntraceProgHandleBindExit},
-	{"tracepoint", "tcp:tcp_receive_reset", conntraceProgHandleReceiveReset},
-	{"tracepoint", "tcp:tcp_send_reset", conntraceProgHandleSendReset},
+// commonHooks are attached in every mode. The state and reset tracepoints
+// come in two flavours (see bpf/state.bpf.c): tp_btf where the kernel has
+// its own BTF, since a classic tracepoint program can be skipped without
+// a trace on kernels before 6.7; classic tracepoints otherwise.
+func commonHooks() []Hook {
+	hooks := []Hook{
+		{"tracepoint", "syscalls:sys_enter_connect", conntraceProgHandleConnectEnter},
+		{"tracepoint", "syscalls:sys_exit_connect", conntraceProgHandleConnectExit},
+		{"tracepoint", "syscalls:sys_enter_bind", conntraceProgHandleBindEnter},
+		{"tracepoint", "syscalls:sys_exit_bind", conntraceProgHandleBindExit},
+	}
+	if _, err := os.Stat(KernelBTF); err == nil {
+		return append([]Hook{
+			{"tp_btf", "inet_sock_set_state", conntraceProgHandleSetStateBtf},
+			{"tp_btf", "tcp_receive_reset", conntraceProgHandleReceiveResetBtf},
+			{"tp_btf", "tcp_send_reset", conntraceProgHandleSendResetBtf},
+		}, hooks...)
+	}
+	return append([]Hook{
+		{"tracepoint", "sock:inet_sock_set_state", conntraceProgHandleSetState},
+		{"tracepoint", "tcp:tcp_receive_reset", conntraceProgHandleReceiveReset},
+		{"tracepoint", "tcp:tcp_send_reset", conntraceProgHandleSendReset},
+	}, hooks...)
 }
 
 // ModeHooks returns the hooks a mode adds to the common ones.
@@ -107,7 +121,7 @@ func ModeHooks(m Hooks) []Hook {
 
 // AllHooks returns every hook a mode attaches, the mode's own first.
 func AllHooks(m Hooks) []Hook {
-	return append(ModeHooks(m), commonHooks...)
+	return append(ModeHooks(m), commonHooks()...)
 }
 
 // haveProgramType asks the kernel whether a mode's programs can load and
@@ -117,6 +131,11 @@ func haveProgramType(m Hooks) error {
 	var err error
 	switch m {
 	case HooksFentry:
+		// The kernel resolves fentry targets in its own BTF; --btf
+		// cannot stand in for it.
+		if _, err := os.Stat(KernelBTF); err != nil {
+			return fmt.Errorf("fentry needs the kernel's own BTF (%s)", KernelBTF)
+		}
 		err = features.HaveProgramType(ebpf.Tracing)
 	case HooksKprobe:
 		if !haveKprobes() {
@@ -170,7 +189,7 @@ func attachHook(h Hook, prog *ebpf.Program) (link.Link, error) {
 	case "tracepoint":
 		group, name, _ := strings.Cut(h.Target, ":")
 		return link.Tracepoint(group, name, prog, nil)
-	case "fentry", "fexit":
+	case "fentry", "fexit", "tp_btf":
 		return link.AttachTracing(link.TracingOptions{Program: prog})
 	case "kprobe":
 		return link.Kprobe(h.Target, prog, nil)

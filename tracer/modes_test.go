@@ -29,7 +29,7 @@ func TestHookModesAgree(t *testing.T) {
 			modes = append(modes, r.Mode)
 			names = append(names, r.Mode.String())
 		} else {
-			t.Logf("%s hooks unavailable: %v", r.Mode, modeError(r))
+			t.Logf("%s hooks unavailable: %v", r.Mode, r.Problem())
 		}
 	}
 	if want := os.Getenv("CONNTRACE_EXPECT_HOOKS"); want != "" && strings.Join(names, ",") != want {
@@ -51,18 +51,6 @@ func TestHookModesAgree(t *testing.T) {
 			t.Errorf("%s hooks report\n  %s\nbut %s hooks\n  %s", m, strings.Join(got, "\n  "), modes[0], strings.Join(first, "\n  "))
 		}
 	}
-}
-
-func modeError(r tracer.ModeReport) error {
-	if r.Err != nil {
-		return r.Err
-	}
-	for _, h := range r.Hooks {
-		if h.Err != nil {
-			return fmt.Errorf("%s: %w", h.Hook, h.Err)
-		}
-	}
-	return nil
 }
 
 // hookScenario runs the scenario with mode m and returns its events,

@@ -1,5 +1,7 @@
 package tracer
 
+import "fmt"
+
 // HookResult is the outcome of attaching one hook for real.
 type HookResult struct {
 	Hook Hook
@@ -15,16 +17,19 @@ type ModeReport struct {
 }
 
 // OK reports whether the mode loads and every hook attaches.
-func (r *ModeReport) OK() bool {
+func (r *ModeReport) OK() bool { return r.Problem() == nil }
+
+// Problem says why the mode is not OK: its load error or its first hook's.
+func (r *ModeReport) Problem() error {
 	if r.Err != nil {
-		return false
+		return r.Err
 	}
 	for _, h := range r.Hooks {
 		if h.Err != nil {
-			return false
+			return fmt.Errorf("%s: %w", h.Hook, h.Err)
 		}
 	}
-	return true
+	return nil
 }
 
 // Probe tries every hook mode for real, in HookModes order: it loads each

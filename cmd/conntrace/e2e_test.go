@@ -23,18 +23,32 @@ type cliRun struct {
 	exited         chan error
 }
 
-// startCLI runs conntrace with args plus --ready-file and waits until it
-// has attached.
-func startCLI(t *testing.T, args ...string) *cliRun {
+// cliCommand is conntrace with args: the test binary acting as main.
+func cliCommand(t *testing.T, args ...string) *exec.Cmd {
 	t.Helper()
-	testnet.RequireRoot(t)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
+	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), asMainEnv+"=1")
+	return cmd
+}
+
+// startCLI runs conntrace with args plus --ready-file and waits until it
+// has attached.
+func startCLI(t *testing.T, args ...string) *cliRun {
+	t.Helper()
+	return startCmd(t, func(*exec.Cmd) {}, args...)
+}
+
+// startCmd is startCLI with a hook to change the command before it starts.
+func startCmd(t *testing.T, setup func(*exec.Cmd), args ...string) *cliRun {
+	t.Helper()
+	testnet.RequireRoot(t)
 	r := &cliRun{ready: filepath.Join(t.TempDir(), "ready"), exited: make(chan error, 1)}
-	r.cmd = exec.Command(exe, append(args, "--ready-file", r.ready)...)
-	r.cmd.Env = append(os.Environ(), asMainEnv+"=1")
+	r.cmd = cliCommand(t, append(args, "--ready-file", r.ready)...)
+	setup(r.cmd)
 	r.cmd.Stdout, r.cmd.Stderr = &r.stdout, &r.stderr
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -193,6 +207,19 @@ func TestWatchDuration(t *testing.T) {
 // TestWatchWithoutRoot: an unprivileged user gets one line saying what is
 // missing, and exit 1.
 func TestWatchWithoutRoot(t *testing.T) {
+	code, _, stderr := runAsNobody(t, "watch", "--port", "443")
+	if code != exitError {
+		t.Fatalf("exit %d, want %d; stderr %q", code, exitError, stderr)
+	}
+	if stderr != "conntrace: this needs root: run it with sudo (or grant CAP_BPF and CAP_PERFMON)\n" {
+		t.Errorf("stderr %q", stderr)
+	}
+}
+
+// runAsNobody runs conntrace as user nobody and returns its exit status and
+// output.
+func runAsNobody(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
 	testnet.RequireRoot(t) // to switch to nobody
 	exe, err := os.Executable()
 	if err != nil {
@@ -214,19 +241,17 @@ func TestWatchWithoutRoot(t *testing.T) {
 	}
 	os.Chmod(dir, 0o755)
 
-	cmd := exec.Command(bin, "watch", "--port", "443")
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), asMainEnv+"=1")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err = cmd.Run()
 	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != exitError {
-		t.Fatalf("exit: %v, want status %d; stderr %q", err, exitError, stderr.String())
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
 	}
-	if got := stderr.String(); got != "conntrace: this needs root: run it with sudo (or grant CAP_BPF and CAP_PERFMON)\n" {
-		t.Errorf("stderr %q", got)
-	}
+	return cmd.ProcessState.ExitCode(), out.String(), errOut.String()
 }
 
 // TestWatchFailures: --failures shows the refused connection, explained,

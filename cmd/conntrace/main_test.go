@@ -2,9 +2,12 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/conntrace/conntrace/tracer/testnet"
 )
@@ -13,8 +16,19 @@ import (
 // tests run the real CLI without building it first.
 const asMainEnv = "CONNTRACE_TEST_AS_MAIN"
 
+// hideBTFEnv, with asMainEnv, first hides the kernel's BTF behind an empty
+// tmpfs, as on a kernel built without it. The process must have been
+// started in a mount namespace of its own (Unshareflags CLONE_NEWNS).
+const hideBTFEnv = "CONNTRACE_TEST_HIDE_BTF"
+
 func TestMain(m *testing.M) {
 	testnet.RunHelper()
+	if os.Getenv(hideBTFEnv) != "" {
+		if err := unix.Mount("tmpfs", "/sys/kernel/btf", "tmpfs", 0, ""); err != nil {
+			fmt.Fprintf(os.Stderr, "hide BTF: %v\n", err)
+			os.Exit(3)
+		}
+	}
 	if os.Getenv(asMainEnv) != "" {
 		os.Exit(run(append([]string{"conntrace"}, os.Args[1:]...), os.Stdout, os.Stderr))
 	}
@@ -50,6 +64,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"who", "80", "81"}, "who takes one PORT"},
 		{[]string{"ports", "extra"}, `ports takes no arguments, got "extra"`},
 		{[]string{"ports", "-o", "xml"}, `-o: unknown output format "xml"`},
+		{[]string{"watch", "--hooks", "magic"}, `--hooks: unknown hook mode "magic" (want auto, fentry, kprobe, tracepoint)`},
+		{[]string{"doctor", "extra"}, `doctor takes no arguments, got "extra"`},
+		{[]string{"doctor", "-o", "yaml"}, `-o: unknown output format "yaml"`},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(append([]string{"conntrace"}, tc.args...), &stdout, &stderr)
@@ -75,7 +92,8 @@ func TestHelp(t *testing.T) {
 		t.Fatalf("watch --help: exit %d: %s", code, stderr.String())
 	}
 	for _, flag := range []string{"--port PORT, -P PORT", "--pid PID, -p PID", "--comm", "--ipv4, -4", "--ipv6, -6",
-		"--events", "--failures, -f", "--output FORMAT, -o FORMAT", "--duration", "--count", "--ready-file"} {
+		"--events", "--failures, -f", "--output FORMAT, -o FORMAT", "--duration", "--count", "--ready-file",
+		"--hooks MODE", "--btf PATH"} {
 		if !strings.Contains(stdout.String(), flag) {
 			t.Errorf("watch --help lacks %q", flag)
 		}

@@ -14,55 +14,46 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// kernelPattern selects the Debian package: the bookworm cloud kernel,
-// with kprobes, fentry and BTF, and veth as a module.
-var kernelPattern = regexp.MustCompile(`^linux-image-6\.1\.0-(\d+)-cloud-amd64-unsigned$`)
+// kernelSeries are the kernels the suite boots: Debian bookworm's cloud
+// kernels, with kprobes, fentry and BTF, and veth as a module. 6.12 is past
+// Linux 6.10, where inet_csk_accept() changed its arguments. The pattern
+// selects the package; its number orders the builds, newest wins.
+var kernelSeries = []struct {
+	name    string
+	pattern *regexp.Regexp
+}{
+	{"6.1", regexp.MustCompile(`^linux-image-6\.1\.0-(\d+)-cloud-amd64-unsigned$`)},
+	{"6.12", regexp.MustCompile(`^linux-image-6\.12\.(\d+)\+deb12-cloud-amd64-unsigned$`)},
+}
 
 func hostMain(args []string) int {
 	fs := flag.NewFlagSet("vmtest", flag.ContinueOnError)
 	cache := fs.String("cache", ".cache/vmtest", "where kernels and builds are kept")
-	timeout := fs.Duration("timeout", 12*time.Minute, "give up on the VM after this long")
+	timeout := fs.Duration("timeout", 8*time.Minute, "give up on a VM after this long")
 	run := fs.String("run", "", "only tests matching this regexp (go test -run)")
+	kernels := fs.String("kernels", "6.1,6.12", "the kernel series to boot, comma-separated")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if err := host(*cache, *timeout, *run); err != nil {
+	if err := host(*cache, *timeout, *run, strings.Split(*kernels, ",")); err != nil {
 		fmt.Fprintf(os.Stderr, "vmtest: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func host(cache string, timeout time.Duration, runFilter string) error {
+func host(cache string, timeout time.Duration, runFilter string, kernels []string) error {
 	cache, err := filepath.Abs(cache)
 	if err != nil {
 		return err
 	}
-	kdir, err := kernel(cache)
-	if err != nil {
-		return err
-	}
-	vmlinuz, _ := filepath.Glob(filepath.Join(kdir, "boot", "vmlinuz-*"))
-	if len(vmlinuz) != 1 {
-		return fmt.Errorf("%s: no vmlinuz", kdir)
-	}
-	// What the tests need that this kernel builds as modules (a normal host
-	// loads them on demand through modprobe; the VM has none), in load order.
-	var modules []string
-	for _, m := range []string{"drivers/net/veth.ko", "net/ipv4/inet_diag.ko", "net/ipv4/tcp_diag.ko", "net/ipv4/udp_diag.ko"} {
-		found, _ := filepath.Glob(filepath.Join(kdir, "lib", "modules", "*", "kernel", m))
-		if len(found) != 1 {
-			return fmt.Errorf("%s: no module %s", kdir, m)
-		}
-		modules = append(modules, found[0])
-	}
-
 	bin := filepath.Join(cache, "bin")
 	builds := []struct{ out, pkg string }{
 		{"tracer.test", "./tracer"},
@@ -90,9 +81,6 @@ func host(cache string, timeout time.Duration, runFilter string) error {
 		return a
 	}
 	var p plan
-	for _, m := range modules {
-		p.Modules = append(p.Modules, "/lib/modules/"+filepath.Base(m))
-	}
 	for i, mode := range []string{"fentry", "kprobe", "tracepoint"} {
 		skip := "TestGeneratedUpToDate"
 		if i > 0 {
@@ -103,24 +91,72 @@ func host(cache string, timeout time.Duration, runFilter string) error {
 	}
 	p.Runs = append(p.Runs, run{Name: "./cmd/conntrace", Bin: "/bin/conntrace.test",
 		Args: args("TestGeneratedUpToDate"), Dir: "/", Env: []string{expect}})
-	initrd := filepath.Join(cache, "initramfs.cpio.gz")
 	var tests []string
 	for _, b := range builds {
 		tests = append(tests, b.out)
 	}
+	var failed []string
+	for _, k := range kernelSeries {
+		if !slices.Contains(kernels, k.name) {
+			continue
+		}
+		fmt.Printf("vmtest: ===== Linux %s\n", k.name)
+		if err := bootKernel(cache, k.pattern, bin, tests, p, timeout); err != nil {
+			fmt.Printf("vmtest: Linux %s: %v\n", k.name, err)
+			failed = append(failed, k.name)
+		}
+	}
+	if failed != nil {
+		return fmt.Errorf("failed on Linux %s", strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+// bootKernel runs plan p on the newest kernel package matching pattern.
+func bootKernel(cache string, pattern *regexp.Regexp, bin string, tests []string, p plan, timeout time.Duration) error {
+	kdir, err := kernel(cache, pattern)
+	if err != nil {
+		return err
+	}
+	vmlinuz, _ := filepath.Glob(filepath.Join(kdir, "boot", "vmlinuz-*"))
+	if len(vmlinuz) != 1 {
+		return fmt.Errorf("%s: no vmlinuz", kdir)
+	}
+	// What the tests need that this kernel builds as modules (a normal host
+	// loads them on demand through modprobe; the VM has none), in load
+	// order; xz-compressed in newer packages.
+	var modules []string
+	p.Modules = nil
+	for _, m := range []string{"drivers/net/veth.ko", "net/ipv4/inet_diag.ko", "net/ipv4/tcp_diag.ko", "net/ipv4/udp_diag.ko"} {
+		found, _ := filepath.Glob(filepath.Join(kdir, "lib", "modules", "*", "kernel", m+"*"))
+		if len(found) != 1 {
+			return fmt.Errorf("%s: no module %s", kdir, m)
+		}
+		modules = append(modules, found[0])
+		p.Modules = append(p.Modules, "/lib/modules/"+filepath.Base(found[0]))
+	}
+	initrd := filepath.Join(cache, "initramfs.cpio.gz")
 	if err := writeInitramfs(initrd, bin, tests, modules, p); err != nil {
 		return err
 	}
 	return boot(vmlinuz[0], initrd, timeout)
 }
 
-// kernel returns the extracted kernel package, downloading it once.
-func kernel(cache string) (string, error) {
-	if dirs, _ := filepath.Glob(filepath.Join(cache, "linux-image-*")); len(dirs) > 0 {
-		sort.Strings(dirs)
-		return dirs[len(dirs)-1], nil
+// kernel returns the extracted kernel package matching pattern,
+// downloading it once.
+func kernel(cache string, pattern *regexp.Regexp) (string, error) {
+	var cached []string
+	dirs, _ := filepath.Glob(filepath.Join(cache, "linux-image-*"))
+	for _, d := range dirs {
+		if pattern.MatchString(filepath.Base(d)) {
+			cached = append(cached, d)
+		}
 	}
-	name, err := newestKernelPackage()
+	if len(cached) > 0 {
+		sortByBuild(cached, pattern)
+		return cached[len(cached)-1], nil
+	}
+	name, err := newestKernelPackage(pattern)
 	if err != nil {
 		return "", err
 	}
@@ -148,12 +184,12 @@ func kernel(cache string) (string, error) {
 	return dir, os.Rename(tmp, dir)
 }
 
-func newestKernelPackage() (string, error) {
+func newestKernelPackage(pattern *regexp.Regexp) (string, error) {
 	search := func() []string {
-		out, _ := exec.Command("apt-cache", "search", "--names-only", `^linux-image-6\.1\.0-[0-9]+-cloud-amd64-unsigned$`).Output()
+		out, _ := exec.Command("apt-cache", "search", "--names-only", `^linux-image-.*-cloud-amd64-unsigned$`).Output()
 		var names []string
 		for _, line := range strings.Split(string(out), "\n") {
-			if name, _, ok := strings.Cut(line, " "); ok && kernelPattern.MatchString(name) {
+			if name, _, ok := strings.Cut(line, " "); ok && pattern.MatchString(name) {
 				names = append(names, name)
 			}
 		}
@@ -166,11 +202,20 @@ func newestKernelPackage() (string, error) {
 		names = search()
 	}
 	if len(names) == 0 {
-		return "", errors.New("no linux-image-6.1.0-*-cloud-amd64-unsigned package in apt's lists")
+		return "", fmt.Errorf("no package matching %s in apt's lists", pattern)
 	}
-	abi := func(n string) int { v, _ := strconv.Atoi(kernelPattern.FindStringSubmatch(n)[1]); return v }
-	sort.Slice(names, func(i, j int) bool { return abi(names[i]) < abi(names[j]) })
+	sortByBuild(names, pattern)
 	return names[len(names)-1], nil
+}
+
+// sortByBuild orders package names (or folders named after them) by the
+// number pattern captures.
+func sortByBuild(names []string, pattern *regexp.Regexp) {
+	build := func(n string) int {
+		v, _ := strconv.Atoi(pattern.FindStringSubmatch(filepath.Base(n))[1])
+		return v
+	}
+	sort.Slice(names, func(i, j int) bool { return build(names[i]) < build(names[j]) })
 }
 
 func goBuild(args ...string) error {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -85,7 +86,11 @@ func loadModule(path string) error {
 		return err
 	}
 	defer f.Close()
-	if err := unix.FinitModule(int(f.Fd()), "", 0); err != nil && err != unix.EEXIST {
+	flags := 0
+	if strings.HasSuffix(path, ".xz") || strings.HasSuffix(path, ".zst") {
+		flags = unix.MODULE_INIT_COMPRESSED_FILE // the kernel decompresses it
+	}
+	if err := unix.FinitModule(int(f.Fd()), "", flags); err != nil && err != unix.EEXIST {
 		return err
 	}
 	return nil

@@ -74,13 +74,21 @@ func List(ns NS, protos []string, keep func(*Socket) bool) ([]Socket, error) {
 	for _, proto := range protos {
 		for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
 			var raw []*netlink.Socket
-			switch proto {
-			case "tcp":
-				raw, err = h.SocketDiagTCP(family)
-			case "udp":
-				raw, err = h.SocketDiagUDP(family)
-			default:
-				return nil, fmt.Errorf("unknown protocol %q", proto)
+			// A dump that sockets came or went during is marked
+			// interrupted and may lack some that were there all
+			// along (the holder we look for): dump again.
+			for try := 0; try < 5; try++ {
+				switch proto {
+				case "tcp":
+					raw, err = h.SocketDiagTCP(family)
+				case "udp":
+					raw, err = h.SocketDiagUDP(family)
+				default:
+					return nil, fmt.Errorf("unknown protocol %q", proto)
+				}
+				if !errors.Is(err, netlink.ErrDumpInterrupted) {
+					break
+				}
 			}
 			if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
 				return nil, fmt.Errorf("sock_diag %s: %w", proto, err)
@@ -150,13 +158,19 @@ func attachProcs(socks []Socket) error {
 		return fmt.Errorf("list processes: %w", err)
 	}
 	for _, p := range procs {
-		targets, err := p.FileDescriptorTargets()
+		fds, err := p.FileDescriptors()
 		if err != nil {
 			continue // gone, or not ours to read
 		}
 		var comm string
 		seen := map[uint32]bool{}
-		for _, t := range targets {
+		for _, fd := range fds {
+			// One fd at a time: a descriptor closed since the listing
+			// must not hide the process's others.
+			t, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", p.PID, fd))
+			if err != nil {
+				continue
+			}
 			ino, ok := socketInode(t)
 			if !ok || seen[ino] {
 				continue

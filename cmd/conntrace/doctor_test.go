@@ -1,0 +1,171 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/conntrace/conntrace/tracer/doctor"
+	"github.com/conntrace/conntrace/tracer/testnet"
+)
+
+// TestDoctor: doctor tries every hook for real, reports each, and picks
+// the mode watch then attaches with. $CONNTRACE_EXPECT_HOOKS, when set
+// (vmtest sets it), names the modes that must work on this kernel.
+func TestDoctor(t *testing.T) {
+	testnet.RequireRoot(t)
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"conntrace", "doctor", "-o", "json"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("doctor: exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+	var m map[string]any
+	if err := json.Unmarshal(stdout.Bytes(), &m); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, stdout.String())
+	}
+	if got := keys(m); got != "advice,auto,can_watch,checks,kernel,modes" {
+		t.Errorf("doctor fields: %s", got)
+	}
+	var r doctor.Report
+	json.Unmarshal(stdout.Bytes(), &r)
+
+	var checks []string
+	for _, c := range r.Checks {
+		checks = append(checks, c.Name)
+	}
+	if want := []string{"btf", "lockdown", "capabilities", "tracefs", "bpffs"}; !slices.Equal(checks, want) {
+		t.Errorf("checks %v, want %v", checks, want)
+	}
+	var modes, working []string
+	for _, mc := range r.Modes {
+		modes = append(modes, mc.Mode)
+		if mc.OK {
+			working = append(working, mc.Mode)
+			if len(mc.Hooks) != 9 {
+				t.Errorf("%s: %d hooks, want 9: %+v", mc.Mode, len(mc.Hooks), mc.Hooks)
+			}
+		} else if len(working) == 0 { // passed over by auto: say why
+			if !slices.ContainsFunc(r.Advice, func(a string) bool { return strings.HasPrefix(a, mc.Mode+" hooks unavailable: ") }) {
+				t.Errorf("no advice for the unavailable %s hooks: %q", mc.Mode, r.Advice)
+			}
+		}
+	}
+	if want := []string{"fentry", "kprobe", "tracepoint"}; !slices.Equal(modes, want) {
+		t.Errorf("modes %v, want %v", modes, want)
+	}
+	if len(working) == 0 || !r.CanWatch || r.Auto != working[0] {
+		t.Fatalf("auto %q, can_watch %v; working modes %v", r.Auto, r.CanWatch, working)
+	}
+	if want := os.Getenv("CONNTRACE_EXPECT_HOOKS"); want != "" && strings.Join(working, ",") != want {
+		t.Errorf("working modes %v, want %s", working, want)
+	}
+
+	// watch attaches with the mode doctor picked, and says so.
+	w := startCLI(t, "watch", "--duration", "100ms", "--port", "1")
+	w.wait(t)
+	if want := "conntrace: attached (" + r.Auto + " hooks)"; !strings.Contains(w.stderr.String(), want) {
+		t.Errorf("watch stderr lacks %q:\n%s", want, w.stderr.String())
+	}
+
+	stdout.Reset()
+	if code := run([]string{"conntrace", "doctor"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("doctor: exit %d", code)
+	}
+	t.Logf("conntrace doctor:\n%s", stdout.String())
+	for _, want := range []string{"btf           ok  /sys/kernel/btf/vmlinux", "tp_btf/inet_sock_set_state",
+		"auto picks " + r.Auto + " hooks: conntrace watch can run"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("doctor text lacks %q:\n%s", want, stdout.String())
+		}
+	}
+}
+
+// TestDoctorWithoutRoot: doctor says what is missing and exits 1.
+func TestDoctorWithoutRoot(t *testing.T) {
+	code, stdout, stderr := runAsNobody(t, "doctor")
+	if code != exitError {
+		t.Fatalf("exit %d, want %d\n%s%s", code, exitError, stdout, stderr)
+	}
+	for _, want := range []string{"capabilities  NO  held: none", "conntrace watch cannot run here",
+		"advice: this needs root: run it with sudo (or grant CAP_BPF and CAP_PERFMON)\n"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("doctor output lacks %q:\n%s", want, stdout)
+		}
+	}
+	if stderr != "conntrace: watch cannot run on this machine (see the advice above)\n" {
+		t.Errorf("stderr %q", stderr)
+	}
+}
+
+// TestWithoutKernelBTF: on a kernel without /sys/kernel/btf/vmlinux (here
+// hidden in a mount namespace), watch says so in one line; given the same
+// BTF with --btf, it runs and reports connections.
+func TestWithoutKernelBTF(t *testing.T) {
+	testnet.RequireRoot(t)
+	btfCopy := filepath.Join(t.TempDir(), "vmlinux.btf")
+	data, err := os.ReadFile("/sys/kernel/btf/vmlinux")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(btfCopy, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hide := func(cmd *exec.Cmd) {
+		cmd.Env = append(cmd.Env, hideBTFEnv+"=1")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
+	}
+
+	cmd := cliCommand(t, "watch", "--port", "443")
+	hide(cmd)
+	out, err := cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != exitError || string(out) !=
+		"conntrace: kernel BTF not found at /sys/kernel/btf/vmlinux (a kernel built without CONFIG_DEBUG_INFO_BTF): give one for this kernel with --btf PATH\n" {
+		t.Errorf("without BTF: %v: %q", err, out)
+	}
+
+	cmd = cliCommand(t, "doctor", "-o", "json")
+	hide(cmd)
+	out, _ = cmd.Output()
+	var r doctor.Report
+	if err := json.Unmarshal(out, &r); err != nil || r.Checks[0].OK ||
+		!slices.Contains(r.Advice, "no kernel BTF: give a BTF file for this kernel with --btf PATH (fentry hooks also need the kernel's own)") {
+		t.Errorf("doctor without BTF: %v\n%s", err, out)
+	}
+
+	for _, bad := range []struct{ path, want string }{
+		{"/nonexistent/vmlinux", "conntrace: --btf: stat /nonexistent/vmlinux: no such file or directory\n"},
+		{"/proc/self/status", "conntrace: read kernel BTF from /proc/self/status: "},
+	} {
+		cmd = cliCommand(t, "watch", "--btf", bad.path)
+		out, _ = cmd.CombinedOutput()
+		if cmd.ProcessState.ExitCode() != exitError || !strings.HasPrefix(string(out), bad.want) || strings.Count(string(out), "\n") != 1 {
+			t.Errorf("--btf %s: exit %d: %q, want %q", bad.path, cmd.ProcessState.ExitCode(), out, bad.want)
+		}
+	}
+
+	ns := testnet.NewNS(t)
+	r2 := startCmd(t, hide, "watch", "--btf", btfCopy, "-o", "json", "--port", "9443", "--count", "5")
+	srv, cli := exchange(t, ns, "127.0.0.1:9443")
+	r2.wait(t)
+	evs := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(r2.stdout.String()), "\n") {
+		var ev struct {
+			Event string
+			PID   int
+		}
+		json.Unmarshal([]byte(line), &ev)
+		evs[ev.Event]++
+		if want := map[string]int{"connect": cli.PID, "accept": srv.PID, "listen": srv.PID}[ev.Event]; want != 0 && ev.PID != want {
+			t.Errorf("%s: pid %d, want %d", ev.Event, ev.PID, want)
+		}
+	}
+	if evs["listen"] != 1 || evs["connect"] != 1 || evs["accept"] != 1 || evs["close"] != 2 {
+		t.Errorf("with --btf: events %v\n%s\n%s", evs, r2.stdout.String(), r2.stderr.String())
+	}
+	t.Logf("with --btf: %s", strings.Split(r2.stderr.String(), "\n")[0])
+}
