@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -86,7 +87,7 @@ func Open(cfg Config) (*Tracer, error) {
 	if len(unusable) == 1 {
 		return nil, unusable[0]
 	}
-	return nil, fmt.Errorf("no hook mode works on this kernel: %w", errors.Join(modeErrors(unusable)...))
+	return nil, fmt.Errorf("no hook mode works on this kernel: %s", joinModeErrors(unusable))
 }
 
 // prepare checks the environment and readies the embedded object: filters
@@ -386,12 +387,13 @@ func privilegeError(what string, err error) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-func modeErrors(ms []*ModeError) []error {
-	errs := make([]error, len(ms))
+// joinModeErrors puts the reasons on one line.
+func joinModeErrors(ms []*ModeError) string {
+	parts := make([]string, len(ms))
 	for i, m := range ms {
-		errs[i] = m
+		parts[i] = m.Error()
 	}
-	return errs
+	return strings.Join(parts, "; ")
 }
 
 func b2u8(b bool) uint8 {
