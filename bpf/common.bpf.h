@@ -237,6 +237,7 @@ static __always_inline void clear_event(struct event *e)
 static __always_inline void fill_from_info(struct event *e, const struct sock_info *info)
 {
 	e->conn_id = info->conn_id;
+	e->netns = info->netns;
 	e->pid = info->pid;
 	e->uid = info->uid;
 	e->direction = info->direction;

@@ -92,6 +92,7 @@ int handle_connect_exit(struct syscall_exit_args *ctx)
 			fresh.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
 			fresh.start_ns = call.ts_ns;
 			fresh.direction = DIR_OUT;
+			fresh.netns = netns_of((struct sock *)call.sk);
 			emit_connect_fail(&fresh, &t, err);
 		} else {
 			emit_connect_fail(info, &t, err);

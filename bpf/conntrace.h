@@ -77,7 +77,7 @@ struct sock_info {
 	__u8 failed;      /* the handshake failed while in_connect */
 	__u8 reset_in;    /* tcp_receive_reset */
 	__u8 reset_out;   /* tcp_send_reset */
-	__u8 _pad[4];
+	__u32 netns;      /* network namespace inode */
 };
 
 /* A bind() or connect() in flight, per thread, from sys_enter to sys_exit. */

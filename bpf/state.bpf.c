@@ -71,6 +71,7 @@ static __always_inline void on_listen(const struct transition *tr)
 	fill_task(&info);
 	if (!proc_match(info.pid, info.comm))
 		return;
+	info.netns = netns_of((struct sock *)tr->sk);
 	if (!family_match(t.family))
 		return;
 	/* A listener has no peer. */
@@ -88,6 +89,7 @@ static __always_inline void track(__u64 sk, struct sock_info *info, __u8 dir, __
 	info->conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
 	info->start_ns = bpf_ktime_get_ns();
 	info->direction = dir;
+	info->netns = netns_of((struct sock *)sk);
 	bpf_map_update_elem(&socks, &sk, info, flags);
 }
 

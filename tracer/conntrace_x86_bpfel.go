@@ -96,7 +96,7 @@ type conntraceSockInfo struct {
 	Failed    uint8
 	ResetIn   uint8
 	ResetOut  uint8
-	Pad       [4]uint8
+	Netns     uint32
 	_         [4]byte
 }
 

@@ -157,7 +157,7 @@ type Event struct {
 	Reason    Reason        // close
 	Errno     uint32        // connect_fail, bind_fail (0: aborted by the application)
 	Proto     Proto
-	NetNS     uint32   // bind_fail: network namespace inode
+	NetNS     uint32   // network namespace inode of the socket (bind_fail: where to look for holders)
 	Holders   []Holder // bind_fail: who holds the port (filled by the tracer)
 	Lost      uint64   // lost: records dropped since the last lost event
 }

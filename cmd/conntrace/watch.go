@@ -56,17 +56,9 @@ func parseWatch(c *cli.Context) (watchOptions, error) {
 	if c.NArg() > 0 {
 		return o, usagef("watch takes no arguments, got %q (filters are flags: --port, --pid, --comm)", c.Args().First())
 	}
-	for _, p := range c.IntSlice("port") {
-		if p < 1 || p > 65535 {
-			return o, usagef("--port %d is out of range (1-65535)", p)
-		}
-		o.cfg.Ports = append(o.cfg.Ports, uint16(p))
-	}
-	for _, p := range c.IntSlice("pid") {
-		if p < 1 || p > 1<<22 {
-			return o, usagef("--pid %d is not a valid process id", p)
-		}
-		o.cfg.PIDs = append(o.cfg.PIDs, uint32(p))
+	var err error
+	if o.cfg.Ports, o.cfg.PIDs, err = parsePortsPIDs(c); err != nil {
+		return o, err
 	}
 	o.cfg.Comm = c.String("comm")
 	if len(o.cfg.Comm) > 15 {
@@ -92,7 +84,6 @@ func parseWatch(c *cli.Context) (watchOptions, error) {
 		}
 		o.cfg.Events = mask
 	}
-	var err error
 	if o.format, err = output.ParseFormat(c.String("output")); err != nil {
 		return o, usagef("-o: %v", err)
 	}
@@ -161,6 +152,23 @@ func watch(c *cli.Context) error {
 	}
 	fmt.Fprintf(stderr, "conntrace: %d events, %d lost\n", st.Events, st.Lost)
 	return err
+}
+
+// parsePortsPIDs reads --port and --pid.
+func parsePortsPIDs(c *cli.Context) (ports []uint16, pids []uint32, err error) {
+	for _, p := range c.IntSlice("port") {
+		if p < 1 || p > 65535 {
+			return nil, nil, usagef("--port %d is out of range (1-65535)", p)
+		}
+		ports = append(ports, uint16(p))
+	}
+	for _, p := range c.IntSlice("pid") {
+		if p < 1 || p > 1<<22 {
+			return nil, nil, usagef("--pid %d is not a valid process id", p)
+		}
+		pids = append(pids, uint32(p))
+	}
+	return ports, pids, nil
 }
 
 // limitSink stops the run after --count events (lost reports do not count).

@@ -65,6 +65,15 @@ func (n NS) Close() {
 // with their processes. keep, when not nil, selects sockets before the
 // (slower) process lookup.
 func List(ns NS, protos []string, keep func(*Socket) bool) ([]Socket, error) {
+	return list(ns, protos, keep, true)
+}
+
+// ListBare is List without the process lookup, for frequent snapshots.
+func ListBare(ns NS, protos []string, keep func(*Socket) bool) ([]Socket, error) {
+	return list(ns, protos, keep, false)
+}
+
+func list(ns NS, protos []string, keep func(*Socket) bool, procs bool) ([]Socket, error) {
 	h, err := handle(ns)
 	if err != nil {
 		return nil, err
@@ -101,8 +110,10 @@ func List(ns NS, protos []string, keep func(*Socket) bool) ([]Socket, error) {
 			}
 		}
 	}
-	if err := attachProcs(out); err != nil {
-		return nil, err
+	if procs {
+		if err := attachProcs(out); err != nil {
+			return nil, err
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return less(&out[i], &out[j]) })
 	return out, nil
@@ -272,40 +283,90 @@ func OpenNSByInode(ino, pid uint32) (NS, bool) {
 // EphemeralRange reads net.ipv4.ip_local_port_range as seen in ns (the
 // file answers for the network namespace of the reading thread).
 func EphemeralRange(ns NS) (lo, hi uint16, err error) {
-	read := func() error {
-		b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-		if err != nil {
-			return err
-		}
-		f := strings.Fields(string(b))
-		if len(f) != 2 {
-			return fmt.Errorf("ip_local_port_range: %q", b)
-		}
-		l, err1 := strconv.ParseUint(f[0], 10, 16)
-		h, err2 := strconv.ParseUint(f[1], 10, 16)
-		if err1 != nil || err2 != nil {
-			return fmt.Errorf("ip_local_port_range: %q", b)
-		}
-		lo, hi = uint16(l), uint16(h)
-		return nil
+	err = ns.Do(func() error {
+		lo, hi, err = readPortRange()
+		return err
+	})
+	return lo, hi, err
+}
+
+func readPortRange() (lo, hi uint16, err error) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, 0, err
 	}
-	if ns.h <= 0 {
-		return lo, hi, read()
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0, 0, fmt.Errorf("ip_local_port_range: %q", b)
+	}
+	l, err1 := strconv.ParseUint(f[0], 10, 16)
+	h, err2 := strconv.ParseUint(f[1], 10, 16)
+	if err1 != nil || err2 != nil {
+		return 0, 0, fmt.Errorf("ip_local_port_range: %q", b)
+	}
+	return uint16(l), uint16(h), nil
+}
+
+// Do runs fn on a thread inside ns (the caller's own namespace for the
+// zero NS). /proc/sys/net answers for the namespace of the calling thread.
+func (n NS) Do(fn func() error) error {
+	if n.h <= 0 {
+		return fn()
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	orig, err := netns.Get()
 	if err != nil {
-		return 0, 0, err
+		return err
 	}
 	defer orig.Close()
-	if err := netns.Set(ns.h); err != nil {
-		return 0, 0, err
+	if err := netns.Set(n.h); err != nil {
+		return err
 	}
-	err = read()
+	err = fn()
 	if serr := netns.Set(orig); serr != nil {
 		// This thread is stuck in ns: never let it run other goroutines.
 		panic(fmt.Sprintf("cannot return to the original network namespace: %v", serr))
 	}
-	return lo, hi, err
+	return err
+}
+
+// Inode is the namespace's inode number, as events report it.
+func (n NS) Inode() (uint32, error) {
+	path := "/proc/thread-self/ns/net"
+	var st unix.Stat_t
+	var err error
+	if n.h > 0 {
+		err = unix.Fstat(int(n.h), &st)
+	} else {
+		err = unix.Stat(path, &st)
+	}
+	return uint32(st.Ino), err
+}
+
+// Namespaces lists the network namespaces that have a process in them or
+// a name under /run/netns, by inode, each with a path to open it by.
+func Namespaces() map[uint32]string {
+	out := map[uint32]string{}
+	add := func(path string) {
+		var st unix.Stat_t
+		if unix.Stat(path, &st) == nil {
+			if _, ok := out[uint32(st.Ino)]; !ok {
+				out[uint32(st.Ino)] = path
+			}
+		}
+	}
+	if entries, err := os.ReadDir("/run/netns"); err == nil {
+		for _, e := range entries {
+			add("/run/netns/" + e.Name())
+		}
+	}
+	if entries, err := os.ReadDir("/proc"); err == nil {
+		for _, e := range entries {
+			if _, err := strconv.Atoi(e.Name()); err == nil {
+				add("/proc/" + e.Name() + "/ns/net")
+			}
+		}
+	}
+	return out
 }

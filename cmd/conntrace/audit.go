@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/conntrace/conntrace/tracer"
+	"github.com/conntrace/conntrace/tracer/audit"
+	"github.com/conntrace/conntrace/tracer/output"
+)
+
+// snapshotEvery is how often audit counts the ports each destination holds.
+const snapshotEvery = 250 * time.Millisecond
+
+func auditCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "audit",
+		Usage: "audit outbound connections and ephemeral-port use per destination, before exhaustion bites",
+		Description: `Follows connects, closes and failures live and counts the local ports each
+destination (source address, destination address and port) holds, TIME_WAIT
+included, against the usable ephemeral range. Warns above 50% and 80% of the
+range, on any EADDRNOTAVAIL, and on churn that suggests missing connection
+reuse. The summary prints on Ctrl-C or after --duration.`,
+		Flags: []cli.Flag{
+			&cli.DurationFlag{Name: "duration", Aliases: []string{"d"}, Usage: "stop after `DURATION` and print the summary", DefaultText: "until Ctrl-C"},
+			&cli.DurationFlag{Name: "interval", Aliases: []string{"i"}, Usage: "refresh a live table every `INTERVAL` (JSON: one document per interval)", DefaultText: "off"},
+			&cli.IntSliceFlag{Name: "port", Aliases: []string{"P"}, Usage: "only destinations on `PORT` (repeatable, or comma-separated)"},
+			&cli.IntSliceFlag{Name: "pid", Aliases: []string{"p"}, Usage: "only process `PID` and the destinations it connects to (repeatable)"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "output `FORMAT`: text or json"},
+			&cli.StringFlag{Name: "ready-file", Usage: "create `PATH` once the audit has started (for scripts)"},
+			hooksFlag(),
+			btfFlag(),
+		},
+		Action:       runAudit,
+		OnUsageError: onUsageError,
+	}
+}
+
+func runAudit(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usagef("audit takes no arguments, got %q", c.Args().First())
+	}
+	ports, pids, err := parsePortsPIDs(c)
+	if err != nil {
+		return err
+	}
+	format, err := output.ParseFormat(c.String("output"))
+	if err != nil {
+		return usagef("-o: %v", err)
+	}
+	duration, interval := c.Duration("duration"), c.Duration("interval")
+	if duration < 0 {
+		return usagef("--duration %v is negative", duration)
+	}
+	if interval < 0 || (interval > 0 && interval < 100*time.Millisecond) {
+		return usagef("--interval %v: give 100ms or more", interval)
+	}
+	hooks, err := parseHooks(c)
+	if err != nil {
+		return err
+	}
+	stdout, stderr := c.App.Writer, c.App.ErrWriter
+
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	if duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, duration)
+		defer cancel()
+	}
+
+	t, err := tracer.Open(tracer.Config{Ports: ports, PIDs: pids, Hooks: hooks, BTFPath: c.String("btf"),
+		Events: 1<<tracer.EventConnect | 1<<tracer.EventClose | 1<<tracer.EventConnectFail})
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	a := audit.New(audit.Config{Ports: ports, PIDs: pids})
+	// The first snapshot names the processes behind connections that
+	// predate the audit.
+	if err := a.Snapshot(true); err != nil {
+		return err
+	}
+	if path := c.String("ready-file"); path != "" {
+		if err := os.WriteFile(path, []byte("ready\n"), 0o644); err != nil {
+			return fmt.Errorf("--ready-file: %w", err)
+		}
+	}
+	fmt.Fprintf(stderr, "conntrace: auditing (%s hooks); Ctrl-C for the summary\n", t.Mode())
+
+	p := &reportPrinter{w: stdout, format: format, terminal: isTerminal(stdout)}
+	done := make(chan struct{})
+	printErr := make(chan error, 1)
+	go func() {
+		printErr <- snapshots(ctx, done, a, interval, p)
+	}()
+	err = t.Run(ctx, a)
+	close(done)
+	if perr := <-printErr; err == nil {
+		err = perr
+	}
+	if err != nil {
+		if errors.Is(err, output.ErrClosedPipe) {
+			return nil
+		}
+		return err
+	}
+	a.Snapshot(true)
+	p.final = true
+	if err := p.print(a.Report(true)); err != nil && !errors.Is(err, output.ErrClosedPipe) {
+		return err
+	}
+	return nil
+}
+
+// snapshots counts ports every snapshotEvery and prints a report every
+// interval, until done.
+func snapshots(ctx context.Context, done <-chan struct{}, a *audit.Auditor, interval time.Duration, p *reportPrinter) error {
+	tick := time.NewTicker(snapshotEvery)
+	defer tick.Stop()
+	var report <-chan time.Time
+	if interval > 0 {
+		rt := time.NewTicker(interval)
+		defer rt.Stop()
+		report = rt.C
+	}
+	for {
+		select {
+		case <-done:
+			return nil
+		case <-tick.C:
+			a.Snapshot(false)
+		case <-report:
+			if err := p.print(a.Report(false)); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// reportPrinter prints reports: JSON one per line; text as blocks,
+// redrawn in place on a terminal.
+type reportPrinter struct {
+	w        io.Writer
+	format   output.Format
+	terminal bool
+	final    bool
+}
+
+func (p *reportPrinter) print(r *audit.Report) error {
+	var err error
+	if p.format == output.JSON {
+		err = json.NewEncoder(p.w).Encode(r)
+	} else {
+		if p.terminal && !p.final {
+			fmt.Fprint(p.w, "\x1b[H\x1b[2J") // home, clear: a live table
+		}
+		err = r.WriteText(p.w)
+		if err == nil && !p.terminal {
+			_, err = fmt.Fprintln(p.w)
+		}
+	}
+	if errors.Is(err, syscall.EPIPE) {
+		return output.ErrClosedPipe
+	}
+	return err
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}

@@ -1,0 +1,126 @@
+package audit
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/conntrace/conntrace/tracer"
+)
+
+func TestReportReserved(t *testing.T) {
+	for _, tc := range []struct {
+		list string
+		want int
+	}{
+		{"", 0},
+		{"40005", 1},
+		{"8080,40000-40004,40019-40030", 6},
+		{"1-65535", 20},
+		{"junk,40001", 1},
+	} {
+		if got := countReserved(tc.list, [2]uint16{40000, 40019}); got != tc.want {
+			t.Errorf("countReserved(%q) = %d, want %d", tc.list, got, tc.want)
+		}
+	}
+}
+
+// auditWith builds an auditor whose namespace 7 has a 20-port range and
+// one destination holding inUse ports (timeWait of them in TIME_WAIT).
+func auditWith(inUse, timeWait int) (*Auditor, destKey) {
+	a := New(Config{})
+	a.start = time.Now().Add(-10 * time.Second)
+	a.ns[7] = &namespace{limits: Limits{NetNS: 7, PortRange: [2]uint16{40000, 40019}, Usable: 20}}
+	k := destKey{7, netip.MustParseAddr("198.18.0.1"), netip.MustParseAddr("198.18.0.2"), 9443}
+	d := a.dest(k)
+	d.inUse, d.timeWait, d.peak = inUse, timeWait, inUse
+	return a, k
+}
+
+func event(typ tracer.EventType, pid uint32, lport uint16) *tracer.Event {
+	ev := &tracer.Event{Type: typ, PID: pid, Direction: tracer.DirOut, NetNS: 7,
+		LAddr: netip.MustParseAddr("198.18.0.1"), LPort: lport, RAddr: netip.MustParseAddr("198.18.0.2"), RPort: 9443}
+	copy(ev.Comm[:], "client\x1b[2J")
+	return ev
+}
+
+func TestReportThresholds(t *testing.T) {
+	for _, tc := range []struct {
+		inUse int
+		want  string
+	}{
+		{9, ""},
+		{10, "198.18.0.1 -> 198.18.0.2:9443: 10 of 20 usable ephemeral ports in use at the peak (50%, over 50%): half the range is gone"},
+		{15, "15 of 20 usable ephemeral ports in use at the peak (75%, over 50%)"},
+		{16, "16 of 20 usable ephemeral ports in use at the peak (80%, over 80%): connect() fails with EADDRNOTAVAIL"},
+	} {
+		a, _ := auditWith(tc.inUse, 0)
+		r := a.Report(false)
+		d := r.Destinations[0]
+		if d.UsePct != float64(tc.inUse)*5 || d.Usable != 20 {
+			t.Errorf("%d in use: use_pct %v usable %d", tc.inUse, d.UsePct, d.Usable)
+		}
+		got := strings.Join(r.Warnings, "\n")
+		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+			t.Errorf("%d in use: warnings %q, want %q", tc.inUse, got, tc.want)
+		}
+	}
+}
+
+func TestReportEvents(t *testing.T) {
+	a, k := auditWith(3, 3)
+	a.Write(event(tracer.EventConnect, 42, 40001))
+	a.Write(event(tracer.EventConnect, 42, 1234)) // explicitly bound
+	cl := event(tracer.EventClose, 42, 40001)
+	cl.Duration = 300 * time.Millisecond
+	a.Write(cl)
+	fail := event(tracer.EventConnectFail, 42, 0)
+	fail.LAddr = netip.IPv4Unspecified()
+	fail.Errno = uint32(unix.EADDRNOTAVAIL)
+	a.Write(fail)
+	refused := event(tracer.EventConnectFail, 42, 40002)
+	refused.Errno = uint32(unix.ECONNREFUSED)
+	a.Write(refused)
+	in := event(tracer.EventAccept, 43, 9443)
+	in.Direction = tracer.DirIn
+	a.Write(in)
+	a.Write(&tracer.Event{Type: tracer.EventLost, Lost: 5})
+
+	r := a.Report(true)
+	if r.Type != "summary" || r.Lost != 5 || len(r.Destinations) != 1 || len(r.Processes) != 1 {
+		t.Fatalf("report %+v", r)
+	}
+	d, p := r.Destinations[0], r.Processes[0]
+	if d.Opened != 2 || d.Closed != 1 || d.ShortLivedPct != 100 || d.EADDRNOTAVAIL != 1 || d.TimeWaitPct != 100 ||
+		len(d.Processes) != 1 || d.Processes[0].PID != 42 {
+		t.Errorf("destination %+v (key %v)", d, k)
+	}
+	if p.Opened != 2 || p.Closed != 1 || p.AvgLifetimeMs != 300 || p.EADDRNOTAVAIL != 1 || p.OutsideEphemeral != 1 {
+		t.Errorf("process %+v", p)
+	}
+	want := `42 client\x1b[2J: 1 connect() calls failed with EADDRNOTAVAIL`
+	if len(r.Warnings) != 1 || !strings.HasPrefix(r.Warnings[0], want) {
+		t.Errorf("warnings %q, want one starting %q (the name escaped)", r.Warnings, want)
+	}
+	var b strings.Builder
+	r.WriteText(&b)
+	if strings.Contains(b.String(), "\x1b") || !strings.Contains(b.String(), "WARNING: "+want) {
+		t.Errorf("text:\n%s", b.String())
+	}
+}
+
+func TestReportPIDFilter(t *testing.T) {
+	a, _ := auditWith(0, 0)
+	a.cfg.PIDs = []uint32{42}
+	a.Write(event(tracer.EventConnect, 41, 40001))
+	if r := a.Report(false); len(r.Destinations) != 0 || len(r.Processes) != 0 {
+		t.Errorf("pid 41 only, but the report has %+v", r)
+	}
+	a.Write(event(tracer.EventConnect, 42, 40002))
+	if r := a.Report(false); len(r.Destinations) != 1 || len(r.Processes) != 1 || r.Destinations[0].Opened != 2 {
+		t.Errorf("pid 42: %+v", r)
+	}
+}
