@@ -18,10 +18,11 @@ int handle_bind_enter(struct syscall_enter_args *ctx)
 	struct sock *sk;
 	short type;
 
-	if (!want_event(EVENT_BIND_FAIL))
+	/* bind_fail, and bind(port 0) before connect() for the connections. */
+	if (!want_event(EVENT_BIND_FAIL) && !want_event(EVENT_CONNECT))
 		return 0;
 	sock = begin_call(ctx, &call);
-	if (!sock || !port_match(call.port, 0))
+	if (!sock || (call.port && !port_match(call.port, 0)))
 		return 0;
 	type = BPF_CORE_READ(sock, type);
 	sk = BPF_CORE_READ(sock, sk);
@@ -50,7 +51,18 @@ int handle_bind_exit(struct syscall_exit_args *ctx)
 		return 0;
 	call = *p;
 	bpf_map_delete_elem(&bind_calls, &tid);
-	if (ctx->ret >= 0)
+	if (ctx->ret >= 0) {
+		/* A TCP port-0 bind that took a port (no IP_BIND_ADDRESS_NO_PORT). */
+		struct sock *sk = (struct sock *)call.sk; /* a local: CO-RE must not see call */
+
+		if (ctx->ret == 0 && call.port == 0 && call.proto == IPPROTO_TCP &&
+		    BPF_CORE_READ(sk, __sk_common.skc_num)) {
+			__u8 one = 1;
+			bpf_map_update_elem(&bound_port0, &call.sk, &one, BPF_ANY);
+		}
+		return 0;
+	}
+	if (!want_event(EVENT_BIND_FAIL) || !port_match(call.port, 0))
 		return 0;
 
 	t.family = call.family;

@@ -84,6 +84,15 @@ struct {
 	__type(value, struct pending_call);
 } connect_calls SEC(".maps");
 
+/* TCP sockets bound to port 0 (a port reserved) and not yet connected, by
+ * socket address. LRU: most are closed without connecting, unseen. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u8);
+} bound_port0 SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);
@@ -230,6 +239,7 @@ static __always_inline void clear_event(struct event *e)
 	e->error = 0;
 	e->direction = DIR_NONE;
 	e->reason = REASON_NONE;
+	e->flags = 0;
 	e->proto = IPPROTO_TCP;
 }
 
@@ -238,6 +248,7 @@ static __always_inline void fill_from_info(struct event *e, const struct sock_in
 {
 	e->conn_id = info->conn_id;
 	e->netns = info->netns;
+	e->flags = info->flags;
 	e->pid = info->pid;
 	e->uid = info->uid;
 	e->direction = info->direction;

@@ -33,6 +33,14 @@ enum close_reason {
 	REASON_TIMEOUT = 4,   /* retransmissions or keepalives gave up */
 };
 
+enum event_flags {
+	/* connect, close, connect_fail: the socket was bound to port 0 before
+	 * connect(), which reserved a local port for it alone (the kernel
+	 * cannot share it between destinations; IP_BIND_ADDRESS_NO_PORT
+	 * avoids that). */
+	FLAG_BOUND_PORT0 = 1,
+};
+
 /* One ring-buffer record. Addresses are in network byte order, ports in
  * host byte order. An IPv4-mapped IPv6 connection is already reported as
  * AF_INET with the IPv4 address in the first 4 bytes. */
@@ -56,7 +64,8 @@ struct event {
 	__u8 direction;    /* enum direction */
 	__u8 reason;       /* close: enum close_reason */
 	__u8 proto;        /* IPPROTO_TCP or IPPROTO_UDP */
-	__u8 _pad[7];
+	__u8 flags;        /* enum event_flags */
+	__u8 _pad[6];
 	char comm[COMM_LEN];
 };
 
@@ -78,6 +87,8 @@ struct sock_info {
 	__u8 reset_in;    /* tcp_receive_reset */
 	__u8 reset_out;   /* tcp_send_reset */
 	__u32 netns;      /* network namespace inode */
+	__u8 flags;       /* enum event_flags */
+	__u8 _pad2[7];
 };
 
 /* A bind() or connect() in flight, per thread, from sys_enter to sys_exit. */

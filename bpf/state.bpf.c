@@ -106,6 +106,10 @@ static __always_inline void on_syn_sent(__u64 sk)
 	fill_task(&info);
 	if (!proc_match(info.pid, info.comm))
 		return;
+	if (bpf_map_lookup_elem(&bound_port0, &sk)) {
+		info.flags |= FLAG_BOUND_PORT0;
+		bpf_map_delete_elem(&bound_port0, &sk);
+	}
 	call = bpf_map_lookup_elem(&connect_calls, &tid);
 	info.in_connect = call && call->sk == sk;
 	track(sk, &info, DIR_OUT, BPF_ANY);

@@ -52,9 +52,16 @@ type conntraceEvent struct {
 	Direction  uint8
 	Reason     uint8
 	Proto      uint8
-	Pad        [7]uint8
+	Flags      uint8
+	Pad        [6]uint8
 	Comm       [16]int8
 }
+
+type conntraceEventFlags uint32
+
+const (
+	conntraceEventFlagsFLAG_BOUND_PORT0 conntraceEventFlags = 1
+)
 
 type conntraceEventType uint32
 
@@ -97,6 +104,8 @@ type conntraceSockInfo struct {
 	ResetIn   uint8
 	ResetOut  uint8
 	Netns     uint32
+	Flags     uint8
+	Pad2      [7]uint8
 	_         [4]byte
 }
 
@@ -105,6 +114,7 @@ type conntraceSockInfo struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	conntraceMapBindCalls              = "bind_calls"
+	conntraceMapBoundPort0             = "bound_port0"
 	conntraceMapConnectCalls           = "connect_calls"
 	conntraceMapEvents                 = "events"
 	conntraceMapLostEvents             = "lost_events"
@@ -138,6 +148,7 @@ const (
 	conntraceVarUnusedCloseReason      = "unused_close_reason"
 	conntraceVarUnusedDirection        = "unused_direction"
 	conntraceVarUnusedEvent            = "unused_event"
+	conntraceVarUnusedEventFlags       = "unused_event_flags"
 	conntraceVarUnusedEventType        = "unused_event_type"
 )
 
@@ -206,6 +217,7 @@ type conntraceProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type conntraceMapSpecs struct {
 	BindCalls    *ebpf.MapSpec `ebpf:"bind_calls"`
+	BoundPort0   *ebpf.MapSpec `ebpf:"bound_port0"`
 	ConnectCalls *ebpf.MapSpec `ebpf:"connect_calls"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	LostEvents   *ebpf.MapSpec `ebpf:"lost_events"`
@@ -229,6 +241,7 @@ type conntraceVariableSpecs struct {
 	UnusedCloseReason *ebpf.VariableSpec `ebpf:"unused_close_reason"`
 	UnusedDirection   *ebpf.VariableSpec `ebpf:"unused_direction"`
 	UnusedEvent       *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedEventFlags  *ebpf.VariableSpec `ebpf:"unused_event_flags"`
 	UnusedEventType   *ebpf.VariableSpec `ebpf:"unused_event_type"`
 }
 
@@ -253,6 +266,7 @@ func (o *conntraceObjects) Close() error {
 // It can be passed to loadConntraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type conntraceMaps struct {
 	BindCalls    *ebpf.Map `ebpf:"bind_calls"`
+	BoundPort0   *ebpf.Map `ebpf:"bound_port0"`
 	ConnectCalls *ebpf.Map `ebpf:"connect_calls"`
 	Events       *ebpf.Map `ebpf:"events"`
 	LostEvents   *ebpf.Map `ebpf:"lost_events"`
@@ -264,6 +278,7 @@ type conntraceMaps struct {
 func (m *conntraceMaps) Close() error {
 	return _ConntraceClose(
 		m.BindCalls,
+		m.BoundPort0,
 		m.ConnectCalls,
 		m.Events,
 		m.LostEvents,
@@ -288,6 +303,7 @@ type conntraceVariables struct {
 	UnusedCloseReason *ebpf.Variable `ebpf:"unused_close_reason"`
 	UnusedDirection   *ebpf.Variable `ebpf:"unused_direction"`
 	UnusedEvent       *ebpf.Variable `ebpf:"unused_event"`
+	UnusedEventFlags  *ebpf.Variable `ebpf:"unused_event_flags"`
 	UnusedEventType   *ebpf.Variable `ebpf:"unused_event_type"`
 }
 

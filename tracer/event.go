@@ -157,9 +157,12 @@ type Event struct {
 	Reason    Reason        // close
 	Errno     uint32        // connect_fail, bind_fail (0: aborted by the application)
 	Proto     Proto
-	NetNS     uint32   // network namespace inode of the socket (bind_fail: where to look for holders)
-	Holders   []Holder // bind_fail: who holds the port (filled by the tracer)
-	Lost      uint64   // lost: records dropped since the last lost event
+	NetNS     uint32 // network namespace inode of the socket (bind_fail: where to look for holders)
+	// BoundPort0: connect, close, connect_fail of a socket that was bound
+	// to port 0 before connect(), reserving a local port for itself.
+	BoundPort0 bool
+	Holders    []Holder // bind_fail: who holds the port (filled by the tracer)
+	Lost       uint64   // lost: records dropped since the last lost event
 }
 
 // CommBytes is the process name without NUL padding. It is whatever the
@@ -194,23 +197,24 @@ func decode(raw []byte, clk Clock, ev *Event) error {
 	}
 	r := (*conntraceEvent)(unsafe.Pointer(&raw[0]))
 	*ev = Event{
-		Type:      EventType(r.Type),
-		Time:      clk.Wall(r.TsNs),
-		ConnID:    r.ConnId,
-		PID:       r.Pid,
-		UID:       r.Uid,
-		Family:    Family(r.Family),
-		Direction: Direction(r.Direction),
-		LPort:     r.Sport,
-		RPort:     r.Dport,
-		Latency:   time.Duration(r.LatencyNs),
-		Duration:  time.Duration(r.DurationNs),
-		TxBytes:   r.TxBytes,
-		RxBytes:   r.RxBytes,
-		Reason:    Reason(r.Reason),
-		Errno:     uint32(r.Error),
-		Proto:     Proto(r.Proto),
-		NetNS:     r.Netns,
+		Type:       EventType(r.Type),
+		Time:       clk.Wall(r.TsNs),
+		ConnID:     r.ConnId,
+		PID:        r.Pid,
+		UID:        r.Uid,
+		Family:     Family(r.Family),
+		Direction:  Direction(r.Direction),
+		LPort:      r.Sport,
+		RPort:      r.Dport,
+		Latency:    time.Duration(r.LatencyNs),
+		Duration:   time.Duration(r.DurationNs),
+		TxBytes:    r.TxBytes,
+		RxBytes:    r.RxBytes,
+		Reason:     Reason(r.Reason),
+		Errno:      uint32(r.Error),
+		Proto:      Proto(r.Proto),
+		NetNS:      r.Netns,
+		BoundPort0: r.Flags&uint8(conntraceEventFlagsFLAG_BOUND_PORT0) != 0,
 	}
 	ev.Comm = *(*[16]byte)(unsafe.Pointer(&r.Comm))
 	switch ev.Family {

@@ -161,7 +161,9 @@ type reportPrinter struct {
 func (p *reportPrinter) print(r *audit.Report) error {
 	var err error
 	if p.format == output.JSON {
-		err = json.NewEncoder(p.w).Encode(r)
+		enc := json.NewEncoder(p.w)
+		enc.SetEscapeHTML(false) // "->" in warnings, not "-\u003e"
+		err = enc.Encode(r)
 	} else {
 		if p.terminal && !p.final {
 			fmt.Fprint(p.w, "\x1b[H\x1b[2J") // home, clear: a live table

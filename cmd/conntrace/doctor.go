@@ -39,6 +39,7 @@ func runDoctor(c *cli.Context) error {
 	r := doctor.Run(c.String("btf"))
 	if format == output.JSON {
 		enc := json.NewEncoder(c.App.Writer)
+		enc.SetEscapeHTML(false)
 		err = enc.Encode(r)
 	} else {
 		err = r.WriteText(c.App.Writer)

@@ -66,6 +66,13 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"ports", "-o", "xml"}, `-o: unknown output format "xml"`},
 		{[]string{"watch", "--hooks", "magic"}, `--hooks: unknown hook mode "magic" (want auto, fentry, kprobe, tracepoint)`},
 		{[]string{"doctor", "extra"}, `doctor takes no arguments, got "extra"`},
+		{[]string{"audit", "extra"}, `audit takes no arguments, got "extra"`},
+		{[]string{"audit", "--port", "70000"}, "--port 70000 is out of range (1-65535)"},
+		{[]string{"audit", "--pid", "-2"}, "--pid -2 is not a valid process id"},
+		{[]string{"audit", "--interval", "10ms"}, "--interval 10ms: give 100ms or more"},
+		{[]string{"audit", "--duration", "-5s"}, "--duration -5s is negative"},
+		{[]string{"audit", "-o", "csv"}, `-o: unknown output format "csv"`},
+		{[]string{"audit", "--hooks", "bpf"}, `--hooks: unknown hook mode "bpf"`},
 		{[]string{"doctor", "-o", "yaml"}, `-o: unknown output format "yaml"`},
 	} {
 		var stdout, stderr bytes.Buffer

@@ -61,6 +61,7 @@ type proc struct {
 	lifetime         time.Duration
 	eaddrnotavail    int
 	outsideEphemeral int
+	boundPort0       int
 }
 
 type namespace struct {
@@ -215,6 +216,9 @@ func (a *Auditor) Write(ev *tracer.Event) error {
 		p.opened++
 		if n := a.ns[ev.NetNS]; n != nil && !n.limits.ephemeral(ev.LPort) {
 			p.outsideEphemeral++
+		}
+		if ev.BoundPort0 {
+			p.boundPort0++
 		}
 	case tracer.EventClose:
 		d, p := a.dest(k), a.proc(ev)

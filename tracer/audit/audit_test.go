@@ -53,7 +53,7 @@ func TestReportThresholds(t *testing.T) {
 		want  string
 	}{
 		{9, ""},
-		{10, "198.18.0.1 -> 198.18.0.2:9443: 10 of 20 usable ephemeral ports in use at the peak (50%, over 50%): half the range is gone"},
+		{10, "198.18.0.1 -> 198.18.0.2:9443: 10 of 20 usable ephemeral ports in use at the peak (50%, over 50%): half the range or more is taken"},
 		{15, "15 of 20 usable ephemeral ports in use at the peak (75%, over 50%)"},
 		{16, "16 of 20 usable ephemeral ports in use at the peak (80%, over 80%): connect() fails with EADDRNOTAVAIL"},
 	} {

@@ -66,6 +66,9 @@ type ProcReport struct {
 	// OutsideEphemeral counts connections from local ports outside the
 	// ephemeral range: explicitly bound ones.
 	OutsideEphemeral int `json:"outside_ephemeral"`
+	// BoundPort0 counts connections bound to port 0 before connect(),
+	// each of which reserved a port for all destinations.
+	BoundPort0 int `json:"bound_port0"`
 }
 
 // Report summarizes the audit so far; final selects the "summary" type.
@@ -118,7 +121,7 @@ func (a *Auditor) Report(final bool) *Report {
 			continue
 		}
 		pr := ProcReport{ProcRef: p.ProcRef, Opened: p.opened, OpenedPerS: rate(p.opened), Closed: p.closed,
-			EADDRNOTAVAIL: p.eaddrnotavail, OutsideEphemeral: p.outsideEphemeral}
+			EADDRNOTAVAIL: p.eaddrnotavail, OutsideEphemeral: p.outsideEphemeral, BoundPort0: p.boundPort0}
 		if p.closed > 0 {
 			pr.AvgLifetimeMs = round(float64(p.lifetime.Microseconds())/1000/float64(p.closed), 3)
 		}
@@ -151,7 +154,7 @@ func warnings(r *Report) []string {
 			w = append(w, fmt.Sprintf("%s: %d of %d usable ephemeral ports in use at the peak (%.0f%%, over %d%%)%s: connect() fails with EADDRNOTAVAIL when none is left; reuse connections (keep-alive, pooling), widen net.ipv4.ip_local_port_range, or connect from more source addresses",
 				where, d.Peak, d.Usable, d.PeakPct, dangerPct, who))
 		case d.Usable > 0 && d.PeakPct >= warnPct:
-			w = append(w, fmt.Sprintf("%s: %d of %d usable ephemeral ports in use at the peak (%.0f%%, over %d%%)%s: half the range is gone; watch for growth",
+			w = append(w, fmt.Sprintf("%s: %d of %d usable ephemeral ports in use at the peak (%.0f%%, over %d%%)%s: half the range or more is taken; watch for growth",
 				where, d.Peak, d.Usable, d.PeakPct, warnPct, who))
 		}
 		if d.Closed >= 20 && d.ShortLivedPct >= 80 {
@@ -160,6 +163,10 @@ func warnings(r *Report) []string {
 		}
 	}
 	for _, p := range r.Processes {
+		if p.BoundPort0 > 0 {
+			w = append(w, fmt.Sprintf("%d %s: %d connections bound to port 0 before connect(): each reserves a local port for every destination; set IP_BIND_ADDRESS_NO_PORT before bind() to let connect() share ports",
+				p.PID, safe(p.Comm), p.BoundPort0))
+		}
 		if p.EADDRNOTAVAIL > 0 {
 			w = append(w, fmt.Sprintf("%d %s: %d connect() calls failed with EADDRNOTAVAIL: no free local port (ephemeral ports exhausted for the destination)",
 				p.PID, safe(p.Comm), p.EADDRNOTAVAIL))

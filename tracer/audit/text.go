@@ -40,7 +40,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintln(tw, "(no outbound connections)")
 	}
 	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "PROCESS\tOPENED\t/S\tAVG LIFETIME\tEADDRNOTAVAIL\tOUTSIDE RANGE")
+	fmt.Fprintln(tw, "PROCESS\tOPENED\t/S\tAVG LIFETIME\tEADDRNOTAVAIL\tOUTSIDE RANGE\tBOUND PORT 0")
 	for i, p := range r.Processes {
 		if i == maxTextProcs {
 			fmt.Fprintf(tw, "(%d more; -o json lists all)\n", len(r.Processes)-i)
@@ -50,7 +50,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		if p.Closed > 0 {
 			life = strconv.FormatFloat(p.AvgLifetimeMs, 'f', 1, 64) + "ms"
 		}
-		fmt.Fprintf(tw, "%d %s\t%d\t%.1f\t%s\t%d\t%d\n", p.PID, safe(p.Comm), p.Opened, p.OpenedPerS, life, p.EADDRNOTAVAIL, p.OutsideEphemeral)
+		fmt.Fprintf(tw, "%d %s\t%d\t%.1f\t%s\t%d\t%d\t%d\n", p.PID, safe(p.Comm), p.Opened, p.OpenedPerS, life, p.EADDRNOTAVAIL, p.OutsideEphemeral, p.BoundPort0)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -40,6 +40,8 @@ type Role struct {
 	Hold     int           // client: open this many connections at once (blocking connect(2)) and keep them until Go
 	Blocking bool          // client: one blocking connect(2), as C programs do, then close
 	Timeout  time.Duration // client: give up dialing after this long (Go closes the socket)
+	BindAddr string        // Hold/Blocking client: bind to this address first ("0.0.0.0:0": any port)
+	NoPort   bool          // BindAddr: set IP_BIND_ADDRESS_NO_PORT first (the port is chosen at connect)
 
 	Bind   bool // bind a socket to Addr ("bound" or "failed ENAME"), keep it until Go
 	UDP    bool // Bind: a UDP socket (else TCP)
@@ -271,11 +273,32 @@ func (r Role) connectRaw() (int, error) {
 	if err != nil {
 		return -1, err
 	}
+	if r.BindAddr != "" {
+		if err := bindFirst(fd, r.BindAddr, r.NoPort); err != nil {
+			unix.Close(fd)
+			return -1, err
+		}
+	}
 	if err := unix.Connect(fd, sa); err != nil {
 		unix.Close(fd)
 		return -1, err
 	}
 	return fd, nil
+}
+
+// bindFirst binds fd to addr, as a client that picks its source does.
+func bindFirst(fd int, addr string, noPort bool) error {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return err
+	}
+	if noPort {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1); err != nil {
+			return err
+		}
+	}
+	_, sa := sockaddr(ap)
+	return unix.Bind(fd, sa)
 }
 
 // dialBlocking connects once with connectRaw and closes.
