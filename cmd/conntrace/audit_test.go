@@ -13,18 +13,26 @@ import (
 	"github.com/conntrace/conntrace/tracer/testnet"
 )
 
+// auditNets makes a client namespace with 20 ephemeral ports (40000-40019)
+// at 198.18.0.1 and a server namespace at 198.18.0.2, joined by a veth
+// pair, with a server on 198.18.0.2:9443 that accepts conns connections.
+func auditNets(t *testing.T, conns int) (cliNS, srvNS *testnet.NS) {
+	t.Helper()
+	cliNS, srvNS = testnet.NewNS(t), testnet.NewNS(t)
+	testnet.Veth(t, cliNS, []string{"198.18.0.1/24"}, srvNS, []string{"198.18.0.2/24"})
+	cliNS.Sysctl(t, "net/ipv4/ip_local_port_range", "40000 40019")
+	srv := testnet.Start(t, "ct-server", testnet.Role{Server: true, NS: srvNS.Path(), Addr: "198.18.0.2:9443", Conns: conns})
+	srv.Expect(t, "listening")
+	return cliNS, srvNS
+}
+
 // TestAudit: a client namespace with 20 ephemeral ports and a server in
 // another, joined by a veth pair. A connection opened before the audit is
 // counted from the snapshot; 15 held connections are 75% of the range and
 // warned about, naming the process; closed, they sit in TIME_WAIT; going
 // past the range fails with EADDRNOTAVAIL, counted against the process.
 func TestAudit(t *testing.T) {
-	cliNS, srvNS := testnet.NewNS(t), testnet.NewNS(t)
-	testnet.Veth(t, cliNS, []string{"198.18.0.1/24"}, srvNS, []string{"198.18.0.2/24"})
-	cliNS.Sysctl(t, "net/ipv4/ip_local_port_range", "40000 40019")
-
-	srv := testnet.Start(t, "ct-server", testnet.Role{Server: true, NS: srvNS.Path(), Addr: "198.18.0.2:9443", Conns: 20})
-	srv.Expect(t, "listening")
+	cliNS, srvNS := auditNets(t, 20)
 	other := testnet.Start(t, "ct-server", testnet.Role{Server: true, NS: srvNS.Path(), Addr: "198.18.0.2:9444", Conns: 1})
 	other.Expect(t, "listening")
 	early := testnet.Start(t, "ct-early", testnet.Role{NS: cliNS.Path(), Addr: "198.18.0.2:9444", Hold: 1})
@@ -167,11 +175,7 @@ func TestAudit(t *testing.T) {
 
 // TestAuditText: the text summary has the tables and the warning lines.
 func TestAuditText(t *testing.T) {
-	cliNS, srvNS := testnet.NewNS(t), testnet.NewNS(t)
-	testnet.Veth(t, cliNS, []string{"198.18.0.1/24"}, srvNS, []string{"198.18.0.2/24"})
-	cliNS.Sysctl(t, "net/ipv4/ip_local_port_range", "40000 40019")
-	srv := testnet.Start(t, "ct-server", testnet.Role{Server: true, NS: srvNS.Path(), Addr: "198.18.0.2:9443", Conns: 12})
-	srv.Expect(t, "listening")
+	cliNS, _ := auditNets(t, 12)
 
 	r := startCLI(t, "audit", "--port", "9443")
 	holder := testnet.Start(t, "ct-holder", testnet.Role{NS: cliNS.Path(), Addr: "198.18.0.2:9443", Hold: 12})
@@ -201,11 +205,7 @@ func TestAuditText(t *testing.T) {
 // about, unless IP_BIND_ADDRESS_NO_PORT defers the port to connect(); a
 // source port bound outside the ephemeral range is counted.
 func TestAuditBinds(t *testing.T) {
-	cliNS, srvNS := testnet.NewNS(t), testnet.NewNS(t)
-	testnet.Veth(t, cliNS, []string{"198.18.0.1/24"}, srvNS, []string{"198.18.0.2/24"})
-	cliNS.Sysctl(t, "net/ipv4/ip_local_port_range", "40000 40019")
-	srv := testnet.Start(t, "ct-server", testnet.Role{Server: true, NS: srvNS.Path(), Addr: "198.18.0.2:9443", Conns: 5})
-	srv.Expect(t, "listening")
+	cliNS, _ := auditNets(t, 5)
 
 	r := startCLI(t, "audit", "-o", "json", "--port", "9443")
 	pids := map[string]int{}

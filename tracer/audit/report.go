@@ -175,19 +175,25 @@ func warnings(r *Report) []string {
 	return w
 }
 
+// procList is " by " and the processes, for a warning ("" for none).
 func procList(ps []ProcRef) string {
 	if len(ps) == 0 {
 		return ""
 	}
-	s := " by"
+	return " by " + procNames(ps)
+}
+
+// procNames lists up to three processes, escaped: "1 a, 2 b, 3 c and 4 more".
+func procNames(ps []ProcRef) string {
+	s := ""
 	for i, p := range ps {
 		if i == 3 {
 			return s + fmt.Sprintf(" and %d more", len(ps)-3)
 		}
-		s += fmt.Sprintf(" %d %s", p.PID, safe(p.Comm))
-		if i < len(ps)-1 && i < 2 {
-			s += ","
+		if i > 0 {
+			s += ", "
 		}
+		s += fmt.Sprintf("%d %s", p.PID, safe(p.Comm))
 	}
 	return s
 }

@@ -34,7 +34,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	for _, d := range r.Destinations {
 		fmt.Fprintf(tw, "%s -> %s\t%d\t%d\t%d\t%s\t%d\t%d\t%.1f\t%.0f%%\t%d\t%s\n",
 			d.SAddr, joinHostPort(d.DAddr, d.DPort), d.NetNS, d.InUse, d.Peak, ofRange(d), d.TimeWait,
-			d.Opened, d.OpenedPerS, d.ShortLivedPct, d.EADDRNOTAVAIL, procNames(d.Processes))
+			d.Opened, d.OpenedPerS, d.ShortLivedPct, d.EADDRNOTAVAIL, orDash(procNames(d.Processes)))
 	}
 	if len(r.Destinations) == 0 {
 		fmt.Fprintln(tw, "(no outbound connections)")
@@ -70,19 +70,9 @@ func ofRange(d DestReport) string {
 	return fmt.Sprintf("%.0f%% (peak %.0f%%)", d.UsePct, d.PeakPct)
 }
 
-func procNames(ps []ProcRef) string {
-	if len(ps) == 0 {
+func orDash(s string) string {
+	if s == "" {
 		return "-"
-	}
-	s := ""
-	for i, p := range ps {
-		if i == 3 {
-			return s + fmt.Sprintf(" +%d", len(ps)-3)
-		}
-		if i > 0 {
-			s += ","
-		}
-		s += fmt.Sprintf("%d %s", p.PID, safe(p.Comm))
 	}
 	return s
 }
