@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/conntrace/conntrace/tracer/audit"
+	"github.com/conntrace/conntrace/tracer/sockets"
 	"github.com/conntrace/conntrace/tracer/testnet"
 )
 
@@ -24,6 +26,24 @@ func auditNets(t *testing.T, conns int) (cliNS, srvNS *testnet.NS) {
 	srv := testnet.Start(t, "ct-server", testnet.Role{Server: true, NS: srvNS.Path(), Addr: "198.18.0.2:9443", Conns: conns})
 	srv.Expect(t, "listening")
 	return cliNS, srvNS
+}
+
+// dumpSockets lists a namespace's TCP sockets, for failure messages.
+func dumpSockets(t *testing.T, n *testnet.NS) string {
+	ns, err := sockets.OpenNS(n.Path())
+	if err != nil {
+		return err.Error()
+	}
+	defer ns.Close()
+	socks, err := sockets.List(ns, []string{"tcp"}, nil)
+	var b strings.Builder
+	for _, s := range socks {
+		fmt.Fprintf(&b, "  %s %v:%d -> %v:%d %v\n", s.State, s.LAddr, s.LPort, s.RAddr, s.RPort, s.Procs)
+	}
+	if err != nil {
+		b.WriteString(err.Error())
+	}
+	return b.String()
 }
 
 // TestAudit: a client namespace with 20 ephemeral ports and a server in
@@ -53,7 +73,7 @@ func TestAudit(t *testing.T) {
 				}
 			}
 		}
-		t.Fatalf("no report with %s within 15s; last:\n%s\nstderr:\n%s", what, lines[len(lines)-1], r.stderr.String())
+		t.Fatalf("no report with %s within 15s; last:\n%s\nstderr:\n%s\nclient sockets:\n%s", what, lines[len(lines)-1], r.stderr.String(), dumpSockets(t, cliNS))
 		return nil
 	}
 	dest := func(rep *audit.Report, port uint16) *audit.DestReport {

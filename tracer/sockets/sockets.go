@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
@@ -261,21 +262,17 @@ func OpenNSByInode(ino, pid uint32) (NS, bool) {
 		return NS{h: h}, true
 	}
 	if pid != 0 {
-		if ns, ok := try(fmt.Sprintf("/proc/%d/ns/net", pid)); ok {
-			return ns, true
+		// A thread may have entered the namespace alone (setns).
+		threads, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/ns/net", pid))
+		for _, p := range append([]string{fmt.Sprintf("/proc/%d/ns/net", pid)}, threads...) {
+			if ns, ok := try(p); ok {
+				return ns, true
+			}
 		}
 	}
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return NS{}, false
-	}
-	for _, e := range entries {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		if ns, ok := try("/proc/" + e.Name() + "/ns/net"); ok {
-			return ns, true
-		}
+	// The process may be gone: any other way into the namespace.
+	if path, ok := Namespaces()[ino]; ok {
+		return try(path)
 	}
 	return NS{}, false
 }
