@@ -23,7 +23,7 @@ func TestParseHooks(t *testing.T) {
 // Every mode attaches its own two hooks and the same seven others, each
 // with a program of its own that exists in the object.
 func TestParseHooksPerMode(t *testing.T) {
-	spec, err := loadConntrace()
+	spec, err := loadSpec()
 	if err != nil {
 		t.Fatal(err)
 	}

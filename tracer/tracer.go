@@ -110,7 +110,7 @@ func prepare(cfg *Config) (*ebpf.CollectionSpec, ebpf.CollectionOptions, error) 
 		}
 		opts.Programs.KernelTypes = kt
 	}
-	spec, err := loadConntrace()
+	spec, err := loadSpec()
 	if err != nil {
 		return nil, opts, fmt.Errorf("read the embedded BPF object: %w", err)
 	}
