@@ -11,7 +11,7 @@ APT_DEPS := clang:/usr/bin/clang llvm:/usr/bin/llvm-strip libbpf-dev:/usr/includ
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help build install generate vmlinux deps lint test unit vmtest clean
+.PHONY: help build install generate vmlinux deps lint test unit vmtest bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -56,6 +56,15 @@ test: deps lint ## everything, as root: lint, generated code, unit and integrati
 
 vmtest: deps ## the integration tests on Debian's 6.1 kernel in a qemu VM (kernel cached in .cache/vmtest)
 	$(GO) run ./cmd/vmtest
+
+bench: deps ## tracing overhead under a connection storm, vs tcplife and the hook floor (markdown table in bench.md)
+	@[ "$$(id -u)" = 0 ] || { echo "make bench loads BPF programs: run it as root"; exit 1; }
+	@[ -e /usr/sbin/tcplife ] || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libbpf-tools >/dev/null; }
+	$(GO) build -o bin/conntrace ./cmd/conntrace
+	$(GO) build -tags floor -o bin/conntrace-floor ./cmd/conntrace
+	$(GO) build -o bin/connstorm ./cmd/connstorm
+	$(GO) run ./cmd/bench -bin bin -o bench.md $(BENCHFLAGS)
+	$(GO) test -run '^$$' -bench Record -benchmem ./tracer
 
 clean: ## remove build output
 	rm -rf bin

@@ -59,6 +59,22 @@ struct {
 	__type(value, __u64);
 } lost_events SEC(".maps");
 
+/* Per CPU: the main state program is running (set) and the state changes
+ * its rescue program handled while it was interrupted (see state.bpf.c). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} state_busy SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} state_rescued SEC(".maps");
+
 /* Live connections by socket address. LRU: a socket we never see close
  * (a missed event, a hook detached mid-flight) must not pin an entry. */
 struct {

@@ -15,6 +15,7 @@
 	}
 
 FLOOR("tp_btf/inet_sock_set_state", handle_set_state_btf)
+FLOOR("tp_btf/inet_sock_set_state", handle_set_state_btf_rescue)
 FLOOR("tracepoint/sock/inet_sock_set_state", handle_set_state)
 FLOOR("tp_btf/tcp_receive_reset", handle_receive_reset_btf)
 FLOOR("tp_btf/tcp_send_reset", handle_send_reset_btf)

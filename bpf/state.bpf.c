@@ -289,15 +289,52 @@ static __always_inline void on_transition(const struct transition *tr)
  * count those skips: events would vanish silently. The classic flavour
  * stays for kernels without BTF (--btf).
  */
-SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(handle_set_state_btf, struct sock *sk, int oldstate, int newstate)
+static __always_inline void on_set_state_btf(struct sock *sk, int oldstate, int newstate)
 {
 	struct transition tr = {.sk = (__u64)sk, .oldstate = oldstate, .newstate = newstate};
 
 	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
-		return 0;
+		return;
 	tuple_from_sk(&tr.t, sk);
 	on_transition(&tr);
+}
+
+/*
+ * A program that is already running on this CPU is skipped when its hook
+ * fires again there: a state change in process context (connect, close)
+ * interrupted by a softirq's state change (the peer's packet on loopback).
+ * The kernel counts the skip, but the event is gone. So the tracepoint has
+ * two programs: the main one marks this CPU busy while it runs; the rescue
+ * one, attached after it, does nothing unless the main one is busy here,
+ * i.e. it was interrupted and skipped for this very transition: then the
+ * rescue handles it. Lost are the main program's skips less the rescues.
+ * (state_busy and state_rescued are in common.bpf.h.)
+ */
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(handle_set_state_btf, struct sock *sk, int oldstate, int newstate)
+{
+	__u32 zero = 0;
+	__u64 *busy = bpf_map_lookup_elem(&state_busy, &zero);
+
+	if (!busy)
+		return 0;
+	*busy = 1;
+	on_set_state_btf(sk, oldstate, newstate);
+	*busy = 0;
+	return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(handle_set_state_btf_rescue, struct sock *sk, int oldstate, int newstate)
+{
+	__u32 zero = 0;
+	__u64 *busy = bpf_map_lookup_elem(&state_busy, &zero);
+	__u64 *rescued = bpf_map_lookup_elem(&state_rescued, &zero);
+
+	if (!busy || !*busy || !rescued)
+		return 0;
+	__sync_fetch_and_add(rescued, 1);
+	on_set_state_btf(sk, oldstate, newstate);
 	return 0;
 }
 

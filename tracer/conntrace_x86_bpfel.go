@@ -113,43 +113,46 @@ type conntraceSockInfo struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	conntraceMapBindCalls              = "bind_calls"
-	conntraceMapBoundPort0             = "bound_port0"
-	conntraceMapConnectCalls           = "connect_calls"
-	conntraceMapEvents                 = "events"
-	conntraceMapLostEvents             = "lost_events"
-	conntraceMapPidFilter              = "pid_filter"
-	conntraceMapPortFilter             = "port_filter"
-	conntraceMapSocks                  = "socks"
-	conntraceProgHandleAccept4Exit     = "handle_accept4_exit"
-	conntraceProgHandleAcceptExit      = "handle_accept_exit"
-	conntraceProgHandleAcceptFexit     = "handle_accept_fexit"
-	conntraceProgHandleAcceptKretprobe = "handle_accept_kretprobe"
-	conntraceProgHandleBindEnter       = "handle_bind_enter"
-	conntraceProgHandleBindExit        = "handle_bind_exit"
-	conntraceProgHandleConnectEnter    = "handle_connect_enter"
-	conntraceProgHandleConnectExit     = "handle_connect_exit"
-	conntraceProgHandleConnectFentry   = "handle_connect_fentry"
-	conntraceProgHandleConnectKprobe   = "handle_connect_kprobe"
-	conntraceProgHandleReceiveReset    = "handle_receive_reset"
-	conntraceProgHandleReceiveResetBtf = "handle_receive_reset_btf"
-	conntraceProgHandleSendReset       = "handle_send_reset"
-	conntraceProgHandleSendResetBtf    = "handle_send_reset_btf"
-	conntraceProgHandleSetState        = "handle_set_state"
-	conntraceProgHandleSetStateBtf     = "handle_set_state_btf"
-	conntraceVarEventMask              = "event_mask"
-	conntraceVarFilterComm             = "filter_comm"
-	conntraceVarFilterCommSet          = "filter_comm_set"
-	conntraceVarFilterFamily           = "filter_family"
-	conntraceVarFilterPids             = "filter_pids"
-	conntraceVarFilterPorts            = "filter_ports"
-	conntraceVarNextConnId             = "next_conn_id"
-	conntraceVarTcpConnectHooked       = "tcp_connect_hooked"
-	conntraceVarUnusedCloseReason      = "unused_close_reason"
-	conntraceVarUnusedDirection        = "unused_direction"
-	conntraceVarUnusedEvent            = "unused_event"
-	conntraceVarUnusedEventFlags       = "unused_event_flags"
-	conntraceVarUnusedEventType        = "unused_event_type"
+	conntraceMapBindCalls                = "bind_calls"
+	conntraceMapBoundPort0               = "bound_port0"
+	conntraceMapConnectCalls             = "connect_calls"
+	conntraceMapEvents                   = "events"
+	conntraceMapLostEvents               = "lost_events"
+	conntraceMapPidFilter                = "pid_filter"
+	conntraceMapPortFilter               = "port_filter"
+	conntraceMapSocks                    = "socks"
+	conntraceMapStateBusy                = "state_busy"
+	conntraceMapStateRescued             = "state_rescued"
+	conntraceProgHandleAccept4Exit       = "handle_accept4_exit"
+	conntraceProgHandleAcceptExit        = "handle_accept_exit"
+	conntraceProgHandleAcceptFexit       = "handle_accept_fexit"
+	conntraceProgHandleAcceptKretprobe   = "handle_accept_kretprobe"
+	conntraceProgHandleBindEnter         = "handle_bind_enter"
+	conntraceProgHandleBindExit          = "handle_bind_exit"
+	conntraceProgHandleConnectEnter      = "handle_connect_enter"
+	conntraceProgHandleConnectExit       = "handle_connect_exit"
+	conntraceProgHandleConnectFentry     = "handle_connect_fentry"
+	conntraceProgHandleConnectKprobe     = "handle_connect_kprobe"
+	conntraceProgHandleReceiveReset      = "handle_receive_reset"
+	conntraceProgHandleReceiveResetBtf   = "handle_receive_reset_btf"
+	conntraceProgHandleSendReset         = "handle_send_reset"
+	conntraceProgHandleSendResetBtf      = "handle_send_reset_btf"
+	conntraceProgHandleSetState          = "handle_set_state"
+	conntraceProgHandleSetStateBtf       = "handle_set_state_btf"
+	conntraceProgHandleSetStateBtfRescue = "handle_set_state_btf_rescue"
+	conntraceVarEventMask                = "event_mask"
+	conntraceVarFilterComm               = "filter_comm"
+	conntraceVarFilterCommSet            = "filter_comm_set"
+	conntraceVarFilterFamily             = "filter_family"
+	conntraceVarFilterPids               = "filter_pids"
+	conntraceVarFilterPorts              = "filter_ports"
+	conntraceVarNextConnId               = "next_conn_id"
+	conntraceVarTcpConnectHooked         = "tcp_connect_hooked"
+	conntraceVarUnusedCloseReason        = "unused_close_reason"
+	conntraceVarUnusedDirection          = "unused_direction"
+	conntraceVarUnusedEvent              = "unused_event"
+	conntraceVarUnusedEventFlags         = "unused_event_flags"
+	conntraceVarUnusedEventType          = "unused_event_type"
 )
 
 // loadConntrace returns the embedded CollectionSpec for conntrace.
@@ -194,22 +197,23 @@ type conntraceSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type conntraceProgramSpecs struct {
-	HandleAccept4Exit     *ebpf.ProgramSpec `ebpf:"handle_accept4_exit"`
-	HandleAcceptExit      *ebpf.ProgramSpec `ebpf:"handle_accept_exit"`
-	HandleAcceptFexit     *ebpf.ProgramSpec `ebpf:"handle_accept_fexit"`
-	HandleAcceptKretprobe *ebpf.ProgramSpec `ebpf:"handle_accept_kretprobe"`
-	HandleBindEnter       *ebpf.ProgramSpec `ebpf:"handle_bind_enter"`
-	HandleBindExit        *ebpf.ProgramSpec `ebpf:"handle_bind_exit"`
-	HandleConnectEnter    *ebpf.ProgramSpec `ebpf:"handle_connect_enter"`
-	HandleConnectExit     *ebpf.ProgramSpec `ebpf:"handle_connect_exit"`
-	HandleConnectFentry   *ebpf.ProgramSpec `ebpf:"handle_connect_fentry"`
-	HandleConnectKprobe   *ebpf.ProgramSpec `ebpf:"handle_connect_kprobe"`
-	HandleReceiveReset    *ebpf.ProgramSpec `ebpf:"handle_receive_reset"`
-	HandleReceiveResetBtf *ebpf.ProgramSpec `ebpf:"handle_receive_reset_btf"`
-	HandleSendReset       *ebpf.ProgramSpec `ebpf:"handle_send_reset"`
-	HandleSendResetBtf    *ebpf.ProgramSpec `ebpf:"handle_send_reset_btf"`
-	HandleSetState        *ebpf.ProgramSpec `ebpf:"handle_set_state"`
-	HandleSetStateBtf     *ebpf.ProgramSpec `ebpf:"handle_set_state_btf"`
+	HandleAccept4Exit       *ebpf.ProgramSpec `ebpf:"handle_accept4_exit"`
+	HandleAcceptExit        *ebpf.ProgramSpec `ebpf:"handle_accept_exit"`
+	HandleAcceptFexit       *ebpf.ProgramSpec `ebpf:"handle_accept_fexit"`
+	HandleAcceptKretprobe   *ebpf.ProgramSpec `ebpf:"handle_accept_kretprobe"`
+	HandleBindEnter         *ebpf.ProgramSpec `ebpf:"handle_bind_enter"`
+	HandleBindExit          *ebpf.ProgramSpec `ebpf:"handle_bind_exit"`
+	HandleConnectEnter      *ebpf.ProgramSpec `ebpf:"handle_connect_enter"`
+	HandleConnectExit       *ebpf.ProgramSpec `ebpf:"handle_connect_exit"`
+	HandleConnectFentry     *ebpf.ProgramSpec `ebpf:"handle_connect_fentry"`
+	HandleConnectKprobe     *ebpf.ProgramSpec `ebpf:"handle_connect_kprobe"`
+	HandleReceiveReset      *ebpf.ProgramSpec `ebpf:"handle_receive_reset"`
+	HandleReceiveResetBtf   *ebpf.ProgramSpec `ebpf:"handle_receive_reset_btf"`
+	HandleSendReset         *ebpf.ProgramSpec `ebpf:"handle_send_reset"`
+	HandleSendResetBtf      *ebpf.ProgramSpec `ebpf:"handle_send_reset_btf"`
+	HandleSetState          *ebpf.ProgramSpec `ebpf:"handle_set_state"`
+	HandleSetStateBtf       *ebpf.ProgramSpec `ebpf:"handle_set_state_btf"`
+	HandleSetStateBtfRescue *ebpf.ProgramSpec `ebpf:"handle_set_state_btf_rescue"`
 }
 
 // conntraceMapSpecs contains maps before they are loaded into the kernel.
@@ -224,6 +228,8 @@ type conntraceMapSpecs struct {
 	PidFilter    *ebpf.MapSpec `ebpf:"pid_filter"`
 	PortFilter   *ebpf.MapSpec `ebpf:"port_filter"`
 	Socks        *ebpf.MapSpec `ebpf:"socks"`
+	StateBusy    *ebpf.MapSpec `ebpf:"state_busy"`
+	StateRescued *ebpf.MapSpec `ebpf:"state_rescued"`
 }
 
 // conntraceVariableSpecs contains global variables before they are loaded into the kernel.
@@ -273,6 +279,8 @@ type conntraceMaps struct {
 	PidFilter    *ebpf.Map `ebpf:"pid_filter"`
 	PortFilter   *ebpf.Map `ebpf:"port_filter"`
 	Socks        *ebpf.Map `ebpf:"socks"`
+	StateBusy    *ebpf.Map `ebpf:"state_busy"`
+	StateRescued *ebpf.Map `ebpf:"state_rescued"`
 }
 
 func (m *conntraceMaps) Close() error {
@@ -285,6 +293,8 @@ func (m *conntraceMaps) Close() error {
 		m.PidFilter,
 		m.PortFilter,
 		m.Socks,
+		m.StateBusy,
+		m.StateRescued,
 	)
 }
 
@@ -311,22 +321,23 @@ type conntraceVariables struct {
 //
 // It can be passed to loadConntraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type conntracePrograms struct {
-	HandleAccept4Exit     *ebpf.Program `ebpf:"handle_accept4_exit"`
-	HandleAcceptExit      *ebpf.Program `ebpf:"handle_accept_exit"`
-	HandleAcceptFexit     *ebpf.Program `ebpf:"handle_accept_fexit"`
-	HandleAcceptKretprobe *ebpf.Program `ebpf:"handle_accept_kretprobe"`
-	HandleBindEnter       *ebpf.Program `ebpf:"handle_bind_enter"`
-	HandleBindExit        *ebpf.Program `ebpf:"handle_bind_exit"`
-	HandleConnectEnter    *ebpf.Program `ebpf:"handle_connect_enter"`
-	HandleConnectExit     *ebpf.Program `ebpf:"handle_connect_exit"`
-	HandleConnectFentry   *ebpf.Program `ebpf:"handle_connect_fentry"`
-	HandleConnectKprobe   *ebpf.Program `ebpf:"handle_connect_kprobe"`
-	HandleReceiveReset    *ebpf.Program `ebpf:"handle_receive_reset"`
-	HandleReceiveResetBtf *ebpf.Program `ebpf:"handle_receive_reset_btf"`
-	HandleSendReset       *ebpf.Program `ebpf:"handle_send_reset"`
-	HandleSendResetBtf    *ebpf.Program `ebpf:"handle_send_reset_btf"`
-	HandleSetState        *ebpf.Program `ebpf:"handle_set_state"`
-	HandleSetStateBtf     *ebpf.Program `ebpf:"handle_set_state_btf"`
+	HandleAccept4Exit       *ebpf.Program `ebpf:"handle_accept4_exit"`
+	HandleAcceptExit        *ebpf.Program `ebpf:"handle_accept_exit"`
+	HandleAcceptFexit       *ebpf.Program `ebpf:"handle_accept_fexit"`
+	HandleAcceptKretprobe   *ebpf.Program `ebpf:"handle_accept_kretprobe"`
+	HandleBindEnter         *ebpf.Program `ebpf:"handle_bind_enter"`
+	HandleBindExit          *ebpf.Program `ebpf:"handle_bind_exit"`
+	HandleConnectEnter      *ebpf.Program `ebpf:"handle_connect_enter"`
+	HandleConnectExit       *ebpf.Program `ebpf:"handle_connect_exit"`
+	HandleConnectFentry     *ebpf.Program `ebpf:"handle_connect_fentry"`
+	HandleConnectKprobe     *ebpf.Program `ebpf:"handle_connect_kprobe"`
+	HandleReceiveReset      *ebpf.Program `ebpf:"handle_receive_reset"`
+	HandleReceiveResetBtf   *ebpf.Program `ebpf:"handle_receive_reset_btf"`
+	HandleSendReset         *ebpf.Program `ebpf:"handle_send_reset"`
+	HandleSendResetBtf      *ebpf.Program `ebpf:"handle_send_reset_btf"`
+	HandleSetState          *ebpf.Program `ebpf:"handle_set_state"`
+	HandleSetStateBtf       *ebpf.Program `ebpf:"handle_set_state_btf"`
+	HandleSetStateBtfRescue *ebpf.Program `ebpf:"handle_set_state_btf_rescue"`
 }
 
 func (p *conntracePrograms) Close() error {
@@ -347,6 +358,7 @@ func (p *conntracePrograms) Close() error {
 		p.HandleSendResetBtf,
 		p.HandleSetState,
 		p.HandleSetStateBtf,
+		p.HandleSetStateBtfRescue,
 	)
 }
 

@@ -52,38 +52,41 @@ type conntracefloorSockInfo struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	conntracefloorMapBindCalls              = "bind_calls"
-	conntracefloorMapBoundPort0             = "bound_port0"
-	conntracefloorMapConnectCalls           = "connect_calls"
-	conntracefloorMapEvents                 = "events"
-	conntracefloorMapLostEvents             = "lost_events"
-	conntracefloorMapPidFilter              = "pid_filter"
-	conntracefloorMapPortFilter             = "port_filter"
-	conntracefloorMapSocks                  = "socks"
-	conntracefloorProgHandleAccept4Exit     = "handle_accept4_exit"
-	conntracefloorProgHandleAcceptExit      = "handle_accept_exit"
-	conntracefloorProgHandleAcceptFexit     = "handle_accept_fexit"
-	conntracefloorProgHandleAcceptKretprobe = "handle_accept_kretprobe"
-	conntracefloorProgHandleBindEnter       = "handle_bind_enter"
-	conntracefloorProgHandleBindExit        = "handle_bind_exit"
-	conntracefloorProgHandleConnectEnter    = "handle_connect_enter"
-	conntracefloorProgHandleConnectExit     = "handle_connect_exit"
-	conntracefloorProgHandleConnectFentry   = "handle_connect_fentry"
-	conntracefloorProgHandleConnectKprobe   = "handle_connect_kprobe"
-	conntracefloorProgHandleReceiveReset    = "handle_receive_reset"
-	conntracefloorProgHandleReceiveResetBtf = "handle_receive_reset_btf"
-	conntracefloorProgHandleSendReset       = "handle_send_reset"
-	conntracefloorProgHandleSendResetBtf    = "handle_send_reset_btf"
-	conntracefloorProgHandleSetState        = "handle_set_state"
-	conntracefloorProgHandleSetStateBtf     = "handle_set_state_btf"
-	conntracefloorVarEventMask              = "event_mask"
-	conntracefloorVarFilterComm             = "filter_comm"
-	conntracefloorVarFilterCommSet          = "filter_comm_set"
-	conntracefloorVarFilterFamily           = "filter_family"
-	conntracefloorVarFilterPids             = "filter_pids"
-	conntracefloorVarFilterPorts            = "filter_ports"
-	conntracefloorVarNextConnId             = "next_conn_id"
-	conntracefloorVarTcpConnectHooked       = "tcp_connect_hooked"
+	conntracefloorMapBindCalls                = "bind_calls"
+	conntracefloorMapBoundPort0               = "bound_port0"
+	conntracefloorMapConnectCalls             = "connect_calls"
+	conntracefloorMapEvents                   = "events"
+	conntracefloorMapLostEvents               = "lost_events"
+	conntracefloorMapPidFilter                = "pid_filter"
+	conntracefloorMapPortFilter               = "port_filter"
+	conntracefloorMapSocks                    = "socks"
+	conntracefloorMapStateBusy                = "state_busy"
+	conntracefloorMapStateRescued             = "state_rescued"
+	conntracefloorProgHandleAccept4Exit       = "handle_accept4_exit"
+	conntracefloorProgHandleAcceptExit        = "handle_accept_exit"
+	conntracefloorProgHandleAcceptFexit       = "handle_accept_fexit"
+	conntracefloorProgHandleAcceptKretprobe   = "handle_accept_kretprobe"
+	conntracefloorProgHandleBindEnter         = "handle_bind_enter"
+	conntracefloorProgHandleBindExit          = "handle_bind_exit"
+	conntracefloorProgHandleConnectEnter      = "handle_connect_enter"
+	conntracefloorProgHandleConnectExit       = "handle_connect_exit"
+	conntracefloorProgHandleConnectFentry     = "handle_connect_fentry"
+	conntracefloorProgHandleConnectKprobe     = "handle_connect_kprobe"
+	conntracefloorProgHandleReceiveReset      = "handle_receive_reset"
+	conntracefloorProgHandleReceiveResetBtf   = "handle_receive_reset_btf"
+	conntracefloorProgHandleSendReset         = "handle_send_reset"
+	conntracefloorProgHandleSendResetBtf      = "handle_send_reset_btf"
+	conntracefloorProgHandleSetState          = "handle_set_state"
+	conntracefloorProgHandleSetStateBtf       = "handle_set_state_btf"
+	conntracefloorProgHandleSetStateBtfRescue = "handle_set_state_btf_rescue"
+	conntracefloorVarEventMask                = "event_mask"
+	conntracefloorVarFilterComm               = "filter_comm"
+	conntracefloorVarFilterCommSet            = "filter_comm_set"
+	conntracefloorVarFilterFamily             = "filter_family"
+	conntracefloorVarFilterPids               = "filter_pids"
+	conntracefloorVarFilterPorts              = "filter_ports"
+	conntracefloorVarNextConnId               = "next_conn_id"
+	conntracefloorVarTcpConnectHooked         = "tcp_connect_hooked"
 )
 
 // loadConntracefloor returns the embedded CollectionSpec for conntracefloor.
@@ -128,22 +131,23 @@ type conntracefloorSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type conntracefloorProgramSpecs struct {
-	HandleAccept4Exit     *ebpf.ProgramSpec `ebpf:"handle_accept4_exit"`
-	HandleAcceptExit      *ebpf.ProgramSpec `ebpf:"handle_accept_exit"`
-	HandleAcceptFexit     *ebpf.ProgramSpec `ebpf:"handle_accept_fexit"`
-	HandleAcceptKretprobe *ebpf.ProgramSpec `ebpf:"handle_accept_kretprobe"`
-	HandleBindEnter       *ebpf.ProgramSpec `ebpf:"handle_bind_enter"`
-	HandleBindExit        *ebpf.ProgramSpec `ebpf:"handle_bind_exit"`
-	HandleConnectEnter    *ebpf.ProgramSpec `ebpf:"handle_connect_enter"`
-	HandleConnectExit     *ebpf.ProgramSpec `ebpf:"handle_connect_exit"`
-	HandleConnectFentry   *ebpf.ProgramSpec `ebpf:"handle_connect_fentry"`
-	HandleConnectKprobe   *ebpf.ProgramSpec `ebpf:"handle_connect_kprobe"`
-	HandleReceiveReset    *ebpf.ProgramSpec `ebpf:"handle_receive_reset"`
-	HandleReceiveResetBtf *ebpf.ProgramSpec `ebpf:"handle_receive_reset_btf"`
-	HandleSendReset       *ebpf.ProgramSpec `ebpf:"handle_send_reset"`
-	HandleSendResetBtf    *ebpf.ProgramSpec `ebpf:"handle_send_reset_btf"`
-	HandleSetState        *ebpf.ProgramSpec `ebpf:"handle_set_state"`
-	HandleSetStateBtf     *ebpf.ProgramSpec `ebpf:"handle_set_state_btf"`
+	HandleAccept4Exit       *ebpf.ProgramSpec `ebpf:"handle_accept4_exit"`
+	HandleAcceptExit        *ebpf.ProgramSpec `ebpf:"handle_accept_exit"`
+	HandleAcceptFexit       *ebpf.ProgramSpec `ebpf:"handle_accept_fexit"`
+	HandleAcceptKretprobe   *ebpf.ProgramSpec `ebpf:"handle_accept_kretprobe"`
+	HandleBindEnter         *ebpf.ProgramSpec `ebpf:"handle_bind_enter"`
+	HandleBindExit          *ebpf.ProgramSpec `ebpf:"handle_bind_exit"`
+	HandleConnectEnter      *ebpf.ProgramSpec `ebpf:"handle_connect_enter"`
+	HandleConnectExit       *ebpf.ProgramSpec `ebpf:"handle_connect_exit"`
+	HandleConnectFentry     *ebpf.ProgramSpec `ebpf:"handle_connect_fentry"`
+	HandleConnectKprobe     *ebpf.ProgramSpec `ebpf:"handle_connect_kprobe"`
+	HandleReceiveReset      *ebpf.ProgramSpec `ebpf:"handle_receive_reset"`
+	HandleReceiveResetBtf   *ebpf.ProgramSpec `ebpf:"handle_receive_reset_btf"`
+	HandleSendReset         *ebpf.ProgramSpec `ebpf:"handle_send_reset"`
+	HandleSendResetBtf      *ebpf.ProgramSpec `ebpf:"handle_send_reset_btf"`
+	HandleSetState          *ebpf.ProgramSpec `ebpf:"handle_set_state"`
+	HandleSetStateBtf       *ebpf.ProgramSpec `ebpf:"handle_set_state_btf"`
+	HandleSetStateBtfRescue *ebpf.ProgramSpec `ebpf:"handle_set_state_btf_rescue"`
 }
 
 // conntracefloorMapSpecs contains maps before they are loaded into the kernel.
@@ -158,6 +162,8 @@ type conntracefloorMapSpecs struct {
 	PidFilter    *ebpf.MapSpec `ebpf:"pid_filter"`
 	PortFilter   *ebpf.MapSpec `ebpf:"port_filter"`
 	Socks        *ebpf.MapSpec `ebpf:"socks"`
+	StateBusy    *ebpf.MapSpec `ebpf:"state_busy"`
+	StateRescued *ebpf.MapSpec `ebpf:"state_rescued"`
 }
 
 // conntracefloorVariableSpecs contains global variables before they are loaded into the kernel.
@@ -202,6 +208,8 @@ type conntracefloorMaps struct {
 	PidFilter    *ebpf.Map `ebpf:"pid_filter"`
 	PortFilter   *ebpf.Map `ebpf:"port_filter"`
 	Socks        *ebpf.Map `ebpf:"socks"`
+	StateBusy    *ebpf.Map `ebpf:"state_busy"`
+	StateRescued *ebpf.Map `ebpf:"state_rescued"`
 }
 
 func (m *conntracefloorMaps) Close() error {
@@ -214,6 +222,8 @@ func (m *conntracefloorMaps) Close() error {
 		m.PidFilter,
 		m.PortFilter,
 		m.Socks,
+		m.StateBusy,
+		m.StateRescued,
 	)
 }
 
@@ -235,22 +245,23 @@ type conntracefloorVariables struct {
 //
 // It can be passed to loadConntracefloorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type conntracefloorPrograms struct {
-	HandleAccept4Exit     *ebpf.Program `ebpf:"handle_accept4_exit"`
-	HandleAcceptExit      *ebpf.Program `ebpf:"handle_accept_exit"`
-	HandleAcceptFexit     *ebpf.Program `ebpf:"handle_accept_fexit"`
-	HandleAcceptKretprobe *ebpf.Program `ebpf:"handle_accept_kretprobe"`
-	HandleBindEnter       *ebpf.Program `ebpf:"handle_bind_enter"`
-	HandleBindExit        *ebpf.Program `ebpf:"handle_bind_exit"`
-	HandleConnectEnter    *ebpf.Program `ebpf:"handle_connect_enter"`
-	HandleConnectExit     *ebpf.Program `ebpf:"handle_connect_exit"`
-	HandleConnectFentry   *ebpf.Program `ebpf:"handle_connect_fentry"`
-	HandleConnectKprobe   *ebpf.Program `ebpf:"handle_connect_kprobe"`
-	HandleReceiveReset    *ebpf.Program `ebpf:"handle_receive_reset"`
-	HandleReceiveResetBtf *ebpf.Program `ebpf:"handle_receive_reset_btf"`
-	HandleSendReset       *ebpf.Program `ebpf:"handle_send_reset"`
-	HandleSendResetBtf    *ebpf.Program `ebpf:"handle_send_reset_btf"`
-	HandleSetState        *ebpf.Program `ebpf:"handle_set_state"`
-	HandleSetStateBtf     *ebpf.Program `ebpf:"handle_set_state_btf"`
+	HandleAccept4Exit       *ebpf.Program `ebpf:"handle_accept4_exit"`
+	HandleAcceptExit        *ebpf.Program `ebpf:"handle_accept_exit"`
+	HandleAcceptFexit       *ebpf.Program `ebpf:"handle_accept_fexit"`
+	HandleAcceptKretprobe   *ebpf.Program `ebpf:"handle_accept_kretprobe"`
+	HandleBindEnter         *ebpf.Program `ebpf:"handle_bind_enter"`
+	HandleBindExit          *ebpf.Program `ebpf:"handle_bind_exit"`
+	HandleConnectEnter      *ebpf.Program `ebpf:"handle_connect_enter"`
+	HandleConnectExit       *ebpf.Program `ebpf:"handle_connect_exit"`
+	HandleConnectFentry     *ebpf.Program `ebpf:"handle_connect_fentry"`
+	HandleConnectKprobe     *ebpf.Program `ebpf:"handle_connect_kprobe"`
+	HandleReceiveReset      *ebpf.Program `ebpf:"handle_receive_reset"`
+	HandleReceiveResetBtf   *ebpf.Program `ebpf:"handle_receive_reset_btf"`
+	HandleSendReset         *ebpf.Program `ebpf:"handle_send_reset"`
+	HandleSendResetBtf      *ebpf.Program `ebpf:"handle_send_reset_btf"`
+	HandleSetState          *ebpf.Program `ebpf:"handle_set_state"`
+	HandleSetStateBtf       *ebpf.Program `ebpf:"handle_set_state_btf"`
+	HandleSetStateBtfRescue *ebpf.Program `ebpf:"handle_set_state_btf_rescue"`
 }
 
 func (p *conntracefloorPrograms) Close() error {
@@ -271,6 +282,7 @@ func (p *conntracefloorPrograms) Close() error {
 		p.HandleSendResetBtf,
 		p.HandleSetState,
 		p.HandleSetStateBtf,
+		p.HandleSetStateBtfRescue,
 	)
 }
 

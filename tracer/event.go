@@ -162,7 +162,10 @@ type Event struct {
 	// to port 0 before connect(), reserving a local port for itself.
 	BoundPort0 bool
 	Holders    []Holder // bind_fail: who holds the port (filled by the tracer)
-	Lost       uint64   // lost: records dropped since the last lost event
+	Lost       uint64   // lost: records dropped or hook runs skipped since the last lost event
+	// LostSkipped: of Lost, hook runs the kernel skipped (the rest: the
+	// ring buffer was full).
+	LostSkipped uint64
 }
 
 // CommBytes is the process name without NUL padding. It is whatever the

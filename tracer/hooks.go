@@ -68,9 +68,15 @@ func (h Hooks) candidates() []Hooks {
 type Hook struct {
 	Kind, Target string
 	prog         string // the program's name in the BPF object
+	rescue       bool   // the state tracepoint's second program (bpf/state.bpf.c)
 }
 
-func (h Hook) String() string { return h.Kind + "/" + h.Target }
+func (h Hook) String() string {
+	if h.rescue {
+		return h.Kind + "/" + h.Target + " (rescue)"
+	}
+	return h.Kind + "/" + h.Target
+}
 
 // commonHooks are attached in every mode. The state and reset tracepoints
 // come in two flavours (see bpf/state.bpf.c): tp_btf where the kernel has
@@ -78,22 +84,24 @@ func (h Hook) String() string { return h.Kind + "/" + h.Target }
 // a trace on kernels before 6.7; classic tracepoints otherwise.
 func commonHooks() []Hook {
 	hooks := []Hook{
-		{"tracepoint", "syscalls:sys_enter_connect", conntraceProgHandleConnectEnter},
-		{"tracepoint", "syscalls:sys_exit_connect", conntraceProgHandleConnectExit},
-		{"tracepoint", "syscalls:sys_enter_bind", conntraceProgHandleBindEnter},
-		{"tracepoint", "syscalls:sys_exit_bind", conntraceProgHandleBindExit},
+		{"tracepoint", "syscalls:sys_enter_connect", conntraceProgHandleConnectEnter, false},
+		{"tracepoint", "syscalls:sys_exit_connect", conntraceProgHandleConnectExit, false},
+		{"tracepoint", "syscalls:sys_enter_bind", conntraceProgHandleBindEnter, false},
+		{"tracepoint", "syscalls:sys_exit_bind", conntraceProgHandleBindExit, false},
 	}
 	if _, err := os.Stat(KernelBTF); err == nil {
 		return append([]Hook{
-			{"tp_btf", "inet_sock_set_state", conntraceProgHandleSetStateBtf},
-			{"tp_btf", "tcp_receive_reset", conntraceProgHandleReceiveResetBtf},
-			{"tp_btf", "tcp_send_reset", conntraceProgHandleSendResetBtf},
+			{"tp_btf", "inet_sock_set_state", conntraceProgHandleSetStateBtf, false},
+			// After the main program: see bpf/state.bpf.c.
+			{"tp_btf", "inet_sock_set_state", conntraceProgHandleSetStateBtfRescue, true},
+			{"tp_btf", "tcp_receive_reset", conntraceProgHandleReceiveResetBtf, false},
+			{"tp_btf", "tcp_send_reset", conntraceProgHandleSendResetBtf, false},
 		}, hooks...)
 	}
 	return append([]Hook{
-		{"tracepoint", "sock:inet_sock_set_state", conntraceProgHandleSetState},
-		{"tracepoint", "tcp:tcp_receive_reset", conntraceProgHandleReceiveReset},
-		{"tracepoint", "tcp:tcp_send_reset", conntraceProgHandleSendReset},
+		{"tracepoint", "sock:inet_sock_set_state", conntraceProgHandleSetState, false},
+		{"tracepoint", "tcp:tcp_receive_reset", conntraceProgHandleReceiveReset, false},
+		{"tracepoint", "tcp:tcp_send_reset", conntraceProgHandleSendReset, false},
 	}, hooks...)
 }
 
@@ -102,18 +110,18 @@ func ModeHooks(m Hooks) []Hook {
 	switch m {
 	case HooksFentry:
 		return []Hook{
-			{"fentry", "tcp_connect", conntraceProgHandleConnectFentry},
-			{"fexit", "inet_csk_accept", conntraceProgHandleAcceptFexit},
+			{"fentry", "tcp_connect", conntraceProgHandleConnectFentry, false},
+			{"fexit", "inet_csk_accept", conntraceProgHandleAcceptFexit, false},
 		}
 	case HooksKprobe:
 		return []Hook{
-			{"kprobe", "tcp_connect", conntraceProgHandleConnectKprobe},
-			{"kretprobe", "inet_csk_accept", conntraceProgHandleAcceptKretprobe},
+			{"kprobe", "tcp_connect", conntraceProgHandleConnectKprobe, false},
+			{"kretprobe", "inet_csk_accept", conntraceProgHandleAcceptKretprobe, false},
 		}
 	case HooksTracepoint:
 		return []Hook{
-			{"tracepoint", "syscalls:sys_exit_accept4", conntraceProgHandleAccept4Exit},
-			{"tracepoint", "syscalls:sys_exit_accept", conntraceProgHandleAcceptExit},
+			{"tracepoint", "syscalls:sys_exit_accept4", conntraceProgHandleAccept4Exit, false},
+			{"tracepoint", "syscalls:sys_exit_accept", conntraceProgHandleAcceptExit, false},
 		}
 	}
 	return nil

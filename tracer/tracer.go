@@ -34,9 +34,10 @@ type Stats struct {
 	Lost   uint64 // Dropped + Skipped
 	// Dropped counts records the ring buffer had no room for.
 	Dropped uint64
-	// Skipped counts hook runs the kernel skipped because another BPF
-	// program was running on that CPU (a softirq interrupting it): each may
-	// have cost an event.
+	// Skipped counts hook runs the kernel skipped because the program was
+	// already running on that CPU (a softirq interrupting it), less those
+	// the state tracepoint's rescue program handled: each may have cost an
+	// event.
 	Skipped uint64
 }
 
@@ -163,7 +164,10 @@ func openMode(spec *ebpf.CollectionSpec, opts ebpf.CollectionOptions, m Hooks, c
 			return nil, privilegeError("attach to "+h.String(), err)
 		}
 		t.links = append(t.links, l)
-		t.progs = append(t.progs, prog)
+		// The rescue program's skips lose nothing: the main one ran.
+		if !h.rescue {
+			t.progs = append(t.progs, prog)
+		}
 	}
 	return t, nil
 }
@@ -331,20 +335,33 @@ func (t *Tracer) reportLost(sink Sink) error {
 	if err := t.maps.LostEvents.Lookup(uint32(0), &t.lostBuf); err != nil {
 		return fmt.Errorf("read lost-event counter: %w", err)
 	}
-	var dropped, skipped uint64
+	var dropped, misses, rescued uint64
 	for _, n := range t.lostBuf {
 		dropped += n
 	}
+	// Misses first: a rescue always follows its miss, so reading the
+	// rescues later can only undercount the skips for now, never count a
+	// rescued one as lost.
 	for _, p := range t.progs {
 		if st, err := p.Stats(); err == nil {
-			skipped += st.RecursionMisses
+			misses += st.RecursionMisses
 		}
+	}
+	if err := t.maps.StateRescued.Lookup(uint32(0), &t.lostBuf); err != nil {
+		return fmt.Errorf("read rescued-event counter: %w", err)
+	}
+	for _, n := range t.lostBuf {
+		rescued += n
+	}
+	skipped := t.stats.Skipped
+	if misses > rescued {
+		skipped = max(skipped, misses-rescued)
 	}
 	total := dropped + skipped
 	if total <= t.stats.Lost {
 		return nil
 	}
-	t.ev = Event{Type: EventLost, Time: time.Now().UTC(), Lost: total - t.stats.Lost}
+	t.ev = Event{Type: EventLost, Time: time.Now().UTC(), Lost: total - t.stats.Lost, LostSkipped: skipped - t.stats.Skipped}
 	t.stats.Lost, t.stats.Dropped, t.stats.Skipped = total, dropped, skipped
 	return sink.Write(&t.ev)
 }

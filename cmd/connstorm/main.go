@@ -14,7 +14,7 @@ import (
 
 func main() {
 	var o options
-	flag.IntVar(&o.conns, "c", 32, "concurrent dialers")
+	flag.IntVar(&o.conns, "c", 8, "concurrent dialers")
 	flag.DurationVar(&o.duration, "d", 10*time.Second, "how long to run")
 	flag.IntVar(&o.payload, "payload", 0, "bytes each side sends per connection")
 	flag.StringVar(&o.close, "close", "fin", "how the client closes: fin or rst")

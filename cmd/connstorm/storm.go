@@ -1,12 +1,14 @@
 package main
 
 import (
-	"errors"
-	"io"
-	"net"
+	"fmt"
+	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 type options struct {
@@ -26,32 +28,52 @@ type result struct {
 	Port      string  `json:"port"` // the listener's port
 }
 
-// storm runs the dialers against a listener of its own until the
-// duration is over.
+// storm runs the dialers against a listener of its own until the duration
+// is over. Blocking system calls on locked threads, not the net package:
+// its poller costs more per connection than the kernel's TCP does, and the
+// point is to load the kernel's hooks.
 func storm(o options) (result, error) {
-	ln, err := net.Listen("tcp", o.addr)
+	ap, err := netip.ParseAddrPort(o.addr)
 	if err != nil {
 		return result{}, err
 	}
-	defer ln.Close()
-	go serve(ln, o.payload)
+	ln, err := listen(ap)
+	if err != nil {
+		return result{}, err
+	}
+	sa, err := unix.Getsockname(ln)
+	if err != nil {
+		unix.Close(ln)
+		return result{}, err
+	}
+	var servers sync.WaitGroup
+	for range max(2, o.conns/4) {
+		servers.Add(1)
+		go func() {
+			defer servers.Done()
+			serve(ln, o.payload)
+		}()
+	}
+	defer func() {
+		// Wake the servers blocked in accept() (close alone does not),
+		// and wait for them: none may outlive the storm.
+		unix.Shutdown(ln, unix.SHUT_RDWR)
+		servers.Wait()
+		unix.Close(ln)
+	}()
 
 	var done, failed atomic.Uint64
-	stop := make(chan struct{})
+	var stop atomic.Bool
 	var wg sync.WaitGroup
 	start := time.Now()
 	for range o.conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			runtime.LockOSThread()
 			buf := make([]byte, max(o.payload, 1))
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if err := once(ln.Addr().String(), buf[:o.payload], o.close == "rst"); err != nil {
+			for !stop.Load() {
+				if err := once(sa, buf[:o.payload], o.close == "rst"); err != nil {
 					failed.Add(1)
 					continue
 				}
@@ -60,56 +82,119 @@ func storm(o options) (result, error) {
 		}()
 	}
 	time.Sleep(o.duration)
-	close(stop)
+	stop.Store(true)
 	wg.Wait()
 	secs := time.Since(start).Seconds()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	port := 0
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		port = a.Port
+	case *unix.SockaddrInet6:
+		port = a.Port
+	}
 	return result{Conns: done.Load(), Failures: failed.Load(), Seconds: secs,
-		PerSecond: float64(done.Load()) / secs, Port: port}, nil
+		PerSecond: float64(done.Load()) / secs, Port: fmt.Sprint(port)}, nil
 }
 
-// once makes one connection: send the payload, read the echo, close.
-func once(addr string, payload []byte, rst bool) error {
-	c, err := net.Dial("tcp", addr)
+func sockaddr(ap netip.AddrPort) (int, unix.Sockaddr) {
+	if ap.Addr().Is4() {
+		return unix.AF_INET, &unix.SockaddrInet4{Addr: ap.Addr().As4(), Port: int(ap.Port())}
+	}
+	return unix.AF_INET6, &unix.SockaddrInet6{Addr: ap.Addr().As16(), Port: int(ap.Port())}
+}
+
+func listen(ap netip.AddrPort) (int, error) {
+	family, sa := sockaddr(ap)
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+	if err := unix.Bind(fd, sa); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	if err := unix.Listen(fd, 4096); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// once makes one connection: send the payload, read the echo, close (with
+// RST when rst: SO_LINGER 0).
+func once(sa unix.Sockaddr, payload []byte, rst bool) error {
+	family := unix.AF_INET
+	if _, ok := sa.(*unix.SockaddrInet6); ok {
+		family = unix.AF_INET6
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer unix.Close(fd)
+	if err := unix.Connect(fd, sa); err != nil {
+		return err
+	}
 	if len(payload) > 0 {
-		if _, err := c.Write(payload); err != nil {
+		if err := writeAll(fd, payload); err != nil {
 			return err
 		}
-		if _, err := io.ReadFull(c, payload); err != nil {
+		if err := readFull(fd, payload); err != nil {
 			return err
 		}
 	}
 	if rst {
-		c.(*net.TCPConn).SetLinger(0)
+		return unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
 	}
 	return nil
 }
 
-// serve echoes payload bytes on every connection and closes after the
-// client did.
-func serve(ln net.Listener, payload int) {
+// serve accepts, echoes payload bytes, and closes after the client did.
+func serve(ln, payload int) {
+	runtime.LockOSThread()
+	buf := make([]byte, max(payload, 512))
 	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
+		fd, _, err := unix.Accept4(ln, unix.SOCK_CLOEXEC)
+		if err == unix.EINTR || err == unix.ECONNABORTED {
 			continue
 		}
-		go func() {
-			defer c.Close()
-			if payload > 0 {
-				buf := make([]byte, payload)
-				if _, err := io.ReadFull(c, buf); err != nil {
-					return
-				}
-				c.Write(buf)
+		if err != nil {
+			return // the listener was closed
+		}
+		if payload > 0 && readFull(fd, buf[:payload]) == nil {
+			writeAll(fd, buf[:payload])
+		}
+		for { // until the client's FIN (or RST)
+			if n, err := unix.Read(fd, buf); n <= 0 || err != nil {
+				break
 			}
-			io.Copy(io.Discard, c)
-		}()
+		}
+		unix.Close(fd)
 	}
+}
+
+func writeAll(fd int, b []byte) error {
+	for len(b) > 0 {
+		n, err := unix.Write(fd, b)
+		if err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+func readFull(fd int, b []byte) error {
+	for len(b) > 0 {
+		n, err := unix.Read(fd, b)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("connection closed early")
+		}
+		b = b[n:]
+	}
+	return nil
 }

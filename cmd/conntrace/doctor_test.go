@@ -46,8 +46,10 @@ func TestDoctor(t *testing.T) {
 		modes = append(modes, mc.Mode)
 		if mc.OK {
 			working = append(working, mc.Mode)
-			if len(mc.Hooks) != 9 {
-				t.Errorf("%s: %d hooks, want 9: %+v", mc.Mode, len(mc.Hooks), mc.Hooks)
+			// 2 of the mode's own, 4 syscall tracepoints, the state
+			// tracepoint (main and rescue) and 2 reset tracepoints.
+			if len(mc.Hooks) != 10 {
+				t.Errorf("%s: %d hooks, want 10: %+v", mc.Mode, len(mc.Hooks), mc.Hooks)
 			}
 		} else if len(working) == 0 { // passed over by auto: say why
 			if !slices.ContainsFunc(r.Advice, func(a string) bool { return strings.HasPrefix(a, mc.Mode+" hooks unavailable: ") }) {

@@ -19,6 +19,10 @@ func AppendJSON(dst []byte, ev *tracer.Event) []byte {
 	if ev.Type == tracer.EventLost {
 		dst = append(dst, `,"count":`...)
 		dst = strconv.AppendUint(dst, ev.Lost, 10)
+		dst = append(dst, `,"dropped":`...)
+		dst = strconv.AppendUint(dst, ev.Lost-ev.LostSkipped, 10)
+		dst = append(dst, `,"skipped":`...)
+		dst = strconv.AppendUint(dst, ev.LostSkipped, 10)
 		return append(dst, "}\n"...)
 	}
 	hasConn := ev.Type != tracer.EventListen && ev.Type != tracer.EventBindFail

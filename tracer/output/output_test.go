@@ -51,7 +51,7 @@ func TestJSONContract(t *testing.T) {
 		{connFailEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"connect_fail","conn_id":9,"pid":4242,"comm":"psql","uid":0,"proto":"tcp","family":"ipv4","direction":"out","laddr":"10.0.0.5","lport":40000,"raddr":"10.0.0.7","rport":5432,"error":"ECONNREFUSED","errno":111}`},
 		{bindFailEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"bind_fail","pid":1234,"comm":"nginx","uid":33,"proto":"tcp","family":"ipv4","laddr":"0.0.0.0","lport":80,"error":"EADDRINUSE","errno":98,"holders":[{"pid":999,"comm":"nginx","laddr":"0.0.0.0","lport":80,"state":"LISTEN"}]}`},
 		{listenEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"listen","pid":999,"comm":"nginx","uid":0,"proto":"tcp","family":"ipv4","laddr":"0.0.0.0","lport":80}`},
-		{lostEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"lost","count":12}`},
+		{lostEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"lost","count":12,"dropped":12,"skipped":0}`},
 	} {
 		got := string(AppendJSON(nil, &tc.ev))
 		if got != tc.want+"\n" {
@@ -210,7 +210,7 @@ func TestWriter(t *testing.T) {
 	w.WriteHeader()
 	w.Write(&lostEv)
 	w.Flush()
-	if got := out.String(); got != `{"ts":"2026-11-25T10:00:00.123456789Z","event":"lost","count":12}`+"\n" {
+	if got := out.String(); got != `{"ts":"2026-11-25T10:00:00.123456789Z","event":"lost","count":12,"dropped":12,"skipped":0}`+"\n" {
 		t.Errorf("json output: %q", got)
 	}
 

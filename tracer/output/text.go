@@ -46,7 +46,18 @@ func AppendText(dst []byte, ev *tracer.Event) []byte {
 	if ev.Type == tracer.EventLost {
 		dst = append(dst, "WARNING: "...)
 		dst = strconv.AppendUint(dst, ev.Lost, 10)
-		return append(dst, " events lost: the ring buffer was full (reader too slow); use filters or a larger ring\n"...)
+		dst = append(dst, " events lost"...)
+		if d := ev.Lost - ev.LostSkipped; d > 0 {
+			dst = append(dst, ": "...)
+			dst = strconv.AppendUint(dst, d, 10)
+			dst = append(dst, " because the ring buffer was full (reader too slow; use filters)"...)
+		}
+		if ev.LostSkipped > 0 {
+			dst = append(dst, ": "...)
+			dst = strconv.AppendUint(dst, ev.LostSkipped, 10)
+			dst = append(dst, " hook runs the kernel skipped (nested on a busy CPU)"...)
+		}
+		return append(dst, '\n')
 	}
 	dst = strconv.AppendUint(dst, uint64(ev.PID), 10)
 	col(wTime + wEvent + wPID)

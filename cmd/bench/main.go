@@ -1,0 +1,260 @@
+// Command bench measures what tracing costs a connection storm: connstorm
+// alone, then with conntrace in several configurations, libbpf-tools'
+// tcplife, and the hook-cost floor (conntrace built with -tags floor: the
+// same hooks, programs that return at once). Configurations alternate
+// within each round to cancel machine drift; medians over the rounds are
+// reported as a markdown table. `make bench` builds the binaries and runs it.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type config struct {
+	name string
+	cmd  []string // the tracer; nil for the baseline
+	// ownReady: the tool takes --ready-file; else it is ready at its
+	// first line of output.
+	ownReady bool
+}
+
+type sample struct {
+	connPerS  float64
+	events    uint64
+	lost      uint64
+	cpu       float64 // tracer's user+system seconds
+	rssMB     float64 // tracer's peak RSS
+	readyMs   float64
+	failures  uint64
+	hasCounts bool
+}
+
+func main() {
+	bin := flag.String("bin", "bin", "folder with conntrace, conntrace-floor and connstorm")
+	rounds := flag.Int("rounds", 3, "rounds; each runs every configuration once")
+	dur := flag.Duration("d", 10*time.Second, "storm duration per run")
+	conns := flag.Int("c", 8, "concurrent dialers")
+	out := flag.String("o", "", "also write the markdown table to this file")
+	tcplife := flag.String("tcplife", "/usr/sbin/tcplife", "libbpf-tools tcplife")
+	flag.Parse()
+
+	ct, floor := filepath.Join(*bin, "conntrace"), filepath.Join(*bin, "conntrace-floor")
+	configs := []config{
+		{name: "baseline (no tracer)"},
+		{name: "conntrace watch -o json > /dev/null", cmd: []string{ct, "watch", "-o", "json"}, ownReady: true},
+		{name: "conntrace watch --port 1 (all filtered in the kernel)", cmd: []string{ct, "watch", "--port", "1"}, ownReady: true},
+		{name: "conntrace watch -o text > /dev/null", cmd: []string{ct, "watch", "-o", "text"}, ownReady: true},
+		{name: "hook-cost floor (same hooks, empty programs)", cmd: []string{floor, "watch", "-o", "json"}, ownReady: true},
+	}
+	if _, err := os.Stat(*tcplife); err == nil {
+		// Line-buffered: its header says when it is attached.
+		configs = append(configs, config{name: "libbpf-tools tcplife > /dev/null", cmd: []string{"stdbuf", "-oL", *tcplife}})
+	} else {
+		fmt.Fprintf(os.Stderr, "bench: %s not found (apt-get install libbpf-tools): skipped\n", *tcplife)
+	}
+
+	results := make([][]sample, len(configs))
+	for r := range *rounds {
+		order := make([]int, len(configs))
+		for i := range order {
+			order[i] = (i + r) % len(configs) // rotate: no config always first
+		}
+		for _, i := range order {
+			s, err := runOnce(configs[i], filepath.Join(*bin, "connstorm"), *dur, *conns)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "bench: %s: %v\n", configs[i].name, err)
+				os.Exit(1)
+			}
+			fmt.Fprintf(os.Stderr, "bench: round %d: %-55s %8.0f conn/s\n", r+1, configs[i].name, s.connPerS)
+			results[i] = append(results[i], s)
+		}
+	}
+
+	table := render(configs, results, *dur, *conns, *rounds)
+	fmt.Print(table)
+	if *out != "" {
+		if err := os.WriteFile(*out, []byte(table), 0o644); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+			os.Exit(1)
+		}
+	}
+}
+
+var summaryRE = regexp.MustCompile(`conntrace: (\d+) events, (\d+) lost`)
+
+// runOnce starts the tracer (if any), waits until it is attached, runs the
+// storm, stops the tracer with SIGINT and collects its numbers.
+func runOnce(c config, connstorm string, dur time.Duration, conns int) (sample, error) {
+	var s sample
+	var tr *exec.Cmd
+	var stderr bytes.Buffer
+	lines := make(chan int, 1)
+	if c.cmd != nil {
+		tr = exec.Command(c.cmd[0], c.cmd[1:]...)
+		tr.Stderr = &stderr
+		ready := filepath.Join(os.TempDir(), fmt.Sprintf("bench-ready-%d", os.Getpid()))
+		os.Remove(ready)
+		if c.ownReady {
+			tr.Args = append(tr.Args, "--ready-file", ready)
+			tr.Stdout = io.Discard // /dev/null: the writes still happen
+		}
+		var stdout io.ReadCloser
+		if !c.ownReady {
+			var err error
+			if stdout, err = tr.StdoutPipe(); err != nil {
+				return s, err
+			}
+		}
+		start := time.Now()
+		if err := tr.Start(); err != nil {
+			return s, err
+		}
+		if c.ownReady {
+			for {
+				if _, err := os.Stat(ready); err == nil {
+					break
+				}
+				if time.Since(start) > 30*time.Second {
+					tr.Process.Kill()
+					return s, fmt.Errorf("not ready after 30s: %s", stderr.String())
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+			os.Remove(ready)
+		} else {
+			// Ready at its header line; then count event lines.
+			br := bufio.NewReader(stdout)
+			if _, err := br.ReadString('\n'); err != nil {
+				tr.Process.Kill()
+				return s, fmt.Errorf("no output: %v: %s", err, stderr.String())
+			}
+			go func() {
+				n := 0
+				for {
+					if _, err := br.ReadSlice('\n'); err == bufio.ErrBufferFull {
+						continue
+					} else if err != nil {
+						break
+					}
+					n++
+				}
+				lines <- n
+			}()
+		}
+		s.readyMs = float64(time.Since(start).Microseconds()) / 1000
+	}
+
+	storm := exec.Command(connstorm, "-json", "-d", dur.String(), "-c", strconv.Itoa(conns))
+	out, err := storm.Output()
+	if err != nil {
+		if tr != nil {
+			tr.Process.Kill()
+		}
+		return s, fmt.Errorf("connstorm: %v", err)
+	}
+	var res struct {
+		PerSecond float64 `json:"conn_per_s"`
+		Failures  uint64  `json:"failures"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		return s, fmt.Errorf("connstorm said %q: %v", out, err)
+	}
+	s.connPerS, s.failures = res.PerSecond, res.Failures
+
+	if tr != nil {
+		time.Sleep(200 * time.Millisecond) // the last closes
+		tr.Process.Signal(syscall.SIGINT)
+		tr.Wait()
+		if ru, ok := tr.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			s.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+			s.rssMB = float64(ru.Maxrss) / 1024
+		}
+		if m := summaryRE.FindStringSubmatch(stderr.String()); m != nil {
+			s.events, _ = strconv.ParseUint(m[1], 10, 64)
+			s.lost, _ = strconv.ParseUint(m[2], 10, 64)
+			s.hasCounts = true
+		} else if !c.ownReady {
+			s.events = uint64(<-lines)
+			s.hasCounts = true
+		}
+	}
+	return s, nil
+}
+
+func median(xs []float64) float64 {
+	xs = slices.Clone(xs)
+	slices.Sort(xs)
+	if len(xs)%2 == 1 {
+		return xs[len(xs)/2]
+	}
+	return (xs[len(xs)/2-1] + xs[len(xs)/2]) / 2
+}
+
+func render(configs []config, results [][]sample, dur time.Duration, conns, rounds int) string {
+	var b strings.Builder
+	host, _ := os.Hostname()
+	var uts syscall.Utsname
+	syscall.Uname(&uts)
+	release := ""
+	for _, c := range uts.Release {
+		if c == 0 {
+			break
+		}
+		release += string(rune(c))
+	}
+	fmt.Fprintf(&b, "connstorm -c %d -d %s on loopback, %d rounds, medians; Linux %s, %d CPUs (%s)\n\n",
+		conns, dur, rounds, release, runtime.NumCPU(), host)
+	b.WriteString("| configuration | conn/s | vs baseline | events | lost | tracer CPU s | peak RSS MB | ready ms |\n")
+	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	var base float64
+	for i, c := range configs {
+		get := func(f func(sample) float64) float64 {
+			var xs []float64
+			for _, s := range results[i] {
+				xs = append(xs, f(s))
+			}
+			return median(xs)
+		}
+		rate := get(func(s sample) float64 { return s.connPerS })
+		if i == 0 {
+			base = rate
+		}
+		cell := func(ok bool, v string) string {
+			if !ok {
+				return "-"
+			}
+			return v
+		}
+		tracer := c.cmd != nil
+		counts := tracer && results[i][0].hasCounts
+		var lost uint64
+		var rss float64
+		for _, s := range results[i] {
+			lost += s.lost
+			rss = max(rss, s.rssMB)
+		}
+		fmt.Fprintf(&b, "| %s | %.0f | %.2fx | %s | %s | %s | %s | %s |\n", c.name, rate, rate/base,
+			cell(counts, fmt.Sprintf("%.0f", get(func(s sample) float64 { return float64(s.events) }))),
+			cell(counts && c.ownReady, strconv.FormatUint(lost, 10)),
+			cell(tracer, fmt.Sprintf("%.2f", get(func(s sample) float64 { return s.cpu }))),
+			cell(tracer, fmt.Sprintf("%.1f", rss)),
+			cell(tracer && c.ownReady, fmt.Sprintf("%.0f", get(func(s sample) float64 { return s.readyMs }))))
+	}
+	b.WriteString("\nlost: summed over the rounds (conntrace counts its losses; tcplife does not report any). events: median per run.\n")
+	return b.String()
+}
