@@ -105,8 +105,8 @@ func commonHooks() []Hook {
 	}, hooks...)
 }
 
-// ModeHooks returns the hooks a mode adds to the common ones.
-func ModeHooks(m Hooks) []Hook {
+// modeHooks returns the hooks a mode adds to the common ones.
+func modeHooks(m Hooks) []Hook {
 	switch m {
 	case HooksFentry:
 		return []Hook{
@@ -129,7 +129,7 @@ func ModeHooks(m Hooks) []Hook {
 
 // AllHooks returns every hook a mode attaches, the mode's own first.
 func AllHooks(m Hooks) []Hook {
-	return append(ModeHooks(m), commonHooks()...)
+	return append(modeHooks(m), commonHooks()...)
 }
 
 // haveProgramType asks the kernel whether a mode's programs can load and

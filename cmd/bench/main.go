@@ -179,6 +179,11 @@ func runOnce(c config, connstorm string, dur time.Duration, conns int) (sample, 
 	if tr != nil {
 		time.Sleep(200 * time.Millisecond) // the last closes
 		tr.Process.Signal(syscall.SIGINT)
+		if !c.ownReady {
+			// All reads before Wait, which closes the pipe.
+			s.events = uint64(<-lines)
+			s.hasCounts = true
+		}
 		tr.Wait()
 		if ru, ok := tr.ProcessState.SysUsage().(*syscall.Rusage); ok {
 			s.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
@@ -187,9 +192,6 @@ func runOnce(c config, connstorm string, dur time.Duration, conns int) (sample, 
 		if m := summaryRE.FindStringSubmatch(stderr.String()); m != nil {
 			s.events, _ = strconv.ParseUint(m[1], 10, 64)
 			s.lost, _ = strconv.ParseUint(m[2], 10, 64)
-			s.hasCounts = true
-		} else if !c.ownReady {
-			s.events = uint64(<-lines)
 			s.hasCounts = true
 		}
 	}
@@ -219,8 +221,8 @@ func render(configs []config, results [][]sample, dur time.Duration, conns, roun
 	}
 	fmt.Fprintf(&b, "connstorm -c %d -d %s on loopback, %d rounds, medians; Linux %s, %d CPUs (%s)\n\n",
 		conns, dur, rounds, release, runtime.NumCPU(), host)
-	b.WriteString("| configuration | conn/s | vs baseline | events | lost | tracer CPU s | peak RSS MB | ready ms |\n")
-	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	b.WriteString("| configuration | conn/s | vs baseline | events | lost | tracer CPU s | peak RSS MB | ready ms | storm failures |\n")
+	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	var base float64
 	for i, c := range configs {
 		get := func(f func(sample) float64) float64 {
@@ -242,19 +244,20 @@ func render(configs []config, results [][]sample, dur time.Duration, conns, roun
 		}
 		tracer := c.cmd != nil
 		counts := tracer && results[i][0].hasCounts
-		var lost uint64
+		var lost, failures uint64
 		var rss float64
 		for _, s := range results[i] {
 			lost += s.lost
+			failures += s.failures
 			rss = max(rss, s.rssMB)
 		}
-		fmt.Fprintf(&b, "| %s | %.0f | %.2fx | %s | %s | %s | %s | %s |\n", c.name, rate, rate/base,
+		fmt.Fprintf(&b, "| %s | %.0f | %.2fx | %s | %s | %s | %s | %s | %d |\n", c.name, rate, rate/base,
 			cell(counts, fmt.Sprintf("%.0f", get(func(s sample) float64 { return float64(s.events) }))),
 			cell(counts && c.ownReady, strconv.FormatUint(lost, 10)),
 			cell(tracer, fmt.Sprintf("%.2f", get(func(s sample) float64 { return s.cpu }))),
 			cell(tracer, fmt.Sprintf("%.1f", rss)),
-			cell(tracer && c.ownReady, fmt.Sprintf("%.0f", get(func(s sample) float64 { return s.readyMs }))))
+			cell(tracer && c.ownReady, fmt.Sprintf("%.0f", get(func(s sample) float64 { return s.readyMs }))), failures)
 	}
-	b.WriteString("\nlost: summed over the rounds (conntrace counts its losses; tcplife does not report any). events: median per run.\n")
+	b.WriteString("\nlost and storm failures: summed over the rounds (conntrace counts its losses; tcplife does not report any). events: median per run.\n")
 	return b.String()
 }

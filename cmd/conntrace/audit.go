@@ -89,15 +89,13 @@ func runAudit(c *cli.Context) error {
 	a := audit.New(audit.Config{Ports: ports, PIDs: pids})
 	// The first snapshot names the processes behind connections that
 	// predate the audit.
-	if err := a.Snapshot(true); err != nil {
-		return err
-	}
+	a.Snapshot(true)
 	if path := c.String("ready-file"); path != "" {
 		if err := os.WriteFile(path, []byte("ready\n"), 0o644); err != nil {
 			return fmt.Errorf("--ready-file: %w", err)
 		}
 	}
-	fmt.Fprintf(stderr, "conntrace: auditing (%s hooks); Ctrl-C for the summary\n", t.Mode())
+	sayAttached(stderr, t, "auditing (the summary comes at the end)")
 
 	p := &reportPrinter{w: stdout, format: format, terminal: isTerminal(stdout)}
 	done := make(chan struct{})

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"io"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/conntrace/conntrace/tracer"
@@ -23,4 +26,13 @@ func parseHooks(c *cli.Context) (tracer.Hooks, error) {
 		return 0, usagef("--hooks: %v", err)
 	}
 	return h, nil
+}
+
+// sayAttached tells on stderr why better hook modes were passed over, then
+// which one is in use and what is going on ("watching", "auditing").
+func sayAttached(w io.Writer, t *tracer.Tracer, doing string) {
+	for _, e := range t.Unusable() {
+		fmt.Fprintf(w, "conntrace: %s hooks unavailable: %v\n", e.Mode, e.Err)
+	}
+	fmt.Fprintf(w, "conntrace: attached (%s hooks), %s; Ctrl-C to stop\n", t.Mode(), doing)
 }

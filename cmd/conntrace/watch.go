@@ -140,10 +140,7 @@ func watch(c *cli.Context) error {
 			return fmt.Errorf("--ready-file: %w", err)
 		}
 	}
-	for _, e := range t.Unusable() {
-		fmt.Fprintf(stderr, "conntrace: %s hooks unavailable: %v\n", e.Mode, e.Err)
-	}
-	fmt.Fprintf(stderr, "conntrace: attached (%s hooks), watching; Ctrl-C to stop\n", t.Mode())
+	sayAttached(stderr, t, "watching")
 
 	err = t.Run(ctx, &limitSink{Writer: w, left: o.count})
 	st := t.Stats()

@@ -89,8 +89,9 @@ func New(cfg Config) *Auditor {
 // Snapshot counts the local ports every destination holds now, in every
 // network namespace, from sock_diag (all TCP states, TIME_WAIT included).
 // withProcs also names the processes holding them (a /proc scan: for the
-// first and last snapshots, when events have not named them).
-func (a *Auditor) Snapshot(withProcs bool) error {
+// first and last snapshots, when events have not named them). A namespace
+// that cannot be read (gone since it was listed) is left out this time.
+func (a *Auditor) Snapshot(withProcs bool) {
 	type nsSnap struct {
 		ino    uint32
 		limits *Limits
@@ -164,7 +165,6 @@ func (a *Auditor) Snapshot(withProcs bool) error {
 	for _, d := range a.dests {
 		d.peak = max(d.peak, d.inUse)
 	}
-	return nil
 }
 
 func (a *Auditor) portWanted(p uint16) bool {

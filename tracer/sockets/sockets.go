@@ -328,19 +328,6 @@ func (n NS) Do(fn func() error) error {
 	return err
 }
 
-// Inode is the namespace's inode number, as events report it.
-func (n NS) Inode() (uint32, error) {
-	path := "/proc/thread-self/ns/net"
-	var st unix.Stat_t
-	var err error
-	if n.h > 0 {
-		err = unix.Fstat(int(n.h), &st)
-	} else {
-		err = unix.Stat(path, &st)
-	}
-	return uint32(st.Ino), err
-}
-
 // Namespaces lists the network namespaces that have a process in them or
 // a name under /run/netns, by inode, each with a path to open it by.
 func Namespaces() map[uint32]string {
