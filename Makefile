@@ -2,6 +2,9 @@
 GO      ?= go
 BIN     := bin/conntrace
 PREFIX  ?= /usr/local
+# No cgo: a static binary, and one that can drop capabilities on all its
+# threads at once once attached (README: Security).
+export CGO_ENABLED := 0
 # Debian packages the build and tests need, and a file each one provides.
 APT_DEPS := clang:/usr/bin/clang llvm:/usr/bin/llvm-strip libbpf-dev:/usr/include/bpf/bpf_helpers.h \
             bpftool:/usr/sbin/bpftool iproute2:/usr/sbin/ip cpio:/usr/bin/cpio \
@@ -11,7 +14,7 @@ APT_DEPS := clang:/usr/bin/clang llvm:/usr/bin/llvm-strip libbpf-dev:/usr/includ
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help build install generate vmlinux deps lint test unit vmtest bench clean
+.PHONY: help build install generate vmlinux deps lint test unit storm fuzz vmtest bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -49,12 +52,27 @@ lint: ## gofmt and go vet
 unit: ## tests that need neither root nor clang
 	$(GO) test -count=1 -run 'Decode|Clock|Parse|Config|Comm|JSON|Text|Duration|Formatting|Writer|Usage|Help|Report' ./...
 
-test: deps lint ## everything, as root: lint, generated code, unit and integration tests here and on a 6.1 kernel (vmtest)
+test: deps lint ## everything, as root: lint, generated code, unit and integration tests, storm, fuzzing, then 6.1 and 6.12 kernels (vmtest)
 	@[ "$$(id -u)" = 0 ] || { echo "make test loads BPF programs: run it as root"; exit 1; }
 	$(GO) test -count=1 -timeout 10m ./...
+	$(MAKE) --no-print-directory storm
+	$(MAKE) --no-print-directory fuzz
 	$(MAKE) --no-print-directory vmtest
 
-vmtest: deps ## the integration tests on Debian's 6.1 kernel in a qemu VM (kernel cached in .cache/vmtest)
+storm: ## 60s of connections at full speed, every event traced, alone on the machine (make test runs this)
+	CONNTRACE_STORM=60s $(GO) test -count=1 -run '^TestStorm$$' -v ./tracer
+
+# package:target, each run for FUZZTIME (the seeds in the code run in every go test).
+FUZZ     := ./tracer:FuzzDecodeAndFormat ./tracer/output:FuzzEscapes ./tracer/output:FuzzFormat
+FUZZTIME ?= 5s
+fuzz: ## run each fuzz target for FUZZTIME (default 5s; make test runs this)
+	@for t in $(FUZZ); do \
+		echo "fuzz $${t#*:} for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) $${t%%:*} >/tmp/conntrace-fuzz.log 2>&1 || { cat /tmp/conntrace-fuzz.log; exit 1; }; \
+		tail -1 /tmp/conntrace-fuzz.log; \
+	done
+
+vmtest: deps ## the integration tests on Debian's 6.1 and 6.12 kernels in qemu VMs (kernels cached in .cache/vmtest)
 	$(GO) run ./cmd/vmtest
 
 bench: deps ## tracing overhead under a connection storm, vs tcplife and the hook floor (markdown table in bench.md)

@@ -28,7 +28,7 @@ static __always_inline void on_accepted(struct sock *sk)
 	fill_task(info);
 	tuple_from_sk(&t, sk);
 	if (!proc_match(info->pid, info->comm) || !family_match(t.family)) {
-		bpf_map_delete_elem(&socks, &key);
+		untrack(key);
 		return;
 	}
 	info->matched = 1;

@@ -51,22 +51,50 @@ struct {
 	__uint(max_entries, 1 << 22); /* resized by the loader */
 } events SEC(".maps");
 
-/* Ring-buffer reservations that failed, per CPU: never lose silently. */
+/* Adds one to entry key of a per-CPU array of counters. Atomic even though
+ * per-CPU: a program in softirq (the state tracepoint) can interrupt one in
+ * process context (the syscall tracepoints) on the same CPU, and a plain
+ * increment would then lose counts. */
+static __always_inline void count_in(void *counters, __u32 key)
+{
+	__u64 *n = bpf_map_lookup_elem(counters, &key);
+
+	if (n)
+		__sync_fetch_and_add(n, 1);
+}
+
+/* What was lost, per CPU, by enum lost_cause: never lose silently. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, __u64);
 } lost_events SEC(".maps");
 
-/* Per CPU: the main state program is running (set) and the state changes
- * its rescue program handled while it was interrupted (see state.bpf.c). */
+/* Per CPU: the state changes the main state program has started and its
+ * rescue program has not yet seen, innermost last, and the state changes
+ * the rescue program handled for the main one (see state.bpf.c). */
+#define STATE_NEST 8
+#define STATE_STALE_NS (100 * 1000 * 1000ULL)
+
+struct state_run {
+	__u64 sk;
+	__u64 states; /* oldstate << 32 | newstate */
+	__u64 ts;     /* bpf_ktime_get_ns() when the main program started */
+};
+
+struct state_runs {
+	__u32 depth;
+	__u32 pad;
+	struct state_run runs[STATE_NEST];
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64);
-} state_busy SEC(".maps");
+	__type(value, struct state_runs);
+} state_runs SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -83,6 +111,23 @@ struct {
 	__type(key, __u64);
 	__type(value, struct sock_info);
 } socks SEC(".maps");
+
+/* Per CPU: entries added to and removed from socks, [0] and [1]. The LRU
+ * evicts without telling; user space counts the entries and calls the
+ * difference evicted (a connection whose close will not be reported). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} sock_counts SEC(".maps");
+
+/* Stops remembering a connection. */
+static __always_inline void untrack(__u64 sk)
+{
+	if (bpf_map_delete_elem(&socks, &sk) == 0)
+		count_in(&sock_counts, 1);
+}
 
 /* bind() and connect() calls in flight, by thread (pid_tgid). Entries live
  * for one syscall: sys_exit always removes them. */
@@ -168,16 +213,9 @@ static __always_inline void fill_task(struct sock_info *info)
 static __always_inline struct event *reserve_event(void)
 {
 	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		__u32 zero = 0;
-		__u64 *n = bpf_map_lookup_elem(&lost_events, &zero);
-		/* Atomic even though per-CPU: a program in softirq (the
-		 * state tracepoint) can interrupt one in process context
-		 * (the syscall tracepoints) on the same CPU, and a plain
-		 * increment would then lose counts. */
-		if (n)
-			__sync_fetch_and_add(n, 1);
-	}
+
+	if (!e)
+		count_in(&lost_events, LOST_RING_FULL);
 	return e;
 }
 

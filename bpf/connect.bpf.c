@@ -99,6 +99,6 @@ int handle_connect_exit(struct syscall_exit_args *ctx)
 		}
 	}
 	if (info)
-		bpf_map_delete_elem(&socks, &call.sk);
+		untrack(call.sk);
 	return 0;
 }

@@ -15,6 +15,7 @@ const enum event_type *unused_event_type __attribute__((unused));
 const enum direction *unused_direction __attribute__((unused));
 const enum close_reason *unused_close_reason __attribute__((unused));
 const enum event_flags *unused_event_flags __attribute__((unused));
+const enum lost_cause *unused_lost_cause __attribute__((unused));
 const struct event *unused_event __attribute__((unused));
 
 char LICENSE[] SEC("license") = "GPL";

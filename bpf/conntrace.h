@@ -41,6 +41,12 @@ enum event_flags {
 	FLAG_BOUND_PORT0 = 1,
 };
 
+/* Keys of the lost_events counters. */
+enum lost_cause {
+	LOST_RING_FULL = 0, /* a ring-buffer reservation failed */
+	LOST_UNSEEN = 1,    /* a reported connection ended without a state change we saw */
+};
+
 /* One ring-buffer record. Addresses are in network byte order, ports in
  * host byte order. An IPv4-mapped IPv6 connection is already reported as
  * AF_INET with the IPv4 address in the first 4 bytes. */

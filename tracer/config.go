@@ -66,6 +66,10 @@ type Config struct {
 	// RingBytes is the ring buffer's size, a power of two multiple of the
 	// page size (0: DefaultRingBytes).
 	RingBytes uint32
+	// SocketTableSize is how many connections the kernel side remembers
+	// at once (0: DefaultSocketTableSize). Past it the oldest are evicted
+	// and their close goes unreported; evictions are counted as lost.
+	SocketTableSize uint32
 	// Hooks selects the hook mode (HooksAuto: the best that works).
 	Hooks Hooks
 	// BTFPath, if set, is the kernel's BTF (for a kernel without
@@ -78,6 +82,10 @@ type Config struct {
 
 // DefaultRingBytes holds about 37k events.
 const DefaultRingBytes = 4 << 20
+
+// DefaultSocketTableSize is the connections remembered at once by default
+// (about 9 MB of kernel memory).
+const DefaultSocketTableSize = 65536
 
 // Validate checks what the kernel side cannot represent.
 func (c *Config) Validate() error {
@@ -104,6 +112,9 @@ func (c *Config) Validate() error {
 	}
 	if int(c.Hooks) >= len(hookNames) {
 		return fmt.Errorf("unknown hook mode %d", c.Hooks)
+	}
+	if n := c.SocketTableSize; n != 0 && n < 16 {
+		return fmt.Errorf("socket table size %d is below the minimum of 16", n)
 	}
 	if r := c.RingBytes; r != 0 && (r < 4096 || r&(r-1) != 0) {
 		return fmt.Errorf("ring buffer size %d is not a power of two of at least 4096", r)

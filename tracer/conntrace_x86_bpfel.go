@@ -74,6 +74,13 @@ const (
 	conntraceEventTypeEVENT_BIND_FAIL    conntraceEventType = 6
 )
 
+type conntraceLostCause uint32
+
+const (
+	conntraceLostCauseLOST_RING_FULL conntraceLostCause = 0
+	conntraceLostCauseLOST_UNSEEN    conntraceLostCause = 1
+)
+
 type conntracePendingCall struct {
 	_      structs.HostLayout
 	TsNs   uint64
@@ -109,6 +116,18 @@ type conntraceSockInfo struct {
 	_         [4]byte
 }
 
+type conntraceStateRuns struct {
+	_     structs.HostLayout
+	Depth uint32
+	Pad   uint32
+	Runs  [8]struct {
+		_      structs.HostLayout
+		Sk     uint64
+		States uint64
+		Ts     uint64
+	}
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -120,9 +139,10 @@ const (
 	conntraceMapLostEvents               = "lost_events"
 	conntraceMapPidFilter                = "pid_filter"
 	conntraceMapPortFilter               = "port_filter"
+	conntraceMapSockCounts               = "sock_counts"
 	conntraceMapSocks                    = "socks"
-	conntraceMapStateBusy                = "state_busy"
 	conntraceMapStateRescued             = "state_rescued"
+	conntraceMapStateRuns                = "state_runs"
 	conntraceProgHandleAccept4Exit       = "handle_accept4_exit"
 	conntraceProgHandleAcceptExit        = "handle_accept_exit"
 	conntraceProgHandleAcceptFexit       = "handle_accept_fexit"
@@ -153,6 +173,7 @@ const (
 	conntraceVarUnusedEvent              = "unused_event"
 	conntraceVarUnusedEventFlags         = "unused_event_flags"
 	conntraceVarUnusedEventType          = "unused_event_type"
+	conntraceVarUnusedLostCause          = "unused_lost_cause"
 )
 
 // loadConntrace returns the embedded CollectionSpec for conntrace.
@@ -227,9 +248,10 @@ type conntraceMapSpecs struct {
 	LostEvents   *ebpf.MapSpec `ebpf:"lost_events"`
 	PidFilter    *ebpf.MapSpec `ebpf:"pid_filter"`
 	PortFilter   *ebpf.MapSpec `ebpf:"port_filter"`
+	SockCounts   *ebpf.MapSpec `ebpf:"sock_counts"`
 	Socks        *ebpf.MapSpec `ebpf:"socks"`
-	StateBusy    *ebpf.MapSpec `ebpf:"state_busy"`
 	StateRescued *ebpf.MapSpec `ebpf:"state_rescued"`
+	StateRuns    *ebpf.MapSpec `ebpf:"state_runs"`
 }
 
 // conntraceVariableSpecs contains global variables before they are loaded into the kernel.
@@ -249,6 +271,7 @@ type conntraceVariableSpecs struct {
 	UnusedEvent       *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedEventFlags  *ebpf.VariableSpec `ebpf:"unused_event_flags"`
 	UnusedEventType   *ebpf.VariableSpec `ebpf:"unused_event_type"`
+	UnusedLostCause   *ebpf.VariableSpec `ebpf:"unused_lost_cause"`
 }
 
 // conntraceObjects contains all objects after they have been loaded into the kernel.
@@ -278,9 +301,10 @@ type conntraceMaps struct {
 	LostEvents   *ebpf.Map `ebpf:"lost_events"`
 	PidFilter    *ebpf.Map `ebpf:"pid_filter"`
 	PortFilter   *ebpf.Map `ebpf:"port_filter"`
+	SockCounts   *ebpf.Map `ebpf:"sock_counts"`
 	Socks        *ebpf.Map `ebpf:"socks"`
-	StateBusy    *ebpf.Map `ebpf:"state_busy"`
 	StateRescued *ebpf.Map `ebpf:"state_rescued"`
+	StateRuns    *ebpf.Map `ebpf:"state_runs"`
 }
 
 func (m *conntraceMaps) Close() error {
@@ -292,9 +316,10 @@ func (m *conntraceMaps) Close() error {
 		m.LostEvents,
 		m.PidFilter,
 		m.PortFilter,
+		m.SockCounts,
 		m.Socks,
-		m.StateBusy,
 		m.StateRescued,
+		m.StateRuns,
 	)
 }
 
@@ -315,6 +340,7 @@ type conntraceVariables struct {
 	UnusedEvent       *ebpf.Variable `ebpf:"unused_event"`
 	UnusedEventFlags  *ebpf.Variable `ebpf:"unused_event_flags"`
 	UnusedEventType   *ebpf.Variable `ebpf:"unused_event_type"`
+	UnusedLostCause   *ebpf.Variable `ebpf:"unused_lost_cause"`
 }
 
 // conntracePrograms contains all programs after they have been loaded into the kernel.

@@ -48,6 +48,18 @@ type conntracefloorSockInfo struct {
 	_         [4]byte
 }
 
+type conntracefloorStateRuns struct {
+	_     structs.HostLayout
+	Depth uint32
+	Pad   uint32
+	Runs  [8]struct {
+		_      structs.HostLayout
+		Sk     uint64
+		States uint64
+		Ts     uint64
+	}
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -59,9 +71,10 @@ const (
 	conntracefloorMapLostEvents               = "lost_events"
 	conntracefloorMapPidFilter                = "pid_filter"
 	conntracefloorMapPortFilter               = "port_filter"
+	conntracefloorMapSockCounts               = "sock_counts"
 	conntracefloorMapSocks                    = "socks"
-	conntracefloorMapStateBusy                = "state_busy"
 	conntracefloorMapStateRescued             = "state_rescued"
+	conntracefloorMapStateRuns                = "state_runs"
 	conntracefloorProgHandleAccept4Exit       = "handle_accept4_exit"
 	conntracefloorProgHandleAcceptExit        = "handle_accept_exit"
 	conntracefloorProgHandleAcceptFexit       = "handle_accept_fexit"
@@ -161,9 +174,10 @@ type conntracefloorMapSpecs struct {
 	LostEvents   *ebpf.MapSpec `ebpf:"lost_events"`
 	PidFilter    *ebpf.MapSpec `ebpf:"pid_filter"`
 	PortFilter   *ebpf.MapSpec `ebpf:"port_filter"`
+	SockCounts   *ebpf.MapSpec `ebpf:"sock_counts"`
 	Socks        *ebpf.MapSpec `ebpf:"socks"`
-	StateBusy    *ebpf.MapSpec `ebpf:"state_busy"`
 	StateRescued *ebpf.MapSpec `ebpf:"state_rescued"`
+	StateRuns    *ebpf.MapSpec `ebpf:"state_runs"`
 }
 
 // conntracefloorVariableSpecs contains global variables before they are loaded into the kernel.
@@ -207,9 +221,10 @@ type conntracefloorMaps struct {
 	LostEvents   *ebpf.Map `ebpf:"lost_events"`
 	PidFilter    *ebpf.Map `ebpf:"pid_filter"`
 	PortFilter   *ebpf.Map `ebpf:"port_filter"`
+	SockCounts   *ebpf.Map `ebpf:"sock_counts"`
 	Socks        *ebpf.Map `ebpf:"socks"`
-	StateBusy    *ebpf.Map `ebpf:"state_busy"`
 	StateRescued *ebpf.Map `ebpf:"state_rescued"`
+	StateRuns    *ebpf.Map `ebpf:"state_runs"`
 }
 
 func (m *conntracefloorMaps) Close() error {
@@ -221,9 +236,10 @@ func (m *conntracefloorMaps) Close() error {
 		m.LostEvents,
 		m.PidFilter,
 		m.PortFilter,
+		m.SockCounts,
 		m.Socks,
-		m.StateBusy,
 		m.StateRescued,
+		m.StateRuns,
 	)
 }
 

@@ -77,13 +77,26 @@ func checkEnvironment(btfPath string) error {
 	} else if _, err := os.Stat(btfPath); err != nil {
 		return fmt.Errorf("--btf: %w", err)
 	}
-	if dir, err := Tracefs(); dir != "" || err != nil {
-		return err
+	return mountTracefs()
+}
+
+// mountTracefs mounts tracefs at /sys/kernel/tracing unless it is there.
+// Only there: /sys/kernel/debug/tracing is an automount that appears when
+// looked at, and cilium/ebpf may have settled on the canonical path before.
+func mountTracefs() error {
+	const dir = "/sys/kernel/tracing"
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err == nil && st.Type == unix.TRACEFS_MAGIC {
+		return nil
 	}
-	if err := unix.Mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, ""); err != nil {
-		return fmt.Errorf("tracefs is not mounted and mounting it failed (%v): run 'mount -t tracefs tracefs /sys/kernel/tracing'", err)
+	err := unix.Mount("tracefs", dir, "tracefs", 0, "")
+	if err == nil {
+		return nil
 	}
-	return nil
+	if other, _ := Tracefs(); other != "" {
+		return nil // mounted elsewhere; the tracepoints attach through that
+	}
+	return fmt.Errorf("tracefs is not mounted and mounting it failed (%v): run 'mount -t tracefs tracefs %s'", err, dir)
 }
 
 // Tracefs returns where tracefs is mounted, or "" when it is not.

@@ -162,10 +162,14 @@ type Event struct {
 	// to port 0 before connect(), reserving a local port for itself.
 	BoundPort0 bool
 	Holders    []Holder // bind_fail: who holds the port (filled by the tracer)
-	Lost       uint64   // lost: records dropped or hook runs skipped since the last lost event
-	// LostSkipped: of Lost, hook runs the kernel skipped (the rest: the
-	// ring buffer was full).
+	// Lost (EventLost): what was lost since the last lost event, the sum
+	// of LostDropped (records the full ring buffer had no room for),
+	// LostSkipped (hook runs the kernel skipped) and LostEvicted
+	// (connections evicted from the full socket table while open).
+	Lost        uint64
+	LostDropped uint64
 	LostSkipped uint64
+	LostEvicted uint64
 }
 
 // CommBytes is the process name without NUL padding. It is whatever the

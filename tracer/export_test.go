@@ -1,8 +1,11 @@
 package tracer
 
 import (
+	"errors"
 	"os"
 	"testing"
+
+	"github.com/cilium/ebpf"
 )
 
 // HooksUnderTest is the hook mode the integration tests open the tracer
@@ -29,4 +32,37 @@ func CloseRecordForTest() []byte {
 	return record(conntraceEvent{TsNs: 5_000_000_123, ConnId: 17, DurationNs: 2_500_000_000, TxBytes: 10000, RxBytes: 3000,
 		Pid: 4242, Uid: 1000, Saddr: [16]uint8{10, 0, 0, 5}, Daddr: [16]uint8{93, 184, 216, 34}, Sport: 51234, Dport: 443,
 		Type: uint8(EventClose), Family: 2, Direction: uint8(DirOut), Reason: uint8(ReasonFIN), Proto: 6, Comm: comm16("curl")})
+}
+
+// SeedRecordsForTest are ring-buffer records of each event type, for the
+// fuzz targets' seed corpus.
+func SeedRecordsForTest() [][]byte {
+	v6 := [16]uint8{0x20, 0x01, 0x0d, 0xb8, 15: 1}
+	return [][]byte{
+		CloseRecordForTest(),
+		record(conntraceEvent{TsNs: 1, ConnId: 1, LatencyNs: 41_000, Pid: 1, Saddr: v6, Daddr: v6, Sport: 40000, Dport: 443,
+			Type: uint8(EventConnect), Family: 10, Direction: uint8(DirOut), Proto: 6, Comm: comm16("curl")}),
+		record(conntraceEvent{Pid: 2, Saddr: [16]uint8{127, 0, 0, 1}, Sport: 8080, Type: uint8(EventBindFail), Family: 2,
+			Error: 98, Proto: 6, Comm: comm16("\x1b[2J\xff")}),
+		record(conntraceEvent{Pid: 3, Sport: 22, Type: uint8(EventListen), Family: 10, Proto: 6, Comm: comm16("sshd")}),
+		record(conntraceEvent{Pid: 4, Saddr: [16]uint8{10, 0, 0, 1}, Daddr: [16]uint8{10, 0, 0, 2}, Sport: 1, Dport: 9,
+			Type: uint8(EventConnectFail), Family: 2, Error: 111, Proto: 6, Comm: comm16("nc")}),
+		record(conntraceEvent{Pid: 5, Saddr: v6, Daddr: v6, Type: uint8(EventAccept), Family: 10, Direction: uint8(DirIn), Proto: 6,
+			Flags: uint8(conntraceEventFlagsFLAG_BOUND_PORT0), Comm: comm16("a\"b\\c\n")}),
+	}
+}
+
+// SocketTableLen counts the connections the kernel side remembers now.
+func SocketTableLen(t *Tracer) (int, error) {
+	var key, next uint64
+	n := 0
+	err := t.maps.Socks.NextKey(nil, &next)
+	for ; err == nil; err = t.maps.Socks.NextKey(&key, &next) {
+		n++
+		key = next
+	}
+	if errors.Is(err, ebpf.ErrKeyNotExist) {
+		err = nil
+	}
+	return n, err
 }

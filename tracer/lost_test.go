@@ -79,7 +79,7 @@ func TestLostEventsAreCounted(t *testing.T) {
 	if lost == 0 {
 		t.Fatalf("a one-page ring held all %d records: the test proves nothing", total)
 	}
-	if st.Lost != lost || st.Events != delivered || st.Dropped+st.Skipped != lost {
+	if st.Lost != lost || st.Events != delivered || st.Dropped+st.Skipped+st.Evicted != lost || st.Evicted != 0 {
 		t.Errorf("reported %d delivered, %d lost; stats say %+v", delivered, lost, st)
 	}
 	// A dropped record is one event. A skipped hook run (the kernel's
@@ -97,4 +97,52 @@ func TestLostEventsAreCounted(t *testing.T) {
 		t.Errorf("%d records: %d delivered (%v), %d dropped, %d hook runs skipped", total, delivered, byType, st.Dropped, st.Skipped)
 	}
 	t.Logf("%d delivered, %d lost and reported (%d dropped, %d hook runs skipped)", delivered, lost, st.Dropped, st.Skipped)
+}
+
+// TestEvictionsAreCounted: 40 connections held open at once, both ends
+// traced, with room for 16 in the socket table. The LRU evicts; every
+// connection end either reports its close or is counted as evicted in an
+// EventLost.
+func TestEvictionsAreCounted(t *testing.T) {
+	ns := testnet.NewNS(t)
+	s := startTracer(t, tracer.Config{Ports: []uint16{8082}, SocketTableSize: 16})
+	const conns = 40
+	srv := testnet.Start(t, "ct-server", testnet.Role{Server: true, NS: ns.Path(), Addr: "127.0.0.1:8082", Conns: conns})
+	srv.Expect(t, "listening")
+	cli := testnet.Start(t, "ct-client", testnet.Role{NS: ns.Path(), Addr: "127.0.0.1:8082", Hold: conns})
+	cli.Expect(t, "ready")
+	for range conns {
+		cli.Expect(t, "connected")
+	}
+	cli.Go(t)
+	cli.Wait(t)
+	srv.Wait(t)
+	time.Sleep(200 * time.Millisecond) // the last closes
+
+	var closes, evicted uint64
+	for _, ev := range s.stop(t) {
+		switch ev.Type {
+		case tracer.EventClose:
+			closes++
+		case tracer.EventLost:
+			evicted += ev.LostEvicted
+		}
+	}
+	st := s.t.Stats()
+	// A connection end still open when the tracer stopped (a slow final
+	// ACK) is in the table: neither closed nor evicted.
+	left, err := tracer.SocketTableLen(s.t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d closes reported, %d connection ends evicted, %d still open (stats %+v)", closes, evicted, left, st)
+	if evicted == 0 || evicted != st.Evicted {
+		t.Fatalf("%d evictions reported, stats say %d: with 16 slots for %d connection ends, some must be evicted", evicted, st.Evicted, 2*conns)
+	}
+	// Other processes' connections pass through the table too (the port
+	// filter applies once a connection is established), so evictions can
+	// only add to the count.
+	if closes+evicted+uint64(left) < 2*conns || closes >= 2*conns {
+		t.Errorf("%d closes + %d evicted + %d open, want at least %d, with fewer than %d closes", closes, evicted, left, 2*conns, 2*conns)
+	}
 }

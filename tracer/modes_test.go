@@ -48,7 +48,8 @@ func TestHookModesAgree(t *testing.T) {
 			continue
 		}
 		if !slices.Equal(got, first) {
-			t.Errorf("%s hooks report\n  %s\nbut %s hooks\n  %s", m, strings.Join(got, "\n  "), modes[0], strings.Join(first, "\n  "))
+			t.Errorf("%s hooks differ from %s hooks:\n  only %s:\n    %s\n  only %s:\n    %s", m, modes[0],
+				m, strings.Join(missing(got, first), "\n    "), modes[0], strings.Join(missing(first, got), "\n    "))
 		}
 	}
 }
@@ -116,4 +117,22 @@ func hookScenario(t *testing.T, m tracer.Hooks) []string {
 		t.Fatalf("%s hooks: want 12 events, got %d:\n  %s", m, len(lines), strings.Join(lines, "\n  "))
 	}
 	return lines
+}
+
+// missing returns the lines of a that b lacks (both sorted), with repeats.
+func missing(a, b []string) []string {
+	var out []string
+	for i, j := 0, 0; i < len(a); {
+		switch {
+		case j == len(b) || a[i] < b[j]:
+			out = append(out, a[i])
+			i++
+		case a[i] > b[j]:
+			j++
+		default:
+			i++
+			j++
+		}
+	}
+	return out
 }

@@ -31,14 +31,18 @@ var ErrStop = errors.New("stop")
 // Stats counts what a Tracer delivered and what the kernel dropped.
 type Stats struct {
 	Events uint64 // events delivered to the sink (not counting lost reports)
-	Lost   uint64 // Dropped + Skipped
+	Lost   uint64 // Dropped + Skipped + Evicted
 	// Dropped counts records the ring buffer had no room for.
 	Dropped uint64
 	// Skipped counts hook runs the kernel skipped because the program was
 	// already running on that CPU (a softirq interrupting it), less those
-	// the state tracepoint's rescue program handled: each may have cost an
-	// event.
+	// the state tracepoint's rescue program handled, and connections whose
+	// end the hooks never saw (the socket was reused first): each may have
+	// cost an event.
 	Skipped uint64
+	// Evicted counts connections dropped from the full socket table while
+	// open (Config.SocketTableSize): their close is not reported.
+	Evicted uint64
 }
 
 // Tracer is a loaded and attached set of programs.
@@ -54,9 +58,14 @@ type Tracer struct {
 	// unusable says why the better modes were passed over (auto).
 	unusable []*ModeError
 
-	warn    func(error)     // Config.OnWarning
-	lostBuf []uint64        // per-CPU read buffer for lost_events
-	progs   []*ebpf.Program // attached, for their recursion-miss counters
+	warn         func(error)     // Config.OnWarning
+	lostBuf      []uint64        // per-CPU read buffer for lost_events
+	progs        []*ebpf.Program // attached, for their recursion-miss counters
+	kprobes      []link.Link     // kprobe links, for the hits the kernel missed
+	kprobeMissed uint64          // their misses, as last read
+
+	socksMax      uint32    // the socket table's size
+	lastSockCount time.Time // when the socket table's entries were last counted
 }
 
 const (
@@ -142,7 +151,7 @@ func openMode(spec *ebpf.CollectionSpec, opts ebpf.CollectionOptions, m Hooks, c
 	if err != nil {
 		return nil, err
 	}
-	t := &Tracer{coll: coll, clock: NewClock(), mode: m, warn: cfg.OnWarning}
+	t := &Tracer{coll: coll, clock: NewClock(), mode: m, warn: cfg.OnWarning, socksMax: spec.Maps[conntraceMapSocks].MaxEntries}
 	defer func() {
 		if err != nil {
 			t.Close()
@@ -167,6 +176,9 @@ func openMode(spec *ebpf.CollectionSpec, opts ebpf.CollectionOptions, m Hooks, c
 		// The rescue program's skips lose nothing: the main one ran.
 		if !h.rescue {
 			t.progs = append(t.progs, prog)
+		}
+		if h.Kind == "kprobe" || h.Kind == "kretprobe" {
+			t.kprobes = append(t.kprobes, l)
 		}
 	}
 	return t, nil
@@ -205,6 +217,11 @@ func configure(spec *ebpf.CollectionSpec, cfg *Config) error {
 		ring = DefaultRingBytes
 	}
 	spec.Maps[conntraceMapEvents].MaxEntries = ring
+	socks := cfg.SocketTableSize
+	if socks == 0 {
+		socks = DefaultSocketTableSize
+	}
+	spec.Maps[conntraceMapSocks].MaxEntries = socks
 	return nil
 }
 
@@ -258,7 +275,7 @@ func (t *Tracer) Run(ctx context.Context, sink Sink) error {
 				if ctx.Err() != nil {
 					return t.stop(sink)
 				}
-				if err := t.reportLost(sink); err != nil {
+				if err := t.reportLost(sink, false); err != nil {
 					return t.end(sink, err)
 				}
 			}
@@ -277,7 +294,7 @@ func (t *Tracer) Run(ctx context.Context, sink Sink) error {
 		if ctx.Err() != nil {
 			return t.stop(sink)
 		}
-		if err := t.reportLost(sink); err != nil {
+		if err := t.reportLost(sink, false); err != nil {
 			return t.end(sink, err)
 		}
 		t.rd.SetDeadline(time.Now().Add(idlePoll))
@@ -318,7 +335,7 @@ func (t *Tracer) stop(sink Sink) error {
 			return t.end(sink, err)
 		}
 	}
-	return t.end(sink, t.reportLost(sink))
+	return t.end(sink, t.reportLost(sink, true))
 }
 
 // end flushes the sink and turns ErrStop into success.
@@ -329,44 +346,120 @@ func (t *Tracer) end(sink Sink, err error) error {
 	return err
 }
 
-// reportLost delivers an EventLost when records were dropped or hook runs
-// skipped since the last report.
-func (t *Tracer) reportLost(sink Sink) error {
-	if err := t.maps.LostEvents.Lookup(uint32(0), &t.lostBuf); err != nil {
+// reportLost delivers an EventLost when records were dropped, hook runs
+// skipped or connections evicted since the last report (final: the last
+// report of the run, which counts the socket table whatever the time).
+func (t *Tracer) reportLost(sink Sink, final bool) error {
+	dropped, err := t.sumPerCPU(t.maps.LostEvents, uint32(conntraceLostCauseLOST_RING_FULL))
+	if err != nil {
 		return fmt.Errorf("read lost-event counter: %w", err)
 	}
-	var dropped, misses, rescued uint64
-	for _, n := range t.lostBuf {
-		dropped += n
+	unseen, err := t.sumPerCPU(t.maps.LostEvents, uint32(conntraceLostCauseLOST_UNSEEN))
+	if err != nil {
+		return fmt.Errorf("read lost-event counter: %w", err)
 	}
 	// Misses first: a rescue always follows its miss, so reading the
 	// rescues later can only undercount the skips for now, never count a
 	// rescued one as lost.
+	var misses uint64
 	for _, p := range t.progs {
 		if st, err := p.Stats(); err == nil {
 			misses += st.RecursionMisses
 		}
 	}
-	if err := t.maps.StateRescued.Lookup(uint32(0), &t.lostBuf); err != nil {
+	misses += t.kprobeMisses()
+	rescued, err := t.sumPerCPU(t.maps.StateRescued, 0)
+	if err != nil {
 		return fmt.Errorf("read rescued-event counter: %w", err)
 	}
-	for _, n := range t.lostBuf {
-		rescued += n
-	}
-	skipped := t.stats.Skipped
+	skipped := unseen
 	if misses > rescued {
-		skipped = max(skipped, misses-rescued)
+		skipped += misses - rescued
 	}
-	total := dropped + skipped
+	skipped = max(skipped, t.stats.Skipped)
+	evicted, err := t.evictions(final)
+	if err != nil {
+		return fmt.Errorf("count the socket table: %w", err)
+	}
+	evicted = max(evicted, t.stats.Evicted)
+	total := dropped + skipped + evicted
 	if total <= t.stats.Lost {
 		return nil
 	}
-	t.ev = Event{Type: EventLost, Time: time.Now().UTC(), Lost: total - t.stats.Lost, LostSkipped: skipped - t.stats.Skipped}
-	t.stats.Lost, t.stats.Dropped, t.stats.Skipped = total, dropped, skipped
+	t.ev = Event{Type: EventLost, Time: time.Now().UTC(), Lost: total - t.stats.Lost,
+		LostDropped: dropped - t.stats.Dropped, LostSkipped: skipped - t.stats.Skipped, LostEvicted: evicted - t.stats.Evicted}
+	t.stats.Lost, t.stats.Dropped, t.stats.Skipped, t.stats.Evicted = total, dropped, skipped, evicted
 	return sink.Write(&t.ev)
 }
 
+// sumPerCPU adds up entry key of a per-CPU array of counters.
+func (t *Tracer) sumPerCPU(m *ebpf.Map, key uint32) (uint64, error) {
+	if err := m.Lookup(key, &t.lostBuf); err != nil {
+		return 0, err
+	}
+	var sum uint64
+	for _, n := range t.lostBuf {
+		sum += n
+	}
+	return sum, nil
+}
+
+// evictions is how many connections the socket table's LRU has evicted:
+// entries added less those removed less those still there. Counting them
+// takes a syscall per entry, so it is done only when the table may be
+// near full (the LRU can evict a little before it is), at most once a
+// second but for the final count.
+func (t *Tracer) evictions(final bool) (uint64, error) {
+	added, err := t.sumPerCPU(t.maps.SockCounts, 0)
+	if err != nil {
+		return 0, err
+	}
+	removed, err := t.sumPerCPU(t.maps.SockCounts, 1)
+	if err != nil {
+		return 0, err
+	}
+	if added <= removed || added-removed < uint64(t.socksMax)/2 || (!final && time.Since(t.lastSockCount) < time.Second) {
+		return 0, nil
+	}
+	t.lastSockCount = time.Now()
+	var key, next uint64
+	var live uint64
+	err = t.maps.Socks.NextKey(nil, &next)
+	for ; err == nil && live < uint64(t.socksMax); err = t.maps.Socks.NextKey(&key, &next) {
+		live++
+		key = next
+	}
+	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return 0, err
+	}
+	// Entries added while counting make this an undercount, never more.
+	if added-removed <= live {
+		return 0, nil
+	}
+	return added - removed - live, nil
+}
+
+// kprobeMisses counts the kprobe hits that did not run their program: a
+// kretprobe without a free instance, a kprobe inside another (the kernel
+// tells since 6.7). Read before the links close, kept after.
+func (t *Tracer) kprobeMisses() uint64 {
+	var n uint64
+	for _, l := range t.kprobes {
+		info, err := l.Info()
+		if err != nil {
+			return t.kprobeMissed
+		}
+		if pe := info.PerfEvent(); pe != nil && pe.Kprobe() != nil {
+			n += pe.Kprobe().Missed
+		}
+	}
+	t.kprobeMissed = max(t.kprobeMissed, n)
+	return t.kprobeMissed
+}
+
 func (t *Tracer) detach() {
+	t.kprobeMisses()
+	t.kprobes = nil
 	for _, l := range t.links {
 		l.Close()
 	}

@@ -1,7 +1,7 @@
-// Command connstorm is a TCP connection load generator: N concurrent
-// dialers against a listener of its own on loopback, each connection
-// connected, a payload sent and echoed, then closed with FIN or RST. It
-// prints the connections per second, for `make bench`.
+// Command connstorm is a TCP connection load generator (tracer/loadgen):
+// N concurrent dialers against a listener of its own on loopback, each
+// connection connected, a payload sent and echoed, then closed with FIN or
+// RST. It prints the connections per second, for `make bench`.
 package main
 
 import (
@@ -10,22 +10,24 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/conntrace/conntrace/tracer/loadgen"
 )
 
 func main() {
-	var o options
-	flag.IntVar(&o.conns, "c", 8, "concurrent dialers")
-	flag.DurationVar(&o.duration, "d", 10*time.Second, "how long to run")
-	flag.IntVar(&o.payload, "payload", 0, "bytes each side sends per connection")
-	flag.StringVar(&o.close, "close", "fin", "how the client closes: fin or rst")
-	flag.StringVar(&o.addr, "addr", "127.0.0.1:0", "address the listener binds")
+	var o loadgen.Options
+	flag.IntVar(&o.Conns, "c", 8, "concurrent dialers")
+	flag.DurationVar(&o.Duration, "d", 10*time.Second, "how long to run")
+	flag.IntVar(&o.Payload, "payload", 0, "bytes each side sends per connection")
+	flag.StringVar(&o.Close, "close", "fin", "how the client closes: fin or rst")
+	flag.StringVar(&o.Addr, "addr", "127.0.0.1:0", "address the listener binds")
 	asJSON := flag.Bool("json", false, "print the result as one JSON object")
 	flag.Parse()
-	if flag.NArg() > 0 || o.conns < 1 || o.duration <= 0 || o.payload < 0 || (o.close != "fin" && o.close != "rst") {
+	if flag.NArg() > 0 || o.Conns < 1 || o.Duration <= 0 || o.Payload < 0 || (o.Close != "fin" && o.Close != "rst") {
 		fmt.Fprintln(os.Stderr, "connstorm: usage: connstorm [-c N] [-d DURATION] [-payload BYTES] [-close fin|rst] [-addr HOST:PORT] [-json]")
 		os.Exit(2)
 	}
-	r, err := storm(o)
+	r, err := loadgen.Storm(o)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "connstorm: %v\n", err)
 		os.Exit(1)

@@ -86,6 +86,8 @@ func runAudit(c *cli.Context) error {
 		return err
 	}
 	defer t.Close()
+	// Snapshots look into every network namespace.
+	dropCapabilities(stderr, append([]tracer.Capability{tracer.CapBPF}, tracer.LookupCapabilities...))
 	a := audit.New(audit.Config{Ports: ports, PIDs: pids})
 	// The first snapshot names the processes behind connections that
 	// predate the audit.

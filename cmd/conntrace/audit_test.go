@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,6 +24,11 @@ func auditNets(t *testing.T, conns int) (cliNS, srvNS *testnet.NS) {
 	cliNS, srvNS = testnet.NewNS(t), testnet.NewNS(t)
 	testnet.Veth(t, cliNS, []string{"198.18.0.1/24"}, srvNS, []string{"198.18.0.2/24"})
 	cliNS.Sysctl(t, "net/ipv4/ip_local_port_range", "40000 40019")
+	// TIME_WAIT ignores RSTs (RFC 1337). In an emulated VM a FIN can be
+	// slow enough to be retransmitted after the peer has closed, and the
+	// peer's RST answer would end TIME_WAIT early: the counts below would
+	// change with the machine's speed.
+	cliNS.Sysctl(t, "net/ipv4/tcp_rfc1337", "1")
 	srv := testnet.Start(t, "ct-server", testnet.Role{Server: true, NS: srvNS.Path(), Addr: "198.18.0.2:9443", Conns: conns})
 	srv.Expect(t, "listening")
 	return cliNS, srvNS
@@ -42,6 +48,47 @@ func dumpSockets(t *testing.T, n *testnet.NS) string {
 	}
 	if err != nil {
 		b.WriteString(err.Error())
+	}
+	// Counters that say why a socket left early (aborts, TIME_WAIT
+	// overflow, resets, retransmissions).
+	ns.Do(func() error {
+		netstat, err := os.ReadFile("/proc/thread-self/net/netstat")
+		if err != nil {
+			return err
+		}
+		snmp, err := os.ReadFile("/proc/thread-self/net/snmp")
+		if err != nil {
+			return err
+		}
+		rows := strings.Split(string(netstat)+string(snmp), "\n")
+		for i := 0; i+1 < len(rows); i += 2 {
+			names, values := strings.Fields(rows[i]), strings.Fields(rows[i+1])
+			for j := 1; j < len(names) && j < len(values); j++ {
+				if values[j] != "0" && (strings.Contains(names[j], "Abort") || strings.Contains(names[j], "TimeWait") ||
+					strings.Contains(names[j], "TW") || strings.Contains(names[j], "Rst") || strings.Contains(names[j], "Retrans")) {
+					fmt.Fprintf(&b, "  %s %s\n", names[j], values[j])
+				}
+			}
+		}
+		return nil
+	})
+	return b.String()
+}
+
+// history lists, from every report in out, the ports in use and in
+// TIME_WAIT towards 198.18.0.2:port, for failure messages.
+func history(out string, port uint16) string {
+	var b strings.Builder
+	for _, l := range strings.Split(out, "\n") {
+		var rep audit.Report
+		if json.Unmarshal([]byte(l), &rep) != nil {
+			continue
+		}
+		for _, d := range rep.Destinations {
+			if d.DAddr == "198.18.0.2" && d.DPort == port {
+				fmt.Fprintf(&b, " %s:%d/%d", rep.Time.Format("05.000"), d.InUse, d.TimeWait)
+			}
+		}
 	}
 	return b.String()
 }
@@ -73,7 +120,8 @@ func TestAudit(t *testing.T) {
 				}
 			}
 		}
-		t.Fatalf("no report with %s within 15s; last:\n%s\nstderr:\n%s\nclient sockets:\n%s", what, lines[len(lines)-1], r.stderr.String(), dumpSockets(t, cliNS))
+		t.Fatalf("no report with %s within 15s; last:\n%s\nstderr:\n%s\nin use/TIME_WAIT to :9443 by report time:%s\nclient sockets:\n%s\nserver sockets:\n%s",
+			what, lines[len(lines)-1], r.stderr.String(), history(r.stdout.String(), 9443), dumpSockets(t, cliNS), dumpSockets(t, srvNS))
 		return nil
 	}
 	dest := func(rep *audit.Report, port uint16) *audit.DestReport {

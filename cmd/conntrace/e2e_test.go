@@ -48,8 +48,8 @@ func startCmd(t *testing.T, setup func(*exec.Cmd), args ...string) *cliRun {
 	testnet.RequireRoot(t)
 	r := &cliRun{ready: filepath.Join(t.TempDir(), "ready"), exited: make(chan error, 1)}
 	r.cmd = cliCommand(t, append(args, "--ready-file", r.ready)...)
-	setup(r.cmd)
 	r.cmd.Stdout, r.cmd.Stderr = &r.stdout, &r.stderr
+	setup(r.cmd)
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -36,3 +36,12 @@ func sayAttached(w io.Writer, t *tracer.Tracer, doing string) {
 	}
 	fmt.Fprintf(w, "conntrace: attached (%s hooks), %s; Ctrl-C to stop\n", t.Mode(), doing)
 }
+
+// dropCapabilities gives up, once attached, every capability the run no
+// longer uses (README: Security). Failing to is worth a warning, not an
+// exit: the tracer works either way.
+func dropCapabilities(w io.Writer, keep []tracer.Capability) {
+	if _, err := tracer.DropCapabilities(keep); err != nil {
+		fmt.Fprintf(w, "conntrace: warning: %v\n", err)
+	}
+}

@@ -21,11 +21,26 @@ const asMainEnv = "CONNTRACE_TEST_AS_MAIN"
 // started in a mount namespace of its own (Unshareflags CLONE_NEWNS).
 const hideBTFEnv = "CONNTRACE_TEST_HIDE_BTF"
 
+// unmountTracefsEnv, with asMainEnv, first unmounts tracefs (in a mount
+// namespace of its own, as for hideBTFEnv), as on a machine that never
+// mounted it.
+const unmountTracefsEnv = "CONNTRACE_TEST_UNMOUNT_TRACEFS"
+
 func TestMain(m *testing.M) {
 	testnet.RunHelper()
 	if os.Getenv(hideBTFEnv) != "" {
 		if err := unix.Mount("tmpfs", "/sys/kernel/btf", "tmpfs", 0, ""); err != nil {
 			fmt.Fprintf(os.Stderr, "hide BTF: %v\n", err)
+			os.Exit(3)
+		}
+	}
+	if os.Getenv(unmountTracefsEnv) != "" {
+		for _, dir := range []string{"/sys/kernel/debug/tracing", "/sys/kernel/tracing"} {
+			for unix.Unmount(dir, unix.MNT_DETACH) == nil {
+			}
+		}
+		if _, err := os.Stat("/sys/kernel/tracing/events"); err == nil {
+			fmt.Fprintln(os.Stderr, "tracefs is still mounted")
 			os.Exit(3)
 		}
 	}

@@ -20,8 +20,8 @@ func watchCommand() *cli.Command {
 		Name:  "watch",
 		Usage: "print the TCP lifecycle live: listen, connect, accept, close, and every failed connect or bind",
 		Description: `Every filter runs in the kernel. A connection that matched when it opened
-also reports its close. Ctrl-C (SIGINT) or SIGTERM stops, flushes and
-prints a summary on stderr.`,
+also reports its close. Ctrl-C (SIGINT), SIGTERM or SIGHUP stops, flushes
+and prints a summary on stderr.`,
 		Flags: []cli.Flag{
 			&cli.IntSliceFlag{Name: "port", Aliases: []string{"P"}, Usage: "only connections whose local or remote `PORT` is this (repeatable, or comma-separated)"},
 			&cli.IntSliceFlag{Name: "pid", Aliases: []string{"p"}, Usage: "only connections of process `PID` (repeatable, or comma-separated)"},
@@ -110,7 +110,7 @@ func watch(c *cli.Context) error {
 
 	// A closed stdout pipe (| head) must end the run quietly, not kill it.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
-	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	if o.duration > 0 {
 		var cancel context.CancelFunc
@@ -130,9 +130,16 @@ func watch(c *cli.Context) error {
 		return err
 	}
 	defer t.Close()
+	dropCapabilities(stderr, o.cfg.CapabilitiesAfterAttach())
 
 	w := output.NewWriter(c.App.Writer, o.format, stderr)
-	if err := w.WriteHeader(); err != nil {
+	// The header at once: the user sees the run has started.
+	if err = w.WriteHeader(); err == nil {
+		err = w.Flush()
+	}
+	if errors.Is(err, output.ErrClosedPipe) {
+		return nil
+	} else if err != nil {
 		return err
 	}
 	if o.readyFile != "" {

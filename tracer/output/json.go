@@ -20,9 +20,11 @@ func AppendJSON(dst []byte, ev *tracer.Event) []byte {
 		dst = append(dst, `,"count":`...)
 		dst = strconv.AppendUint(dst, ev.Lost, 10)
 		dst = append(dst, `,"dropped":`...)
-		dst = strconv.AppendUint(dst, ev.Lost-ev.LostSkipped, 10)
+		dst = strconv.AppendUint(dst, ev.LostDropped, 10)
 		dst = append(dst, `,"skipped":`...)
 		dst = strconv.AppendUint(dst, ev.LostSkipped, 10)
+		dst = append(dst, `,"evicted":`...)
+		dst = strconv.AppendUint(dst, ev.LostEvicted, 10)
 		return append(dst, "}\n"...)
 	}
 	hasConn := ev.Type != tracer.EventListen && ev.Type != tracer.EventBindFail

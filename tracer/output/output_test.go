@@ -29,7 +29,7 @@ var (
 		Duration: 2766123 * time.Microsecond, TxBytes: 10000, RxBytes: 3000, Reason: tracer.ReasonResetIn}
 	listenEv = tracer.Event{Type: tracer.EventListen, Time: ts, PID: 999, Comm: comm("nginx"),
 		Family: tracer.FamilyIPv4, LAddr: netip.MustParseAddr("0.0.0.0"), LPort: 80}
-	lostEv     = tracer.Event{Type: tracer.EventLost, Time: ts, Lost: 12}
+	lostEv     = tracer.Event{Type: tracer.EventLost, Time: ts, Lost: 12, LostDropped: 9, LostEvicted: 3}
 	connFailEv = tracer.Event{Type: tracer.EventConnectFail, Time: ts, ConnID: 9, PID: 4242, Comm: comm("psql"),
 		Family: tracer.FamilyIPv4, Direction: tracer.DirOut, Errno: 111,
 		LAddr: netip.MustParseAddr("10.0.0.5"), LPort: 40000, RAddr: netip.MustParseAddr("10.0.0.7"), RPort: 5432}
@@ -51,7 +51,7 @@ func TestJSONContract(t *testing.T) {
 		{connFailEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"connect_fail","conn_id":9,"pid":4242,"comm":"psql","uid":0,"proto":"tcp","family":"ipv4","direction":"out","laddr":"10.0.0.5","lport":40000,"raddr":"10.0.0.7","rport":5432,"error":"ECONNREFUSED","errno":111}`},
 		{bindFailEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"bind_fail","pid":1234,"comm":"nginx","uid":33,"proto":"tcp","family":"ipv4","laddr":"0.0.0.0","lport":80,"error":"EADDRINUSE","errno":98,"holders":[{"pid":999,"comm":"nginx","laddr":"0.0.0.0","lport":80,"state":"LISTEN"}]}`},
 		{listenEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"listen","pid":999,"comm":"nginx","uid":0,"proto":"tcp","family":"ipv4","laddr":"0.0.0.0","lport":80}`},
-		{lostEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"lost","count":12,"dropped":12,"skipped":0}`},
+		{lostEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"lost","count":12,"dropped":9,"skipped":0,"evicted":3}`},
 	} {
 		got := string(AppendJSON(nil, &tc.ev))
 		if got != tc.want+"\n" {
@@ -155,7 +155,7 @@ func TestText(t *testing.T) {
 			t.Errorf("column %s (at %d) does not start a field in %q", col, i, line)
 		}
 	}
-	if got := string(AppendText(nil, &lostEv)); !strings.Contains(got, "WARNING: 12 events lost") {
+	if got := string(AppendText(nil, &lostEv)); !strings.Contains(got, "WARNING: 12 events lost: 9 because the ring buffer was full (reader too slow; use filters); 3 open connections evicted from the full socket table (their close goes unreported)\n") {
 		t.Errorf("lost: %q", got)
 	}
 }
@@ -210,7 +210,7 @@ func TestWriter(t *testing.T) {
 	w.WriteHeader()
 	w.Write(&lostEv)
 	w.Flush()
-	if got := out.String(); got != `{"ts":"2026-11-25T10:00:00.123456789Z","event":"lost","count":12,"dropped":12,"skipped":0}`+"\n" {
+	if got := out.String(); got != `{"ts":"2026-11-25T10:00:00.123456789Z","event":"lost","count":12,"dropped":9,"skipped":0,"evicted":3}`+"\n" {
 		t.Errorf("json output: %q", got)
 	}
 

@@ -47,16 +47,18 @@ func AppendText(dst []byte, ev *tracer.Event) []byte {
 		dst = append(dst, "WARNING: "...)
 		dst = strconv.AppendUint(dst, ev.Lost, 10)
 		dst = append(dst, " events lost"...)
-		if d := ev.Lost - ev.LostSkipped; d > 0 {
-			dst = append(dst, ": "...)
-			dst = strconv.AppendUint(dst, d, 10)
-			dst = append(dst, " because the ring buffer was full (reader too slow; use filters)"...)
+		sep := ": "
+		cause := func(n uint64, why string) {
+			if n > 0 {
+				dst = append(dst, sep...)
+				dst = strconv.AppendUint(dst, n, 10)
+				dst = append(dst, why...)
+				sep = "; "
+			}
 		}
-		if ev.LostSkipped > 0 {
-			dst = append(dst, ": "...)
-			dst = strconv.AppendUint(dst, ev.LostSkipped, 10)
-			dst = append(dst, " hook runs the kernel skipped (nested on a busy CPU)"...)
-		}
+		cause(ev.LostDropped, " because the ring buffer was full (reader too slow; use filters)")
+		cause(ev.LostSkipped, " hook runs the kernel skipped (nested on a busy CPU)")
+		cause(ev.LostEvicted, " open connections evicted from the full socket table (their close goes unreported)")
 		return append(dst, '\n')
 	}
 	dst = strconv.AppendUint(dst, uint64(ev.PID), 10)

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -47,6 +48,11 @@ type Role struct {
 	UDP    bool // Bind: a UDP socket (else TCP)
 	Listen bool // Bind: listen on it too
 	UID    int  // Bind: drop to this uid (and gid) first, after entering NS (0: stay root)
+
+	// Rename, if set, is the name (any bytes but NUL, at most 15) the
+	// helper gives itself with prctl(PR_SET_NAME) before anything else,
+	// as a hostile process may.
+	Rename []byte
 }
 
 // Proc is a running helper process. Its process name (comm) is the name
@@ -176,6 +182,15 @@ func RunHelper() {
 func (r Role) run() error {
 	// Sockets are created in the network namespace of the creating thread.
 	runtime.LockOSThread()
+	if len(r.Rename) > 0 {
+		name, err := unix.BytePtrFromString(string(r.Rename))
+		if err != nil {
+			return fmt.Errorf("rename: %w", err)
+		}
+		if err := unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(name)), 0, 0, 0); err != nil {
+			return fmt.Errorf("prctl PR_SET_NAME: %w", err)
+		}
+	}
 	if r.NS != "" {
 		fd, err := unix.Open(r.NS, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {

@@ -1,4 +1,8 @@
-package main
+// Package loadgen makes TCP connections as fast as the kernel takes them:
+// N concurrent dialers against a listener of its own, each connection
+// connected, a payload sent and echoed, then closed with FIN or RST. It is
+// cmd/connstorm's engine, and the storm in the tracer's tests.
+package loadgen
 
 import (
 	"fmt"
@@ -11,47 +15,50 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-type options struct {
-	conns    int
-	duration time.Duration
-	payload  int
-	close    string
-	addr     string
+// Options say what storm to make.
+type Options struct {
+	Conns    int           // concurrent dialers
+	Duration time.Duration // how long to run
+	Payload  int           // bytes each side sends per connection
+	Close    string        // how the client closes: "fin" or "rst"
+	Addr     string        // the listener's address, e.g. 127.0.0.1:0
 }
 
-// result is what a storm did. The JSON names are read by cmd/bench.
-type result struct {
-	Conns     uint64  `json:"conns"`
+// Result is what a storm did. The JSON names are read by cmd/bench.
+type Result struct {
+	Conns     uint64  `json:"conns"`    // completed by the dialers
+	Accepted  uint64  `json:"accepted"` // accepted (and closed) by the listener's side
 	Failures  uint64  `json:"failures"`
 	Seconds   float64 `json:"seconds"`
 	PerSecond float64 `json:"conn_per_s"`
 	Port      string  `json:"port"` // the listener's port
 }
 
-// storm runs the dialers against a listener of its own until the duration
+// Storm runs the dialers against a listener of its own until the duration
 // is over. Blocking system calls on locked threads, not the net package:
 // its poller costs more per connection than the kernel's TCP does, and the
 // point is to load the kernel's hooks.
-func storm(o options) (result, error) {
-	ap, err := netip.ParseAddrPort(o.addr)
+func Storm(o Options) (r Result, err error) {
+	ap, err := netip.ParseAddrPort(o.Addr)
 	if err != nil {
-		return result{}, err
+		return Result{}, err
 	}
 	ln, err := listen(ap)
 	if err != nil {
-		return result{}, err
+		return Result{}, err
 	}
 	sa, err := unix.Getsockname(ln)
 	if err != nil {
 		unix.Close(ln)
-		return result{}, err
+		return Result{}, err
 	}
 	var servers sync.WaitGroup
-	for range max(2, o.conns/4) {
+	var accepted atomic.Uint64
+	for range max(2, o.Conns/4) {
 		servers.Add(1)
 		go func() {
 			defer servers.Done()
-			serve(ln, o.payload)
+			serve(ln, o.Payload, &accepted)
 		}()
 	}
 	defer func() {
@@ -60,20 +67,21 @@ func storm(o options) (result, error) {
 		unix.Shutdown(ln, unix.SHUT_RDWR)
 		servers.Wait()
 		unix.Close(ln)
+		r.Accepted = accepted.Load()
 	}()
 
 	var done, failed atomic.Uint64
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	start := time.Now()
-	for range o.conns {
+	for range o.Conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			runtime.LockOSThread()
-			buf := make([]byte, max(o.payload, 1))
+			buf := make([]byte, max(o.Payload, 1))
 			for !stop.Load() {
-				if err := once(sa, buf[:o.payload], o.close == "rst"); err != nil {
+				if err := once(sa, buf[:o.Payload], o.Close == "rst"); err != nil {
 					failed.Add(1)
 					continue
 				}
@@ -81,10 +89,14 @@ func storm(o options) (result, error) {
 			}
 		}()
 	}
-	time.Sleep(o.duration)
+	time.Sleep(o.Duration)
 	stop.Store(true)
 	wg.Wait()
 	secs := time.Since(start).Seconds()
+	// Let the servers take what is queued before the listener closes.
+	for deadline := time.Now().Add(5 * time.Second); accepted.Load() < done.Load() && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	port := 0
 	switch a := sa.(type) {
 	case *unix.SockaddrInet4:
@@ -92,7 +104,7 @@ func storm(o options) (result, error) {
 	case *unix.SockaddrInet6:
 		port = a.Port
 	}
-	return result{Conns: done.Load(), Failures: failed.Load(), Seconds: secs,
+	return Result{Conns: done.Load(), Failures: failed.Load(), Seconds: secs,
 		PerSecond: float64(done.Load()) / secs, Port: fmt.Sprint(port)}, nil
 }
 
@@ -151,7 +163,7 @@ func once(sa unix.Sockaddr, payload []byte, rst bool) error {
 }
 
 // serve accepts, echoes payload bytes, and closes after the client did.
-func serve(ln, payload int) {
+func serve(ln, payload int, accepted *atomic.Uint64) {
 	runtime.LockOSThread()
 	buf := make([]byte, max(payload, 512))
 	for {
@@ -162,6 +174,7 @@ func serve(ln, payload int) {
 		if err != nil {
 			return // the listener was closed
 		}
+		accepted.Add(1)
 		if payload > 0 && readFull(fd, buf[:payload]) == nil {
 			writeAll(fd, buf[:payload])
 		}

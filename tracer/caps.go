@@ -1,0 +1,103 @@
+package tracer
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Capability is a Linux capability number (capabilities(7)).
+type Capability uint
+
+// The capabilities a tracer may still use once attached.
+const (
+	CapDACReadSearch Capability = unix.CAP_DAC_READ_SEARCH
+	CapSysPtrace     Capability = unix.CAP_SYS_PTRACE
+	CapSysAdmin      Capability = unix.CAP_SYS_ADMIN
+	CapBPF           Capability = unix.CAP_BPF
+)
+
+var capNames = map[Capability]string{
+	CapDACReadSearch: "CAP_DAC_READ_SEARCH",
+	CapSysPtrace:     "CAP_SYS_PTRACE",
+	CapSysAdmin:      "CAP_SYS_ADMIN",
+	CapBPF:           "CAP_BPF",
+}
+
+func (c Capability) String() string {
+	if n, ok := capNames[c]; ok {
+		return n
+	}
+	return fmt.Sprintf("capability %d", uint(c))
+}
+
+// LookupCapabilities are what finding sockets and their processes in any
+// network namespace takes: setns(2) into it (CAP_SYS_ADMIN) and reading
+// /proc/PID/fd of any user's process (CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH).
+var LookupCapabilities = []Capability{CapSysAdmin, CapSysPtrace, CapDACReadSearch}
+
+// CapabilitiesAfterAttach lists what a tracer opened with c still uses:
+// CAP_BPF to read its own counters (kernels before 6.5 check it on every
+// bpf(2) call, even on a map the caller already holds), and the lookup
+// capabilities when bind_fail events name who holds the port.
+func (c Config) CapabilitiesAfterAttach() []Capability {
+	keep := []Capability{CapBPF}
+	if c.Events.Has(EventBindFail) {
+		keep = append(keep, LookupCapabilities...)
+	}
+	return keep
+}
+
+// ErrCapabilitiesCgo: a binary linked with cgo cannot change the
+// capabilities of all its threads at once (syscall.AllThreadsSyscall).
+var ErrCapabilitiesCgo = errors.New("capabilities not dropped: this binary was built with cgo (build it with CGO_ENABLED=0, as make build does)")
+
+// DropCapabilities leaves every thread of the process with only keep (of
+// what it holds now) in its effective and permitted sets, and nothing
+// inheritable. It cannot be undone. Where the kernel predates CAP_BPF
+// (5.8), CAP_SYS_ADMIN stands in for it.
+func DropCapabilities(keep []Capability) (kept []Capability, err error) {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var have, want [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &have[0]); err != nil {
+		return nil, fmt.Errorf("capget: %w", err)
+	}
+	holds := func(c Capability) bool { return have[c/32].Permitted&(1<<(c%32)) != 0 }
+	add := func(c Capability) {
+		if holds(c) && want[c/32].Permitted&(1<<(c%32)) == 0 {
+			want[c/32].Permitted |= 1 << (c % 32)
+			want[c/32].Effective |= 1 << (c % 32)
+			kept = append(kept, c)
+		}
+	}
+	for _, c := range keep {
+		if c == CapBPF && !holds(CapBPF) {
+			c = CapSysAdmin
+		}
+		add(c)
+	}
+	_, _, errno := syscall.AllThreadsSyscall(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&want[0])), 0)
+	switch {
+	case errno == syscall.ENOTSUP:
+		return nil, ErrCapabilitiesCgo
+	case errno != 0:
+		return nil, fmt.Errorf("capset: %w", errno)
+	}
+	return kept, nil
+}
+
+// CapabilityList is caps as "CAP_A, CAP_B" ("none" when empty).
+func CapabilityList(caps []Capability) string {
+	if len(caps) == 0 {
+		return "none"
+	}
+	names := make([]string, len(caps))
+	for i, c := range caps {
+		names[i] = c.String()
+	}
+	return strings.Join(names, ", ")
+}

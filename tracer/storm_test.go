@@ -1,0 +1,149 @@
+package tracer_test
+
+import (
+	"context"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/conntrace/conntrace/tracer"
+	"github.com/conntrace/conntrace/tracer/loadgen"
+	"github.com/conntrace/conntrace/tracer/output"
+	"github.com/conntrace/conntrace/tracer/testnet"
+)
+
+// stormEnv sets TestStorm's length (default 3s; make test runs it alone
+// for 60s).
+const stormEnv = "CONNTRACE_STORM"
+
+// countingSink formats every event as JSON into io.Discard, as
+// `watch -o json > /dev/null` does, and counts what arrives.
+type countingSink struct {
+	w                          *output.Writer
+	connects, accepts, closes  uint64
+	lost                       tracer.Event // the sums of every EventLost
+	others, lostReports, byPID uint64
+	closesIn                   uint64
+}
+
+func (s *countingSink) Write(ev *tracer.Event) error {
+	switch ev.Type {
+	case tracer.EventConnect:
+		s.connects++
+	case tracer.EventAccept:
+		s.accepts++
+	case tracer.EventClose:
+		s.closes++
+		if ev.Direction == tracer.DirIn {
+			s.closesIn++
+		}
+	case tracer.EventLost:
+		s.lostReports++
+		s.lost.Lost += ev.Lost
+		s.lost.LostDropped += ev.LostDropped
+		s.lost.LostSkipped += ev.LostSkipped
+		s.lost.LostEvicted += ev.LostEvicted
+	default:
+		s.others++
+	}
+	if ev.PID == uint32(os.Getpid()) {
+		s.byPID++
+	}
+	return s.w.Write(ev)
+}
+
+func (s *countingSink) Flush() error { return s.w.Flush() }
+
+// TestStorm: connections as fast as this machine makes them, every event
+// formatted as JSON. The run ends cleanly; every completed connection is
+// seen (connect, accept, both closes) or its loss is counted and
+// reported; nothing is evicted; the kernel's socket table is empty again
+// afterwards (no entry leaks); the process stays small.
+func TestStorm(t *testing.T) {
+	testnet.RequireRoot(t)
+	d := 3 * time.Second
+	if s := os.Getenv(stormEnv); s != "" {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil {
+			t.Fatalf("%s: %v", stormEnv, err)
+		}
+	}
+	const port = 18099
+	tr, err := tracer.Open(tracer.Config{Ports: []uint16{port}, Hooks: tracer.HooksUnderTest(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	sink := &countingSink{w: output.NewWriter(io.Discard, output.JSON, nil)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tr.Run(ctx, sink) }()
+
+	r, err := loadgen.Storm(loadgen.Options{Conns: 8, Duration: d, Addr: "127.0.0.1:" + strconv.Itoa(port), Close: "fin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // the last closes
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	st := tr.Stats()
+	left, err := tracer.SocketTableLen(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rss := peakRSS(t)
+	t.Logf("%s: %d connections (%.0f/s, %d failed, %d accepted); %d connects, %d accepts, %d closes (%d in); lost %d (dropped %d, skipped %d, evicted %d) in %d reports; %d left in the socket table; peak RSS %d MB",
+		d, r.Conns, r.PerSecond, r.Failures, r.Accepted, sink.connects, sink.accepts, sink.closes, sink.closesIn,
+		st.Lost, st.Dropped, st.Skipped, st.Evicted, sink.lostReports, left, rss>>20)
+
+	if sink.lost.Lost != st.Lost || sink.lost.LostDropped != st.Dropped || sink.lost.LostSkipped != st.Skipped || sink.lost.LostEvicted != st.Evicted {
+		t.Errorf("lost events sum to %+v, stats say %+v", sink.lost, st)
+	}
+	if st.Evicted != 0 || left > 64 {
+		t.Errorf("%d evicted, %d entries left in the socket table after every connection closed", st.Evicted, left)
+	}
+	// Every completed connection has a connect and a client close, every
+	// accepted one an accept and a server close. A dropped record or a
+	// skipped hook run is counted in st.Lost; a skipped state change can
+	// cost two events.
+	lost := 2 * st.Lost
+	if sink.connects+lost < r.Conns || sink.accepts+lost < r.Accepted || sink.closes+lost < r.Conns+r.Accepted {
+		t.Errorf("for %d connections, %d accepted: %d connects, %d accepts, %d closes with %d lost",
+			r.Conns, r.Accepted, sink.connects, sink.accepts, sink.closes, st.Lost)
+	}
+	if sink.connects > r.Conns+r.Failures+8 {
+		t.Errorf("%d connects for %d connections", sink.connects, r.Conns)
+	}
+	if all := sink.connects + sink.accepts + sink.closes + sink.others; sink.byPID != all {
+		t.Errorf("%d of %d events name this process (pid %d), the only one on port %d", sink.byPID, all, os.Getpid(), port)
+	}
+	// The tracer holds no per-connection state in user space; the storm
+	// itself is a few goroutines.
+	if rss > 100<<20 {
+		t.Errorf("peak RSS %d MB", rss>>20)
+	}
+}
+
+// peakRSS is this process's peak resident set size in bytes.
+func peakRSS(t *testing.T) uint64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmHWM in /proc/self/status")
+	return 0
+}
