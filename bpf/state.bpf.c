@@ -87,7 +87,7 @@ static __always_inline void on_listen(const struct transition *tr)
  * Starts remembering a connection under a fresh conn_id. An entry already
  * there for this socket address is a connection whose end we never saw:
  * the socket was freed and its memory reused. The rescue of skipped state
- * changes (below) is not airtight: under a loopback storm about 1 in 2,000
+ * changes (below) is not airtight: under a loopback storm about 1 in 1,500
  * to 5,000 connections loses a state change that way without a skip being
  * counted. If that connection was reported, count its close as lost here.
  */
