@@ -95,7 +95,23 @@ func flagsFirst(app *cli.App, args []string) []string {
 
 // run is main without os.Exit, for tests.
 func run(args []string, stdout, stderr io.Writer) int {
-	app := newApp(stdout, stderr)
+	return runApp(newApp(stdout, stderr), args, stderr)
+}
+
+// debugEnv, when set, lets a panic through with its stack trace.
+const debugEnv = "CONNTRACE_DEBUG"
+
+// runApp runs app; a panic becomes one line and exit status 1.
+func runApp(app *cli.App, args []string, stderr io.Writer) (code int) {
+	defer func() {
+		if os.Getenv(debugEnv) != "" {
+			return
+		}
+		if r := recover(); r != nil {
+			fmt.Fprintf(stderr, "conntrace: internal error: %v (please report it; %s=1 shows where)\n", r, debugEnv)
+			code = exitError
+		}
+	}()
 	err := app.Run(flagsFirst(app, args))
 	if err == nil {
 		return exitOK

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
 	"github.com/conntrace/conntrace/tracer/testnet"
@@ -139,5 +140,22 @@ func TestFlagsFirst(t *testing.T) {
 		if got := strings.Join(flagsFirst(app, strings.Fields(tc.in)), " "); got != tc.want {
 			t.Errorf("%q -> %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+// TestPanicIsOneLine: a bug that panics ends in one line and exit 1, not
+// a stack trace.
+func TestPanicIsOneLine(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	app := newApp(&stdout, &stderr)
+	app.Commands = append(app.Commands, &cli.Command{Name: "crash", Action: func(*cli.Context) error {
+		var m map[string]int
+		m["x"] = 1 // assignment to entry in nil map
+		return nil
+	}})
+	code := runApp(app, []string{"conntrace", "crash"}, &stderr)
+	want := "conntrace: internal error: assignment to entry in nil map (please report it; CONNTRACE_DEBUG=1 shows where)\n"
+	if code != exitError || stderr.String() != want {
+		t.Errorf("exit %d, stderr %q, want 1 and %q", code, stderr.String(), want)
 	}
 }
