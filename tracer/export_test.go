@@ -1,11 +1,8 @@
 package tracer
 
 import (
-	"errors"
 	"os"
 	"testing"
-
-	"github.com/cilium/ebpf"
 )
 
 // HooksUnderTest is the hook mode the integration tests open the tracer
@@ -54,15 +51,6 @@ func SeedRecordsForTest() [][]byte {
 
 // SocketTableLen counts the connections the kernel side remembers now.
 func SocketTableLen(t *Tracer) (int, error) {
-	var key, next uint64
-	n := 0
-	err := t.maps.Socks.NextKey(nil, &next)
-	for ; err == nil; err = t.maps.Socks.NextKey(&key, &next) {
-		n++
-		key = next
-	}
-	if errors.Is(err, ebpf.ErrKeyNotExist) {
-		err = nil
-	}
-	return n, err
+	n, err := t.socketTableLen()
+	return int(n), err
 }

@@ -422,14 +422,8 @@ func (t *Tracer) evictions(final bool) (uint64, error) {
 		return 0, nil
 	}
 	t.lastSockCount = time.Now()
-	var key, next uint64
-	var live uint64
-	err = t.maps.Socks.NextKey(nil, &next)
-	for ; err == nil && live < uint64(t.socksMax); err = t.maps.Socks.NextKey(&key, &next) {
-		live++
-		key = next
-	}
-	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+	live, err := t.socketTableLen()
+	if err != nil {
 		return 0, err
 	}
 	// Entries added while counting make this an undercount, never more.
@@ -437,6 +431,21 @@ func (t *Tracer) evictions(final bool) (uint64, error) {
 		return 0, nil
 	}
 	return added - removed - live, nil
+}
+
+// socketTableLen counts the socket table's entries, a syscall each (at
+// most the table's size: a key deleted while walking restarts the walk).
+func (t *Tracer) socketTableLen() (uint64, error) {
+	var key, next, n uint64
+	err := t.maps.Socks.NextKey(nil, &next)
+	for ; err == nil && n < uint64(t.socksMax); err = t.maps.Socks.NextKey(&key, &next) {
+		n++
+		key = next
+	}
+	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return 0, err
+	}
+	return n, nil
 }
 
 // kprobeMisses counts the kprobe hits that did not run their program: a
