@@ -111,7 +111,10 @@ func TestStorm(t *testing.T) {
 	// accepted one an accept and a server close. A dropped record or a
 	// skipped hook run is counted in st.Lost; a skipped state change can
 	// cost two events.
-	lost := 2 * st.Lost
+	// Known gap (README, Lost events): about 1 connection in 1,500-5,000
+	// loses a state change that is counted only if its socket's memory is
+	// reused before the run ends. Allow 1 in 1,000 uncounted, no more.
+	lost := 2*st.Lost + max(1, r.Conns/1000)
 	if sink.connects+lost < r.Conns || sink.accepts+lost < r.Accepted || sink.closes+lost < r.Conns+r.Accepted {
 		t.Errorf("for %d connections, %d accepted: %d connects, %d accepts, %d closes with %d lost",
 			r.Conns, r.Accepted, sink.connects, sink.accepts, sink.closes, st.Lost)
