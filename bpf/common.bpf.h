@@ -71,30 +71,14 @@ struct {
 	__type(value, __u64);
 } lost_events SEC(".maps");
 
-/* Per CPU: the state changes the main state program has started and its
- * rescue program has not yet seen, innermost last, and the state changes
- * the rescue program handled for the main one (see state.bpf.c). */
-#define STATE_NEST 8
-#define STATE_STALE_NS (100 * 1000 * 1000ULL)
-
-struct state_run {
-	__u64 sk;
-	__u64 states; /* oldstate << 32 | newstate */
-	__u64 ts;     /* bpf_ktime_get_ns() when the main program started */
-};
-
-struct state_runs {
-	__u32 depth;
-	__u32 pad;
-	struct state_run runs[STATE_NEST];
-};
-
+/* Per CPU: the main state program is running (set) and the state changes
+ * its rescue program handled while it was interrupted (see state.bpf.c). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct state_runs);
-} state_runs SEC(".maps");
+	__type(value, __u64);
+} state_busy SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

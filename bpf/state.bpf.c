@@ -86,10 +86,10 @@ static __always_inline void on_listen(const struct transition *tr)
 /*
  * Starts remembering a connection under a fresh conn_id. An entry already
  * there for this socket address is a connection whose end we never saw:
- * the socket was freed and its memory reused. The rescue of skipped state
- * changes (below) is not airtight: under a loopback storm about 1 in 1,500
- * to 5,000 connections loses a state change that way without a skip being
- * counted. If that connection was reported, count its close as lost here.
+ * the socket was freed and its memory reused. Under a loopback storm about
+ * 1 in 1,500 to 5,000 connections loses a state change without a skip
+ * being counted (cause not found yet). If that connection was reported,
+ * count its close as lost here.
  */
 static __always_inline void track(__u64 sk, struct sock_info *info, __u8 dir)
 {
@@ -321,50 +321,23 @@ static __always_inline void on_set_state_btf(struct sock *sk, int oldstate, int 
  * fires again there: a state change in process context (connect, close)
  * interrupted by a softirq's state change (the peer's packet on loopback).
  * The kernel counts the skip, but the event is gone. So the tracepoint has
- * two programs, run one after the other for each state change: the main
- * one and, attached after it, a rescue that handles the change only if the
- * main one did not run for it.
- *
- * The main program pushes each change it starts on a per-CPU stack; the
- * rescue looks for its change there. Found: the main one ran; pop it and
- * everything above it (nested changes whose rescue the kernel skipped
- * because this rescue was running). Not found: the main one was skipped,
- * interrupted anywhere from its very first instruction to its last, so
- * the rescue handles it. A flag set while the main program runs would miss
- * the interrupts that land before it is set or after it is cleared.
- * Lost are the main program's skips less the rescues.
+ * two programs: the main one marks this CPU busy while it runs; the rescue
+ * one, attached after it, does nothing unless the main one is busy here,
+ * i.e. it was interrupted and skipped for this very transition: then the
+ * rescue handles it. Lost are the main program's skips less the rescues.
+ * (state_busy and state_rescued are in common.bpf.h.)
  */
-static __always_inline bool same_run(struct state_run *r, __u64 sk, __u64 states, __u64 now)
-{
-	return r->sk == sk && r->states == states && now - r->ts < STATE_STALE_NS;
-}
-
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(handle_set_state_btf, struct sock *sk, int oldstate, int newstate)
 {
 	__u32 zero = 0;
-	struct state_runs *st = bpf_map_lookup_elem(&state_runs, &zero);
-	__u64 now = bpf_ktime_get_ns();
-	__u32 d;
+	__u64 *busy = bpf_map_lookup_elem(&state_busy, &zero);
 
-	if (st) {
-		d = st->depth;
-		/* An entry left by a change whose rescue was skipped (see
-		 * above) is cleared here once it is old: a change still in
-		 * progress on this CPU is not 100 ms old. */
-		for (int i = 0; i < STATE_NEST && d > 0; i++) {
-			if (d > STATE_NEST || now - st->runs[(d - 1) & (STATE_NEST - 1)].ts < STATE_STALE_NS)
-				break;
-			d--;
-		}
-		if (d < STATE_NEST) {
-			st->runs[d].sk = (__u64)sk;
-			st->runs[d].states = (__u64)oldstate << 32 | (__u32)newstate;
-			st->runs[d].ts = now;
-			st->depth = d + 1;
-		}
-	}
+	if (!busy)
+		return 0;
+	*busy = 1;
 	on_set_state_btf(sk, oldstate, newstate);
+	*busy = 0;
 	return 0;
 }
 
@@ -372,24 +345,11 @@ SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(handle_set_state_btf_rescue, struct sock *sk, int oldstate, int newstate)
 {
 	__u32 zero = 0;
-	struct state_runs *st = bpf_map_lookup_elem(&state_runs, &zero);
+	__u64 *busy = bpf_map_lookup_elem(&state_busy, &zero);
 	__u64 *rescued = bpf_map_lookup_elem(&state_rescued, &zero);
-	__u64 states = (__u64)oldstate << 32 | (__u32)newstate;
-	__u64 now = bpf_ktime_get_ns();
-	__u32 d;
 
-	if (!st || !rescued)
+	if (!busy || !*busy || !rescued)
 		return 0;
-	d = st->depth;
-	for (int i = 0; i < STATE_NEST; i++) {
-		if (d == 0 || d > STATE_NEST)
-			break;
-		d--;
-		if (same_run(&st->runs[d & (STATE_NEST - 1)], (__u64)sk, states, now)) {
-			st->depth = d;
-			return 0;
-		}
-	}
 	__sync_fetch_and_add(rescued, 1);
 	on_set_state_btf(sk, oldstate, newstate);
 	return 0;

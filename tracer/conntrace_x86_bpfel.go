@@ -116,18 +116,6 @@ type conntraceSockInfo struct {
 	_         [4]byte
 }
 
-type conntraceStateRuns struct {
-	_     structs.HostLayout
-	Depth uint32
-	Pad   uint32
-	Runs  [8]struct {
-		_      structs.HostLayout
-		Sk     uint64
-		States uint64
-		Ts     uint64
-	}
-}
-
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -141,8 +129,8 @@ const (
 	conntraceMapPortFilter               = "port_filter"
 	conntraceMapSockCounts               = "sock_counts"
 	conntraceMapSocks                    = "socks"
+	conntraceMapStateBusy                = "state_busy"
 	conntraceMapStateRescued             = "state_rescued"
-	conntraceMapStateRuns                = "state_runs"
 	conntraceProgHandleAccept4Exit       = "handle_accept4_exit"
 	conntraceProgHandleAcceptExit        = "handle_accept_exit"
 	conntraceProgHandleAcceptFexit       = "handle_accept_fexit"
@@ -250,8 +238,8 @@ type conntraceMapSpecs struct {
 	PortFilter   *ebpf.MapSpec `ebpf:"port_filter"`
 	SockCounts   *ebpf.MapSpec `ebpf:"sock_counts"`
 	Socks        *ebpf.MapSpec `ebpf:"socks"`
+	StateBusy    *ebpf.MapSpec `ebpf:"state_busy"`
 	StateRescued *ebpf.MapSpec `ebpf:"state_rescued"`
-	StateRuns    *ebpf.MapSpec `ebpf:"state_runs"`
 }
 
 // conntraceVariableSpecs contains global variables before they are loaded into the kernel.
@@ -303,8 +291,8 @@ type conntraceMaps struct {
 	PortFilter   *ebpf.Map `ebpf:"port_filter"`
 	SockCounts   *ebpf.Map `ebpf:"sock_counts"`
 	Socks        *ebpf.Map `ebpf:"socks"`
+	StateBusy    *ebpf.Map `ebpf:"state_busy"`
 	StateRescued *ebpf.Map `ebpf:"state_rescued"`
-	StateRuns    *ebpf.Map `ebpf:"state_runs"`
 }
 
 func (m *conntraceMaps) Close() error {
@@ -318,8 +306,8 @@ func (m *conntraceMaps) Close() error {
 		m.PortFilter,
 		m.SockCounts,
 		m.Socks,
+		m.StateBusy,
 		m.StateRescued,
-		m.StateRuns,
 	)
 }
 

@@ -48,18 +48,6 @@ type conntracefloorSockInfo struct {
 	_         [4]byte
 }
 
-type conntracefloorStateRuns struct {
-	_     structs.HostLayout
-	Depth uint32
-	Pad   uint32
-	Runs  [8]struct {
-		_      structs.HostLayout
-		Sk     uint64
-		States uint64
-		Ts     uint64
-	}
-}
-
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -73,8 +61,8 @@ const (
 	conntracefloorMapPortFilter               = "port_filter"
 	conntracefloorMapSockCounts               = "sock_counts"
 	conntracefloorMapSocks                    = "socks"
+	conntracefloorMapStateBusy                = "state_busy"
 	conntracefloorMapStateRescued             = "state_rescued"
-	conntracefloorMapStateRuns                = "state_runs"
 	conntracefloorProgHandleAccept4Exit       = "handle_accept4_exit"
 	conntracefloorProgHandleAcceptExit        = "handle_accept_exit"
 	conntracefloorProgHandleAcceptFexit       = "handle_accept_fexit"
@@ -176,8 +164,8 @@ type conntracefloorMapSpecs struct {
 	PortFilter   *ebpf.MapSpec `ebpf:"port_filter"`
 	SockCounts   *ebpf.MapSpec `ebpf:"sock_counts"`
 	Socks        *ebpf.MapSpec `ebpf:"socks"`
+	StateBusy    *ebpf.MapSpec `ebpf:"state_busy"`
 	StateRescued *ebpf.MapSpec `ebpf:"state_rescued"`
-	StateRuns    *ebpf.MapSpec `ebpf:"state_runs"`
 }
 
 // conntracefloorVariableSpecs contains global variables before they are loaded into the kernel.
@@ -223,8 +211,8 @@ type conntracefloorMaps struct {
 	PortFilter   *ebpf.Map `ebpf:"port_filter"`
 	SockCounts   *ebpf.Map `ebpf:"sock_counts"`
 	Socks        *ebpf.Map `ebpf:"socks"`
+	StateBusy    *ebpf.Map `ebpf:"state_busy"`
 	StateRescued *ebpf.Map `ebpf:"state_rescued"`
-	StateRuns    *ebpf.Map `ebpf:"state_runs"`
 }
 
 func (m *conntracefloorMaps) Close() error {
@@ -238,8 +226,8 @@ func (m *conntracefloorMaps) Close() error {
 		m.PortFilter,
 		m.SockCounts,
 		m.Socks,
+		m.StateBusy,
 		m.StateRescued,
-		m.StateRuns,
 	)
 }
 

@@ -73,9 +73,8 @@ func host(cache string, timeout time.Duration, runFilter string, kernels []strin
 	// TestGeneratedUpToDate needs the Go toolchain and clang, which the VM
 	// does not have; the host runs it. TestStorm runs on the host only
 	// (make storm): under emulation it fails on 6.12 in the kprobe and
-	// tracepoint modes, about 1% of accepts silently missing (the state
-	// tracepoint's rescue of skipped changes matching a stale entry; see
-	// README, Lost events), an open problem.
+	// tracepoint modes, about 1% of accepts silently missing (README, Lost
+	// events: known gap), an open problem.
 	expect := "CONNTRACE_EXPECT_HOOKS=fentry,kprobe,tracepoint"
 	args := func(skip string) []string {
 		a := []string{"-test.v", "-test.count=1", "-test.timeout=4m", "-test.skip=" + skip}
