@@ -28,6 +28,12 @@
 #define ECONNREFUSED 111
 #define EALREADY 114
 #define EINPROGRESS 115
+/* The kernel's own, never seen by the application: a signal interrupted
+ * the call and it is restarted (or the application gets EINTR). */
+#define ERESTARTSYS 512
+#define ERESTARTNOINTR 513
+#define ERESTARTNOHAND 514
+#define ERESTART_RESTARTBLOCK 516
 
 /* Filters, set by the loader before the programs are verified, so a
  * disabled filter costs nothing: the verifier prunes the dead branch. */

@@ -18,6 +18,7 @@ int handle_connect_enter(struct syscall_enter_args *ctx)
 {
 	struct pending_call call = {};
 	__u64 tid = bpf_get_current_pid_tgid();
+	struct sock_info *info;
 	struct socket *sock;
 	struct sock *sk;
 
@@ -32,13 +33,36 @@ int handle_connect_enter(struct syscall_enter_args *ctx)
 	call.sk = (__u64)sk;
 	call.proto = IPPROTO_TCP;
 	bpf_map_update_elem(&connect_calls, &tid, &call, BPF_ANY);
+	/* connect() again on a socket whose handshake runs: a call a signal
+	 * interrupted, restarted by the kernel, or the application's own
+	 * retry. A failure from now on is this call's to report again. */
+	info = bpf_map_lookup_elem(&socks, &call.sk);
+	if (info)
+		info->in_connect = 1;
 	return 0;
 }
 
-/* Returns that do not mean the connection failed. */
+/*
+ * Returns that do not mean the connection failed. A signal that interrupts
+ * a blocking connect() (Go's scheduler sends SIGURG all the time) ends the
+ * call with ERESTARTSYS, which the application never sees: the kernel
+ * restarts the call, or it returns EINTR, and the handshake goes on.
+ */
 static __always_inline bool connect_pending(long ret)
 {
-	return ret == 0 || ret == -EINPROGRESS || ret == -EINTR || ret == -EALREADY || ret == -EISCONN;
+	switch (-ret) {
+	case 0:
+	case EINPROGRESS:
+	case EALREADY:
+	case EISCONN:
+	case EINTR:
+	case ERESTARTSYS:
+	case ERESTARTNOINTR:
+	case ERESTARTNOHAND:
+	case ERESTART_RESTARTBLOCK:
+		return true;
+	}
+	return false;
 }
 
 SEC("tracepoint/syscalls/sys_exit_connect")

@@ -106,8 +106,10 @@ static __always_inline void track(__u64 sk, struct sock_info *info, __u8 dir)
 		bpf_map_update_elem(&socks, &sk, info, BPF_ANY);
 		return;
 	}
-	if (bpf_map_update_elem(&socks, &sk, info, BPF_NOEXIST) == 0)
-		count_in(&sock_counts, 0);
+	/* Counted even if the LRU had no entry to give (ENOMEM): then it is
+	 * never removed, and user space counts the connection as evicted. */
+	bpf_map_update_elem(&socks, &sk, info, BPF_NOEXIST);
+	count_in(&sock_counts, 0);
 }
 
 /* connect(): remember who connects. Called in the connecting task, from the

@@ -92,6 +92,23 @@ func TestConnectTimeout(t *testing.T) {
 		t.Errorf("gave up after %v (%v in all), want about 3s", ev.Latency, time.Since(start))
 	}
 
+	// The same, from a blocking connect() that signals interrupt every
+	// millisecond (the kernel restarts it): still one ETIMEDOUT, reported
+	// when the last restart returns it.
+	s = startTracer(t, tracer.Config{Ports: []uint16{5432}})
+	cli = testnet.Start(t, "ct-client", testnet.Role{NS: cliNS.Path(), Addr: "198.18.0.2:5432", MayFail: true,
+		Blocking: true, Interrupt: true})
+	cli.Expect(t, "ready")
+	if got := cli.Expect(t, "failed"); got != "ETIMEDOUT" {
+		t.Fatalf("interrupted client: %s", got)
+	}
+	cli.Wait(t)
+	ev = oneFailure(t, s)
+	if ev.Type != tracer.EventConnectFail || ev.ErrorName() != "ETIMEDOUT" || int(ev.PID) != cli.PID || ev.Latency < 2*time.Second {
+		t.Errorf("interrupted: want connect_fail ETIMEDOUT by %d after about 3s, got %s %s by %d after %v",
+			cli.PID, ev.Type, ev.ErrorName(), ev.PID, ev.Latency)
+	}
+
 	// The same unanswered SYN, but the application gives up first (a dial
 	// timeout closes the socket in SYN_SENT): aborted, not a network error.
 	s = startTracer(t, tracer.Config{Ports: []uint16{5432}})
@@ -103,6 +120,46 @@ func TestConnectTimeout(t *testing.T) {
 	ev = oneFailure(t, s)
 	if ev.Type != tracer.EventConnectFail || ev.ErrorName() != "aborted" || ev.Errno != 0 || int(ev.PID) != cli.PID {
 		t.Errorf("want connect_fail aborted by %d, got %s %s by %d", cli.PID, ev.Type, ev.ErrorName(), ev.PID)
+	}
+}
+
+// TestInterruptedConnect: a blocking connect() that signals interrupt
+// hundreds of times is still one connection (the kernel restarts the call
+// each time, with ERESTARTSYS the application never sees): connect,
+// accept and close for both ends, and no failure. The listener has room
+// for one connection (somaxconn 0) and waits before accepting, so the
+// second connect() blocks until its SYN is sent again, a second later.
+func TestInterruptedConnect(t *testing.T) {
+	ns := testnet.NewNS(t)
+	ns.Sysctl(t, "net/core/somaxconn", "0")
+	s := startTracer(t, tracer.Config{Ports: []uint16{5433}})
+	srv := testnet.Start(t, "ct-server", testnet.Role{Server: true, NS: ns.Path(), Addr: "127.0.0.1:5433", Conns: 2,
+		Pause: 300 * time.Millisecond})
+	srv.Expect(t, "listening")
+	cli := testnet.Start(t, "ct-client", testnet.Role{NS: ns.Path(), Addr: "127.0.0.1:5433", Hold: 2, Interrupt: true})
+	cli.Expect(t, "ready")
+	cli.Expect(t, "connected")
+	start := time.Now()
+	cli.Expect(t, "connected")
+	blocked := time.Since(start)
+	cli.Go(t)
+	cli.Wait(t)
+	srv.Wait(t)
+	s.waitFor(t, 4, func(ev *tracer.Event) bool { return ev.Type == tracer.EventClose })
+	time.Sleep(200 * time.Millisecond) // a stray failure would arrive by now
+	evs := s.stop(t)
+	if blocked < 500*time.Millisecond {
+		t.Fatalf("the second connect() returned after %v: it did not block, no signal interrupted it", blocked)
+	}
+	n := map[tracer.EventType]int{}
+	for _, ev := range evs {
+		n[ev.Type]++
+		if (ev.Type == tracer.EventConnect || ev.Type == tracer.EventClose && ev.Direction == tracer.DirOut) && int(ev.PID) != cli.PID {
+			t.Errorf("%s attributed to %d, want the client %d", ev.Type, ev.PID, cli.PID)
+		}
+	}
+	if n[tracer.EventConnect] != 2 || n[tracer.EventAccept] != 2 || n[tracer.EventClose] != 4 || len(failures(evs)) != 0 {
+		t.Errorf("want 2 connects, 2 accepts, 4 closes and no failure (the second connect blocked %v):\n%s", blocked, dump(evs))
 	}
 }
 

@@ -120,7 +120,13 @@ func TestEvictionsAreCounted(t *testing.T) {
 	time.Sleep(200 * time.Millisecond) // the last closes
 
 	var closes, evicted uint64
-	for _, ev := range s.stop(t) {
+	evs := s.stop(t)
+	defer func() {
+		if t.Failed() {
+			t.Logf("events:\n%s", dump(evs))
+		}
+	}()
+	for _, ev := range evs {
 		switch ev.Type {
 		case tracer.EventClose:
 			closes++

@@ -39,17 +39,18 @@ func hostMain(args []string) int {
 	timeout := fs.Duration("timeout", 8*time.Minute, "give up on a VM after this long")
 	run := fs.String("run", "", "only tests matching this regexp (go test -run)")
 	kernels := fs.String("kernels", "6.1,6.12", "the kernel series to boot, comma-separated")
+	count := fs.Int("count", 1, "run each test this many times (go test -count), to chase a flake")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if err := host(*cache, *timeout, *run, strings.Split(*kernels, ",")); err != nil {
+	if err := host(*cache, *timeout, *run, *count, strings.Split(*kernels, ",")); err != nil {
 		fmt.Fprintf(os.Stderr, "vmtest: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func host(cache string, timeout time.Duration, runFilter string, kernels []string) error {
+func host(cache string, timeout time.Duration, runFilter string, count int, kernels []string) error {
 	cache, err := filepath.Abs(cache)
 	if err != nil {
 		return err
@@ -77,7 +78,7 @@ func host(cache string, timeout time.Duration, runFilter string, kernels []strin
 	// events: known gap), an open problem.
 	expect := "CONNTRACE_EXPECT_HOOKS=fentry,kprobe,tracepoint"
 	args := func(skip string) []string {
-		a := []string{"-test.v", "-test.count=1", "-test.timeout=4m", "-test.skip=" + skip}
+		a := []string{"-test.v", "-test.count=" + strconv.Itoa(count), "-test.timeout=" + (timeout / 2).String(), "-test.skip=" + skip}
 		if runFilter != "" {
 			a = append(a, "-test.run="+runFilter)
 		}

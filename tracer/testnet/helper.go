@@ -32,7 +32,7 @@ type Role struct {
 	Conns  int           // server: how many connections to serve
 	Send   int           // bytes to write on each connection
 	Recv   int           // bytes to read on each connection before that
-	Pause  time.Duration // client: pause after connecting, before sending
+	Pause  time.Duration // client: pause after connecting, before sending; server: before accepting
 	Repeat int           // client: connections to make one after another (0: 1)
 	WaitGo bool          // client: connect only after Proc.Go
 
@@ -43,6 +43,10 @@ type Role struct {
 	Timeout  time.Duration // client: give up dialing after this long (Go closes the socket)
 	BindAddr string        // Hold/Blocking client: bind to this address first ("0.0.0.0:0": any port)
 	NoPort   bool          // BindAddr: set IP_BIND_ADDRESS_NO_PORT first (the port is chosen at connect)
+	// Interrupt: Hold/Blocking client: signal the connecting thread every
+	// millisecond while connect(2) blocks (SIGURG, as Go's scheduler
+	// does). The kernel restarts the call each time, unseen by the caller.
+	Interrupt bool
 
 	Bind   bool // bind a socket to Addr ("bound" or "failed ENAME"), keep it until Go
 	UDP    bool // Bind: a UDP socket (else TCP)
@@ -294,11 +298,40 @@ func (r Role) connectRaw() (int, error) {
 			return -1, err
 		}
 	}
+	if r.Interrupt {
+		defer interrupt()()
+	}
 	if err := unix.Connect(fd, sa); err != nil {
 		unix.Close(fd)
 		return -1, err
 	}
 	return fd, nil
+}
+
+// interrupt signals this thread every millisecond until the returned
+// function is called. Go's handler for SIGURG has SA_RESTART.
+func interrupt() (stop func()) {
+	runtime.LockOSThread()
+	pid, tid := unix.Getpid(), unix.Gettid()
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				unix.Tgkill(pid, tid, unix.SIGURG)
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-stopped
+		runtime.UnlockOSThread()
+	}
 }
 
 // bindFirst binds fd to addr, as a client that picks its source does.
@@ -358,6 +391,7 @@ func (r Role) serve() error {
 	}
 	defer ln.Close()
 	fmt.Printf("listening %s\n", ln.Addr())
+	time.Sleep(r.Pause)
 	var wg sync.WaitGroup
 	errs := make(chan error, r.Conns)
 	for i := 0; i < r.Conns; i++ {
