@@ -11,6 +11,29 @@
  */
 #include "common.bpf.h"
 
+/* sk was accepted after it closed in the queue (state.bpf.c): its accept
+ * and its close, both attributed to the accepting task. */
+static __always_inline void on_accepted_closed(struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+	struct queued_close *q = bpf_map_lookup_elem(&closed_in_queue, &key);
+	struct event *e;
+
+	if (!q)
+		return;
+	fill_task(&q->info);
+	if (proc_match(q->info.pid, q->info.comm) && family_match(q->tr.t.family)) {
+		if (want_event(EVENT_ACCEPT)) {
+			e = new_event(EVENT_ACCEPT, &q->tr.t, &q->info);
+			if (e)
+				bpf_ringbuf_submit(e, 0);
+		}
+		if (want_event(EVENT_CLOSE))
+			emit_close(&q->tr, &q->info, q->close_ns);
+	}
+	bpf_map_delete_elem(&closed_in_queue, &key);
+}
+
 /* sk was just accepted by the current task. */
 static __always_inline void on_accepted(struct sock *sk)
 {
@@ -22,7 +45,11 @@ static __always_inline void on_accepted(struct sock *sk)
 	if (!sk)
 		return;
 	info = bpf_map_lookup_elem(&socks, &key);
-	if (!info || info->direction != DIR_IN || info->matched)
+	if (!info) {
+		on_accepted_closed(sk);
+		return;
+	}
+	if (info->direction != DIR_IN || info->matched)
 		return;
 
 	fill_task(info);

@@ -112,6 +112,24 @@ struct {
 	__type(value, __u64);
 } sock_counts SEC(".maps");
 
+/* Sockets whose handshake failure the state machine reported while a
+ * signal had interrupted their connect(): the restarted call returns the
+ * same failure, which must not be reported again (connect.bpf.c). Rare,
+ * hence small; LRU, as a call that is not restarted leaves its entry. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, __u8);
+} restart_reported SEC(".maps");
+
+static __always_inline void mark_restart_reported(__u64 sk)
+{
+	__u8 one = 1;
+
+	bpf_map_update_elem(&restart_reported, &sk, &one, BPF_ANY);
+}
+
 /* Stops remembering a connection. */
 static __always_inline void untrack(__u64 sk)
 {

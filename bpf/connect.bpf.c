@@ -37,32 +37,30 @@ int handle_connect_enter(struct syscall_enter_args *ctx)
 	 * interrupted, restarted by the kernel, or the application's own
 	 * retry. A failure from now on is this call's to report again. */
 	info = bpf_map_lookup_elem(&socks, &call.sk);
-	if (info)
+	if (info) {
 		info->in_connect = 1;
+		info->restarting = 0;
+	}
 	return 0;
 }
 
 /*
- * Returns that do not mean the connection failed. A signal that interrupts
- * a blocking connect() (Go's scheduler sends SIGURG all the time) ends the
- * call with ERESTARTSYS, which the application never sees: the kernel
- * restarts the call, or it returns EINTR, and the handshake goes on.
+ * A signal that interrupts a blocking connect() (Go's scheduler sends
+ * SIGURG all the time) ends the call with ERESTARTSYS, which the
+ * application never sees: the kernel restarts the call (a new sys_enter),
+ * or the application gets EINTR, and the handshake goes on.
  */
+static __always_inline bool connect_restarts(long ret)
+{
+	return ret == -ERESTARTSYS || ret == -ERESTARTNOINTR || ret == -ERESTARTNOHAND ||
+	       ret == -ERESTART_RESTARTBLOCK;
+}
+
+/* Returns that do not mean the connection failed. */
 static __always_inline bool connect_pending(long ret)
 {
-	switch (-ret) {
-	case 0:
-	case EINPROGRESS:
-	case EALREADY:
-	case EISCONN:
-	case EINTR:
-	case ERESTARTSYS:
-	case ERESTARTNOINTR:
-	case ERESTARTNOHAND:
-	case ERESTART_RESTARTBLOCK:
-		return true;
-	}
-	return false;
+	return ret == 0 || ret == -EINPROGRESS || ret == -EALREADY || ret == -EISCONN || ret == -EINTR ||
+	       connect_restarts(ret);
 }
 
 SEC("tracepoint/syscalls/sys_exit_connect")
@@ -82,8 +80,12 @@ int handle_connect_exit(struct syscall_exit_args *ctx)
 	bpf_map_delete_elem(&connect_calls, &tid);
 
 	info = bpf_map_lookup_elem(&socks, &call.sk);
-	if (info)
+	if (info) {
+		/* Until the restarted call, if any, the state machine reports a
+		 * failure itself (the application may never call again). */
 		info->in_connect = 0;
+		info->restarting = connect_restarts(ret);
+	}
 	if (connect_pending(ret)) {
 		/* The state machine saw a failure the return value hides. */
 		if (!info || !info->failed)
@@ -108,6 +110,10 @@ int handle_connect_exit(struct syscall_exit_args *ctx)
 	__builtin_memcpy(t.d6, call.addr, sizeof(t.d6));
 	normalize(&t);
 
+	/* This failure was reported between a signal and the restarted call
+	 * that returns it now. */
+	if (!info && bpf_map_delete_elem(&restart_reported, &call.sk) == 0)
+		return 0;
 	if (port_match(t.sport, t.dport) && family_match(t.family)) {
 		if (!info) {
 			/* Failed before SYN_SENT (no route, policy): nothing
@@ -121,6 +127,10 @@ int handle_connect_exit(struct syscall_exit_args *ctx)
 		} else {
 			emit_connect_fail(info, &t, err);
 		}
+		/* A signal came with the failure: the restarted call returns
+		 * it again. */
+		if (connect_restarts(ret))
+			mark_restart_reported(call.sk);
 	}
 	if (info)
 		untrack(call.sk);

@@ -94,7 +94,8 @@ struct sock_info {
 	__u8 reset_out;   /* tcp_send_reset */
 	__u32 netns;      /* network namespace inode */
 	__u8 flags;       /* enum event_flags */
-	__u8 _pad2[7];
+	__u8 restarting;  /* a signal interrupted connect(): the kernel will likely restart it */
+	__u8 _pad2[6];
 };
 
 /* A bind() or connect() in flight, per thread, from sys_enter to sys_exit. */

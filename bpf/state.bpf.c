@@ -60,6 +60,26 @@ struct transition {
 	struct tuple t;
 };
 
+/*
+ * An inbound connection that closed while it waited in the accept queue:
+ * the peer reset it (it gave up waiting, or its kernel ran out of orphan
+ * sockets). accept() still hands it over; then its accept and its close
+ * are both reported (accept.bpf.c). Kept out of socks, which holds live
+ * connections. LRU: one never accepted (its listener closed) ages out.
+ */
+struct queued_close {
+	struct sock_info info;
+	struct transition tr;
+	__u64 close_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct queued_close);
+} closed_in_queue SEC(".maps");
+
 static __always_inline void on_listen(const struct transition *tr)
 {
 	struct sock_info info = {};
@@ -85,11 +105,10 @@ static __always_inline void on_listen(const struct transition *tr)
 
 /*
  * Starts remembering a connection under a fresh conn_id. An entry already
- * there for this socket address is a connection whose end we never saw:
- * the socket was freed and its memory reused. Under a loopback storm about
- * 1 in 1,500 to 5,000 connections loses a state change without a skip
- * being counted (cause not found yet). If that connection was reported,
- * count its close as lost here.
+ * there for this socket address is a connection whose end we never saw
+ * (a state change the kernel skipped, or a hook that was detached): the
+ * socket was freed and its memory reused. If that connection was
+ * reported, count its close as lost here.
  */
 static __always_inline void track(__u64 sk, struct sock_info *info, __u8 dir)
 {
@@ -143,6 +162,9 @@ static __always_inline void on_syn_recv(const struct transition *tr)
 		return;
 	/* pid/comm/uid and the process filters come with accept(). */
 	track(tr->sk, &info, DIR_IN);
+	/* A socket whose memory was a child that closed in the queue and was
+	 * never accepted: that one is gone for good. */
+	bpf_map_delete_elem(&closed_in_queue, &tr->sk);
 }
 
 static __always_inline void on_established(const struct transition *tr)
@@ -219,7 +241,8 @@ static __always_inline __u8 close_reason(const struct sock_info *info, int sk_er
 	return REASON_FIN;
 }
 
-static __always_inline void emit_close(const struct transition *tr, struct sock_info *info)
+/* The close of tr's connection, which ended at end_ns (0: now). */
+static __always_inline void emit_close(const struct transition *tr, struct sock_info *info, __u64 end_ns)
 {
 	struct sock *sk = (struct sock *)tr->sk;
 	struct event *e;
@@ -227,7 +250,7 @@ static __always_inline void emit_close(const struct transition *tr, struct sock_
 	e = new_event(EVENT_CLOSE, &tr->t, info);
 	if (!e)
 		return;
-	e->duration_ns = e->ts_ns - info->start_ns;
+	e->duration_ns = (end_ns ? end_ns : e->ts_ns) - info->start_ns;
 	e->reason = close_reason(info, BPF_CORE_READ(sk, sk_err), tr->oldstate);
 	set_payload_bytes(e, sk, tr->oldstate);
 	bpf_ringbuf_submit(e, 0);
@@ -252,8 +275,11 @@ static __always_inline void on_handshake_failed(const struct transition *tr, str
 		info->fail_sport = t->sport;
 		return;
 	}
-	if (port_match(t->sport, t->dport) && family_match(t->family))
+	if (port_match(t->sport, t->dport) && family_match(t->family)) {
 		emit_connect_fail(info, t, err);
+		if (info->restarting)
+			mark_restart_reported(tr->sk);
+	}
 	untrack(tr->sk);
 }
 
@@ -267,9 +293,15 @@ static __always_inline void on_close(const struct transition *tr)
 		on_handshake_failed(tr, info);
 		return;
 	}
-	/* Matched means the family filter passed too, at connect or accept. */
-	if (info->matched && want_event(EVENT_CLOSE))
-		emit_close(tr, info);
+	if (info->direction == DIR_IN && !info->matched) {
+		/* Not accepted yet: it closed in the accept queue. */
+		struct queued_close q = {.info = *info, .tr = *tr, .close_ns = bpf_ktime_get_ns()};
+
+		bpf_map_update_elem(&closed_in_queue, &tr->sk, &q, BPF_ANY);
+	} else if (info->matched && want_event(EVENT_CLOSE)) {
+		/* Matched: the family filter passed too, at connect or accept. */
+		emit_close(tr, info, 0);
+	}
 	untrack(tr->sk);
 }
 

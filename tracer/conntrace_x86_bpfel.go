@@ -93,27 +93,51 @@ type conntracePendingCall struct {
 	_      [4]byte
 }
 
+type conntraceQueuedClose struct {
+	_    structs.HostLayout
+	Info conntraceSockInfo
+	Tr   struct {
+		_        structs.HostLayout
+		Sk       uint64
+		Oldstate int32
+		Newstate int32
+		T        struct {
+			_      structs.HostLayout
+			S4     uint32
+			D4     uint32
+			S6     [4]uint32
+			D6     [4]uint32
+			Sport  uint16
+			Dport  uint16
+			Family uint16
+			_      [2]byte
+		}
+	}
+	CloseNs uint64
+}
+
 type conntraceSockInfo struct {
-	_         structs.HostLayout
-	ConnId    uint64
-	StartNs   uint64
-	Pid       uint32
-	Uid       uint32
-	Comm      [16]int8
-	Error     int32
-	FailS4    uint32
-	FailS6    [4]uint32
-	FailSport uint16
-	Direction uint8
-	Matched   uint8
-	InConnect uint8
-	Failed    uint8
-	ResetIn   uint8
-	ResetOut  uint8
-	Netns     uint32
-	Flags     uint8
-	Pad2      [7]uint8
-	_         [4]byte
+	_          structs.HostLayout
+	ConnId     uint64
+	StartNs    uint64
+	Pid        uint32
+	Uid        uint32
+	Comm       [16]int8
+	Error      int32
+	FailS4     uint32
+	FailS6     [4]uint32
+	FailSport  uint16
+	Direction  uint8
+	Matched    uint8
+	InConnect  uint8
+	Failed     uint8
+	ResetIn    uint8
+	ResetOut   uint8
+	Netns      uint32
+	Flags      uint8
+	Restarting uint8
+	Pad2       [6]uint8
+	_          [4]byte
 }
 
 // Names of all BPF objects in the ELF.
@@ -122,11 +146,13 @@ type conntraceSockInfo struct {
 const (
 	conntraceMapBindCalls                = "bind_calls"
 	conntraceMapBoundPort0               = "bound_port0"
+	conntraceMapClosedInQueue            = "closed_in_queue"
 	conntraceMapConnectCalls             = "connect_calls"
 	conntraceMapEvents                   = "events"
 	conntraceMapLostEvents               = "lost_events"
 	conntraceMapPidFilter                = "pid_filter"
 	conntraceMapPortFilter               = "port_filter"
+	conntraceMapRestartReported          = "restart_reported"
 	conntraceMapSockCounts               = "sock_counts"
 	conntraceMapSocks                    = "socks"
 	conntraceMapStateBusy                = "state_busy"
@@ -229,17 +255,19 @@ type conntraceProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type conntraceMapSpecs struct {
-	BindCalls    *ebpf.MapSpec `ebpf:"bind_calls"`
-	BoundPort0   *ebpf.MapSpec `ebpf:"bound_port0"`
-	ConnectCalls *ebpf.MapSpec `ebpf:"connect_calls"`
-	Events       *ebpf.MapSpec `ebpf:"events"`
-	LostEvents   *ebpf.MapSpec `ebpf:"lost_events"`
-	PidFilter    *ebpf.MapSpec `ebpf:"pid_filter"`
-	PortFilter   *ebpf.MapSpec `ebpf:"port_filter"`
-	SockCounts   *ebpf.MapSpec `ebpf:"sock_counts"`
-	Socks        *ebpf.MapSpec `ebpf:"socks"`
-	StateBusy    *ebpf.MapSpec `ebpf:"state_busy"`
-	StateRescued *ebpf.MapSpec `ebpf:"state_rescued"`
+	BindCalls       *ebpf.MapSpec `ebpf:"bind_calls"`
+	BoundPort0      *ebpf.MapSpec `ebpf:"bound_port0"`
+	ClosedInQueue   *ebpf.MapSpec `ebpf:"closed_in_queue"`
+	ConnectCalls    *ebpf.MapSpec `ebpf:"connect_calls"`
+	Events          *ebpf.MapSpec `ebpf:"events"`
+	LostEvents      *ebpf.MapSpec `ebpf:"lost_events"`
+	PidFilter       *ebpf.MapSpec `ebpf:"pid_filter"`
+	PortFilter      *ebpf.MapSpec `ebpf:"port_filter"`
+	RestartReported *ebpf.MapSpec `ebpf:"restart_reported"`
+	SockCounts      *ebpf.MapSpec `ebpf:"sock_counts"`
+	Socks           *ebpf.MapSpec `ebpf:"socks"`
+	StateBusy       *ebpf.MapSpec `ebpf:"state_busy"`
+	StateRescued    *ebpf.MapSpec `ebpf:"state_rescued"`
 }
 
 // conntraceVariableSpecs contains global variables before they are loaded into the kernel.
@@ -282,28 +310,32 @@ func (o *conntraceObjects) Close() error {
 //
 // It can be passed to loadConntraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type conntraceMaps struct {
-	BindCalls    *ebpf.Map `ebpf:"bind_calls"`
-	BoundPort0   *ebpf.Map `ebpf:"bound_port0"`
-	ConnectCalls *ebpf.Map `ebpf:"connect_calls"`
-	Events       *ebpf.Map `ebpf:"events"`
-	LostEvents   *ebpf.Map `ebpf:"lost_events"`
-	PidFilter    *ebpf.Map `ebpf:"pid_filter"`
-	PortFilter   *ebpf.Map `ebpf:"port_filter"`
-	SockCounts   *ebpf.Map `ebpf:"sock_counts"`
-	Socks        *ebpf.Map `ebpf:"socks"`
-	StateBusy    *ebpf.Map `ebpf:"state_busy"`
-	StateRescued *ebpf.Map `ebpf:"state_rescued"`
+	BindCalls       *ebpf.Map `ebpf:"bind_calls"`
+	BoundPort0      *ebpf.Map `ebpf:"bound_port0"`
+	ClosedInQueue   *ebpf.Map `ebpf:"closed_in_queue"`
+	ConnectCalls    *ebpf.Map `ebpf:"connect_calls"`
+	Events          *ebpf.Map `ebpf:"events"`
+	LostEvents      *ebpf.Map `ebpf:"lost_events"`
+	PidFilter       *ebpf.Map `ebpf:"pid_filter"`
+	PortFilter      *ebpf.Map `ebpf:"port_filter"`
+	RestartReported *ebpf.Map `ebpf:"restart_reported"`
+	SockCounts      *ebpf.Map `ebpf:"sock_counts"`
+	Socks           *ebpf.Map `ebpf:"socks"`
+	StateBusy       *ebpf.Map `ebpf:"state_busy"`
+	StateRescued    *ebpf.Map `ebpf:"state_rescued"`
 }
 
 func (m *conntraceMaps) Close() error {
 	return _ConntraceClose(
 		m.BindCalls,
 		m.BoundPort0,
+		m.ClosedInQueue,
 		m.ConnectCalls,
 		m.Events,
 		m.LostEvents,
 		m.PidFilter,
 		m.PortFilter,
+		m.RestartReported,
 		m.SockCounts,
 		m.Socks,
 		m.StateBusy,

@@ -26,26 +26,27 @@ type conntracefloorPendingCall struct {
 }
 
 type conntracefloorSockInfo struct {
-	_         structs.HostLayout
-	ConnId    uint64
-	StartNs   uint64
-	Pid       uint32
-	Uid       uint32
-	Comm      [16]int8
-	Error     int32
-	FailS4    uint32
-	FailS6    [4]uint32
-	FailSport uint16
-	Direction uint8
-	Matched   uint8
-	InConnect uint8
-	Failed    uint8
-	ResetIn   uint8
-	ResetOut  uint8
-	Netns     uint32
-	Flags     uint8
-	Pad2      [7]uint8
-	_         [4]byte
+	_          structs.HostLayout
+	ConnId     uint64
+	StartNs    uint64
+	Pid        uint32
+	Uid        uint32
+	Comm       [16]int8
+	Error      int32
+	FailS4     uint32
+	FailS6     [4]uint32
+	FailSport  uint16
+	Direction  uint8
+	Matched    uint8
+	InConnect  uint8
+	Failed     uint8
+	ResetIn    uint8
+	ResetOut   uint8
+	Netns      uint32
+	Flags      uint8
+	Restarting uint8
+	Pad2       [6]uint8
+	_          [4]byte
 }
 
 // Names of all BPF objects in the ELF.
@@ -59,6 +60,7 @@ const (
 	conntracefloorMapLostEvents               = "lost_events"
 	conntracefloorMapPidFilter                = "pid_filter"
 	conntracefloorMapPortFilter               = "port_filter"
+	conntracefloorMapRestartReported          = "restart_reported"
 	conntracefloorMapSockCounts               = "sock_counts"
 	conntracefloorMapSocks                    = "socks"
 	conntracefloorMapStateBusy                = "state_busy"
@@ -155,17 +157,18 @@ type conntracefloorProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type conntracefloorMapSpecs struct {
-	BindCalls    *ebpf.MapSpec `ebpf:"bind_calls"`
-	BoundPort0   *ebpf.MapSpec `ebpf:"bound_port0"`
-	ConnectCalls *ebpf.MapSpec `ebpf:"connect_calls"`
-	Events       *ebpf.MapSpec `ebpf:"events"`
-	LostEvents   *ebpf.MapSpec `ebpf:"lost_events"`
-	PidFilter    *ebpf.MapSpec `ebpf:"pid_filter"`
-	PortFilter   *ebpf.MapSpec `ebpf:"port_filter"`
-	SockCounts   *ebpf.MapSpec `ebpf:"sock_counts"`
-	Socks        *ebpf.MapSpec `ebpf:"socks"`
-	StateBusy    *ebpf.MapSpec `ebpf:"state_busy"`
-	StateRescued *ebpf.MapSpec `ebpf:"state_rescued"`
+	BindCalls       *ebpf.MapSpec `ebpf:"bind_calls"`
+	BoundPort0      *ebpf.MapSpec `ebpf:"bound_port0"`
+	ConnectCalls    *ebpf.MapSpec `ebpf:"connect_calls"`
+	Events          *ebpf.MapSpec `ebpf:"events"`
+	LostEvents      *ebpf.MapSpec `ebpf:"lost_events"`
+	PidFilter       *ebpf.MapSpec `ebpf:"pid_filter"`
+	PortFilter      *ebpf.MapSpec `ebpf:"port_filter"`
+	RestartReported *ebpf.MapSpec `ebpf:"restart_reported"`
+	SockCounts      *ebpf.MapSpec `ebpf:"sock_counts"`
+	Socks           *ebpf.MapSpec `ebpf:"socks"`
+	StateBusy       *ebpf.MapSpec `ebpf:"state_busy"`
+	StateRescued    *ebpf.MapSpec `ebpf:"state_rescued"`
 }
 
 // conntracefloorVariableSpecs contains global variables before they are loaded into the kernel.
@@ -202,17 +205,18 @@ func (o *conntracefloorObjects) Close() error {
 //
 // It can be passed to loadConntracefloorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type conntracefloorMaps struct {
-	BindCalls    *ebpf.Map `ebpf:"bind_calls"`
-	BoundPort0   *ebpf.Map `ebpf:"bound_port0"`
-	ConnectCalls *ebpf.Map `ebpf:"connect_calls"`
-	Events       *ebpf.Map `ebpf:"events"`
-	LostEvents   *ebpf.Map `ebpf:"lost_events"`
-	PidFilter    *ebpf.Map `ebpf:"pid_filter"`
-	PortFilter   *ebpf.Map `ebpf:"port_filter"`
-	SockCounts   *ebpf.Map `ebpf:"sock_counts"`
-	Socks        *ebpf.Map `ebpf:"socks"`
-	StateBusy    *ebpf.Map `ebpf:"state_busy"`
-	StateRescued *ebpf.Map `ebpf:"state_rescued"`
+	BindCalls       *ebpf.Map `ebpf:"bind_calls"`
+	BoundPort0      *ebpf.Map `ebpf:"bound_port0"`
+	ConnectCalls    *ebpf.Map `ebpf:"connect_calls"`
+	Events          *ebpf.Map `ebpf:"events"`
+	LostEvents      *ebpf.Map `ebpf:"lost_events"`
+	PidFilter       *ebpf.Map `ebpf:"pid_filter"`
+	PortFilter      *ebpf.Map `ebpf:"port_filter"`
+	RestartReported *ebpf.Map `ebpf:"restart_reported"`
+	SockCounts      *ebpf.Map `ebpf:"sock_counts"`
+	Socks           *ebpf.Map `ebpf:"socks"`
+	StateBusy       *ebpf.Map `ebpf:"state_busy"`
+	StateRescued    *ebpf.Map `ebpf:"state_rescued"`
 }
 
 func (m *conntracefloorMaps) Close() error {
@@ -224,6 +228,7 @@ func (m *conntracefloorMaps) Close() error {
 		m.LostEvents,
 		m.PidFilter,
 		m.PortFilter,
+		m.RestartReported,
 		m.SockCounts,
 		m.Socks,
 		m.StateBusy,

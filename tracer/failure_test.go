@@ -218,6 +218,56 @@ func TestCloseReasons(t *testing.T) {
 	}
 }
 
+// TestClosedInQueue: the client resets its connection while it still
+// waits in the server's accept queue; the server accepts it afterwards.
+// The server's side is reported at the accept: its accept and its close
+// (reset_in, lasting until the reset), both by the server.
+func TestClosedInQueue(t *testing.T) {
+	ns := testnet.NewNS(t)
+	s := startTracer(t, tracer.Config{Ports: []uint16{8083}})
+	const pause = 500 * time.Millisecond
+	srv := testnet.Start(t, "ct-server", testnet.Role{Server: true, NS: ns.Path(), Addr: "127.0.0.1:8083", Conns: 1, Pause: pause})
+	srv.Expect(t, "listening")
+	cli := testnet.Start(t, "ct-client", testnet.Role{NS: ns.Path(), Addr: "127.0.0.1:8083", Abort: true})
+	cli.Expect(t, "ready")
+	cli.Expect(t, "connected")
+	cli.Wait(t)
+	srv.Wait(t)
+	s.waitFor(t, 2, func(ev *tracer.Event) bool { return ev.Type == tracer.EventClose })
+	time.Sleep(100 * time.Millisecond) // anything more would arrive by now
+	evs := s.stop(t)
+
+	var got []string
+	var in []tracer.Event
+	var cliPort uint16
+	for _, ev := range evs {
+		if ev.Type == tracer.EventConnect {
+			cliPort = ev.LPort
+		}
+		if ev.Type == tracer.EventListen {
+			continue
+		}
+		got = append(got, ev.Type.String()+" "+ev.Direction.String())
+		if ev.Direction == tracer.DirIn {
+			in = append(in, ev)
+		}
+	}
+	if strings.Join(got, ", ") != "connect out, close out, accept in, close in" {
+		t.Fatalf("want connect, close, accept, close, got:\n%s", dump(evs))
+	}
+	acc, cl := in[0], in[1]
+	for _, ev := range in {
+		if int(ev.PID) != srv.PID || ev.LPort != 8083 || ev.RPort != cliPort || ev.ConnID != acc.ConnID {
+			t.Errorf("%s by %d (connection %d) %d->%d, want by the server %d, 8083->%d", ev.Type, ev.PID, ev.ConnID,
+				ev.LPort, ev.RPort, srv.PID, cliPort)
+		}
+	}
+	if cl.Reason != tracer.ReasonResetIn || cl.Duration >= pause || cl.Time.Before(acc.Time) {
+		t.Errorf("server's close: %s after %v at %v (accepted at %v), want reset_in, before the %v pause, after the accept",
+			cl.Reason, cl.Duration, cl.Time, acc.Time, pause)
+	}
+}
+
 func exchangeOn(t *testing.T, ns *testnet.NS, addr string) {
 	t.Helper()
 	srv := testnet.Start(t, "ct-server", testnet.Role{Server: true, NS: ns.Path(), Addr: addr, Conns: 1, Send: 10, Recv: 10})

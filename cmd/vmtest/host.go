@@ -72,10 +72,8 @@ func host(cache string, timeout time.Duration, runFilter string, count int, kern
 	// The tracer's suite runs once per hook mode (the kernel has them all);
 	// the mode comparison, which tries every mode itself, runs once.
 	// TestGeneratedUpToDate needs the Go toolchain and clang, which the VM
-	// does not have; the host runs it. TestStorm runs on the host only
-	// (make storm): under emulation it fails on 6.12 in the kprobe and
-	// tracepoint modes, about 1% of accepts silently missing (README, Lost
-	// events: known gap), an open problem.
+	// does not have; the host runs it. TestStorm runs its short storm (3 s)
+	// in every mode: the function hooks are only here.
 	expect := "CONNTRACE_EXPECT_HOOKS=fentry,kprobe,tracepoint"
 	args := func(skip string) []string {
 		a := []string{"-test.v", "-test.count=" + strconv.Itoa(count), "-test.timeout=" + (timeout / 2).String(), "-test.skip=" + skip}
@@ -86,7 +84,7 @@ func host(cache string, timeout time.Duration, runFilter string, count int, kern
 	}
 	var p plan
 	for i, mode := range []string{"fentry", "kprobe", "tracepoint"} {
-		skip := "TestGeneratedUpToDate|TestStorm"
+		skip := "TestGeneratedUpToDate"
 		if i > 0 {
 			skip += "|TestHookModesAgree"
 		}

@@ -37,7 +37,7 @@ type Role struct {
 	WaitGo bool          // client: connect only after Proc.Go
 
 	MayFail  bool          // client: a failed dial or read is reported ("failed ENAME"), not an error
-	Abort    bool          // server: after reading, close with SO_LINGER 0 (send RST)
+	Abort    bool          // after the exchange, close with SO_LINGER 0 (send RST); a server that meets a reset ends quietly
 	Hold     int           // client: open this many connections at once (blocking connect(2)) and keep them until Go
 	Blocking bool          // client: one blocking connect(2), as C programs do, then close
 	Timeout  time.Duration // client: give up dialing after this long (Go closes the socket)
@@ -402,7 +402,11 @@ func (r Role) serve() error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- r.exchange(c, true)
+			err := r.exchange(c, true)
+			if errors.Is(err, unix.ECONNRESET) {
+				err = nil // the client reset it: that is how it ended
+			}
+			errs <- err
 		}()
 	}
 	wg.Wait()
@@ -451,7 +455,7 @@ func (r Role) exchange(c net.Conn, server bool) error {
 	if _, err := io.ReadFull(c, buf[:r.Recv]); err != nil {
 		return fmt.Errorf("read %d bytes: %w", r.Recv, err)
 	}
-	if server && r.Abort {
+	if r.Abort {
 		c.(*net.TCPConn).SetLinger(0)
 		return nil
 	}
