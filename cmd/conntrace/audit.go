@@ -102,9 +102,9 @@ func runAudit(c *cli.Context) error {
 	p := &reportPrinter{w: stdout, format: format, terminal: isTerminal(stdout)}
 	done := make(chan struct{})
 	printErr := make(chan error, 1)
-	go func() {
-		printErr <- snapshots(ctx, done, a, interval, p)
-	}()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	goSafely(printErr, cancel, func() error { return snapshots(ctx, done, a, interval, p) })
 	err = t.Run(ctx, a)
 	close(done)
 	if perr := <-printErr; err == nil {

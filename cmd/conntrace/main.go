@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -108,7 +109,7 @@ func runApp(app *cli.App, args []string, stderr io.Writer) (code int) {
 			return
 		}
 		if r := recover(); r != nil {
-			fmt.Fprintf(stderr, "conntrace: internal error: %v (please report it; %s=1 shows where)\n", r, debugEnv)
+			fmt.Fprintf(stderr, "conntrace: %v\n", internalError(r))
 			code = exitError
 		}
 	}()
@@ -122,6 +123,29 @@ func runApp(app *cli.App, args []string, stderr io.Writer) (code int) {
 		return exitUsage
 	}
 	return exitError
+}
+
+// internalError is what a panic becomes: one line, not a stack trace.
+func internalError(r any) error {
+	return fmt.Errorf("internal error: %v (please report it; %s=1 shows where)", r, debugEnv)
+}
+
+// goSafely runs fn on a goroutine of its own and sends its error to errs.
+// runApp recovers panics on its own goroutine only: a panic here becomes
+// an internal error too, and cancel ends the run.
+func goSafely(errs chan<- error, cancel context.CancelFunc, fn func() error) {
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				if os.Getenv(debugEnv) != "" {
+					panic(r)
+				}
+				errs <- internalError(r)
+				cancel()
+			}
+		}()
+		errs <- fn()
+	}()
 }
 
 func main() {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -157,5 +158,23 @@ func TestPanicIsOneLine(t *testing.T) {
 	want := "conntrace: internal error: assignment to entry in nil map (please report it; CONNTRACE_DEBUG=1 shows where)\n"
 	if code != exitError || stderr.String() != want {
 		t.Errorf("exit %d, stderr %q, want 1 and %q", code, stderr.String(), want)
+	}
+}
+
+// TestPanicOnAGoroutine: a panic on another goroutine (audit's reporter)
+// becomes the same one-line internal error, and ends the run.
+func TestPanicOnAGoroutine(t *testing.T) {
+	errs := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	goSafely(errs, cancel, func() error {
+		var m map[string]int
+		m["x"] = 1
+		return nil
+	})
+	err := <-errs
+	<-ctx.Done()
+	want := "internal error: assignment to entry in nil map (please report it; CONNTRACE_DEBUG=1 shows where)"
+	if err == nil || err.Error() != want {
+		t.Errorf("error %v, want %q", err, want)
 	}
 }
