@@ -76,6 +76,10 @@ func hookScenario(t *testing.T, m tracer.Hooks) []string {
 		t.Fatalf("binder: %q, want failed EADDRINUSE", got)
 	}
 	binder.Wait(t)
+	// The holder lookup runs when the event is read: let it finish while
+	// the server lives (it exits after its two connections, which take
+	// well under a second, sooner than a busy emulated reader at times).
+	s.waitFor(t, 1, func(ev *tracer.Event) bool { return ev.Type == tracer.EventBindFail })
 
 	for i, r := range []testnet.Role{
 		{Addr: "127.0.0.1:9443", Send: 700, Recv: 300},
