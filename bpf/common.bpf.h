@@ -326,6 +326,34 @@ struct tuple {
 	__u16 family;
 };
 
+/* One state change, from either flavour of the tracepoint. */
+struct transition {
+	__u64 sk;
+	int oldstate;
+	int newstate;
+	struct tuple t;
+};
+
+/*
+ * An inbound connection that closed while it waited in the accept queue:
+ * the peer reset it (it gave up waiting, or its kernel ran out of orphan
+ * sockets). accept() still hands it over; then its accept and its close
+ * are both reported (accept.bpf.c). Kept out of socks, which holds live
+ * connections. LRU: one never accepted (its listener closed) ages out.
+ */
+struct queued_close {
+	struct sock_info info;
+	struct transition tr;
+	__u64 close_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct queued_close);
+} closed_in_queue SEC(".maps");
+
 static __always_inline bool is_v4_mapped(const __u32 *a)
 {
 	return a[0] == 0 && a[1] == 0 && a[2] == bpf_htonl(0x0000ffff);

@@ -25,6 +25,29 @@ type conntracefloorPendingCall struct {
 	_      [4]byte
 }
 
+type conntracefloorQueuedClose struct {
+	_    structs.HostLayout
+	Info conntracefloorSockInfo
+	Tr   struct {
+		_        structs.HostLayout
+		Sk       uint64
+		Oldstate int32
+		Newstate int32
+		T        struct {
+			_      structs.HostLayout
+			S4     uint32
+			D4     uint32
+			S6     [4]uint32
+			D6     [4]uint32
+			Sport  uint16
+			Dport  uint16
+			Family uint16
+			_      [2]byte
+		}
+	}
+	CloseNs uint64
+}
+
 type conntracefloorSockInfo struct {
 	_          structs.HostLayout
 	ConnId     uint64
@@ -55,6 +78,7 @@ type conntracefloorSockInfo struct {
 const (
 	conntracefloorMapBindCalls                = "bind_calls"
 	conntracefloorMapBoundPort0               = "bound_port0"
+	conntracefloorMapClosedInQueue            = "closed_in_queue"
 	conntracefloorMapConnectCalls             = "connect_calls"
 	conntracefloorMapEvents                   = "events"
 	conntracefloorMapLostEvents               = "lost_events"
@@ -159,6 +183,7 @@ type conntracefloorProgramSpecs struct {
 type conntracefloorMapSpecs struct {
 	BindCalls       *ebpf.MapSpec `ebpf:"bind_calls"`
 	BoundPort0      *ebpf.MapSpec `ebpf:"bound_port0"`
+	ClosedInQueue   *ebpf.MapSpec `ebpf:"closed_in_queue"`
 	ConnectCalls    *ebpf.MapSpec `ebpf:"connect_calls"`
 	Events          *ebpf.MapSpec `ebpf:"events"`
 	LostEvents      *ebpf.MapSpec `ebpf:"lost_events"`
@@ -207,6 +232,7 @@ func (o *conntracefloorObjects) Close() error {
 type conntracefloorMaps struct {
 	BindCalls       *ebpf.Map `ebpf:"bind_calls"`
 	BoundPort0      *ebpf.Map `ebpf:"bound_port0"`
+	ClosedInQueue   *ebpf.Map `ebpf:"closed_in_queue"`
 	ConnectCalls    *ebpf.Map `ebpf:"connect_calls"`
 	Events          *ebpf.Map `ebpf:"events"`
 	LostEvents      *ebpf.Map `ebpf:"lost_events"`
@@ -223,6 +249,7 @@ func (m *conntracefloorMaps) Close() error {
 	return _ConntracefloorClose(
 		m.BindCalls,
 		m.BoundPort0,
+		m.ClosedInQueue,
 		m.ConnectCalls,
 		m.Events,
 		m.LostEvents,

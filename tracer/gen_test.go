@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cilium/ebpf"
 )
 
 // TestGeneratedUpToDate reruns the go:generate lines of gen.go into a
@@ -50,6 +52,30 @@ func TestGeneratedUpToDate(t *testing.T) {
 			if err != nil || !bytes.Equal(fresh, committed) {
 				t.Errorf("%s is not what bpf/ compiles to: run 'make generate' and commit", filepath.Base(f))
 			}
+		}
+	}
+}
+
+// TestFloorMatches: the hook-cost floor (bpf/floor.bpf.c, make bench) must
+// have every program and map of the real object, or the loader, which is
+// the same for both, cannot load it.
+func TestFloorMatches(t *testing.T) {
+	spec, err := loadConntrace()
+	if err != nil {
+		t.Fatal(err)
+	}
+	floor, err := ebpf.LoadCollectionSpec("conntracefloor_x86_bpfel.o")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, p := range spec.Programs {
+		if f, ok := floor.Programs[name]; !ok || f.SectionName != p.SectionName {
+			t.Errorf("program %s (%s): the floor has none on that hook", name, p.SectionName)
+		}
+	}
+	for name := range spec.Maps {
+		if _, ok := floor.Maps[name]; !ok {
+			t.Errorf("map %s: the floor has none", name)
 		}
 	}
 }
