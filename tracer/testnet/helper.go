@@ -26,7 +26,7 @@ const helperEnv = "CONNTRACE_TEST_HELPER"
 // Role is what a helper process does: serve (Server), bind a socket and
 // hold it (Bind), or else dial.
 type Role struct {
-	Server bool          // listen and serve Conns connections
+	Server bool          // listen and serve Conns connections (a client's reset ends one quietly)
 	NS     string        // network namespace path to enter ("" for the current one)
 	Addr   string        // server: address to listen on; client: address to dial
 	Conns  int           // server: how many connections to serve
@@ -37,7 +37,7 @@ type Role struct {
 	WaitGo bool          // client: connect only after Proc.Go
 
 	MayFail  bool          // client: a failed dial or read is reported ("failed ENAME"), not an error
-	Abort    bool          // after the exchange, close with SO_LINGER 0 (send RST); a server that meets a reset ends quietly
+	Abort    bool          // after the exchange, close with SO_LINGER 0 (send RST)
 	Hold     int           // client: open this many connections at once (blocking connect(2)) and keep them until Go
 	Blocking bool          // client: one blocking connect(2), as C programs do, then close
 	Timeout  time.Duration // client: give up dialing after this long (Go closes the socket)
