@@ -2,11 +2,11 @@
 GO      ?= go
 BIN     := bin/conntrace
 PREFIX  ?= /usr/local
-# No cgo: a static binary, and one that can drop capabilities on all its
-# threads at once once attached (README: Security).
+# No cgo: a static binary that runs on any Linux of its architecture. (A
+# cgo build works too, and drops its capabilities the same: README: Security.)
 export CGO_ENABLED := 0
 # Debian packages the build and tests need, and a file each one provides.
-APT_DEPS := clang:/usr/bin/clang llvm:/usr/bin/llvm-strip libbpf-dev:/usr/include/bpf/bpf_helpers.h \
+APT_DEPS := clang:/usr/bin/clang gcc:/usr/bin/gcc llvm:/usr/bin/llvm-strip libbpf-dev:/usr/include/bpf/bpf_helpers.h \
             bpftool:/usr/sbin/bpftool iproute2:/usr/sbin/ip cpio:/usr/bin/cpio \
             qemu-system-x86:/usr/bin/qemu-system-x86_64
 

@@ -18,6 +18,7 @@
 
 #define EPERM 1
 #define EINTR 4
+#define E2BIG 7
 #define EAGAIN 11
 #define EACCES 13
 #define EPIPE 32
@@ -40,8 +41,7 @@
 const volatile __u8 filter_ports = 0;  /* port_filter holds the ports */
 const volatile __u8 filter_pids = 0;   /* pid_filter holds the pids */
 const volatile __u8 filter_family = 0; /* 0: any, AF_INET or AF_INET6 */
-const volatile __u8 filter_comm_set = 0;
-const volatile char filter_comm[COMM_LEN] = {};
+const volatile __u8 filter_comms = 0; /* comm_filter holds the names */
 const volatile __u32 event_mask = 0xffffffff; /* bit (1 << enum event_type) */
 
 /* Set by the loader in the fentry and kprobe modes, where a hook on
@@ -72,7 +72,7 @@ static __always_inline void count_in(void *counters, __u32 key)
 /* What was lost, per CPU, by enum lost_cause: never lose silently. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, 3);
 	__type(key, __u32);
 	__type(value, __u64);
 } lost_events SEC(".maps");
@@ -93,24 +93,20 @@ struct {
 	__type(value, __u64);
 } state_rescued SEC(".maps");
 
-/* Live connections by socket address. LRU: a socket we never see close
- * (a missed event, a hook detached mid-flight) must not pin an entry. */
+/*
+ * Live connections by socket address. A plain hash, not an LRU: an LRU
+ * evicts without telling, and the evicted connection's close would vanish
+ * uncounted. Here a connection that finds the table full is not tracked,
+ * and counted (LOST_TABLE_FULL) where that happens. An entry whose close we
+ * missed (counted as skipped) is replaced when its socket's memory starts
+ * a new connection (track() in state.bpf.c).
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536); /* resized by the loader */
 	__type(key, __u64);
 	__type(value, struct sock_info);
 } socks SEC(".maps");
-
-/* Per CPU: entries added to and removed from socks, [0] and [1]. The LRU
- * evicts without telling; user space counts the entries and calls the
- * difference evicted (a connection whose close will not be reported). */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2);
-	__type(key, __u32);
-	__type(value, __u64);
-} sock_counts SEC(".maps");
 
 /* Sockets whose handshake failure the state machine reported while a
  * signal had interrupted their connect(): the restarted call returns the
@@ -133,8 +129,7 @@ static __always_inline void mark_restart_reported(__u64 sk)
 /* Stops remembering a connection. */
 static __always_inline void untrack(__u64 sk)
 {
-	if (bpf_map_delete_elem(&socks, &sk) == 0)
-		count_in(&sock_counts, 1);
+	bpf_map_delete_elem(&socks, &sk);
 }
 
 /* bind() and connect() calls in flight, by thread (pid_tgid). Entries live
@@ -176,6 +171,18 @@ struct {
 	__type(value, __u8);
 } pid_filter SEC(".maps");
 
+/* Process names, NUL-padded to COMM_LEN. */
+struct comm_key {
+	char name[COMM_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, struct comm_key);
+	__type(value, __u8);
+} comm_filter SEC(".maps");
+
 static __always_inline bool want_event(enum event_type t)
 {
 	return event_mask & (1u << t);
@@ -194,28 +201,36 @@ static __always_inline bool family_match(__u16 family)
 	return !filter_family || filter_family == family;
 }
 
-/* The pid and comm filters, applied to the current task. Only call this in
- * process context: in softirq the current task is unrelated. */
+/* The pid and comm filters, applied to a process: its tgid and its name
+ * (NUL-padded, as process_name() leaves it). */
 static __always_inline bool proc_match(__u32 pid, const char *comm)
 {
 	if (filter_pids && !bpf_map_lookup_elem(&pid_filter, &pid))
 		return false;
-	if (filter_comm_set) {
-		for (int i = 0; i < COMM_LEN; i++) {
-			if (comm[i] != filter_comm[i])
-				return false;
-			if (!comm[i])
-				break;
-		}
-	}
+	if (filter_comms && !bpf_map_lookup_elem(&comm_filter, comm))
+		return false;
 	return true;
+}
+
+/* The current process's name: its thread-group leader's comm, which is
+ * what ps, ss -p and /proc/PID/comm show (a thread may rename itself with
+ * prctl(PR_SET_NAME); bpf_get_current_comm() is the thread's). NUL-padded,
+ * as the comm filter's keys are. Only in process context: in softirq the
+ * current task is unrelated. */
+static __always_inline void process_name(char comm[COMM_LEN])
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+	__builtin_memset(comm, 0, COMM_LEN);
+	BPF_CORE_READ_STR_INTO((char(*)[COMM_LEN])comm, task, group_leader, comm);
 }
 
 static __always_inline void fill_task(struct sock_info *info)
 {
 	info->pid = bpf_get_current_pid_tgid() >> 32;
 	info->uid = (__u32)bpf_get_current_uid_gid();
-	bpf_get_current_comm(&info->comm, sizeof(info->comm));
+	process_name(info->comm);
+	bpf_get_current_comm(&info->thread, sizeof(info->thread));
 }
 
 static __always_inline struct event *reserve_event(void)
@@ -315,6 +330,7 @@ static __always_inline void fill_from_info(struct event *e, const struct sock_in
 	e->uid = info->uid;
 	e->direction = info->direction;
 	__builtin_memcpy(e->comm, info->comm, sizeof(e->comm));
+	__builtin_memcpy(e->thread, info->thread, sizeof(e->thread));
 }
 
 /* A connection's addresses and ports, read before an event is reserved so
@@ -454,7 +470,7 @@ static __always_inline struct socket *begin_call(struct syscall_enter_args *ctx,
 
 	if (read_sockaddr(call, (const void *)ctx->args[1], ctx->args[2]))
 		return NULL;
-	bpf_get_current_comm(comm, sizeof(comm));
+	process_name(comm);
 	if (!proc_match(bpf_get_current_pid_tgid() >> 32, comm))
 		return NULL;
 	call->ts_ns = bpf_ktime_get_ns();

@@ -111,8 +111,9 @@ int handle_connect_exit(struct syscall_exit_args *ctx)
 	normalize(&t);
 
 	/* This failure was reported between a signal and the restarted call
-	 * that returns it now. */
-	if (!info && bpf_map_delete_elem(&restart_reported, &call.sk) == 0)
+	 * that returns it now. (The result as an int: before Linux 6.4 the
+	 * upper half of r0 is undefined after a map delete.) */
+	if (!info && (int)bpf_map_delete_elem(&restart_reported, &call.sk) == 0)
 		return 0;
 	if (port_match(t.sport, t.dport) && family_match(t.family)) {
 		if (!info) {

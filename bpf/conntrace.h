@@ -43,8 +43,9 @@ enum event_flags {
 
 /* Keys of the lost_events counters. */
 enum lost_cause {
-	LOST_RING_FULL = 0, /* a ring-buffer reservation failed */
-	LOST_UNSEEN = 1,    /* a reported connection ended without a state change we saw */
+	LOST_RING_FULL = 0,  /* a ring-buffer reservation failed */
+	LOST_UNSEEN = 1,     /* a reported connection ended without a state change we saw */
+	LOST_TABLE_FULL = 2, /* a new connection found no room in the socket table */
 };
 
 /* One ring-buffer record. Addresses are in network byte order, ports in
@@ -72,7 +73,8 @@ struct event {
 	__u8 proto;        /* IPPROTO_TCP or IPPROTO_UDP */
 	__u8 flags;        /* enum event_flags */
 	__u8 _pad[6];
-	char comm[COMM_LEN];
+	char comm[COMM_LEN];   /* the process: its thread-group leader's name */
+	char thread[COMM_LEN]; /* the thread's own name (prctl PR_SET_NAME) */
 };
 
 /* What we remember about a connection between its events. */
@@ -82,6 +84,7 @@ struct sock_info {
 	__u32 pid;
 	__u32 uid;
 	char comm[COMM_LEN];
+	char thread[COMM_LEN];
 	__s32 error;      /* SYN_SENT -> CLOSE inside connect(): sk_err, for sys_exit_connect */
 	__u32 fail_s4;    /* ... and the local end then: connect() clears it before it returns */
 	__u32 fail_s6[4];

@@ -54,10 +54,19 @@ static __always_inline void tuple_from_tp(struct tuple *t, const struct set_stat
 
 static __always_inline void on_listen(const struct transition *tr)
 {
+	struct sock_info *stale = bpf_map_lookup_elem(&socks, &tr->sk);
 	struct sock_info info = {};
 	struct tuple t = tr->t;
 	struct event *e;
 
+	/* A connection whose end we missed, on memory now a listener's: its
+	 * entry would otherwise stay until the listener closes, and then
+	 * report a close that is not its own. */
+	if (stale) {
+		if (stale->matched)
+			count_in(&lost_events, LOST_UNSEEN);
+		untrack(tr->sk);
+	}
 	if (!want_event(EVENT_LISTEN) || !port_match(t.sport, 0))
 		return;
 	fill_task(&info);
@@ -85,6 +94,10 @@ static __always_inline void on_listen(const struct transition *tr)
 static __always_inline void track(__u64 sk, struct sock_info *info, __u8 dir)
 {
 	struct sock_info *old = bpf_map_lookup_elem(&socks, &sk);
+	/* An int, not a long: before Linux 6.4 the upper half of r0 is
+	 * undefined after a map update (the map's own int-returning function
+	 * is called directly). */
+	int err;
 
 	info->conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
 	info->start_ns = bpf_ktime_get_ns();
@@ -93,14 +106,17 @@ static __always_inline void track(__u64 sk, struct sock_info *info, __u8 dir)
 	if (old) {
 		if (old->matched)
 			count_in(&lost_events, LOST_UNSEEN);
-		/* Replaced, not added: the table's counts stay even. */
 		bpf_map_update_elem(&socks, &sk, info, BPF_ANY);
 		return;
 	}
-	/* Counted even if the LRU had no entry to give (ENOMEM): then it is
-	 * never removed, and user space counts the connection as evicted. */
-	bpf_map_update_elem(&socks, &sk, info, BPF_NOEXIST);
-	count_in(&sock_counts, 0);
+	/* No room (E2BIG): this connection goes untraced, counted here, once.
+	 * Any other failure (EBUSY: the bucket is locked by the program this
+	 * one interrupted on this CPU) costs it too, like a skipped hook run. */
+	err = bpf_map_update_elem(&socks, &sk, info, BPF_NOEXIST);
+	if (err == -E2BIG)
+		count_in(&lost_events, LOST_TABLE_FULL);
+	else if (err)
+		count_in(&lost_events, LOST_UNSEEN);
 }
 
 /* connect(): remember who connects. Called in the connecting task, from the

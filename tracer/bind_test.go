@@ -1,10 +1,15 @@
 package tracer_test
 
 import (
+	"maps"
 	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/conntrace/conntrace/tracer"
+	"github.com/conntrace/conntrace/tracer/output"
 	"github.com/conntrace/conntrace/tracer/testnet"
 )
 
@@ -15,6 +20,18 @@ func bindAs(t *testing.T, comm string, role testnet.Role) (*testnet.Proc, string
 	p := testnet.Start(t, comm, role)
 	line := p.Line(t)
 	return p, line
+}
+
+// failToBind has a helper in ns fail to bind addr with EADDRINUSE, and
+// returns the tracer's bind_fail.
+func failToBind(t *testing.T, s *session, ns *testnet.NS, addr string) tracer.Event {
+	t.Helper()
+	failer, got := bindAs(t, "ct-binder", testnet.Role{NS: ns.Path(), Addr: addr})
+	if got != "failed EADDRINUSE" {
+		t.Fatalf("binder: %s", got)
+	}
+	failer.Wait(t)
+	return oneFailure(t, s)
 }
 
 // TestBindFailures: a process holds a port, another fails to bind it; the
@@ -85,10 +102,15 @@ func TestBindFailures(t *testing.T) {
 				}
 				return
 			}
-			want := tracer.Holder{PID: uint32(holder.PID), Comm: "ct-holder", LAddr: netip.MustParseAddr(tc.holderAt),
-				LPort: req.Port(), State: tc.holderSta}
-			if len(ev.Holders) != 1 || ev.Holders[0] != want {
-				t.Errorf("holders %+v, want [%+v]", ev.Holders, want)
+			if len(ev.Holders) != 1 || ev.HoldersError != "" {
+				t.Fatalf("holders %+v (error %q), want one", ev.Holders, ev.HoldersError)
+			}
+			h := ev.Holders[0]
+			if h.LAddr != netip.MustParseAddr(tc.holderAt) || h.LPort != req.Port() || h.State != tc.holderSta || h.Inode == 0 ||
+				len(h.Procs) != 1 || int(h.Procs[0].PID) != holder.PID || h.Procs[0].Comm != "ct-holder" ||
+				!h.ReusePortKnown || h.ReusePort {
+				t.Errorf("holder %+v, want %s:%d %s, inode, held by %d ct-holder alone, SO_REUSEPORT read and off",
+					h, tc.holderAt, req.Port(), tc.holderSta, holder.PID)
 			}
 		})
 	}
@@ -109,13 +131,73 @@ func TestBindHolderInOwnNamespace(t *testing.T) {
 		t.Fatalf("holder: %s", got)
 	}
 	defer nsHolder.Go(t)
-	failer, got := bindAs(t, "ct-binder", testnet.Role{NS: ns.Path(), Addr: "0.0.0.0:18080"})
-	if got != "failed EADDRINUSE" {
-		t.Fatalf("binder: %s", got)
-	}
-	failer.Wait(t)
-	ev := oneFailure(t, s)
-	if len(ev.Holders) != 1 || int(ev.Holders[0].PID) != nsHolder.PID {
+	ev := failToBind(t, s, ns, "0.0.0.0:18080")
+	if len(ev.Holders) != 1 || len(ev.Holders[0].Procs) != 1 || int(ev.Holders[0].Procs[0].PID) != nsHolder.PID {
 		t.Errorf("holders %+v, want only pid %d (not the host's %d)", ev.Holders, nsHolder.PID, hostHolder.PID)
+	}
+}
+
+// TestBindHolderSharedByForks: a listener that forked workers inherited is
+// one socket in three processes, all named, and not an SO_REUSEPORT group.
+func TestBindHolderSharedByForks(t *testing.T) {
+	ns := testnet.NewNS(t)
+	s := startTracer(t, tracer.Config{Ports: []uint16{18081}, Events: tracer.Failures})
+	holder := testnet.Start(t, "ct-holder", testnet.Role{Bind: true, NS: ns.Path(), Addr: "0.0.0.0:18081", Listen: true, Share: 2})
+	want := map[uint32]bool{uint32(holder.PID): true}
+	for _, f := range strings.Fields(holder.Expect(t, "shared")) {
+		pid, _ := strconv.Atoi(f)
+		want[uint32(pid)] = true
+	}
+	holder.Expect(t, "bound")
+	defer holder.Go(t)
+	ev := failToBind(t, s, ns, "127.0.0.1:18081")
+	if len(ev.Holders) != 1 || len(want) != 3 {
+		t.Fatalf("holders %+v, want one socket (holder and children %v)", ev.Holders, want)
+	}
+	h := ev.Holders[0]
+	got3 := map[uint32]bool{}
+	for _, p := range h.Procs {
+		if p.Comm != "ct-holder" {
+			t.Errorf("process %+v, want ct-holder", p)
+		}
+		got3[p.PID] = true
+	}
+	if !maps.Equal(got3, want) || h.State != "LISTEN" || !h.ReusePortKnown || h.ReusePort {
+		t.Errorf("holder %+v, want LISTEN in processes %v, SO_REUSEPORT off", h, want)
+	}
+	text := string(output.AppendText(nil, &ev))
+	if !strings.Contains(text, "(0.0.0.0:18081 LISTEN, one socket in 3 processes)") || strings.Contains(text, "SO_REUSEPORT") {
+		t.Errorf("text: %s", text)
+	}
+}
+
+// TestBindHolderReusePort: two listeners with SO_REUSEPORT are two
+// sockets, each says so, and the text says they share the port.
+func TestBindHolderReusePort(t *testing.T) {
+	ns := testnet.NewNS(t)
+	s := startTracer(t, tracer.Config{Ports: []uint16{18082}, Events: tracer.Failures})
+	var holders []*testnet.Proc
+	for range 2 {
+		h, got := bindAs(t, "ct-holder", testnet.Role{NS: ns.Path(), Addr: "127.0.0.1:18082", Listen: true, ReusePort: true})
+		if got != "bound" {
+			t.Fatalf("holder: %s", got)
+		}
+		defer h.Go(t)
+		holders = append(holders, h)
+	}
+	ev := failToBind(t, s, ns, "0.0.0.0:18082")
+	if len(ev.Holders) != 2 {
+		t.Fatalf("holders %+v, want two sockets", ev.Holders)
+	}
+	for i, h := range ev.Holders {
+		if len(h.Procs) != 1 || !h.ReusePortKnown || !h.ReusePort || h.Inode == ev.Holders[1-i].Inode {
+			t.Errorf("holder %+v: want a socket of its own, one process, SO_REUSEPORT on", h)
+		}
+	}
+	if pids := []int{int(ev.Holders[0].Procs[0].PID), int(ev.Holders[1].Procs[0].PID)}; !slices.Contains(pids, holders[0].PID) || !slices.Contains(pids, holders[1].PID) {
+		t.Errorf("holders %v, want %d and %d", pids, holders[0].PID, holders[1].PID)
+	}
+	if text := string(output.AppendText(nil, &ev)); !strings.Contains(text, "; 2 sockets share it with SO_REUSEPORT") {
+		t.Errorf("text: %s", text)
 	}
 }

@@ -1,13 +1,12 @@
 package tracer
 
 import (
-	"errors"
 	"fmt"
 	"strings"
-	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+	"kernel.org/pub/linux/libs/security/libcap/psx"
 )
 
 // Capability is a Linux capability number (capabilities(7)).
@@ -52,14 +51,12 @@ func (c Config) CapabilitiesAfterAttach() []Capability {
 	return keep
 }
 
-// ErrCapabilitiesCgo: a binary linked with cgo cannot change the
-// capabilities of all its threads at once (syscall.AllThreadsSyscall).
-var ErrCapabilitiesCgo = errors.New("capabilities not dropped: this binary was built with cgo (build it with CGO_ENABLED=0, as make build does)")
-
 // DropCapabilities leaves every thread of the process with only keep (of
 // what it holds now) in its effective and permitted sets, and nothing
 // inheritable. It cannot be undone. Where the kernel predates CAP_BPF
-// (5.8), CAP_SYS_ADMIN stands in for it.
+// (5.8), CAP_SYS_ADMIN stands in for it. Capabilities belong to each
+// thread: psx runs capset(2) on all of them at once, in a cgo build too
+// (where Go's own syscall.AllThreadsSyscall refuses).
 func DropCapabilities(keep []Capability) (kept []Capability, err error) {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var have, want [2]unix.CapUserData
@@ -80,11 +77,7 @@ func DropCapabilities(keep []Capability) (kept []Capability, err error) {
 		}
 		add(c)
 	}
-	_, _, errno := syscall.AllThreadsSyscall(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&want[0])), 0)
-	switch {
-	case errno == syscall.ENOTSUP:
-		return nil, ErrCapabilitiesCgo
-	case errno != 0:
+	if _, _, errno := psx.Syscall3(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&want[0])), 0); errno != 0 {
 		return nil, fmt.Errorf("capset: %w", errno)
 	}
 	return kept, nil

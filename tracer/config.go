@@ -17,11 +17,12 @@ const Failures EventMask = 1<<EventConnectFail | 1<<EventBindFail
 // Has reports whether t is selected.
 func (m EventMask) Has(t EventType) bool { return m == 0 || m&(1<<t) != 0 }
 
-// ParseEvents parses a comma-separated list such as "connect,close".
+// ParseEvents parses a comma-separated list such as "connect,close", in
+// any case.
 func ParseEvents(s string) (EventMask, error) {
 	var m EventMask
 	for _, name := range strings.Split(s, ",") {
-		name = strings.TrimSpace(name)
+		name = strings.ToLower(strings.TrimSpace(name))
 		if name == "" {
 			continue
 		}
@@ -57,8 +58,9 @@ type Config struct {
 	Ports []uint16
 	// PIDs matches the process (tgid) that connected, accepted or listened.
 	PIDs []uint32
-	// Comm matches the process name exactly (at most 15 bytes).
-	Comm string
+	// Comms match the process's name (its thread-group leader's, as
+	// /proc/PID/comm shows it) exactly, each at most 15 bytes.
+	Comms []string
 	// Family restricts to IPv4 or IPv6 (FamilyAny: both).
 	Family Family
 	// Events selects the event types (0: all).
@@ -75,9 +77,6 @@ type Config struct {
 	// BTFPath, if set, is the kernel's BTF (for a kernel without
 	// /sys/kernel/btf/vmlinux).
 	BTFPath string
-	// OnWarning, if set, hears of problems that cost detail but not events,
-	// such as a failed lookup of who holds a port. Called from Run.
-	OnWarning func(error)
 }
 
 // DefaultRingBytes holds about 37k events.
@@ -102,8 +101,13 @@ func (c *Config) Validate() error {
 	if len(c.Ports) > maxFilterEntries || len(c.PIDs) > maxFilterEntries {
 		return fmt.Errorf("at most %d ports and %d pids can be filtered", maxFilterEntries, maxFilterEntries)
 	}
-	if len(c.Comm) > 15 {
-		return fmt.Errorf("process name %q is longer than the kernel's 15 bytes", c.Comm)
+	if len(c.Comms) > maxCommFilters {
+		return fmt.Errorf("at most %d process names can be filtered", maxCommFilters)
+	}
+	for _, name := range c.Comms {
+		if name == "" || len(name) > 15 || strings.IndexByte(name, 0) >= 0 {
+			return fmt.Errorf("process name %q is not 1 to 15 bytes without NUL, as the kernel keeps names", name)
+		}
 	}
 	switch c.Family {
 	case FamilyAny, FamilyIPv4, FamilyIPv6:
@@ -122,5 +126,9 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// maxFilterEntries is the size of the port_filter and pid_filter maps.
-const maxFilterEntries = 1024
+// maxFilterEntries is the size of the port_filter and pid_filter maps,
+// maxCommFilters that of comm_filter.
+const (
+	maxFilterEntries = 1024
+	maxCommFilters   = 64
+)

@@ -23,6 +23,11 @@ const (
 	conntraceCloseReasonREASON_TIMEOUT   conntraceCloseReason = 4
 )
 
+type conntraceCommKey struct {
+	_    structs.HostLayout
+	Name [16]int8
+}
+
 type conntraceDirection uint32
 
 const (
@@ -55,6 +60,7 @@ type conntraceEvent struct {
 	Flags      uint8
 	Pad        [6]uint8
 	Comm       [16]int8
+	Thread     [16]int8
 }
 
 type conntraceEventFlags uint32
@@ -77,8 +83,9 @@ const (
 type conntraceLostCause uint32
 
 const (
-	conntraceLostCauseLOST_RING_FULL conntraceLostCause = 0
-	conntraceLostCauseLOST_UNSEEN    conntraceLostCause = 1
+	conntraceLostCauseLOST_RING_FULL  conntraceLostCause = 0
+	conntraceLostCauseLOST_UNSEEN     conntraceLostCause = 1
+	conntraceLostCauseLOST_TABLE_FULL conntraceLostCause = 2
 )
 
 type conntracePendingCall struct {
@@ -123,6 +130,7 @@ type conntraceSockInfo struct {
 	Pid        uint32
 	Uid        uint32
 	Comm       [16]int8
+	Thread     [16]int8
 	Error      int32
 	FailS4     uint32
 	FailS6     [4]uint32
@@ -147,13 +155,13 @@ const (
 	conntraceMapBindCalls                = "bind_calls"
 	conntraceMapBoundPort0               = "bound_port0"
 	conntraceMapClosedInQueue            = "closed_in_queue"
+	conntraceMapCommFilter               = "comm_filter"
 	conntraceMapConnectCalls             = "connect_calls"
 	conntraceMapEvents                   = "events"
 	conntraceMapLostEvents               = "lost_events"
 	conntraceMapPidFilter                = "pid_filter"
 	conntraceMapPortFilter               = "port_filter"
 	conntraceMapRestartReported          = "restart_reported"
-	conntraceMapSockCounts               = "sock_counts"
 	conntraceMapSocks                    = "socks"
 	conntraceMapStateBusy                = "state_busy"
 	conntraceMapStateRescued             = "state_rescued"
@@ -175,8 +183,7 @@ const (
 	conntraceProgHandleSetStateBtf       = "handle_set_state_btf"
 	conntraceProgHandleSetStateBtfRescue = "handle_set_state_btf_rescue"
 	conntraceVarEventMask                = "event_mask"
-	conntraceVarFilterComm               = "filter_comm"
-	conntraceVarFilterCommSet            = "filter_comm_set"
+	conntraceVarFilterComms              = "filter_comms"
 	conntraceVarFilterFamily             = "filter_family"
 	conntraceVarFilterPids               = "filter_pids"
 	conntraceVarFilterPorts              = "filter_ports"
@@ -258,13 +265,13 @@ type conntraceMapSpecs struct {
 	BindCalls       *ebpf.MapSpec `ebpf:"bind_calls"`
 	BoundPort0      *ebpf.MapSpec `ebpf:"bound_port0"`
 	ClosedInQueue   *ebpf.MapSpec `ebpf:"closed_in_queue"`
+	CommFilter      *ebpf.MapSpec `ebpf:"comm_filter"`
 	ConnectCalls    *ebpf.MapSpec `ebpf:"connect_calls"`
 	Events          *ebpf.MapSpec `ebpf:"events"`
 	LostEvents      *ebpf.MapSpec `ebpf:"lost_events"`
 	PidFilter       *ebpf.MapSpec `ebpf:"pid_filter"`
 	PortFilter      *ebpf.MapSpec `ebpf:"port_filter"`
 	RestartReported *ebpf.MapSpec `ebpf:"restart_reported"`
-	SockCounts      *ebpf.MapSpec `ebpf:"sock_counts"`
 	Socks           *ebpf.MapSpec `ebpf:"socks"`
 	StateBusy       *ebpf.MapSpec `ebpf:"state_busy"`
 	StateRescued    *ebpf.MapSpec `ebpf:"state_rescued"`
@@ -275,8 +282,7 @@ type conntraceMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type conntraceVariableSpecs struct {
 	EventMask         *ebpf.VariableSpec `ebpf:"event_mask"`
-	FilterComm        *ebpf.VariableSpec `ebpf:"filter_comm"`
-	FilterCommSet     *ebpf.VariableSpec `ebpf:"filter_comm_set"`
+	FilterComms       *ebpf.VariableSpec `ebpf:"filter_comms"`
 	FilterFamily      *ebpf.VariableSpec `ebpf:"filter_family"`
 	FilterPids        *ebpf.VariableSpec `ebpf:"filter_pids"`
 	FilterPorts       *ebpf.VariableSpec `ebpf:"filter_ports"`
@@ -313,13 +319,13 @@ type conntraceMaps struct {
 	BindCalls       *ebpf.Map `ebpf:"bind_calls"`
 	BoundPort0      *ebpf.Map `ebpf:"bound_port0"`
 	ClosedInQueue   *ebpf.Map `ebpf:"closed_in_queue"`
+	CommFilter      *ebpf.Map `ebpf:"comm_filter"`
 	ConnectCalls    *ebpf.Map `ebpf:"connect_calls"`
 	Events          *ebpf.Map `ebpf:"events"`
 	LostEvents      *ebpf.Map `ebpf:"lost_events"`
 	PidFilter       *ebpf.Map `ebpf:"pid_filter"`
 	PortFilter      *ebpf.Map `ebpf:"port_filter"`
 	RestartReported *ebpf.Map `ebpf:"restart_reported"`
-	SockCounts      *ebpf.Map `ebpf:"sock_counts"`
 	Socks           *ebpf.Map `ebpf:"socks"`
 	StateBusy       *ebpf.Map `ebpf:"state_busy"`
 	StateRescued    *ebpf.Map `ebpf:"state_rescued"`
@@ -330,13 +336,13 @@ func (m *conntraceMaps) Close() error {
 		m.BindCalls,
 		m.BoundPort0,
 		m.ClosedInQueue,
+		m.CommFilter,
 		m.ConnectCalls,
 		m.Events,
 		m.LostEvents,
 		m.PidFilter,
 		m.PortFilter,
 		m.RestartReported,
-		m.SockCounts,
 		m.Socks,
 		m.StateBusy,
 		m.StateRescued,
@@ -348,8 +354,7 @@ func (m *conntraceMaps) Close() error {
 // It can be passed to loadConntraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type conntraceVariables struct {
 	EventMask         *ebpf.Variable `ebpf:"event_mask"`
-	FilterComm        *ebpf.Variable `ebpf:"filter_comm"`
-	FilterCommSet     *ebpf.Variable `ebpf:"filter_comm_set"`
+	FilterComms       *ebpf.Variable `ebpf:"filter_comms"`
 	FilterFamily      *ebpf.Variable `ebpf:"filter_family"`
 	FilterPids        *ebpf.Variable `ebpf:"filter_pids"`
 	FilterPorts       *ebpf.Variable `ebpf:"filter_ports"`

@@ -13,6 +13,11 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type conntracefloorCommKey struct {
+	_    structs.HostLayout
+	Name [16]int8
+}
+
 type conntracefloorPendingCall struct {
 	_      structs.HostLayout
 	TsNs   uint64
@@ -55,6 +60,7 @@ type conntracefloorSockInfo struct {
 	Pid        uint32
 	Uid        uint32
 	Comm       [16]int8
+	Thread     [16]int8
 	Error      int32
 	FailS4     uint32
 	FailS6     [4]uint32
@@ -79,13 +85,13 @@ const (
 	conntracefloorMapBindCalls                = "bind_calls"
 	conntracefloorMapBoundPort0               = "bound_port0"
 	conntracefloorMapClosedInQueue            = "closed_in_queue"
+	conntracefloorMapCommFilter               = "comm_filter"
 	conntracefloorMapConnectCalls             = "connect_calls"
 	conntracefloorMapEvents                   = "events"
 	conntracefloorMapLostEvents               = "lost_events"
 	conntracefloorMapPidFilter                = "pid_filter"
 	conntracefloorMapPortFilter               = "port_filter"
 	conntracefloorMapRestartReported          = "restart_reported"
-	conntracefloorMapSockCounts               = "sock_counts"
 	conntracefloorMapSocks                    = "socks"
 	conntracefloorMapStateBusy                = "state_busy"
 	conntracefloorMapStateRescued             = "state_rescued"
@@ -107,8 +113,7 @@ const (
 	conntracefloorProgHandleSetStateBtf       = "handle_set_state_btf"
 	conntracefloorProgHandleSetStateBtfRescue = "handle_set_state_btf_rescue"
 	conntracefloorVarEventMask                = "event_mask"
-	conntracefloorVarFilterComm               = "filter_comm"
-	conntracefloorVarFilterCommSet            = "filter_comm_set"
+	conntracefloorVarFilterComms              = "filter_comms"
 	conntracefloorVarFilterFamily             = "filter_family"
 	conntracefloorVarFilterPids               = "filter_pids"
 	conntracefloorVarFilterPorts              = "filter_ports"
@@ -184,13 +189,13 @@ type conntracefloorMapSpecs struct {
 	BindCalls       *ebpf.MapSpec `ebpf:"bind_calls"`
 	BoundPort0      *ebpf.MapSpec `ebpf:"bound_port0"`
 	ClosedInQueue   *ebpf.MapSpec `ebpf:"closed_in_queue"`
+	CommFilter      *ebpf.MapSpec `ebpf:"comm_filter"`
 	ConnectCalls    *ebpf.MapSpec `ebpf:"connect_calls"`
 	Events          *ebpf.MapSpec `ebpf:"events"`
 	LostEvents      *ebpf.MapSpec `ebpf:"lost_events"`
 	PidFilter       *ebpf.MapSpec `ebpf:"pid_filter"`
 	PortFilter      *ebpf.MapSpec `ebpf:"port_filter"`
 	RestartReported *ebpf.MapSpec `ebpf:"restart_reported"`
-	SockCounts      *ebpf.MapSpec `ebpf:"sock_counts"`
 	Socks           *ebpf.MapSpec `ebpf:"socks"`
 	StateBusy       *ebpf.MapSpec `ebpf:"state_busy"`
 	StateRescued    *ebpf.MapSpec `ebpf:"state_rescued"`
@@ -201,8 +206,7 @@ type conntracefloorMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type conntracefloorVariableSpecs struct {
 	EventMask        *ebpf.VariableSpec `ebpf:"event_mask"`
-	FilterComm       *ebpf.VariableSpec `ebpf:"filter_comm"`
-	FilterCommSet    *ebpf.VariableSpec `ebpf:"filter_comm_set"`
+	FilterComms      *ebpf.VariableSpec `ebpf:"filter_comms"`
 	FilterFamily     *ebpf.VariableSpec `ebpf:"filter_family"`
 	FilterPids       *ebpf.VariableSpec `ebpf:"filter_pids"`
 	FilterPorts      *ebpf.VariableSpec `ebpf:"filter_ports"`
@@ -233,13 +237,13 @@ type conntracefloorMaps struct {
 	BindCalls       *ebpf.Map `ebpf:"bind_calls"`
 	BoundPort0      *ebpf.Map `ebpf:"bound_port0"`
 	ClosedInQueue   *ebpf.Map `ebpf:"closed_in_queue"`
+	CommFilter      *ebpf.Map `ebpf:"comm_filter"`
 	ConnectCalls    *ebpf.Map `ebpf:"connect_calls"`
 	Events          *ebpf.Map `ebpf:"events"`
 	LostEvents      *ebpf.Map `ebpf:"lost_events"`
 	PidFilter       *ebpf.Map `ebpf:"pid_filter"`
 	PortFilter      *ebpf.Map `ebpf:"port_filter"`
 	RestartReported *ebpf.Map `ebpf:"restart_reported"`
-	SockCounts      *ebpf.Map `ebpf:"sock_counts"`
 	Socks           *ebpf.Map `ebpf:"socks"`
 	StateBusy       *ebpf.Map `ebpf:"state_busy"`
 	StateRescued    *ebpf.Map `ebpf:"state_rescued"`
@@ -250,13 +254,13 @@ func (m *conntracefloorMaps) Close() error {
 		m.BindCalls,
 		m.BoundPort0,
 		m.ClosedInQueue,
+		m.CommFilter,
 		m.ConnectCalls,
 		m.Events,
 		m.LostEvents,
 		m.PidFilter,
 		m.PortFilter,
 		m.RestartReported,
-		m.SockCounts,
 		m.Socks,
 		m.StateBusy,
 		m.StateRescued,
@@ -268,8 +272,7 @@ func (m *conntracefloorMaps) Close() error {
 // It can be passed to loadConntracefloorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type conntracefloorVariables struct {
 	EventMask        *ebpf.Variable `ebpf:"event_mask"`
-	FilterComm       *ebpf.Variable `ebpf:"filter_comm"`
-	FilterCommSet    *ebpf.Variable `ebpf:"filter_comm_set"`
+	FilterComms      *ebpf.Variable `ebpf:"filter_comms"`
 	FilterFamily     *ebpf.Variable `ebpf:"filter_family"`
 	FilterPids       *ebpf.Variable `ebpf:"filter_pids"`
 	FilterPorts      *ebpf.Variable `ebpf:"filter_ports"`

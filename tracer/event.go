@@ -9,6 +9,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/conntrace/conntrace/tracer/sockets"
 )
 
 // EventType is what happened to a connection. The values are the kernel's
@@ -107,13 +109,18 @@ func (p Proto) String() string {
 	return "tcp"
 }
 
-// Holder is a socket that holds a port, with the process owning it.
+// Holder is a socket that holds a port, with every process that has it
+// open: a listener inherited through fork() is one socket in several
+// processes.
 type Holder struct {
-	PID   uint32
-	Comm  string // as read from /proc: escape before printing
 	LAddr netip.Addr
 	LPort uint16
 	State string // "LISTEN", "ESTABLISHED", "TIME_WAIT", ... ; UDP: "UNCONN"
+	Inode uint32
+	Procs []sockets.Proc // none for a socket no process has open (TIME_WAIT)
+	// ReusePort is the socket's SO_REUSEPORT, read from the socket itself
+	// when ReusePortKnown (it takes a process that has it open).
+	ReusePort, ReusePortKnown bool
 }
 
 // Family is the address family of a connection.
@@ -143,7 +150,8 @@ type Event struct {
 	ConnID    uint64
 	PID       uint32
 	UID       uint32
-	Comm      [16]byte // NUL-padded; see CommBytes
+	Comm      [16]byte // the process's name, NUL-padded; see CommBytes
+	Thread    [16]byte // the thread's name, NUL-padded; see ThreadBytes
 	Family    Family
 	Direction Direction
 	LAddr     netip.Addr // the attributed process's end
@@ -161,24 +169,43 @@ type Event struct {
 	// BoundPort0: connect, close, connect_fail of a socket that was bound
 	// to port 0 before connect(), reserving a local port for itself.
 	BoundPort0 bool
-	Holders    []Holder // bind_fail: who holds the port (filled by the tracer)
+	// Holders (bind_fail EADDRINUSE): who holds the port, looked up by the
+	// tracer in the failing process's network namespace; empty, not nil,
+	// when nobody was found or the error was another. HoldersError says
+	// why the lookup failed, when it did.
+	Holders      []Holder
+	HoldersError string
 	// Lost (EventLost): what was lost since the last lost event, the sum
 	// of LostDropped (records the full ring buffer had no room for),
 	// LostSkipped (hook runs the kernel skipped) and LostEvicted
-	// (connections evicted from the full socket table while open).
+	// (connection ends the full socket table had no room for).
 	Lost        uint64
 	LostDropped uint64
 	LostSkipped uint64
 	LostEvicted uint64
+
+	lookup *holderLookup // bind_fail: the holder lookup it waits for
 }
 
 // CommBytes is the process name without NUL padding. It is whatever the
 // process set (prctl can put any byte there): escape it before printing.
-func (e *Event) CommBytes() []byte {
-	if i := bytes.IndexByte(e.Comm[:], 0); i >= 0 {
-		return e.Comm[:i]
+func (e *Event) CommBytes() []byte { return unpad(e.Comm[:]) }
+
+// ThreadBytes is the name of the thread that made the event, when it is
+// not the process's (a thread can rename itself); nil otherwise, and for
+// events in no thread's context. Escape it before printing.
+func (e *Event) ThreadBytes() []byte {
+	if e.Thread[0] == 0 || e.Thread == e.Comm {
+		return nil
 	}
-	return e.Comm[:]
+	return unpad(e.Thread[:])
+}
+
+func unpad(name []byte) []byte {
+	if i := bytes.IndexByte(name, 0); i >= 0 {
+		return name[:i]
+	}
+	return name
 }
 
 // ErrorName is the errno's symbol (ECONNREFUSED), or "aborted" for a
@@ -224,6 +251,7 @@ func decode(raw []byte, clk Clock, ev *Event) error {
 		BoundPort0: r.Flags&uint8(conntraceEventFlagsFLAG_BOUND_PORT0) != 0,
 	}
 	ev.Comm = *(*[16]byte)(unsafe.Pointer(&r.Comm))
+	ev.Thread = *(*[16]byte)(unsafe.Pointer(&r.Thread))
 	switch ev.Family {
 	case FamilyIPv4:
 		ev.LAddr = netip.AddrFrom4([4]byte(r.Saddr[:4]))

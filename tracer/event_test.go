@@ -141,17 +141,18 @@ func TestParseEvents(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	for name, c := range map[string]Config{
-		"port 0":    {Ports: []uint16{0}},
-		"pid 0":     {PIDs: []uint32{0}},
-		"long comm": {Comm: "0123456789abcdef"},
-		"family":    {Family: 3},
-		"ring":      {RingBytes: 5000},
+		"port 0":     {Ports: []uint16{0}},
+		"pid 0":      {PIDs: []uint32{0}},
+		"long comm":  {Comms: []string{"0123456789abcdef"}},
+		"empty comm": {Comms: []string{""}},
+		"family":     {Family: 3},
+		"ring":       {RingBytes: 5000},
 	} {
 		if err := c.Validate(); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	ok := Config{Ports: []uint16{443}, PIDs: []uint32{1}, Comm: "nginx", Family: FamilyIPv6, RingBytes: 1 << 16}
+	ok := Config{Ports: []uint16{443}, PIDs: []uint32{1}, Comms: []string{"nginx", "curl"}, Family: FamilyIPv6, RingBytes: 1 << 16}
 	if err := ok.Validate(); err != nil {
 		t.Errorf("valid config rejected: %v", err)
 	}

@@ -115,7 +115,7 @@ func TestCommEventsFamilyFilters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := startTracer(t, tracer.Config{Comm: "ct-srv-23411", Events: mask, Family: tracer.FamilyIPv6})
+	s := startTracer(t, tracer.Config{Comms: []string{"ct-srv-23411"}, Events: mask, Family: tracer.FamilyIPv6})
 	runPairs(t, ns, "127.0.0.1", 23411) // IPv4: filtered out by -6
 	pairs := runPairs(t, ns, "[::1]", 23411)
 	runPairs(t, ns, "[::1]", 23412) // another comm

@@ -3,54 +3,148 @@ package tracer
 import (
 	"errors"
 	"fmt"
+	"net/netip"
+	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/conntrace/conntrace/tracer/sockets"
 )
 
-// lookupHolders finds who holds the port a bind() failed on, in the
-// failing process's own network namespace (it may be a container's). For
-// TCP the listeners are the holders when there are any; otherwise any
-// socket bound there (a client's, or TIME_WAIT without SO_REUSEADDR).
-// The list is empty, never nil, when nobody was found; an error says why
-// the lookup itself failed.
-func lookupHolders(ev *Event) ([]Holder, error) {
-	holders := []Holder{}
-	if ev.Errno != uint32(unix.EADDRINUSE) {
-		return holders, nil
+// Holder lookups: who holds the port a bind() failed on. They take
+// milliseconds (setns, a sock_diag dump, a walk of /proc), so they run
+// beside the ring-buffer reader, never on it: the reader holds the
+// events behind a bind_fail back, in order, until its lookup is done
+// (backlog.go). A burst of failures asks the same question again and
+// again; one lookup answers every failure of the same key that comes
+// while it runs and for holderCacheFor after it.
+
+const (
+	// holderLookupsAtOnce bounds the lookups running at a time.
+	holderLookupsAtOnce = 4
+	// holderCacheFor is how long a finished lookup answers again.
+	holderCacheFor = 250 * time.Millisecond
+	// holderCacheMax is the number of keys past which expired answers are
+	// forgotten.
+	holderCacheMax = 256
+)
+
+// holderKey is what a lookup's answer depends on.
+type holderKey struct {
+	netns uint32
+	proto Proto
+	addr  netip.Addr
+	port  uint16
+}
+
+// holderLookup is one lookup, running or done.
+type holderLookup struct {
+	done    chan struct{} // closed when holders and err are set
+	holders []Holder      // shared by every event it answers: read only
+	err     error
+	ended   time.Time // when it was done (under holderLookups.mu)
+}
+
+func (l *holderLookup) isDone() bool {
+	select {
+	case <-l.done:
+		return true
+	default:
+		return false
 	}
-	ns, ok := sockets.OpenNSByInode(ev.NetNS, ev.PID)
+}
+
+// holderLookups runs lookups for a tracer.
+type holderLookups struct {
+	wake    func() // called when a lookup is done: the reader may go on
+	running chan struct{}
+	wg      sync.WaitGroup
+
+	mu    sync.Mutex
+	byKey map[holderKey]*holderLookup
+}
+
+func newHolderLookups(wake func()) *holderLookups {
+	return &holderLookups{wake: wake, running: make(chan struct{}, holderLookupsAtOnce), byKey: map[holderKey]*holderLookup{}}
+}
+
+// start returns the lookup that answers ev (a bind_fail with EADDRINUSE):
+// one running or recently done for the same key, or a new one.
+func (h *holderLookups) start(ev *Event) *holderLookup {
+	key := holderKey{netns: ev.NetNS, proto: ev.Proto, addr: ev.LAddr, port: ev.LPort}
+	now := time.Now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if l, ok := h.byKey[key]; ok && (!l.isDone() || now.Sub(l.ended) < holderCacheFor) {
+		return l
+	}
+	if len(h.byKey) >= holderCacheMax {
+		for k, l := range h.byKey {
+			if l.isDone() && now.Sub(l.ended) >= holderCacheFor {
+				delete(h.byKey, k)
+			}
+		}
+	}
+	l := &holderLookup{done: make(chan struct{})}
+	h.byKey[key] = l
+	pid := ev.PID
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		h.running <- struct{}{}
+		holders, err := lookupHolders(key, pid)
+		<-h.running
+		h.mu.Lock()
+		l.holders, l.err, l.ended = holders, err, time.Now()
+		close(l.done)
+		h.mu.Unlock()
+		h.wake()
+	}()
+	return l
+}
+
+// wait waits for every lookup started so far.
+func (h *holderLookups) wait() { h.wg.Wait() }
+
+// lookupHolders finds who holds key's port, in the failing process's own
+// network namespace (it may be a container's): the sockets bound to it
+// that conflict with the requested address, each with the processes that
+// have it open. For TCP the listeners are the holders when there are any;
+// otherwise any socket bound there (a client's, or TIME_WAIT without
+// SO_REUSEADDR). The list is empty, never nil, when nobody was found; an
+// error says why the lookup itself failed.
+func lookupHolders(key holderKey, pid uint32) ([]Holder, error) {
+	holders := []Holder{}
+	ns, ok := sockets.OpenNSByInode(key.netns, pid)
 	if !ok {
-		return holders, fmt.Errorf("who holds port %d: network namespace %d has no process left", ev.LPort, ev.NetNS)
+		return holders, fmt.Errorf("network namespace %d has no process left", key.netns)
 	}
 	defer ns.Close()
-	socks, err := sockets.List(ns, []string{ev.Proto.String()}, func(s *sockets.Socket) bool {
-		return s.LPort == ev.LPort && sockets.Conflicts(ev.LAddr, s.LAddr)
-	})
+	socks, err := sockets.OnPort(ns, key.proto.String(), key.port)
 	if errors.Is(err, unix.EPROTONOSUPPORT) || errors.Is(err, unix.ENOENT) {
-		return holders, fmt.Errorf("who holds port %d: %w (is the %s_diag kernel module available? try 'modprobe %s_diag')",
-			ev.LPort, err, ev.Proto, ev.Proto)
+		return holders, fmt.Errorf("%w (is the %s_diag kernel module available? try 'modprobe %s_diag')", err, key.proto, key.proto)
 	}
 	if err != nil {
-		return holders, fmt.Errorf("who holds port %d: %w", ev.LPort, err)
+		return holders, err
 	}
 	listeners := false
-	for _, s := range socks {
-		listeners = listeners || s.State == "LISTEN"
+	for i := range socks {
+		listeners = listeners || socks[i].State == "LISTEN"
 	}
-	for _, s := range socks {
-		if listeners && s.State != "LISTEN" {
+	for i := range socks {
+		s := &socks[i]
+		if !sockets.Conflicts(key.addr, s.LAddr) || (listeners && s.State != "LISTEN") {
 			continue
 		}
-		h := Holder{LAddr: s.LAddr, LPort: s.LPort, State: s.State}
-		if len(s.Procs) == 0 {
-			holders = append(holders, h)
-		}
+		h := Holder{LAddr: s.LAddr, LPort: s.LPort, State: s.State, Inode: s.Inode, Procs: s.Procs}
 		for _, p := range s.Procs {
-			h.PID, h.Comm = p.PID, p.Comm
-			holders = append(holders, h)
+			if v, err := sockets.ReusePort(p, s.Inode); err == nil {
+				h.ReusePort, h.ReusePortKnown = v, true
+				break
+			}
 		}
+		holders = append(holders, h)
 	}
 	return holders, nil
 }

@@ -44,10 +44,10 @@ func (h Hooks) String() string {
 	return fmt.Sprintf("hooks(%d)", uint8(h))
 }
 
-// ParseHooks parses auto, fentry, kprobe or tracepoint.
+// ParseHooks parses auto, fentry, kprobe or tracepoint, in any case.
 func ParseHooks(s string) (Hooks, error) {
 	for i, n := range hookNames {
-		if s == n {
+		if strings.EqualFold(s, n) {
 			return Hooks(i), nil
 		}
 	}

@@ -48,7 +48,6 @@ func startTracer(t *testing.T, cfg tracer.Config) *session {
 	if cfg.Hooks == tracer.HooksAuto {
 		cfg.Hooks = tracer.HooksUnderTest(t)
 	}
-	cfg.OnWarning = func(err error) { t.Logf("tracer warning: %v", err) }
 	tr, err := tracer.Open(cfg)
 	if err != nil {
 		t.Fatalf("open tracer: %v", err)

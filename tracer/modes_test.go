@@ -108,7 +108,9 @@ func hookScenario(t *testing.T, m tracer.Hooks) []string {
 	for _, ev := range s.stop(t) {
 		var holders []string
 		for _, h := range ev.Holders {
-			holders = append(holders, fmt.Sprintf("%s/%s/%v:%d/%s", roles[h.PID], h.Comm, h.LAddr, h.LPort, h.State))
+			for _, p := range h.Procs {
+				holders = append(holders, fmt.Sprintf("%s/%s/%v:%d/%s", roles[p.PID], p.Comm, h.LAddr, h.LPort, h.State))
+			}
 		}
 		lines = append(lines, fmt.Sprintf("%s %s %s uid=%d %s %s %v:%s -> %v:%s tx=%d rx=%d reason=%s error=%s holders=%v",
 			ev.Type, roles[ev.PID], ev.CommBytes(), ev.UID, ev.Direction, ev.Family,

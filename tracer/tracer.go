@@ -40,8 +40,11 @@ type Stats struct {
 	// end the hooks never saw (the socket was reused first): each may have
 	// cost an event.
 	Skipped uint64
-	// Evicted counts connections dropped from the full socket table while
-	// open (Config.SocketTableSize): their close is not reported.
+	// Evicted counts connection ends the full socket table had no room
+	// for (Config.SocketTableSize), counted in the kernel as they were
+	// turned away: neither their connect or accept nor their close is
+	// reported. One may be a connection a filter would have dropped later
+	// (an inbound one's process, an outbound one's local port).
 	Evicted uint64
 }
 
@@ -52,20 +55,15 @@ type Tracer struct {
 	links []link.Link
 	rd    *ringbuf.Reader
 	clock Clock
-	ev    Event
+	ev    Event // the event being delivered, when none is held back
 	stats Stats
 	mode  Hooks
+
+	holders *holderLookups // bind_fail holder lookups (Run)
+	backlog backlog        // events held back behind a lookup
+	lost    lossCounter
 	// unusable says why the better modes were passed over (auto).
 	unusable []*ModeError
-
-	warn         func(error)     // Config.OnWarning
-	lostBuf      []uint64        // per-CPU read buffer for lost_events
-	progs        []*ebpf.Program // attached, for their recursion-miss counters
-	kprobes      []link.Link     // kprobe links, for the hits the kernel missed
-	kprobeMissed uint64          // their misses, as last read
-
-	socksMax      uint32    // the socket table's size
-	lastSockCount time.Time // when the socket table's entries were last counted
 }
 
 const (
@@ -151,7 +149,7 @@ func openMode(spec *ebpf.CollectionSpec, opts ebpf.CollectionOptions, m Hooks, c
 	if err != nil {
 		return nil, err
 	}
-	t := &Tracer{coll: coll, clock: NewClock(), mode: m, warn: cfg.OnWarning, socksMax: spec.Maps[conntraceMapSocks].MaxEntries}
+	t := &Tracer{coll: coll, clock: NewClock(), mode: m}
 	defer func() {
 		if err != nil {
 			t.Close()
@@ -175,10 +173,10 @@ func openMode(spec *ebpf.CollectionSpec, opts ebpf.CollectionOptions, m Hooks, c
 		t.links = append(t.links, l)
 		// The rescue program's skips lose nothing: the main one ran.
 		if !h.rescue {
-			t.progs = append(t.progs, prog)
+			t.lost.progs = append(t.lost.progs, prog)
 		}
 		if h.Kind == "kprobe" || h.Kind == "kretprobe" {
-			t.kprobes = append(t.kprobes, l)
+			t.lost.kprobes = append(t.lost.kprobes, l)
 		}
 	}
 	return t, nil
@@ -191,8 +189,6 @@ func configure(spec *ebpf.CollectionSpec, cfg *Config) error {
 		}
 		return nil
 	}
-	var comm [16]byte
-	copy(comm[:], cfg.Comm)
 	mask := uint32(cfg.Events)
 	if mask == 0 {
 		mask = ^uint32(0)
@@ -204,8 +200,7 @@ func configure(spec *ebpf.CollectionSpec, cfg *Config) error {
 		{conntraceVarFilterPorts, b2u8(len(cfg.Ports) > 0)},
 		{conntraceVarFilterPids, b2u8(len(cfg.PIDs) > 0)},
 		{conntraceVarFilterFamily, uint8(cfg.Family)},
-		{conntraceVarFilterCommSet, b2u8(cfg.Comm != "")},
-		{conntraceVarFilterComm, comm},
+		{conntraceVarFilterComms, b2u8(len(cfg.Comms) > 0)},
 		{conntraceVarEventMask, mask},
 	} {
 		if err := set(v.name, v.val); err != nil {
@@ -237,6 +232,13 @@ func fillFilters(maps *conntraceMaps, cfg *Config) error {
 			return fmt.Errorf("pid filter: %w", err)
 		}
 	}
+	for _, c := range cfg.Comms {
+		var key [16]byte // NUL-padded, as the kernel reads names
+		copy(key[:], c)
+		if err := maps.CommFilter.Put(key, one); err != nil {
+			return fmt.Errorf("comm filter: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -252,13 +254,18 @@ func (t *Tracer) Stats() Stats { return t.stats }
 // Run delivers events to sink until ctx is done or sink returns ErrStop.
 // When ctx ends it detaches the programs and drains what is queued, so no
 // event that happened before the stop is lost. Losses in the kernel are
-// delivered as EventLost events.
+// delivered as EventLost events. A bind_fail's holders are looked up
+// beside the reader; the events after it wait for that, in order.
 func (t *Tracer) Run(ctx context.Context, sink Sink) error {
 	var rec ringbuf.Record
 	dirty := false
 	n := 0
-	// Wake a waiting read as soon as ctx ends (Flush needs no lock).
-	defer context.AfterFunc(ctx, func() { t.rd.Flush() })()
+	rd := t.rd
+	// Wake a waiting read as soon as ctx ends, or a holder lookup is done
+	// (Flush needs no lock).
+	defer context.AfterFunc(ctx, func() { rd.Flush() })()
+	t.holders = newHolderLookups(func() { rd.Flush() })
+	defer t.holders.wait()
 	t.rd.SetDeadline(time.Now().Add(idlePoll))
 	for {
 		err := t.rd.ReadInto(&rec)
@@ -275,7 +282,7 @@ func (t *Tracer) Run(ctx context.Context, sink Sink) error {
 				if ctx.Err() != nil {
 					return t.stop(sink)
 				}
-				if err := t.reportLost(sink, false); err != nil {
+				if err := t.reportLost(sink); err != nil {
 					return t.end(sink, err)
 				}
 			}
@@ -284,8 +291,13 @@ func (t *Tracer) Run(ctx context.Context, sink Sink) error {
 		if !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, ringbuf.ErrFlushed) {
 			return t.end(sink, fmt.Errorf("read ring buffer: %w", err))
 		}
-		// The ring is empty (or was, after the deadline passed), or ctx ended.
-		if dirty {
+		// The ring is empty (or was, after the deadline passed), ctx
+		// ended, or a lookup is done.
+		written := t.stats.Events
+		if err := t.release(sink, false); err != nil {
+			return t.end(sink, err)
+		}
+		if dirty || t.stats.Events != written {
 			if err := sink.Flush(); err != nil {
 				return err
 			}
@@ -294,28 +306,75 @@ func (t *Tracer) Run(ctx context.Context, sink Sink) error {
 		if ctx.Err() != nil {
 			return t.stop(sink)
 		}
-		if err := t.reportLost(sink, false); err != nil {
+		if err := t.reportLost(sink); err != nil {
 			return t.end(sink, err)
 		}
 		t.rd.SetDeadline(time.Now().Add(idlePoll))
 	}
 }
 
+// deliver decodes one record and writes it, or holds it back behind a
+// holder lookup.
 func (t *Tracer) deliver(raw []byte, sink Sink) error {
-	if err := decode(raw, t.clock, &t.ev); err != nil {
+	ev := &t.ev
+	if !t.backlog.empty() {
+		if t.backlog.full() {
+			if err := t.release(sink, true); err != nil {
+				return err
+			}
+		}
+		ev = t.backlog.push()
+	}
+	if err := decode(raw, t.clock, ev); err != nil {
 		return err
 	}
-	if t.ev.Type == EventBindFail {
-		var err error
-		if t.ev.Holders, err = lookupHolders(&t.ev); err != nil && t.warn != nil {
-			t.warn(err)
+	if ev.Type == EventBindFail {
+		ev.Holders = []Holder{}
+		if ev.Errno == uint32(unix.EADDRINUSE) {
+			ev.lookup = t.holders.start(ev)
 		}
 	}
-	t.stats.Events++
-	return sink.Write(&t.ev)
+	if ev == &t.ev {
+		if ev.lookup == nil {
+			return t.write(sink, ev)
+		}
+		*t.backlog.push() = *ev
+	}
+	return t.release(sink, false)
 }
 
-// stop detaches, drains the ring, reports final losses and flushes.
+// release writes the held-back events whose lookups are done, oldest
+// first; with wait, the oldest's lookup is waited for too.
+func (t *Tracer) release(sink Sink, wait bool) error {
+	for !t.backlog.empty() {
+		ev := t.backlog.front()
+		if l := ev.lookup; l != nil {
+			if !wait && !l.isDone() {
+				return nil
+			}
+			<-l.done
+			ev.Holders, ev.lookup = l.holders, nil
+			if l.err != nil {
+				ev.HoldersError = l.err.Error()
+			}
+			wait = false
+		}
+		err := t.write(sink, ev)
+		t.backlog.pop()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *Tracer) write(sink Sink, ev *Event) error {
+	t.stats.Events++
+	return sink.Write(ev)
+}
+
+// stop detaches, drains the ring and the backlog, reports final losses
+// and flushes.
 func (t *Tracer) stop(sink Sink) error {
 	t.detach()
 	var rec ringbuf.Record
@@ -323,7 +382,7 @@ func (t *Tracer) stop(sink Sink) error {
 	for {
 		err := t.rd.ReadInto(&rec)
 		if errors.Is(err, ringbuf.ErrFlushed) {
-			continue // the wake-up from Run's ctx, not yet consumed
+			continue // a wake-up not yet consumed
 		}
 		if err != nil {
 			if !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -335,7 +394,12 @@ func (t *Tracer) stop(sink Sink) error {
 			return t.end(sink, err)
 		}
 	}
-	return t.end(sink, t.reportLost(sink, true))
+	for !t.backlog.empty() {
+		if err := t.release(sink, true); err != nil {
+			return t.end(sink, err)
+		}
+	}
+	return t.end(sink, t.reportLost(sink))
 }
 
 // end flushes the sink and turns ErrStop into success.
@@ -346,129 +410,8 @@ func (t *Tracer) end(sink Sink, err error) error {
 	return err
 }
 
-// reportLost delivers an EventLost when records were dropped, hook runs
-// skipped or connections evicted since the last report (final: the last
-// report of the run, which counts the socket table whatever the time).
-func (t *Tracer) reportLost(sink Sink, final bool) error {
-	dropped, err := t.sumPerCPU(t.maps.LostEvents, uint32(conntraceLostCauseLOST_RING_FULL))
-	if err != nil {
-		return fmt.Errorf("read lost-event counter: %w", err)
-	}
-	unseen, err := t.sumPerCPU(t.maps.LostEvents, uint32(conntraceLostCauseLOST_UNSEEN))
-	if err != nil {
-		return fmt.Errorf("read lost-event counter: %w", err)
-	}
-	// Misses first: a rescue always follows its miss, so reading the
-	// rescues later can only undercount the skips for now, never count a
-	// rescued one as lost.
-	var misses uint64
-	for _, p := range t.progs {
-		if st, err := p.Stats(); err == nil {
-			misses += st.RecursionMisses
-		}
-	}
-	misses += t.kprobeMisses()
-	rescued, err := t.sumPerCPU(t.maps.StateRescued, 0)
-	if err != nil {
-		return fmt.Errorf("read rescued-event counter: %w", err)
-	}
-	skipped := unseen
-	if misses > rescued {
-		skipped += misses - rescued
-	}
-	skipped = max(skipped, t.stats.Skipped)
-	evicted, err := t.evictions(final)
-	if err != nil {
-		return fmt.Errorf("count the socket table: %w", err)
-	}
-	evicted = max(evicted, t.stats.Evicted)
-	total := dropped + skipped + evicted
-	if total <= t.stats.Lost {
-		return nil
-	}
-	t.ev = Event{Type: EventLost, Time: time.Now().UTC(), Lost: total - t.stats.Lost,
-		LostDropped: dropped - t.stats.Dropped, LostSkipped: skipped - t.stats.Skipped, LostEvicted: evicted - t.stats.Evicted}
-	t.stats.Lost, t.stats.Dropped, t.stats.Skipped, t.stats.Evicted = total, dropped, skipped, evicted
-	return sink.Write(&t.ev)
-}
-
-// sumPerCPU adds up entry key of a per-CPU array of counters.
-func (t *Tracer) sumPerCPU(m *ebpf.Map, key uint32) (uint64, error) {
-	if err := m.Lookup(key, &t.lostBuf); err != nil {
-		return 0, err
-	}
-	var sum uint64
-	for _, n := range t.lostBuf {
-		sum += n
-	}
-	return sum, nil
-}
-
-// evictions is how many connections the socket table's LRU has evicted:
-// entries added less those removed less those still there. Counting them
-// takes a syscall per entry, so it is done only when the table may be
-// near full (the LRU can evict a little before it is), at most once a
-// second but for the final count.
-func (t *Tracer) evictions(final bool) (uint64, error) {
-	added, err := t.sumPerCPU(t.maps.SockCounts, 0)
-	if err != nil {
-		return 0, err
-	}
-	removed, err := t.sumPerCPU(t.maps.SockCounts, 1)
-	if err != nil {
-		return 0, err
-	}
-	if added <= removed || added-removed < uint64(t.socksMax)/2 || (!final && time.Since(t.lastSockCount) < time.Second) {
-		return 0, nil
-	}
-	t.lastSockCount = time.Now()
-	live, err := t.socketTableLen()
-	if err != nil {
-		return 0, err
-	}
-	// Entries added while counting make this an undercount, never more.
-	if added-removed <= live {
-		return 0, nil
-	}
-	return added - removed - live, nil
-}
-
-// socketTableLen counts the socket table's entries, a syscall each (at
-// most the table's size: a key deleted while walking restarts the walk).
-func (t *Tracer) socketTableLen() (uint64, error) {
-	var key, next, n uint64
-	err := t.maps.Socks.NextKey(nil, &next)
-	for ; err == nil && n < uint64(t.socksMax); err = t.maps.Socks.NextKey(&key, &next) {
-		n++
-		key = next
-	}
-	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-		return 0, err
-	}
-	return n, nil
-}
-
-// kprobeMisses counts the kprobe hits that did not run their program: a
-// kretprobe without a free instance, a kprobe inside another (the kernel
-// tells since 6.7). Read before the links close, kept after.
-func (t *Tracer) kprobeMisses() uint64 {
-	var n uint64
-	for _, l := range t.kprobes {
-		info, err := l.Info()
-		if err != nil {
-			return t.kprobeMissed
-		}
-		if pe := info.PerfEvent(); pe != nil && pe.Kprobe() != nil {
-			n += pe.Kprobe().Missed
-		}
-	}
-	t.kprobeMissed = max(t.kprobeMissed, n)
-	return t.kprobeMissed
-}
-
 func (t *Tracer) detach() {
-	t.kprobeMisses()
-	t.kprobes = nil
+	t.lost.detach()
 	for _, l := range t.links {
 		l.Close()
 	}

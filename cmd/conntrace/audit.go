@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"syscall"
 	"time"
 
@@ -32,12 +31,12 @@ included, against the usable ephemeral range. Warns above 50% and 80% of the
 range, on any EADDRNOTAVAIL, and on churn that suggests missing connection
 reuse. The summary prints on Ctrl-C or after --duration.`,
 		Flags: []cli.Flag{
-			&cli.DurationFlag{Name: "duration", Aliases: []string{"d"}, Usage: "stop after `DURATION` and print the summary", DefaultText: "until Ctrl-C"},
-			&cli.DurationFlag{Name: "interval", Aliases: []string{"i"}, Usage: "refresh a live table every `INTERVAL` (JSON: one document per interval)", DefaultText: "off"},
-			&cli.IntSliceFlag{Name: "port", Aliases: []string{"P"}, Usage: "only destinations on `PORT` (repeatable, or comma-separated)"},
-			&cli.IntSliceFlag{Name: "pid", Aliases: []string{"p"}, Usage: "only process `PID` and the destinations it connects to (repeatable)"},
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "output `FORMAT`: text or json"},
-			&cli.StringFlag{Name: "ready-file", Usage: "create `PATH` once the audit has started (for scripts)"},
+			durationFlag("stop after `DURATION` and print the summary"),
+			&cli.StringFlag{Name: "interval", Aliases: []string{"i"}, Usage: "refresh a live table every `INTERVAL`, 100ms or more (JSON: one document per interval)", DefaultText: "off"},
+			portFlag("only destinations on `PORT` (repeatable, or comma-separated)"),
+			pidFlag("only process `PID` and the destinations it connects to (repeatable, or comma-separated)"),
+			outputFlag(),
+			readyFileFlag("create `PATH` once the audit has started"),
 			hooksFlag(),
 			btfFlag(),
 		},
@@ -47,38 +46,39 @@ reuse. The summary prints on Ctrl-C or after --duration.`,
 }
 
 func runAudit(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return usagef("audit takes no arguments, got %q", c.Args().First())
+	if err := noArgs(c, ""); err != nil {
+		return err
 	}
 	ports, pids, err := parsePortsPIDs(c)
 	if err != nil {
 		return err
 	}
-	format, err := output.ParseFormat(c.String("output"))
+	format, err := parseOutput(c)
 	if err != nil {
-		return usagef("-o: %v", err)
+		return err
 	}
-	duration, interval := c.Duration("duration"), c.Duration("interval")
-	if duration < 0 {
-		return usagef("--duration %v is negative", duration)
+	duration, err := parseDuration(c, "duration")
+	if err != nil {
+		return err
 	}
-	if interval < 0 || (interval > 0 && interval < 100*time.Millisecond) {
+	interval, err := parseDuration(c, "interval")
+	if err != nil {
+		return err
+	}
+	if interval > 0 && interval < 100*time.Millisecond {
 		return usagef("--interval %v: give 100ms or more", interval)
+	}
+	ready, err := newReadyFile(c.String("ready-file"))
+	if err != nil {
+		return err
 	}
 	hooks, err := parseHooks(c)
 	if err != nil {
 		return err
 	}
 	stdout, stderr := c.App.Writer, c.App.ErrWriter
-
-	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
-	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	ctx, stop := runContext(c, duration)
 	defer stop()
-	if duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, duration)
-		defer cancel()
-	}
 
 	t, err := tracer.Open(tracer.Config{Ports: ports, PIDs: pids, Hooks: hooks, BTFPath: c.String("btf"),
 		Events: 1<<tracer.EventConnect | 1<<tracer.EventClose | 1<<tracer.EventConnectFail})
@@ -92,10 +92,9 @@ func runAudit(c *cli.Context) error {
 	// The first snapshot names the processes behind connections that
 	// predate the audit.
 	a.Snapshot(true)
-	if path := c.String("ready-file"); path != "" {
-		if err := os.WriteFile(path, []byte("ready\n"), 0o644); err != nil {
-			return fmt.Errorf("--ready-file: %w", err)
-		}
+	defer ready.remove()
+	if err := ready.create(); err != nil {
+		return err
 	}
 	sayAttached(stderr, t, "auditing (the summary comes at the end)")
 
@@ -161,9 +160,7 @@ type reportPrinter struct {
 func (p *reportPrinter) print(r *audit.Report) error {
 	var err error
 	if p.format == output.JSON {
-		enc := json.NewEncoder(p.w)
-		enc.SetEscapeHTML(false) // "->" in warnings, not "-\u003e"
-		err = enc.Encode(r)
+		err = writeJSON(p.w, r)
 	} else {
 		if p.terminal && !p.final {
 			fmt.Fprint(p.w, "\x1b[H\x1b[2J") // home, clear: a live table
@@ -186,4 +183,11 @@ func isTerminal(w io.Writer) bool {
 	}
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
+}
+
+// writeJSON writes v as one line of JSON, "->" as it is, not "-\u003e".
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 
 	"github.com/urfave/cli/v2"
@@ -17,7 +16,7 @@ func doctorCommand() *cli.Command {
 		Description: `Exit status 0 when conntrace watch can run here, 1 when it cannot.
 Run it as root: trying the hooks needs the same privileges as watch.`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "output `FORMAT`: text or json"},
+			outputFlag(),
 			btfFlag(),
 		},
 		Action:       runDoctor,
@@ -29,18 +28,16 @@ Run it as root: trying the hooks needs the same privileges as watch.`,
 var errCannotWatch = errors.New("watch cannot run on this machine (see the advice above)")
 
 func runDoctor(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return usagef("doctor takes no arguments, got %q", c.Args().First())
+	if err := noArgs(c, ""); err != nil {
+		return err
 	}
-	format, err := output.ParseFormat(c.String("output"))
+	format, err := parseOutput(c)
 	if err != nil {
-		return usagef("-o: %v", err)
+		return err
 	}
 	r := doctor.Run(c.String("btf"))
 	if format == output.JSON {
-		enc := json.NewEncoder(c.App.Writer)
-		enc.SetEscapeHTML(false)
-		err = enc.Encode(r)
+		err = writeJSON(c.App.Writer, r)
 	} else {
 		err = r.WriteText(c.App.Writer)
 	}

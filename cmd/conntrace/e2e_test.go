@@ -56,7 +56,7 @@ func startCmd(t *testing.T, setup func(*exec.Cmd), args ...string) *cliRun {
 	go func() { r.exited <- r.cmd.Wait() }()
 	t.Cleanup(func() { r.cmd.Process.Kill() })
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(r.ready); err == nil {
+		if data, err := os.ReadFile(r.ready); err == nil && string(data) == "ready\n" {
 			return r
 		}
 		select {
@@ -70,7 +70,7 @@ func startCmd(t *testing.T, setup func(*exec.Cmd), args ...string) *cliRun {
 	}
 }
 
-// wait waits for the exit and requires status 0.
+// wait waits for the exit and requires status 0, and the ready file gone.
 func (r *cliRun) wait(t *testing.T) {
 	t.Helper()
 	select {
@@ -80,6 +80,9 @@ func (r *cliRun) wait(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatalf("conntrace did not exit within 15s\nstderr:\n%s", r.stderr.String())
+	}
+	if _, err := os.Lstat(r.ready); err == nil {
+		t.Errorf("the ready file %s is left behind", r.ready)
 	}
 }
 

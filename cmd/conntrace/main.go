@@ -48,7 +48,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	}
 }
 
-func onUsageError(_ *cli.Context, err error, _ bool) error { return usageError{err} }
+func onUsageError(_ *cli.Context, err error, _ bool) error { return usageError{usageMessage(err)} }
 
 // flagsFirst moves a command's flags ahead of its positional arguments
 // ("who 8080 -o json" -> "who -o json 8080"): urfave/cli stops reading

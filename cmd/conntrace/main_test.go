@@ -4,13 +4,18 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
+	"github.com/conntrace/conntrace/tracer"
+	"github.com/conntrace/conntrace/tracer/output"
 	"github.com/conntrace/conntrace/tracer/testnet"
 )
 
@@ -59,35 +64,51 @@ func TestUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"watch", "--port", "70000"}, "--port 70000 is out of range (1-65535)"},
-		{[]string{"watch", "--port", "0"}, "--port 0 is out of range"},
-		{[]string{"watch", "-P", "-1"}, "--port -1 is out of range"},
-		{[]string{"watch", "--port", "http"}, `invalid value "http" for flag -port`},
-		{[]string{"watch", "--pid", "0"}, "--pid 0 is not a valid process id"},
+		{[]string{"watch", "--port", "70000"}, `--port "70000": want a port number from 1 to 65535, in decimal`},
+		{[]string{"watch", "--port", "0"}, `--port "0": want a port number from 1 to 65535`},
+		{[]string{"watch", "-P", "-1"}, `--port "-1": want a port number`},
+		{[]string{"watch", "--port", "http"}, `--port "http": want a port number`},
+		{[]string{"watch", "--port", "010"}, `--port "010": want a port number from 1 to 65535, in decimal`},
+		{[]string{"watch", "--port", "0x50"}, `--port "0x50": want a port number`},
+		{[]string{"watch", "--port", "80,,443"}, `--port "": want a port number`},
+		{[]string{"watch", "--port", "+80"}, `--port "+80": want a port number`},
+		{[]string{"watch", "--pid", "0"}, `--pid "0": want a process id from 1 to 4194304, in decimal`},
+		{[]string{"watch", "--pid", "0x10"}, `--pid "0x10": want a process id`},
+		{[]string{"watch", "--pid", "012"}, `--pid "012": want a process id`},
 		{[]string{"watch", "-4", "-6"}, "-4 and -6 exclude each other"},
 		{[]string{"watch", "--events", "connect,bogus"}, `--events: unknown event "bogus"`},
 		{[]string{"watch", "-o", "yaml"}, `-o: unknown output format "yaml"`},
-		{[]string{"watch", "--duration", "-1s"}, "--duration -1s is negative"},
-		{[]string{"watch", "--duration", "soon"}, `invalid value "soon" for flag -duration`},
-		{[]string{"watch", "--count", "-3"}, "--count -3 is negative"},
-		{[]string{"watch", "--comm", "a-very-long-process-name"}, "longer than 15 bytes"},
+		{[]string{"watch", "--duration", "-1s"}, `--duration "-1s": want a positive duration with a unit, e.g. 500ms, 30s, 5m or 1h30m`},
+		{[]string{"watch", "--duration", "soon"}, `--duration "soon": want a positive duration`},
+		{[]string{"watch", "-d", "5"}, `--duration "5": want a positive duration with a unit`},
+		{[]string{"watch", "-d", "0"}, `--duration "0": want a positive duration`},
+		{[]string{"watch", "--count", "-3"}, `--count "-3": want a positive number of events, in decimal (leave it out for no limit)`},
+		{[]string{"watch", "-n", "0"}, `--count "0": want a positive number of events`},
+		{[]string{"watch", "-n", "ten"}, `--count "ten": want a positive number of events`},
+		{[]string{"watch", "--comm", "a-very-long-process-name"}, `--comm "a-very-long-process-name": want a process name of 1 to 15 bytes`},
+		{[]string{"watch", "--comm", "curl,"}, `--comm "": want a process name of 1 to 15 bytes`},
+		{[]string{"watch", "-f", "--failures"}, "-f and --failures are one flag: use one of the forms"},
 		{[]string{"watch", "443"}, `watch takes no arguments, got "443"`},
 		{[]string{"watch", "--bogus"}, "flag provided but not defined: -bogus"},
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
 		{[]string{"watch", "--failures", "--events", "connect"}, "--failures and --events exclude each other"},
+		{[]string{"watch", "--ready-file", "/nonexistent-dir/ready"}, `--ready-file "/nonexistent-dir/ready": its directory: no such file or directory`},
+		{[]string{"watch", "--ready-file", "/"}, `--ready-file "/" exists and is not a regular file (a directory)`},
 		{[]string{"who"}, "who takes one PORT"},
-		{[]string{"who", "http"}, `port "http" is not a number from 1 to 65535`},
-		{[]string{"who", "0"}, `port "0" is not a number from 1 to 65535`},
+		{[]string{"who", "http"}, `port "http": want a port number from 1 to 65535, in decimal`},
+		{[]string{"who", "0"}, `port "0": want a port number`},
+		{[]string{"who", "010"}, `port "010": want a port number`},
 		{[]string{"who", "80", "81"}, "who takes one PORT"},
 		{[]string{"ports", "extra"}, `ports takes no arguments, got "extra"`},
 		{[]string{"ports", "-o", "xml"}, `-o: unknown output format "xml"`},
 		{[]string{"watch", "--hooks", "magic"}, `--hooks: unknown hook mode "magic" (want auto, fentry, kprobe, tracepoint)`},
 		{[]string{"doctor", "extra"}, `doctor takes no arguments, got "extra"`},
 		{[]string{"audit", "extra"}, `audit takes no arguments, got "extra"`},
-		{[]string{"audit", "--port", "70000"}, "--port 70000 is out of range (1-65535)"},
-		{[]string{"audit", "--pid", "-2"}, "--pid -2 is not a valid process id"},
+		{[]string{"audit", "--port", "70000"}, `--port "70000": want a port number`},
+		{[]string{"audit", "--pid", "-2"}, `--pid "-2": want a process id`},
 		{[]string{"audit", "--interval", "10ms"}, "--interval 10ms: give 100ms or more"},
-		{[]string{"audit", "--duration", "-5s"}, "--duration -5s is negative"},
+		{[]string{"audit", "--interval", "1"}, `--interval "1": want a positive duration with a unit`},
+		{[]string{"audit", "--duration", "-5s"}, `--duration "-5s": want a positive duration`},
 		{[]string{"audit", "-o", "csv"}, `-o: unknown output format "csv"`},
 		{[]string{"audit", "--hooks", "bpf"}, `--hooks: unknown hook mode "bpf"`},
 		{[]string{"doctor", "-o", "yaml"}, `-o: unknown output format "yaml"`},
@@ -176,5 +197,46 @@ func TestPanicOnAGoroutine(t *testing.T) {
 	want := "internal error: assignment to entry in nil map (please report it; CONNTRACE_DEBUG=1 shows where)"
 	if err == nil || err.Error() != want {
 		t.Errorf("error %v, want %q", err, want)
+	}
+}
+
+// TestWatchFlagValues: what watch makes of its flags: lists repeat and
+// split at commas, numbers are decimal, names of values take any case.
+func TestWatchFlagValues(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want func(o watchOptions) bool
+	}{
+		{[]string{"--comm", "curl", "--comm", "python3"}, func(o watchOptions) bool { return slices.Equal(o.cfg.Comms, []string{"curl", "python3"}) }},
+		{[]string{"-c", "curl,python3", "-c", "nginx"}, func(o watchOptions) bool {
+			return slices.Equal(o.cfg.Comms, []string{"curl", "python3", "nginx"})
+		}},
+		{[]string{"-P", "80,443", "-P", "8080"}, func(o watchOptions) bool { return slices.Equal(o.cfg.Ports, []uint16{80, 443, 8080}) }},
+		{[]string{"-p", "1,4194304"}, func(o watchOptions) bool { return slices.Equal(o.cfg.PIDs, []uint32{1, 4194304}) }},
+		{[]string{"--events", "Connect,CLOSE"}, func(o watchOptions) bool {
+			return o.cfg.Events == 1<<tracer.EventConnect|1<<tracer.EventClose
+		}},
+		{[]string{"-o", "JSON", "--hooks", "Tracepoint"}, func(o watchOptions) bool {
+			return o.format == output.JSON && o.cfg.Hooks == tracer.HooksTracepoint
+		}},
+		{[]string{"-d", "1m30s", "-n", "10"}, func(o watchOptions) bool { return o.duration == 90*time.Second && o.count == 10 }},
+		{nil, func(o watchOptions) bool {
+			return o.duration == 0 && o.count == 0 && o.ready == nil && o.cfg.Comms == nil
+		}},
+	} {
+		cmd := watchCommand()
+		var got watchOptions
+		cmd.Action = func(c *cli.Context) (err error) {
+			got, err = parseWatch(c)
+			return err
+		}
+		app := &cli.App{Name: "conntrace", Commands: []*cli.Command{cmd}, Writer: io.Discard, ErrWriter: io.Discard}
+		if err := app.Run(append([]string{"conntrace", "watch"}, tc.args...)); err != nil {
+			t.Errorf("%v: %v", tc.args, err)
+			continue
+		}
+		if !tc.want(got) {
+			t.Errorf("%v: got %+v", tc.args, got)
+		}
 	}
 }

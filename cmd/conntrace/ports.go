@@ -13,16 +13,13 @@ import (
 	"github.com/conntrace/conntrace/tracer/sockets"
 )
 
-var (
-	netnsFlag  = &cli.StringFlag{Name: "netns", Usage: "look in the network namespace at `PATH` (/run/netns/NAME, /proc/PID/ns/net)", DefaultText: "conntrace's own"}
-	outputFlag = &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "output `FORMAT`: text or json (one object per line)"}
-)
+var netnsFlag = &cli.StringFlag{Name: "netns", Usage: "look in the network namespace at `PATH` (/run/netns/NAME, /proc/PID/ns/net)", DefaultText: "conntrace's own"}
 
 func portsCommand() *cli.Command {
 	return &cli.Command{
 		Name:         "ports",
 		Usage:        "list listening TCP and bound UDP sockets with their processes (like ss -tulpn)",
-		Flags:        []cli.Flag{outputFlag, netnsFlag},
+		Flags:        []cli.Flag{outputFlag(), netnsFlag},
 		Action:       ports,
 		OnUsageError: onUsageError,
 	}
@@ -35,7 +32,7 @@ func whoCommand() *cli.Command {
 		ArgsUsage: "PORT",
 		Description: `Matches the local or the remote port. Exit status 1 when nothing is on
 the port.`,
-		Flags:        []cli.Flag{outputFlag, netnsFlag},
+		Flags:        []cli.Flag{outputFlag(), netnsFlag},
 		Action:       who,
 		OnUsageError: onUsageError,
 	}
@@ -44,9 +41,9 @@ the port.`,
 // snapshot is what ports and who share: the flags, the namespace, the
 // sockets that keep selects.
 func snapshot(c *cli.Context, keep func(*sockets.Socket) bool) ([]sockets.Socket, output.Format, uint16, uint16, error) {
-	format, err := output.ParseFormat(c.String("output"))
+	format, err := parseOutput(c)
 	if err != nil {
-		return nil, 0, 0, 0, usagef("-o: %v", err)
+		return nil, 0, 0, 0, err
 	}
 	ns := sockets.NS{}
 	if path := c.String("netns"); path != "" {
@@ -67,8 +64,8 @@ func snapshot(c *cli.Context, keep func(*sockets.Socket) bool) ([]sockets.Socket
 }
 
 func ports(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return usagef("ports takes no arguments, got %q", c.Args().First())
+	if err := noArgs(c, ""); err != nil {
+		return err
 	}
 	socks, format, lo, hi, err := snapshot(c, func(s *sockets.Socket) bool {
 		return s.State == "LISTEN" || s.State == "UNCONN"
@@ -83,11 +80,10 @@ func who(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return usagef("who takes one PORT, e.g. 'conntrace who 8080'")
 	}
-	n, err := strconv.Atoi(c.Args().First())
-	if err != nil || n < 1 || n > 65535 {
-		return usagef("port %q is not a number from 1 to 65535", c.Args().First())
+	port, err := parsePort("port", c.Args().First())
+	if err != nil {
+		return err
 	}
-	port := uint16(n)
 	socks, format, lo, hi, err := snapshot(c, func(s *sockets.Socket) bool { return s.LPort == port || s.RPort == port })
 	if err != nil {
 		return err

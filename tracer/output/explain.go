@@ -2,6 +2,7 @@ package output
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/conntrace/conntrace/tracer"
 )
@@ -50,39 +51,7 @@ func appendBindExplanation(dst []byte, ev *tracer.Event) []byte {
 	local := func(dst []byte) []byte { return appendAddrPort(dst, ev.LAddr, ev.LPort) }
 	switch ev.ErrorName() {
 	case "EADDRINUSE":
-		dst = local(dst)
-		if len(ev.Holders) == 0 {
-			return append(dst, " is in use (the holder has gone or could not be seen)"...)
-		}
-		dst = append(dst, " is held by "...)
-		listeners := 0
-		for i := range ev.Holders {
-			h := &ev.Holders[i]
-			if i > 0 {
-				dst = append(dst, ", "...)
-			}
-			if h.PID == 0 {
-				dst = append(dst, "no process"...)
-			} else {
-				dst = strconv.AppendUint(dst, uint64(h.PID), 10)
-				dst = append(dst, ' ')
-				dst = AppendTextSafe(dst, []byte(h.Comm))
-			}
-			dst = append(dst, " ("...)
-			if h.LAddr != ev.LAddr {
-				dst = appendAddrPort(dst, h.LAddr, h.LPort)
-				dst = append(dst, ' ')
-			}
-			dst = append(dst, h.State...)
-			dst = append(dst, ')')
-			if h.State == "LISTEN" {
-				listeners++
-			}
-		}
-		if listeners > 1 {
-			dst = append(dst, "; several listeners share it with SO_REUSEPORT"...)
-		}
-		return dst
+		return appendHolders(append(local(dst), ' '), ev)
 	case "EACCES":
 		dst = append(dst, "ports below 1024 need root or CAP_NET_BIND_SERVICE (binding "...)
 		dst = local(dst)
@@ -98,4 +67,63 @@ func appendBindExplanation(dst []byte, ev *tracer.Event) []byte {
 	dst = append(dst, "bind to "...)
 	dst = local(dst)
 	return append(dst, " failed"...)
+}
+
+// appendHolders says who holds the port: "is held by 1156 nginx, 1157
+// nginx (0.0.0.0:8080 LISTEN, one socket in 2 processes)", each socket
+// in turn, and whether several share the port with SO_REUSEPORT.
+func appendHolders(dst []byte, ev *tracer.Event) []byte {
+	if ev.HoldersError != "" {
+		dst = append(dst, "is in use; who holds it is unknown: "...)
+		for i, word := range strings.Split(ev.HoldersError, " ") {
+			if i > 0 {
+				dst = append(dst, ' ')
+			}
+			dst = AppendTextSafe(dst, []byte(word))
+		}
+		return dst
+	}
+	if len(ev.Holders) == 0 {
+		return append(dst, "is in use (the holder has gone or could not be seen)"...)
+	}
+	dst = append(dst, "is held by "...)
+	reuse := 0
+	for i := range ev.Holders {
+		h := &ev.Holders[i]
+		if i > 0 {
+			dst = append(dst, "; "...)
+		}
+		if len(h.Procs) == 0 {
+			dst = append(dst, "no process"...)
+		}
+		for j, p := range h.Procs {
+			if j > 0 {
+				dst = append(dst, ", "...)
+			}
+			dst = strconv.AppendUint(dst, uint64(p.PID), 10)
+			dst = append(dst, ' ')
+			dst = AppendTextSafe(dst, []byte(p.Comm))
+		}
+		dst = append(dst, " ("...)
+		if h.LAddr != ev.LAddr {
+			dst = appendAddrPort(dst, h.LAddr, h.LPort)
+			dst = append(dst, ' ')
+		}
+		dst = append(dst, h.State...)
+		if len(h.Procs) > 1 {
+			dst = append(dst, ", one socket in "...)
+			dst = strconv.AppendInt(dst, int64(len(h.Procs)), 10)
+			dst = append(dst, " processes"...)
+		}
+		dst = append(dst, ')')
+		if h.ReusePort {
+			reuse++
+		}
+	}
+	if n := len(ev.Holders); n > 1 && reuse == n {
+		dst = append(dst, "; "...)
+		dst = strconv.AppendInt(dst, int64(n), 10)
+		dst = append(dst, " sockets share it with SO_REUSEPORT"...)
+	}
+	return dst
 }

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/conntrace/conntrace/tracer"
+	"github.com/conntrace/conntrace/tracer/sockets"
 )
 
 // unescapeText reverses AppendTextSafe.
@@ -84,7 +85,8 @@ func FuzzFormat(f *testing.F) {
 		}
 		copy(ev.Comm[:], comm)
 		if ev.Type == tracer.EventBindFail {
-			ev.Holders = []tracer.Holder{{PID: 1, Comm: holder, LAddr: ev.LAddr, LPort: lport, State: "LISTEN"}}
+			ev.Holders = []tracer.Holder{{LAddr: ev.LAddr, LPort: lport, State: "LISTEN", Procs: []sockets.Proc{{PID: 1, Comm: holder}, {PID: 2, Comm: holder}}}}
+			ev.HoldersError = holder
 		}
 		line := AppendJSON(nil, &ev)
 		var m map[string]any

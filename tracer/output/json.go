@@ -4,6 +4,7 @@ import (
 	"strconv"
 
 	"github.com/conntrace/conntrace/tracer"
+	"github.com/conntrace/conntrace/tracer/sockets"
 )
 
 // JSONTimeLayout is RFC 3339 with exactly nine fractional digits, in UTC.
@@ -36,6 +37,10 @@ func AppendJSON(dst []byte, ev *tracer.Event) []byte {
 	dst = strconv.AppendUint(dst, uint64(ev.PID), 10)
 	dst = append(dst, `,"comm":`...)
 	dst = AppendJSONString(dst, ev.CommBytes())
+	if thread := ev.ThreadBytes(); thread != nil {
+		dst = append(dst, `,"thread":`...)
+		dst = AppendJSONString(dst, thread)
+	}
 	dst = append(dst, `,"uid":`...)
 	dst = strconv.AppendUint(dst, uint64(ev.UID), 10)
 	dst = append(dst, `,"proto":"`...)
@@ -81,23 +86,53 @@ func AppendJSON(dst []byte, ev *tracer.Event) []byte {
 	if ev.Type == tracer.EventBindFail {
 		dst = append(dst, `,"holders":[`...)
 		for i := range ev.Holders {
-			h := &ev.Holders[i]
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = append(dst, `{"pid":`...)
-			dst = strconv.AppendUint(dst, uint64(h.PID), 10)
-			dst = append(dst, `,"comm":`...)
-			dst = AppendJSONString(dst, []byte(h.Comm))
-			dst = append(dst, `,"laddr":"`...)
-			dst = h.LAddr.AppendTo(dst)
-			dst = append(dst, `","lport":`...)
-			dst = strconv.AppendUint(dst, uint64(h.LPort), 10)
-			dst = append(dst, `,"state":"`...)
-			dst = append(dst, h.State...)
-			dst = append(dst, `"}`...)
+			dst = appendHolderJSON(dst, &ev.Holders[i])
 		}
 		dst = append(dst, ']')
+		if ev.HoldersError != "" {
+			dst = append(dst, `,"holders_error":`...)
+			dst = AppendJSONString(dst, []byte(ev.HoldersError))
+		}
 	}
 	return append(dst, "}\n"...)
+}
+
+// appendHolderJSON appends one socket holding a port: "pid" and "comm"
+// are its first process's (0 and "" for none), "procs" lists them all.
+func appendHolderJSON(dst []byte, h *tracer.Holder) []byte {
+	var first sockets.Proc
+	if len(h.Procs) > 0 {
+		first = h.Procs[0]
+	}
+	dst = append(dst, `{"pid":`...)
+	dst = strconv.AppendUint(dst, uint64(first.PID), 10)
+	dst = append(dst, `,"comm":`...)
+	dst = AppendJSONString(dst, []byte(first.Comm))
+	dst = append(dst, `,"laddr":"`...)
+	dst = h.LAddr.AppendTo(dst)
+	dst = append(dst, `","lport":`...)
+	dst = strconv.AppendUint(dst, uint64(h.LPort), 10)
+	dst = append(dst, `,"state":"`...)
+	dst = append(dst, h.State...)
+	dst = append(dst, `","inode":`...)
+	dst = strconv.AppendUint(dst, uint64(h.Inode), 10)
+	if h.ReusePortKnown {
+		dst = append(dst, `,"reuseport":`...)
+		dst = strconv.AppendBool(dst, h.ReusePort)
+	}
+	dst = append(dst, `,"procs":[`...)
+	for i, p := range h.Procs {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"pid":`...)
+		dst = strconv.AppendUint(dst, uint64(p.PID), 10)
+		dst = append(dst, `,"comm":`...)
+		dst = AppendJSONString(dst, []byte(p.Comm))
+		dst = append(dst, '}')
+	}
+	return append(dst, "]}"...)
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/conntrace/conntrace/tracer"
+	"github.com/conntrace/conntrace/tracer/sockets"
 )
 
 var ts = time.Date(2026, 11, 25, 10, 0, 0, 123456789, time.UTC)
@@ -36,7 +37,8 @@ var (
 	bindFailEv = tracer.Event{Type: tracer.EventBindFail, Time: ts, PID: 1234, Comm: comm("nginx"), UID: 33,
 		Family: tracer.FamilyIPv4, Errno: 98, Proto: tracer.ProtoTCP,
 		LAddr: netip.MustParseAddr("0.0.0.0"), LPort: 80,
-		Holders: []tracer.Holder{{PID: 999, Comm: "nginx", LAddr: netip.MustParseAddr("0.0.0.0"), LPort: 80, State: "LISTEN"}}}
+		Holders: []tracer.Holder{{LAddr: netip.MustParseAddr("0.0.0.0"), LPort: 80, State: "LISTEN", Inode: 4711,
+			Procs: []sockets.Proc{{PID: 999, Comm: "nginx"}}, ReusePortKnown: true}}}
 )
 
 // The JSON contract v1, field for field (README "JSON output").
@@ -49,7 +51,7 @@ func TestJSONContract(t *testing.T) {
 		{acceptEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"accept","conn_id":18,"pid":999,"comm":"nginx","uid":0,"proto":"tcp","family":"ipv6","direction":"in","laddr":"2001:db8::2","lport":443,"raddr":"2001:db8::1","rport":40000}`},
 		{closeEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"close","conn_id":17,"pid":4242,"comm":"curl","uid":1000,"proto":"tcp","family":"ipv4","direction":"out","laddr":"10.0.0.5","lport":51234,"raddr":"93.184.216.34","rport":443,"duration_ms":2766.123,"tx_bytes":10000,"rx_bytes":3000,"reason":"reset_in"}`},
 		{connFailEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"connect_fail","conn_id":9,"pid":4242,"comm":"psql","uid":0,"proto":"tcp","family":"ipv4","direction":"out","laddr":"10.0.0.5","lport":40000,"raddr":"10.0.0.7","rport":5432,"error":"ECONNREFUSED","errno":111}`},
-		{bindFailEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"bind_fail","pid":1234,"comm":"nginx","uid":33,"proto":"tcp","family":"ipv4","laddr":"0.0.0.0","lport":80,"error":"EADDRINUSE","errno":98,"holders":[{"pid":999,"comm":"nginx","laddr":"0.0.0.0","lport":80,"state":"LISTEN"}]}`},
+		{bindFailEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"bind_fail","pid":1234,"comm":"nginx","uid":33,"proto":"tcp","family":"ipv4","laddr":"0.0.0.0","lport":80,"error":"EADDRINUSE","errno":98,"holders":[{"pid":999,"comm":"nginx","laddr":"0.0.0.0","lport":80,"state":"LISTEN","inode":4711,"reuseport":false,"procs":[{"pid":999,"comm":"nginx"}]}]}`},
 		{listenEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"listen","pid":999,"comm":"nginx","uid":0,"proto":"tcp","family":"ipv4","laddr":"0.0.0.0","lport":80}`},
 		{lostEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"lost","count":12,"dropped":9,"skipped":0,"evicted":3}`},
 	} {
@@ -155,7 +157,7 @@ func TestText(t *testing.T) {
 			t.Errorf("column %s (at %d) does not start a field in %q", col, i, line)
 		}
 	}
-	if got := string(AppendText(nil, &lostEv)); !strings.Contains(got, "WARNING: 12 events lost: 9 because the ring buffer was full (reader too slow; use filters); 3 open connections evicted from the full socket table (their close goes unreported)\n") {
+	if got := string(AppendText(nil, &lostEv)); !strings.Contains(got, "WARNING: 12 events lost: 9 because the ring buffer was full (reader too slow; use filters); 3 connection ends the full socket table had no room for (neither their open nor their close is reported)\n") {
 		t.Errorf("lost: %q", got)
 	}
 }
@@ -243,12 +245,28 @@ func TestExplanations(t *testing.T) {
 		{tracer.Event{Type: tracer.EventBindFail, Errno: 98, LAddr: v4("127.0.0.1"), LPort: 80},
 			"EADDRINUSE: 127.0.0.1:80 is in use (the holder has gone or could not be seen)"},
 		{tracer.Event{Type: tracer.EventBindFail, Errno: 98, LAddr: v4("127.0.0.1"), LPort: 80, Holders: []tracer.Holder{
-			{PID: 1, Comm: "a", LAddr: v4("0.0.0.0"), LPort: 80, State: "LISTEN"},
-			{PID: 2, Comm: "\x1b[2Jb", LAddr: v4("0.0.0.0"), LPort: 80, State: "LISTEN"}}},
-			`EADDRINUSE: 127.0.0.1:80 is held by 1 a (0.0.0.0:80 LISTEN), 2 \x1b[2Jb (0.0.0.0:80 LISTEN); several listeners share it with SO_REUSEPORT`},
+			{LAddr: v4("0.0.0.0"), LPort: 80, State: "LISTEN", Procs: []sockets.Proc{{PID: 1, Comm: "a"}}, ReusePort: true, ReusePortKnown: true},
+			{LAddr: v4("0.0.0.0"), LPort: 80, State: "LISTEN", Procs: []sockets.Proc{{PID: 2, Comm: "\x1b[2Jb"}}, ReusePort: true, ReusePortKnown: true}}},
+			`EADDRINUSE: 127.0.0.1:80 is held by 1 a (0.0.0.0:80 LISTEN); 2 \x1b[2Jb (0.0.0.0:80 LISTEN); 2 sockets share it with SO_REUSEPORT`},
+		// One socket that forked processes share is not SO_REUSEPORT.
+		{tracer.Event{Type: tracer.EventBindFail, Errno: 98, LAddr: v4("0.0.0.0"), LPort: 80, Holders: []tracer.Holder{
+			{LAddr: v4("0.0.0.0"), LPort: 80, State: "LISTEN", Procs: []sockets.Proc{{PID: 1, Comm: "nginx"}, {PID: 2, Comm: "nginx"}, {PID: 3, Comm: "nginx"}}}}},
+			`EADDRINUSE: 0.0.0.0:80 is held by 1 nginx, 2 nginx, 3 nginx (LISTEN, one socket in 3 processes)`},
+		// Two sockets without SO_REUSEPORT (v4 and v6 wildcards) are just two.
+		{tracer.Event{Type: tracer.EventBindFail, Errno: 98, LAddr: v4("127.0.0.1"), LPort: 80, Holders: []tracer.Holder{
+			{LAddr: v4("0.0.0.0"), LPort: 80, State: "LISTEN", Procs: []sockets.Proc{{PID: 1, Comm: "a"}}, ReusePortKnown: true},
+			{LAddr: netip.IPv6Unspecified(), LPort: 80, State: "LISTEN", Procs: []sockets.Proc{{PID: 1, Comm: "a"}}, ReusePortKnown: true}}},
+			`EADDRINUSE: 127.0.0.1:80 is held by 1 a (0.0.0.0:80 LISTEN); 1 a ([::]:80 LISTEN)`},
+		{tracer.Event{Type: tracer.EventBindFail, Errno: 98, LAddr: v4("127.0.0.1"), LPort: 80, Holders: []tracer.Holder{}, HoldersError: "sock_diag tcp: operation not permitted"},
+			"EADDRINUSE: 127.0.0.1:80 is in use; who holds it is unknown: sock_diag tcp: operation not permitted"},
 	}
 	for _, tc := range cases {
-		if got := string(appendExplanation(nil, &tc.ev)); !strings.HasPrefix(got, tc.want) {
+		got := string(appendExplanation(nil, &tc.ev))
+		if !strings.HasPrefix(got, tc.want) {
+			t.Errorf("got  %q\nwant %q", got, tc.want)
+		}
+		// SO_REUSEPORT only where every socket says so.
+		if strings.Contains(got, "SO_REUSEPORT") != strings.Contains(tc.want, "SO_REUSEPORT") {
 			t.Errorf("got  %q\nwant %q", got, tc.want)
 		}
 	}

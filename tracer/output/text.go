@@ -58,7 +58,7 @@ func AppendText(dst []byte, ev *tracer.Event) []byte {
 		}
 		cause(ev.LostDropped, " because the ring buffer was full (reader too slow; use filters)")
 		cause(ev.LostSkipped, " hook runs the kernel skipped (nested on a busy CPU)")
-		cause(ev.LostEvicted, " open connections evicted from the full socket table (their close goes unreported)")
+		cause(ev.LostEvicted, " connection ends the full socket table had no room for (neither their open nor their close is reported)")
 		return append(dst, '\n')
 	}
 	dst = strconv.AppendUint(dst, uint64(ev.PID), 10)
@@ -90,6 +90,10 @@ func AppendText(dst []byte, ev *tracer.Event) []byte {
 	}
 	dst = append(dst, "uid="...)
 	dst = strconv.AppendUint(dst, uint64(ev.UID), 10)
+	if thread := ev.ThreadBytes(); thread != nil {
+		dst = append(dst, " thread="...)
+		dst = AppendTextSafe(dst, thread)
+	}
 	if ev.Proto != tracer.ProtoTCP {
 		dst = append(dst, ' ')
 		dst = append(dst, ev.Proto.String()...)

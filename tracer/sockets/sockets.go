@@ -38,6 +38,7 @@ type Socket struct {
 type Proc struct {
 	PID  uint32
 	Comm string // as the process set it: escape before printing
+	FD   int    // its (first) descriptor of the socket
 }
 
 // NS is an open network namespace; the zero NS is the caller's own.
@@ -131,19 +132,21 @@ var tcpStates = [...]string{1: "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1
 	"TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "NEW_SYN_RECV"}
 
 func convert(proto string, r *netlink.Socket) Socket {
-	s := Socket{Proto: proto, LPort: r.ID.SourcePort, RPort: r.ID.DestinationPort, UID: r.UID, Inode: r.INode,
-		LAddr: addr(r.ID.Source), RAddr: addr(r.ID.Destination)}
+	return Socket{Proto: proto, LPort: r.ID.SourcePort, RPort: r.ID.DestinationPort, UID: r.UID, Inode: r.INode,
+		LAddr: addr(r.ID.Source), RAddr: addr(r.ID.Destination), State: stateName(proto, r.State)}
+}
+
+// stateName is a sock_diag state as ss names it.
+func stateName(proto string, state uint8) string {
 	switch {
-	case proto == "udp" && r.State == unix.BPF_TCP_ESTABLISHED:
-		s.State = "ESTAB"
+	case proto == "udp" && state == unix.BPF_TCP_ESTABLISHED:
+		return "ESTAB"
 	case proto == "udp":
-		s.State = "UNCONN"
-	case int(r.State) < len(tcpStates) && tcpStates[r.State] != "":
-		s.State = tcpStates[r.State]
-	default:
-		s.State = strconv.Itoa(int(r.State))
+		return "UNCONN"
+	case int(state) < len(tcpStates) && tcpStates[state] != "":
+		return tcpStates[state]
 	}
-	return s
+	return strconv.Itoa(int(state))
 }
 
 func addr(ip net.IP) netip.Addr {
@@ -179,7 +182,7 @@ func attachProcs(socks []Socket) error {
 		for _, fd := range fds {
 			// One fd at a time: a descriptor closed since the listing
 			// must not hide the process's others.
-			t, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", p.PID, fd))
+			t, err := os.Readlink("/proc/" + strconv.Itoa(p.PID) + "/fd/" + strconv.FormatUint(uint64(fd), 10))
 			if err != nil {
 				continue
 			}
@@ -196,7 +199,7 @@ func attachProcs(socks []Socket) error {
 				comm, _ = p.Comm()
 			}
 			for _, i := range idx {
-				socks[i].Procs = append(socks[i].Procs, Proc{PID: uint32(p.PID), Comm: comm})
+				socks[i].Procs = append(socks[i].Procs, Proc{PID: uint32(p.PID), Comm: comm, FD: int(fd)})
 			}
 		}
 	}

@@ -19,6 +19,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/conntrace/conntrace/tracer/loadgen"
 )
 
 const helperEnv = "CONNTRACE_TEST_HELPER"
@@ -48,15 +50,37 @@ type Role struct {
 	// does). The kernel restarts the call each time, unseen by the caller.
 	Interrupt bool
 
-	Bind   bool // bind a socket to Addr ("bound" or "failed ENAME"), keep it until Go
-	UDP    bool // Bind: a UDP socket (else TCP)
-	Listen bool // Bind: listen on it too
-	UID    int  // Bind: drop to this uid (and gid) first, after entering NS (0: stay root)
+	Bind      bool // bind a socket to Addr ("bound" or "failed ENAME"), keep it until Go
+	UDP       bool // Bind: a UDP socket (else TCP)
+	Listen    bool // Bind: listen on it too
+	UID       int  // Bind: drop to this uid (and gid) first, after entering NS (0: stay root)
+	ReusePort bool // Bind: set SO_REUSEPORT first
+	// Share: Bind: start this many more processes of the same name that
+	// inherit the socket, as forked workers do ("shared PID..." before
+	// "bound").
+	Share int
+	// Bind with Repeat: bind Repeat fresh sockets one after another,
+	// Pause between them, expecting each to fail ("failed ENAME N").
+	Inherited bool // a process Share started: hold fd 3 until stdin closes
+
+	// Storm: run tracer/loadgen's storm for this long with Conns dialers
+	// on a loopback listener of its own, on Addr if set ("storming", then
+	// "stormed N").
+	// Not with NS: the storm's threads stay in the process's namespace.
+	Storm time.Duration
+
+	// Summary: Hold: say "held N" once all are connected, not
+	// "connected" for each.
+	Summary bool
 
 	// Rename, if set, is the name (any bytes but NUL, at most 15) the
-	// helper gives itself with prctl(PR_SET_NAME) before anything else,
+	// helper process gives itself (/proc/self/comm) before anything else,
 	// as a hostile process may.
 	Rename []byte
+	// Thread, if set, is the name the thread that does the work gives
+	// itself with prctl(PR_SET_NAME), as Go, Java and nginx workers do;
+	// the process keeps its name.
+	Thread string
 }
 
 // Proc is a running helper process. Its process name (comm) is the name
@@ -187,13 +211,22 @@ func (r Role) run() error {
 	// Sockets are created in the network namespace of the creating thread.
 	runtime.LockOSThread()
 	if len(r.Rename) > 0 {
-		name, err := unix.BytePtrFromString(string(r.Rename))
-		if err != nil {
+		if err := os.WriteFile("/proc/self/comm", r.Rename, 0); err != nil {
 			return fmt.Errorf("rename: %w", err)
 		}
-		if err := unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(name)), 0, 0, 0); err != nil {
-			return fmt.Errorf("prctl PR_SET_NAME: %w", err)
-		}
+	}
+	if r.Thread != "" {
+		return onOtherThread(func() error {
+			name, err := unix.BytePtrFromString(r.Thread)
+			if err == nil {
+				err = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(name)), 0, 0, 0)
+			}
+			if err != nil {
+				return fmt.Errorf("prctl PR_SET_NAME: %w", err)
+			}
+			r.Thread = ""
+			return r.run()
+		})
 	}
 	if r.NS != "" {
 		fd, err := unix.Open(r.NS, unix.O_RDONLY|unix.O_CLOEXEC, 0)
@@ -206,6 +239,13 @@ func (r Role) run() error {
 		unix.Close(fd)
 	}
 	switch {
+	case r.Inherited:
+		waitGo()
+		return nil
+	case r.Storm > 0:
+		return r.storm()
+	case r.Bind && r.Repeat > 0:
+		return r.bindRepeat()
 	case r.Bind:
 		return r.bind()
 	case r.Server:
@@ -266,6 +306,11 @@ func (r Role) bind() error {
 		return err
 	}
 	defer unix.Close(fd)
+	if r.ReusePort {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+			return err
+		}
+	}
 	if err := unix.Bind(fd, sa); err != nil {
 		fmt.Printf("failed %s\n", unix.ErrnoName(err.(unix.Errno)))
 		return nil
@@ -275,9 +320,107 @@ func (r Role) bind() error {
 			return err
 		}
 	}
+	if r.Share > 0 {
+		pids, stdins, err := share(fd, r.Share)
+		if err != nil {
+			return err
+		}
+		defer runtime.KeepAlive(stdins)
+		fmt.Println("shared", strings.Trim(fmt.Sprint(pids), "[]"))
+	}
 	fmt.Println("bound")
 	waitGo()
 	return nil
+}
+
+// share starts n processes of this one's name that inherit fd as their
+// fd 3 and hold it until this one exits: their stdin closes then.
+func share(fd, n int) (pids []int, stdins []io.WriteCloser, err error) {
+	spec, _ := json.Marshal(Role{Inherited: true})
+	dup, err := unix.Dup(fd) // f's to close
+	if err != nil {
+		return nil, nil, err
+	}
+	f := os.NewFile(uintptr(dup), "socket")
+	defer f.Close()
+	for range n {
+		// os.Args[0], not os.Executable(): the symlink that names us.
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), helperEnv+"="+string(spec))
+		cmd.ExtraFiles = []*os.File{f}
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := cmd.Start(); err != nil {
+			return nil, nil, err
+		}
+		pids, stdins = append(pids, cmd.Process.Pid), append(stdins, stdin)
+	}
+	return pids, stdins, nil
+}
+
+// bindRepeat binds Repeat fresh sockets to Addr in turn, each closed at
+// once, and says how the binds failed: "failed EADDRINUSE 2000".
+func (r Role) bindRepeat() error {
+	ap, err := netip.ParseAddrPort(r.Addr)
+	if err != nil {
+		return err
+	}
+	family, sa := sockaddr(ap)
+	var first unix.Errno
+	failed := 0
+	for range r.Repeat {
+		fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		err = unix.Bind(fd, sa)
+		unix.Close(fd)
+		var errno unix.Errno
+		if !errors.As(err, &errno) || (failed > 0 && errno != first) {
+			return fmt.Errorf("bind %s: %v after %d failures", r.Addr, err, failed)
+		}
+		first = errno
+		failed++
+		time.Sleep(r.Pause)
+	}
+	fmt.Printf("failed %s %d\n", unix.ErrnoName(first), failed)
+	return nil
+}
+
+// storm runs a connection storm ("storming", then "stormed N").
+func (r Role) storm() error {
+	fmt.Println("storming")
+	addr := r.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	res, err := loadgen.Storm(loadgen.Options{Conns: r.Conns, Duration: r.Storm, Addr: addr, Close: "rst"})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("stormed %d\n", res.Conns)
+	return nil
+}
+
+// onOtherThread runs fn on a locked thread that is not the process's
+// first (its thread-group leader), and waits for it.
+func onOtherThread(fn func() error) error {
+	errs := make(chan error, 1)
+	var start func()
+	start = func() {
+		runtime.LockOSThread()
+		if unix.Gettid() == unix.Getpid() {
+			// Keep the leader's thread busy so the next goroutine
+			// gets another one.
+			go start()
+			<-make(chan struct{})
+		}
+		errs <- fn()
+	}
+	go start()
+	return <-errs
 }
 
 // connectRaw makes one blocking connect(2), as C programs do (Go's
@@ -365,6 +508,9 @@ func (r Role) dialBlocking() error {
 // ("connected" or "failed ENAME"), and closes them all when released.
 func (r Role) hold() error {
 	fmt.Println("ready")
+	if r.WaitGo {
+		waitGo()
+	}
 	var fds []int
 	for i := 0; i < r.Hold; i++ {
 		fd, err := r.connectRaw()
@@ -374,8 +520,13 @@ func (r Role) hold() error {
 			}
 			continue
 		}
-		fmt.Println("connected")
+		if !r.Summary {
+			fmt.Println("connected")
+		}
 		fds = append(fds, fd)
+	}
+	if r.Summary {
+		fmt.Println("held", len(fds))
 	}
 	waitGo()
 	for _, fd := range fds {

@@ -1,6 +1,0 @@
-//go:build cgo
-
-package main
-
-// builtWithCgo: this binary cannot drop capabilities (tracer.ErrCapabilitiesCgo).
-const builtWithCgo = true

@@ -1,0 +1,41 @@
+package tracer
+
+// backlog holds decoded events back, in the order they came, while the
+// oldest waits for its holder lookup (holders.go); the reader goes on
+// reading the ring meanwhile. Empty nearly always: events then go
+// straight from the ring to the sink.
+type backlog struct {
+	evs        []Event // a ring of slots
+	head, size int
+}
+
+// backlogMax bounds the events held back (about 5 MB): past it the
+// reader waits for the oldest lookup, and what the ring then cannot hold
+// is dropped and counted by the kernel.
+const backlogMax = 1 << 14
+
+func (b *backlog) empty() bool { return b.size == 0 }
+func (b *backlog) full() bool  { return b.size == backlogMax }
+
+// push returns the slot after the newest, for the caller to fill.
+func (b *backlog) push() *Event {
+	if b.size == len(b.evs) {
+		grown := make([]Event, max(64, 2*len(b.evs)))
+		for i := range b.size {
+			grown[i] = b.evs[(b.head+i)%len(b.evs)]
+		}
+		b.evs, b.head = grown, 0
+	}
+	b.size++
+	return &b.evs[(b.head+b.size-1)%len(b.evs)]
+}
+
+// front is the oldest event.
+func (b *backlog) front() *Event { return &b.evs[b.head] }
+
+// pop forgets the oldest event.
+func (b *backlog) pop() {
+	b.evs[b.head] = Event{} // drop its holders
+	b.head = (b.head + 1) % len(b.evs)
+	b.size--
+}

@@ -1,0 +1,92 @@
+package tracer
+
+import (
+	"net/netip"
+	"testing"
+)
+
+type recordingSink struct{ evs []Event }
+
+func (s *recordingSink) Write(ev *Event) error { s.evs = append(s.evs, *ev); return nil }
+func (s *recordingSink) Flush() error          { return nil }
+
+// TestBacklogKeepsOrder: the events after a bind_fail whose holder lookup
+// runs are held back, not written before it, and come out in order,
+// holders filled, once it is done; the reader meanwhile never waits.
+func TestBacklogKeepsOrder(t *testing.T) {
+	tr := &Tracer{clock: NewClock(), holders: newHolderLookups(func() {})}
+	lookup := &holderLookup{done: make(chan struct{})}
+	tr.holders.byKey[holderKey{netns: 7, proto: ProtoTCP, addr: netip.MustParseAddr("127.0.0.1"), port: 8080}] = lookup
+	sink := &recordingSink{}
+	closeRec := func(id uint64) []byte {
+		return record(conntraceEvent{ConnId: id, Type: uint8(EventClose), Family: 2, Proto: 6, Comm: comm16("curl")})
+	}
+	deliver := func(raw []byte) {
+		t.Helper()
+		if err := tr.deliver(raw, sink); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deliver(closeRec(1))
+	deliver(record(conntraceEvent{Type: uint8(EventBindFail), Family: 2, Proto: 6, Error: 98, Netns: 7,
+		Saddr: [16]uint8{127, 0, 0, 1}, Sport: 8080, Comm: comm16("nginx")}))
+	const behind = 300 // more than the backlog's first size
+	for id := range uint64(behind) {
+		deliver(closeRec(2 + id))
+	}
+	if len(sink.evs) != 1 || tr.stats.Events != 1 {
+		t.Fatalf("%d events written while the lookup runs, want only the one before it", len(sink.evs))
+	}
+	lookup.holders = []Holder{{State: "LISTEN", LPort: 8080}}
+	close(lookup.done)
+	if err := tr.release(sink, false); err != nil {
+		t.Fatal(err)
+	}
+	if len(sink.evs) != 2+behind || !tr.backlog.empty() {
+		t.Fatalf("%d events written, want %d", len(sink.evs), 2+behind)
+	}
+	if ev := sink.evs[1]; ev.Type != EventBindFail || len(ev.Holders) != 1 || ev.HoldersError != "" {
+		t.Errorf("second event %+v, want the bind_fail with its holder", ev)
+	}
+	for i, ev := range sink.evs[2:] {
+		if ev.Type != EventClose || ev.ConnID != uint64(2+i) {
+			t.Fatalf("event %d: %s conn %d, want close conn %d", 2+i, ev.Type, ev.ConnID, 2+i)
+		}
+	}
+	// With nothing held back, events go straight through again.
+	deliver(closeRec(999))
+	if len(sink.evs) != 3+behind {
+		t.Errorf("an event with nothing held back was not written at once")
+	}
+}
+
+// TestHolderLookupsShareAnswers: failures with the same key while a
+// lookup runs, or just after, get its answer; another key gets its own.
+func TestHolderLookupsShareAnswers(t *testing.T) {
+	h := newHolderLookups(func() {})
+	a := &Event{NetNS: 1, Proto: ProtoTCP, LAddr: netip.MustParseAddr("127.0.0.1"), LPort: 1}
+	running := &holderLookup{done: make(chan struct{})}
+	h.byKey[holderKey{netns: 1, proto: ProtoTCP, addr: a.LAddr, port: 1}] = running
+	if h.start(a) != running {
+		t.Error("a running lookup for the same key was not shared")
+	}
+	close(running.done)
+	running.ended = running.ended.Add(-holderCacheFor) // long done
+	fresh := h.start(a)
+	if fresh == running {
+		t.Fatal("an expired answer was given again")
+	}
+	<-fresh.done // a real lookup, in a namespace that is no process's
+	if fresh.err == nil || fresh.holders == nil {
+		t.Errorf("lookup in netns 1: holders %v, error %v; want an empty list and an error", fresh.holders, fresh.err)
+	}
+	if h.start(a) != fresh {
+		t.Error("a fresh answer was not given again")
+	}
+	b := *a
+	b.LPort = 2
+	if h.start(&b) == fresh {
+		t.Error("another port got the same answer")
+	}
+	h.wait()
+}
