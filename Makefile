@@ -6,7 +6,7 @@ PREFIX  ?= /usr/local
 # cgo build works too, and drops its capabilities the same: README: Security.)
 export CGO_ENABLED := 0
 # Debian packages the build and tests need, and a file each one provides.
-APT_DEPS := clang:/usr/bin/clang gcc:/usr/bin/gcc llvm:/usr/bin/llvm-strip libbpf-dev:/usr/include/bpf/bpf_helpers.h \
+APT_DEPS := clang:/usr/bin/clang clang-format:/usr/bin/clang-format gcc:/usr/bin/gcc llvm:/usr/bin/llvm-strip libbpf-dev:/usr/include/bpf/bpf_helpers.h \
             bpftool:/usr/sbin/bpftool iproute2:/usr/sbin/ip cpio:/usr/bin/cpio \
             qemu-system-x86:/usr/bin/qemu-system-x86_64
 
@@ -30,8 +30,8 @@ install: build ## build as you, install to $(PREFIX)/bin (sudo for the copy)
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sudo >/dev/null 2>&1; } || true
 	@echo "installed $(DESTDIR)$(PREFIX)/bin/conntrace; run: sudo conntrace watch --port 443"
 
-generate: deps ## recompile bpf/ into tracer/ with bpf2go (commit the result)
-	cd tracer && $(GO) generate ./...
+generate: deps ## recompile bpf/ into tracer/internal/bpfobj with bpf2go (commit the result)
+	$(GO) generate ./tracer/internal/bpfobj
 
 vmlinux: deps ## regenerate vmlinux.h from this kernel's BTF
 	bpftool btf dump file /sys/kernel/btf/vmlinux format c > vmlinux.h
@@ -44,13 +44,14 @@ deps: ## install missing build/test packages (apt) and Go modules
 	fi
 	$(GO) mod download
 
-lint: ## gofmt and go vet
+lint: ## gofmt, go vet, and clang-format for bpf/ (bpf/.clang-format)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	clang-format --dry-run --Werror bpf/*.c bpf/*.h
 
-unit: ## tests that need neither root nor clang
-	$(GO) test -count=1 -run 'Decode|Clock|Parse|Config|Comm|JSON|Text|Duration|Formatting|Writer|Usage|Help|Report' ./...
+unit: ## the tests that need neither root nor clang (-short), as any user
+	$(GO) test -short -count=1 ./...
 
 test: deps lint ## everything, as root: lint, generated code, unit and integration tests, storm, fuzzing, then 6.1 and 6.12 kernels (vmtest)
 	@[ "$$(id -u)" = 0 ] || { echo "make test loads BPF programs: run it as root"; exit 1; }

@@ -7,7 +7,16 @@
  * a failed bind leaves the socket unbound. User space then looks up who
  * holds the port, in the namespace we report.
  */
-#include "common.bpf.h"
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include "conntrace.h"
+#include "calls.bpf.h"
+#include "defs.bpf.h"
+#include "events.bpf.h"
+#include "filters.bpf.h"
+#include "tuple.bpf.h"
+#include "types.bpf.h"
 
 SEC("tracepoint/syscalls/sys_enter_bind")
 int handle_bind_enter(struct syscall_enter_args *ctx)

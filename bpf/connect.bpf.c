@@ -11,7 +11,17 @@
  * application got. Some failures (EADDRNOTAVAIL) even pass SYN_SENT -> CLOSE
  * with no socket error at all.
  */
-#include "common.bpf.h"
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include "conntrace.h"
+#include "calls.bpf.h"
+#include "defs.bpf.h"
+#include "events.bpf.h"
+#include "filters.bpf.h"
+#include "track.bpf.h"
+#include "tuple.bpf.h"
+#include "types.bpf.h"
 
 SEC("tracepoint/syscalls/sys_enter_connect")
 int handle_connect_enter(struct syscall_enter_args *ctx)

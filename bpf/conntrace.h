@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Types shared by the BPF programs and Go. bpf2go -type turns each of these
- * into a Go type, so this file is the single definition of the record
- * layout: change it here and run `make generate`.
+ * What Go reads: the ring-buffer record, its enums, the lost-event causes.
+ * bpf2go -type turns each into a Go type, so this file is the single
+ * definition of the record layout: change it here and run `make generate`.
+ * Kernel-only state is in types.bpf.h.
  */
 #ifndef CONNTRACE_H
 #define CONNTRACE_H
@@ -60,56 +61,21 @@ struct event {
 	__u64 rx_bytes;    /* close: tcp_sock.bytes_received */
 	__u32 pid;         /* tgid of the process that opened or accepted it */
 	__u32 uid;
-	__u32 netns;       /* network namespace inode (bind_fail: where to look for holders) */
-	__s32 error;       /* connect_fail, bind_fail: errno (0: aborted by the application) */
-	__u8 saddr[16];    /* local end, as seen by that process (bind_fail: as requested) */
-	__u8 daddr[16];    /* peer */
+	__u32 netns;    /* network namespace inode (bind_fail: where to look for holders) */
+	__s32 error;    /* connect_fail, bind_fail: errno (0: aborted by the application) */
+	__u8 saddr[16]; /* local end, as seen by that process (bind_fail: as requested) */
+	__u8 daddr[16]; /* peer */
 	__u16 sport;
 	__u16 dport;
-	__u8 type;         /* enum event_type */
-	__u8 family;       /* AF_INET or AF_INET6 */
-	__u8 direction;    /* enum direction */
-	__u8 reason;       /* close: enum close_reason */
-	__u8 proto;        /* IPPROTO_TCP or IPPROTO_UDP */
-	__u8 flags;        /* enum event_flags */
+	__u8 type;      /* enum event_type */
+	__u8 family;    /* AF_INET or AF_INET6 */
+	__u8 direction; /* enum direction */
+	__u8 reason;    /* close: enum close_reason */
+	__u8 proto;     /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 flags;     /* enum event_flags */
 	__u8 _pad[6];
 	char comm[COMM_LEN];   /* the process: its thread-group leader's name */
 	char thread[COMM_LEN]; /* the thread's own name (prctl PR_SET_NAME) */
-};
-
-/* What we remember about a connection between its events. */
-struct sock_info {
-	__u64 conn_id;
-	__u64 start_ns;
-	__u32 pid;
-	__u32 uid;
-	char comm[COMM_LEN];
-	char thread[COMM_LEN];
-	__s32 error;      /* SYN_SENT -> CLOSE inside connect(): sk_err, for sys_exit_connect */
-	__u32 fail_s4;    /* ... and the local end then: connect() clears it before it returns */
-	__u32 fail_s6[4];
-	__u16 fail_sport;
-	__u8 direction;
-	__u8 matched;     /* passed the filters: its close is reported too */
-	__u8 in_connect;  /* a connect() syscall on this socket has not returned yet */
-	__u8 failed;      /* the handshake failed while in_connect */
-	__u8 reset_in;    /* tcp_receive_reset */
-	__u8 reset_out;   /* tcp_send_reset */
-	__u32 netns;      /* network namespace inode */
-	__u8 flags;       /* enum event_flags */
-	__u8 restarting;  /* a signal interrupted connect(): the kernel will likely restart it */
-	__u8 _pad2[6];
-};
-
-/* A bind() or connect() in flight, per thread, from sys_enter to sys_exit. */
-struct pending_call {
-	__u64 ts_ns;
-	__u64 sk;        /* the socket (connect: to find its sock_info) */
-	__u32 addr[4];   /* bind: requested address; connect: destination */
-	__u16 port;      /* host byte order */
-	__u16 family;
-	__u8 proto;
-	__u8 _pad[7];
 };
 
 #endif /* CONNTRACE_H */

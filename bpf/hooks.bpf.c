@@ -12,8 +12,11 @@
  * (struct proto_accept_arg *), which would move an fexit program's view of
  * the return value; bpf_get_func_ret() reads it wherever it is.
  */
-#include "common.bpf.h"
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include "accept.bpf.h"
+#include "track.bpf.h"
 
 SEC("fentry/tcp_connect")
 int BPF_PROG(handle_connect_fentry, struct sock *sk)

@@ -7,15 +7,48 @@
  *   CLOSE -> SYN_SENT        connect(), in the connecting task: take pid/comm
  *                            (unless tcp_connect() is hooked: hooks.bpf.c).
  *   LISTEN -> SYN_RECV       the new child socket, in softirq: no pid here;
- *                            the accepting process is joined in accept.bpf.c.
+ *                            the accepting process is joined in accept.bpf.h.
  *   SYN_SENT -> ESTABLISHED  softirq (the SYN-ACK): emit connect + latency.
  *   SYN_SENT -> CLOSE        the handshake failed: connect_fail (connect.bpf.c
  *                            reports it instead while connect() is running).
  *   * -> LISTEN              listen(), in process context.
- *   * -> CLOSE               any context: emit close from what we remembered.
+ *   * -> CLOSE               any context: emit close from what we remembered
+ *                            (close.bpf.h); a child not yet accepted is
+ *                            parked for accept() (accept.bpf.h).
  */
-#include "common.bpf.h"
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
+#include "conntrace.h"
+#include "close.bpf.h"
+#include "defs.bpf.h"
+#include "events.bpf.h"
+#include "filters.bpf.h"
+#include "track.bpf.h"
+#include "tuple.bpf.h"
+#include "types.bpf.h"
+
+/* Set by the loader in the fentry and kprobe modes, where a hook on
+ * tcp_connect() takes over attributing outbound connections from the
+ * CLOSE -> SYN_SENT transition (hooks.bpf.c). */
+const volatile __u8 tcp_connect_hooked = 0;
+
+/* Per CPU: the main state program is running (set), and the state changes
+ * its rescue program handled while it was interrupted (see below). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} state_busy SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} state_rescued SEC(".maps");
 
 /*
  * The tracepoint's record, as in
@@ -84,63 +117,6 @@ static __always_inline void on_listen(const struct transition *tr)
 		bpf_ringbuf_submit(e, 0);
 }
 
-/*
- * Starts remembering a connection under a fresh conn_id. An entry already
- * there for this socket address is a connection whose end we never saw
- * (a state change the kernel skipped, or a hook that was detached): the
- * socket was freed and its memory reused. If that connection was
- * reported, count its close as lost here.
- */
-static __always_inline void track(__u64 sk, struct sock_info *info, __u8 dir)
-{
-	struct sock_info *old = bpf_map_lookup_elem(&socks, &sk);
-	/* An int, not a long: before Linux 6.4 the upper half of r0 is
-	 * undefined after a map update (the map's own int-returning function
-	 * is called directly). */
-	int err;
-
-	info->conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
-	info->start_ns = bpf_ktime_get_ns();
-	info->direction = dir;
-	info->netns = netns_of((struct sock *)sk);
-	if (old) {
-		if (old->matched)
-			count_in(&lost_events, LOST_UNSEEN);
-		bpf_map_update_elem(&socks, &sk, info, BPF_ANY);
-		return;
-	}
-	/* No room (E2BIG): this connection goes untraced, counted here, once.
-	 * Any other failure (EBUSY: the bucket is locked by the program this
-	 * one interrupted on this CPU) costs it too, like a skipped hook run. */
-	err = bpf_map_update_elem(&socks, &sk, info, BPF_NOEXIST);
-	if (err == -E2BIG)
-		count_in(&lost_events, LOST_TABLE_FULL);
-	else if (err)
-		count_in(&lost_events, LOST_UNSEEN);
-}
-
-/* connect(): remember who connects. Called in the connecting task, from the
- * CLOSE -> SYN_SENT transition or from tcp_connect() (hooks.bpf.c). The
- * local port may not be chosen yet (inet_hash_connect runs after the
- * transition), so the port filter waits for ESTABLISHED or the failure. */
-static __always_inline void on_syn_sent(__u64 sk)
-{
-	struct sock_info info = {};
-	__u64 tid = bpf_get_current_pid_tgid();
-	struct pending_call *call;
-
-	fill_task(&info);
-	if (!proc_match(info.pid, info.comm))
-		return;
-	if (bpf_map_lookup_elem(&bound_port0, &sk)) {
-		info.flags |= FLAG_BOUND_PORT0;
-		bpf_map_delete_elem(&bound_port0, &sk);
-	}
-	call = bpf_map_lookup_elem(&connect_calls, &tid);
-	info.in_connect = call && call->sk == sk;
-	track(sk, &info, DIR_OUT);
-}
-
 /* A child socket of a listener was created for an incoming SYN. */
 static __always_inline void on_syn_recv(const struct transition *tr)
 {
@@ -174,73 +150,6 @@ static __always_inline void on_established(const struct transition *tr)
 	if (!e)
 		return;
 	e->latency_ns = e->ts_ns - info->start_ns;
-	bpf_ringbuf_submit(e, 0);
-}
-
-/*
- * Payload bytes of a closing connection. tcp_sock counts sequence space, in
- * which SYN and FIN take one byte each; users count what they wrote and read.
- *  - bytes_acked includes our SYN when we connected (the SYN-ACK acks it; an
- *    accepted child starts with snd_una past its SYN-ACK), and our FIN once
- *    it was acked: closing from FIN_WAIT2, or from LAST_ACK/CLOSING with
- *    everything acked.
- *  - bytes_received includes the peer's FIN; tcp_fin() marks it SOCK_DONE.
- */
-static __always_inline void set_payload_bytes(struct event *e, struct sock *sk, int oldstate)
-{
-	struct tcp_sock *tp = (struct tcp_sock *)sk;
-	__u64 acked = BPF_CORE_READ(tp, bytes_acked);
-	__u64 rcvd = BPF_CORE_READ(tp, bytes_received);
-
-	if (e->direction == DIR_OUT && acked)
-		acked--;
-	if ((oldstate == TCP_FIN_WAIT2 || oldstate == TCP_LAST_ACK || oldstate == TCP_CLOSING) &&
-	    BPF_CORE_READ(tp, snd_una) == BPF_CORE_READ(tp, write_seq) && acked)
-		acked--;
-	if ((BPF_CORE_READ(sk, __sk_common.skc_flags) & (1UL << SOCK_DONE)) && rcvd)
-		rcvd--;
-	e->tx_bytes = acked;
-	e->rx_bytes = rcvd;
-}
-
-/*
- * Why an established connection closed. The RST we send on an abortive
- * close (SO_LINGER 0, unread data, shutdown by the application while data
- * flows) goes out *after* the state changes to CLOSE, so tcp_send_reset
- * comes too late; an orderly close never jumps to CLOSE from these states,
- * so the jump itself says it.
- */
-static __always_inline __u8 close_reason(const struct sock_info *info, int sk_err, int oldstate)
-{
-	if (info->reset_in)
-		return REASON_RESET_IN;
-	/* tcp_write_err: ETIMEDOUT, or the last ICMP error (EHOSTUNREACH...). */
-	if (sk_err && sk_err != ECONNRESET && sk_err != EPIPE)
-		return REASON_TIMEOUT;
-	if (info->reset_out)
-		return REASON_RESET_OUT;
-	switch (oldstate) {
-	case TCP_ESTABLISHED:
-	case TCP_CLOSE_WAIT:
-	case TCP_FIN_WAIT1:
-	case TCP_SYN_RECV:
-		return REASON_RESET_OUT;
-	}
-	return REASON_FIN;
-}
-
-/* The close of tr's connection, which ended at end_ns (0: now). */
-static __always_inline void emit_close(const struct transition *tr, struct sock_info *info, __u64 end_ns)
-{
-	struct sock *sk = (struct sock *)tr->sk;
-	struct event *e;
-
-	e = new_event(EVENT_CLOSE, &tr->t, info);
-	if (!e)
-		return;
-	e->duration_ns = (end_ns ? end_ns : e->ts_ns) - info->start_ns;
-	e->reason = close_reason(info, BPF_CORE_READ(sk, sk_err), tr->oldstate);
-	set_payload_bytes(e, sk, tr->oldstate);
 	bpf_ringbuf_submit(e, 0);
 }
 
@@ -347,7 +256,6 @@ static __always_inline void on_set_state_btf(struct sock *sk, int oldstate, int 
  * one, attached after it, does nothing unless the main one is busy here,
  * i.e. it was interrupted and skipped for this very transition: then the
  * rescue handles it. Lost are the main program's skips less the rescues.
- * (state_busy and state_rescued are in common.bpf.h.)
  */
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(handle_set_state_btf, struct sock *sk, int oldstate, int newstate)
@@ -380,7 +288,11 @@ int BPF_PROG(handle_set_state_btf_rescue, struct sock *sk, int oldstate, int new
 SEC("tracepoint/sock/inet_sock_set_state")
 int handle_set_state(struct set_state_args *ctx)
 {
-	struct transition tr = {.sk = (__u64)ctx->skaddr, .oldstate = ctx->oldstate, .newstate = ctx->newstate};
+	struct transition tr = {
+		.sk = (__u64)ctx->skaddr,
+		.oldstate = ctx->oldstate,
+		.newstate = ctx->newstate,
+	};
 
 	if (ctx->protocol != IPPROTO_TCP)
 		return 0;

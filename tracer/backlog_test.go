@@ -3,6 +3,8 @@ package tracer
 import (
 	"net/netip"
 	"testing"
+
+	"github.com/conntrace/conntrace/tracer/internal/bpfobj"
 )
 
 type recordingSink struct{ evs []Event }
@@ -19,7 +21,7 @@ func TestBacklogKeepsOrder(t *testing.T) {
 	tr.holders.byKey[holderKey{netns: 7, proto: ProtoTCP, addr: netip.MustParseAddr("127.0.0.1"), port: 8080}] = lookup
 	sink := &recordingSink{}
 	closeRec := func(id uint64) []byte {
-		return record(conntraceEvent{ConnId: id, Type: uint8(EventClose), Family: 2, Proto: 6, Comm: comm16("curl")})
+		return record(bpfobj.ConntraceEvent{ConnId: id, Type: uint8(EventClose), Family: 2, Proto: 6, Comm: comm16("curl")})
 	}
 	deliver := func(raw []byte) {
 		t.Helper()
@@ -28,7 +30,7 @@ func TestBacklogKeepsOrder(t *testing.T) {
 		}
 	}
 	deliver(closeRec(1))
-	deliver(record(conntraceEvent{Type: uint8(EventBindFail), Family: 2, Proto: 6, Error: 98, Netns: 7,
+	deliver(record(bpfobj.ConntraceEvent{Type: uint8(EventBindFail), Family: 2, Proto: 6, Error: 98, Netns: 7,
 		Saddr: [16]uint8{127, 0, 0, 1}, Sport: 8080, Comm: comm16("nginx")}))
 	const behind = 300 // more than the backlog's first size
 	for id := range uint64(behind) {

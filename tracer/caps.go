@@ -12,18 +12,27 @@ import (
 // Capability is a Linux capability number (capabilities(7)).
 type Capability uint
 
-// The capabilities a tracer may still use once attached.
+// The capabilities conntrace uses, and what for.
 const (
-	CapDACReadSearch Capability = unix.CAP_DAC_READ_SEARCH
-	CapSysPtrace     Capability = unix.CAP_SYS_PTRACE
-	CapSysAdmin      Capability = unix.CAP_SYS_ADMIN
-	CapBPF           Capability = unix.CAP_BPF
+	CapDACReadSearch Capability = unix.CAP_DAC_READ_SEARCH // read other users' /proc/PID/fd (holders, ports)
+	CapNetAdmin      Capability = unix.CAP_NET_ADMIN       // sock_diag details
+	CapSysPtrace     Capability = unix.CAP_SYS_PTRACE      // other processes' sockets (their fds, pidfd_getfd)
+	CapSysAdmin      Capability = unix.CAP_SYS_ADMIN       // covers CAP_BPF and CAP_PERFMON; setns for holders
+	CapSysResource   Capability = unix.CAP_SYS_RESOURCE    // raise RLIMIT_MEMLOCK on kernels before 5.11
+	CapPerfmon       Capability = unix.CAP_PERFMON         // attach tracing programs (Linux 5.8+)
+	CapBPF           Capability = unix.CAP_BPF             // load programs, create maps (Linux 5.8+)
 )
+
+// UsedCapabilities lists them, by number.
+var UsedCapabilities = []Capability{CapDACReadSearch, CapNetAdmin, CapSysPtrace, CapSysAdmin, CapSysResource, CapPerfmon, CapBPF}
 
 var capNames = map[Capability]string{
 	CapDACReadSearch: "CAP_DAC_READ_SEARCH",
+	CapNetAdmin:      "CAP_NET_ADMIN",
 	CapSysPtrace:     "CAP_SYS_PTRACE",
 	CapSysAdmin:      "CAP_SYS_ADMIN",
+	CapSysResource:   "CAP_SYS_RESOURCE",
+	CapPerfmon:       "CAP_PERFMON",
 	CapBPF:           "CAP_BPF",
 }
 
@@ -32,6 +41,17 @@ func (c Capability) String() string {
 		return n
 	}
 	return fmt.Sprintf("capability %d", uint(c))
+}
+
+// HasCapability reports whether this process holds c (effective); ok is
+// false when that cannot be told.
+func HasCapability(c Capability) (has, ok bool) {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return false, false
+	}
+	return data[c/32].Effective&(1<<(c%32)) != 0, true
 }
 
 // LookupCapabilities are what finding sockets and their processes in any

@@ -11,6 +11,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/conntrace/conntrace/tracer/sockets"
+
+	"github.com/conntrace/conntrace/tracer/internal/bpfobj"
 )
 
 // EventType is what happened to a connection. The values are the kernel's
@@ -18,14 +20,14 @@ import (
 type EventType uint8
 
 const (
-	EventListen  = EventType(conntraceEventTypeEVENT_LISTEN)
-	EventConnect = EventType(conntraceEventTypeEVENT_CONNECT)
-	EventAccept  = EventType(conntraceEventTypeEVENT_ACCEPT)
-	EventClose   = EventType(conntraceEventTypeEVENT_CLOSE)
+	EventListen  = EventType(bpfobj.ConntraceEventTypeEVENT_LISTEN)
+	EventConnect = EventType(bpfobj.ConntraceEventTypeEVENT_CONNECT)
+	EventAccept  = EventType(bpfobj.ConntraceEventTypeEVENT_ACCEPT)
+	EventClose   = EventType(bpfobj.ConntraceEventTypeEVENT_CLOSE)
 	// EventConnectFail: an outbound connection failed (Event.Errno).
-	EventConnectFail = EventType(conntraceEventTypeEVENT_CONNECT_FAIL)
+	EventConnectFail = EventType(bpfobj.ConntraceEventTypeEVENT_CONNECT_FAIL)
 	// EventBindFail: bind() failed (Event.Errno, Event.Holders).
-	EventBindFail = EventType(conntraceEventTypeEVENT_BIND_FAIL)
+	EventBindFail = EventType(bpfobj.ConntraceEventTypeEVENT_BIND_FAIL)
 	// EventLost reports records the kernel could not queue (Event.Lost).
 	EventLost EventType = 32
 )
@@ -39,6 +41,10 @@ var eventNames = map[EventType]string{
 	EventBindFail:    "bind_fail",
 	EventLost:        "lost",
 }
+
+// HasPeer reports whether events of type t are of a connection, with a
+// peer and a conn_id: not listen or bind_fail (nor lost).
+func (t EventType) HasPeer() bool { return t != EventListen && t != EventBindFail && t != EventLost }
 
 // IsFailure reports whether t is a connect_fail or bind_fail.
 func (t EventType) IsFailure() bool { return t == EventConnectFail || t == EventBindFail }
@@ -54,9 +60,9 @@ func (t EventType) String() string {
 type Direction uint8
 
 const (
-	DirNone = Direction(conntraceDirectionDIR_NONE)
-	DirOut  = Direction(conntraceDirectionDIR_OUT)
-	DirIn   = Direction(conntraceDirectionDIR_IN)
+	DirNone = Direction(bpfobj.ConntraceDirectionDIR_NONE)
+	DirOut  = Direction(bpfobj.ConntraceDirectionDIR_OUT)
+	DirIn   = Direction(bpfobj.ConntraceDirectionDIR_IN)
 )
 
 func (d Direction) String() string {
@@ -73,11 +79,11 @@ func (d Direction) String() string {
 type Reason uint8
 
 const (
-	ReasonNone     = Reason(conntraceCloseReasonREASON_NONE)
-	ReasonFIN      = Reason(conntraceCloseReasonREASON_FIN)
-	ReasonResetIn  = Reason(conntraceCloseReasonREASON_RESET_IN)
-	ReasonResetOut = Reason(conntraceCloseReasonREASON_RESET_OUT)
-	ReasonTimeout  = Reason(conntraceCloseReasonREASON_TIMEOUT)
+	ReasonNone     = Reason(bpfobj.ConntraceCloseReasonREASON_NONE)
+	ReasonFIN      = Reason(bpfobj.ConntraceCloseReasonREASON_FIN)
+	ReasonResetIn  = Reason(bpfobj.ConntraceCloseReasonREASON_RESET_IN)
+	ReasonResetOut = Reason(bpfobj.ConntraceCloseReasonREASON_RESET_OUT)
+	ReasonTimeout  = Reason(bpfobj.ConntraceCloseReasonREASON_TIMEOUT)
 )
 
 func (r Reason) String() string {
@@ -221,7 +227,7 @@ func (e *Event) ErrorName() string {
 }
 
 // RecordSize is the size of one ring-buffer record.
-const RecordSize = int(unsafe.Sizeof(conntraceEvent{}))
+const RecordSize = int(unsafe.Sizeof(bpfobj.ConntraceEvent{}))
 
 // decode fills ev from one ring-buffer record. The record is read in place
 // (ring-buffer samples are 8-byte aligned), not copied with encoding/binary.
@@ -229,7 +235,7 @@ func decode(raw []byte, clk Clock, ev *Event) error {
 	if len(raw) < RecordSize {
 		return fmt.Errorf("short record: %d bytes, want %d", len(raw), RecordSize)
 	}
-	r := (*conntraceEvent)(unsafe.Pointer(&raw[0]))
+	r := (*bpfobj.ConntraceEvent)(unsafe.Pointer(&raw[0]))
 	*ev = Event{
 		Type:       EventType(r.Type),
 		Time:       clk.Wall(r.TsNs),
@@ -248,7 +254,7 @@ func decode(raw []byte, clk Clock, ev *Event) error {
 		Errno:      uint32(r.Error),
 		Proto:      Proto(r.Proto),
 		NetNS:      r.Netns,
-		BoundPort0: r.Flags&uint8(conntraceEventFlagsFLAG_BOUND_PORT0) != 0,
+		BoundPort0: r.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_BOUND_PORT0) != 0,
 	}
 	ev.Comm = *(*[16]byte)(unsafe.Pointer(&r.Comm))
 	ev.Thread = *(*[16]byte)(unsafe.Pointer(&r.Thread))
@@ -262,7 +268,7 @@ func decode(raw []byte, clk Clock, ev *Event) error {
 	default:
 		return fmt.Errorf("record with unknown address family %d", r.Family)
 	}
-	if ev.Type == EventListen || ev.Type == EventBindFail {
+	if !ev.Type.HasPeer() {
 		ev.RAddr, ev.RPort = netip.Addr{}, 0
 	}
 	if _, ok := eventNames[ev.Type]; !ok || ev.Type == EventLost {

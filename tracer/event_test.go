@@ -6,12 +6,14 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/conntrace/conntrace/tracer/internal/bpfobj"
 )
 
 // record lays out r exactly as the kernel writes it.
-func record(r conntraceEvent) []byte {
+func record(r bpfobj.ConntraceEvent) []byte {
 	b := make([]byte, RecordSize)
-	*(*conntraceEvent)(unsafe.Pointer(&b[0])) = r
+	*(*bpfobj.ConntraceEvent)(unsafe.Pointer(&b[0])) = r
 	return b
 }
 
@@ -27,12 +29,12 @@ func TestDecode(t *testing.T) {
 	v6 := netip.MustParseAddr("2001:db8::1").As16()
 	tests := []struct {
 		name string
-		in   conntraceEvent
+		in   bpfobj.ConntraceEvent
 		want Event
 	}{
 		{
 			name: "connect ipv4",
-			in: conntraceEvent{TsNs: 5_000_000_123, ConnId: 17, LatencyNs: 1_234_000, Pid: 4242, Uid: 1000,
+			in: bpfobj.ConntraceEvent{TsNs: 5_000_000_123, ConnId: 17, LatencyNs: 1_234_000, Pid: 4242, Uid: 1000,
 				Saddr: [16]uint8{10, 0, 0, 5}, Daddr: [16]uint8{93, 184, 216, 34}, Sport: 51234, Dport: 443,
 				Type: uint8(EventConnect), Family: 2, Direction: uint8(DirOut), Proto: 6, Comm: comm16("curl")},
 			want: Event{Type: EventConnect, Time: time.Unix(1005, 123).UTC(), ConnID: 17, PID: 4242, UID: 1000,
@@ -42,7 +44,7 @@ func TestDecode(t *testing.T) {
 		},
 		{
 			name: "close ipv6",
-			in: conntraceEvent{TsNs: 1, ConnId: 3, DurationNs: 2_500_000_000, TxBytes: 10000, RxBytes: 3000,
+			in: bpfobj.ConntraceEvent{TsNs: 1, ConnId: 3, DurationNs: 2_500_000_000, TxBytes: 10000, RxBytes: 3000,
 				Saddr: v6, Daddr: v6, Sport: 8443, Dport: 40000, Type: uint8(EventClose), Family: 10, Direction: uint8(DirIn),
 				Reason: uint8(ReasonResetIn), Proto: 6},
 			want: Event{Type: EventClose, Time: time.Unix(1000, 1).UTC(), ConnID: 3, Family: FamilyIPv6, Direction: DirIn,
@@ -51,14 +53,14 @@ func TestDecode(t *testing.T) {
 		},
 		{
 			name: "bind_fail has no peer",
-			in: conntraceEvent{Saddr: [16]uint8{127, 0, 0, 1}, Daddr: [16]uint8{1, 2, 3, 4}, Sport: 80, Dport: 9,
+			in: bpfobj.ConntraceEvent{Saddr: [16]uint8{127, 0, 0, 1}, Daddr: [16]uint8{1, 2, 3, 4}, Sport: 80, Dport: 9,
 				Type: uint8(EventBindFail), Family: 2, Error: 98, Proto: 17, Netns: 4026531840},
 			want: Event{Type: EventBindFail, Time: time.Unix(1000, 0).UTC(), Family: FamilyIPv4,
 				LAddr: netip.MustParseAddr("127.0.0.1"), LPort: 80, Errno: 98, Proto: ProtoUDP, NetNS: 4026531840},
 		},
 		{
 			name: "listen has no peer",
-			in:   conntraceEvent{Saddr: [16]uint8{127, 0, 0, 1}, Sport: 80, Type: uint8(EventListen), Family: 2},
+			in:   bpfobj.ConntraceEvent{Saddr: [16]uint8{127, 0, 0, 1}, Sport: 80, Type: uint8(EventListen), Family: 2},
 			want: Event{Type: EventListen, Time: time.Unix(1000, 0).UTC(), Family: FamilyIPv4,
 				LAddr: netip.MustParseAddr("127.0.0.1"), LPort: 80},
 		},
@@ -80,9 +82,9 @@ func TestDecodeRejects(t *testing.T) {
 	var ev Event
 	for name, raw := range map[string][]byte{
 		"short":       make([]byte, RecordSize-1),
-		"bad family":  record(conntraceEvent{Type: uint8(EventClose), Family: 7}),
-		"bad type":    record(conntraceEvent{Type: 99, Family: 2}),
-		"lost inside": record(conntraceEvent{Type: uint8(EventLost), Family: 2}),
+		"bad family":  record(bpfobj.ConntraceEvent{Type: uint8(EventClose), Family: 7}),
+		"bad type":    record(bpfobj.ConntraceEvent{Type: 99, Family: 2}),
+		"lost inside": record(bpfobj.ConntraceEvent{Type: uint8(EventLost), Family: 2}),
 	} {
 		if err := decode(raw, Clock{}, &ev); err == nil {
 			t.Errorf("%s: decode accepted it", name)
@@ -91,7 +93,7 @@ func TestDecodeRejects(t *testing.T) {
 }
 
 func TestDecodeAllocs(t *testing.T) {
-	raw := record(conntraceEvent{Type: uint8(EventConnect), Family: 10, Comm: comm16("x")})
+	raw := record(bpfobj.ConntraceEvent{Type: uint8(EventConnect), Family: 10, Comm: comm16("x")})
 	var ev Event
 	if n := testing.AllocsPerRun(100, func() { _ = decode(raw, Clock{}, &ev) }); n != 0 {
 		t.Errorf("decode allocates %v times per event", n)

@@ -33,6 +33,20 @@ func oneFailure(t *testing.T, s *session) tracer.Event {
 	return got[0]
 }
 
+// failToConnect runs a client that must fail with errName, and returns
+// the tracer's failure and the client.
+func failToConnect(t *testing.T, s *session, role testnet.Role, errName string) (tracer.Event, *testnet.Proc) {
+	t.Helper()
+	role.MayFail = true
+	cli := testnet.Start(t, "ct-client", role)
+	cli.Expect(t, "ready")
+	if got := cli.Expect(t, "failed"); got != errName {
+		t.Fatalf("client: failed %s, want %s", got, errName)
+	}
+	cli.Wait(t)
+	return oneFailure(t, s), cli
+}
+
 // TestConnectRefused: nothing listens; the client gets ECONNREFUSED, once,
 // whether connect() blocks (C style: the syscall returns the error while the
 // state machine sees it too) or not (Go: the error comes later).
@@ -42,13 +56,7 @@ func TestConnectRefused(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ns := testnet.NewNS(t)
 			s := startTracer(t, tracer.Config{Ports: []uint16{5432}})
-			cli := testnet.Start(t, "ct-client", testnet.Role{NS: ns.Path(), Addr: "127.0.0.1:5432", MayFail: true, Blocking: blocking})
-			cli.Expect(t, "ready")
-			if got := cli.Expect(t, "failed"); got != "ECONNREFUSED" {
-				t.Fatalf("client: %s", got)
-			}
-			cli.Wait(t)
-			ev := oneFailure(t, s)
+			ev, cli := failToConnect(t, s, testnet.Role{NS: ns.Path(), Addr: "127.0.0.1:5432", Blocking: blocking}, "ECONNREFUSED")
 			if ev.Type != tracer.EventConnectFail || ev.ErrorName() != "ECONNREFUSED" || ev.Errno != 111 {
 				t.Errorf("want connect_fail ECONNREFUSED, got %s %s", ev.Type, ev.ErrorName())
 			}
@@ -168,13 +176,7 @@ func TestInterruptedConnect(t *testing.T) {
 func TestConnectUnreachable(t *testing.T) {
 	ns := testnet.NewNS(t) // only lo: no route to 198.51.100.1
 	s := startTracer(t, tracer.Config{Ports: []uint16{80}})
-	cli := testnet.Start(t, "ct-client", testnet.Role{NS: ns.Path(), Addr: "198.51.100.1:80", MayFail: true, Blocking: true})
-	cli.Expect(t, "ready")
-	if got := cli.Expect(t, "failed"); got != "ENETUNREACH" {
-		t.Fatalf("client: %s", got)
-	}
-	cli.Wait(t)
-	ev := oneFailure(t, s)
+	ev, cli := failToConnect(t, s, testnet.Role{NS: ns.Path(), Addr: "198.51.100.1:80", Blocking: true}, "ENETUNREACH")
 	if ev.ErrorName() != "ENETUNREACH" || int(ev.PID) != cli.PID || ev.RAddr != netip.MustParseAddr("198.51.100.1") ||
 		ev.RPort != 80 || ev.ConnID == 0 {
 		t.Errorf("unexpected:\n%s", dump([]tracer.Event{ev}))

@@ -4,11 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
+
+	"github.com/conntrace/conntrace/tracer/internal/bpfobj"
 )
 
 // Hooks says how connections are attributed to the processes that make
@@ -62,9 +65,10 @@ func (h Hooks) candidates() []Hooks {
 	return []Hooks{h}
 }
 
-// Hook is one attachment point: Kind is tracepoint, tp_btf, fentry, fexit,
-// kprobe or kretprobe; Target is group:name for tracepoints, the
-// tracepoint's name for tp_btf, else the kernel function.
+// Hook is one attachment point, read from its program's ELF section:
+// Kind is tracepoint, tp_btf, fentry, fexit, kprobe or kretprobe; Target
+// is group:name for tracepoints, the tracepoint's name for tp_btf, else
+// the kernel function.
 type Hook struct {
 	Kind, Target string
 	prog         string // the program's name in the BPF object
@@ -78,58 +82,78 @@ func (h Hook) String() string {
 	return h.Kind + "/" + h.Target
 }
 
-// commonHooks are attached in every mode. The state and reset tracepoints
-// come in two flavours (see bpf/state.bpf.c): tp_btf where the kernel has
-// its own BTF, since a classic tracepoint program can be skipped without
-// a trace on kernels before 6.7; classic tracepoints otherwise.
-func commonHooks() []Hook {
-	hooks := []Hook{
-		{"tracepoint", "syscalls:sys_enter_connect", conntraceProgHandleConnectEnter, false},
-		{"tracepoint", "syscalls:sys_exit_connect", conntraceProgHandleConnectExit, false},
-		{"tracepoint", "syscalls:sys_enter_bind", conntraceProgHandleBindEnter, false},
-		{"tracepoint", "syscalls:sys_exit_bind", conntraceProgHandleBindExit, false},
+// The programs each mode attaches, by name; where each attaches is its
+// SEC() in bpf/ (hookOf). Adding a program to a mode is its C function and
+// its name here (bpf/README.md).
+var (
+	// modePrograms: how each mode attributes connections.
+	modePrograms = map[Hooks][]string{
+		HooksFentry:     {bpfobj.ConntraceProgHandleConnectFentry, bpfobj.ConntraceProgHandleAcceptFexit},
+		HooksKprobe:     {bpfobj.ConntraceProgHandleConnectKprobe, bpfobj.ConntraceProgHandleAcceptKretprobe},
+		HooksTracepoint: {bpfobj.ConntraceProgHandleAccept4Exit, bpfobj.ConntraceProgHandleAcceptExit},
 	}
-	if _, err := os.Stat(KernelBTF); err == nil {
-		return append([]Hook{
-			{"tp_btf", "inet_sock_set_state", conntraceProgHandleSetStateBtf, false},
-			// After the main program: see bpf/state.bpf.c.
-			{"tp_btf", "inet_sock_set_state", conntraceProgHandleSetStateBtfRescue, true},
-			{"tp_btf", "tcp_receive_reset", conntraceProgHandleReceiveResetBtf, false},
-			{"tp_btf", "tcp_send_reset", conntraceProgHandleSendResetBtf, false},
-		}, hooks...)
+	// statePrograms, attached in every mode: the state and reset
+	// tracepoints, in two flavours (bpf/state.bpf.c). tp_btf where the
+	// kernel has its own BTF, since a classic tracepoint program can be
+	// skipped without a trace on kernels before 6.7; classic otherwise.
+	statePrograms = map[bool][]string{
+		true: {bpfobj.ConntraceProgHandleSetStateBtf, bpfobj.ConntraceProgHandleSetStateBtfRescue,
+			bpfobj.ConntraceProgHandleReceiveResetBtf, bpfobj.ConntraceProgHandleSendResetBtf},
+		false: {bpfobj.ConntraceProgHandleSetState, bpfobj.ConntraceProgHandleReceiveReset, bpfobj.ConntraceProgHandleSendReset},
 	}
-	return append([]Hook{
-		{"tracepoint", "sock:inet_sock_set_state", conntraceProgHandleSetState, false},
-		{"tracepoint", "tcp:tcp_receive_reset", conntraceProgHandleReceiveReset, false},
-		{"tracepoint", "tcp:tcp_send_reset", conntraceProgHandleSendReset, false},
-	}, hooks...)
+	// syscallPrograms, attached in every mode: the failures and what
+	// bind() and connect() asked for.
+	syscallPrograms = []string{bpfobj.ConntraceProgHandleConnectEnter, bpfobj.ConntraceProgHandleConnectExit,
+		bpfobj.ConntraceProgHandleBindEnter, bpfobj.ConntraceProgHandleBindExit}
+	// rescuePrograms run after the main program on the same hook, and
+	// their skips lose nothing (bpf/state.bpf.c).
+	rescuePrograms = map[string]bool{bpfobj.ConntraceProgHandleSetStateBtfRescue: true}
+)
+
+// programs lists the programs mode m attaches, in attach order: the mode's
+// own first.
+func programs(m Hooks) []string {
+	_, err := os.Stat(KernelBTF)
+	return slices.Concat(modePrograms[m], statePrograms[err == nil], syscallPrograms)
 }
 
-// modeHooks returns the hooks a mode adds to the common ones.
-func modeHooks(m Hooks) []Hook {
-	switch m {
-	case HooksFentry:
-		return []Hook{
-			{"fentry", "tcp_connect", conntraceProgHandleConnectFentry, false},
-			{"fexit", "inet_csk_accept", conntraceProgHandleAcceptFexit, false},
+// hooksOf returns the hooks mode m attaches, read from spec.
+func hooksOf(spec *ebpf.CollectionSpec, m Hooks) ([]Hook, error) {
+	var hooks []Hook
+	for _, name := range programs(m) {
+		p := spec.Programs[name]
+		if p == nil {
+			return nil, fmt.Errorf("the BPF object has no program %s", name)
 		}
-	case HooksKprobe:
-		return []Hook{
-			{"kprobe", "tcp_connect", conntraceProgHandleConnectKprobe, false},
-			{"kretprobe", "inet_csk_accept", conntraceProgHandleAcceptKretprobe, false},
+		h, err := hookOf(name, p)
+		if err != nil {
+			return nil, err
 		}
-	case HooksTracepoint:
-		return []Hook{
-			{"tracepoint", "syscalls:sys_exit_accept4", conntraceProgHandleAccept4Exit, false},
-			{"tracepoint", "syscalls:sys_exit_accept", conntraceProgHandleAcceptExit, false},
-		}
+		hooks = append(hooks, h)
 	}
-	return nil
+	return hooks, nil
 }
 
-// AllHooks returns every hook a mode attaches, the mode's own first.
-func AllHooks(m Hooks) []Hook {
-	return append(modeHooks(m), commonHooks()...)
+// hookOf reads where program name attaches from its ELF section.
+func hookOf(name string, p *ebpf.ProgramSpec) (Hook, error) {
+	h := Hook{Target: p.AttachTo, prog: name, rescue: rescuePrograms[name]}
+	switch {
+	case p.Type == ebpf.TracePoint:
+		h.Kind = "tracepoint"
+		h.Target = strings.Replace(p.AttachTo, "/", ":", 1)
+	case p.Type == ebpf.Tracing && p.AttachType == ebpf.AttachTraceRawTp:
+		h.Kind = "tp_btf"
+	case p.Type == ebpf.Tracing && p.AttachType == ebpf.AttachTraceFEntry:
+		h.Kind = "fentry"
+	case p.Type == ebpf.Tracing && p.AttachType == ebpf.AttachTraceFExit:
+		h.Kind = "fexit"
+	case p.Type == ebpf.Kprobe:
+		h.Kind, _, _ = strings.Cut(p.SectionName, "/") // kprobe or kretprobe
+	}
+	if h.Kind == "" || h.Target == "" {
+		return Hook{}, fmt.Errorf("program %s: no hook kind for section %q", name, p.SectionName)
+	}
+	return h, nil
 }
 
 // haveProgramType asks the kernel whether a mode's programs can load and
@@ -176,17 +200,14 @@ func haveKprobes() bool {
 // program whether tcp_connect() is hooked.
 func modeSpec(spec *ebpf.CollectionSpec, m Hooks) (*ebpf.CollectionSpec, error) {
 	spec = spec.Copy()
-	keep := map[string]bool{}
-	for _, h := range AllHooks(m) {
-		keep[h.prog] = true
-	}
+	keep := programs(m)
 	for name := range spec.Programs {
-		if !keep[name] {
+		if !slices.Contains(keep, name) {
 			delete(spec.Programs, name)
 		}
 	}
-	if err := spec.Variables[conntraceVarTcpConnectHooked].Set(b2u8(m != HooksTracepoint)); err != nil {
-		return nil, fmt.Errorf("set %s: %w", conntraceVarTcpConnectHooked, err)
+	if err := spec.Variables[bpfobj.ConntraceVarTcpConnectHooked].Set(b2u8(m != HooksTracepoint)); err != nil {
+		return nil, fmt.Errorf("set %s: %w", bpfobj.ConntraceVarTcpConnectHooked, err)
 	}
 	return spec, nil
 }

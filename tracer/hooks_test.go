@@ -1,6 +1,11 @@
 package tracer
 
-import "testing"
+import (
+	"os"
+	"testing"
+
+	"github.com/conntrace/conntrace/tracer/internal/bpfobj"
+)
 
 func TestParseHooks(t *testing.T) {
 	for _, name := range []string{"auto", "fentry", "kprobe", "tracepoint"} {
@@ -21,28 +26,71 @@ func TestParseHooks(t *testing.T) {
 }
 
 // Every mode attaches its own two hooks and the same common ones, each
-// with a program of its own that exists in the object.
-func TestParseHooksPerMode(t *testing.T) {
+// with a program of its own that exists in the object, on the hook its
+// section names.
+func TestHooksPerMode(t *testing.T) {
 	spec, err := loadSpec()
 	if err != nil {
 		t.Fatal(err)
 	}
+	common := len(syscallPrograms) + len(statePrograms[true])
+	if _, err := os.Stat(KernelBTF); err != nil {
+		common = len(syscallPrograms) + len(statePrograms[false])
+	}
 	for _, m := range HookModes {
-		hooks := AllHooks(m)
-		want := len(commonHooks()) + 2
-		if len(hooks) != want {
+		hooks, err := hooksOf(spec, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := common + 2; len(hooks) != want {
 			t.Errorf("%s: %d hooks, want %d", m, len(hooks), want)
 		}
 		progs := map[string]bool{}
 		for _, h := range hooks {
-			if progs[h.prog] || spec.Programs[h.prog] == nil {
-				t.Errorf("%s: program %q duplicated or missing", m, h.prog)
+			if progs[h.prog] {
+				t.Errorf("%s: program %q twice", m, h.prog)
 			}
 			progs[h.prog] = true
 		}
 		ms, err := modeSpec(spec, m)
-		if err != nil || len(ms.Programs) != want {
-			t.Errorf("%s: the mode's spec keeps %d programs (%v), want %d", m, len(ms.Programs), err, want)
+		if err != nil || len(ms.Programs) != len(hooks) {
+			t.Errorf("%s: the mode's spec keeps %d programs (%v), want %d", m, len(ms.Programs), err, len(hooks))
+		}
+	}
+	// Every program of the object is some mode's.
+	used := map[string]bool{}
+	for _, list := range [][]string{syscallPrograms, statePrograms[true], statePrograms[false],
+		modePrograms[HooksFentry], modePrograms[HooksKprobe], modePrograms[HooksTracepoint]} {
+		for _, name := range list {
+			used[name] = true
+		}
+	}
+	for name := range spec.Programs {
+		if !used[name] {
+			t.Errorf("program %s is attached in no mode", name)
+		}
+	}
+}
+
+// TestHookOf: where a program attaches, from its section.
+func TestHookOf(t *testing.T) {
+	spec, err := loadSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{
+		bpfobj.ConntraceProgHandleConnectEnter:      "tracepoint/syscalls:sys_enter_connect",
+		bpfobj.ConntraceProgHandleSetStateBtf:       "tp_btf/inet_sock_set_state",
+		bpfobj.ConntraceProgHandleSetStateBtfRescue: "tp_btf/inet_sock_set_state (rescue)",
+		bpfobj.ConntraceProgHandleSetState:          "tracepoint/sock:inet_sock_set_state",
+		bpfobj.ConntraceProgHandleConnectFentry:     "fentry/tcp_connect",
+		bpfobj.ConntraceProgHandleAcceptFexit:       "fexit/inet_csk_accept",
+		bpfobj.ConntraceProgHandleConnectKprobe:     "kprobe/tcp_connect",
+		bpfobj.ConntraceProgHandleAcceptKretprobe:   "kretprobe/inet_csk_accept",
+	} {
+		h, err := hookOf(name, spec.Programs[name])
+		if err != nil || h.String() != want {
+			t.Errorf("%s: %v (%v), want %s", name, h, err, want)
 		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+
+	"github.com/conntrace/conntrace/tracer/internal/bpfobj"
 )
 
 // lossCounter reads what the kernel side could not deliver, from every
@@ -22,16 +24,16 @@ type lossCounter struct {
 
 // read returns the totals so far. Each is kept from going down: a counter
 // read while its program runs can lag, never lead.
-func (c *lossCounter) read(maps *conntraceMaps, last Stats) (dropped, skipped, evicted uint64, err error) {
+func (c *lossCounter) read(maps *bpfobj.ConntraceMaps, last Stats) (dropped, skipped, evicted uint64, err error) {
 	var unseen, rescued uint64
 	for _, r := range []struct {
 		m   *ebpf.Map
-		key conntraceLostCause
+		key bpfobj.ConntraceLostCause
 		n   *uint64
 	}{
-		{maps.LostEvents, conntraceLostCauseLOST_RING_FULL, &dropped},
-		{maps.LostEvents, conntraceLostCauseLOST_UNSEEN, &unseen},
-		{maps.LostEvents, conntraceLostCauseLOST_TABLE_FULL, &evicted},
+		{maps.LostEvents, bpfobj.ConntraceLostCauseLOST_RING_FULL, &dropped},
+		{maps.LostEvents, bpfobj.ConntraceLostCauseLOST_UNSEEN, &unseen},
+		{maps.LostEvents, bpfobj.ConntraceLostCauseLOST_TABLE_FULL, &evicted},
 	} {
 		if *r.n, err = c.sumPerCPU(r.m, uint32(r.key)); err != nil {
 			return 0, 0, 0, fmt.Errorf("read lost-event counter: %w", err)

@@ -44,13 +44,17 @@ func Probe(cfg Config) ([]ModeReport, error) {
 	reports := make([]ModeReport, 0, len(HookModes))
 	for _, m := range HookModes {
 		r := ModeReport{Mode: m}
+		hooks, err := hooksOf(spec, m)
+		if err != nil {
+			return nil, err
+		}
 		coll, err := loadMode(spec, opts, m)
 		if err != nil {
 			r.Err = err
 			reports = append(reports, r)
 			continue
 		}
-		for _, h := range AllHooks(m) {
+		for _, h := range hooks {
 			l, err := attachHook(h, coll.Programs[h.prog])
 			if err == nil {
 				l.Close()

@@ -1,9 +1,33 @@
-//go:build !floor
-
 package tracer
 
-import "github.com/cilium/ebpf"
+import (
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+
+	"github.com/conntrace/conntrace/tracer/internal/bpfobj"
+)
 
 // loadSpec returns the embedded BPF object: conntrace's programs, or with
 // -tags floor (spec_floor.go) the same hooks doing nothing.
-func loadSpec() (*ebpf.CollectionSpec, error) { return loadConntrace() }
+var loadSpec = bpfobj.LoadConntrace
+
+// floor is the hook-cost floor of spec, for `make bench`: every program's
+// body replaced by "return 0". The same programs attach to the same hooks
+// with the same maps, so the loader is unchanged; what a storm loses with
+// the floor attached is the price of the hooks themselves, which no
+// program can go below.
+func floor(spec *ebpf.CollectionSpec) *ebpf.CollectionSpec {
+	for _, p := range spec.Programs {
+		p.Instructions = asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}
+	}
+	return spec
+}
+
+// loadFloor is loadSpec for the floor.
+func loadFloor() (*ebpf.CollectionSpec, error) {
+	spec, err := bpfobj.LoadConntrace()
+	if err != nil {
+		return nil, err
+	}
+	return floor(spec), nil
+}

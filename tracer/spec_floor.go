@@ -2,8 +2,5 @@
 
 package tracer
 
-import "github.com/cilium/ebpf"
-
-// loadSpec returns the hook-cost floor: every hook attached, every program
-// returning at once. For `make bench` only.
-func loadSpec() (*ebpf.CollectionSpec, error) { return loadConntracefloor() }
+// With -tags floor, conntrace attaches the hook-cost floor (spec.go).
+func init() { loadSpec = loadFloor }

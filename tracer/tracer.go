@@ -16,6 +16,8 @@ import (
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
+
+	"github.com/conntrace/conntrace/tracer/internal/bpfobj"
 )
 
 // Sink receives events from Run. Write must not keep ev: it is reused.
@@ -51,7 +53,7 @@ type Stats struct {
 // Tracer is a loaded and attached set of programs.
 type Tracer struct {
 	coll  *ebpf.Collection // the programs (and data sections) of one mode
-	maps  conntraceMaps
+	maps  bpfobj.ConntraceMaps
 	links []link.Link
 	rd    *ringbuf.Reader
 	clock Clock
@@ -164,7 +166,11 @@ func openMode(spec *ebpf.CollectionSpec, opts ebpf.CollectionOptions, m Hooks, c
 	if t.rd, err = ringbuf.NewReader(t.maps.Events); err != nil {
 		return nil, fmt.Errorf("open the ring buffer: %w", err)
 	}
-	for _, h := range AllHooks(m) {
+	hooks, err := hooksOf(spec, m)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range hooks {
 		prog := coll.Programs[h.prog]
 		l, err := attachHook(h, prog)
 		if err != nil {
@@ -197,11 +203,11 @@ func configure(spec *ebpf.CollectionSpec, cfg *Config) error {
 		name string
 		val  any
 	}{
-		{conntraceVarFilterPorts, b2u8(len(cfg.Ports) > 0)},
-		{conntraceVarFilterPids, b2u8(len(cfg.PIDs) > 0)},
-		{conntraceVarFilterFamily, uint8(cfg.Family)},
-		{conntraceVarFilterComms, b2u8(len(cfg.Comms) > 0)},
-		{conntraceVarEventMask, mask},
+		{bpfobj.ConntraceVarFilterPorts, b2u8(len(cfg.Ports) > 0)},
+		{bpfobj.ConntraceVarFilterPids, b2u8(len(cfg.PIDs) > 0)},
+		{bpfobj.ConntraceVarFilterFamily, uint8(cfg.Family)},
+		{bpfobj.ConntraceVarFilterComms, b2u8(len(cfg.Comms) > 0)},
+		{bpfobj.ConntraceVarEventMask, mask},
 	} {
 		if err := set(v.name, v.val); err != nil {
 			return err
@@ -211,16 +217,16 @@ func configure(spec *ebpf.CollectionSpec, cfg *Config) error {
 	if ring == 0 {
 		ring = DefaultRingBytes
 	}
-	spec.Maps[conntraceMapEvents].MaxEntries = ring
+	spec.Maps[bpfobj.ConntraceMapEvents].MaxEntries = ring
 	socks := cfg.SocketTableSize
 	if socks == 0 {
 		socks = DefaultSocketTableSize
 	}
-	spec.Maps[conntraceMapSocks].MaxEntries = socks
+	spec.Maps[bpfobj.ConntraceMapSocks].MaxEntries = socks
 	return nil
 }
 
-func fillFilters(maps *conntraceMaps, cfg *Config) error {
+func fillFilters(maps *bpfobj.ConntraceMaps, cfg *Config) error {
 	one := uint8(1)
 	for _, p := range cfg.Ports {
 		if err := maps.PortFilter.Put(p, one); err != nil {

@@ -80,7 +80,7 @@ func runAudit(c *cli.Context) error {
 	ctx, stop := runContext(c, duration)
 	defer stop()
 
-	t, err := tracer.Open(tracer.Config{Ports: ports, PIDs: pids, Hooks: hooks, BTFPath: c.String("btf"),
+	t, err := openTracer(tracer.Config{Ports: ports, PIDs: pids, Hooks: hooks, BTFPath: c.String("btf"),
 		Events: 1<<tracer.EventConnect | 1<<tracer.EventClose | 1<<tracer.EventConnectFail})
 	if err != nil {
 		return err

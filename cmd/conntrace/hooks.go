@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 
@@ -26,6 +27,17 @@ func parseHooks(c *cli.Context) (tracer.Hooks, error) {
 		return 0, usagef("--hooks: %v", err)
 	}
 	return h, nil
+}
+
+// openTracer mounts tracefs where it is missing (the tracepoints attach
+// through it), then loads and attaches.
+func openTracer(cfg tracer.Config) (*tracer.Tracer, error) {
+	_, mountErr := tracer.MountTracefs()
+	t, err := tracer.Open(cfg)
+	if errors.Is(err, tracer.ErrNoTracefs) && mountErr != nil {
+		return nil, mountErr
+	}
+	return t, err
 }
 
 // sayAttached tells on stderr why better hook modes were passed over, then

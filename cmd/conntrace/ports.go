@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"fmt"
-	"net/netip"
 	"strconv"
 
 	"github.com/urfave/cli/v2"
@@ -143,7 +142,7 @@ func appendSocketText(dst []byte, s *sockets.Socket, p sockets.Proc, class, serv
 	start := len(dst)
 	dst = output.Pad(append(dst, s.Proto...), start, 6)
 	dst = output.Pad(append(dst, s.State...), start, 18)
-	dst = appendAddrPort(dst, s.LAddr, s.LPort)
+	dst = output.AppendAddrPort(dst, s.LAddr, s.LPort)
 	if service != "" {
 		dst = append(dst, '/')
 		dst = append(dst, service...)
@@ -152,7 +151,7 @@ func appendSocketText(dst []byte, s *sockets.Socket, p sockets.Proc, class, serv
 	dst = output.Pad(dst, start, end)
 	if peers {
 		if s.RPort != 0 {
-			dst = appendAddrPort(dst, s.RAddr, s.RPort)
+			dst = output.AppendAddrPort(dst, s.RAddr, s.RPort)
 		} else {
 			dst = append(dst, '*')
 		}
@@ -168,8 +167,4 @@ func appendSocketText(dst []byte, s *sockets.Socket, p sockets.Proc, class, serv
 	dst = output.Pad(dst, start, end+20)
 	dst = output.AppendTextSafe(dst, []byte(p.Comm))
 	return append(dst, '\n')
-}
-
-func appendAddrPort(dst []byte, a netip.Addr, port uint16) []byte {
-	return netip.AddrPortFrom(a, port).AppendTo(dst)
 }

@@ -107,7 +107,7 @@ func watch(c *cli.Context) error {
 	ctx, cancel := runContext(c, o.duration)
 	defer cancel()
 
-	t, err := tracer.Open(o.cfg)
+	t, err := openTracer(o.cfg)
 	if err != nil {
 		return err
 	}

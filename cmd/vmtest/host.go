@@ -71,10 +71,10 @@ func host(cache string, timeout time.Duration, runFilter string, count int, kern
 
 	// The tracer's suite runs once per hook mode (the kernel has them all);
 	// the mode comparison, which tries every mode itself, runs once.
-	// TestGeneratedUpToDate and TestCgoBuildDropsCapabilities need the Go
-	// toolchain (and clang, a C compiler), which the VM does not have, and
-	// TestFloorMatches the source tree; the host runs them. TestStorm runs
-	// its short storm (3 s) in every mode: the function hooks are only here.
+	// TestCgoBuildDropsCapabilities needs the Go toolchain and a C
+	// compiler, which the VM does not have; the host runs it. TestStorm
+	// runs its short storm (3 s) in every mode: the function hooks are only
+	// here.
 	expect := "CONNTRACE_EXPECT_HOOKS=fentry,kprobe,tracepoint"
 	// TestSocketTableFull fills a smaller table than the host's run: 136,000
 	// sockets are more than an emulated VM opens in good time.
@@ -88,9 +88,9 @@ func host(cache string, timeout time.Duration, runFilter string, count int, kern
 	}
 	var p plan
 	for i, mode := range []string{"fentry", "kprobe", "tracepoint"} {
-		skip := "TestGeneratedUpToDate|TestFloorMatches"
+		skip := ""
 		if i > 0 {
-			skip += "|TestHookModesAgree"
+			skip = "TestHookModesAgree"
 		}
 		p.Runs = append(p.Runs, run{Name: "./tracer (" + mode + " hooks)", Bin: "/bin/tracer.test",
 			Args: args(skip), Dir: "/", Env: []string{"CONNTRACE_TEST_HOOKS=" + mode, expect, socketTable}})

@@ -136,21 +136,16 @@ func (r *Report) checkLockdown() {
 
 func (r *Report) checkCapabilities() {
 	var held, missing []string
-	nums := make([]uint, 0, len(tracer.CapabilityNames))
-	for c := range tracer.CapabilityNames {
-		nums = append(nums, c)
-	}
-	slices.Sort(nums)
-	for _, c := range nums {
+	for _, c := range tracer.UsedCapabilities {
 		has, ok := tracer.HasCapability(c)
 		if !ok {
 			r.add("capabilities", true, "unknown (capget failed)")
 			return
 		}
 		if has {
-			held = append(held, tracer.CapabilityNames[c])
+			held = append(held, c.String())
 		} else {
-			missing = append(missing, tracer.CapabilityNames[c])
+			missing = append(missing, c.String())
 		}
 	}
 	has := func(name string) bool { return slices.Contains(held, name) }
@@ -165,15 +160,22 @@ func (r *Report) checkCapabilities() {
 	}
 }
 
+// checkTracefs mounts tracefs where it is missing, as watch does, and
+// says so.
 func (r *Report) checkTracefs() {
+	mounted, err := tracer.MountTracefs()
+	if err != nil {
+		r.add("tracefs", false, "%v", err)
+		r.advise("%v", err)
+		return
+	}
 	dir, err := tracer.Tracefs()
 	switch {
 	case err != nil:
 		r.add("tracefs", false, "%v", err)
 		r.advise("tracefs cannot be read (%v): tracepoints cannot be attached", err)
-	case dir == "":
-		// Open mounts it; not a problem for watch.
-		r.add("tracefs", true, "not mounted: conntrace mounts it at /sys/kernel/tracing")
+	case mounted:
+		r.add("tracefs", true, "%s (was not mounted: conntrace mounted it, as watch does)", dir)
 	default:
 		r.add("tracefs", true, "%s", dir)
 	}

@@ -15,7 +15,7 @@ func appendExplanation(dst []byte, ev *tracer.Event) []byte {
 	if ev.Type == tracer.EventBindFail {
 		return appendBindExplanation(dst, ev)
 	}
-	peer := func(dst []byte) []byte { return appendAddrPort(dst, ev.RAddr, ev.RPort) }
+	peer := func(dst []byte) []byte { return AppendAddrPort(dst, ev.RAddr, ev.RPort) }
 	switch ev.ErrorName() {
 	case "ECONNREFUSED":
 		dst = append(dst, "nothing listening on "...)
@@ -48,7 +48,7 @@ func appendExplanation(dst []byte, ev *tracer.Event) []byte {
 }
 
 func appendBindExplanation(dst []byte, ev *tracer.Event) []byte {
-	local := func(dst []byte) []byte { return appendAddrPort(dst, ev.LAddr, ev.LPort) }
+	local := func(dst []byte) []byte { return AppendAddrPort(dst, ev.LAddr, ev.LPort) }
 	switch ev.ErrorName() {
 	case "EADDRINUSE":
 		return appendHolders(append(local(dst), ' '), ev)
@@ -106,7 +106,7 @@ func appendHolders(dst []byte, ev *tracer.Event) []byte {
 		}
 		dst = append(dst, " ("...)
 		if h.LAddr != ev.LAddr {
-			dst = appendAddrPort(dst, h.LAddr, h.LPort)
+			dst = AppendAddrPort(dst, h.LAddr, h.LPort)
 			dst = append(dst, ' ')
 		}
 		dst = append(dst, h.State...)

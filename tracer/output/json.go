@@ -28,7 +28,7 @@ func AppendJSON(dst []byte, ev *tracer.Event) []byte {
 		dst = strconv.AppendUint(dst, ev.LostEvicted, 10)
 		return append(dst, "}\n"...)
 	}
-	hasConn := ev.Type != tracer.EventListen && ev.Type != tracer.EventBindFail
+	hasConn := ev.Type.HasPeer()
 	if hasConn {
 		dst = append(dst, `,"conn_id":`...)
 		dst = strconv.AppendUint(dst, ev.ConnID, 10)

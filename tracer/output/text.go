@@ -77,7 +77,7 @@ func AppendText(dst []byte, ev *tracer.Event) []byte {
 		dst = append(dst, "<-"...)
 	}
 	col(wTime + wEvent + wPID + wComm + wLocal + wDir)
-	hasConn := ev.Type != tracer.EventListen && ev.Type != tracer.EventBindFail
+	hasConn := ev.Type.HasPeer()
 	if hasConn {
 		dst = appendHostPort(dst, ev, true, ev.Direction == tracer.DirOut)
 	}
@@ -123,7 +123,7 @@ func appendHostPort(dst []byte, ev *tracer.Event, remote, service bool) []byte {
 	if remote {
 		addr, port = ev.RAddr, ev.RPort
 	}
-	dst = appendAddrPort(dst, addr, port)
+	dst = AppendAddrPort(dst, addr, port)
 	if name := services.Name(port); service && name != "" {
 		dst = append(dst, '/')
 		dst = append(dst, name...)
@@ -131,8 +131,8 @@ func appendHostPort(dst []byte, ev *tracer.Event, remote, service bool) []byte {
 	return dst
 }
 
-// appendAddrPort appends 1.2.3.4:80 or [2001:db8::1]:80.
-func appendAddrPort(dst []byte, addr netip.Addr, port uint16) []byte {
+// AppendAddrPort appends 1.2.3.4:80 or [2001:db8::1]:80, allocating nothing.
+func AppendAddrPort(dst []byte, addr netip.Addr, port uint16) []byte {
 	if addr.Is6() {
 		dst = append(dst, '[')
 		dst = addr.AppendTo(dst)

@@ -621,10 +621,15 @@ func (r Role) exchange(c net.Conn, server bool) error {
 	return nil
 }
 
-// RequireRoot fails the test in CI, which runs as root, and skips it
-// elsewhere: loading BPF programs and creating namespaces need root.
+// RequireRoot skips the test under -short (make unit: the tests that
+// need neither root nor clang), fails it in CI, which runs as root, when
+// not root, and skips it elsewhere: loading BPF programs and creating
+// namespaces need root. Call it before touching anything.
 func RequireRoot(t testing.TB) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs root: not run with -short")
+	}
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") != "" {
 			t.Fatal("this test needs root, and CI runs as root")

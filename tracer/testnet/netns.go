@@ -33,6 +33,7 @@ var nsSeq atomic.Uint32
 // NewNS creates a network namespace that is removed when the test ends.
 func NewNS(t testing.TB) *NS {
 	t.Helper()
+	RequireRoot(t)
 	name := fmt.Sprintf("ct%d-%d", os.Getpid(), nsSeq.Add(1))
 
 	// Creating a namespace moves the calling thread into it; keep that

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* A connection's close event: how long it lived, what it carried, why it
+ * ended. From the state machine, or from accept() for one that closed in
+ * the accept queue. */
+#ifndef CONNTRACE_CLOSE_BPF_H
+#define CONNTRACE_CLOSE_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include "conntrace.h"
+#include "defs.bpf.h"
+#include "events.bpf.h"
+#include "types.bpf.h"
+
+/*
+ * Payload bytes of a closing connection. tcp_sock counts sequence space, in
+ * which SYN and FIN take one byte each; users count what they wrote and read.
+ *  - bytes_acked includes our SYN when we connected (the SYN-ACK acks it; an
+ *    accepted child starts with snd_una past its SYN-ACK), and our FIN once
+ *    it was acked: closing from FIN_WAIT2, or from LAST_ACK/CLOSING with
+ *    everything acked.
+ *  - bytes_received includes the peer's FIN; tcp_fin() marks it SOCK_DONE.
+ */
+static __always_inline void set_payload_bytes(struct event *e, struct sock *sk, int oldstate)
+{
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
+	__u64 acked = BPF_CORE_READ(tp, bytes_acked);
+	__u64 rcvd = BPF_CORE_READ(tp, bytes_received);
+
+	if (e->direction == DIR_OUT && acked)
+		acked--;
+	if ((oldstate == TCP_FIN_WAIT2 || oldstate == TCP_LAST_ACK || oldstate == TCP_CLOSING) &&
+	    BPF_CORE_READ(tp, snd_una) == BPF_CORE_READ(tp, write_seq) && acked)
+		acked--;
+	if ((BPF_CORE_READ(sk, __sk_common.skc_flags) & (1UL << SOCK_DONE)) && rcvd)
+		rcvd--;
+	e->tx_bytes = acked;
+	e->rx_bytes = rcvd;
+}
+
+/*
+ * Why an established connection closed. The RST we send on an abortive
+ * close (SO_LINGER 0, unread data, shutdown by the application while data
+ * flows) goes out *after* the state changes to CLOSE, so tcp_send_reset
+ * comes too late; an orderly close never jumps to CLOSE from these states,
+ * so the jump itself says it.
+ */
+static __always_inline __u8 close_reason(const struct sock_info *info, int sk_err, int oldstate)
+{
+	if (info->reset_in)
+		return REASON_RESET_IN;
+	/* tcp_write_err: ETIMEDOUT, or the last ICMP error (EHOSTUNREACH...). */
+	if (sk_err && sk_err != ECONNRESET && sk_err != EPIPE)
+		return REASON_TIMEOUT;
+	if (info->reset_out)
+		return REASON_RESET_OUT;
+	switch (oldstate) {
+	case TCP_ESTABLISHED:
+	case TCP_CLOSE_WAIT:
+	case TCP_FIN_WAIT1:
+	case TCP_SYN_RECV:
+		return REASON_RESET_OUT;
+	}
+	return REASON_FIN;
+}
+
+/* The close of tr's connection, which ended at end_ns (0: now). */
+static __always_inline void emit_close(const struct transition *tr, struct sock_info *info, __u64 end_ns)
+{
+	struct sock *sk = (struct sock *)tr->sk;
+	struct event *e;
+
+	e = new_event(EVENT_CLOSE, &tr->t, info);
+	if (!e)
+		return;
+	e->duration_ns = (end_ns ? end_ns : e->ts_ns) - info->start_ns;
+	e->reason = close_reason(info, BPF_CORE_READ(sk, sk_err), tr->oldstate);
+	set_payload_bytes(e, sk, tr->oldstate);
+	bpf_ringbuf_submit(e, 0);
+}
+
+#endif /* CONNTRACE_CLOSE_BPF_H */

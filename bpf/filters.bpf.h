@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * What the user asked to see, compiled in: settings the loader sets before
+ * the programs are verified, so a disabled filter costs nothing (the
+ * verifier prunes the dead branch), and the maps that hold the values.
+ * Also who the current process is, since the process filters ask that.
+ */
+#ifndef CONNTRACE_FILTERS_BPF_H
+#define CONNTRACE_FILTERS_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include "conntrace.h"
+#include "types.bpf.h"
+
+const volatile __u8 filter_ports = 0;         /* port_filter holds the ports */
+const volatile __u8 filter_pids = 0;          /* pid_filter holds the pids */
+const volatile __u8 filter_family = 0;        /* 0: any, AF_INET or AF_INET6 */
+const volatile __u8 filter_comms = 0;         /* comm_filter holds the names */
+const volatile __u32 event_mask = 0xffffffff; /* bit (1 << enum event_type) */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u16);
+	__type(value, __u8);
+} port_filter SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u8);
+} pid_filter SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, struct comm_key);
+	__type(value, __u8);
+} comm_filter SEC(".maps");
+
+static __always_inline bool want_event(enum event_type t)
+{
+	return event_mask & (1u << t);
+}
+
+static __always_inline bool port_match(__u16 sport, __u16 dport)
+{
+	if (!filter_ports)
+		return true;
+	return bpf_map_lookup_elem(&port_filter, &sport) || bpf_map_lookup_elem(&port_filter, &dport);
+}
+
+static __always_inline bool family_match(__u16 family)
+{
+	return !filter_family || filter_family == family;
+}
+
+/* The pid and comm filters, applied to a process: its tgid and its name
+ * (NUL-padded, as process_name() leaves it). */
+static __always_inline bool proc_match(__u32 pid, const char *comm)
+{
+	if (filter_pids && !bpf_map_lookup_elem(&pid_filter, &pid))
+		return false;
+	if (filter_comms && !bpf_map_lookup_elem(&comm_filter, comm))
+		return false;
+	return true;
+}
+
+/* The current process's name: its thread-group leader's comm, which is
+ * what ps, ss -p and /proc/PID/comm show (a thread may rename itself with
+ * prctl(PR_SET_NAME); bpf_get_current_comm() is the thread's). NUL-padded,
+ * as the comm filter's keys are. Only in process context: in softirq the
+ * current task is unrelated. */
+static __always_inline void process_name(char comm[COMM_LEN])
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+	__builtin_memset(comm, 0, COMM_LEN);
+	BPF_CORE_READ_STR_INTO((char(*)[COMM_LEN])comm, task, group_leader, comm);
+}
+
+/* Who the current task is, for the connection it makes or takes. */
+static __always_inline void fill_task(struct sock_info *info)
+{
+	info->pid = bpf_get_current_pid_tgid() >> 32;
+	info->uid = (__u32)bpf_get_current_uid_gid();
+	process_name(info->comm);
+	bpf_get_current_comm(&info->thread, sizeof(info->thread));
+}
+
+#endif /* CONNTRACE_FILTERS_BPF_H */
