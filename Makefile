@@ -78,9 +78,9 @@ fuzz: ## run each fuzz target for FUZZTIME executions (default 200000x, 5-10 s e
 vmtest: deps ## the integration tests on Debian's 6.1 and 6.12 kernels in qemu VMs (kernels cached in .cache/vmtest)
 	$(GO) run ./cmd/vmtest
 
-bench: deps ## tracing overhead under a connection storm, vs tcplife and the hook floor (markdown table in bench.md)
+bench: deps ## tracing overhead under a full-rate connection storm, vs tcplife, bpftrace and the hook floor (markdown table in bench.md)
 	@[ "$$(id -u)" = 0 ] || { echo "make bench loads BPF programs: run it as root"; exit 1; }
-	@[ -e /usr/sbin/tcplife ] || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libbpf-tools >/dev/null; }
+	@[ -e /usr/sbin/tcplife ] && [ -e /usr/bin/bpftrace ] || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libbpf-tools bpftrace >/dev/null; }
 	$(GO) build -o bin/conntrace ./cmd/conntrace
 	$(GO) build -tags floor -o bin/conntrace-floor ./cmd/conntrace
 	$(GO) build -o bin/connstorm ./cmd/connstorm

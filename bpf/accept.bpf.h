@@ -35,7 +35,7 @@ static __always_inline void on_accepted_closed(struct sock *sk)
 		if (want_event(EVENT_ACCEPT)) {
 			e = new_event(EVENT_ACCEPT, &q->tr.t, &q->info);
 			if (e)
-				bpf_ringbuf_submit(e, 0);
+				submit(e);
 		}
 		if (want_event(EVENT_CLOSE))
 			emit_close(&q->tr, &q->info, q->close_ns);
@@ -72,7 +72,7 @@ static __always_inline void on_accepted(struct sock *sk)
 		return;
 	e = new_event(EVENT_ACCEPT, &t, info);
 	if (e)
-		bpf_ringbuf_submit(e, 0);
+		submit(e);
 }
 
 #endif /* CONNTRACE_ACCEPT_BPF_H */

@@ -93,6 +93,6 @@ int handle_bind_exit(struct syscall_exit_args *ctx)
 	e->error = -ctx->ret;
 	e->proto = call.proto;
 	e->netns = netns_of((struct sock *)call.sk);
-	bpf_ringbuf_submit(e, 0);
+	submit(e);
 	return 0;
 }

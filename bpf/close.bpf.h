@@ -77,7 +77,7 @@ static __always_inline void emit_close(const struct transition *tr, struct sock_
 	e->duration_ns = (end_ns ? end_ns : e->ts_ns) - info->start_ns;
 	e->reason = close_reason(info, BPF_CORE_READ(sk, sk_err), tr->oldstate);
 	set_payload_bytes(e, sk, tr->oldstate);
-	bpf_ringbuf_submit(e, 0);
+	submit(e);
 }
 
 #endif /* CONNTRACE_CLOSE_BPF_H */

@@ -18,6 +18,12 @@ struct {
 	__uint(max_entries, 1 << 22); /* resized by the loader */
 } events SEC(".maps");
 
+/* Wake the reader when the ring holds this many bytes (set by the loader
+ * to a share of its size); below it the reader is not woken, and polls
+ * every few milliseconds instead (tracer.pollEvery). A wake-up per event
+ * would cost the reader a context switch per event. */
+const volatile __u64 wakeup_bytes = 1 << 18;
+
 /* What was lost, per CPU, by enum lost_cause: never lose silently. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -92,7 +98,7 @@ static __always_inline void put_tuple(struct event *e, const struct tuple *t)
 /* Reserves a record and fills what every event carries: the tuple, the
  * process and connection from info, the type and the time. NULL (counted as
  * lost) when the ring is full; otherwise the caller adds its fields and
- * submits. */
+ * calls submit(). */
 static __always_inline struct event *new_event(__u8 type, const struct tuple *t, const struct sock_info *info)
 {
 	struct event *e = reserve_event();
@@ -107,6 +113,16 @@ static __always_inline struct event *new_event(__u8 type, const struct tuple *t,
 	return e;
 }
 
+/* Hands a record to the reader, waking it only when the ring fills up. */
+static __always_inline void submit(struct event *e)
+{
+	__u64 flags = BPF_RB_NO_WAKEUP;
+
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+		flags = BPF_RB_FORCE_WAKEUP;
+	bpf_ringbuf_submit(e, flags);
+}
+
 /* connect_fail, from the state machine or from the connect() syscall. */
 static __always_inline void emit_connect_fail(const struct sock_info *info, const struct tuple *t, int err)
 {
@@ -119,7 +135,7 @@ static __always_inline void emit_connect_fail(const struct sock_info *info, cons
 		return;
 	e->latency_ns = e->ts_ns - info->start_ns;
 	e->error = err;
-	bpf_ringbuf_submit(e, 0);
+	submit(e);
 }
 
 #endif /* CONNTRACE_EVENTS_BPF_H */

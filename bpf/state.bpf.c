@@ -114,7 +114,7 @@ static __always_inline void on_listen(const struct transition *tr)
 	t.dport = 0;
 	e = new_event(EVENT_LISTEN, &t, &info);
 	if (e)
-		bpf_ringbuf_submit(e, 0);
+		submit(e);
 }
 
 /* A child socket of a listener was created for an incoming SYN. */
@@ -150,7 +150,7 @@ static __always_inline void on_established(const struct transition *tr)
 	if (!e)
 		return;
 	e->latency_ns = e->ts_ns - info->start_ns;
-	bpf_ringbuf_submit(e, 0);
+	submit(e);
 }
 
 /* The handshake of an outbound connection failed: RST (ECONNREFUSED), no

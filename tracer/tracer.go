@@ -69,11 +69,18 @@ type Tracer struct {
 }
 
 const (
-	// flushDelay bounds how long an event waits in the sink's buffer.
-	flushDelay = 10 * time.Millisecond
-	// idlePoll is how often an idle Run checks its context and losses.
-	idlePoll = 250 * time.Millisecond
-	// housekeepEvery is how often a busy Run does the same, in events.
+	// pollEvery is how often Run reads the ring when the kernel side has
+	// not woken it (it wakes the reader only when the ring fills up:
+	// bpf/events.bpf.h), and flushes the sink: it bounds how long an event
+	// waits.
+	pollEvery = 10 * time.Millisecond
+	// lostEvery is how often Run reads the loss counters.
+	lostEvery = 250 * time.Millisecond
+	// wakeupShare: the kernel side wakes the reader when the ring is this
+	// much (1/wakeupShare) full.
+	wakeupShare = 16
+	// housekeepEvery is how often a busy Run checks its context and losses,
+	// in events.
 	housekeepEvery = 4096
 )
 
@@ -218,6 +225,9 @@ func configure(spec *ebpf.CollectionSpec, cfg *Config) error {
 		ring = DefaultRingBytes
 	}
 	spec.Maps[bpfobj.ConntraceMapEvents].MaxEntries = ring
+	if err := set(bpfobj.ConntraceVarWakeupBytes, uint64(ring/wakeupShare)); err != nil {
+		return err
+	}
 	socks := cfg.SocketTableSize
 	if socks == 0 {
 		socks = DefaultSocketTableSize
@@ -272,18 +282,15 @@ func (t *Tracer) Run(ctx context.Context, sink Sink) error {
 	defer context.AfterFunc(ctx, func() { rd.Flush() })()
 	t.holders = newHolderLookups(func() { rd.Flush() })
 	defer t.holders.wait()
-	t.rd.SetDeadline(time.Now().Add(idlePoll))
+	t.rd.SetDeadline(time.Now().Add(pollEvery))
+	lostAt := time.Now()
 	for {
 		err := t.rd.ReadInto(&rec)
 		if err == nil {
 			if err := t.deliver(rec.RawSample, sink); err != nil {
 				return t.end(sink, err)
 			}
-			if !dirty {
-				// First event since the last flush: flush soon.
-				dirty = true
-				t.rd.SetDeadline(time.Now().Add(flushDelay))
-			}
+			dirty = true
 			if n++; n%housekeepEvery == 0 {
 				if ctx.Err() != nil {
 					return t.stop(sink)
@@ -297,7 +304,7 @@ func (t *Tracer) Run(ctx context.Context, sink Sink) error {
 		if !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, ringbuf.ErrFlushed) {
 			return t.end(sink, fmt.Errorf("read ring buffer: %w", err))
 		}
-		// The ring is empty (or was, after the deadline passed), ctx
+		// The ring is empty (after the poll's deadline passed), ctx
 		// ended, or a lookup is done.
 		written := t.stats.Events
 		if err := t.release(sink, false); err != nil {
@@ -312,10 +319,13 @@ func (t *Tracer) Run(ctx context.Context, sink Sink) error {
 		if ctx.Err() != nil {
 			return t.stop(sink)
 		}
-		if err := t.reportLost(sink); err != nil {
-			return t.end(sink, err)
+		if now := time.Now(); now.Sub(lostAt) >= lostEvery {
+			lostAt = now
+			if err := t.reportLost(sink); err != nil {
+				return t.end(sink, err)
+			}
 		}
-		t.rd.SetDeadline(time.Now().Add(idlePoll))
+		t.rd.SetDeadline(time.Now().Add(pollEvery))
 	}
 }
 

@@ -1,9 +1,11 @@
 // Command bench measures what tracing costs a connection storm: connstorm
 // alone, then with conntrace in several configurations, libbpf-tools'
-// tcplife, and the hook-cost floor (conntrace built with -tags floor: the
-// same hooks, programs that return at once). Configurations alternate
-// within each round to cancel machine drift; medians over the rounds are
-// reported as a markdown table. `make bench` builds the binaries and runs it.
+// tcplife, the hook-cost floor (conntrace built with -tags floor: the same
+// hooks, programs that return at once), and bpftrace counting on the same
+// tracepoints (a floor from outside). Configurations alternate within each
+// round to cancel machine drift; medians over the rounds are reported as a
+// markdown table, against the baseline and against the floor. `make bench`
+// builds the binaries and runs it.
 package main
 
 import (
@@ -31,6 +33,8 @@ type config struct {
 	// ownReady: the tool takes --ready-file; else it is ready at its
 	// first line of output.
 	ownReady bool
+	// lineEvents: each further line of its output is an event.
+	lineEvents bool
 }
 
 type sample struct {
@@ -48,10 +52,14 @@ func main() {
 	bin := flag.String("bin", "bin", "folder with conntrace, conntrace-floor and connstorm")
 	rounds := flag.Int("rounds", 3, "rounds; each runs every configuration once")
 	dur := flag.Duration("d", 10*time.Second, "storm duration per run")
-	conns := flag.Int("c", 8, "concurrent dialers")
+	conns := flag.Int("c", 4, "concurrent dialers")
+	closeHow := flag.String("close", "rst", "how connstorm's clients close: rst (SO_LINGER 0: the machine's full rate) or fin")
+	payload := flag.Int("payload", 0, "bytes each side of a storm connection sends")
 	out := flag.String("o", "", "also write the markdown table to this file")
 	tcplife := flag.String("tcplife", "/usr/sbin/tcplife", "libbpf-tools tcplife")
+	bpftrace := flag.String("bpftrace", "/usr/bin/bpftrace", "bpftrace")
 	flag.Parse()
+	storm := stormArgs{conns: *conns, close: *closeHow, payload: *payload}
 
 	ct, floor := filepath.Join(*bin, "conntrace"), filepath.Join(*bin, "conntrace-floor")
 	configs := []config{
@@ -61,9 +69,15 @@ func main() {
 		{name: "conntrace watch -o text > /dev/null", cmd: []string{ct, "watch", "-o", "text"}, ownReady: true},
 		{name: "hook-cost floor (same hooks, empty programs)", cmd: []string{floor, "watch", "-o", "json"}, ownReady: true},
 	}
+	if _, err := os.Stat(*bpftrace); err == nil {
+		// Ready at its first line ("Attaching N probes...").
+		configs = append(configs, config{name: "bpftrace counting on the same tracepoints", cmd: []string{*bpftrace, "-e", bpftraceCount}})
+	} else {
+		fmt.Fprintf(os.Stderr, "bench: %s not found (apt-get install bpftrace): skipped\n", *bpftrace)
+	}
 	if _, err := os.Stat(*tcplife); err == nil {
 		// Line-buffered: its header says when it is attached.
-		configs = append(configs, config{name: "libbpf-tools tcplife > /dev/null", cmd: []string{"stdbuf", "-oL", *tcplife}})
+		configs = append(configs, config{name: "libbpf-tools tcplife > /dev/null", cmd: []string{"stdbuf", "-oL", *tcplife}, lineEvents: true})
 	} else {
 		fmt.Fprintf(os.Stderr, "bench: %s not found (apt-get install libbpf-tools): skipped\n", *tcplife)
 	}
@@ -75,7 +89,7 @@ func main() {
 			order[i] = (i + r) % len(configs) // rotate: no config always first
 		}
 		for _, i := range order {
-			s, err := runOnce(configs[i], filepath.Join(*bin, "connstorm"), *dur, *conns)
+			s, err := runOnce(configs[i], filepath.Join(*bin, "connstorm"), *dur, storm)
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "bench: %s: %v\n", configs[i].name, err)
 				os.Exit(1)
@@ -85,7 +99,7 @@ func main() {
 		}
 	}
 
-	table := render(configs, results, *dur, *conns, *rounds)
+	table := render(configs, results, *dur, storm, *rounds)
 	fmt.Print(table)
 	if *out != "" {
 		if err := os.WriteFile(*out, []byte(table), 0o644); err != nil {
@@ -97,9 +111,25 @@ func main() {
 
 var summaryRE = regexp.MustCompile(`conntrace: (\d+) events, (\d+) lost`)
 
+// bpftraceCount counts on every tracepoint conntrace's tracepoint mode
+// attaches to, doing nothing else.
+const bpftraceCount = `tracepoint:sock:inet_sock_set_state, tracepoint:tcp:tcp_receive_reset, tracepoint:tcp:tcp_send_reset,
+tracepoint:syscalls:sys_enter_connect, tracepoint:syscalls:sys_exit_connect, tracepoint:syscalls:sys_enter_bind,
+tracepoint:syscalls:sys_exit_bind, tracepoint:syscalls:sys_exit_accept4, tracepoint:syscalls:sys_exit_accept { @ = count(); }`
+
+// stormArgs say what storm connstorm makes.
+type stormArgs struct {
+	conns, payload int
+	close          string
+}
+
+func (a stormArgs) String() string {
+	return fmt.Sprintf("-c %d -close %s -payload %d", a.conns, a.close, a.payload)
+}
+
 // runOnce starts the tracer (if any), waits until it is attached, runs the
 // storm, stops the tracer with SIGINT and collects its numbers.
-func runOnce(c config, connstorm string, dur time.Duration, conns int) (sample, error) {
+func runOnce(c config, connstorm string, dur time.Duration, a stormArgs) (sample, error) {
 	var s sample
 	var tr *exec.Cmd
 	var stderr bytes.Buffer
@@ -159,7 +189,8 @@ func runOnce(c config, connstorm string, dur time.Duration, conns int) (sample, 
 		s.readyMs = float64(time.Since(start).Microseconds()) / 1000
 	}
 
-	storm := exec.Command(connstorm, "-json", "-d", dur.String(), "-c", strconv.Itoa(conns))
+	storm := exec.Command(connstorm, "-json", "-d", dur.String(), "-c", strconv.Itoa(a.conns),
+		"-close", a.close, "-payload", strconv.Itoa(a.payload))
 	out, err := storm.Output()
 	if err != nil {
 		if tr != nil {
@@ -182,7 +213,7 @@ func runOnce(c config, connstorm string, dur time.Duration, conns int) (sample, 
 		if !c.ownReady {
 			// All reads before Wait, which closes the pipe.
 			s.events = uint64(<-lines)
-			s.hasCounts = true
+			s.hasCounts = c.lineEvents
 		}
 		tr.Wait()
 		if ru, ok := tr.ProcessState.SysUsage().(*syscall.Rusage); ok {
@@ -207,7 +238,7 @@ func median(xs []float64) float64 {
 	return (xs[len(xs)/2-1] + xs[len(xs)/2]) / 2
 }
 
-func render(configs []config, results [][]sample, dur time.Duration, conns, rounds int) string {
+func render(configs []config, results [][]sample, dur time.Duration, a stormArgs, rounds int) string {
 	var b strings.Builder
 	host, _ := os.Hostname()
 	var uts syscall.Utsname
@@ -219,11 +250,23 @@ func render(configs []config, results [][]sample, dur time.Duration, conns, roun
 		}
 		release += string(rune(c))
 	}
-	fmt.Fprintf(&b, "connstorm -c %d -d %s on loopback, %d rounds, medians; Linux %s, %d CPUs (%s)\n\n",
-		conns, dur, rounds, release, runtime.NumCPU(), host)
-	b.WriteString("| configuration | conn/s | vs baseline | events | lost | tracer CPU s | peak RSS MB | ready ms | storm failures |\n")
-	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
-	var base float64
+	fmt.Fprintf(&b, "connstorm %s -d %s on loopback, %d rounds, medians; Linux %s, %d CPUs (%s)\n\n",
+		a, dur, rounds, release, runtime.NumCPU(), host)
+	b.WriteString("| configuration | conn/s | vs baseline | vs floor | events | lost | tracer CPU s | peak RSS MB | ready ms | storm failures |\n")
+	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	rateOf := func(i int) float64 {
+		var xs []float64
+		for _, s := range results[i] {
+			xs = append(xs, s.connPerS)
+		}
+		return median(xs)
+	}
+	var base, floor float64
+	for i, c := range configs {
+		if strings.HasPrefix(c.name, "hook-cost floor") {
+			floor = rateOf(i)
+		}
+	}
 	for i, c := range configs {
 		get := func(f func(sample) float64) float64 {
 			var xs []float64
@@ -232,9 +275,13 @@ func render(configs []config, results [][]sample, dur time.Duration, conns, roun
 			}
 			return median(xs)
 		}
-		rate := get(func(s sample) float64 { return s.connPerS })
+		rate := rateOf(i)
 		if i == 0 {
 			base = rate
+		}
+		vsFloor := "-"
+		if floor > 0 && c.cmd != nil {
+			vsFloor = fmt.Sprintf("%.2fx", rate/floor)
 		}
 		cell := func(ok bool, v string) string {
 			if !ok {
@@ -251,7 +298,7 @@ func render(configs []config, results [][]sample, dur time.Duration, conns, roun
 			failures += s.failures
 			rss = max(rss, s.rssMB)
 		}
-		fmt.Fprintf(&b, "| %s | %.0f | %.2fx | %s | %s | %s | %s | %s | %d |\n", c.name, rate, rate/base,
+		fmt.Fprintf(&b, "| %s | %.0f | %.2fx | %s | %s | %s | %s | %s | %s | %d |\n", c.name, rate, rate/base, vsFloor,
 			cell(counts, fmt.Sprintf("%.0f", get(func(s sample) float64 { return float64(s.events) }))),
 			cell(counts && c.ownReady, strconv.FormatUint(lost, 10)),
 			cell(tracer, fmt.Sprintf("%.2f", get(func(s sample) float64 { return s.cpu }))),

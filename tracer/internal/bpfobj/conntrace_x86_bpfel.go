@@ -195,6 +195,7 @@ const (
 	ConntraceVarUnusedEventFlags         = "unused_event_flags"
 	ConntraceVarUnusedEventType          = "unused_event_type"
 	ConntraceVarUnusedLostCause          = "unused_lost_cause"
+	ConntraceVarWakeupBytes              = "wakeup_bytes"
 )
 
 // LoadConntrace returns the embedded CollectionSpec for Conntrace.
@@ -294,6 +295,7 @@ type ConntraceVariableSpecs struct {
 	UnusedEventFlags  *ebpf.VariableSpec `ebpf:"unused_event_flags"`
 	UnusedEventType   *ebpf.VariableSpec `ebpf:"unused_event_type"`
 	UnusedLostCause   *ebpf.VariableSpec `ebpf:"unused_lost_cause"`
+	WakeupBytes       *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // ConntraceObjects contains all objects after they have been loaded into the kernel.
@@ -366,6 +368,7 @@ type ConntraceVariables struct {
 	UnusedEventFlags  *ebpf.Variable `ebpf:"unused_event_flags"`
 	UnusedEventType   *ebpf.Variable `ebpf:"unused_event_type"`
 	UnusedLostCause   *ebpf.Variable `ebpf:"unused_lost_cause"`
+	WakeupBytes       *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // ConntracePrograms contains all programs after they have been loaded into the kernel.
