@@ -34,14 +34,20 @@
  * CLOSE -> SYN_SENT transition (hooks.bpf.c). */
 const volatile __u8 tcp_connect_hooked = 0;
 
-/* Per CPU: the main state program is running (set), and the state changes
- * its rescue program handled while it was interrupted (see below). */
+/* Per CPU: the state change the main state program is handling, or
+ * handled last (see below). */
+struct handled_change {
+	__u64 sk;
+	__s32 oldstate;
+	__s32 newstate;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64);
-} state_busy SEC(".maps");
+	__type(value, struct handled_change);
+} state_handled SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -252,22 +258,34 @@ static __always_inline void on_set_state_btf(struct sock *sk, int oldstate, int 
  * fires again there: a state change in process context (connect, close)
  * interrupted by a softirq's state change (the peer's packet on loopback).
  * The kernel counts the skip, but the event is gone. So the tracepoint has
- * two programs: the main one marks this CPU busy while it runs; the rescue
- * one, attached after it, does nothing unless the main one is busy here,
- * i.e. it was interrupted and skipped for this very transition: then the
- * rescue handles it. Lost are the main program's skips less the rescues.
+ * two programs. The main one notes, per CPU, the change it is handling, at
+ * its start and again at its end (a run nested inside it may have noted
+ * its own). The rescue one, attached after it, runs for the same change:
+ * if the note is not this change, the main program did not run for it
+ * (skipped, or interrupted before its first or after its last
+ * instruction), and the rescue handles it. The rescue counts what it
+ * handles; lost are the main program's skips less the rescues. A change
+ * the rescue skips too (both programs interrupted at once) stays counted.
  */
+static __always_inline void note_handled(struct handled_change *h, struct sock *sk, int oldstate,
+					 int newstate)
+{
+	h->sk = (__u64)sk;
+	h->oldstate = oldstate;
+	h->newstate = newstate;
+}
+
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(handle_set_state_btf, struct sock *sk, int oldstate, int newstate)
 {
 	__u32 zero = 0;
-	__u64 *busy = bpf_map_lookup_elem(&state_busy, &zero);
+	struct handled_change *h = bpf_map_lookup_elem(&state_handled, &zero);
 
-	if (!busy)
+	if (!h)
 		return 0;
-	*busy = 1;
+	note_handled(h, sk, oldstate, newstate);
 	on_set_state_btf(sk, oldstate, newstate);
-	*busy = 0;
+	note_handled(h, sk, oldstate, newstate);
 	return 0;
 }
 
@@ -275,10 +293,12 @@ SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(handle_set_state_btf_rescue, struct sock *sk, int oldstate, int newstate)
 {
 	__u32 zero = 0;
-	__u64 *busy = bpf_map_lookup_elem(&state_busy, &zero);
+	struct handled_change *h = bpf_map_lookup_elem(&state_handled, &zero);
 	__u64 *rescued = bpf_map_lookup_elem(&state_rescued, &zero);
 
-	if (!busy || !*busy || !rescued)
+	if (!h || !rescued)
+		return 0;
+	if (h->sk == (__u64)sk && h->oldstate == oldstate && h->newstate == newstate)
 		return 0;
 	__sync_fetch_and_add(rescued, 1);
 	on_set_state_btf(sk, oldstate, newstate);

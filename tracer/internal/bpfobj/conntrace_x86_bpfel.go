@@ -80,6 +80,13 @@ const (
 	ConntraceEventTypeEVENT_BIND_FAIL    ConntraceEventType = 6
 )
 
+type ConntraceHandledChange struct {
+	_        structs.HostLayout
+	Sk       uint64
+	Oldstate int32
+	Newstate int32
+}
+
 type ConntraceLostCause uint32
 
 const (
@@ -163,7 +170,7 @@ const (
 	ConntraceMapPortFilter               = "port_filter"
 	ConntraceMapRestartReported          = "restart_reported"
 	ConntraceMapSocks                    = "socks"
-	ConntraceMapStateBusy                = "state_busy"
+	ConntraceMapStateHandled             = "state_handled"
 	ConntraceMapStateRescued             = "state_rescued"
 	ConntraceProgHandleAccept4Exit       = "handle_accept4_exit"
 	ConntraceProgHandleAcceptExit        = "handle_accept_exit"
@@ -274,7 +281,7 @@ type ConntraceMapSpecs struct {
 	PortFilter      *ebpf.MapSpec `ebpf:"port_filter"`
 	RestartReported *ebpf.MapSpec `ebpf:"restart_reported"`
 	Socks           *ebpf.MapSpec `ebpf:"socks"`
-	StateBusy       *ebpf.MapSpec `ebpf:"state_busy"`
+	StateHandled    *ebpf.MapSpec `ebpf:"state_handled"`
 	StateRescued    *ebpf.MapSpec `ebpf:"state_rescued"`
 }
 
@@ -329,7 +336,7 @@ type ConntraceMaps struct {
 	PortFilter      *ebpf.Map `ebpf:"port_filter"`
 	RestartReported *ebpf.Map `ebpf:"restart_reported"`
 	Socks           *ebpf.Map `ebpf:"socks"`
-	StateBusy       *ebpf.Map `ebpf:"state_busy"`
+	StateHandled    *ebpf.Map `ebpf:"state_handled"`
 	StateRescued    *ebpf.Map `ebpf:"state_rescued"`
 }
 
@@ -346,7 +353,7 @@ func (m *ConntraceMaps) Close() error {
 		m.PortFilter,
 		m.RestartReported,
 		m.Socks,
-		m.StateBusy,
+		m.StateHandled,
 		m.StateRescued,
 	)
 }
