@@ -32,7 +32,9 @@ const (
 	EventLost EventType = 32
 )
 
-var eventNames = map[EventType]string{
+// eventNames is indexed by type (an array: String runs for every event); ""
+// is no type.
+var eventNames = [...]string{
 	EventListen:      "listen",
 	EventConnect:     "connect",
 	EventAccept:      "accept",
@@ -50,8 +52,8 @@ func (t EventType) HasPeer() bool { return t != EventListen && t != EventBindFai
 func (t EventType) IsFailure() bool { return t == EventConnectFail || t == EventBindFail }
 
 func (t EventType) String() string {
-	if s, ok := eventNames[t]; ok {
-		return s
+	if int(t) < len(eventNames) && eventNames[t] != "" {
+		return eventNames[t]
 	}
 	return fmt.Sprintf("event(%d)", uint8(t))
 }
@@ -271,7 +273,7 @@ func decode(raw []byte, clk Clock, ev *Event) error {
 	if !ev.Type.HasPeer() {
 		ev.RAddr, ev.RPort = netip.Addr{}, 0
 	}
-	if _, ok := eventNames[ev.Type]; !ok || ev.Type == EventLost {
+	if int(ev.Type) >= len(eventNames) || eventNames[ev.Type] == "" || ev.Type == EventLost {
 		return fmt.Errorf("record with unknown event type %d", r.Type)
 	}
 	return nil

@@ -13,7 +13,7 @@ const JSONTimeLayout = "2006-01-02T15:04:05.000000000Z07:00"
 // AppendJSON appends ev as one line of JSON contract v1 (see README).
 func AppendJSON(dst []byte, ev *tracer.Event) []byte {
 	dst = append(dst, `{"ts":"`...)
-	dst = ev.Time.UTC().AppendFormat(dst, JSONTimeLayout)
+	dst = appendRFC3339Nano(dst, ev.Time)
 	dst = append(dst, `","event":"`...)
 	dst = append(dst, ev.Type.String()...)
 	dst = append(dst, '"')
@@ -69,7 +69,7 @@ func AppendJSON(dst []byte, ev *tracer.Event) []byte {
 		dst = strconv.AppendInt(dst, ev.Latency.Microseconds(), 10)
 	case tracer.EventClose:
 		dst = append(dst, `,"duration_ms":`...)
-		dst = strconv.AppendFloat(dst, float64(ev.Duration)/1e6, 'f', 3, 64)
+		dst = appendMillis(dst, ev.Duration)
 		dst = append(dst, `,"tx_bytes":`...)
 		dst = strconv.AppendUint(dst, ev.TxBytes, 10)
 		dst = append(dst, `,"rx_bytes":`...)

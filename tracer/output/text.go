@@ -39,7 +39,7 @@ var TextHeader = func() []byte {
 func AppendText(dst []byte, ev *tracer.Event) []byte {
 	start := len(dst)
 	col := func(width int) { dst = Pad(dst, start, width) }
-	dst = ev.Time.Local().AppendFormat(dst, "15:04:05.000000")
+	dst = appendLocalClock(dst, ev.Time)
 	col(wTime)
 	dst = append(dst, ev.Type.String()...)
 	col(wTime + wEvent)
