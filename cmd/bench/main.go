@@ -35,6 +35,9 @@ type config struct {
 	ownReady bool
 	// lineEvents: each further line of its output is an event.
 	lineEvents bool
+	// profile: in the last round, write a CPU profile (conntrace's
+	// CONNTRACE_CPUPROFILE) here.
+	profile string
 }
 
 type sample struct {
@@ -43,6 +46,7 @@ type sample struct {
 	lost      uint64
 	cpu       float64 // tracer's user+system seconds
 	rssMB     float64 // tracer's peak RSS
+	cswPerS   float64 // tracer's context switches per second (voluntary and not)
 	readyMs   float64
 	failures  uint64
 	hasCounts bool
@@ -62,9 +66,10 @@ func main() {
 	storm := stormArgs{conns: *conns, close: *closeHow, payload: *payload}
 
 	ct, floor := filepath.Join(*bin, "conntrace"), filepath.Join(*bin, "conntrace-floor")
+	profile := filepath.Join(os.TempDir(), fmt.Sprintf("bench-json-%d.prof", os.Getpid()))
 	configs := []config{
 		{name: "baseline (no tracer)"},
-		{name: "conntrace watch -o json > /dev/null", cmd: []string{ct, "watch", "-o", "json"}, ownReady: true},
+		{name: "conntrace watch -o json > /dev/null", cmd: []string{ct, "watch", "-o", "json"}, ownReady: true, profile: profile},
 		{name: "conntrace watch --port 1 (all filtered in the kernel)", cmd: []string{ct, "watch", "--port", "1"}, ownReady: true},
 		{name: "conntrace watch -o text > /dev/null", cmd: []string{ct, "watch", "-o", "text"}, ownReady: true},
 		{name: "hook-cost floor (same hooks, empty programs)", cmd: []string{floor, "watch", "-o", "json"}, ownReady: true},
@@ -89,7 +94,11 @@ func main() {
 			order[i] = (i + r) % len(configs) // rotate: no config always first
 		}
 		for _, i := range order {
-			s, err := runOnce(configs[i], filepath.Join(*bin, "connstorm"), *dur, storm)
+			c := configs[i]
+			if r < *rounds-1 {
+				c.profile = ""
+			}
+			s, err := runOnce(c, filepath.Join(*bin, "connstorm"), *dur, storm)
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "bench: %s: %v\n", configs[i].name, err)
 				os.Exit(1)
@@ -99,7 +108,7 @@ func main() {
 		}
 	}
 
-	table := render(configs, results, *dur, storm, *rounds)
+	table := render(configs, results, *dur, storm, *rounds) + profileTop(ct, profile)
 	fmt.Print(table)
 	if *out != "" {
 		if err := os.WriteFile(*out, []byte(table), 0o644); err != nil {
@@ -137,6 +146,10 @@ func runOnce(c config, connstorm string, dur time.Duration, a stormArgs) (sample
 	if c.cmd != nil {
 		tr = exec.Command(c.cmd[0], c.cmd[1:]...)
 		tr.Stderr = &stderr
+		if c.profile != "" {
+			os.Remove(c.profile)
+			tr.Env = append(os.Environ(), "CONNTRACE_CPUPROFILE="+c.profile)
+		}
 		ready := filepath.Join(os.TempDir(), fmt.Sprintf("bench-ready-%d", os.Getpid()))
 		os.Remove(ready)
 		if c.ownReady {
@@ -219,6 +232,7 @@ func runOnce(c config, connstorm string, dur time.Duration, a stormArgs) (sample
 		if ru, ok := tr.ProcessState.SysUsage().(*syscall.Rusage); ok {
 			s.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 			s.rssMB = float64(ru.Maxrss) / 1024
+			s.cswPerS = float64(ru.Nvcsw+ru.Nivcsw) / dur.Seconds()
 		}
 		if m := summaryRE.FindStringSubmatch(stderr.String()); m != nil {
 			s.events, _ = strconv.ParseUint(m[1], 10, 64)
@@ -227,6 +241,16 @@ func runOnce(c config, connstorm string, dur time.Duration, a stormArgs) (sample
 		}
 	}
 	return s, nil
+}
+
+// profileTop is the top 10 of the JSON run's CPU profile, as markdown.
+func profileTop(bin, profile string) string {
+	defer os.Remove(profile)
+	out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount", "10", bin, profile).CombinedOutput()
+	if err != nil {
+		return fmt.Sprintf("\nno profile of the JSON run: %v: %s\n", err, out)
+	}
+	return "\nCPU profile of `conntrace watch -o json` (last round, `go tool pprof -top -nodecount 10`):\n\n```\n" + string(out) + "```\n"
 }
 
 func median(xs []float64) float64 {
@@ -252,8 +276,8 @@ func render(configs []config, results [][]sample, dur time.Duration, a stormArgs
 	}
 	fmt.Fprintf(&b, "connstorm %s -d %s on loopback, %d rounds, medians; Linux %s, %d CPUs (%s)\n\n",
 		a, dur, rounds, release, runtime.NumCPU(), host)
-	b.WriteString("| configuration | conn/s | vs baseline | vs floor | events | lost | tracer CPU s | peak RSS MB | ready ms | storm failures |\n")
-	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	b.WriteString("| configuration | conn/s | vs baseline | vs floor | events | lost | tracer CPU s | peak RSS MB | ctx switches/s | ready ms | storm failures |\n")
+	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	rateOf := func(i int) float64 {
 		var xs []float64
 		for _, s := range results[i] {
@@ -298,11 +322,12 @@ func render(configs []config, results [][]sample, dur time.Duration, a stormArgs
 			failures += s.failures
 			rss = max(rss, s.rssMB)
 		}
-		fmt.Fprintf(&b, "| %s | %.0f | %.2fx | %s | %s | %s | %s | %s | %s | %d |\n", c.name, rate, rate/base, vsFloor,
+		fmt.Fprintf(&b, "| %s | %.0f | %.2fx | %s | %s | %s | %s | %s | %s | %s | %d |\n", c.name, rate, rate/base, vsFloor,
 			cell(counts, fmt.Sprintf("%.0f", get(func(s sample) float64 { return float64(s.events) }))),
 			cell(counts && c.ownReady, strconv.FormatUint(lost, 10)),
 			cell(tracer, fmt.Sprintf("%.2f", get(func(s sample) float64 { return s.cpu }))),
 			cell(tracer, fmt.Sprintf("%.1f", rss)),
+			cell(tracer, fmt.Sprintf("%.0f", get(func(s sample) float64 { return s.cswPerS }))),
 			cell(tracer && c.ownReady, fmt.Sprintf("%.0f", get(func(s sample) float64 { return s.readyMs }))), failures)
 	}
 	b.WriteString("\nlost and storm failures: summed over the rounds (conntrace counts its losses; tcplife does not report any). events: median per run.\n")

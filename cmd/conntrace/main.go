@@ -149,5 +149,12 @@ func goSafely(errs chan<- error, cancel context.CancelFunc, fn func() error) {
 }
 
 func main() {
-	os.Exit(run(os.Args, os.Stdout, os.Stderr))
+	stop, err := startProfile(os.Getenv(profileEnv))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "conntrace: %v\n", err)
+		os.Exit(exitError)
+	}
+	code := run(os.Args, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
