@@ -190,10 +190,13 @@ func TestSocketTableFull(t *testing.T) {
 		t.Errorf("for %d connection ends: %d opens, %d closes, %d evicted, %d skipped", ends, opens, closes, evicted, st.Skipped)
 	}
 	// Known gap (issue 12): in this mass close on Linux 6.18, about one
-	// run in four loses up to 228 of the 65,536 closes of connections in
-	// the table: neither state program runs for the socket's FIN_WAIT2
-	// and CLOSE, and the kernel counts no skip, so they go uncounted.
-	// Until that is found, the test bounds it (1 in 200) and says how
+	// run in four, up to 228 of the 65,536 connections in the table
+	// never report their close: the kernel fires no FIN_WAIT2 or CLOSE
+	// state change and no tcp_destroy_sock for them (bpftrace counting
+	// those tracepoints beside the test sees the same shortfall, 340 of
+	// 68,000 clients in one run), and counts no skip. Their table entries
+	// are counted as unseen when the socket's memory is reused. Until the
+	// kernel path is found, the test bounds it (1 in 200) and says how
 	// many.
 	if uncounted := int64(ends) - int64(closes+evicted+st.Skipped); uncounted > 0 {
 		t.Logf("%d closes neither reported nor counted as lost", uncounted)
