@@ -40,6 +40,8 @@ struct handled_change {
 	__u64 sk;
 	__s32 oldstate;
 	__s32 newstate;
+	__u64 rescue_runs; /* the rescue's runs here when noted (see below) */
+	__u64 runs;        /* the rescue's runs here */
 };
 
 struct {
@@ -273,6 +275,7 @@ static __always_inline void note_handled(struct handled_change *h, struct sock *
 	h->sk = (__u64)sk;
 	h->oldstate = oldstate;
 	h->newstate = newstate;
+	h->rescue_runs = h->runs;
 }
 
 SEC("tp_btf/inet_sock_set_state")
@@ -298,7 +301,11 @@ int BPF_PROG(handle_set_state_btf_rescue, struct sock *sk, int oldstate, int new
 
 	if (!h || !rescued)
 		return 0;
-	if (h->sk == (__u64)sk && h->oldstate == oldstate && h->newstate == newstate)
+	/* Noted since the rescue last ran here: the same invocation. (A note
+	 * of the same change from before, of an earlier connection on the
+	 * same socket memory, would be older than the last rescue run.) */
+	if (h->rescue_runs == h->runs++ && h->sk == (__u64)sk && h->oldstate == oldstate &&
+	    h->newstate == newstate)
 		return 0;
 	__sync_fetch_and_add(rescued, 1);
 	on_set_state_btf(sk, oldstate, newstate);

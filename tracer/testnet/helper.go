@@ -139,6 +139,12 @@ func Start(t testing.TB, comm string, role Role) *Proc {
 // returns the rest of it.
 func (p *Proc) Expect(t testing.TB, word string) string {
 	t.Helper()
+	return p.ExpectWithin(t, word, 10*time.Second)
+}
+
+// ExpectWithin is Expect with a deadline of d.
+func (p *Proc) ExpectWithin(t testing.TB, word string, d time.Duration) string {
+	t.Helper()
 	select {
 	case line, ok := <-p.lines:
 		if !ok {
@@ -149,8 +155,8 @@ func (p *Proc) Expect(t testing.TB, word string) string {
 			t.Fatalf("helper %d said %q, want %q", p.PID, line, word)
 		}
 		return strings.TrimSpace(rest)
-	case <-time.After(10 * time.Second):
-		t.Fatalf("helper %d did not say %q within 10s", p.PID, word)
+	case <-time.After(d):
+		t.Fatalf("helper %d did not say %q within %v", p.PID, word, d)
 	}
 	return ""
 }
@@ -181,7 +187,13 @@ func (p *Proc) Go(t testing.TB) {
 // Wait waits for the helper to say "done" and exit successfully.
 func (p *Proc) Wait(t testing.TB) {
 	t.Helper()
-	p.Expect(t, "done")
+	p.WaitWithin(t, 10*time.Second)
+}
+
+// WaitWithin is Wait with a deadline of d for the "done".
+func (p *Proc) WaitWithin(t testing.TB, d time.Duration) {
+	t.Helper()
+	p.ExpectWithin(t, "done", d)
 	if err := p.cmd.Wait(); err != nil {
 		t.Fatalf("helper %d: %v", p.PID, err)
 	}

@@ -81,10 +81,12 @@ const (
 )
 
 type ConntraceHandledChange struct {
-	_        structs.HostLayout
-	Sk       uint64
-	Oldstate int32
-	Newstate int32
+	_          structs.HostLayout
+	Sk         uint64
+	Oldstate   int32
+	Newstate   int32
+	RescueRuns uint64
+	Runs       uint64
 }
 
 type ConntraceLostCause uint32
