@@ -57,7 +57,6 @@ func TestEventDelay(t *testing.T) {
 	cli := testnet.Start(t, "ct-client", testnet.Role{NS: ns.Path(), Addr: "127.0.0.1:23440", Repeat: conns, Pause: 2 * time.Millisecond})
 	cli.Expect(t, "ready")
 	cli.WaitWithin(t, 90*time.Second) // 1,000 connections take over 10 s in an emulated VM
-
 	srv.Wait(t)
 	time.Sleep(200 * time.Millisecond) // the last closes
 	cancel()

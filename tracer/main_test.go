@@ -13,7 +13,7 @@ func TestMain(m *testing.M) {
 	testnet.RunHelper()
 	// A fresh machine may not have tracefs mounted; the tracepoints attach
 	// through it. The CLI mounts it (cmd/conntrace/hooks.go), a library
-	// user does; so do the tests, as root.
+	// user must (tracer.MountTracefs), and so do the tests, as root.
 	if os.Geteuid() == 0 {
 		if _, err := tracer.MountTracefs(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
