@@ -19,7 +19,7 @@ static __always_inline int on_accept_exit(struct syscall_exit_args *ctx)
 		return 0;
 	sock = socket_from_fd(ctx->ret);
 	if (sock)
-		on_accepted(BPF_CORE_READ(sock, sk));
+		on_accepted(BPF_CORE_READ(sock, sk), false);
 	return 0;
 }
 

@@ -43,17 +43,17 @@ static __always_inline void on_accepted_closed(struct sock *sk)
 	bpf_map_delete_elem(&closed_in_queue, &key);
 }
 
-/* sk was just accepted by the current task. */
-static __always_inline void on_accepted(struct sock *sk)
+/* sk was just accepted by the current task. typed: sk is a BTF pointer
+ * (fexit), not just an address (kretprobe, the accept syscalls). */
+static __always_inline void on_accepted(struct sock *sk, bool typed)
 {
 	struct sock_info *info;
 	struct tuple t = {};
 	struct event *e;
-	__u64 key = (__u64)sk;
 
 	if (!sk)
 		return;
-	info = bpf_map_lookup_elem(&socks, &key);
+	info = conn_of(sk, typed);
 	if (!info) {
 		on_accepted_closed(sk);
 		return;
@@ -64,7 +64,7 @@ static __always_inline void on_accepted(struct sock *sk)
 	fill_task(info);
 	tuple_from_sk(&t, sk);
 	if (!proc_match(info->pid, info->comm) || !family_match(t.family)) {
-		untrack(key);
+		untrack(sk, info);
 		return;
 	}
 	info->matched = 1;

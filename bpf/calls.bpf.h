@@ -47,6 +47,29 @@ struct {
 	__type(value, struct pending_call);
 } connect_calls SEC(".maps");
 
+/*
+ * Connects whose handshake failed while connect() was still running, by
+ * the connecting thread: sys_exit_connect reports them, with the errno
+ * the application gets. Entries live from the failure to that return
+ * (microseconds); one that finds the map full is reported here instead.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct connect_failure);
+} connect_failures SEC(".maps");
+
+/* Threads whose connect() a signal interrupted (ERESTARTSYS), by thread:
+ * the kernel will likely restart the call (connect.bpf.c). LRU: a call
+ * that is not restarted leaves its entry. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, __u64);
+} restarting_calls SEC(".maps");
+
 /* TCP sockets bound to port 0 (a port reserved) and not yet connected, by
  * socket address: bind.bpf.c marks them, the connection says so
  * (track.bpf.h). LRU: most are closed without connecting, unseen. */

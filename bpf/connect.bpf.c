@@ -28,7 +28,6 @@ int handle_connect_enter(struct syscall_enter_args *ctx)
 {
 	struct pending_call call = {};
 	__u64 tid = bpf_get_current_pid_tgid();
-	struct sock_info *info;
 	struct socket *sock;
 	struct sock *sk;
 
@@ -42,15 +41,10 @@ int handle_connect_enter(struct syscall_enter_args *ctx)
 		return 0;
 	call.sk = (__u64)sk;
 	call.proto = IPPROTO_TCP;
+	/* While this is in flight, a handshake failure is this call's to
+	 * report (state.bpf.c): also when it is a call a signal interrupted,
+	 * restarted by the kernel, or the application's own retry. */
 	bpf_map_update_elem(&connect_calls, &tid, &call, BPF_ANY);
-	/* connect() again on a socket whose handshake runs: a call a signal
-	 * interrupted, restarted by the kernel, or the application's own
-	 * retry. A failure from now on is this call's to report again. */
-	info = bpf_map_lookup_elem(&socks, &call.sk);
-	if (info) {
-		info->in_connect = 1;
-		info->restarting = 0;
-	}
 	return 0;
 }
 
@@ -78,8 +72,9 @@ int handle_connect_exit(struct syscall_exit_args *ctx)
 {
 	__u64 tid = bpf_get_current_pid_tgid();
 	struct pending_call *p = bpf_map_lookup_elem(&connect_calls, &tid);
+	struct connect_failure *f = NULL;
+	struct sock_info fresh = {};
 	struct pending_call call;
-	struct sock_info *info, fresh = {};
 	struct tuple t = {};
 	long ret = ctx->ret;
 	int err;
@@ -88,29 +83,32 @@ int handle_connect_exit(struct syscall_exit_args *ctx)
 		return 0;
 	call = *p;
 	bpf_map_delete_elem(&connect_calls, &tid);
-
-	info = bpf_map_lookup_elem(&socks, &call.sk);
-	if (info) {
-		/* Until the restarted call, if any, the state machine reports a
-		 * failure itself (the application may never call again). */
-		info->in_connect = 0;
-		info->restarting = connect_restarts(ret);
+	/* Until the restarted call, if any, the state machine reports a
+	 * failure itself (the application may never call again). */
+	if (connect_restarts(ret) && !call.failed)
+		bpf_map_update_elem(&restarting_calls, &tid, &call.sk, BPF_ANY);
+	/* The handshake failed meanwhile (state.bpf.c): the connection as it
+	 * was then. */
+	if (call.failed) {
+		f = bpf_map_lookup_elem(&connect_failures, &tid);
+		if (!f)
+			return 0;
 	}
 	if (connect_pending(ret)) {
 		/* The state machine saw a failure the return value hides. */
-		if (!info || !info->failed)
+		if (!f)
 			return 0;
-		err = info->error;
+		err = f->error;
 	} else {
 		err = -ret;
 	}
 
 	/* The destination as requested: a failed connect resets the socket's,
 	 * and its local end, which the state machine kept for us. */
-	if (info && info->failed) {
-		t.s4 = info->fail_s4;
-		__builtin_memcpy(t.s6, info->fail_s6, sizeof(t.s6));
-		t.sport = info->fail_sport;
+	if (f) {
+		t.s4 = f->s4;
+		__builtin_memcpy(t.s6, f->s6, sizeof(t.s6));
+		t.sport = f->sport;
 	} else {
 		tuple_from_sk(&t, (struct sock *)call.sk);
 	}
@@ -123,10 +121,10 @@ int handle_connect_exit(struct syscall_exit_args *ctx)
 	/* This failure was reported between a signal and the restarted call
 	 * that returns it now. (The result as an int: before Linux 6.4 the
 	 * upper half of r0 is undefined after a map delete.) */
-	if (!info && (int)bpf_map_delete_elem(&restart_reported, &call.sk) == 0)
+	if (!f && (int)bpf_map_delete_elem(&restart_reported, &call.sk) == 0)
 		return 0;
 	if (port_match(t.sport, t.dport) && family_match(t.family)) {
-		if (!info) {
+		if (!f) {
 			/* Failed before SYN_SENT (no route, policy): nothing
 			 * was tracked yet. */
 			fill_task(&fresh);
@@ -136,14 +134,14 @@ int handle_connect_exit(struct syscall_exit_args *ctx)
 			fresh.netns = netns_of((struct sock *)call.sk);
 			emit_connect_fail(&fresh, &t, err);
 		} else {
-			emit_connect_fail(info, &t, err);
+			emit_connect_fail(&f->info, &t, err);
 		}
 		/* A signal came with the failure: the restarted call returns
 		 * it again. */
 		if (connect_restarts(ret))
 			mark_restart_reported(call.sk);
 	}
-	if (info)
-		untrack(call.sk);
+	if (f)
+		bpf_map_delete_elem(&connect_failures, &tid);
 	return 0;
 }

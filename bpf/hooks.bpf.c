@@ -9,8 +9,8 @@
  *
  * Only what is stable across kernels is used: tcp_connect's first argument,
  * and inet_csk_accept's return value. Its arguments changed in Linux 6.10
- * (struct proto_accept_arg *), which would move an fexit program's view of
- * the return value; bpf_get_func_ret() reads it wherever it is.
+ * (struct proto_accept_arg *), which moves the return value in an fexit
+ * program's context: there is a program for each signature.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -21,30 +21,38 @@
 SEC("fentry/tcp_connect")
 int BPF_PROG(handle_connect_fentry, struct sock *sk)
 {
-	on_syn_sent((__u64)sk);
+	on_syn_sent(sk, true);
 	return 0;
 }
 
+/* inet_csk_accept(sk, arg) since Linux 6.10: the return value is the
+ * third slot. Typed (BTF), so that it can reach the socket's storage. */
 SEC("fexit/inet_csk_accept")
-int handle_accept_fexit(__u64 *ctx)
+int BPF_PROG(handle_accept_fexit, struct sock *sk, void *arg, struct sock *ret)
 {
-	__u64 ret = 0;
+	on_accepted(ret, true);
+	return 0;
+}
 
-	bpf_get_func_ret(ctx, &ret);
-	on_accepted((struct sock *)ret);
+/* inet_csk_accept(sk, flags, err, kern) before Linux 6.10: the fifth. The
+ * loader picks the variant by the kernel's BTF of the function. */
+SEC("fexit/inet_csk_accept")
+int BPF_PROG(handle_accept_fexit4, struct sock *sk, int flags, int *err, bool kern, struct sock *ret)
+{
+	on_accepted(ret, true);
 	return 0;
 }
 
 SEC("kprobe/tcp_connect")
 int BPF_KPROBE(handle_connect_kprobe, struct sock *sk)
 {
-	on_syn_sent((__u64)sk);
+	on_syn_sent(sk, false);
 	return 0;
 }
 
 SEC("kretprobe/inet_csk_accept")
 int BPF_KRETPROBE(handle_accept_kretprobe, struct sock *sk)
 {
-	on_accepted(sk);
+	on_accepted(sk, false);
 	return 0;
 }

@@ -93,27 +93,32 @@ static __always_inline void tuple_from_tp(struct tuple *t, const struct set_stat
 	normalize(t);
 }
 
-static __always_inline void on_listen(const struct transition *tr)
+/* In the functions below, typed says tr->sk is a BTF pointer (the tp_btf
+ * flavour): a constant, so that each flavour's program holds only the
+ * helpers its type may call (track.bpf.h). */
+
+static __always_inline void on_listen(const struct transition *tr, bool typed)
 {
-	struct sock_info *stale = bpf_map_lookup_elem(&socks, &tr->sk);
+	struct sock *sk = (struct sock *)tr->sk;
+	struct sock_info *stale = conn_of(sk, typed);
 	struct sock_info info = {};
 	struct tuple t = tr->t;
 	struct event *e;
 
-	/* A connection whose end we missed, on memory now a listener's: its
-	 * entry would otherwise stay until the listener closes, and then
-	 * report a close that is not its own. */
+	/* A connection whose end we missed, on a socket (or memory) now a
+	 * listener's: it would otherwise stay until the listener closes, and
+	 * then report a close that is not its own. */
 	if (stale) {
 		if (stale->matched)
 			count_in(&lost_events, LOST_UNSEEN);
-		untrack(tr->sk);
+		untrack(sk, stale);
 	}
 	if (!want_event(EVENT_LISTEN) || !port_match(t.sport, 0))
 		return;
 	fill_task(&info);
 	if (!proc_match(info.pid, info.comm))
 		return;
-	info.netns = netns_of((struct sock *)tr->sk);
+	info.netns = netns_of(sk);
 	if (!family_match(t.family))
 		return;
 	/* A listener has no peer. */
@@ -126,29 +131,31 @@ static __always_inline void on_listen(const struct transition *tr)
 }
 
 /* A child socket of a listener was created for an incoming SYN. */
-static __always_inline void on_syn_recv(const struct transition *tr)
+static __always_inline void on_syn_recv(const struct transition *tr, bool typed)
 {
 	struct sock_info info = {};
 
 	if (!port_match(tr->t.sport, tr->t.dport))
 		return;
 	/* pid/comm/uid and the process filters come with accept(). */
-	track(tr->sk, &info, DIR_IN);
+	track((struct sock *)tr->sk, &info, DIR_IN, typed);
 	/* A socket whose memory was a child that closed in the queue and was
 	 * never accepted: that one is gone for good. */
 	bpf_map_delete_elem(&closed_in_queue, &tr->sk);
 }
 
-static __always_inline void on_established(const struct transition *tr)
+static __always_inline void on_established(const struct transition *tr, bool typed)
 {
-	struct sock_info *info = bpf_map_lookup_elem(&socks, &tr->sk);
+	struct sock *sk = (struct sock *)tr->sk;
 	const struct tuple *t = &tr->t;
+	struct sock_info *info;
 	struct event *e;
 
+	info = conn_of(sk, typed);
 	if (!info || info->direction != DIR_OUT || info->matched)
 		return;
 	if (!port_match(t->sport, t->dport) || !family_match(t->family)) {
-		untrack(tr->sk);
+		untrack(sk, info);
 		return;
 	}
 	info->matched = 1;
@@ -169,28 +176,38 @@ static __always_inline void on_handshake_failed(const struct transition *tr, str
 	struct sock *sk = (struct sock *)tr->sk; /* a local: CO-RE must not see tr */
 	int err = BPF_CORE_READ(sk, sk_err);
 	const struct tuple *t = &tr->t;
+	struct pending_call *call = bpf_map_lookup_elem(&connect_calls, &info->call_key);
+	__u64 *restarting;
 
-	if (info->in_connect) {
+	if (call && call->sk == tr->sk) {
 		/* connect() is still running and will return the error:
 		 * sys_exit_connect reports it, once. */
-		info->failed = 1;
-		info->error = err;
-		info->fail_s4 = t->s4;
-		__builtin_memcpy(info->fail_s6, t->s6, sizeof(info->fail_s6));
-		info->fail_sport = t->sport;
-		return;
+		struct connect_failure f = {.info = *info, .error = err, .s4 = t->s4, .sport = t->sport};
+
+		__builtin_memcpy(f.s6, t->s6, sizeof(f.s6));
+		if (bpf_map_update_elem(&connect_failures, &info->call_key, &f, BPF_ANY) == 0) {
+			call->failed = 1;
+			untrack(sk, info);
+			return;
+		}
 	}
 	if (port_match(t->sport, t->dport) && family_match(t->family)) {
 		emit_connect_fail(info, t, err);
-		if (info->restarting)
+		/* A signal interrupted the call, which the kernel restarts:
+		 * the restarted call returns this failure again. */
+		restarting = bpf_map_lookup_elem(&restarting_calls, &info->call_key);
+		if (restarting && *restarting == tr->sk) {
 			mark_restart_reported(tr->sk);
+			bpf_map_delete_elem(&restarting_calls, &info->call_key);
+		}
 	}
-	untrack(tr->sk);
+	untrack(sk, info);
 }
 
-static __always_inline void on_close(const struct transition *tr)
+static __always_inline void on_close(const struct transition *tr, bool typed)
 {
-	struct sock_info *info = bpf_map_lookup_elem(&socks, &tr->sk);
+	struct sock *sk = (struct sock *)tr->sk;
+	struct sock_info *info = conn_of(sk, typed);
 
 	if (!info)
 		return;
@@ -207,30 +224,30 @@ static __always_inline void on_close(const struct transition *tr)
 		/* Matched: the family filter passed too, at connect or accept. */
 		emit_close(tr, info, 0);
 	}
-	untrack(tr->sk);
+	untrack(sk, info);
 }
 
-static __always_inline void on_transition(const struct transition *tr)
+static __always_inline void on_transition(const struct transition *tr, bool typed)
 {
 	switch (tr->newstate) {
 	case TCP_LISTEN:
-		on_listen(tr);
+		on_listen(tr, typed);
 		break;
 	case TCP_SYN_SENT:
 		if (!tcp_connect_hooked)
-			on_syn_sent(tr->sk);
+			on_syn_sent((struct sock *)tr->sk, typed);
 		break;
 	case TCP_SYN_RECV:
 		/* SYN_SENT -> SYN_RECV is a simultaneous open of an outbound
 		 * socket we already track. */
 		if (tr->oldstate != TCP_SYN_SENT)
-			on_syn_recv(tr);
+			on_syn_recv(tr, typed);
 		break;
 	case TCP_ESTABLISHED:
-		on_established(tr);
+		on_established(tr, typed);
 		break;
 	case TCP_CLOSE:
-		on_close(tr);
+		on_close(tr, typed);
 		break;
 	}
 }
@@ -252,7 +269,7 @@ static __always_inline void on_set_state_btf(struct sock *sk, int oldstate, int 
 	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
 		return;
 	tuple_from_sk(&tr.t, sk);
-	on_transition(&tr);
+	on_transition(&tr, true);
 }
 
 /*
@@ -324,7 +341,7 @@ int handle_set_state(struct set_state_args *ctx)
 	if (ctx->protocol != IPPROTO_TCP)
 		return 0;
 	tuple_from_tp(&tr.t, ctx);
-	on_transition(&tr);
+	on_transition(&tr, false);
 	return 0;
 }
 
@@ -342,13 +359,13 @@ struct send_reset_args {
 	const void *skaddr;
 };
 
-static __always_inline void mark_reset(__u64 sk, bool in)
+static __always_inline void mark_reset(struct sock *sk, bool in, bool typed)
 {
 	struct sock_info *info;
 
 	if (!sk) /* a reset for a packet that matched no socket */
 		return;
-	info = bpf_map_lookup_elem(&socks, &sk);
+	info = conn_of(sk, typed);
 	if (!info)
 		return;
 	if (in)
@@ -360,14 +377,14 @@ static __always_inline void mark_reset(__u64 sk, bool in)
 SEC("tracepoint/tcp/tcp_receive_reset")
 int handle_receive_reset(struct receive_reset_args *ctx)
 {
-	mark_reset((__u64)ctx->skaddr, true);
+	mark_reset((struct sock *)ctx->skaddr, true, false);
 	return 0;
 }
 
 SEC("tracepoint/tcp/tcp_send_reset")
 int handle_send_reset(struct send_reset_args *ctx)
 {
-	mark_reset((__u64)ctx->skaddr, false);
+	mark_reset((struct sock *)ctx->skaddr, false, false);
 	return 0;
 }
 
@@ -376,13 +393,13 @@ int handle_send_reset(struct send_reset_args *ctx)
 SEC("tp_btf/tcp_receive_reset")
 int BPF_PROG(handle_receive_reset_btf, struct sock *sk)
 {
-	mark_reset((__u64)sk, true);
+	mark_reset(sk, true, true);
 	return 0;
 }
 
 SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(handle_send_reset_btf, struct sock *sk)
 {
-	mark_reset((__u64)sk, false);
+	mark_reset(sk, false, true);
 	return 0;
 }

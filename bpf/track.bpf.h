@@ -20,16 +20,45 @@
 __u64 next_conn_id = 0;
 
 /*
- * Live connections by socket address. A plain hash, not an LRU: an LRU
- * evicts without telling, and the evicted connection's close would vanish
- * uncounted. Here a connection that finds the table full is not tracked,
- * and counted (LOST_TABLE_FULL) where that happens. An entry whose close we
- * missed (counted as skipped) is replaced when its socket's memory starts
- * a new connection (track()) or a listener (state.bpf.c).
+ * Where a connection's state lives. Socket-local storage where the
+ * programs get the socket as a typed (BTF) pointer (tp_btf, fentry/fexit,
+ * Linux 5.11+): it lives and dies with the socket, so it needs no size,
+ * cannot be full, and cannot outlive its socket. The socks table
+ * otherwise: kprobes and classic tracepoints only have the socket's
+ * address. Set by the loader.
+ */
+const volatile __u8 sk_storage = 0;
+
+/*
+ * In the tracepoint mode, accept() is seen by a classic tracepoint, which
+ * cannot reach socket storage: there inbound connections live in the socks
+ * table (the loader makes it grow as needed, up to a large cap), outbound
+ * ones in storage. (No way was found to move an accepted connection to its
+ * storage: a bpf_iter over TCP sockets sees only the tracer's network
+ * namespace, and socket storage iterators are refused on some kernels.)
+ * Set by the loader.
+ */
+const volatile __u8 inbound_in_table = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sock_info);
+} sk_state SEC(".maps");
+
+/*
+ * Live connections by socket address, where socket storage cannot hold
+ * them. A plain hash, not an LRU: an LRU evicts without telling, and the
+ * evicted connection's close would vanish uncounted. Here a connection
+ * that finds the table full is not tracked, and counted (LOST_TABLE_FULL)
+ * where that happens. An entry whose close we missed (counted as skipped)
+ * is replaced when its socket's memory starts a new connection (track())
+ * or a listener (state.bpf.c).
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536); /* resized by the loader */
+	__uint(max_entries, 65536); /* resized by the loader (1 when unused) */
 	__type(key, __u64);
 	__type(value, struct sock_info);
 } socks SEC(".maps");
@@ -38,8 +67,8 @@ struct {
  * Inbound connections that closed while they waited in the accept queue:
  * the peer reset them (it gave up waiting, or its kernel ran out of orphan
  * sockets). accept() still hands them over; then their accept and their
- * close are both reported (accept.bpf.h). Kept out of socks, which holds
- * live connections. LRU: one never accepted (its listener closed) ages out.
+ * close are both reported (accept.bpf.h). Kept apart from the live ones.
+ * LRU: one never accepted (its listener closed) ages out.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -66,22 +95,50 @@ static __always_inline void mark_restart_reported(__u64 sk)
 	bpf_map_update_elem(&restart_reported, &sk, &one, BPF_ANY);
 }
 
-/* Stops remembering a connection. */
-static __always_inline void untrack(__u64 sk)
+/*
+ * The connection sk carries, or NULL. typed: sk is a BTF pointer (a
+ * constant at every call site, so that programs with a bare address never
+ * contain the storage helper, which their type may not call).
+ */
+static __always_inline struct sock_info *conn_of(struct sock *sk, bool typed)
 {
-	bpf_map_delete_elem(&socks, &sk);
+	__u64 key = (__u64)sk;
+	struct sock_info *info;
+
+	if (typed && sk_storage) {
+		info = bpf_sk_storage_get(&sk_state, sk, 0, 0);
+		if (info && info->conn_id)
+			return info;
+		if (!inbound_in_table)
+			return NULL;
+	}
+	return bpf_map_lookup_elem(&socks, &key);
+}
+
+/* Stops remembering sk's connection, info (from conn_of). Storage stays
+ * with the socket, marked free: cheaper than deleting it, and the socket
+ * is freed soon after its close anyway. */
+static __always_inline void untrack(struct sock *sk, struct sock_info *info)
+{
+	__u64 key = (__u64)sk;
+
+	if (info->in_table)
+		bpf_map_delete_elem(&socks, &key);
+	else
+		info->conn_id = 0;
 }
 
 /*
- * Starts remembering a connection under a fresh conn_id. An entry already
- * there for this socket address is a connection whose end we never saw
- * (a state change the kernel skipped, or a hook that was detached): the
- * socket was freed and its memory reused. If that connection was
+ * Starts remembering a connection under a fresh conn_id. One already there
+ * for this socket is a connection whose end we never saw (a state change
+ * the kernel skipped, or a hook that was detached); in the table, also one
+ * on a socket since freed whose memory is reused. If that connection was
  * reported, count its close as lost here.
  */
-static __always_inline void track(__u64 sk, struct sock_info *info, __u8 dir)
+static __always_inline void track(struct sock *sk, struct sock_info *info, __u8 dir, bool typed)
 {
-	struct sock_info *old = bpf_map_lookup_elem(&socks, &sk);
+	__u64 key = (__u64)sk;
+	struct sock_info *old;
 	/* An int, not a long: before Linux 6.4 the upper half of r0 is
 	 * undefined after a map update (the map's own int-returning function
 	 * is called directly). */
@@ -90,17 +147,33 @@ static __always_inline void track(__u64 sk, struct sock_info *info, __u8 dir)
 	info->conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
 	info->start_ns = bpf_ktime_get_ns();
 	info->direction = dir;
-	info->netns = netns_of((struct sock *)sk);
+	info->netns = netns_of(sk);
+	if (typed && sk_storage && !(dir == DIR_IN && inbound_in_table)) {
+		old = bpf_sk_storage_get(&sk_state, sk, 0, 0);
+		if (old) {
+			if (old->conn_id && old->matched)
+				count_in(&lost_events, LOST_UNSEEN);
+			*old = *info;
+			return;
+		}
+		/* No memory for it (the allocation failed, GFP_ATOMIC): the
+		 * connection goes untraced, counted like a full table. */
+		if (!bpf_sk_storage_get(&sk_state, sk, info, BPF_SK_STORAGE_GET_F_CREATE))
+			count_in(&lost_events, LOST_TABLE_FULL);
+		return;
+	}
+	info->in_table = 1;
+	old = bpf_map_lookup_elem(&socks, &key);
 	if (old) {
 		if (old->matched)
 			count_in(&lost_events, LOST_UNSEEN);
-		bpf_map_update_elem(&socks, &sk, info, BPF_ANY);
+		bpf_map_update_elem(&socks, &key, info, BPF_ANY);
 		return;
 	}
 	/* No room (E2BIG): this connection goes untraced, counted here, once.
 	 * Any other failure (EBUSY: the bucket is locked by the program this
 	 * one interrupted on this CPU) costs it too, like a skipped hook run. */
-	err = bpf_map_update_elem(&socks, &sk, info, BPF_NOEXIST);
+	err = bpf_map_update_elem(&socks, &key, info, BPF_NOEXIST);
 	if (err == -E2BIG)
 		count_in(&lost_events, LOST_TABLE_FULL);
 	else if (err)
@@ -112,22 +185,22 @@ static __always_inline void track(__u64 sk, struct sock_info *info, __u8 dir)
  * (hooks.bpf.c). The local port may not be chosen yet (inet_hash_connect
  * runs after the transition), so the port filter waits for ESTABLISHED or
  * the failure. */
-static __always_inline void on_syn_sent(__u64 sk)
+static __always_inline void on_syn_sent(struct sock *sk, bool typed)
 {
 	struct sock_info info = {};
-	__u64 tid = bpf_get_current_pid_tgid();
-	struct pending_call *call;
+	__u64 key = (__u64)sk;
 
 	fill_task(&info);
 	if (!proc_match(info.pid, info.comm))
 		return;
-	if (bpf_map_lookup_elem(&bound_port0, &sk)) {
+	if (bpf_map_lookup_elem(&bound_port0, &key)) {
 		info.flags |= FLAG_BOUND_PORT0;
-		bpf_map_delete_elem(&bound_port0, &sk);
+		bpf_map_delete_elem(&bound_port0, &key);
 	}
-	call = bpf_map_lookup_elem(&connect_calls, &tid);
-	info.in_connect = call && call->sk == sk;
-	track(sk, &info, DIR_OUT);
+	/* Whether its connect() is still running, when the handshake fails,
+	 * is that thread's call in flight (connect.bpf.c). */
+	info.call_key = bpf_get_current_pid_tgid();
+	track(sk, &info, DIR_OUT, typed);
 }
 
 #endif /* CONNTRACE_TRACK_BPF_H */

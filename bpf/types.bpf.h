@@ -9,39 +9,48 @@
 #include "vmlinux.h"
 #include "conntrace.h"
 
-/* What we remember about a connection between its events. */
+/* What we remember about a connection between its events: in the
+ * socket's own storage, or in the socks table (track.bpf.h). */
 struct sock_info {
-	__u64 conn_id;
+	__u64 conn_id; /* 0: no connection (a storage entry whose connection ended) */
 	__u64 start_ns;
+	__u64 call_key; /* the connecting thread (pid_tgid): its connect() in flight */
 	__u32 pid;
 	__u32 uid;
 	char comm[COMM_LEN];
 	char thread[COMM_LEN];
-	__s32 error;   /* SYN_SENT -> CLOSE inside connect(): sk_err, for sys_exit_connect */
-	__u32 fail_s4; /* ... and the local end then: connect() clears it before it returns */
-	__u32 fail_s6[4];
-	__u16 fail_sport;
+	__u32 netns; /* network namespace inode */
 	__u8 direction;
-	__u8 matched;    /* passed the filters: its close is reported too */
-	__u8 in_connect; /* a connect() syscall on this socket has not returned yet */
-	__u8 failed;     /* the handshake failed while in_connect */
-	__u8 reset_in;   /* tcp_receive_reset */
-	__u8 reset_out;  /* tcp_send_reset */
-	__u32 netns;     /* network namespace inode */
-	__u8 flags;      /* enum event_flags */
-	__u8 restarting; /* a signal interrupted connect(): the kernel will likely restart it */
-	__u8 _pad2[6];
+	__u8 matched;   /* passed the filters: its close is reported too */
+	__u8 reset_in;  /* tcp_receive_reset */
+	__u8 reset_out; /* tcp_send_reset */
+	__u8 flags;     /* enum event_flags */
+	__u8 in_table;  /* kept in the socks table, not in socket storage */
+	__u8 _pad[6];
 };
 
 /* A bind() or connect() in flight, per thread, from sys_enter to sys_exit. */
 struct pending_call {
 	__u64 ts_ns;
-	__u64 sk;      /* the socket (connect: to find its sock_info) */
+	__u64 sk;      /* the socket (connect: whose handshake may fail meanwhile) */
 	__u32 addr[4]; /* bind: requested address; connect: destination */
 	__u16 port;    /* host byte order */
 	__u16 family;
 	__u8 proto;
-	__u8 _pad[7];
+	__u8 failed; /* connect: the handshake failed meanwhile (connect_failures) */
+	__u8 _pad[6];
+};
+
+/* A handshake that failed while connect() ran: sys_exit_connect reports
+ * it with the errno the application gets (connect.bpf.c). The connection
+ * as it was, and its local end, which connect() clears before it returns. */
+struct connect_failure {
+	struct sock_info info;
+	__s32 error; /* sk_err */
+	__u32 s4;
+	__u32 s6[4];
+	__u16 sport;
+	__u8 _pad[2];
 };
 
 /* A connection's addresses and ports, read before an event is reserved so

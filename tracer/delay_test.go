@@ -2,6 +2,7 @@ package tracer_test
 
 import (
 	"context"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -70,7 +71,15 @@ func TestEventDelay(t *testing.T) {
 	slices.Sort(d)
 	p50, p99, worst := d[len(d)/2], d[len(d)*99/100], d[len(d)-1]
 	t.Logf("%d events: delay p50 %v, p99 %v, max %v", len(d), p50, p99, worst)
-	if p99 > 25*time.Millisecond {
-		t.Errorf("p99 delay %v, want at most 25ms", p99)
+	// The target is this machine's. An emulated VM (vmtest sets
+	// CONNTRACE_EMULATED; TCG, no KVM) keeps time coarsely and runs
+	// everything ten times slower: there the test proves the mechanism,
+	// with twice the room.
+	limit := 25 * time.Millisecond
+	if os.Getenv("CONNTRACE_EMULATED") != "" {
+		limit = 50 * time.Millisecond
+	}
+	if p99 > limit {
+		t.Errorf("p99 delay %v, want at most %v", p99, limit)
 	}
 }

@@ -6,10 +6,13 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 
 	"github.com/conntrace/conntrace/tracer/internal/bpfobj"
 )
@@ -86,7 +89,8 @@ func (h Hook) String() string {
 // SEC() in bpf/ (hookOf). Adding a program to a mode is its C function and
 // its name here (bpf/README.md).
 var (
-	// modePrograms: how each mode attributes connections.
+	// modePrograms: how each mode attributes connections. fexit has a
+	// program per signature of inet_csk_accept (acceptFexit).
 	modePrograms = map[Hooks][]string{
 		HooksFentry:     {bpfobj.ConntraceProgHandleConnectFentry, bpfobj.ConntraceProgHandleAcceptFexit},
 		HooksKprobe:     {bpfobj.ConntraceProgHandleConnectKprobe, bpfobj.ConntraceProgHandleAcceptKretprobe},
@@ -113,8 +117,35 @@ var (
 // programs lists the programs mode m attaches, in attach order: the mode's
 // own first.
 func programs(m Hooks) []string {
+	own := slices.Clone(modePrograms[m])
+	if m == HooksFentry {
+		own[1] = acceptFexit()
+	}
 	_, err := os.Stat(KernelBTF)
-	return slices.Concat(modePrograms[m], statePrograms[err == nil], syscallPrograms)
+	return slices.Concat(own, statePrograms[err == nil], syscallPrograms)
+}
+
+// acceptFexit is the fexit program for this kernel's inet_csk_accept():
+// Linux 6.10 took its four arguments down to two, which moves the return
+// value in the program's context.
+var acceptFexit = sync.OnceValue(func() string {
+	var fn *btf.Func
+	if spec, err := btf.LoadKernelSpec(); err == nil && spec.TypeByName("inet_csk_accept", &fn) == nil {
+		if proto, ok := fn.Type.(*btf.FuncProto); ok && len(proto.Params) == 4 {
+			return bpfobj.ConntraceProgHandleAcceptFexit4
+		}
+	}
+	return bpfobj.ConntraceProgHandleAcceptFexit
+})
+
+// storageTried says whether mode m tries to keep connections in socket
+// storage: where every program that reaches them has the socket as a
+// typed pointer, or (the tracepoint mode) all but accept's, which the
+// socket table bridges (bpf/track.bpf.h). Not kprobes, and not the classic
+// state tracepoint (no kernel BTF).
+func storageTried(m Hooks, cfg *Config) bool {
+	_, err := os.Stat(KernelBTF)
+	return err == nil && m != HooksKprobe && cfg.SocketStorage
 }
 
 // hooksOf returns the hooks mode m attaches, read from spec.
@@ -196,9 +227,13 @@ func haveKprobes() bool {
 	return false
 }
 
-// modeSpec copies spec with only mode's programs, and tells the state
-// program whether tcp_connect() is hooked.
-func modeSpec(spec *ebpf.CollectionSpec, m Hooks) (*ebpf.CollectionSpec, error) {
+// modeSpec copies spec with only mode m's programs, and tells them
+// whether tcp_connect() is hooked and where connections live: in socket
+// storage, or in the socket table of table entries (0: the default for
+// that use). With storage, only the tracepoint mode has a table, for its
+// inbound connections: not preallocated, so it takes memory only for what
+// it holds, and large; the other modes' tables are preallocated.
+func modeSpec(spec *ebpf.CollectionSpec, m Hooks, storage bool, table uint32) (*ebpf.CollectionSpec, error) {
 	spec = spec.Copy()
 	keep := programs(m)
 	for name := range spec.Programs {
@@ -206,9 +241,32 @@ func modeSpec(spec *ebpf.CollectionSpec, m Hooks) (*ebpf.CollectionSpec, error) 
 			delete(spec.Programs, name)
 		}
 	}
-	if err := spec.Variables[bpfobj.ConntraceVarTcpConnectHooked].Set(b2u8(m != HooksTracepoint)); err != nil {
-		return nil, fmt.Errorf("set %s: %w", bpfobj.ConntraceVarTcpConnectHooked, err)
+	inbound := storage && m == HooksTracepoint
+	for _, v := range []struct {
+		name string
+		val  bool
+	}{
+		{bpfobj.ConntraceVarTcpConnectHooked, m != HooksTracepoint},
+		{bpfobj.ConntraceVarSkStorage, storage},
+		{bpfobj.ConntraceVarInboundInTable, inbound},
+	} {
+		if err := spec.Variables[v.name].Set(b2u8(v.val)); err != nil {
+			return nil, fmt.Errorf("set %s: %w", v.name, err)
+		}
 	}
+	socks := spec.Maps[bpfobj.ConntraceMapSocks]
+	switch {
+	case inbound:
+		socks.Flags |= unix.BPF_F_NO_PREALLOC
+		if table == 0 {
+			table = DefaultInboundTableSize
+		}
+	case storage:
+		table = 1 // unused
+	case table == 0:
+		table = DefaultSocketTableSize
+	}
+	socks.MaxEntries = table
 	return spec, nil
 }
 

@@ -4,6 +4,8 @@ import (
 	"os"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/conntrace/conntrace/tracer/internal/bpfobj"
 )
 
@@ -52,15 +54,32 @@ func TestHooksPerMode(t *testing.T) {
 			}
 			progs[h.prog] = true
 		}
-		ms, err := modeSpec(spec, m)
-		if err != nil || len(ms.Programs) != len(hooks) {
-			t.Errorf("%s: the mode's spec keeps %d programs (%v), want %d", m, len(ms.Programs), err, len(hooks))
+		for _, storage := range []bool{false, true} {
+			ms, err := modeSpec(spec, m, storage, 0)
+			if err != nil || len(ms.Programs) != len(hooks) {
+				t.Errorf("%s (storage %v): the mode's spec keeps %d programs (%v), want %d", m, storage, len(ms.Programs), err, len(hooks))
+				continue
+			}
+			// The socket table: preallocated and of the default size
+			// for every connection; growing, and larger, for the
+			// tracepoint mode's inbound ones; unused otherwise.
+			socks := ms.Maps[bpfobj.ConntraceMapSocks]
+			want, prealloc := uint32(DefaultSocketTableSize), true
+			if storage && m == HooksTracepoint {
+				want, prealloc = DefaultInboundTableSize, false
+			} else if storage {
+				want = 1
+			}
+			if socks.MaxEntries != want || (socks.Flags&unix.BPF_F_NO_PREALLOC == 0) != prealloc {
+				t.Errorf("%s (storage %v): socket table of %d, flags %#x; want %d, preallocated %v", m, storage, socks.MaxEntries, socks.Flags, want, prealloc)
+			}
 		}
 	}
 	// Every program of the object is some mode's.
 	used := map[string]bool{}
 	for _, list := range [][]string{syscallPrograms, statePrograms[true], statePrograms[false],
-		modePrograms[HooksFentry], modePrograms[HooksKprobe], modePrograms[HooksTracepoint]} {
+		modePrograms[HooksFentry], modePrograms[HooksKprobe], modePrograms[HooksTracepoint],
+		{bpfobj.ConntraceProgHandleAcceptFexit4}} {
 		for _, name := range list {
 			used[name] = true
 		}
@@ -85,6 +104,7 @@ func TestHookOf(t *testing.T) {
 		bpfobj.ConntraceProgHandleSetState:          "tracepoint/sock:inet_sock_set_state",
 		bpfobj.ConntraceProgHandleConnectFentry:     "fentry/tcp_connect",
 		bpfobj.ConntraceProgHandleAcceptFexit:       "fexit/inet_csk_accept",
+		bpfobj.ConntraceProgHandleAcceptFexit4:      "fexit/inet_csk_accept",
 		bpfobj.ConntraceProgHandleConnectKprobe:     "kprobe/tcp_connect",
 		bpfobj.ConntraceProgHandleAcceptKretprobe:   "kretprobe/inet_csk_accept",
 	} {

@@ -48,7 +48,7 @@ func Probe(cfg Config) ([]ModeReport, error) {
 		if err != nil {
 			return nil, err
 		}
-		coll, err := loadMode(spec, opts, m)
+		coll, _, err := loadMode(spec, opts, m, &cfg)
 		if err != nil {
 			r.Err = err
 			reports = append(reports, r)

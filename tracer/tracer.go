@@ -60,6 +60,8 @@ type Tracer struct {
 	ev    Event // the event being delivered, when none is held back
 	stats Stats
 	mode  Hooks
+	// storage: connections live in socket storage, not the socket table.
+	storage bool
 
 	holders *holderLookups // bind_fail holder lookups (Run)
 	backlog backlog        // events held back behind a lookup
@@ -137,28 +139,37 @@ func prepare(cfg *Config) (*ebpf.CollectionSpec, ebpf.CollectionOptions, error) 
 	return spec, opts, nil
 }
 
-// loadMode loads the programs of mode m (and every map).
-func loadMode(spec *ebpf.CollectionSpec, opts ebpf.CollectionOptions, m Hooks) (*ebpf.Collection, error) {
+// loadMode loads the programs of mode m (and every map), with
+// connections in socket storage where the mode and kernel allow it
+// (storageTried): a kernel before 5.11, whose tracing programs cannot
+// reach socket storage, refuses those programs, and then the socket table
+// holds them all. storage says which it is.
+func loadMode(spec *ebpf.CollectionSpec, opts ebpf.CollectionOptions, m Hooks, cfg *Config) (coll *ebpf.Collection, storage bool, err error) {
 	if err := haveProgramType(m); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	spec, err := modeSpec(spec, m)
-	if err != nil {
-		return nil, err
+	for _, storage := range []bool{true, false} {
+		if storage && !storageTried(m, cfg) {
+			continue
+		}
+		ms, err := modeSpec(spec, m, storage, cfg.SocketTableSize)
+		if err != nil {
+			return nil, false, err
+		}
+		coll, err = ebpf.NewCollectionWithOptions(ms, opts)
+		if err == nil {
+			return coll, storage, nil
+		}
 	}
-	coll, err := ebpf.NewCollectionWithOptions(spec, opts)
-	if err != nil {
-		return nil, privilegeError("load the BPF programs", err)
-	}
-	return coll, nil
+	return nil, false, privilegeError("load the BPF programs", err)
 }
 
 func openMode(spec *ebpf.CollectionSpec, opts ebpf.CollectionOptions, m Hooks, cfg *Config) (_ *Tracer, err error) {
-	coll, err := loadMode(spec, opts, m)
+	coll, storage, err := loadMode(spec, opts, m, cfg)
 	if err != nil {
 		return nil, err
 	}
-	t := &Tracer{coll: coll, clock: NewClock(), mode: m}
+	t := &Tracer{coll: coll, clock: NewClock(), mode: m, storage: storage}
 	defer func() {
 		if err != nil {
 			t.Close()
@@ -173,6 +184,7 @@ func openMode(spec *ebpf.CollectionSpec, opts ebpf.CollectionOptions, m Hooks, c
 	if t.rd, err = ringbuf.NewReader(t.maps.Events); err != nil {
 		return nil, fmt.Errorf("open the ring buffer: %w", err)
 	}
+
 	hooks, err := hooksOf(spec, m)
 	if err != nil {
 		return nil, err
@@ -228,11 +240,6 @@ func configure(spec *ebpf.CollectionSpec, cfg *Config) error {
 	if err := set(bpfobj.ConntraceVarWakeupBytes, uint64(ring/wakeupShare)); err != nil {
 		return err
 	}
-	socks := cfg.SocketTableSize
-	if socks == 0 {
-		socks = DefaultSocketTableSize
-	}
-	spec.Maps[bpfobj.ConntraceMapSocks].MaxEntries = socks
 	return nil
 }
 
@@ -261,6 +268,11 @@ func fillFilters(maps *bpfobj.ConntraceMaps, cfg *Config) error {
 // Mode is the hook mode in use.
 func (t *Tracer) Mode() Hooks { return t.mode }
 
+// SocketStorage reports whether connections are kept in socket-local
+// storage (no table size, no evictions), rather than in the socket table
+// of Config.SocketTableSize.
+func (t *Tracer) SocketStorage() bool { return t.storage }
+
 // Unusable says why auto passed over better modes than Mode.
 func (t *Tracer) Unusable() []*ModeError { return t.unusable }
 
@@ -282,6 +294,7 @@ func (t *Tracer) Run(ctx context.Context, sink Sink) error {
 	defer context.AfterFunc(ctx, func() { rd.Flush() })()
 	t.holders = newHolderLookups(func() { rd.Flush() })
 	defer t.holders.wait()
+
 	t.rd.SetDeadline(time.Now().Add(pollEvery))
 	lostAt := time.Now()
 	for {

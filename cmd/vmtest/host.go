@@ -78,7 +78,11 @@ func host(cache string, timeout time.Duration, runFilter string, count int, kern
 	expect := "CONNTRACE_EXPECT_HOOKS=fentry,kprobe,tracepoint"
 	// TestSocketTableFull fills a smaller table than the host's run: 136,000
 	// sockets are more than an emulated VM opens in good time.
+	// TestManyConnections likewise holds 2,000, not 100,000.
 	socketTable := "CONNTRACE_SOCKET_TABLE=2048"
+	manyConns := "CONNTRACE_MANY_CONNS=2000"
+	// Timing targets are the host's (TestEventDelay).
+	emulated := "CONNTRACE_EMULATED=1"
 	args := func(skip string) []string {
 		a := []string{"-test.v", "-test.count=" + strconv.Itoa(count), "-test.timeout=" + (timeout / 2).String(), "-test.skip=" + skip}
 		if runFilter != "" {
@@ -93,10 +97,10 @@ func host(cache string, timeout time.Duration, runFilter string, count int, kern
 			skip = "TestHookModesAgree"
 		}
 		p.Runs = append(p.Runs, run{Name: "./tracer (" + mode + " hooks)", Bin: "/bin/tracer.test",
-			Args: args(skip), Dir: "/", Env: []string{"CONNTRACE_TEST_HOOKS=" + mode, expect, socketTable}})
+			Args: args(skip), Dir: "/", Env: []string{"CONNTRACE_TEST_HOOKS=" + mode, expect, socketTable, manyConns, emulated}})
 	}
 	p.Runs = append(p.Runs, run{Name: "./cmd/conntrace", Bin: "/bin/conntrace.test",
-		Args: args("TestCgoBuildDropsCapabilities"), Dir: "/", Env: []string{expect}})
+		Args: args("TestCgoBuildDropsCapabilities"), Dir: "/", Env: []string{expect, emulated}})
 	var tests []string
 	for _, b := range builds {
 		tests = append(tests, b.out)

@@ -28,6 +28,17 @@ type ConntraceCommKey struct {
 	Name [16]int8
 }
 
+type ConntraceConnectFailure struct {
+	_     structs.HostLayout
+	Info  ConntraceSockInfo
+	Error int32
+	S4    uint32
+	S6    [4]uint32
+	Sport uint16
+	Pad   [2]uint8
+	_     [4]byte
+}
+
 type ConntraceDirection uint32
 
 const (
@@ -105,7 +116,8 @@ type ConntracePendingCall struct {
 	Port   uint16
 	Family uint16
 	Proto  uint8
-	Pad    [7]uint8
+	Failed uint8
+	Pad    [6]uint8
 	_      [4]byte
 }
 
@@ -133,28 +145,22 @@ type ConntraceQueuedClose struct {
 }
 
 type ConntraceSockInfo struct {
-	_          structs.HostLayout
-	ConnId     uint64
-	StartNs    uint64
-	Pid        uint32
-	Uid        uint32
-	Comm       [16]int8
-	Thread     [16]int8
-	Error      int32
-	FailS4     uint32
-	FailS6     [4]uint32
-	FailSport  uint16
-	Direction  uint8
-	Matched    uint8
-	InConnect  uint8
-	Failed     uint8
-	ResetIn    uint8
-	ResetOut   uint8
-	Netns      uint32
-	Flags      uint8
-	Restarting uint8
-	Pad2       [6]uint8
-	_          [4]byte
+	_         structs.HostLayout
+	ConnId    uint64
+	StartNs   uint64
+	CallKey   uint64
+	Pid       uint32
+	Uid       uint32
+	Comm      [16]int8
+	Thread    [16]int8
+	Netns     uint32
+	Direction uint8
+	Matched   uint8
+	ResetIn   uint8
+	ResetOut  uint8
+	Flags     uint8
+	InTable   uint8
+	Pad       [6]uint8
 }
 
 // Names of all BPF objects in the ELF.
@@ -166,17 +172,21 @@ const (
 	ConntraceMapClosedInQueue            = "closed_in_queue"
 	ConntraceMapCommFilter               = "comm_filter"
 	ConntraceMapConnectCalls             = "connect_calls"
+	ConntraceMapConnectFailures          = "connect_failures"
 	ConntraceMapEvents                   = "events"
 	ConntraceMapLostEvents               = "lost_events"
 	ConntraceMapPidFilter                = "pid_filter"
 	ConntraceMapPortFilter               = "port_filter"
 	ConntraceMapRestartReported          = "restart_reported"
+	ConntraceMapRestartingCalls          = "restarting_calls"
+	ConntraceMapSkState                  = "sk_state"
 	ConntraceMapSocks                    = "socks"
 	ConntraceMapStateHandled             = "state_handled"
 	ConntraceMapStateRescued             = "state_rescued"
 	ConntraceProgHandleAccept4Exit       = "handle_accept4_exit"
 	ConntraceProgHandleAcceptExit        = "handle_accept_exit"
 	ConntraceProgHandleAcceptFexit       = "handle_accept_fexit"
+	ConntraceProgHandleAcceptFexit4      = "handle_accept_fexit4"
 	ConntraceProgHandleAcceptKretprobe   = "handle_accept_kretprobe"
 	ConntraceProgHandleBindEnter         = "handle_bind_enter"
 	ConntraceProgHandleBindExit          = "handle_bind_exit"
@@ -196,7 +206,9 @@ const (
 	ConntraceVarFilterFamily             = "filter_family"
 	ConntraceVarFilterPids               = "filter_pids"
 	ConntraceVarFilterPorts              = "filter_ports"
+	ConntraceVarInboundInTable           = "inbound_in_table"
 	ConntraceVarNextConnId               = "next_conn_id"
+	ConntraceVarSkStorage                = "sk_storage"
 	ConntraceVarTcpConnectHooked         = "tcp_connect_hooked"
 	ConntraceVarUnusedCloseReason        = "unused_close_reason"
 	ConntraceVarUnusedDirection          = "unused_direction"
@@ -252,6 +264,7 @@ type ConntraceProgramSpecs struct {
 	HandleAccept4Exit       *ebpf.ProgramSpec `ebpf:"handle_accept4_exit"`
 	HandleAcceptExit        *ebpf.ProgramSpec `ebpf:"handle_accept_exit"`
 	HandleAcceptFexit       *ebpf.ProgramSpec `ebpf:"handle_accept_fexit"`
+	HandleAcceptFexit4      *ebpf.ProgramSpec `ebpf:"handle_accept_fexit4"`
 	HandleAcceptKretprobe   *ebpf.ProgramSpec `ebpf:"handle_accept_kretprobe"`
 	HandleBindEnter         *ebpf.ProgramSpec `ebpf:"handle_bind_enter"`
 	HandleBindExit          *ebpf.ProgramSpec `ebpf:"handle_bind_exit"`
@@ -277,11 +290,14 @@ type ConntraceMapSpecs struct {
 	ClosedInQueue   *ebpf.MapSpec `ebpf:"closed_in_queue"`
 	CommFilter      *ebpf.MapSpec `ebpf:"comm_filter"`
 	ConnectCalls    *ebpf.MapSpec `ebpf:"connect_calls"`
+	ConnectFailures *ebpf.MapSpec `ebpf:"connect_failures"`
 	Events          *ebpf.MapSpec `ebpf:"events"`
 	LostEvents      *ebpf.MapSpec `ebpf:"lost_events"`
 	PidFilter       *ebpf.MapSpec `ebpf:"pid_filter"`
 	PortFilter      *ebpf.MapSpec `ebpf:"port_filter"`
 	RestartReported *ebpf.MapSpec `ebpf:"restart_reported"`
+	RestartingCalls *ebpf.MapSpec `ebpf:"restarting_calls"`
+	SkState         *ebpf.MapSpec `ebpf:"sk_state"`
 	Socks           *ebpf.MapSpec `ebpf:"socks"`
 	StateHandled    *ebpf.MapSpec `ebpf:"state_handled"`
 	StateRescued    *ebpf.MapSpec `ebpf:"state_rescued"`
@@ -296,7 +312,9 @@ type ConntraceVariableSpecs struct {
 	FilterFamily      *ebpf.VariableSpec `ebpf:"filter_family"`
 	FilterPids        *ebpf.VariableSpec `ebpf:"filter_pids"`
 	FilterPorts       *ebpf.VariableSpec `ebpf:"filter_ports"`
+	InboundInTable    *ebpf.VariableSpec `ebpf:"inbound_in_table"`
 	NextConnId        *ebpf.VariableSpec `ebpf:"next_conn_id"`
+	SkStorage         *ebpf.VariableSpec `ebpf:"sk_storage"`
 	TcpConnectHooked  *ebpf.VariableSpec `ebpf:"tcp_connect_hooked"`
 	UnusedCloseReason *ebpf.VariableSpec `ebpf:"unused_close_reason"`
 	UnusedDirection   *ebpf.VariableSpec `ebpf:"unused_direction"`
@@ -332,11 +350,14 @@ type ConntraceMaps struct {
 	ClosedInQueue   *ebpf.Map `ebpf:"closed_in_queue"`
 	CommFilter      *ebpf.Map `ebpf:"comm_filter"`
 	ConnectCalls    *ebpf.Map `ebpf:"connect_calls"`
+	ConnectFailures *ebpf.Map `ebpf:"connect_failures"`
 	Events          *ebpf.Map `ebpf:"events"`
 	LostEvents      *ebpf.Map `ebpf:"lost_events"`
 	PidFilter       *ebpf.Map `ebpf:"pid_filter"`
 	PortFilter      *ebpf.Map `ebpf:"port_filter"`
 	RestartReported *ebpf.Map `ebpf:"restart_reported"`
+	RestartingCalls *ebpf.Map `ebpf:"restarting_calls"`
+	SkState         *ebpf.Map `ebpf:"sk_state"`
 	Socks           *ebpf.Map `ebpf:"socks"`
 	StateHandled    *ebpf.Map `ebpf:"state_handled"`
 	StateRescued    *ebpf.Map `ebpf:"state_rescued"`
@@ -349,11 +370,14 @@ func (m *ConntraceMaps) Close() error {
 		m.ClosedInQueue,
 		m.CommFilter,
 		m.ConnectCalls,
+		m.ConnectFailures,
 		m.Events,
 		m.LostEvents,
 		m.PidFilter,
 		m.PortFilter,
 		m.RestartReported,
+		m.RestartingCalls,
+		m.SkState,
 		m.Socks,
 		m.StateHandled,
 		m.StateRescued,
@@ -369,7 +393,9 @@ type ConntraceVariables struct {
 	FilterFamily      *ebpf.Variable `ebpf:"filter_family"`
 	FilterPids        *ebpf.Variable `ebpf:"filter_pids"`
 	FilterPorts       *ebpf.Variable `ebpf:"filter_ports"`
+	InboundInTable    *ebpf.Variable `ebpf:"inbound_in_table"`
 	NextConnId        *ebpf.Variable `ebpf:"next_conn_id"`
+	SkStorage         *ebpf.Variable `ebpf:"sk_storage"`
 	TcpConnectHooked  *ebpf.Variable `ebpf:"tcp_connect_hooked"`
 	UnusedCloseReason *ebpf.Variable `ebpf:"unused_close_reason"`
 	UnusedDirection   *ebpf.Variable `ebpf:"unused_direction"`
@@ -387,6 +413,7 @@ type ConntracePrograms struct {
 	HandleAccept4Exit       *ebpf.Program `ebpf:"handle_accept4_exit"`
 	HandleAcceptExit        *ebpf.Program `ebpf:"handle_accept_exit"`
 	HandleAcceptFexit       *ebpf.Program `ebpf:"handle_accept_fexit"`
+	HandleAcceptFexit4      *ebpf.Program `ebpf:"handle_accept_fexit4"`
 	HandleAcceptKretprobe   *ebpf.Program `ebpf:"handle_accept_kretprobe"`
 	HandleBindEnter         *ebpf.Program `ebpf:"handle_bind_enter"`
 	HandleBindExit          *ebpf.Program `ebpf:"handle_bind_exit"`
@@ -408,6 +435,7 @@ func (p *ConntracePrograms) Close() error {
 		p.HandleAccept4Exit,
 		p.HandleAcceptExit,
 		p.HandleAcceptFexit,
+		p.HandleAcceptFexit4,
 		p.HandleAcceptKretprobe,
 		p.HandleBindEnter,
 		p.HandleBindExit,
