@@ -148,10 +148,9 @@ static __always_inline void on_established(const struct transition *tr, bool typ
 {
 	struct sock *sk = (struct sock *)tr->sk;
 	const struct tuple *t = &tr->t;
-	struct sock_info *info;
+	struct sock_info *info = conn_of(sk, typed);
 	struct event *e;
 
-	info = conn_of(sk, typed);
 	if (!info || info->direction != DIR_OUT || info->matched)
 		return;
 	if (!port_match(t->sport, t->dport) || !family_match(t->family)) {
@@ -185,7 +184,9 @@ static __always_inline void on_handshake_failed(const struct transition *tr, str
 		struct connect_failure f = {.info = *info, .error = err, .s4 = t->s4, .sport = t->sport};
 
 		__builtin_memcpy(f.s6, t->s6, sizeof(f.s6));
-		if (bpf_map_update_elem(&connect_failures, &info->call_key, &f, BPF_ANY) == 0) {
+		/* An int: before Linux 6.4 the upper half of r0 is undefined
+		 * after a map update (track.bpf.h). */
+		if ((int)bpf_map_update_elem(&connect_failures, &info->call_key, &f, BPF_ANY) == 0) {
 			call->failed = 1;
 			untrack(sk, info);
 			return;

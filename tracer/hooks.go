@@ -229,8 +229,8 @@ func haveKprobes() bool {
 
 // modeSpec copies spec with only mode m's programs, and tells them
 // whether tcp_connect() is hooked and where connections live: in socket
-// storage, or in the socket table of table entries (0: the default for
-// that use). With storage, only the tracepoint mode has a table, for its
+// storage, or in a socket table of table entries (0: the default for its
+// use). With storage, only the tracepoint mode has a table, for its
 // inbound connections: not preallocated, so it takes memory only for what
 // it holds, and large; the other modes' tables are preallocated.
 func modeSpec(spec *ebpf.CollectionSpec, m Hooks, storage bool, table uint32) (*ebpf.CollectionSpec, error) {

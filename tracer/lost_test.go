@@ -138,9 +138,9 @@ func TestSocketTableFull(t *testing.T) {
 // TestManyConnections: with Config.SocketStorage, 100,000 connections
 // open at once, both ends traced, then all closed. Where connections live
 // in socket storage (fentry and tracepoint modes with the kernel's BTF;
-// the storage is what the test checks), nothing is evicted
-// and every close is reported; the tracepoint mode's inbound ones are in
-// a table that grows to hold them. In the kprobe mode the table of
+// the test checks that they do), nothing is evicted and every close is
+// reported; the tracepoint mode's inbound ones are in a table that grows
+// to hold them. In the kprobe mode the table of
 // 65,536 fills, and its evictions are counted exactly.
 func TestManyConnections(t *testing.T) {
 	conns := envInt(t, manyConnsEnv, 100000)

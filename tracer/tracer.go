@@ -184,7 +184,6 @@ func openMode(spec *ebpf.CollectionSpec, opts ebpf.CollectionOptions, m Hooks, c
 	if t.rd, err = ringbuf.NewReader(t.maps.Events); err != nil {
 		return nil, fmt.Errorf("open the ring buffer: %w", err)
 	}
-
 	hooks, err := hooksOf(spec, m)
 	if err != nil {
 		return nil, err
@@ -294,7 +293,6 @@ func (t *Tracer) Run(ctx context.Context, sink Sink) error {
 	defer context.AfterFunc(ctx, func() { rd.Flush() })()
 	t.holders = newHolderLookups(func() { rd.Flush() })
 	defer t.holders.wait()
-
 	t.rd.SetDeadline(time.Now().Add(pollEvery))
 	lostAt := time.Now()
 	for {
