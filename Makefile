@@ -8,7 +8,7 @@ export CGO_ENABLED := 0
 # Debian packages the build and tests need, and a file each one provides.
 APT_DEPS := clang:/usr/bin/clang clang-format:/usr/bin/clang-format gcc:/usr/bin/gcc llvm:/usr/bin/llvm-strip libbpf-dev:/usr/include/bpf/bpf_helpers.h \
             bpftool:/usr/sbin/bpftool iproute2:/usr/sbin/ip cpio:/usr/bin/cpio \
-            qemu-system-x86:/usr/bin/qemu-system-x86_64
+            qemu-system-x86:/usr/bin/qemu-system-x86_64 podman:/usr/bin/podman runc:/usr/sbin/runc busybox-static:/bin/busybox
 
 # Root-only steps use sudo when make runs as a normal user.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

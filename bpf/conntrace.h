@@ -59,6 +59,7 @@ struct event {
 	__u64 duration_ns; /* close: first seen -> CLOSE */
 	__u64 tx_bytes;    /* close: tcp_sock.bytes_acked */
 	__u64 rx_bytes;    /* close: tcp_sock.bytes_received */
+	__u64 cgroup;      /* cgroup v2 id of the process (its container); 0: unknown */
 	__u32 pid;         /* tgid of the process that opened or accepted it */
 	__u32 uid;
 	__u32 netns;    /* network namespace inode (bind_fail: where to look for holders) */

@@ -74,6 +74,7 @@ static __always_inline void fill_from_info(struct event *e, const struct sock_in
 	e->flags = info->flags;
 	e->pid = info->pid;
 	e->uid = info->uid;
+	e->cgroup = info->cgroup;
 	e->direction = info->direction;
 	__builtin_memcpy(e->comm, info->comm, sizeof(e->comm));
 	__builtin_memcpy(e->thread, info->thread, sizeof(e->thread));

@@ -18,6 +18,7 @@ const volatile __u8 filter_ports = 0;         /* port_filter holds the ports */
 const volatile __u8 filter_pids = 0;          /* pid_filter holds the pids */
 const volatile __u8 filter_family = 0;        /* 0: any, AF_INET or AF_INET6 */
 const volatile __u8 filter_comms = 0;         /* comm_filter holds the names */
+const volatile __u8 filter_cgroups = 0;       /* cgroup_filter holds cgroup ids */
 const volatile __u32 event_mask = 0xffffffff; /* bit (1 << enum event_type) */
 
 struct {
@@ -41,6 +42,21 @@ struct {
 	__type(value, __u8);
 } comm_filter SEC(".maps");
 
+/*
+ * Cgroup (v2) ids whose processes, and those of every cgroup below them,
+ * are wanted: --cgroup, and --container's cgroups, added by user space as
+ * the containers' cgroups appear (tracer/cgroupfilter.go).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u8);
+} cgroup_filter SEC(".maps");
+
+/* Deeper cgroups than this are matched by their first 16 levels. */
+#define CGROUP_MAX_DEPTH 16
+
 static __always_inline bool want_event(enum event_type t)
 {
 	return event_mask & (1u << t);
@@ -58,13 +74,32 @@ static __always_inline bool family_match(__u16 family)
 	return !filter_family || filter_family == family;
 }
 
-/* The pid and comm filters, applied to a process: its tgid and its name
- * (NUL-padded, as process_name() leaves it). */
+/* Whether the current task's cgroup, or one above it, is in
+ * cgroup_filter: a container's processes may sit in sub-cgroups of its
+ * own (systemd in a container, kubepods' pod and container levels). */
+static __always_inline bool cgroup_match(void)
+{
+	for (int level = 0; level <= CGROUP_MAX_DEPTH; level++) {
+		__u64 id = bpf_get_current_ancestor_cgroup_id(level);
+
+		if (!id)
+			return false;
+		if (bpf_map_lookup_elem(&cgroup_filter, &id))
+			return true;
+	}
+	return false;
+}
+
+/* The process filters, applied to the current process: its tgid, its
+ * name (NUL-padded, as process_name() leaves it), its cgroup. Only in
+ * process context. */
 static __always_inline bool proc_match(__u32 pid, const char *comm)
 {
 	if (filter_pids && !bpf_map_lookup_elem(&pid_filter, &pid))
 		return false;
 	if (filter_comms && !bpf_map_lookup_elem(&comm_filter, comm))
+		return false;
+	if (filter_cgroups && !cgroup_match())
 		return false;
 	return true;
 }
@@ -82,9 +117,13 @@ static __always_inline void process_name(char comm[COMM_LEN])
 	BPF_CORE_READ_STR_INTO((char(*)[COMM_LEN])comm, task, group_leader, comm);
 }
 
-/* Who the current task is, for the connection it makes or takes. */
+/* Who the current task is, for the connection it makes or takes. Its
+ * cgroup (v2: what container it runs in) is taken here, in its own
+ * context, and remembered with the connection for the events that happen
+ * in softirq. */
 static __always_inline void fill_task(struct sock_info *info)
 {
+	info->cgroup = bpf_get_current_cgroup_id();
 	info->pid = bpf_get_current_pid_tgid() >> 32;
 	info->uid = (__u32)bpf_get_current_uid_gid();
 	process_name(info->comm);

@@ -15,6 +15,7 @@ struct sock_info {
 	__u64 conn_id; /* 0: no connection (a storage entry whose connection ended) */
 	__u64 start_ns;
 	__u64 call_key; /* the connecting thread (pid_tgid): its connect() in flight */
+	__u64 cgroup;   /* the process's cgroup v2 id, taken in its own context */
 	__u32 pid;
 	__u32 uid;
 	char comm[COMM_LEN];

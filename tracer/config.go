@@ -61,6 +61,14 @@ type Config struct {
 	// Comms match the process's name (its thread-group leader's, as
 	// /proc/PID/comm shows it) exactly, each at most 15 bytes.
 	Comms []string
+	// Cgroups match processes in these cgroups (v2 paths, as in
+	// /proc/PID/cgroup, or under the hierarchy's mount point) or below
+	// them. Each must exist when the tracer opens.
+	Cgroups []string
+	// Containers match processes in these containers: names, or ids and
+	// id prefixes of 12 hex digits or more. A container that starts later
+	// is matched from its start; a name that matches nothing is no error.
+	Containers []string
 	// Family restricts to IPv4 or IPv6 (FamilyAny: both).
 	Family Family
 	// Events selects the event types (0: all).
@@ -77,11 +85,11 @@ type Config struct {
 	// SocketStorage keeps connections in socket-local storage where the
 	// programs can reach it (fentry and tracepoint modes with the kernel's
 	// BTF, Linux 5.11+; the tracepoint mode's inbound ones stay in the
-	// socket table): no table size, no evictions. Not yet the default: in
-	// storms with orderly closes on Linux 6.18, about one run in three,
-	// some 50 of 40,000 client sockets reach FIN_WAIT1 and never report
-	// FIN_WAIT2 or CLOSE to any program (an independent tp_btf counter
-	// agrees), which the table never shows (issue 12).
+	// socket table): no table size, no evictions. Not yet the default: a
+	// few client sockets now and then report FIN_WAIT1 and then no state
+	// change to any program; the table counts those as skipped when their
+	// memory is reused, storage cannot count them (bpf/README.md, known
+	// gaps).
 	SocketStorage bool
 	// Hooks selects the hook mode (HooksAuto: the best that works).
 	Hooks Hooks
@@ -126,6 +134,19 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("process name %q is not 1 to 15 bytes without NUL, as the kernel keeps names", name)
 		}
 	}
+	if len(c.Cgroups) > maxCommFilters || len(c.Containers) > maxCommFilters {
+		return fmt.Errorf("at most %d cgroups and %d containers can be filtered", maxCommFilters, maxCommFilters)
+	}
+	for _, p := range c.Cgroups {
+		if p == "" || strings.ContainsFunc(p, isControl) {
+			return fmt.Errorf("cgroup %q is not a cgroup path", p)
+		}
+	}
+	for _, n := range c.Containers {
+		if n == "" || len(n) > 253 || strings.ContainsFunc(n, isControl) || strings.ContainsRune(n, '/') {
+			return fmt.Errorf("container %q is not a container name or id", n)
+		}
+	}
 	switch c.Family {
 	case FamilyAny, FamilyIPv4, FamilyIPv6:
 	default:
@@ -142,6 +163,8 @@ func (c *Config) Validate() error {
 	}
 	return nil
 }
+
+func isControl(r rune) bool { return r < ' ' || r == 0x7f }
 
 // maxFilterEntries is the size of the port_filter and pid_filter maps,
 // maxCommFilters that of comm_filter.

@@ -10,9 +10,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/conntrace/conntrace/tracer/sockets"
-
+	"github.com/conntrace/conntrace/tracer/containers"
 	"github.com/conntrace/conntrace/tracer/internal/bpfobj"
+	"github.com/conntrace/conntrace/tracer/sockets"
 )
 
 // EventType is what happened to a connection. The values are the kernel's
@@ -174,6 +174,12 @@ type Event struct {
 	Errno     uint32        // connect_fail, bind_fail (0: aborted by the application)
 	Proto     Proto
 	NetNS     uint32 // network namespace inode of the socket (bind_fail: where to look for holders)
+	// CgroupID is the cgroup (v2) of the process, taken when it
+	// connected, accepted, listened or failed; 0 when unknown. Cgroup is
+	// what it resolves to: its path and the container in it (nil when
+	// the tracer has no cgroup v2 hierarchy to look in).
+	CgroupID uint64
+	Cgroup   *containers.Cgroup
 	// BoundPort0: connect, close, connect_fail of a socket that was bound
 	// to port 0 before connect(), reserving a local port for itself.
 	BoundPort0 bool
@@ -192,7 +198,8 @@ type Event struct {
 	LostSkipped uint64
 	LostEvicted uint64
 
-	lookup *holderLookup // bind_fail: the holder lookup it waits for
+	lookup   *holderLookup // bind_fail: the holder lookup it waits for
+	cgLookup *cgroupLookup // the lookup of its cgroup it waits for
 }
 
 // CommBytes is the process name without NUL padding. It is whatever the
@@ -256,6 +263,7 @@ func decode(raw []byte, clk Clock, ev *Event) error {
 		Errno:      uint32(r.Error),
 		Proto:      Proto(r.Proto),
 		NetNS:      r.Netns,
+		CgroupID:   r.Cgroup,
 		BoundPort0: r.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_BOUND_PORT0) != 0,
 	}
 	ev.Comm = *(*[16]byte)(unsafe.Pointer(&r.Comm))

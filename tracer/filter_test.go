@@ -68,22 +68,25 @@ func TestPortFilter(t *testing.T) {
 	}
 }
 
-// TestPIDFilter: two clients of one server; --pid of one client shows its
-// connect and close and nothing of the other client or the server.
-func TestPIDFilter(t *testing.T) {
-	testnet.RequireRoot(t)
-	ns := testnet.NewNS(t)
-	srv := testnet.Start(t, "ct-server", testnet.Role{Server: true, NS: ns.Path(),
+// twoClients starts a server for two connections in ns, and two clients
+// of it that connect when told to (Go).
+func twoClients(t *testing.T, ns *testnet.NS) (srv *testnet.Proc, cli [2]*testnet.Proc) {
+	t.Helper()
+	srv = testnet.Start(t, "ct-server", testnet.Role{Server: true, NS: ns.Path(),
 		Addr: "127.0.0.1:8080", Conns: 2, Send: 100, Recv: 200})
 	srv.Expect(t, "listening")
-	var cli [2]*testnet.Proc
 	for i := range cli {
 		cli[i] = testnet.Start(t, "ct-client", testnet.Role{NS: ns.Path(), Addr: "127.0.0.1:8080",
 			Send: 200, Recv: 100, WaitGo: true})
 		cli[i].Expect(t, "ready")
 	}
-	// The pid is known only now; the client connects after the tracer starts.
-	s := startTracer(t, tracer.Config{PIDs: []uint32{uint32(cli[0].PID)}})
+	return srv, cli
+}
+
+// connectBoth lets both clients connect and waits until all three are
+// done; it returns the first client's local address.
+func connectBoth(t *testing.T, srv *testnet.Proc, cli [2]*testnet.Proc) string {
+	t.Helper()
 	for _, c := range cli {
 		c.Go(t)
 	}
@@ -93,6 +96,17 @@ func TestPIDFilter(t *testing.T) {
 		c.Wait(t)
 	}
 	srv.Wait(t)
+	return local
+}
+
+// TestPIDFilter: two clients of one server; --pid of one client shows its
+// connect and close and nothing of the other client or the server.
+func TestPIDFilter(t *testing.T) {
+	testnet.RequireRoot(t)
+	srv, cli := twoClients(t, testnet.NewNS(t))
+	// The pid is known only now; the client connects after the tracer starts.
+	s := startTracer(t, tracer.Config{PIDs: []uint32{uint32(cli[0].PID)}})
+	local := connectBoth(t, srv, cli)
 	s.waitFor(t, 1, func(ev *tracer.Event) bool { return ev.Type == tracer.EventClose })
 	evs := s.stop(t)
 
@@ -137,4 +151,29 @@ func b2i(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// TestCgroupFilter: two clients of one server, one in a cgroup below the
+// one filtered on: only its connect and close, each with its cgroup's id
+// and path, and no container.
+func TestCgroupFilter(t *testing.T) {
+	testnet.RequireRoot(t)
+	inner := testnet.NewCgroup(t, "app/inner")
+	other := testnet.NewCgroup(t, "other")
+	srv, cli := twoClients(t, testnet.NewNS(t))
+	inner.Add(t, cli[0].PID)
+	other.Add(t, cli[1].PID)
+	s := startTracer(t, tracer.Config{Cgroups: []string{inner.Parent() + "/app"}})
+	connectBoth(t, srv, cli)
+	s.waitFor(t, 1, func(ev *tracer.Event) bool { return ev.Type == tracer.EventClose })
+	evs := s.stop(t)
+
+	if len(evs) != 2 || evs[0].Type != tracer.EventConnect || evs[1].Type != tracer.EventClose {
+		t.Fatalf("want connect and close of pid %d only, got:\n%s", cli[0].PID, dump(evs))
+	}
+	for _, ev := range evs {
+		if int(ev.PID) != cli[0].PID || ev.CgroupID != inner.ID || ev.Cgroup == nil || ev.Cgroup.Path != inner.Path || ev.Cgroup.Container != nil {
+			t.Errorf("unexpected event (want cgroup %d %s):\n%s %+v", inner.ID, inner.Path, dump([]tracer.Event{ev}), ev.Cgroup)
+		}
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
 
+	"github.com/conntrace/conntrace/tracer/containers"
 	"github.com/conntrace/conntrace/tracer/internal/bpfobj"
 )
 
@@ -64,8 +65,14 @@ type Tracer struct {
 	storage bool
 
 	holders *holderLookups // bind_fail holder lookups (Run)
-	backlog backlog        // events held back behind a lookup
-	lost    lossCounter
+	// cgroups: where events' cgroups are looked up; nil without a cgroup
+	// v2 hierarchy (the events then have no Cgroup).
+	cgroups    *containers.Resolver
+	cgLookup   *cgroupLookups // (Run)
+	cgroupsErr error          // why cgroups is nil
+	filter     *cgroupFilter  // Config.Cgroups and Config.Containers, or nil
+	backlog    backlog        // events held back behind a lookup
+	lost       lossCounter
 	// unusable says why the better modes were passed over (auto).
 	unusable []*ModeError
 }
@@ -94,14 +101,40 @@ func Open(cfg Config) (*Tracer, error) {
 	if err != nil {
 		return nil, err
 	}
+	state := containers.DefaultState()
+	res, resErr := containers.NewResolver(state)
+	var filter *cgroupFilter
+	if len(cfg.Cgroups) > 0 || len(cfg.Containers) > 0 {
+		if res == nil {
+			return nil, fmt.Errorf("filtering by cgroup or container needs the cgroup v2 hierarchy: %w", resErr)
+		}
+		if filter, err = newCgroupFilter(res, state, cfg.Cgroups, cfg.Containers); err != nil {
+			res.Close()
+			return nil, err
+		}
+	}
 	var unusable []*ModeError
 	for _, m := range cfg.Hooks.candidates() {
 		t, err := openMode(spec, opts, m, &cfg)
 		if err == nil {
 			t.unusable = unusable
+			t.cgroups, t.cgroupsErr, t.filter = res, resErr, filter
+			if filter != nil {
+				put := func(id uint64) error { return t.maps.CgroupFilter.Put(id, uint8(1)) }
+				if err := filter.start(put); err != nil {
+					t.Close()
+					return nil, err
+				}
+			}
 			return t, nil
 		}
 		unusable = append(unusable, &ModeError{Mode: m, Err: err})
+	}
+	if filter != nil {
+		filter.close()
+	}
+	if res != nil {
+		res.Close()
 	}
 	if len(unusable) == 1 {
 		return nil, unusable[0]
@@ -225,6 +258,7 @@ func configure(spec *ebpf.CollectionSpec, cfg *Config) error {
 		{bpfobj.ConntraceVarFilterPids, b2u8(len(cfg.PIDs) > 0)},
 		{bpfobj.ConntraceVarFilterFamily, uint8(cfg.Family)},
 		{bpfobj.ConntraceVarFilterComms, b2u8(len(cfg.Comms) > 0)},
+		{bpfobj.ConntraceVarFilterCgroups, b2u8(len(cfg.Cgroups)+len(cfg.Containers) > 0)},
 		{bpfobj.ConntraceVarEventMask, mask},
 	} {
 		if err := set(v.name, v.val); err != nil {
@@ -267,6 +301,22 @@ func fillFilters(maps *bpfobj.ConntraceMaps, cfg *Config) error {
 // Mode is the hook mode in use.
 func (t *Tracer) Mode() Hooks { return t.mode }
 
+// ContainersError says why events carry no cgroup or container (no
+// cgroup v2 hierarchy to resolve them in), or nil.
+func (t *Tracer) ContainersError() error { return t.cgroupsErr }
+
+// Warnings are problems that do not stop the tracer but make it see less
+// than asked (a --container filter that cannot name containers, or that
+// stopped watching for new ones).
+func (t *Tracer) Warnings() []string {
+	if t.filter != nil {
+		if w := t.filter.Warning(); w != "" {
+			return []string{w}
+		}
+	}
+	return nil
+}
+
 // SocketStorage reports whether connections are kept in socket-local
 // storage (no table size, no evictions), rather than in the socket table
 // of Config.SocketTableSize.
@@ -293,6 +343,10 @@ func (t *Tracer) Run(ctx context.Context, sink Sink) error {
 	defer context.AfterFunc(ctx, func() { rd.Flush() })()
 	t.holders = newHolderLookups(func() { rd.Flush() })
 	defer t.holders.wait()
+	if t.cgroups != nil {
+		t.cgLookup = newCgroupLookups(t.cgroups, func() { rd.Flush() })
+		defer t.cgLookup.wait()
+	}
 	t.rd.SetDeadline(time.Now().Add(pollEvery))
 	lostAt := time.Now()
 	for {
@@ -361,8 +415,11 @@ func (t *Tracer) deliver(raw []byte, sink Sink) error {
 			ev.lookup = t.holders.start(ev)
 		}
 	}
+	if ev.CgroupID != 0 && t.cgLookup != nil {
+		ev.Cgroup, ev.cgLookup = t.cgLookup.get(ev.CgroupID)
+	}
 	if ev == &t.ev {
-		if ev.lookup == nil {
+		if ev.lookup == nil && ev.cgLookup == nil {
 			return t.write(sink, ev)
 		}
 		*t.backlog.push() = *ev
@@ -384,8 +441,15 @@ func (t *Tracer) release(sink Sink, wait bool) error {
 			if l.err != nil {
 				ev.HoldersError = l.err.Error()
 			}
-			wait = false
 		}
+		if l := ev.cgLookup; l != nil {
+			if !wait && !l.isDone() {
+				return nil
+			}
+			<-l.done
+			ev.Cgroup, ev.cgLookup = l.cg, nil
+		}
+		wait = false
 		err := t.write(sink, ev)
 		t.backlog.pop()
 		if err != nil {
@@ -451,6 +515,14 @@ func (t *Tracer) Close() error {
 	if t.rd != nil {
 		t.rd.Close()
 		t.rd = nil
+	}
+	if t.filter != nil {
+		t.filter.close()
+		t.filter = nil
+	}
+	if t.cgroups != nil {
+		t.cgroups.Close()
+		t.cgroups = nil
 	}
 	if t.coll != nil {
 		t.maps.Close()

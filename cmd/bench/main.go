@@ -25,6 +25,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/conntrace/conntrace/tracer/containers"
 )
 
 type config struct {
@@ -38,6 +40,9 @@ type config struct {
 	// profile: in the last round, write a CPU profile (conntrace's
 	// CONNTRACE_CPUPROFILE) here.
 	profile string
+	// inContainer: the storm runs in a cgroup named as podman names a
+	// container's, so that every event carries a cgroup and container.
+	inContainer bool
 }
 
 type sample struct {
@@ -70,6 +75,7 @@ func main() {
 	configs := []config{
 		{name: "baseline (no tracer)"},
 		{name: "conntrace watch -o json > /dev/null", cmd: []string{ct, "watch", "-o", "json"}, ownReady: true, profile: profile},
+		{name: "conntrace watch -o json > /dev/null, storm in a container's cgroup", cmd: []string{ct, "watch", "-o", "json"}, ownReady: true, inContainer: true},
 		{name: "conntrace watch --port 1 (all filtered in the kernel)", cmd: []string{ct, "watch", "--port", "1"}, ownReady: true},
 		{name: "conntrace watch -o text > /dev/null", cmd: []string{ct, "watch", "-o", "text"}, ownReady: true},
 		{name: "hook-cost floor (same hooks, empty programs)", cmd: []string{floor, "watch", "-o", "json"}, ownReady: true},
@@ -204,6 +210,17 @@ func runOnce(c config, connstorm string, dur time.Duration, a stormArgs) (sample
 
 	storm := exec.Command(connstorm, "-json", "-d", dur.String(), "-c", strconv.Itoa(a.conns),
 		"-close", a.close, "-payload", strconv.Itoa(a.payload))
+	if c.inContainer {
+		cg, remove, err := containerCgroup()
+		if err != nil {
+			if tr != nil {
+				tr.Process.Kill()
+			}
+			return s, err
+		}
+		defer remove()
+		storm.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd())}
+	}
 	out, err := storm.Output()
 	if err != nil {
 		if tr != nil {
@@ -332,4 +349,29 @@ func render(configs []config, results [][]sample, dur time.Duration, a stormArgs
 	}
 	b.WriteString("\nlost and storm failures: summed over the rounds (conntrace counts its losses; tcplife does not report any). events: median per run.\n")
 	return b.String()
+}
+
+// containerCgroup makes and opens a cgroup v2 directory named as podman
+// names a container's, "libpod-" and 64 hex digits, for the storm to run
+// in; remove closes and removes it once the storm has exited.
+func containerCgroup() (cg *os.File, remove func(), err error) {
+	mount, err := containers.Mount()
+	if err != nil {
+		return nil, nil, err
+	}
+	parent := filepath.Join(mount, fmt.Sprintf("conntrace-bench-%d", os.Getpid()))
+	dir := filepath.Join(parent, "libpod-"+strings.Repeat("be", 32))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, nil, err
+	}
+	if cg, err = os.Open(dir); err != nil {
+		os.Remove(dir)
+		os.Remove(parent)
+		return nil, nil, err
+	}
+	return cg, func() {
+		cg.Close()
+		os.Remove(dir)
+		os.Remove(parent)
+	}, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/conntrace/conntrace/tracer/containers"
 	"github.com/conntrace/conntrace/tracer/output"
 )
 
@@ -97,6 +98,42 @@ func parseComms(c *cli.Context) ([]string, error) {
 	}
 	return names, nil
 }
+
+func containerFlag() cli.Flag {
+	return &cli.StringSliceFlag{Name: "container", Usage: "only processes in container `NAME` or ID (an id prefix of 12 hex digits or more), also one that starts later (repeatable, or comma-separated)"}
+}
+
+func cgroupFlag() cli.Flag {
+	return &cli.StringSliceFlag{Name: "cgroup", Usage: "only processes in cgroup v2 `PATH` (as in /proc/PID/cgroup) or below it (repeatable, or comma-separated)"}
+}
+
+// parseContainers reads --container and --cgroup. A container name that
+// matches nothing yet is fine (it may start later); a cgroup must exist.
+func parseContainers(c *cli.Context) (names, cgroups []string, err error) {
+	for _, s := range c.StringSlice("container") {
+		if s == "" || len(s) > 253 || strings.ContainsRune(s, '/') || strings.ContainsFunc(s, isControl) {
+			return nil, nil, usagef("--container %q: want a container name, or an id or id prefix of 12 hex digits or more", s)
+		}
+		names = append(names, s)
+	}
+	cgs := c.StringSlice("cgroup")
+	if len(cgs) == 0 {
+		return names, nil, nil
+	}
+	mount, err := containers.Mount()
+	if err != nil {
+		return nil, nil, usagef("--cgroup: %v", err)
+	}
+	for _, s := range cgs {
+		if s == "" || strings.ContainsFunc(s, isControl) || !containers.Exists(mount, s) {
+			return nil, nil, usagef("--cgroup %q: no such cgroup in %s (want a path as in /proc/PID/cgroup, e.g. /system.slice/nginx.service)", s, mount)
+		}
+		cgroups = append(cgroups, s)
+	}
+	return names, cgroups, nil
+}
+
+func isControl(r rune) bool { return r < ' ' || r == 0x7f }
 
 // parseDuration reads a duration flag: a positive Go duration with a unit.
 // Absent, it is 0: no limit.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/urfave/cli/v2"
 
@@ -56,4 +57,16 @@ func dropCapabilities(w io.Writer, keep []tracer.Capability) {
 	if _, err := tracer.DropCapabilities(keep); err != nil {
 		fmt.Fprintf(w, "conntrace: warning: %v\n", err)
 	}
+}
+
+// sayWarnings prints the tracer's warnings not in seen, and returns all
+// it has printed.
+func sayWarnings(w io.Writer, t *tracer.Tracer, seen []string) []string {
+	for _, s := range t.Warnings() {
+		if !slices.Contains(seen, s) {
+			fmt.Fprintf(w, "conntrace: warning: %s\n", s)
+			seen = append(seen, s)
+		}
+	}
+	return seen
 }

@@ -87,6 +87,11 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"watch", "-n", "ten"}, `--count "ten": want a positive number of events`},
 		{[]string{"watch", "--comm", "a-very-long-process-name"}, `--comm "a-very-long-process-name": want a process name of 1 to 15 bytes`},
 		{[]string{"watch", "--comm", "curl,"}, `--comm "": want a process name of 1 to 15 bytes`},
+		{[]string{"watch", "--container", "web,"}, `--container "": want a container name, or an id or id prefix of 12 hex digits or more`},
+		{[]string{"watch", "--container", "../../etc/passwd"}, `--container "../../etc/passwd": want a container name`},
+		{[]string{"watch", "--container", "a\x1bb"}, `--container "a\x1bb": want a container name`},
+		{[]string{"watch", "--cgroup", "/no/such/cgroup-here"}, `--cgroup "/no/such/cgroup-here": no such cgroup in /sys/fs/cgroup`},
+		{[]string{"watch", "--cgroup", "../../../etc"}, `--cgroup "../../../etc": no such cgroup in /sys/fs/cgroup`},
 		{[]string{"watch", "-f", "--failures"}, "-f and --failures are one flag: use one of the forms"},
 		{[]string{"watch", "443"}, `watch takes no arguments, got "443"`},
 		{[]string{"watch", "--bogus"}, "flag provided but not defined: -bogus"},
@@ -136,7 +141,7 @@ func TestHelp(t *testing.T) {
 	if code := run([]string{"conntrace", "watch", "--help"}, &stdout, &stderr); code != exitOK {
 		t.Fatalf("watch --help: exit %d: %s", code, stderr.String())
 	}
-	for _, flag := range []string{"--port PORT, -P PORT", "--pid PID, -p PID", "--comm", "--ipv4, -4", "--ipv6, -6",
+	for _, flag := range []string{"--port PORT, -P PORT", "--pid PID, -p PID", "--comm", "--container NAME", "--cgroup PATH", "--ipv4, -4", "--ipv6, -6",
 		"--events", "--failures, -f", "--output FORMAT, -o FORMAT", "--duration", "--count", "--ready-file",
 		"--hooks MODE", "--btf PATH"} {
 		if !strings.Contains(stdout.String(), flag) {
@@ -211,6 +216,10 @@ func TestWatchFlagValues(t *testing.T) {
 		{[]string{"-c", "curl,python3", "-c", "nginx"}, func(o watchOptions) bool {
 			return slices.Equal(o.cfg.Comms, []string{"curl", "python3", "nginx"})
 		}},
+		{[]string{"--container", "web,0123456789ab", "--container", "db"}, func(o watchOptions) bool {
+			return slices.Equal(o.cfg.Containers, []string{"web", "0123456789ab", "db"})
+		}},
+		{[]string{"--cgroup", "/"}, func(o watchOptions) bool { return slices.Equal(o.cfg.Cgroups, []string{"/"}) }},
 		{[]string{"-P", "80,443", "-P", "8080"}, func(o watchOptions) bool { return slices.Equal(o.cfg.Ports, []uint16{80, 443, 8080}) }},
 		{[]string{"-p", "1,4194304"}, func(o watchOptions) bool { return slices.Equal(o.cfg.PIDs, []uint32{1, 4194304}) }},
 		{[]string{"--events", "Connect,CLOSE"}, func(o watchOptions) bool {

@@ -102,7 +102,7 @@ func printSockets(c *cli.Context, socks []sockets.Socket, format output.Format, 
 		if peers {
 			header = append(header, "REMOTE                         "...)
 		}
-		header = append(header, "CLASS       PID     COMM\n"...)
+		header = append(header, "CLASS       PID     COMM             CONTAINER\n"...)
 		w.Write(header)
 	}
 	var line []byte
@@ -134,7 +134,8 @@ func appendSocketJSON(dst []byte, s *sockets.Socket, p sockets.Proc, class, serv
 		dst = fmt.Appendf(dst, `,"raddr":%q,"rport":%d`, s.RAddr, s.RPort)
 	}
 	dst = fmt.Appendf(dst, `,"class":%q,"service":%q,"pid":%d,"comm":`, class, service, p.PID)
-	dst = output.AppendJSONString(dst, []byte(p.Comm))
+	dst = output.AppendJSONString(dst, p.Comm)
+	dst = output.AppendJSONContainer(dst, p.Container)
 	return fmt.Appendf(dst, `,"uid":%d,"inode":%d}`+"\n", s.UID, s.Inode)
 }
 
@@ -165,6 +166,12 @@ func appendSocketText(dst []byte, s *sockets.Socket, p sockets.Proc, class, serv
 		dst = strconv.AppendUint(dst, uint64(p.PID), 10)
 	}
 	dst = output.Pad(dst, start, end+20)
-	dst = output.AppendTextSafe(dst, []byte(p.Comm))
+	dst = output.AppendTextSafe(dst, p.Comm)
+	dst = output.Pad(dst, start, end+37)
+	if p.Container != nil {
+		dst = output.AppendTextSafe(dst, p.Container.Label())
+	} else {
+		dst = append(dst, '-')
+	}
 	return append(dst, '\n')
 }

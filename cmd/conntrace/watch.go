@@ -22,6 +22,8 @@ and prints a summary on stderr.`,
 			portFlag("only connections whose local or remote `PORT` is this (repeatable, or comma-separated)"),
 			pidFlag("only connections of process `PID` (repeatable, or comma-separated)"),
 			&cli.StringSliceFlag{Name: "comm", Aliases: []string{"c"}, Usage: "only processes named `NAME`, exactly, as in /proc/PID/comm (repeatable, or comma-separated)"},
+			containerFlag(),
+			cgroupFlag(),
 			&cli.BoolFlag{Name: "ipv4", Aliases: []string{"4"}, Usage: "only IPv4 (IPv4-mapped IPv6 counts as IPv4)"},
 			&cli.BoolFlag{Name: "ipv6", Aliases: []string{"6"}, Usage: "only IPv6"},
 			&cli.StringFlag{Name: "events", Aliases: []string{"e"}, Usage: "`EVENTS` to show, comma-separated: listen, connect, accept, close, connect_fail, bind_fail", DefaultText: "all"},
@@ -57,6 +59,9 @@ func parseWatch(c *cli.Context) (watchOptions, error) {
 		return o, err
 	}
 	if o.cfg.Comms, err = parseComms(c); err != nil {
+		return o, err
+	}
+	if o.cfg.Containers, o.cfg.Cgroups, err = parseContainers(c); err != nil {
 		return o, err
 	}
 	switch v4, v6 := c.Bool("ipv4"), c.Bool("ipv6"); {
@@ -128,12 +133,14 @@ func watch(c *cli.Context) error {
 		return err
 	}
 	sayAttached(stderr, t, "watching")
+	warned := sayWarnings(stderr, t, nil)
 
 	err = t.Run(ctx, &limitSink{Writer: w, left: o.count})
 	st := t.Stats()
 	if errors.Is(err, output.ErrClosedPipe) {
 		return nil
 	}
+	sayWarnings(stderr, t, warned)
 	fmt.Fprintf(stderr, "conntrace: %d events, %d lost\n", st.Events, st.Lost)
 	return err
 }

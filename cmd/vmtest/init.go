@@ -30,6 +30,9 @@ func runPlan() int {
 		{"tmpfs", "/run", "tmpfs"},
 		{"bpf", "/sys/fs/bpf", "bpf"},
 		{"tracefs", "/sys/kernel/tracing", "tracefs"},
+		// As systemd mounts it: the cgroup v2 hierarchy (containers,
+		// --cgroup).
+		{"cgroup2", "/sys/fs/cgroup", "cgroup2"},
 	} {
 		os.MkdirAll(m.dst, 0o755)
 		if err := unix.Mount(m.src, m.dst, m.fs, 0, ""); err != nil {

@@ -158,7 +158,7 @@ func (a *Auditor) Snapshot(withProcs bool) {
 				d.timeWait++
 			}
 			for _, p := range sk.Procs {
-				d.addProc(ProcRef{PID: p.PID, Comm: p.Comm})
+				d.addProc(ProcRef{PID: p.PID, Comm: p.Comm, Container: p.Container})
 			}
 		}
 	}
@@ -190,6 +190,9 @@ func (a *Auditor) proc(ev *tracer.Event) *proc {
 	p := a.procs[ev.PID]
 	if p == nil {
 		p = &proc{ProcRef: ProcRef{PID: ev.PID, Comm: string(ev.CommBytes())}}
+		if ev.Cgroup != nil {
+			p.Container = ev.Cgroup.Container
+		}
 		a.procs[ev.PID] = p
 	}
 	return p

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"encoding/json"
 	"net/netip"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/conntrace/conntrace/tracer"
+	"github.com/conntrace/conntrace/tracer/containers"
 )
 
 func TestReportReserved(t *testing.T) {
@@ -122,5 +124,35 @@ func TestReportPIDFilter(t *testing.T) {
 	a.Write(event(tracer.EventConnect, 42, 40002))
 	if r := a.Report(false); len(r.Destinations) != 1 || len(r.Processes) != 1 || r.Destinations[0].Opened != 2 {
 		t.Errorf("pid 42: %+v", r)
+	}
+}
+
+// A container's process is named with its container, in the tables, the
+// warnings and the JSON report.
+func TestReportContainer(t *testing.T) {
+	a, _ := auditWith(3, 3)
+	ctr := &containers.Container{ID: strings.Repeat("ab", 32), Runtime: containers.Podman, Name: "web\x1b"}
+	for _, port := range []uint16{40001, 40002} {
+		ev := event(tracer.EventConnect, 42, port)
+		ev.Cgroup = &containers.Cgroup{ID: 9, Path: "/libpod_parent/libpod-" + ctr.ID, Container: ctr}
+		ev.BoundPort0 = true
+		a.Write(ev)
+	}
+	r := a.Report(true)
+	if len(r.Processes) != 1 || r.Processes[0].Container != ctr || len(r.Destinations) != 1 || r.Destinations[0].Processes[0].Container != ctr {
+		t.Fatalf("report %+v", r)
+	}
+	want := `42 client\x1b[2J (container web\x1b): 2 connections bound to port 0`
+	if len(r.Warnings) == 0 || !strings.HasPrefix(r.Warnings[len(r.Warnings)-1], want) {
+		t.Errorf("warnings %q, want one starting %q", r.Warnings, want)
+	}
+	var b strings.Builder
+	r.WriteText(&b)
+	if !strings.Contains(b.String(), "\n"+`42 client\x1b[2J (container web\x1b)`) {
+		t.Errorf("text:\n%s", b.String())
+	}
+	j, err := json.Marshal(r.Processes[0])
+	if err != nil || !strings.Contains(string(j), `"container":{"id":"`+ctr.ID+`","runtime":"podman","name":"web\u001b"}`) {
+		t.Errorf("json %s %v", j, err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/conntrace/conntrace/tracer/containers"
 	"github.com/conntrace/conntrace/tracer/output"
 )
 
@@ -25,8 +26,19 @@ type Report struct {
 
 // ProcRef names a process.
 type ProcRef struct {
-	PID  uint32 `json:"pid"`
-	Comm string `json:"comm"`
+	PID       uint32                `json:"pid"`
+	Comm      string                `json:"comm"`
+	Container *containers.Container `json:"container,omitempty"`
+}
+
+// String is "PID COMM", with " (container NAME)" for a container's
+// process, escaped for a terminal.
+func (p ProcRef) String() string {
+	s := fmt.Sprintf("%d %s", p.PID, safe(p.Comm))
+	if p.Container != nil {
+		s += " (container " + safe(p.Container.Label()) + ")"
+	}
+	return s
 }
 
 // DestReport is one destination: (source address, destination address,
@@ -164,12 +176,12 @@ func warnings(r *Report) []string {
 	}
 	for _, p := range r.Processes {
 		if p.BoundPort0 > 0 {
-			w = append(w, fmt.Sprintf("%d %s: %d connections bound to port 0 before connect(): each reserves a local port for every destination; set IP_BIND_ADDRESS_NO_PORT before bind() to let connect() share ports",
-				p.PID, safe(p.Comm), p.BoundPort0))
+			w = append(w, fmt.Sprintf("%s: %d connections bound to port 0 before connect(): each reserves a local port for every destination; set IP_BIND_ADDRESS_NO_PORT before bind() to let connect() share ports",
+				p.ProcRef, p.BoundPort0))
 		}
 		if p.EADDRNOTAVAIL > 0 {
-			w = append(w, fmt.Sprintf("%d %s: %d connect() calls failed with EADDRNOTAVAIL: no free local port (ephemeral ports exhausted for the destination)",
-				p.PID, safe(p.Comm), p.EADDRNOTAVAIL))
+			w = append(w, fmt.Sprintf("%s: %d connect() calls failed with EADDRNOTAVAIL: no free local port (ephemeral ports exhausted for the destination)",
+				p.ProcRef, p.EADDRNOTAVAIL))
 		}
 	}
 	return w
@@ -193,7 +205,7 @@ func procNames(ps []ProcRef) string {
 		if i > 0 {
 			s += ", "
 		}
-		s += fmt.Sprintf("%d %s", p.PID, safe(p.Comm))
+		s += p.String()
 	}
 	return s
 }

@@ -50,7 +50,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		if p.Closed > 0 {
 			life = strconv.FormatFloat(p.AvgLifetimeMs, 'f', 1, 64) + "ms"
 		}
-		fmt.Fprintf(tw, "%d %s\t%d\t%.1f\t%s\t%d\t%d\t%d\n", p.PID, safe(p.Comm), p.Opened, p.OpenedPerS, life, p.EADDRNOTAVAIL, p.OutsideEphemeral, p.BoundPort0)
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%s\t%d\t%d\t%d\n", p.ProcRef, p.Opened, p.OpenedPerS, life, p.EADDRNOTAVAIL, p.OutsideEphemeral, p.BoundPort0)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

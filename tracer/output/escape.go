@@ -10,8 +10,9 @@ const hexDigits = "0123456789abcdef"
 // else (ESC, control bytes, space, non-ASCII, invalid UTF-8) as \xNN, and
 // the backslash doubled, so a process name can neither move the cursor nor
 // break the columns, and the original bytes can be read back.
-func AppendTextSafe(dst, b []byte) []byte {
-	for _, c := range b {
+func AppendTextSafe[S ~string | ~[]byte](dst []byte, b S) []byte {
+	for i := 0; i < len(b); i++ {
+		c := b[i]
 		switch {
 		case c == '\\':
 			dst = append(dst, '\\', '\\')
@@ -26,7 +27,7 @@ func AppendTextSafe(dst, b []byte) []byte {
 
 // AppendJSONString appends b as a JSON string. Control characters are
 // \u-escaped; invalid UTF-8 becomes U+FFFD, as encoding/json does.
-func AppendJSONString(dst, b []byte) []byte {
+func AppendJSONString[S ~string | ~[]byte](dst []byte, b S) []byte {
 	dst = append(dst, '"')
 	for i := 0; i < len(b); {
 		c := b[i]
@@ -42,11 +43,11 @@ func AppendJSONString(dst, b []byte) []byte {
 			i++
 			continue
 		}
-		r, size := utf8.DecodeRune(b[i:])
+		r, size := utf8.DecodeRuneInString(string(b[i:min(i+utf8.UTFMax, len(b))]))
 		if r == utf8.RuneError && size == 1 {
 			dst = append(dst, `\ufffd`...)
 		} else {
-			dst = append(dst, b[i:i+size]...)
+			dst = append(dst, string(b[i:i+size])...)
 		}
 		i += size
 	}

@@ -102,7 +102,11 @@ func appendHolders(dst []byte, ev *tracer.Event) []byte {
 			}
 			dst = strconv.AppendUint(dst, uint64(p.PID), 10)
 			dst = append(dst, ' ')
-			dst = AppendTextSafe(dst, []byte(p.Comm))
+			dst = AppendTextSafe(dst, p.Comm)
+			if p.Container != nil {
+				dst = append(dst, " in container "...)
+				dst = AppendTextSafe(dst, p.Container.Label())
+			}
 		}
 		dst = append(dst, " ("...)
 		if h.LAddr != ev.LAddr {

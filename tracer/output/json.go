@@ -4,6 +4,7 @@ import (
 	"strconv"
 
 	"github.com/conntrace/conntrace/tracer"
+	"github.com/conntrace/conntrace/tracer/containers"
 	"github.com/conntrace/conntrace/tracer/sockets"
 )
 
@@ -43,6 +44,7 @@ func AppendJSON(dst []byte, ev *tracer.Event) []byte {
 	}
 	dst = append(dst, `,"uid":`...)
 	dst = strconv.AppendUint(dst, uint64(ev.UID), 10)
+	dst = appendJSONCgroup(dst, ev.CgroupID, ev.Cgroup)
 	dst = append(dst, `,"proto":"`...)
 	dst = append(dst, ev.Proto.String()...)
 	dst = append(dst, `","family":"`...)
@@ -110,7 +112,8 @@ func appendHolderJSON(dst []byte, h *tracer.Holder) []byte {
 	dst = append(dst, `{"pid":`...)
 	dst = strconv.AppendUint(dst, uint64(first.PID), 10)
 	dst = append(dst, `,"comm":`...)
-	dst = AppendJSONString(dst, []byte(first.Comm))
+	dst = AppendJSONString(dst, first.Comm)
+	dst = AppendJSONContainer(dst, first.Container)
 	dst = append(dst, `,"laddr":"`...)
 	dst = h.LAddr.AppendTo(dst)
 	dst = append(dst, `","lport":`...)
@@ -131,8 +134,51 @@ func appendHolderJSON(dst []byte, h *tracer.Holder) []byte {
 		dst = append(dst, `{"pid":`...)
 		dst = strconv.AppendUint(dst, uint64(p.PID), 10)
 		dst = append(dst, `,"comm":`...)
-		dst = AppendJSONString(dst, []byte(p.Comm))
+		dst = AppendJSONString(dst, p.Comm)
+		dst = AppendJSONContainer(dst, p.Container)
 		dst = append(dst, '}')
 	}
 	return append(dst, "]}"...)
+}
+
+// appendJSONCgroup appends the process's cgroup and container, when it is
+// in a cgroup of its own: "cgroup_id", "cgroup" (its path, when it still
+// existed when looked up) and "container" with the fields that are known.
+func appendJSONCgroup(dst []byte, id uint64, cg *containers.Cgroup) []byte {
+	if cg == nil || cg.Root() {
+		return dst
+	}
+	dst = append(dst, `,"cgroup_id":`...)
+	dst = strconv.AppendUint(dst, id, 10)
+	if cg.Path != "" {
+		dst = append(dst, `,"cgroup":`...)
+		dst = AppendJSONString(dst, cg.Path)
+	}
+	return AppendJSONContainer(dst, cg.Container)
+}
+
+// AppendJSONContainer appends ,"container":{...} with the fields that are
+// known, or nothing for no container.
+func AppendJSONContainer(dst []byte, c *containers.Container) []byte {
+	if c == nil {
+		return dst
+	}
+	dst = append(dst, `,"container":{"id":"`...)
+	dst = append(dst, c.ID...) // 64 hex digits
+	dst = append(dst, `","runtime":"`...)
+	dst = append(dst, c.Runtime...) // one of ours
+	dst = append(dst, '"')
+	field := func(name, v string) {
+		if v != "" {
+			dst = append(dst, `,"`...)
+			dst = append(dst, name...)
+			dst = append(dst, `":`...)
+			dst = AppendJSONString(dst, v)
+		}
+	}
+	field("name", c.Name)
+	field("image", c.Image)
+	field("pod", c.Pod)
+	field("namespace", c.Namespace)
+	return append(dst, '}')
 }

@@ -90,6 +90,10 @@ func AppendText(dst []byte, ev *tracer.Event) []byte {
 	}
 	dst = append(dst, "uid="...)
 	dst = strconv.AppendUint(dst, uint64(ev.UID), 10)
+	if cg := ev.Cgroup; cg != nil && cg.Container != nil {
+		dst = append(dst, " container="...)
+		dst = AppendTextSafe(dst, cg.Container.Label())
+	}
 	if thread := ev.ThreadBytes(); thread != nil {
 		dst = append(dst, " thread="...)
 		dst = AppendTextSafe(dst, thread)

@@ -19,6 +19,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/conntrace/conntrace/tracer/containers"
 )
 
 // Socket is one socket and the processes that have it open.
@@ -39,6 +41,8 @@ type Proc struct {
 	PID  uint32
 	Comm string // as the process set it: escape before printing
 	FD   int    // its (first) descriptor of the socket
+	// Container the process runs in, or nil.
+	Container *containers.Container
 }
 
 // NS is an open network namespace; the zero NS is the caller's own.
@@ -157,7 +161,11 @@ func addr(ip net.IP) netip.Addr {
 	return a
 }
 
-// attachProcs finds, for each socket, the processes with an fd on it.
+// state is where the container runtimes keep their state.
+var state = containers.DefaultState()
+
+// attachProcs finds, for each socket, the processes with an fd on it, and
+// the container each runs in.
 func attachProcs(socks []Socket) error {
 	if len(socks) == 0 {
 		return nil
@@ -178,6 +186,7 @@ func attachProcs(socks []Socket) error {
 			continue // gone, or not ours to read
 		}
 		var comm string
+		var ctr *containers.Container
 		seen := map[uint32]bool{}
 		for _, fd := range fds {
 			// One fd at a time: a descriptor closed since the listing
@@ -197,9 +206,10 @@ func attachProcs(socks []Socket) error {
 			seen[ino] = true
 			if comm == "" {
 				comm, _ = p.Comm()
+				ctr = containers.OfPID(uint32(p.PID), state)
 			}
 			for _, i := range idx {
-				socks[i].Procs = append(socks[i].Procs, Proc{PID: uint32(p.PID), Comm: comm, FD: int(fd)})
+				socks[i].Procs = append(socks[i].Procs, Proc{PID: uint32(p.PID), Comm: comm, FD: int(fd), Container: ctr})
 			}
 		}
 	}

@@ -55,6 +55,7 @@ type ConntraceEvent struct {
 	DurationNs uint64
 	TxBytes    uint64
 	RxBytes    uint64
+	Cgroup     uint64
 	Pid        uint32
 	Uid        uint32
 	Netns      uint32
@@ -149,6 +150,7 @@ type ConntraceSockInfo struct {
 	ConnId    uint64
 	StartNs   uint64
 	CallKey   uint64
+	Cgroup    uint64
 	Pid       uint32
 	Uid       uint32
 	Comm      [16]int8
@@ -169,6 +171,7 @@ type ConntraceSockInfo struct {
 const (
 	ConntraceMapBindCalls                = "bind_calls"
 	ConntraceMapBoundPort0               = "bound_port0"
+	ConntraceMapCgroupFilter             = "cgroup_filter"
 	ConntraceMapClosedInQueue            = "closed_in_queue"
 	ConntraceMapCommFilter               = "comm_filter"
 	ConntraceMapConnectCalls             = "connect_calls"
@@ -202,6 +205,7 @@ const (
 	ConntraceProgHandleSetStateBtf       = "handle_set_state_btf"
 	ConntraceProgHandleSetStateBtfRescue = "handle_set_state_btf_rescue"
 	ConntraceVarEventMask                = "event_mask"
+	ConntraceVarFilterCgroups            = "filter_cgroups"
 	ConntraceVarFilterComms              = "filter_comms"
 	ConntraceVarFilterFamily             = "filter_family"
 	ConntraceVarFilterPids               = "filter_pids"
@@ -287,6 +291,7 @@ type ConntraceProgramSpecs struct {
 type ConntraceMapSpecs struct {
 	BindCalls       *ebpf.MapSpec `ebpf:"bind_calls"`
 	BoundPort0      *ebpf.MapSpec `ebpf:"bound_port0"`
+	CgroupFilter    *ebpf.MapSpec `ebpf:"cgroup_filter"`
 	ClosedInQueue   *ebpf.MapSpec `ebpf:"closed_in_queue"`
 	CommFilter      *ebpf.MapSpec `ebpf:"comm_filter"`
 	ConnectCalls    *ebpf.MapSpec `ebpf:"connect_calls"`
@@ -308,6 +313,7 @@ type ConntraceMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type ConntraceVariableSpecs struct {
 	EventMask         *ebpf.VariableSpec `ebpf:"event_mask"`
+	FilterCgroups     *ebpf.VariableSpec `ebpf:"filter_cgroups"`
 	FilterComms       *ebpf.VariableSpec `ebpf:"filter_comms"`
 	FilterFamily      *ebpf.VariableSpec `ebpf:"filter_family"`
 	FilterPids        *ebpf.VariableSpec `ebpf:"filter_pids"`
@@ -347,6 +353,7 @@ func (o *ConntraceObjects) Close() error {
 type ConntraceMaps struct {
 	BindCalls       *ebpf.Map `ebpf:"bind_calls"`
 	BoundPort0      *ebpf.Map `ebpf:"bound_port0"`
+	CgroupFilter    *ebpf.Map `ebpf:"cgroup_filter"`
 	ClosedInQueue   *ebpf.Map `ebpf:"closed_in_queue"`
 	CommFilter      *ebpf.Map `ebpf:"comm_filter"`
 	ConnectCalls    *ebpf.Map `ebpf:"connect_calls"`
@@ -367,6 +374,7 @@ func (m *ConntraceMaps) Close() error {
 	return _ConntraceClose(
 		m.BindCalls,
 		m.BoundPort0,
+		m.CgroupFilter,
 		m.ClosedInQueue,
 		m.CommFilter,
 		m.ConnectCalls,
@@ -389,6 +397,7 @@ func (m *ConntraceMaps) Close() error {
 // It can be passed to LoadConntraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ConntraceVariables struct {
 	EventMask         *ebpf.Variable `ebpf:"event_mask"`
+	FilterCgroups     *ebpf.Variable `ebpf:"filter_cgroups"`
 	FilterComms       *ebpf.Variable `ebpf:"filter_comms"`
 	FilterFamily      *ebpf.Variable `ebpf:"filter_family"`
 	FilterPids        *ebpf.Variable `ebpf:"filter_pids"`
