@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/conntrace/conntrace/tracer"
+	"github.com/conntrace/conntrace/tracer/containers"
 	"github.com/conntrace/conntrace/tracer/output"
 )
 
@@ -29,6 +30,18 @@ func benchRecord(b *testing.B, format func([]byte, *tracer.Event) []byte) {
 }
 
 func BenchmarkRecordToJSON(b *testing.B) { benchRecord(b, output.AppendJSON) }
+
+// A container's process: its cgroup and container resolved (from the
+// cache, as for all but a cgroup's first event).
+func BenchmarkRecordToJSONContainer(b *testing.B) {
+	id := "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	cg := &containers.Cgroup{ID: 4711, Path: "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1b2c3d4e_5f60.slice/cri-containerd-" + id + ".scope",
+		Container: &containers.Container{ID: id, Runtime: containers.Containerd, Name: "api", Image: "registry.example/api:v2", Pod: "api-7d4b9c-xk2lp", Namespace: "shop"}}
+	benchRecord(b, func(buf []byte, ev *tracer.Event) []byte {
+		ev.CgroupID, ev.Cgroup = cg.ID, cg
+		return output.AppendJSON(buf, ev)
+	})
+}
 
 func BenchmarkRecordToText(b *testing.B) { benchRecord(b, output.AppendText) }
 

@@ -66,7 +66,7 @@ func newCgroupFilter(r *containers.Resolver, state containers.State, cgroups, wa
 	if len(wanted) == 0 {
 		return f, nil
 	}
-	if !state.Any() {
+	if len(state.Found()) == 0 {
 		f.warning = "--container: no container runtime's state found (docker, podman, containerd, CRI-O): containers match by id only"
 	}
 	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)

@@ -67,6 +67,7 @@ func main() {
 	out := flag.String("o", "", "also write the markdown table to this file")
 	tcplife := flag.String("tcplife", "/usr/sbin/tcplife", "libbpf-tools tcplife")
 	bpftrace := flag.String("bpftrace", "/usr/bin/bpftrace", "bpftrace")
+	only := flag.String("only", "", "run only the configurations whose name matches this regexp (and the baseline)")
 	flag.Parse()
 	storm := stormArgs{conns: *conns, close: *closeHow, payload: *payload}
 
@@ -93,6 +94,14 @@ func main() {
 		fmt.Fprintf(os.Stderr, "bench: %s not found (apt-get install libbpf-tools): skipped\n", *tcplife)
 	}
 
+	if *only != "" {
+		re, err := regexp.Compile(*only)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench: -only: %v\n", err)
+			os.Exit(2)
+		}
+		configs = slices.DeleteFunc(configs, func(c config) bool { return c.cmd != nil && !re.MatchString(c.name) })
+	}
 	results := make([][]sample, len(configs))
 	for r := range *rounds {
 		order := make([]int, len(configs))

@@ -38,7 +38,7 @@ func TestDoctor(t *testing.T) {
 	for _, c := range r.Checks {
 		checks = append(checks, c.Name)
 	}
-	if want := []string{"btf", "lockdown", "capabilities", "tracefs", "bpffs"}; !slices.Equal(checks, want) {
+	if want := []string{"btf", "lockdown", "capabilities", "tracefs", "bpffs", "cgroup2"}; !slices.Equal(checks, want) {
 		t.Errorf("checks %v, want %v", checks, want)
 	}
 	var modes, working []string

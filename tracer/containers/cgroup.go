@@ -17,7 +17,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Cgroup is what a cgroup v2 id resolves to.
+// Cgroup is what a cgroup v2 id resolves to. Never changed once made:
+// every event of the cgroup shares it.
 type Cgroup struct {
 	ID uint64
 	// Path in the cgroup v2 hierarchy ("/" for its root); "" when the

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -31,14 +32,18 @@ func DefaultState() State {
 	}
 }
 
-// Any says whether any runtime's state directory exists here.
-func (s State) Any() bool {
-	for _, d := range []string{s.Docker, s.PodmanLib, s.StorageRun, s.Containerd} {
-		if st, err := os.Stat(d); err == nil && st.IsDir() {
-			return true
+// Found lists the runtimes whose state directory exists here (podman and
+// CRI-O share containers/storage).
+func (s State) Found() []string {
+	var found []string
+	for _, d := range []struct{ dir, runtime string }{
+		{s.Docker, Docker}, {s.PodmanLib, Podman + "/" + CRIO}, {s.StorageRun, Podman + "/" + CRIO}, {s.Containerd, Containerd},
+	} {
+		if st, err := os.Stat(d.dir); err == nil && st.IsDir() && !slices.Contains(found, d.runtime) {
+			found = append(found, d.runtime)
 		}
 	}
-	return false
+	return found
 }
 
 // maxStateFile bounds what is read of one state file.

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/conntrace/conntrace/tracer"
+	"github.com/conntrace/conntrace/tracer/containers"
 )
 
 // Report is the outcome of Run. Its JSON field names are part of the
@@ -60,6 +61,7 @@ func Run(btfPath string) *Report {
 	r.checkCapabilities()
 	r.checkTracefs()
 	r.checkBPFFS()
+	r.checkCgroups()
 
 	reports, err := tracer.Probe(tracer.Config{BTFPath: btfPath})
 	if err != nil {
@@ -190,6 +192,24 @@ func (r *Report) checkBPFFS() {
 		return
 	}
 	r.add("bpffs", true, "not mounted (not needed)")
+}
+
+// checkCgroups: the cgroup v2 hierarchy, where events' cgroups and
+// containers are resolved, and which runtimes' state is there to name
+// containers. Not needed to watch.
+func (r *Report) checkCgroups() {
+	mount, err := containers.Mount()
+	if err != nil {
+		r.add("cgroup2", true, "%v (not needed; events carry no container, --container and --cgroup unavailable)", err)
+		r.advise("no cgroup v2 hierarchy: mount one (mount -t cgroup2 none /sys/fs/cgroup) to see containers")
+		return
+	}
+	found := containers.DefaultState().Found()
+	if len(found) == 0 {
+		r.add("cgroup2", true, "%s; no container runtime's state found (containers are named by id only)", mount)
+		return
+	}
+	r.add("cgroup2", true, "%s; container state of: %s", mount, strings.Join(found, ", "))
 }
 
 // adviseModes says what the unavailable modes cost.

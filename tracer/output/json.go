@@ -1,7 +1,9 @@
 package output
 
 import (
+	"slices"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/conntrace/conntrace/tracer"
 	"github.com/conntrace/conntrace/tracer/containers"
@@ -148,6 +150,28 @@ func appendJSONCgroup(dst []byte, id uint64, cg *containers.Cgroup) []byte {
 	if cg == nil || cg.Root() {
 		return dst
 	}
+	// A cgroup's fields are the same on all its events, which come in
+	// runs: the last one's are kept formatted (escaping a path and a
+	// container byte by byte costs more than the rest of the line).
+	if last := lastCgroup.Load(); last != nil && last.cg == cg && last.id == id {
+		return append(dst, last.json...)
+	}
+	start := len(dst)
+	dst = formatJSONCgroup(dst, id, cg)
+	lastCgroup.Store(&cgroupJSON{cg: cg, id: id, json: slices.Clone(dst[start:])})
+	return dst
+}
+
+// cgroupJSON is one cgroup's fields, formatted.
+type cgroupJSON struct {
+	cg   *containers.Cgroup // never changed once resolved
+	id   uint64
+	json []byte
+}
+
+var lastCgroup atomic.Pointer[cgroupJSON]
+
+func formatJSONCgroup(dst []byte, id uint64, cg *containers.Cgroup) []byte {
 	dst = append(dst, `,"cgroup_id":`...)
 	dst = strconv.AppendUint(dst, id, 10)
 	if cg.Path != "" {
