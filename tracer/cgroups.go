@@ -12,6 +12,16 @@ import (
 // that one is looked up beside the reader, and the events behind it wait
 // in the backlog, in order, as behind a holder lookup (holders.go).
 
+// noCgroup2ForTest: Open acts as on a host without cgroup v2.
+var noCgroup2ForTest bool
+
+// cgroupSource answers for a key: a cgroup id (containers.Resolver), or
+// on a host without cgroup v2 a pid (containers.PIDResolver).
+type cgroupSource interface {
+	Cached(key uint64) (*containers.Cgroup, bool)
+	Resolve(key uint64) *containers.Cgroup
+}
+
 // cgroupLookupsAtOnce bounds the lookups running at a time.
 const cgroupLookupsAtOnce = 4
 
@@ -31,7 +41,7 @@ func (l *cgroupLookup) isDone() bool {
 }
 
 type cgroupLookups struct {
-	r       *containers.Resolver
+	r       cgroupSource
 	wake    func()
 	running chan struct{}
 	wg      sync.WaitGroup
@@ -40,12 +50,12 @@ type cgroupLookups struct {
 	byID map[uint64]*cgroupLookup // lookups under way
 }
 
-func newCgroupLookups(r *containers.Resolver, wake func()) *cgroupLookups {
+func newCgroupLookups(r cgroupSource, wake func()) *cgroupLookups {
 	return &cgroupLookups{r: r, wake: wake, running: make(chan struct{}, cgroupLookupsAtOnce), byID: map[uint64]*cgroupLookup{}}
 }
 
-// get is the cgroup id's answer from the cache, or the lookup that will
-// give it. An answer due to be asked again (a container not named yet)
+// get is the key's answer from the cache, or the lookup that will give
+// it. An answer due to be asked again (a container not named yet)
 // is given as it is, and asked again beside: no event waits for that.
 func (c *cgroupLookups) get(id uint64) (*containers.Cgroup, *cgroupLookup) {
 	cg, ok := c.r.Cached(id)

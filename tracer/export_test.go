@@ -75,3 +75,10 @@ func UseFloorForTest(tb testing.TB) {
 	loadSpec = loadFloor
 	tb.Cleanup(func() { loadSpec = bpfobj.LoadConntrace })
 }
+
+// HideCgroup2ForTest makes Open act as on a host without cgroup v2 until
+// the returned function is called.
+func HideCgroup2ForTest() (restore func()) {
+	noCgroup2ForTest = true
+	return func() { noCgroup2ForTest = false }
+}

@@ -66,8 +66,9 @@ type Tracer struct {
 
 	holders *holderLookups // bind_fail holder lookups (Run)
 	// cgroups: where events' cgroups are looked up; nil without a cgroup
-	// v2 hierarchy (the events then have no Cgroup).
+	// v2 hierarchy, where byPID finds containers by pid instead.
 	cgroups    *containers.Resolver
+	byPID      *containers.PIDResolver
 	cgLookup   *cgroupLookups // (Run)
 	cgroupsErr error          // why cgroups is nil
 	filter     *cgroupFilter  // Config.Cgroups and Config.Containers, or nil
@@ -103,6 +104,9 @@ func Open(cfg Config) (*Tracer, error) {
 	}
 	state := containers.DefaultState()
 	res, resErr := containers.NewResolver(state)
+	if noCgroup2ForTest {
+		res, resErr = nil, errors.New("cgroup v2 hidden by a test")
+	}
 	var filter *cgroupFilter
 	if len(cfg.Cgroups) > 0 || len(cfg.Containers) > 0 {
 		if res == nil {
@@ -119,6 +123,9 @@ func Open(cfg Config) (*Tracer, error) {
 		if err == nil {
 			t.unusable = unusable
 			t.cgroups, t.cgroupsErr, t.filter = res, resErr, filter
+			if res == nil {
+				t.byPID = containers.NewPIDResolver(state)
+			}
 			if filter != nil {
 				put := func(id uint64) error { return t.maps.CgroupFilter.Put(id, uint8(1)) }
 				if err := filter.start(put); err != nil {
@@ -301,8 +308,9 @@ func fillFilters(maps *bpfobj.ConntraceMaps, cfg *Config) error {
 // Mode is the hook mode in use.
 func (t *Tracer) Mode() Hooks { return t.mode }
 
-// ContainersError says why events carry no cgroup or container (no
-// cgroup v2 hierarchy to resolve them in), or nil.
+// ContainersError says why events carry no cgroup ids and are matched to
+// containers by their process's /proc/PID/cgroup instead (no cgroup v2
+// hierarchy), or nil.
 func (t *Tracer) ContainersError() error { return t.cgroupsErr }
 
 // Warnings are problems that do not stop the tracer but make it see less
@@ -343,10 +351,13 @@ func (t *Tracer) Run(ctx context.Context, sink Sink) error {
 	defer context.AfterFunc(ctx, func() { rd.Flush() })()
 	t.holders = newHolderLookups(func() { rd.Flush() })
 	defer t.holders.wait()
+	wake := func() { rd.Flush() }
 	if t.cgroups != nil {
-		t.cgLookup = newCgroupLookups(t.cgroups, func() { rd.Flush() })
-		defer t.cgLookup.wait()
+		t.cgLookup = newCgroupLookups(t.cgroups, wake)
+	} else {
+		t.cgLookup = newCgroupLookups(t.byPID, wake)
 	}
+	defer t.cgLookup.wait()
 	t.rd.SetDeadline(time.Now().Add(pollEvery))
 	lostAt := time.Now()
 	for {
@@ -415,8 +426,8 @@ func (t *Tracer) deliver(raw []byte, sink Sink) error {
 			ev.lookup = t.holders.start(ev)
 		}
 	}
-	if ev.CgroupID != 0 && t.cgLookup != nil {
-		ev.Cgroup, ev.cgLookup = t.cgLookup.get(ev.CgroupID)
+	if key := t.cgroupKey(ev); key != 0 {
+		ev.Cgroup, ev.cgLookup = t.cgLookup.get(key)
 	}
 	if ev == &t.ev {
 		if ev.lookup == nil && ev.cgLookup == nil {
@@ -425,6 +436,15 @@ func (t *Tracer) deliver(raw []byte, sink Sink) error {
 		*t.backlog.push() = *ev
 	}
 	return t.release(sink, false)
+}
+
+// cgroupKey is what ev's cgroup is looked up by: its id, or without
+// cgroup v2 its process (0: nothing to look up).
+func (t *Tracer) cgroupKey(ev *Event) uint64 {
+	if t.cgroups != nil {
+		return ev.CgroupID
+	}
+	return uint64(ev.PID)
 }
 
 // release writes the held-back events whose lookups are done, oldest

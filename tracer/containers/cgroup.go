@@ -272,15 +272,27 @@ func unescapeMount(s string) string {
 // the v1 hierarchies' (a host without cgroup v2, or a runtime that puts
 // its containers in v1 only). nil for none, or a process gone.
 func OfPID(pid uint32, state State) *Container {
-	b, ok := readState(filepath.Join(state.Proc, strconv.FormatUint(uint64(pid), 10), "cgroup"))
-	if !ok {
-		return nil
+	if path, ok := procCgroup(pid, state); ok {
+		return containerAt(path, state)
 	}
-	return fromProcCgroup(string(b), state)
+	return nil
 }
 
-func fromProcCgroup(s string, state State) *Container {
-	var v2 string
+// procCgroup is the path in /proc/PID/cgroup that names a container, or
+// the process's v2 path when none does.
+func procCgroup(pid uint32, state State) (string, bool) {
+	b, ok := readState(filepath.Join(state.Proc, strconv.FormatUint(uint64(pid), 10), "cgroup"))
+	if !ok {
+		return "", false
+	}
+	return containerPath(string(b)), true
+}
+
+// containerPath picks, from the lines of a /proc/PID/cgroup, the first
+// path that is a container's (v2 first, then v1), else the v2 path ("/"
+// for none).
+func containerPath(s string) string {
+	v2 := "/"
 	var v1 []string
 	for _, line := range strings.Split(s, "\n") {
 		// hierarchy-ID:controllers:path; the path may hold colons.
@@ -295,9 +307,69 @@ func fromProcCgroup(s string, state State) *Container {
 		}
 	}
 	for _, p := range append([]string{v2}, v1...) {
-		if rt, id, ok := FromPath(p); ok {
-			return state.Describe(rt, id)
+		if _, _, ok := FromPath(p); ok {
+			return p
 		}
 	}
+	return v2
+}
+
+func containerAt(path string, state State) *Container {
+	if rt, id, ok := FromPath(path); ok {
+		return state.Describe(rt, id)
+	}
 	return nil
+}
+
+// PIDResolver stands in for Resolver on a host without cgroup v2, where
+// the kernel gives every process the same cgroup id: the container of a
+// process from /proc/PID/cgroup (its v1 hierarchies), looked up by pid and
+// cached for pidCacheFor (pids are reused, slowly). The Cgroup it gives has
+// no ID; its Path is the v1 one that names the container. A process that
+// exited before its event was read (a few milliseconds) is not found.
+type PIDResolver struct {
+	state State
+
+	mu    sync.Mutex
+	cache map[uint64]pidAnswer
+}
+
+type pidAnswer struct {
+	cg *Cgroup
+	at time.Time
+}
+
+// pidCacheFor is how long a process's answer is trusted.
+const pidCacheFor = 10 * time.Second
+
+// NewPIDResolver finds containers by pid.
+func NewPIDResolver(state State) *PIDResolver {
+	return &PIDResolver{state: state, cache: map[uint64]pidAnswer{}}
+}
+
+// Cached is the cached answer for process pid, if there is one still good.
+func (r *PIDResolver) Cached(pid uint64) (*Cgroup, bool) {
+	r.mu.Lock()
+	a, ok := r.cache[pid]
+	r.mu.Unlock()
+	if ok && time.Since(a.at) > pidCacheFor {
+		return a.cg, false
+	}
+	return a.cg, ok
+}
+
+// Resolve looks process pid up and caches the answer. A process gone has
+// none (nil).
+func (r *PIDResolver) Resolve(pid uint64) *Cgroup {
+	var cg *Cgroup
+	if path, ok := procCgroup(uint32(pid), r.state); ok {
+		cg = &Cgroup{Path: path, Container: containerAt(path, r.state)}
+	}
+	r.mu.Lock()
+	if len(r.cache) >= cacheMax {
+		r.cache = map[uint64]pidAnswer{}
+	}
+	r.cache[pid] = pidAnswer{cg: cg, at: time.Now()}
+	r.mu.Unlock()
+	return cg
 }

@@ -183,3 +183,27 @@ func TestWalk(t *testing.T) {
 		t.Errorf("walk found %q for no such inode", p)
 	}
 }
+
+// /proc/PID/cgroup on a hybrid host, a v1-only one and a v2-only one.
+func TestContainerPath(t *testing.T) {
+	for _, c := range []struct{ procCgroup, want string }{
+		{"12:pids:/docker/" + id1 + "\n11:memory:/docker/" + id1 + "\n1:name=systemd:/docker/" + id1 + "\n0::/\n", "/docker/" + id1},
+		{"4:memory:/kubepods/besteffort/pod1b2c/" + id1 + "\n1:name=systemd:/kubepods/besteffort/pod1b2c/" + id1 + "\n", "/kubepods/besteffort/pod1b2c/" + id1},
+		{"0::/system.slice/docker-" + id1 + ".scope\n", "/system.slice/docker-" + id1 + ".scope"},
+		{"0::/user.slice/user-0.slice/session-1.scope\n", "/user.slice/user-0.slice/session-1.scope"},
+		{"1:name=systemd:/user.slice\n", "/"},
+		{"", "/"},
+	} {
+		if got := containerPath(c.procCgroup); got != c.want {
+			t.Errorf("containerPath(%q) = %q, want %q", c.procCgroup, got, c.want)
+		}
+	}
+	s := testState(t)
+	write(t, s.Proc+"/42/cgroup", "3:cpu:/docker/"+id1+"\n")
+	if c := OfPID(42, s); c == nil || *c != (Container{ID: id1, Runtime: Docker}) {
+		t.Errorf("OfPID: %+v", c)
+	}
+	if c := OfPID(43, s); c != nil {
+		t.Errorf("OfPID of no process: %+v", c)
+	}
+}

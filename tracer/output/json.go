@@ -172,8 +172,10 @@ type cgroupJSON struct {
 var lastCgroup atomic.Pointer[cgroupJSON]
 
 func formatJSONCgroup(dst []byte, id uint64, cg *containers.Cgroup) []byte {
-	dst = append(dst, `,"cgroup_id":`...)
-	dst = strconv.AppendUint(dst, id, 10)
+	if cg.ID != 0 { // none where there is no cgroup v2
+		dst = append(dst, `,"cgroup_id":`...)
+		dst = strconv.AppendUint(dst, id, 10)
+	}
 	if cg.Path != "" {
 		dst = append(dst, `,"cgroup":`...)
 		dst = AppendJSONString(dst, cg.Path)
