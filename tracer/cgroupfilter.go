@@ -43,19 +43,21 @@ type cgroupFilter struct {
 	inotify *os.File
 
 	mu      sync.Mutex
-	ids     map[uint64]bool    // in the filter (or to be, before the map exists)
-	put     func(uint64) error // adds an id to the kernel's map, once it exists
-	watches map[int32]string   // watch descriptor: absolute directory
-	warning string             // the first problem, for Warnings
+	ids     map[uint64]bool        // in the filter (or to be, before the map exists)
+	put     func(uint64) error     // adds an id to the kernel's map, once it exists
+	watches map[int32]string       // watch descriptor: absolute directory
+	warning string                 // the first problem, for Warnings
+	retries map[string]*time.Timer // by path: the next check of a container not named yet
 	done    chan struct{}
 	wg      sync.WaitGroup
 }
 
 // newCgroupFilter finds the ids of the wanted cgroups and of the wanted
-// containers that exist now, and starts watching for new ones (reported
-// once run starts).
+// containers that exist now, and starts watching for new ones (taken in
+// from start on; inotify queues what comes before).
 func newCgroupFilter(r *containers.Resolver, state containers.State, cgroups, wanted []string) (*cgroupFilter, error) {
-	f := &cgroupFilter{r: r, state: state, want: wanted, ids: map[uint64]bool{}, watches: map[int32]string{}, done: make(chan struct{})}
+	f := &cgroupFilter{r: r, state: state, want: wanted, ids: map[uint64]bool{}, watches: map[int32]string{},
+		retries: map[string]*time.Timer{}, done: make(chan struct{})}
 	for _, p := range cgroups {
 		id, err := cgroupID(r.Mount(), p)
 		if err != nil {
@@ -121,24 +123,36 @@ func (f *cgroupFilter) check(p string, try int) {
 		c = f.state.Describe(runtime, id)
 		if !f.wants(c) {
 			if c.Name == "" && try < len(nameRetries) {
-				f.wg.Add(1)
-				time.AfterFunc(nameRetries[try], func() {
-					defer f.wg.Done()
-					select {
-					case <-f.done:
-					default:
+				f.mu.Lock()
+				select {
+				case <-f.done:
+				default:
+					f.wg.Add(1)
+					f.retries[p] = time.AfterFunc(nameRetries[try], func() {
+						defer f.wg.Done()
 						f.check(p, try+1)
-					}
-				})
+					})
+				}
+				f.mu.Unlock()
+				return
 			}
+			f.forget(p)
 			return
 		}
 	}
+	f.forget(p)
 	st, err := os.Stat(p)
 	if err != nil {
 		return // gone already
 	}
 	f.add(st.Sys().(*syscall.Stat_t).Ino)
+}
+
+// forget drops p's retry, once its checks are over.
+func (f *cgroupFilter) forget(p string) {
+	f.mu.Lock()
+	delete(f.retries, p)
+	f.mu.Unlock()
 }
 
 func (f *cgroupFilter) wants(c *containers.Container) bool {
@@ -248,7 +262,14 @@ func (f *cgroupFilter) Warning() string {
 }
 
 func (f *cgroupFilter) close() {
+	f.mu.Lock()
 	close(f.done)
+	for _, t := range f.retries {
+		if t.Stop() { // it will not run
+			f.wg.Done()
+		}
+	}
+	f.mu.Unlock()
 	if f.inotify != nil {
 		f.inotify.Close()
 	}
