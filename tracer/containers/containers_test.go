@@ -115,6 +115,14 @@ func TestDescribe(t *testing.T) {
 	if c := s.Describe(Podman, id1); *c != (Container{ID: id1, Runtime: Podman, Name: "web"}) {
 		t.Errorf("podman: %+v", c)
 	}
+	// Made from an image: containers/storage lists it, with podman's
+	// metadata.
+	write(t, s.PodmanLib+"/containers.json", `[{"id":"`+id2+`","names":["other"],"image":"8780","metadata":"{}"},
+		{"id":"`+id1+`","names":["web"],"image":"878090252ded","layer":"efa0","metadata":"{\"image-name\":\"localhost/x:1\",\"image-id\":\"878090252ded\",\"name\":\"web\",\"created-at\":1796264532}"}]`)
+	if c := s.Describe(Podman, id1); *c != (Container{ID: id1, Runtime: Podman, Name: "web", Image: "localhost/x:1"}) {
+		t.Errorf("podman from an image: %+v", c)
+	}
+	os.Remove(s.PodmanLib + "/containers.json")
 	// A reused pid: the process is some other container's conmon.
 	if c := s.Describe(Podman, id2); *c != (Container{ID: id2, Runtime: Podman}) {
 		t.Errorf("podman, no state: %+v", c)

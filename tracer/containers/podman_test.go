@@ -382,3 +382,32 @@ func TestPodmanBindConflict(t *testing.T) {
 		t.Errorf("text: %s", text)
 	}
 }
+
+// TestPodmanImage: a container made from an image (imported from the
+// busybox directory: no registry) is named with its image, from podman's
+// own storage.
+func TestPodmanImage(t *testing.T) {
+	p := newPodman(t)
+	const port = 18083
+	suffix := fmt.Sprint(os.Getpid())
+	image := "localhost/conntrace-test-busybox:" + suffix
+	tarball := filepath.Join(t.TempDir(), "rootfs.tar")
+	if out, err := exec.Command("tar", "-C", p.rootfs, "-cf", tarball, ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v: %s", err, out)
+	}
+	p.run("import", tarball, image)
+	t.Cleanup(func() { p.try("rmi", "-f", image) })
+	_, sink := runTracer(t, tracer.Config{Ports: []uint16{port}})
+	name := "ct-img-" + suffix
+	t.Cleanup(func() { p.try("rm", "-f", "-t", "0", name) })
+	id := p.run("run", "-d", "--name", name, "--network", p.network, "--ip", p.subnet+".22", image, "/bin/httpd", "-f", "-p", fmt.Sprint(port), "-h", "/www")
+	id = id[strings.LastIndexByte(id, '\n')+1:]
+	listen := sink.waitFor(t, "listen", func(ev *tracer.Event) bool { return ev.Type == tracer.EventListen })
+	if listen.Cgroup == nil {
+		t.Fatalf("listen has no cgroup: %s", output.AppendJSON(nil, &listen))
+	}
+	c := listen.Cgroup.Container
+	if c == nil || c.ID != id || c.Name != name || c.Image != image {
+		t.Errorf("listen: %s, want container %s %s of image %s", output.AppendJSON(nil, &listen), id, name, image)
+	}
+}

@@ -62,6 +62,7 @@ func (s State) Describe(runtime, id string) *Container {
 		s.docker(c)
 	case Podman:
 		s.annotations(c, filepath.Join(s.PodmanLib, id, "userdata", "config.json"))
+		s.podmanStorage(c)
 		if c.Name == "" {
 			c.Name = s.conmonName(id)
 		}
@@ -162,6 +163,45 @@ func (s State) docker(c *Container) {
 		}
 		c.Pod = l["io.kubernetes.pod.name"]
 		c.Namespace = l["io.kubernetes.pod.namespace"]
+	}
+}
+
+// podmanStorage fills c from containers/storage's list of containers,
+// where podman keeps those made from an image: their names, and in
+// podman's metadata the image's name. (One run from a root file system,
+// --rootfs, is not there.)
+func (s State) podmanStorage(c *Container) {
+	b, ok := readState(filepath.Join(s.PodmanLib, "containers.json"))
+	if !ok {
+		return
+	}
+	var list []struct {
+		ID       string   `json:"id"`
+		Names    []string `json:"names"`
+		Metadata string   `json:"metadata"`
+	}
+	if json.Unmarshal(b, &list) != nil {
+		return
+	}
+	for _, e := range list {
+		if e.ID != c.ID {
+			continue
+		}
+		var md struct {
+			ImageName string `json:"image-name"`
+			Name      string `json:"name"`
+		}
+		json.Unmarshal([]byte(e.Metadata), &md)
+		if c.Name == "" && len(e.Names) > 0 {
+			c.Name = e.Names[0]
+		}
+		if c.Name == "" {
+			c.Name = md.Name
+		}
+		if c.Image == "" {
+			c.Image = md.ImageName
+		}
+		return
 	}
 }
 
