@@ -54,7 +54,7 @@ struct {
 	__type(value, __u8);
 } cgroup_filter SEC(".maps");
 
-/* Deeper cgroups than this are matched by their first 16 levels. */
+/* Cgroups deeper than this match by their ancestors down to this level. */
 #define CGROUP_MAX_DEPTH 16
 
 static __always_inline bool want_event(enum event_type t)
