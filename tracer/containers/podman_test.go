@@ -90,8 +90,16 @@ func (p *podman) cmd(args ...string) *exec.Cmd {
 	return cmd
 }
 
+// try runs podman: its standard output, or an error with its standard
+// error (podman and conmon also print warnings there).
 func (p *podman) try(args ...string) (string, error) {
-	out, err := p.cmd(args...).CombinedOutput()
+	var stderr strings.Builder
+	cmd := p.cmd(args...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		err = fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
+	}
 	return strings.TrimSpace(string(out)), err
 }
 
@@ -99,7 +107,7 @@ func (p *podman) run(args ...string) string {
 	p.t.Helper()
 	out, err := p.try(args...)
 	if err != nil {
-		p.t.Fatalf("podman %s: %v: %s", strings.Join(args, " "), err, out)
+		p.t.Fatalf("podman %s: %v (output %q)", strings.Join(args, " "), err, out)
 	}
 	return out
 }
