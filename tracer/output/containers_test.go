@@ -71,7 +71,7 @@ func TestContainerHostileNames(t *testing.T) {
 func TestTextContainer(t *testing.T) {
 	ev := connectEv
 	ev.Cgroup = podCgroup
-	if got := string(AppendText(nil, &ev)); !strings.Contains(got, " uid=1000 container=api ") {
+	if got := string(AppendText(nil, &ev)); !strings.Contains(got, " uid=1000 container=api pod=shop/api-7d4b9c-xk2lp ") {
 		t.Errorf("%q", got)
 	}
 	// No name: the short id, as docker ps shows it.

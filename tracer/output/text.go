@@ -91,8 +91,17 @@ func AppendText(dst []byte, ev *tracer.Event) []byte {
 	dst = append(dst, "uid="...)
 	dst = strconv.AppendUint(dst, uint64(ev.UID), 10)
 	if cg := ev.Cgroup; cg != nil && cg.Container != nil {
+		c := cg.Container
 		dst = append(dst, " container="...)
-		dst = AppendTextSafe(dst, cg.Container.Label())
+		dst = AppendTextSafe(dst, c.Label())
+		if c.Pod != "" {
+			dst = append(dst, " pod="...)
+			if c.Namespace != "" {
+				dst = AppendTextSafe(dst, c.Namespace)
+				dst = append(dst, '/')
+			}
+			dst = AppendTextSafe(dst, c.Pod)
+		}
 	}
 	if thread := ev.ThreadBytes(); thread != nil {
 		dst = append(dst, " thread="...)
