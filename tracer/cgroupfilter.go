@@ -99,7 +99,8 @@ func (f *cgroupFilter) scan(dir string) {
 		}
 		wd, err := unix.InotifyAddWatch(int(f.inotify.Fd()), p, unix.IN_CREATE|unix.IN_ONLYDIR)
 		if err != nil {
-			f.warn(fmt.Sprintf("--container: cannot watch %s for new containers: %v", p, err))
+			// Quoted: with a delegated subtree, anyone names cgroups.
+			f.warn(fmt.Sprintf("--container: cannot watch %q for new containers: %v", p, err))
 		} else {
 			f.mu.Lock()
 			f.watches[int32(wd)] = p

@@ -27,17 +27,8 @@ const cgroupLookupsAtOnce = 4
 
 // cgroupLookup is one lookup, running or done.
 type cgroupLookup struct {
-	done chan struct{} // closed when cg is set
+	done doneChan // closed when cg is set
 	cg   *containers.Cgroup
-}
-
-func (l *cgroupLookup) isDone() bool {
-	select {
-	case <-l.done:
-		return true
-	default:
-		return false
-	}
 }
 
 type cgroupLookups struct {
@@ -76,7 +67,7 @@ func (c *cgroupLookups) get(id uint64) (*containers.Cgroup, *cgroupLookup) {
 
 // start looks id up beside the reader (c.mu held).
 func (c *cgroupLookups) start(id uint64) *cgroupLookup {
-	l := &cgroupLookup{done: make(chan struct{})}
+	l := &cgroupLookup{done: make(doneChan)}
 	c.byID[id] = l
 	c.wg.Add(1)
 	go func() {

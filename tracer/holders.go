@@ -40,15 +40,18 @@ type holderKey struct {
 
 // holderLookup is one lookup, running or done.
 type holderLookup struct {
-	done    chan struct{} // closed when holders and err are set
-	holders []Holder      // shared by every event it answers: read only
+	done    doneChan // closed when holders and err are set
+	holders []Holder // shared by every event it answers: read only
 	err     error
 	ended   time.Time // when it was done (under holderLookups.mu)
 }
 
-func (l *holderLookup) isDone() bool {
+// doneChan is closed when a lookup beside the reader has its answer.
+type doneChan chan struct{}
+
+func (d doneChan) isDone() bool {
 	select {
-	case <-l.done:
+	case <-d:
 		return true
 	default:
 		return false
@@ -76,17 +79,17 @@ func (h *holderLookups) start(ev *Event) *holderLookup {
 	now := time.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if l, ok := h.byKey[key]; ok && (!l.isDone() || now.Sub(l.ended) < holderCacheFor) {
+	if l, ok := h.byKey[key]; ok && (!l.done.isDone() || now.Sub(l.ended) < holderCacheFor) {
 		return l
 	}
 	if len(h.byKey) >= holderCacheMax {
 		for k, l := range h.byKey {
-			if l.isDone() && now.Sub(l.ended) >= holderCacheFor {
+			if l.done.isDone() && now.Sub(l.ended) >= holderCacheFor {
 				delete(h.byKey, k)
 			}
 		}
 	}
-	l := &holderLookup{done: make(chan struct{})}
+	l := &holderLookup{done: make(doneChan)}
 	h.byKey[key] = l
 	pid := ev.PID
 	h.wg.Add(1)

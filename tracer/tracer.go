@@ -453,7 +453,7 @@ func (t *Tracer) release(sink Sink, wait bool) error {
 	for !t.backlog.empty() {
 		ev := t.backlog.front()
 		if l := ev.lookup; l != nil {
-			if !wait && !l.isDone() {
+			if !wait && !l.done.isDone() {
 				return nil
 			}
 			<-l.done
@@ -463,7 +463,7 @@ func (t *Tracer) release(sink Sink, wait bool) error {
 			}
 		}
 		if l := ev.cgLookup; l != nil {
-			if !wait && !l.isDone() {
+			if !wait && !l.done.isDone() {
 				return nil
 			}
 			<-l.done
