@@ -85,11 +85,11 @@ type Config struct {
 	// SocketStorage keeps connections in socket-local storage where the
 	// programs can reach it (fentry and tracepoint modes with the kernel's
 	// BTF, Linux 5.11+; the tracepoint mode's inbound ones stay in the
-	// socket table): no table size, no evictions. Not yet the default: a
-	// few client sockets now and then report FIN_WAIT1 and then no state
-	// change to any program; the table counts those as skipped when their
-	// memory is reused, storage cannot count them (bpf/README.md, known
-	// gaps).
+	// socket table): no table size, no evictions. Not the default: now and
+	// then the kernel runs no program at all for a few client sockets'
+	// changes after FIN_WAIT1 (a perf tracepoint misses them too); the
+	// table counts those as skipped when their memory is reused, storage
+	// cannot count them (bpf/README.md, known gaps).
 	SocketStorage bool
 	// Hooks selects the hook mode (HooksAuto: the best that works).
 	Hooks Hooks
