@@ -8,7 +8,8 @@ export CGO_ENABLED := 0
 # Debian packages the build and tests need, and a file each one provides.
 APT_DEPS := clang:/usr/bin/clang clang-format:/usr/bin/clang-format gcc:/usr/bin/gcc llvm:/usr/bin/llvm-strip libbpf-dev:/usr/include/bpf/bpf_helpers.h \
             bpftool:/usr/sbin/bpftool iproute2:/usr/sbin/ip cpio:/usr/bin/cpio \
-            qemu-system-x86:/usr/bin/qemu-system-x86_64 podman:/usr/bin/podman runc:/usr/sbin/runc busybox-static:/bin/busybox
+            qemu-system-x86:/usr/bin/qemu-system-x86_64 podman:/usr/bin/podman runc:/usr/sbin/runc busybox-static:/bin/busybox \
+            prometheus:/usr/bin/prometheus
 
 # Root-only steps use sudo when make runs as a normal user.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -20,7 +21,8 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 build: ## build bin/conntrace (needs only Go: the BPF objects are committed)
-	$(GO) build -o $(BIN) ./cmd/conntrace
+	@# The version (conntrace_build_info) is the commit, when built from a clone.
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/conntrace
 
 install: build ## build as you, install to $(PREFIX)/bin (sudo for the copy)
 	$(SUDO) install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/conntrace

@@ -79,6 +79,9 @@ func main() {
 		{name: "conntrace watch -o json > /dev/null, storm in a container's cgroup", cmd: []string{ct, "watch", "-o", "json"}, ownReady: true, inContainer: true},
 		{name: "conntrace watch --port 1 (all filtered in the kernel)", cmd: []string{ct, "watch", "--port", "1"}, ownReady: true},
 		{name: "conntrace watch -o text > /dev/null", cmd: []string{ct, "watch", "-o", "text"}, ownReady: true},
+		// Counting into metrics instead of writing lines (no scraper: a
+		// scrape's cost is per series, not per event).
+		{name: "conntrace serve (Prometheus metrics)", cmd: []string{ct, "serve", "--listen", "127.0.0.1:0"}, ownReady: true},
 		{name: "hook-cost floor (same hooks, empty programs)", cmd: []string{floor, "watch", "-o", "json"}, ownReady: true},
 	}
 	if _, err := os.Stat(*bpftrace); err == nil {

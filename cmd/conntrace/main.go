@@ -37,7 +37,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
-		Commands:        []*cli.Command{watchCommand(), auditCommand(), portsCommand(), whoCommand(), doctorCommand()},
+		Commands:        []*cli.Command{watchCommand(), serveCommand(), auditCommand(), portsCommand(), whoCommand(), doctorCommand()},
 		OnUsageError:    onUsageError,
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {

@@ -117,6 +117,18 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"audit", "-o", "csv"}, `-o: unknown output format "csv"`},
 		{[]string{"audit", "--hooks", "bpf"}, `--hooks: unknown hook mode "bpf"`},
 		{[]string{"doctor", "-o", "yaml"}, `-o: unknown output format "yaml"`},
+		{[]string{"serve", "extra"}, `serve takes no arguments, got "extra"`},
+		{[]string{"serve", "--listen", "10843"}, `--listen "10843": want host:port or :port`},
+		{[]string{"serve", "--listen", ":70000"}, `--listen ":70000": want a port number from 0 (any free one) to 65535, in decimal`},
+		{[]string{"serve", "-l", "127.0.0.1:http"}, `--listen "127.0.0.1:http": want a port number`},
+		{[]string{"serve", "--max-series", "0"}, `--max-series "0": want a number from 1 to 1048576`},
+		{[]string{"serve", "--max-series", "lots"}, `--max-series "lots": want a number`},
+		{[]string{"serve", "--labels", "comm,pid"}, `--labels: unknown label "pid" (want comm, container, port, or none)`},
+		{[]string{"serve", "--port", "70000"}, `--port "70000": want a port number`},
+		{[]string{"serve", "-o", "json"}, "flag provided but not defined: -o"},
+		{[]string{"serve", "--container", "../x"}, `--container "../x": want a container name`},
+		{[]string{"serve", "--events", "nope"}, `--events: unknown event "nope"`},
+		{[]string{"serve", "--hooks", "magic"}, `--hooks: unknown hook mode "magic"`},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(append([]string{"conntrace"}, tc.args...), &stdout, &stderr)

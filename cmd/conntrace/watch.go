@@ -18,23 +18,14 @@ func watchCommand() *cli.Command {
 		Description: `Every filter runs in the kernel. A connection that matched when it opened
 also reports its close. Ctrl-C (SIGINT), SIGTERM or SIGHUP stops, flushes
 and prints a summary on stderr.`,
-		Flags: []cli.Flag{
-			portFlag("only connections whose local or remote `PORT` is this (repeatable, or comma-separated)"),
-			pidFlag("only connections of process `PID` (repeatable, or comma-separated)"),
-			&cli.StringSliceFlag{Name: "comm", Aliases: []string{"c"}, Usage: "only processes named `NAME`, exactly, as in /proc/PID/comm (repeatable, or comma-separated)"},
-			containerFlag(),
-			cgroupFlag(),
-			&cli.BoolFlag{Name: "ipv4", Aliases: []string{"4"}, Usage: "only IPv4 (IPv4-mapped IPv6 counts as IPv4)"},
-			&cli.BoolFlag{Name: "ipv6", Aliases: []string{"6"}, Usage: "only IPv6"},
-			&cli.StringFlag{Name: "events", Aliases: []string{"e"}, Usage: "`EVENTS` to show, comma-separated: listen, connect, accept, close, connect_fail, bind_fail", DefaultText: "all"},
-			&cli.BoolFlag{Name: "failures", Aliases: []string{"f"}, Usage: "only failures: connect_fail and bind_fail (same as --events connect_fail,bind_fail)"},
+		Flags: append(filterFlags(),
 			outputFlag(),
 			durationFlag("stop after `DURATION`, e.g. 30s or 5m"),
 			&cli.StringFlag{Name: "count", Aliases: []string{"n"}, Usage: "stop after `N` events", DefaultText: "no limit"},
 			readyFileFlag("create `PATH` once the probes are attached"),
 			hooksFlag(),
 			btfFlag(),
-		},
+		),
 		Action:       watch,
 		OnUsageError: onUsageError,
 	}
@@ -55,34 +46,8 @@ func parseWatch(c *cli.Context) (watchOptions, error) {
 		return o, err
 	}
 	var err error
-	if o.cfg.Ports, o.cfg.PIDs, err = parsePortsPIDs(c); err != nil {
+	if o.cfg, err = parseFilters(c); err != nil {
 		return o, err
-	}
-	if o.cfg.Comms, err = parseComms(c); err != nil {
-		return o, err
-	}
-	if o.cfg.Containers, o.cfg.Cgroups, err = parseContainers(c); err != nil {
-		return o, err
-	}
-	switch v4, v6 := c.Bool("ipv4"), c.Bool("ipv6"); {
-	case v4 && v6:
-		return o, usagef("-4 and -6 exclude each other (give neither for both)")
-	case v4:
-		o.cfg.Family = tracer.FamilyIPv4
-	case v6:
-		o.cfg.Family = tracer.FamilyIPv6
-	}
-	switch events := c.String("events"); {
-	case c.Bool("failures") && events != "":
-		return o, usagef("--failures and --events exclude each other")
-	case c.Bool("failures"):
-		o.cfg.Events = tracer.Failures
-	case events != "":
-		mask, err := tracer.ParseEvents(events)
-		if err != nil {
-			return o, usagef("--events: %v", err)
-		}
-		o.cfg.Events = mask
 	}
 	if o.format, err = parseOutput(c); err != nil {
 		return o, err
@@ -96,11 +61,63 @@ func parseWatch(c *cli.Context) (watchOptions, error) {
 	if o.ready, err = newReadyFile(c.String("ready-file")); err != nil {
 		return o, err
 	}
-	if o.cfg.Hooks, err = parseHooks(c); err != nil {
-		return o, err
-	}
-	o.cfg.BTFPath = c.String("btf")
 	return o, nil
+}
+
+// filterFlags are the in-kernel filters watch and serve share.
+func filterFlags() []cli.Flag {
+	return []cli.Flag{
+		portFlag("only connections whose local or remote `PORT` is this (repeatable, or comma-separated)"),
+		pidFlag("only connections of process `PID` (repeatable, or comma-separated)"),
+		&cli.StringSliceFlag{Name: "comm", Aliases: []string{"c"}, Usage: "only processes named `NAME`, exactly, as in /proc/PID/comm (repeatable, or comma-separated)"},
+		containerFlag(),
+		cgroupFlag(),
+		&cli.BoolFlag{Name: "ipv4", Aliases: []string{"4"}, Usage: "only IPv4 (IPv4-mapped IPv6 counts as IPv4)"},
+		&cli.BoolFlag{Name: "ipv6", Aliases: []string{"6"}, Usage: "only IPv6"},
+		&cli.StringFlag{Name: "events", Aliases: []string{"e"}, Usage: "`EVENTS` to trace, comma-separated: listen, connect, accept, close, connect_fail, bind_fail", DefaultText: "all"},
+		&cli.BoolFlag{Name: "failures", Aliases: []string{"f"}, Usage: "only failures: connect_fail and bind_fail (same as --events connect_fail,bind_fail)"},
+	}
+}
+
+// parseFilters reads filterFlags, hooksFlag and btfFlag into a tracer
+// configuration; every error is a usage error.
+func parseFilters(c *cli.Context) (tracer.Config, error) {
+	var cfg tracer.Config
+	var err error
+	if cfg.Ports, cfg.PIDs, err = parsePortsPIDs(c); err != nil {
+		return cfg, err
+	}
+	if cfg.Comms, err = parseComms(c); err != nil {
+		return cfg, err
+	}
+	if cfg.Containers, cfg.Cgroups, err = parseContainers(c); err != nil {
+		return cfg, err
+	}
+	switch v4, v6 := c.Bool("ipv4"), c.Bool("ipv6"); {
+	case v4 && v6:
+		return cfg, usagef("-4 and -6 exclude each other (give neither for both)")
+	case v4:
+		cfg.Family = tracer.FamilyIPv4
+	case v6:
+		cfg.Family = tracer.FamilyIPv6
+	}
+	switch events := c.String("events"); {
+	case c.Bool("failures") && events != "":
+		return cfg, usagef("--failures and --events exclude each other")
+	case c.Bool("failures"):
+		cfg.Events = tracer.Failures
+	case events != "":
+		mask, err := tracer.ParseEvents(events)
+		if err != nil {
+			return cfg, usagef("--events: %v", err)
+		}
+		cfg.Events = mask
+	}
+	if cfg.Hooks, err = parseHooks(c); err != nil {
+		return cfg, err
+	}
+	cfg.BTFPath = c.String("btf")
+	return cfg, nil
 }
 
 func watch(c *cli.Context) error {

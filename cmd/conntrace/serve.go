@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"runtime/debug"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/urfave/cli/v2"
+
+	"github.com/conntrace/conntrace/tracer"
+	"github.com/conntrace/conntrace/tracer/metrics"
+)
+
+// defaultListen: 10843 is past the Prometheus project's list of default
+// port allocations (9100-9999 are all taken; later exporters were given
+// 10000 and up, in order), so no registered exporter uses it.
+const defaultListen = ":10843"
+
+func serveCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "serve Prometheus metrics of every connection, failure and lost event, until stopped",
+		Description: `GET /metrics: the Prometheus text format (tracer/metrics/README.md lists
+the names and labels). GET /healthz: 200 once attached, 503 before and
+while stopping. The filters run in the kernel, as in watch. SIGTERM,
+SIGINT or SIGHUP stops cleanly.`,
+		Flags: append(filterFlags(),
+			&cli.StringFlag{Name: "listen", Aliases: []string{"l"}, Value: defaultListen, Usage: "serve HTTP on `ADDR` (host:port; \":PORT\" for every address)"},
+			&cli.StringFlag{Name: "max-series", Value: "2000", Usage: "at most `N` label sets per metric; past it new ones are counted under comm=\"other\""},
+			&cli.StringFlag{Name: "labels", Value: "comm,container,port", Usage: "the optional `LABELS` to use, comma-separated: comm, container, port (\"none\": none of them)"},
+			durationFlag("stop after `DURATION`, e.g. 1h"),
+			readyFileFlag("create `PATH` once attached and serving"),
+			hooksFlag(),
+			btfFlag(),
+		),
+		Action:       serve,
+		OnUsageError: onUsageError,
+	}
+}
+
+type serveOptions struct {
+	cfg       tracer.Config
+	listen    string
+	maxSeries int
+	labels    metrics.Labels
+	duration  time.Duration
+	ready     *readyFile
+}
+
+func parseServe(c *cli.Context) (serveOptions, error) {
+	var o serveOptions
+	if err := noArgs(c, " (filters are flags: --port, --pid, --comm)"); err != nil {
+		return o, err
+	}
+	var err error
+	if o.cfg, err = parseFilters(c); err != nil {
+		return o, err
+	}
+	o.listen = c.String("listen")
+	if _, port, err := net.SplitHostPort(o.listen); err != nil {
+		return o, usagef("--listen %q: want host:port or :port", o.listen)
+	} else if _, ok := parseDecimal(port, 0, 65535); !ok {
+		return o, usagef("--listen %q: want a port number from 0 (any free one) to 65535, in decimal", o.listen)
+	}
+	n, ok := parseDecimal(c.String("max-series"), 1, 1<<20)
+	if !ok {
+		return o, usagef("--max-series %q: want a number from 1 to %d", c.String("max-series"), 1<<20)
+	}
+	o.maxSeries = int(n)
+	if o.labels, err = parseLabels(c.String("labels")); err != nil {
+		return o, err
+	}
+	if o.duration, err = parseDuration(c, "duration"); err != nil {
+		return o, err
+	}
+	if o.ready, err = newReadyFile(c.String("ready-file")); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+func parseLabels(s string) (metrics.Labels, error) {
+	var l metrics.Labels
+	if s == "none" {
+		return l, nil
+	}
+	for _, name := range strings.Split(s, ",") {
+		switch strings.TrimSpace(name) {
+		case "comm":
+			l.Comm = true
+		case "container":
+			l.Container = true
+		case "port":
+			l.Port = true
+		default:
+			return l, usagef("--labels: unknown label %q (want comm, container, port, or none)", name)
+		}
+	}
+	return l, nil
+}
+
+// version is the module's version as the Go toolchain stamped it, else
+// the commit it was built from ("devel-" and 12 hex digits, "-dirty"
+// with uncommitted changes).
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch {
+		case s.Key == "vcs.revision" && len(s.Value) >= 12:
+			rev = s.Value[:12]
+		case s.Key == "vcs.modified" && s.Value == "true":
+			dirty = "-dirty"
+		}
+	}
+	if rev == "" {
+		return "devel"
+	}
+	return "devel-" + rev + dirty
+}
+
+func serve(c *cli.Context) error {
+	o, err := parseServe(c)
+	if err != nil {
+		return err
+	}
+	stderr := c.App.ErrWriter
+	// The address first: a port in use is said before anything loads.
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("--listen %s: address already in use (see: conntrace who %s)", o.listen, portOf(o.listen))
+		}
+		if u := errors.Unwrap(err); u != nil {
+			err = u // "bind: permission denied", without Go's "listen tcp" prefix
+		}
+		return fmt.Errorf("--listen %s: %v", o.listen, err)
+	}
+	defer ln.Close()
+
+	var healthy atomic.Bool
+	reg := prometheus.NewRegistry()
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: nil}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if !healthy.Load() {
+			http.Error(w, "not attached", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	errs := make(chan error, 2)
+	ctx, cancel := runContext(c, o.duration)
+	defer cancel()
+	goSafely(errs, cancel, func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serving HTTP: %w", err)
+		}
+		return nil
+	})
+	defer func() {
+		healthy.Store(false)
+		shut, done := context.WithTimeout(context.Background(), 5*time.Second)
+		defer done()
+		srv.Shutdown(shut)
+	}()
+
+	t, err := openTracer(o.cfg)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	// Ephemeral-port snapshots look into every network namespace, as
+	// audit does.
+	dropCapabilities(stderr, append([]tracer.Capability{tracer.CapBPF}, tracer.LookupCapabilities...))
+	m := metrics.New(metrics.Config{
+		MaxSeries: o.maxSeries,
+		Labels:    o.labels,
+		Ephemeral: localPortRange(),
+		Version:   version(),
+		Hooks:     t.Mode().String(),
+	})
+	reg.MustRegister(m, &metrics.Ephemeral{MaxSeries: o.maxSeries, MinInterval: 5 * time.Second, Ports: o.cfg.Ports})
+	defer o.ready.remove()
+	if err := o.ready.create(); err != nil {
+		return err
+	}
+	healthy.Store(true)
+	sayAttached(stderr, t, "serving http://"+ln.Addr().String()+"/metrics")
+	warned := sayWarnings(stderr, t, nil)
+
+	goSafely(errs, cancel, func() error { return t.Run(ctx, m) })
+	err = <-errs
+	cancel()
+	healthy.Store(false)
+	sayWarnings(stderr, t, warned)
+	st := t.Stats()
+	fmt.Fprintf(stderr, "conntrace: %d events, %d lost\n", st.Events, st.Lost)
+	return err
+}
+
+// portOf is the port of a host:port.
+func portOf(addr string) string {
+	_, port, _ := net.SplitHostPort(addr)
+	return port
+}
+
+// localPortRange is this network namespace's ephemeral range (the
+// kernel's default if it cannot be read).
+func localPortRange() [2]uint16 {
+	r := [2]uint16{32768, 60999}
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		var lo, hi uint16
+		if _, err := fmt.Sscan(string(b), &lo, &hi); err == nil && lo <= hi {
+			r = [2]uint16{lo, hi}
+		}
+	}
+	return r
+}

@@ -1,0 +1,377 @@
+// Package metrics counts the tracer's events as Prometheus metrics with
+// bounded label sets. Metrics is a tracer.Sink (counting is a map lookup
+// and an add under a mutex nobody holds for long) and a
+// prometheus.Collector (a scrape copies the counts under the mutex and
+// formats them outside it). The names and labels are a contract:
+// README.md beside this file lists them.
+package metrics
+
+import (
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/conntrace/conntrace/tracer"
+	"github.com/conntrace/conntrace/tracer/output"
+)
+
+// DefaultMaxSeries bounds the label sets of one metric.
+const DefaultMaxSeries = 2000
+
+// Labels selects the optional labels; a label not selected is not
+// exported at all.
+type Labels struct {
+	Comm, Container, Port bool
+}
+
+// AllLabels is the default.
+var AllLabels = Labels{Comm: true, Container: true, Port: true}
+
+// Config sets up a Metrics.
+type Config struct {
+	// MaxSeries bounds each metric's label sets (0: DefaultMaxSeries).
+	// Past it, a new label set is counted under comm="other", the other
+	// labels kept; past twice as many, under port="other" and
+	// container="other" as well. conntrace_series_overflow_total counts
+	// the events that were.
+	MaxSeries int
+	Labels    Labels
+	// Ephemeral is the local port range whose ports are labelled
+	// port="ephemeral" (a client's port says nothing about the service).
+	Ephemeral [2]uint16
+	// Version and Hooks are conntrace_build_info's labels.
+	Version, Hooks string
+}
+
+// Label values with a meaning of their own.
+const (
+	portNone      = -1 // the port label is not used
+	portEphemeral = -2
+	portOther     = -3
+	otherValue    = "other"
+)
+
+var otherComm = [16]byte{'o', 't', 'h', 'e', 'r'}
+
+// key is one label set. Labels a metric does not have stay zero.
+type key struct {
+	dir       tracer.Direction
+	code      uint32 // close: reason; failures: errno
+	port      int32  // 0-65535, or portNone, portEphemeral, portOther
+	comm      [16]byte
+	container string // the container's name (or short id), "" on the host
+}
+
+type series struct {
+	value   uint64   // counters
+	buckets []uint64 // histograms: per bucket (not cumulative)
+	sum     float64
+}
+
+// family is one metric's series.
+type family struct {
+	desc    *prometheus.Desc
+	name    string
+	labels  []string // in the order of labelValues
+	has     Labels   // the optional ones among them
+	bounds  []float64
+	series  map[key]*series
+	max     int
+	overflw uint64
+}
+
+func (f *family) get(k key) *series {
+	if s := f.series[k]; s != nil {
+		return s
+	}
+	if len(f.series) >= f.max {
+		f.overflw++
+		k = f.overflow(k)
+		if s := f.series[k]; s != nil {
+			return s
+		}
+	}
+	s := &series{}
+	if f.bounds != nil {
+		s.buckets = make([]uint64, len(f.bounds)+1)
+	}
+	f.series[k] = s
+	return s
+}
+
+// overflow is where a new label set goes once f is full: comm="other";
+// past twice the bound, port and container "other" too, which leaves
+// only the fixed labels' few values. A process or container really
+// named "other" shares its series: a name cannot make two series with
+// the same labels.
+func (f *family) overflow(k key) key {
+	if f.has.Comm {
+		k.comm = otherComm
+		if _, ok := f.series[k]; ok || len(f.series) < 2*f.max {
+			return k
+		}
+	}
+	if f.has.Port {
+		k.port = portOther
+	}
+	if f.has.Container {
+		k.container = otherValue
+	}
+	return k
+}
+
+// Metrics counts events. Use New.
+type Metrics struct {
+	cfg Config
+
+	mu                   sync.Mutex
+	connections, closes  *family
+	connectFail, bindFai *family
+	sent, received       *family
+	handshake, duration  *family
+	lost                 [3]uint64 // dropped, skipped, evicted
+
+	lostDesc, overflowDesc, buildDesc *prometheus.Desc
+}
+
+// Histogram buckets, in seconds.
+var (
+	handshakeBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+	durationBuckets  = []float64{.001, .01, .1, 1, 10, 60, 300, 1800, 3600}
+)
+
+// New makes the metrics.
+func New(cfg Config) *Metrics {
+	if cfg.MaxSeries <= 0 {
+		cfg.MaxSeries = DefaultMaxSeries
+	}
+	m := &Metrics{cfg: cfg}
+	who := m.labelNames(true, true)
+	m.connections = m.family("conntrace_connections_total", "TCP connections established, by the process that made them: direction out (connect) or in (accept).", []string{"direction"}, who, nil)
+	m.closes = m.family("conntrace_connection_closes_total", "Established TCP connections that ended, by how: reason fin, reset_in, reset_out, timeout.", []string{"direction", "reason"}, who, nil)
+	m.connectFail = m.family("conntrace_connect_failures_total", "Failed connect()s, by error (ECONNREFUSED, ETIMEDOUT, ..., aborted).", []string{"error"}, who, nil)
+	m.bindFai = m.family("conntrace_bind_failures_total", "Failed bind()s, by error (EADDRINUSE, EACCES, ...).", []string{"error"}, who, nil)
+	m.sent = m.family("conntrace_sent_bytes_total", "Bytes sent on connections that ended.", []string{"direction"}, who, nil)
+	m.received = m.family("conntrace_received_bytes_total", "Bytes received on connections that ended.", []string{"direction"}, who, nil)
+	portOnly := m.labelNames(false, true)
+	m.handshake = m.family("conntrace_handshake_seconds", "TCP handshake latency of outbound connections: connect() to established.", []string{"direction"}, portOnly, handshakeBuckets)
+	m.duration = m.family("conntrace_connection_duration_seconds", "Lifetime of established TCP connections that ended.", []string{"direction"}, portOnly, durationBuckets)
+	m.lostDesc = prometheus.NewDesc("conntrace_lost_events_total", "Events the tracer lost, by cause: dropped (the ring buffer was full), skipped (the kernel skipped a hook run), evicted (the socket table was full).", []string{"cause"}, nil)
+	m.overflowDesc = prometheus.NewDesc("conntrace_series_overflow_total", "Events counted under comm=\"other\" because their metric had reached --max-series label sets.", []string{"metric"}, nil)
+	m.buildDesc = prometheus.NewDesc("conntrace_build_info", "Always 1: the version of conntrace and the hooks it attached.", []string{"version", "hooks"}, nil)
+	return m
+}
+
+// labelNames are the optional labels in use, in the order of labelValues.
+func (m *Metrics) labelNames(who, port bool) []string {
+	var names []string
+	if port && m.cfg.Labels.Port {
+		names = append(names, "port")
+	}
+	if who && m.cfg.Labels.Comm {
+		names = append(names, "comm")
+	}
+	if who && m.cfg.Labels.Container {
+		names = append(names, "container")
+	}
+	return names
+}
+
+func (m *Metrics) family(name, help string, fixed, optional []string, bounds []float64) *family {
+	labels := append(slices.Clone(fixed), optional...)
+	has := Labels{
+		Comm:      slices.Contains(optional, "comm"),
+		Container: slices.Contains(optional, "container"),
+		Port:      slices.Contains(optional, "port"),
+	}
+	return &family{
+		has:    has,
+		desc:   prometheus.NewDesc(name, help, labels, nil),
+		name:   name,
+		labels: labels,
+		bounds: bounds,
+		series: map[key]*series{},
+		max:    m.cfg.MaxSeries,
+	}
+}
+
+// port is the port label: the service's port, "ephemeral" inside the
+// ephemeral range.
+func (m *Metrics) port(p uint16) int32 {
+	switch {
+	case !m.cfg.Labels.Port:
+		return portNone
+	case p >= m.cfg.Ephemeral[0] && p <= m.cfg.Ephemeral[1] && m.cfg.Ephemeral[1] != 0:
+		return portEphemeral
+	}
+	return int32(p)
+}
+
+// who is the label set of ev's process, for the family's fixed labels to
+// be added to.
+func (m *Metrics) who(ev *tracer.Event, port uint16) key {
+	k := key{port: m.port(port)}
+	if m.cfg.Labels.Comm {
+		k.comm = ev.Comm
+	}
+	if m.cfg.Labels.Container && ev.Cgroup != nil && ev.Cgroup.Container != nil {
+		k.container = ev.Cgroup.Container.Label()
+	}
+	return k
+}
+
+// servicePort is the service's side of a connection: the peer's port for
+// an outbound one, the local port for an inbound one.
+func servicePort(ev *tracer.Event) uint16 {
+	if ev.Direction == tracer.DirIn {
+		return ev.LPort
+	}
+	return ev.RPort
+}
+
+// Write counts ev. It is part of tracer.Sink.
+func (m *Metrics) Write(ev *tracer.Event) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch ev.Type {
+	case tracer.EventConnect, tracer.EventAccept:
+		k := m.who(ev, servicePort(ev))
+		k.dir = ev.Direction
+		m.connections.get(k).value++
+		if ev.Type == tracer.EventConnect {
+			observe(m.handshake.get(key{dir: ev.Direction, port: k.port}), m.handshake.bounds, ev.Latency)
+		}
+	case tracer.EventClose:
+		k := m.who(ev, servicePort(ev))
+		k.dir = ev.Direction
+		m.sent.get(k).value += ev.TxBytes
+		m.received.get(k).value += ev.RxBytes
+		observe(m.duration.get(key{dir: ev.Direction, port: k.port}), m.duration.bounds, ev.Duration)
+		k.code = uint32(ev.Reason)
+		m.closes.get(k).value++
+	case tracer.EventConnectFail:
+		k := m.who(ev, ev.RPort)
+		k.code = ev.Errno
+		m.connectFail.get(k).value++
+	case tracer.EventBindFail:
+		k := m.who(ev, ev.LPort)
+		k.code = ev.Errno
+		m.bindFai.get(k).value++
+	case tracer.EventLost:
+		m.lost[0] += ev.LostDropped
+		m.lost[1] += ev.LostSkipped
+		m.lost[2] += ev.LostEvicted
+	}
+	return nil
+}
+
+// Flush is part of tracer.Sink.
+func (m *Metrics) Flush() error { return nil }
+
+func observe(s *series, bounds []float64, d time.Duration) {
+	v := d.Seconds()
+	i, _ := slices.BinarySearch(bounds, v) // le: the first bound >= v
+	s.buckets[i]++
+	s.sum += v
+	s.value++
+}
+
+// Describe is part of prometheus.Collector.
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, f := range m.families() {
+		ch <- f.desc
+	}
+	ch <- m.lostDesc
+	ch <- m.overflowDesc
+	ch <- m.buildDesc
+}
+
+func (m *Metrics) families() []*family {
+	return []*family{m.connections, m.closes, m.connectFail, m.bindFai, m.sent, m.received, m.handshake, m.duration}
+}
+
+// snapshot is one family's series, copied.
+type snapshot struct {
+	f      *family
+	keys   []key
+	series []series
+	overfl uint64
+}
+
+// Collect is part of prometheus.Collector. The counts are copied under
+// the mutex, formatted outside it.
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	fams := m.families()
+	snaps := make([]snapshot, len(fams))
+	m.mu.Lock()
+	for i, f := range fams {
+		s := snapshot{f: f, keys: make([]key, 0, len(f.series)), series: make([]series, 0, len(f.series)), overfl: f.overflw}
+		for k, v := range f.series {
+			c := *v
+			c.buckets = slices.Clone(v.buckets)
+			s.keys = append(s.keys, k)
+			s.series = append(s.series, c)
+		}
+		snaps[i] = s
+	}
+	lost := m.lost
+	m.mu.Unlock()
+
+	for _, s := range snaps {
+		for i, k := range s.keys {
+			ch <- s.f.metric(k, &s.series[i], m.labelValues(s.f, k))
+		}
+		ch <- prometheus.MustNewConstMetric(m.overflowDesc, prometheus.CounterValue, float64(s.overfl), s.f.name)
+	}
+	for i, cause := range []string{"dropped", "skipped", "evicted"} {
+		ch <- prometheus.MustNewConstMetric(m.lostDesc, prometheus.CounterValue, float64(lost[i]), cause)
+	}
+	ch <- prometheus.MustNewConstMetric(m.buildDesc, prometheus.GaugeValue, 1, m.cfg.Version, m.cfg.Hooks)
+}
+
+func (f *family) metric(k key, s *series, values []string) prometheus.Metric {
+	if f.bounds == nil {
+		return prometheus.MustNewConstMetric(f.desc, prometheus.CounterValue, float64(s.value), values...)
+	}
+	cum := make(map[float64]uint64, len(f.bounds))
+	var n uint64
+	for i, b := range f.bounds {
+		n += s.buckets[i]
+		cum[b] = n
+	}
+	return prometheus.MustNewConstHistogram(f.desc, s.value, s.sum, cum, values...)
+}
+
+// labelValues are k's values for f's labels, in f's order.
+func (m *Metrics) labelValues(f *family, k key) []string {
+	values := make([]string, 0, len(f.labels))
+	for _, l := range f.labels {
+		var v string
+		switch l {
+		case "direction":
+			v = k.dir.String()
+		case "reason":
+			v = tracer.Reason(k.code).String()
+		case "error":
+			v = (&tracer.Event{Errno: k.code}).ErrorName()
+		case "port":
+			switch k.port {
+			case portEphemeral:
+				v = "ephemeral"
+			case portOther:
+				v = otherValue
+			default:
+				v = strconv.Itoa(int(k.port))
+			}
+		case "comm":
+			v = string(output.AppendTextSafe(nil, (&tracer.Event{Comm: k.comm}).CommBytes()))
+		case "container":
+			v = string(output.AppendTextSafe(nil, k.container))
+		}
+		values = append(values, v)
+	}
+	return values
+}

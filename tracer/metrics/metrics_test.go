@@ -1,0 +1,207 @@
+package metrics
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/conntrace/conntrace/tracer"
+	"github.com/conntrace/conntrace/tracer/containers"
+)
+
+func comm(s string) (c [16]byte) {
+	copy(c[:], s)
+	return c
+}
+
+func connect(name string, rport uint16, latency time.Duration) *tracer.Event {
+	return &tracer.Event{Type: tracer.EventConnect, Direction: tracer.DirOut, Comm: comm(name), LPort: 40001, RPort: rport, Latency: latency}
+}
+
+// gather is m's exposition of the named metrics, as a scrape sees it; a
+// collection error (two series with the same labels, invalid UTF-8)
+// fails the test.
+func gather(t *testing.T, m prometheus.Collector, names ...string) string {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(m)
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	var b strings.Builder
+	for _, f := range fams {
+		for _, name := range names {
+			if f.GetName() == name {
+				for _, mt := range f.Metric {
+					b.WriteString(name)
+					for _, l := range mt.Label {
+						b.WriteString(" " + l.GetName() + "=" + l.GetValue())
+					}
+					switch {
+					case mt.Counter != nil:
+						b.WriteString(" " + ftoa(mt.GetCounter().GetValue()))
+					case mt.Histogram != nil:
+						b.WriteString(" count=" + ftoa(float64(mt.GetHistogram().GetSampleCount())))
+						for _, bk := range mt.GetHistogram().Bucket {
+							b.WriteString(" le" + ftoa(bk.GetUpperBound()) + ":" + ftoa(float64(bk.GetCumulativeCount())))
+						}
+					case mt.Gauge != nil:
+						b.WriteString(" " + ftoa(mt.GetGauge().GetValue()))
+					}
+					b.WriteString("\n")
+				}
+			}
+		}
+	}
+	return b.String()
+}
+
+func ftoa(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+
+func TestCounts(t *testing.T) {
+	m := New(Config{Labels: AllLabels, Ephemeral: [2]uint16{32768, 60999}, Version: "v1", Hooks: "tracepoint"})
+	web := &containers.Cgroup{Container: &containers.Container{ID: "0123456789abcdef0123", Runtime: "podman", Name: "web"}}
+	events := []*tracer.Event{
+		connect("curl", 443, 300*time.Microsecond),
+		connect("curl", 443, 2*time.Millisecond),
+		{Type: tracer.EventAccept, Direction: tracer.DirIn, Comm: comm("nginx"), LPort: 443, RPort: 40001, Cgroup: web},
+		{Type: tracer.EventClose, Direction: tracer.DirIn, Comm: comm("nginx"), LPort: 443, RPort: 40001, Cgroup: web,
+			Reason: tracer.ReasonResetIn, TxBytes: 100, RxBytes: 7, Duration: 5 * time.Second},
+		// A client's port is in the ephemeral range: not a service.
+		{Type: tracer.EventConnectFail, Direction: tracer.DirOut, Comm: comm("curl"), RPort: 50000, Errno: 111},
+		{Type: tracer.EventConnectFail, Direction: tracer.DirOut, Comm: comm("curl"), RPort: 81, Errno: 0},
+		{Type: tracer.EventBindFail, Comm: comm("nginx"), LPort: 80, Errno: 98},
+		{Type: tracer.EventLost, Lost: 6, LostDropped: 1, LostSkipped: 2, LostEvicted: 3},
+		{Type: tracer.EventListen, Comm: comm("nginx"), LPort: 80},
+	}
+	for _, ev := range events {
+		m.Write(ev)
+	}
+	got := gather(t, m, "conntrace_connections_total", "conntrace_connection_closes_total", "conntrace_connect_failures_total",
+		"conntrace_bind_failures_total", "conntrace_sent_bytes_total", "conntrace_received_bytes_total", "conntrace_lost_events_total",
+		"conntrace_build_info", "conntrace_handshake_seconds", "conntrace_connection_duration_seconds")
+	for _, want := range []string{
+		"conntrace_connections_total comm=curl container= direction=out port=443 2\n",
+		"conntrace_connections_total comm=nginx container=web direction=in port=443 1\n",
+		"conntrace_connection_closes_total comm=nginx container=web direction=in port=443 reason=reset_in 1\n",
+		"conntrace_connect_failures_total comm=curl container= error=ECONNREFUSED port=ephemeral 1\n",
+		"conntrace_connect_failures_total comm=curl container= error=aborted port=81 1\n",
+		"conntrace_bind_failures_total comm=nginx container= error=EADDRINUSE port=80 1\n",
+		"conntrace_sent_bytes_total comm=nginx container=web direction=in port=443 100\n",
+		"conntrace_received_bytes_total comm=nginx container=web direction=in port=443 7\n",
+		"conntrace_lost_events_total cause=dropped 1\n",
+		"conntrace_lost_events_total cause=skipped 2\n",
+		"conntrace_lost_events_total cause=evicted 3\n",
+		"conntrace_build_info hooks=tracepoint version=v1 1\n",
+		// 300µs in le 0.0005, 2ms in le 0.0025: cumulative buckets.
+		"conntrace_handshake_seconds direction=out port=443 count=2 le0.0001:0 le0.00025:0 le0.0005:1 le0.001:1 le0.0025:2 ",
+		"conntrace_connection_duration_seconds direction=in port=443 count=1 le0.001:0 le0.01:0 le0.1:0 le1:0 le10:1 ",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("want %q in:\n%s", want, got)
+		}
+	}
+	if strings.Count(got, "conntrace_connections_total") != 2 {
+		t.Errorf("listen counted as a connection:\n%s", got)
+	}
+}
+
+// TestSeriesBound: past MaxSeries, new label sets go to comm="other";
+// past twice as many, port and container "other" too; a process really
+// named "other" shares the series instead of making a second one with
+// the same labels (which would fail every scrape).
+func TestSeriesBound(t *testing.T) {
+	m := New(Config{MaxSeries: 2, Labels: AllLabels})
+	for _, name := range []string{"a", "b", "c", "d"} {
+		m.Write(connect(name, 443, 0))
+	}
+	m.Write(connect("other", 443, 0)) // not an overflow: its own name
+	m.Write(connect("a", 443, 0))     // an existing series still counts as itself
+	got := gather(t, m, "conntrace_connections_total", "conntrace_series_overflow_total")
+	for _, want := range []string{
+		"conntrace_connections_total comm=a container= direction=out port=443 2\n",
+		"conntrace_connections_total comm=b container= direction=out port=443 1\n",
+		"conntrace_connections_total comm=other container= direction=out port=443 3\n",
+		"conntrace_series_overflow_total metric=conntrace_connections_total 2\n",
+		"conntrace_series_overflow_total metric=conntrace_handshake_seconds 0\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("want %q in:\n%s", want, got)
+		}
+	}
+	// Past twice MaxSeries, what is new goes to port="other" and
+	// container="other" too: one series per value of the fixed labels.
+	m.Write(connect("e", 22, 0))
+	m.Write(connect("f", 8080, 0))
+	m.Write(connect("g", 8081, 0))
+	got = gather(t, m, "conntrace_connections_total")
+	want := `conntrace_connections_total comm=a container= direction=out port=443 2
+conntrace_connections_total comm=b container= direction=out port=443 1
+conntrace_connections_total comm=other container= direction=out port=22 1
+conntrace_connections_total comm=other container= direction=out port=443 3
+conntrace_connections_total comm=other container=other direction=out port=other 2
+`
+	if got != want {
+		t.Errorf("got:\n%swant:\n%s", got, want)
+	}
+}
+
+func TestLabelChoice(t *testing.T) {
+	m := New(Config{Labels: Labels{Port: true}})
+	m.Write(connect("curl", 443, 0))
+	m.Write(connect("wget", 443, 0))
+	got := gather(t, m, "conntrace_connections_total", "conntrace_handshake_seconds")
+	if !strings.Contains(got, "conntrace_connections_total direction=out port=443 2\n") ||
+		!strings.Contains(got, "conntrace_handshake_seconds direction=out port=443 count=2 ") {
+		t.Errorf("with only the port label:\n%s", got)
+	}
+	m = New(Config{MaxSeries: 1})
+	m.Write(connect("curl", 443, 0))
+	m.Write(connect("wget", 80, 0))
+	if got := gather(t, m, "conntrace_connections_total"); got != "conntrace_connections_total direction=out 2\n" {
+		t.Errorf("with no optional label:\n%s", got)
+	}
+}
+
+// TestHostileNames: a process or container name is anyone's bytes; label
+// values are escaped as in watch's text output (always valid UTF-8).
+func TestHostileNames(t *testing.T) {
+	m := New(Config{Labels: AllLabels})
+	ev := connect("\x1b[31m\xff\"a\\b\n", 443, 0)
+	ev.Cgroup = &containers.Cgroup{Container: &containers.Container{Name: "x\x00y z"}}
+	m.Write(ev)
+	got := gather(t, m, "conntrace_connections_total")
+	if want := `comm=\x1b[31m\xff"a\\b\x0a container=x\x00y\x20z direction=out`; !strings.Contains(got, want) {
+		t.Errorf("want %q in:\n%s", want, got)
+	}
+}
+
+// TestWriteAllocs: counting an event of a known series allocates nothing.
+func TestWriteAllocs(t *testing.T) {
+	m := New(Config{Labels: AllLabels, Ephemeral: [2]uint16{32768, 60999}})
+	ev := connect("curl", 443, time.Millisecond)
+	cl := &tracer.Event{Type: tracer.EventClose, Direction: tracer.DirOut, Comm: comm("curl"), RPort: 443, Reason: tracer.ReasonFIN}
+	m.Write(ev)
+	m.Write(cl)
+	if n := testing.AllocsPerRun(1000, func() { m.Write(ev); m.Write(cl) }); n != 0 {
+		t.Errorf("%v allocations per event", n)
+	}
+}
+
+func BenchmarkWrite(b *testing.B) {
+	m := New(Config{Labels: AllLabels, Ephemeral: [2]uint16{32768, 60999}})
+	evs := []*tracer.Event{
+		connect("curl", 443, time.Millisecond),
+		{Type: tracer.EventAccept, Direction: tracer.DirIn, Comm: comm("nginx"), LPort: 443},
+		{Type: tracer.EventClose, Direction: tracer.DirOut, Comm: comm("curl"), RPort: 443, Reason: tracer.ReasonFIN, Duration: time.Second},
+		{Type: tracer.EventClose, Direction: tracer.DirIn, Comm: comm("nginx"), LPort: 443, Reason: tracer.ReasonFIN, Duration: time.Second},
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		m.Write(evs[i%len(evs)])
+	}
+}
