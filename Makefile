@@ -15,7 +15,7 @@ APT_DEPS := clang:/usr/bin/clang clang-format:/usr/bin/clang-format gcc:/usr/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help build install generate vmlinux deps lint test unit storm fuzz vmtest bench clean
+.PHONY: help build install image generate vmlinux deps lint test unit storm fuzz vmtest bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,6 +31,17 @@ install: build ## build as you, install to $(PREFIX)/bin (sudo for the copy)
 	@command -v sudo >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sudo >/dev/null 2>&1; } || true
 	@echo "installed $(DESTDIR)$(PREFIX)/bin/conntrace; run: sudo conntrace watch --port 443"
+
+# The image's name; tagged :latest and with the commit (git describe).
+IMAGE ?= localhost/conntrace
+
+image: ## a FROM scratch container image of a static conntrace, $(IMAGE):latest and :COMMIT (podman or docker)
+	@engine=$$(command -v podman || command -v docker) || { echo "make image needs podman or docker"; exit 1; }; \
+	dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
+	CGO_ENABLED=0 $(GO) build -buildvcs=auto -trimpath -o "$$dir/conntrace" ./cmd/conntrace && \
+	version=$$(git describe --always --dirty 2>/dev/null || echo dev) && \
+	$$engine build -q -f cmd/conntrace/Containerfile -t $(IMAGE):latest -t $(IMAGE):$$version "$$dir" && \
+	echo "built $(IMAGE):latest and $(IMAGE):$$version"
 
 generate: deps ## recompile bpf/ into tracer/internal/bpfobj with bpf2go (commit the result)
 	$(GO) generate ./tracer/internal/bpfobj

@@ -37,7 +37,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
-		Commands:        []*cli.Command{watchCommand(), serveCommand(), auditCommand(), portsCommand(), whoCommand(), doctorCommand()},
+		Commands:        []*cli.Command{watchCommand(), serveCommand(), auditCommand(), portsCommand(), whoCommand(), doctorCommand(), deployCommand()},
 		OnUsageError:    onUsageError,
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -58,8 +58,8 @@ func flagsFirst(app *cli.App, args []string) []string {
 		return args
 	}
 	cmd := app.Command(args[1])
-	if cmd == nil {
-		return args
+	if cmd == nil || len(cmd.Subcommands) > 0 {
+		return args // deploy's subcommands take no positional arguments
 	}
 	takesValue := map[string]bool{}
 	for _, f := range cmd.Flags {

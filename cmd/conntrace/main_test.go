@@ -129,6 +129,14 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "--container", "../x"}, `--container "../x": want a container name`},
 		{[]string{"serve", "--events", "nope"}, `--events: unknown event "nope"`},
 		{[]string{"serve", "--hooks", "magic"}, `--hooks: unknown hook mode "magic"`},
+		{[]string{"deploy", "helm"}, `unknown deploy target "helm" (want kubernetes, systemd, rules or dashboard)`},
+		{[]string{"deploy", "kubernetes", "--namespace", "Prod"}, `--namespace "Prod": want a DNS label`},
+		{[]string{"deploy", "kubernetes", "--image", "x:1\nkind: Secret"}, `--image "x:1\nkind: Secret": want an image reference`},
+		{[]string{"deploy", "kubernetes", "--port", "0"}, `--port "0": want a port number`},
+		{[]string{"deploy", "kubernetes", "extra"}, `takes no arguments, got "extra"`},
+		{[]string{"deploy", "systemd", "--binary", "conntrace"}, `--binary "conntrace": want an absolute path`},
+		{[]string{"deploy", "systemd", "--listen", ":1 --events x"}, `--listen ":1 --events x": want host:port or :port`},
+		{[]string{"deploy", "rules", "--bogus"}, "flag provided but not defined: -bogus"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(append([]string{"conntrace"}, tc.args...), &stdout, &stderr)

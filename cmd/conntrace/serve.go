@@ -157,14 +157,8 @@ func serve(c *cli.Context) error {
 	var healthy atomic.Bool
 	reg := prometheus.NewRegistry()
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: nil}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		if !healthy.Load() {
-			http.Error(w, "not attached", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /healthz", healthz(&healthy))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	errs := make(chan error, 2)
 	ctx, cancel := runContext(c, o.duration)
@@ -214,6 +208,18 @@ func serve(c *cli.Context) error {
 	st := t.Stats()
 	fmt.Fprintf(stderr, "conntrace: %d events, %d lost\n", st.Events, st.Lost)
 	return err
+}
+
+// healthz answers 200 "ok" while attached is true, 503 otherwise
+// (loading, stopping).
+func healthz(attached *atomic.Bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if !attached.Load() {
+			http.Error(w, "not attached", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
 }
 
 // portOf is the port of a host:port.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +23,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/conntrace/conntrace/cmd/conntrace/deploy"
 	"github.com/conntrace/conntrace/tracer/testnet"
 )
 
@@ -46,14 +49,20 @@ func freePort(t *testing.T) int {
 }
 
 // prometheusServer runs Debian's prometheus scraping target every second,
-// with a data directory of its own, and returns its address once ready.
+// with a data directory of its own and `conntrace deploy rules`, and
+// returns its address once ready.
 func prometheusServer(t *testing.T, target string) string {
 	t.Helper()
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(filepath.Join(dir, "rules.yaml"), deploy.Rules, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`global:
   scrape_interval: 1s
   scrape_timeout: 1s
+  evaluation_interval: 1s
+rule_files: [rules.yaml]
 scrape_configs:
   - job_name: conntrace
     static_configs:
@@ -87,11 +96,10 @@ scrape_configs:
 	}
 }
 
-// promQuery asks Prometheus' HTTP API for the value of an instant query
-// that has one series (ok false when it has none).
-func promQuery(t *testing.T, addr, query string) (v float64, ok bool) {
+// promAPI gets a Prometheus API path and decodes its data into v.
+func promAPI(t *testing.T, addr, path string, v any) {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/api/v1/query?query=" + url.QueryEscape(query))
+	resp, err := http.Get("http://" + addr + path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,24 +108,35 @@ func promQuery(t *testing.T, addr, query string) (v float64, ok bool) {
 	var r struct {
 		Status string
 		Error  string
-		Data   struct {
-			Result []struct {
-				Value [2]any
-			}
-		}
+		Data   json.RawMessage
 	}
 	if err := json.Unmarshal(body, &r); err != nil || r.Status != "success" {
-		t.Fatalf("query %s: %v %s: %s", query, err, r.Error, body)
+		t.Fatalf("%s: %v %s: %s", path, err, r.Error, body)
 	}
-	switch len(r.Data.Result) {
+	if err := json.Unmarshal(r.Data, v); err != nil {
+		t.Fatalf("%s: %v: %s", path, err, r.Data)
+	}
+}
+
+// promQuery asks Prometheus' HTTP API for the value of an instant query
+// that has one series (ok false when it has none).
+func promQuery(t *testing.T, addr, query string) (v float64, ok bool) {
+	t.Helper()
+	var data struct {
+		Result []struct {
+			Value [2]any
+		}
+	}
+	promAPI(t, addr, "/api/v1/query?query="+url.QueryEscape(query), &data)
+	switch len(data.Result) {
 	case 0:
 		return 0, false
 	case 1:
 	default:
-		t.Fatalf("query %s: %d series, want 1: %s", query, len(r.Data.Result), body)
+		t.Fatalf("query %s: %d series, want 1: %v", query, len(data.Result), data.Result)
 	}
-	s, _ := r.Data.Result[0].Value[1].(string)
-	v, err = strconv.ParseFloat(s, 64)
+	s, _ := data.Result[0].Value[1].(string)
+	v, err := strconv.ParseFloat(s, 64)
 	if err != nil {
 		t.Fatalf("query %s: value %q", query, s)
 	}
@@ -129,18 +148,53 @@ func promQuery(t *testing.T, addr, query string) (v float64, ok bool) {
 // namespaces make exact traffic (serveTraffic); every count is read back
 // through Prometheus' query API, as a dashboard would. Not in vmtest's
 // VMs, which have no Prometheus: TestServeMetrics runs there.
+//
+// Beside it, what `conntrace deploy` prints for Prometheus: the alerting
+// rules are loaded and evaluate without error, and every query of the
+// dashboard runs, returning series.
 func TestServePrometheus(t *testing.T) {
+	var prom string
 	testServe(t, func(t *testing.T, target string) sumFunc {
-		prom := prometheusServer(t, target)
-		return func(t *testing.T, name string, labels map[string]string) (float64, bool) {
-			var sel []string
-			for k, v := range labels {
-				sel = append(sel, k+"="+strconv.Quote(v))
-			}
-			slices.Sort(sel)
-			return promQuery(t, prom, "sum("+name+"{"+strings.Join(sel, ",")+"})")
-		}
+		prom = prometheusServer(t, target)
+		return promSum(prom)
 	})
+
+	var rules struct {
+		Groups []struct {
+			Rules []struct {
+				Name, Health, LastError string
+			}
+		}
+	}
+	promAPI(t, prom, "/api/v1/rules", &rules)
+	var names []string
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			names = append(names, r.Name)
+			if r.Health != "ok" {
+				t.Errorf("rule %s: health %q %s", r.Name, r.Health, r.LastError)
+			}
+		}
+	}
+	if want := []string{"ConntraceEphemeralPortsHigh", "ConntraceEphemeralPortsExhausted", "ConntraceLostEvents"}; !slices.Equal(names, want) {
+		t.Errorf("rules loaded: %q, want %q", names, want)
+	}
+
+	exprs, err := deploy.DashboardQueries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range exprs {
+		q := strings.NewReplacer("$__rate_interval", "1m", "$instance", ".*").Replace(e)
+		var res struct{ Result []json.RawMessage }
+		promAPI(t, prom, "/api/v1/query?query="+url.QueryEscape(q), &res)
+		// The ephemeral-port share and lost events have series here;
+		// rates and quantiles need two scrapes of a change, which a
+		// fresh server may not have.
+		if strings.Contains(q, "ephemeral") && len(res.Result) == 0 {
+			t.Errorf("dashboard query %s: no series", q)
+		}
+	}
 }
 
 // TestServeMetrics: the same traffic, read from /metrics directly.
@@ -150,6 +204,31 @@ func TestServeMetrics(t *testing.T) {
 			return scrapeSum(t, target, name, labels)
 		}
 	})
+}
+
+// expectSum waits until sum sees want.
+func expectSum(t *testing.T, sum sumFunc, name string, labels map[string]string, want float64) {
+	t.Helper()
+	var v float64
+	var ok bool
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		if v, ok = sum(t, name, labels); ok && v == want {
+			return
+		}
+	}
+	t.Errorf("%s%v = %v (found: %v), want %v", name, labels, v, ok, want)
+}
+
+// promSum is a sumFunc of Prometheus' query API.
+func promSum(prom string) sumFunc {
+	return func(t *testing.T, name string, labels map[string]string) (float64, bool) {
+		var sel []string
+		for k, v := range labels {
+			sel = append(sel, k+"="+strconv.Quote(v))
+		}
+		slices.Sort(sel)
+		return promQuery(t, prom, "sum("+name+"{"+strings.Join(sel, ",")+"})")
+	}
 }
 
 // sumFunc sums the series of metric name that have labels (and any
@@ -255,17 +334,9 @@ func testServe(t *testing.T, reader func(t *testing.T, target string) sumFunc) {
 	}
 	netns := strconv.FormatUint(st.Ino, 10)
 	type L = map[string]string
-	// expect waits until the reader sees the wanted sum.
 	expect := func(name string, labels L, want float64) {
 		t.Helper()
-		var v float64
-		var ok bool
-		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
-			if v, ok = sum(t, name, labels); ok && v == want {
-				return
-			}
-		}
-		t.Errorf("%s%v = %v (found: %v), want %v", name, labels, v, ok, want)
+		expectSum(t, sum, name, labels, want)
 	}
 	expect("conntrace_connections_total", L{"direction": "out", "port": "9443", "comm": "ct-holder", "container": ""}, 15)
 	expect("conntrace_connections_total", L{"direction": "in", "port": "9443", "comm": "ct-server"}, 15)
@@ -315,5 +386,83 @@ func TestServeAddressInUse(t *testing.T) {
 	port := portOf(addr)
 	if want := "conntrace: --listen " + addr + ": address already in use (see: conntrace who " + port + ")\n"; code != exitError || stderr.String() != want {
 		t.Errorf("exit %d, stderr %q; want %d, %q", code, stderr.String(), exitError, want)
+	}
+}
+
+// TestServeImage: the image `make image` builds runs serve under podman
+// (privileged, the host's PID namespace and network, as the DaemonSet
+// runs it) and Prometheus scrapes it: one connection, both ends counted;
+// SIGTERM (podman stop) ends it cleanly with its summary (listen,
+// connect, accept, two closes).
+func TestServeImage(t *testing.T) {
+	pm := testnet.NewPodman(t)
+	image := fmt.Sprintf("localhost/conntrace-test-%d", os.Getpid())
+	build := exec.Command("make", "-C", "../..", "image", "IMAGE="+image)
+	build.Env = pm.Env()
+	out, err := build.CombinedOutput()
+	t.Cleanup(func() {
+		// By tag: an image of the same content under another name (a
+		// user's own make image) stays.
+		tags, _ := pm.Try("images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", "reference="+image)
+		for _, tag := range strings.Fields(tags) {
+			pm.Try("rmi", tag)
+		}
+	})
+	if err != nil {
+		t.Fatalf("make image: %v\n%s", err, out)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	name := fmt.Sprintf("ct-serve-%d", os.Getpid())
+	t.Cleanup(func() { pm.Try("rm", "-f", "-t", "0", name) })
+	pm.Run("run", "-d", "--name", name, "--privileged", "--pid=host", "--network=host", image+":latest",
+		"serve", "--listen", addr, "--port", "9447")
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			logs, _ := pm.Cmd("logs", name).CombinedOutput()
+			t.Fatalf("the container's /healthz not 200 within 30s: %v\n%s", err, logs)
+		}
+	}
+	sum := promSum(prometheusServer(t, addr))
+	exchange(t, testnet.NewNS(t), "127.0.0.1:9447")
+	expectSum(t, sum, "conntrace_connections_total", map[string]string{"direction": "out", "port": "9447", "comm": "ct-client"}, 1)
+	expectSum(t, sum, "conntrace_connections_total", map[string]string{"direction": "in", "port": "9447", "comm": "ct-server"}, 1)
+	expectSum(t, sum, "conntrace_connection_closes_total", map[string]string{"port": "9447"}, 2)
+	expectSum(t, sum, "conntrace_lost_events_total", nil, 0)
+	pm.Run("stop", "-t", "10", name)
+	if code := pm.Run("inspect", name, "--format", "{{.State.ExitCode}}"); code != "0" {
+		t.Errorf("exit status %s after SIGTERM", code)
+	}
+	// conmon writes the log behind the container's back: the last line
+	// may take a moment. podman logs prints the container's stderr on its
+	// own.
+	var logs []byte
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if logs, _ = pm.Cmd("logs", name).CombinedOutput(); regexp.MustCompile(`\nconntrace: 5 events, 0 lost\n`).Match(logs) {
+			return
+		}
+	}
+	t.Errorf("the container's log:\n%s", logs)
+}
+
+func TestHealthz(t *testing.T) {
+	var attached atomic.Bool
+	h := healthz(&attached)
+	for _, tc := range []struct {
+		attached bool
+		code     int
+	}{{false, http.StatusServiceUnavailable}, {true, http.StatusOK}, {false, http.StatusServiceUnavailable}} {
+		attached.Store(tc.attached)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+		if rec.Code != tc.code {
+			t.Errorf("attached %v: %d, want %d", tc.attached, rec.Code, tc.code)
+		}
 	}
 }

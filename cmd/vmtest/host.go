@@ -99,10 +99,10 @@ func host(cache string, timeout time.Duration, runFilter string, count int, kern
 		p.Runs = append(p.Runs, run{Name: "./tracer (" + mode + " hooks)", Bin: "/bin/tracer.test",
 			Args: args(skip), Dir: "/", Env: []string{"CONNTRACE_TEST_HOOKS=" + mode, expect, socketTable, manyConns, emulated}})
 	}
-	// The VMs have no Go toolchain to build with and no Prometheus server
-	// (TestServeMetrics reads serve's /metrics there).
+	// The VMs have no Go toolchain to build with, no podman and no
+	// Prometheus server (TestServeMetrics reads serve's /metrics there).
 	p.Runs = append(p.Runs, run{Name: "./cmd/conntrace", Bin: "/bin/conntrace.test",
-		Args: args("TestCgoBuildDropsCapabilities|TestServePrometheus"), Dir: "/", Env: []string{expect, emulated}})
+		Args: args("TestCgoBuildDropsCapabilities|TestServePrometheus|TestServeImage"), Dir: "/", Env: []string{expect, emulated}})
 	var tests []string
 	for _, b := range builds {
 		tests = append(tests, b.out)

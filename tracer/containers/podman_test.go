@@ -33,20 +33,18 @@ func TestMain(m *testing.M) {
 // runc and the cgroupfs manager, on a network of the test's own
 // (198.18.0.0/15, benchmarking space), and removes everything it made.
 type podman struct {
+	*testnet.Podman
 	t       *testing.T
 	rootfs  string
-	env     []string
 	network string
 	subnet  string // "198.18.N"
 }
 
 func newPodman(t *testing.T) *podman {
 	t.Helper()
-	testnet.RequireRoot(t)
-	for _, bin := range []string{"podman", "runc", "busybox"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Fatalf("%s not found (make deps installs podman, runc and busybox-static)", bin)
-		}
+	pm := testnet.NewPodman(t)
+	if _, err := exec.LookPath("busybox"); err != nil {
+		t.Fatalf("busybox not found (make deps installs busybox-static)")
 	}
 	dir := t.TempDir()
 	rootfs := filepath.Join(dir, "rootfs")
@@ -71,45 +69,19 @@ func newPodman(t *testing.T) *podman {
 	if err := os.WriteFile(filepath.Join(rootfs, "www", "index.html"), []byte("hello\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// podman's default open-files limit is over this machine's hard limit.
-	conf := filepath.Join(dir, "containers.conf")
-	if err := os.WriteFile(conf, []byte("[containers]\ndefault_ulimits = []\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	n := os.Getpid()%200 + 20
-	p := &podman{t: t, rootfs: rootfs, env: append(os.Environ(), "CONTAINERS_CONF="+conf),
+	p := &podman{Podman: pm, t: t, rootfs: rootfs,
 		network: fmt.Sprintf("conntrace-test-%d", os.Getpid()), subnet: fmt.Sprintf("198.18.%d", n)}
 	p.run("network", "create", "--subnet", p.subnet+".0/24", p.network)
 	t.Cleanup(func() { p.try("network", "rm", "-f", p.network) })
 	return p
 }
 
-func (p *podman) cmd(args ...string) *exec.Cmd {
-	cmd := exec.Command("podman", append([]string{"--runtime", "runc", "--cgroup-manager", "cgroupfs"}, args...)...)
-	cmd.Env = p.env
-	return cmd
-}
-
-// try runs podman: its standard output, or an error with its standard
-// error (podman and conmon also print warnings there).
-func (p *podman) try(args ...string) (string, error) {
-	var stderr strings.Builder
-	cmd := p.cmd(args...)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		err = fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
-	}
-	return strings.TrimSpace(string(out)), err
-}
+func (p *podman) try(args ...string) (string, error) { return p.Try(args...) }
 
 func (p *podman) run(args ...string) string {
 	p.t.Helper()
-	out, err := p.try(args...)
-	if err != nil {
-		p.t.Fatalf("podman %s: %v (output %q)", strings.Join(args, " "), err, out)
-	}
-	return out
+	return p.Run(args...)
 }
 
 // start runs a container in the background; it is removed at the end.

@@ -73,14 +73,14 @@ type series struct {
 
 // family is one metric's series.
 type family struct {
-	desc    *prometheus.Desc
-	name    string
-	labels  []string // in the order of labelValues
-	has     Labels   // the optional ones among them
-	bounds  []float64
-	series  map[key]*series
-	max     int
-	overflw uint64
+	desc       *prometheus.Desc
+	name       string
+	labels     []string // in the order of labelValues
+	has        Labels   // the optional ones among them
+	bounds     []float64
+	series     map[key]*series
+	max        int
+	overflowed uint64
 }
 
 func (f *family) get(k key) *series {
@@ -88,7 +88,7 @@ func (f *family) get(k key) *series {
 		return s
 	}
 	if len(f.series) >= f.max {
-		f.overflw++
+		f.overflowed++
 		k = f.overflow(k)
 		if s := f.series[k]; s != nil {
 			return s
@@ -127,12 +127,12 @@ func (f *family) overflow(k key) key {
 type Metrics struct {
 	cfg Config
 
-	mu                   sync.Mutex
-	connections, closes  *family
-	connectFail, bindFai *family
-	sent, received       *family
-	handshake, duration  *family
-	lost                 [3]uint64 // dropped, skipped, evicted
+	mu                    sync.Mutex
+	connections, closes   *family
+	connectFail, bindFail *family
+	sent, received        *family
+	handshake, duration   *family
+	lost                  [3]uint64 // dropped, skipped, evicted
 
 	lostDesc, overflowDesc, buildDesc *prometheus.Desc
 }
@@ -153,7 +153,7 @@ func New(cfg Config) *Metrics {
 	m.connections = m.family("conntrace_connections_total", "TCP connections established, by the process that made them: direction out (connect) or in (accept).", []string{"direction"}, who, nil)
 	m.closes = m.family("conntrace_connection_closes_total", "Established TCP connections that ended, by how: reason fin, reset_in, reset_out, timeout.", []string{"direction", "reason"}, who, nil)
 	m.connectFail = m.family("conntrace_connect_failures_total", "Failed connect()s, by error (ECONNREFUSED, ETIMEDOUT, ..., aborted).", []string{"error"}, who, nil)
-	m.bindFai = m.family("conntrace_bind_failures_total", "Failed bind()s, by error (EADDRINUSE, EACCES, ...).", []string{"error"}, who, nil)
+	m.bindFail = m.family("conntrace_bind_failures_total", "Failed bind()s, by error (EADDRINUSE, EACCES, ...).", []string{"error"}, who, nil)
 	m.sent = m.family("conntrace_sent_bytes_total", "Bytes sent on connections that ended.", []string{"direction"}, who, nil)
 	m.received = m.family("conntrace_received_bytes_total", "Bytes received on connections that ended.", []string{"direction"}, who, nil)
 	portOnly := m.labelNames(false, true)
@@ -259,7 +259,7 @@ func (m *Metrics) Write(ev *tracer.Event) error {
 	case tracer.EventBindFail:
 		k := m.who(ev, ev.LPort)
 		k.code = ev.Errno
-		m.bindFai.get(k).value++
+		m.bindFail.get(k).value++
 	case tracer.EventLost:
 		m.lost[0] += ev.LostDropped
 		m.lost[1] += ev.LostSkipped
@@ -290,7 +290,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (m *Metrics) families() []*family {
-	return []*family{m.connections, m.closes, m.connectFail, m.bindFai, m.sent, m.received, m.handshake, m.duration}
+	return []*family{m.connections, m.closes, m.connectFail, m.bindFail, m.sent, m.received, m.handshake, m.duration}
 }
 
 // snapshot is one family's series, copied.
@@ -308,7 +308,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	snaps := make([]snapshot, len(fams))
 	m.mu.Lock()
 	for i, f := range fams {
-		s := snapshot{f: f, keys: make([]key, 0, len(f.series)), series: make([]series, 0, len(f.series)), overfl: f.overflw}
+		s := snapshot{f: f, keys: make([]key, 0, len(f.series)), series: make([]series, 0, len(f.series)), overfl: f.overflowed}
 		for k, v := range f.series {
 			c := *v
 			c.buckets = slices.Clone(v.buckets)
