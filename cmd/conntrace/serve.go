@@ -192,13 +192,15 @@ func serve(c *cli.Context) error {
 		Hooks:     t.Mode().String(),
 	})
 	reg.MustRegister(m, &metrics.Ephemeral{MaxSeries: o.maxSeries, MinInterval: 5 * time.Second, Ports: o.cfg.Ports})
+	healthy.Store(true)
+	// The address before the ready file: with --listen :0 a script reads
+	// it once the file is there.
+	sayAttached(stderr, t, "serving http://"+ln.Addr().String()+"/metrics")
+	warned := sayWarnings(stderr, t, nil)
 	defer o.ready.remove()
 	if err := o.ready.create(); err != nil {
 		return err
 	}
-	healthy.Store(true)
-	sayAttached(stderr, t, "serving http://"+ln.Addr().String()+"/metrics")
-	warned := sayWarnings(stderr, t, nil)
 
 	goSafely(errs, cancel, func() error { return t.Run(ctx, m) })
 	err = <-errs

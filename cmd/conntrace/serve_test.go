@@ -28,13 +28,18 @@ import (
 )
 
 // servedAddr is the address serve said it serves on (stderr).
+// (serve says it before it creates the ready file; reading the pipe may
+// take a moment longer).
 func servedAddr(t *testing.T, r *cliRun) string {
 	t.Helper()
-	m := regexp.MustCompile(`serving http://([^/]+)/metrics`).FindStringSubmatch(r.stderr.String())
-	if m == nil {
-		t.Fatalf("no address in serve's stderr:\n%s", r.stderr.String())
+	re := regexp.MustCompile(`serving http://([^/]+)/metrics`)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if m := re.FindStringSubmatch(r.stderr.String()); m != nil {
+			return m[1]
+		}
 	}
-	return m[1]
+	t.Fatalf("no address in serve's stderr:\n%s", r.stderr.String())
+	return ""
 }
 
 // freePort is a loopback port nothing listens on now.
