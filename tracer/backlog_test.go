@@ -92,3 +92,32 @@ func TestHolderLookupsShareAnswers(t *testing.T) {
 	}
 	h.wait()
 }
+
+// TestListenerLookupsBounded: refused connects to many ports (a port
+// scan) start at most holderLookupsAtOnce listener lookups; the rest go
+// without one, so the reader never waits on them, and a port whose
+// lookup runs still shares it.
+func TestListenerLookupsBounded(t *testing.T) {
+	h := newHolderLookups(func() {})
+	h.listening = holderLookupsAtOnce // as if that many were under way
+	ev := &Event{Type: EventConnectFail, Errno: 111, NetNS: 1, Proto: ProtoTCP, RAddr: netip.MustParseAddr("192.0.2.1"), RPort: 1}
+	if l := h.start(ev); l != nil {
+		t.Errorf("a listener lookup past the bound: %+v", l)
+	}
+	running := &holderLookup{done: make(chan struct{})}
+	h.byKey[holderKey{kind: lookListeners, netns: 1, proto: ProtoTCP, addr: ev.RAddr, port: 1}] = running
+	if h.start(ev) != running {
+		t.Error("a running listener lookup for the same key was not shared")
+	}
+	h.listening = 0
+	ev.RPort = 2
+	l := h.start(ev)
+	if l == nil {
+		t.Fatal("no listener lookup under the bound")
+	}
+	<-l.done // 192.0.2.1 is no namespace's here: not looked up
+	if l.holders != nil || l.netns != 0 || l.err != nil || h.listening != 0 {
+		t.Errorf("lookup of a remote address: %+v, %d under way", l, h.listening)
+	}
+	h.wait()
+}

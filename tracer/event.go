@@ -189,6 +189,15 @@ type Event struct {
 	// why the lookup failed, when it did.
 	Holders      []Holder
 	HoldersError string
+	// Listeners (connect_fail ECONNREFUSED to an address of this host):
+	// the sockets listening on the port, none of which took the
+	// connection (bound to another address or family), in the network
+	// namespace that has the address (ListenersNetNS: the failing
+	// socket's own, or another's on this host). Empty when nothing
+	// listens on the port there; nil when the address is no namespace's
+	// here, or the lookup failed.
+	Listeners      []Holder
+	ListenersNetNS uint32
 	// Lost (EventLost): what was lost since the last lost event, the sum
 	// of LostDropped (records the full ring buffer had no room for),
 	// LostSkipped (hook runs the kernel skipped) and LostEvicted

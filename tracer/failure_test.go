@@ -66,6 +66,55 @@ func TestConnectRefused(t *testing.T) {
 			if ev.RAddr != netip.MustParseAddr("127.0.0.1") || ev.RPort != 5432 || ev.LAddr != ev.RAddr || ev.LPort == 0 {
 				t.Errorf("tuple %v:%d -> %v:%d", ev.LAddr, ev.LPort, ev.RAddr, ev.RPort)
 			}
+			// Looked up on this host: nobody listens on the port at all.
+			if ev.Listeners == nil || len(ev.Listeners) != 0 || ev.NetNS != ns.Inode(t) || ev.ListenersNetNS != ev.NetNS {
+				t.Errorf("listeners %+v in %d, the socket's namespace %d (want %d)", ev.Listeners, ev.ListenersNetNS, ev.NetNS, ns.Inode(t))
+			}
+		})
+	}
+}
+
+// TestRefusedListenersElsewhere: a connect() refused by an address of
+// this host names who listens on that port instead: the service bound to
+// another loopback address; to IPv4 only, the client asking for IPv6;
+// bound to loopback in the server's namespace while the client dials the
+// server's veth address from another namespace.
+func TestRefusedListenersElsewhere(t *testing.T) {
+	for _, tc := range []struct {
+		name, listen, dial string
+		otherNS            bool
+	}{
+		{"another address", "127.0.0.1:9301", "127.0.0.2:9301", false},
+		{"IPv4 only", "0.0.0.0:9302", "[::1]:9302", false},
+		{"another namespace", "127.0.0.1:9303", "198.18.0.2:9303", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cliNS, srvNS := testnet.NewNS(t), testnet.NewNS(t)
+			if tc.otherNS {
+				testnet.Veth(t, cliNS, []string{"198.18.0.1/24"}, srvNS, []string{"198.18.0.2/24"})
+			} else {
+				srvNS = cliNS
+			}
+			listen, dial := netip.MustParseAddrPort(tc.listen), netip.MustParseAddrPort(tc.dial)
+			s := startTracer(t, tracer.Config{Ports: []uint16{dial.Port()}, Events: tracer.Failures})
+			// A raw bind and listen: an IPv4 socket for 0.0.0.0 (Go's
+			// own listeners would be dual-stack).
+			owner := testnet.Start(t, "ct-owner", testnet.Role{NS: srvNS.Path(), Addr: tc.listen, Bind: true, Listen: true})
+			owner.Expect(t, "bound")
+			defer owner.Go(t)
+			ev, _ := failToConnect(t, s, testnet.Role{NS: cliNS.Path(), Addr: tc.dial, Blocking: true}, "ECONNREFUSED")
+			if ev.RAddr != dial.Addr() || ev.NetNS != cliNS.Inode(t) || ev.ListenersNetNS != srvNS.Inode(t) {
+				t.Errorf("refused by %v in namespace %d, listeners looked up in %d; want %v, %d, %d",
+					ev.RAddr, ev.NetNS, ev.ListenersNetNS, dial.Addr(), cliNS.Inode(t), srvNS.Inode(t))
+			}
+			if len(ev.Listeners) != 1 {
+				t.Fatalf("listeners: %+v", ev.Listeners)
+			}
+			l := ev.Listeners[0]
+			if l.LAddr != listen.Addr() || l.LPort != listen.Port() || l.State != "LISTEN" ||
+				len(l.Procs) != 1 || int(l.Procs[0].PID) != owner.PID || l.Procs[0].Comm != "ct-owner" {
+				t.Errorf("listener %+v, want %v held by %d ct-owner", l, listen, owner.PID)
+			}
 		})
 	}
 }

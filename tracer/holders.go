@@ -12,7 +12,8 @@ import (
 	"github.com/conntrace/conntrace/tracer/sockets"
 )
 
-// Holder lookups: who holds the port a bind() failed on. They take
+// Holder lookups: who holds the port a bind() failed on, and who listens
+// on the port a connect() was refused on, at other addresses. They take
 // milliseconds (setns, a sock_diag dump, a walk of /proc), so they run
 // beside the ring-buffer reader, never on it: the reader holds the
 // events behind a bind_fail back, in order, until its lookup is done
@@ -30,8 +31,17 @@ const (
 	holderCacheMax = 256
 )
 
+// lookupKind says what a lookup looks for.
+type lookupKind uint8
+
+const (
+	lookHolders   lookupKind = iota // bind_fail EADDRINUSE: who holds the port
+	lookListeners                   // connect_fail ECONNREFUSED: who listens elsewhere
+)
+
 // holderKey is what a lookup's answer depends on.
 type holderKey struct {
+	kind  lookupKind
 	netns uint32
 	proto Proto
 	addr  netip.Addr
@@ -42,6 +52,7 @@ type holderKey struct {
 type holderLookup struct {
 	done    doneChan // closed when holders and err are set
 	holders []Holder // shared by every event it answers: read only
+	netns   uint32   // lookListeners: the namespace looked in (0: none)
 	err     error
 	ended   time.Time // when it was done (under holderLookups.mu)
 }
@@ -66,16 +77,25 @@ type holderLookups struct {
 
 	mu    sync.Mutex
 	byKey map[holderKey]*holderLookup
+	// listening counts listener lookups not done: past
+	// holderLookupsAtOnce a refused connect goes without one (a port
+	// scan must not hold the reader up; its explanation stays general).
+	listening int
 }
 
 func newHolderLookups(wake func()) *holderLookups {
 	return &holderLookups{wake: wake, running: make(chan struct{}, holderLookupsAtOnce), byKey: map[holderKey]*holderLookup{}}
 }
 
-// start returns the lookup that answers ev (a bind_fail with EADDRINUSE):
-// one running or recently done for the same key, or a new one.
+// start returns the lookup that answers ev (a bind_fail with EADDRINUSE,
+// a connect_fail with ECONNREFUSED): one running or recently done for the
+// same key, or a new one; nil for a connect_fail when too many listener
+// lookups are under way already.
 func (h *holderLookups) start(ev *Event) *holderLookup {
-	key := holderKey{netns: ev.NetNS, proto: ev.Proto, addr: ev.LAddr, port: ev.LPort}
+	key := holderKey{kind: lookHolders, netns: ev.NetNS, proto: ev.Proto, addr: ev.LAddr, port: ev.LPort}
+	if ev.Type == EventConnectFail {
+		key = holderKey{kind: lookListeners, netns: ev.NetNS, proto: ev.Proto, addr: ev.RAddr, port: ev.RPort}
+	}
 	now := time.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -89,6 +109,12 @@ func (h *holderLookups) start(ev *Event) *holderLookup {
 			}
 		}
 	}
+	if key.kind == lookListeners {
+		if h.listening >= holderLookupsAtOnce {
+			return nil
+		}
+		h.listening++
+	}
 	l := &holderLookup{done: make(doneChan)}
 	h.byKey[key] = l
 	pid := ev.PID
@@ -96,10 +122,20 @@ func (h *holderLookups) start(ev *Event) *holderLookup {
 	go func() {
 		defer h.wg.Done()
 		h.running <- struct{}{}
-		holders, err := lookupHolders(key, pid)
+		var holders []Holder
+		var netns uint32
+		var err error
+		if key.kind == lookListeners {
+			holders, netns, err = lookupListeners(key, pid)
+		} else {
+			holders, err = lookupHolders(key, pid)
+		}
 		<-h.running
 		h.mu.Lock()
-		l.holders, l.err, l.ended = holders, err, time.Now()
+		l.holders, l.netns, l.err, l.ended = holders, netns, err, time.Now()
+		if key.kind == lookListeners {
+			h.listening--
+		}
 		close(l.done)
 		h.mu.Unlock()
 		h.wake()
@@ -150,4 +186,29 @@ func lookupHolders(key holderKey, pid uint32) ([]Holder, error) {
 		holders = append(holders, h)
 	}
 	return holders, nil
+}
+
+// lookupListeners finds, when a connect() to key's address and port was
+// refused and that address is this host's, the sockets listening on the
+// port in the network namespace that has the address (the failing
+// socket's own first, and always for a loopback address): bound to
+// another address or family, since none took the connection. nil and
+// namespace 0 when no namespace here has the address.
+func lookupListeners(key holderKey, pid uint32) ([]Holder, uint32, error) {
+	ino, ns, ok := sockets.OwnerOf(key.addr, key.netns, pid)
+	if !ok {
+		return nil, 0, nil
+	}
+	defer ns.Close()
+	socks, err := sockets.OnPort(ns, key.proto.String(), key.port)
+	if err != nil {
+		return nil, ino, err
+	}
+	listeners := []Holder{}
+	for i := range socks {
+		if s := &socks[i]; s.State == "LISTEN" {
+			listeners = append(listeners, Holder{LAddr: s.LAddr, LPort: s.LPort, State: s.State, Inode: s.Inode, Procs: s.Procs})
+		}
+	}
+	return listeners, ino, nil
 }

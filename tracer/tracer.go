@@ -420,11 +420,14 @@ func (t *Tracer) deliver(raw []byte, sink Sink) error {
 	if err := decode(raw, t.clock, ev); err != nil {
 		return err
 	}
-	if ev.Type == EventBindFail {
+	switch {
+	case ev.Type == EventBindFail:
 		ev.Holders = []Holder{}
 		if ev.Errno == uint32(unix.EADDRINUSE) {
 			ev.lookup = t.holders.start(ev)
 		}
+	case ev.Type == EventConnectFail && ev.Errno == uint32(unix.ECONNREFUSED):
+		ev.lookup = t.holders.start(ev)
 	}
 	if key := t.cgroupKey(ev); key != 0 {
 		ev.Cgroup, ev.cgLookup = t.cgLookup.get(key)
@@ -457,9 +460,17 @@ func (t *Tracer) release(sink Sink, wait bool) error {
 				return nil
 			}
 			<-l.done
-			ev.Holders, ev.lookup = l.holders, nil
-			if l.err != nil {
-				ev.HoldersError = l.err.Error()
+			ev.lookup = nil
+			switch {
+			case ev.Type == EventConnectFail && l.err == nil:
+				ev.Listeners, ev.ListenersNetNS = l.holders, l.netns
+			case ev.Type == EventConnectFail:
+				// Unknown, not "nobody": the explanation stays general.
+			default:
+				ev.Holders = l.holders
+				if l.err != nil {
+					ev.HoldersError = l.err.Error()
+				}
 			}
 		}
 		if l := ev.cgLookup; l != nil {

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/conntrace/conntrace/tracer"
+	"github.com/conntrace/conntrace/tracer/sockets"
 )
 
 // appendExplanation says in words what a failure means:
@@ -18,6 +19,9 @@ func appendExplanation(dst []byte, ev *tracer.Event) []byte {
 	peer := func(dst []byte) []byte { return AppendAddrPort(dst, ev.RAddr, ev.RPort) }
 	switch ev.ErrorName() {
 	case "ECONNREFUSED":
+		if ev.Listeners != nil {
+			return appendRefusedHere(dst, ev)
+		}
 		dst = append(dst, "nothing listening on "...)
 		dst = peer(dst)
 		return append(dst, " (or a firewall rejected it)"...)
@@ -45,6 +49,74 @@ func appendExplanation(dst []byte, ev *tracer.Event) []byte {
 	dst = append(dst, "connect to "...)
 	dst = peer(dst)
 	return append(dst, " failed"...)
+}
+
+// appendRefusedHere explains a refusal by an address of this host from
+// who listens on the port there: "nothing listens on 127.0.0.2:9002;
+// 127.0.0.1:9002 is held by 5120 python3 (LISTEN): the service is bound to
+// another address".
+func appendRefusedHere(dst []byte, ev *tracer.Event) []byte {
+	dst = append(dst, "nothing listens on "...)
+	dst = AppendAddrPort(dst, ev.RAddr, ev.RPort)
+	if ev.ListenersNetNS != ev.NetNS {
+		dst = append(dst, " (an address of network namespace "...)
+		dst = strconv.AppendUint(dst, uint64(ev.ListenersNetNS), 10)
+		dst = append(dst, ')')
+	}
+	if len(ev.Listeners) == 0 {
+		dst = append(dst, ", nor on any other address of port "...)
+		return strconv.AppendUint(dst, uint64(ev.RPort), 10)
+	}
+	dst = append(dst, "; "...)
+	otherFamily, takes := 0, false
+	dest := ev.RAddr.Unmap()
+	for i := range ev.Listeners {
+		l := &ev.Listeners[i]
+		if i > 0 {
+			dst = append(dst, "; "...)
+		}
+		dst = AppendAddrPort(dst, l.LAddr, l.LPort)
+		dst = append(dst, " is held by "...)
+		dst = appendProcs(dst, l.Procs)
+		dst = append(dst, " (LISTEN)"...)
+		addr := l.LAddr.Unmap()
+		switch {
+		case addr.Is4() != dest.Is4():
+			otherFamily++
+		case addr == dest || addr.IsUnspecified():
+			takes = true
+		}
+	}
+	switch {
+	case takes:
+		return append(dst, ", which takes this address, yet the connection was refused: a firewall rule (REJECT), or the listener is newer than the attempt"...)
+	case otherFamily == len(ev.Listeners) && dest.Is6():
+		return append(dst, ": the service takes IPv4 only"...)
+	case otherFamily == len(ev.Listeners):
+		return append(dst, ": the service takes IPv6 only (IPV6_V6ONLY)"...)
+	}
+	return append(dst, ": the service is bound to another address"...)
+}
+
+// appendProcs names the processes that have a socket: "1156 nginx, 1157
+// nginx in container web", or "no process".
+func appendProcs(dst []byte, procs []sockets.Proc) []byte {
+	if len(procs) == 0 {
+		return append(dst, "no process"...)
+	}
+	for j, p := range procs {
+		if j > 0 {
+			dst = append(dst, ", "...)
+		}
+		dst = strconv.AppendUint(dst, uint64(p.PID), 10)
+		dst = append(dst, ' ')
+		dst = AppendTextSafe(dst, p.Comm)
+		if p.Container != nil {
+			dst = append(dst, " in container "...)
+			dst = AppendTextSafe(dst, p.Container.Label())
+		}
+	}
+	return dst
 }
 
 func appendBindExplanation(dst []byte, ev *tracer.Event) []byte {
@@ -93,21 +165,7 @@ func appendHolders(dst []byte, ev *tracer.Event) []byte {
 		if i > 0 {
 			dst = append(dst, "; "...)
 		}
-		if len(h.Procs) == 0 {
-			dst = append(dst, "no process"...)
-		}
-		for j, p := range h.Procs {
-			if j > 0 {
-				dst = append(dst, ", "...)
-			}
-			dst = strconv.AppendUint(dst, uint64(p.PID), 10)
-			dst = append(dst, ' ')
-			dst = AppendTextSafe(dst, p.Comm)
-			if p.Container != nil {
-				dst = append(dst, " in container "...)
-				dst = AppendTextSafe(dst, p.Container.Label())
-			}
-		}
+		dst = appendProcs(dst, h.Procs)
 		dst = append(dst, " ("...)
 		if h.LAddr != ev.LAddr {
 			dst = AppendAddrPort(dst, h.LAddr, h.LPort)

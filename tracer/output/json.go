@@ -87,21 +87,38 @@ func AppendJSON(dst []byte, ev *tracer.Event) []byte {
 		dst = append(dst, `","errno":`...)
 		dst = strconv.AppendUint(dst, uint64(ev.Errno), 10)
 	}
+	if ev.Type.IsFailure() {
+		// The text output's explanation (escaped there for a terminal),
+		// built on the stack first.
+		var buf [512]byte
+		dst = append(dst, `,"explain":`...)
+		dst = AppendJSONString(dst, appendExplanation(buf[:0], ev))
+	}
+	if ev.Type == tracer.EventConnectFail && ev.Listeners != nil {
+		dst = appendHoldersJSON(append(dst, `,"listeners_elsewhere":`...), ev.Listeners)
+		dst = append(dst, `,"listeners_netns":`...)
+		dst = strconv.AppendUint(dst, uint64(ev.ListenersNetNS), 10)
+	}
 	if ev.Type == tracer.EventBindFail {
-		dst = append(dst, `,"holders":[`...)
-		for i := range ev.Holders {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendHolderJSON(dst, &ev.Holders[i])
-		}
-		dst = append(dst, ']')
+		dst = appendHoldersJSON(append(dst, `,"holders":`...), ev.Holders)
 		if ev.HoldersError != "" {
 			dst = append(dst, `,"holders_error":`...)
 			dst = AppendJSONString(dst, []byte(ev.HoldersError))
 		}
 	}
 	return append(dst, "}\n"...)
+}
+
+// appendHoldersJSON appends a list of sockets holding a port.
+func appendHoldersJSON(dst []byte, hs []tracer.Holder) []byte {
+	dst = append(dst, '[')
+	for i := range hs {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendHolderJSON(dst, &hs[i])
+	}
+	return append(dst, ']')
 }
 
 // appendHolderJSON appends one socket holding a port: "pid" and "comm"

@@ -28,6 +28,16 @@ type NS struct {
 // Path is the namespace's bind mount, for helpers to enter.
 func (n *NS) Path() string { return "/run/netns/" + n.Name }
 
+// Inode is the namespace's inode number, as events carry it (NetNS).
+func (n *NS) Inode(t testing.TB) uint32 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(n.Path(), &st); err != nil {
+		t.Fatal(err)
+	}
+	return uint32(st.Ino)
+}
+
 var nsSeq atomic.Uint32
 
 // NewNS creates a network namespace that is removed when the test ends.
