@@ -16,7 +16,7 @@ import (
 // on the port a connect() was refused on, at other addresses. They take
 // milliseconds (setns, a sock_diag dump, a walk of /proc), so they run
 // beside the ring-buffer reader, never on it: the reader holds the
-// events behind a bind_fail back, in order, until its lookup is done
+// events behind such a failure back, in order, until its lookup is done
 // (backlog.go). A burst of failures asks the same question again and
 // again; one lookup answers every failure of the same key that comes
 // while it runs and for holderCacheFor after it.

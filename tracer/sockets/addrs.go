@@ -38,10 +38,11 @@ func HasAddr(ns NS, addr netip.Addr) (bool, error) {
 	return false, nil
 }
 
-// OwnerOf finds the network namespace that has addr on one of its
-// interfaces, trying first (and for a loopback address, only) first:
-// a namespace inode and the NS, open (the caller closes it); ok false
-// when no namespace has it.
+// OwnerOf finds the network namespace that has addr as its own. The
+// namespace first (a failing socket's, opened by way of firstPID) is
+// asked first, and for a loopback address it is the only one. It returns
+// the namespace's inode and the NS, open (the caller closes it); ok is
+// false when no namespace here has the address.
 func OwnerOf(addr netip.Addr, first uint32, firstPID uint32) (ino uint32, ns NS, ok bool) {
 	if ns, ok := OpenNSByInode(first, firstPID); ok {
 		if has, err := HasAddr(ns, addr); err == nil && has {
