@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"runtime/debug"
 	"strings"
 	"sync/atomic"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/conntrace/conntrace/tracer"
 	"github.com/conntrace/conntrace/tracer/metrics"
+	"github.com/conntrace/conntrace/tracer/sockets"
 )
 
 // defaultListen: 10843 is past the Prometheus project's list of default
@@ -187,7 +187,7 @@ func serve(c *cli.Context) error {
 	m := metrics.New(metrics.Config{
 		MaxSeries: o.maxSeries,
 		Labels:    o.labels,
-		Ephemeral: localPortRange(),
+		Ephemeral: ephemeralRange(),
 		Version:   version(),
 		Hooks:     t.Mode().String(),
 	})
@@ -230,15 +230,11 @@ func portOf(addr string) string {
 	return port
 }
 
-// localPortRange is this network namespace's ephemeral range (the
+// ephemeralRange is this network namespace's ephemeral port range (the
 // kernel's default if it cannot be read).
-func localPortRange() [2]uint16 {
-	r := [2]uint16{32768, 60999}
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		var lo, hi uint16
-		if _, err := fmt.Sscan(string(b), &lo, &hi); err == nil && lo <= hi {
-			r = [2]uint16{lo, hi}
-		}
+func ephemeralRange() [2]uint16 {
+	if lo, hi, err := sockets.EphemeralRange(sockets.NS{}); err == nil && lo <= hi {
+		return [2]uint16{lo, hi}
 	}
-	return r
+	return [2]uint16{32768, 60999}
 }

@@ -87,18 +87,23 @@ scrape_configs:
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
 	})
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		resp, err := http.Get("http://" + addr + "/-/ready")
-		if err == nil {
+	if !answersOK("http://"+addr+"/-/ready", 30*time.Second) {
+		t.Fatalf("prometheus not ready within 30s:\n%s", logs.String())
+	}
+	return addr
+}
+
+// answersOK reports whether url answers 200 within d.
+func answersOK(url string, d time.Duration) bool {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if resp, err := http.Get(url); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return addr
+				return true
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("prometheus not ready within 30s:\n%s", logs.String())
-		}
 	}
+	return false
 }
 
 // promAPI gets a Prometheus API path and decodes its data into v.
@@ -421,18 +426,9 @@ func TestServeImage(t *testing.T) {
 	t.Cleanup(func() { pm.Try("rm", "-f", "-t", "0", name) })
 	pm.Run("run", "-d", "--name", name, "--privileged", "--pid=host", "--network=host", image+":latest",
 		"serve", "--listen", addr, "--port", "9447")
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		resp, err := http.Get("http://" + addr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			logs, _ := pm.Cmd("logs", name).CombinedOutput()
-			t.Fatalf("the container's /healthz not 200 within 30s: %v\n%s", err, logs)
-		}
+	if !answersOK("http://"+addr+"/healthz", 30*time.Second) {
+		logs, _ := pm.Cmd("logs", name).CombinedOutput()
+		t.Fatalf("the container's /healthz not 200 within 30s:\n%s", logs)
 	}
 	sum := promSum(prometheusServer(t, addr))
 	exchange(t, testnet.NewNS(t), "127.0.0.1:9447")

@@ -86,8 +86,8 @@ func (e *Ephemeral) Collect(ch chan<- prometheus.Metric) {
 	slices.SortFunc(keys, func(a, b dest) int {
 		return cmp.Or(cmp.Compare(inUse[b], inUse[a]), cmp.Compare(a.netns, b.netns), a.addr.Compare(b.addr))
 	})
-	if max := cmp.Or(e.MaxSeries, DefaultMaxSeries); len(keys) > max {
-		keys = keys[:max]
+	if n := cmp.Or(e.MaxSeries, DefaultMaxSeries); len(keys) > n {
+		keys = keys[:n]
 	}
 	for _, k := range keys {
 		ch <- prometheus.MustNewConstMetric(inUseDesc, prometheus.GaugeValue, float64(inUse[k]), strconv.FormatUint(uint64(k.netns), 10), k.addr.String())

@@ -15,13 +15,7 @@ func HasAddr(ns NS, addr netip.Addr) (bool, error) {
 	if addr.IsLoopback() {
 		return true, nil
 	}
-	var h *netlink.Handle
-	var err error
-	if ns.h <= 0 {
-		h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
-	} else {
-		h, err = netlink.NewHandleAt(ns.h, unix.NETLINK_ROUTE)
-	}
+	h, err := handle(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		return false, err
 	}

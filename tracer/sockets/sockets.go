@@ -80,7 +80,7 @@ func ListBare(ns NS, protos []string, keep func(*Socket) bool) ([]Socket, error)
 }
 
 func list(ns NS, protos []string, keep func(*Socket) bool, procs bool) ([]Socket, error) {
-	h, err := handle(ns)
+	h, err := handle(ns, unix.NETLINK_INET_DIAG)
 	if err != nil {
 		return nil, err
 	}
@@ -125,11 +125,13 @@ func list(ns NS, protos []string, keep func(*Socket) bool, procs bool) ([]Socket
 	return out, nil
 }
 
-func handle(ns NS) (*netlink.Handle, error) {
+// handle is a netlink handle of protocol family (NETLINK_INET_DIAG,
+// NETLINK_ROUTE) that answers for ns.
+func handle(ns NS, family int) (*netlink.Handle, error) {
 	if ns.h <= 0 {
-		return netlink.NewHandle(unix.NETLINK_INET_DIAG)
+		return netlink.NewHandle(family)
 	}
-	return netlink.NewHandleAt(ns.h, unix.NETLINK_INET_DIAG)
+	return netlink.NewHandleAt(ns.h, family)
 }
 
 var tcpStates = [...]string{1: "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",

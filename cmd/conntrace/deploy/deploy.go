@@ -72,15 +72,19 @@ type Systemd struct {
 	Capabilities []string // CapabilityBoundingSet: CAP_ names
 }
 
-// plainPath is an absolute path systemd takes as is, unquoted.
-var plainPath = regexp.MustCompile(`^/[A-Za-z0-9._/+-]*$`)
+var (
+	// plainPath is an absolute path systemd takes as is, unquoted.
+	plainPath = regexp.MustCompile(`^/[A-Za-z0-9._/+-]*$`)
+	// listenAddr is serve's --listen as one word: host:port or :port.
+	listenAddr = regexp.MustCompile(`^[A-Za-z0-9.:\[\]]*:[0-9]{1,5}$`)
+)
 
 // Check says what is wrong with s, in the words of its flags.
 func (s Systemd) Check() error {
 	if !plainPath.MatchString(s.Binary) || strings.Contains(s.Binary, "/../") || strings.HasSuffix(s.Binary, "/..") {
 		return fmt.Errorf("--binary %q: want an absolute path of letters, digits and ._+-/ (no spaces, no ..)", s.Binary)
 	}
-	if !regexp.MustCompile(`^[A-Za-z0-9.:\[\]]*:[0-9]{1,5}$`).MatchString(s.Listen) {
+	if !listenAddr.MatchString(s.Listen) {
 		return fmt.Errorf("--listen %q: want host:port or :port", s.Listen)
 	}
 	return nil
