@@ -39,6 +39,53 @@ static __always_inline void set_payload_bytes(struct event *e, struct sock *sk, 
 	e->rx_bytes = rcvd;
 }
 
+/* How the path was: segments sent again, and the smoothed round-trip time
+ * (kept in tcp_sock times 8). */
+static __always_inline void set_health(struct event *e, struct sock *sk)
+{
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
+
+	e->retransmits = BPF_CORE_READ(tp, total_retrans);
+	e->srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3;
+}
+
+/* The length of a kernel tick in ns, set by the loader from the kernel's
+ * HZ (0: unknown). TCP keeps its receive times in ticks (jiffies). */
+const volatile __u64 jiffy_ns = 0;
+
+/*
+ * What explains a close that was not orderly. How long the peer had been
+ * silent: the classic reset is a load balancer's or NAT's idle timeout,
+ * which answers the first packet after a long silence with RST. The last
+ * packet from the peer is its last ACK (rcv_tstamp) or data (lrcvtime);
+ * the RST itself updates neither. And, for a reset we send, whether
+ * SO_LINGER 0 asked for it, and what the application left unread (close()
+ * with unread data resets): rcv_nxt counts the peer's FIN, copied_seq what
+ * was read.
+ */
+static __always_inline void set_reset_facts(struct event *e, struct sock *sk)
+{
+	struct inet_connection_sock *icsk = (struct inet_connection_sock *)sk;
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
+	__u32 last = BPF_CORE_READ(tp, rcv_tstamp);
+	__u32 data = BPF_CORE_READ(icsk, icsk_ack.lrcvtime);
+	__u64 skflags = BPF_CORE_READ(sk, __sk_common.skc_flags);
+	__u32 unread = BPF_CORE_READ(tp, rcv_nxt) - BPF_CORE_READ(tp, copied_seq);
+
+	if ((__s32)(data - last) > 0)
+		last = data;
+	if (jiffy_ns) {
+		e->latency_ns = (__u64)((__u32)bpf_jiffies64() - last) * jiffy_ns;
+		e->flags |= FLAG_IDLE_KNOWN;
+	}
+	if ((skflags & (1UL << SOCK_DONE)) && unread)
+		unread--;
+	e->unread = unread;
+	if ((skflags & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_LINGER))) &&
+	    !BPF_CORE_READ(sk, sk_lingertime))
+		e->flags |= FLAG_LINGER0;
+}
+
 /*
  * Why an established connection closed. The RST we send on an abortive
  * close (SO_LINGER 0, unread data, shutdown by the application while data
@@ -77,6 +124,9 @@ static __always_inline void emit_close(const struct transition *tr, struct sock_
 	e->duration_ns = (end_ns ? end_ns : e->ts_ns) - info->start_ns;
 	e->reason = close_reason(info, BPF_CORE_READ(sk, sk_err), tr->oldstate);
 	set_payload_bytes(e, sk, tr->oldstate);
+	set_health(e, sk);
+	if (e->reason != REASON_FIN)
+		set_reset_facts(e, sk);
 	submit(e);
 }
 

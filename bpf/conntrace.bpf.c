@@ -9,6 +9,7 @@
 #include "connect.bpf.c"
 #include "bind.bpf.c"
 #include "hooks.bpf.c"
+#include "drops.bpf.c"
 
 /* Keep the shared types in BTF so that bpf2go -type can generate them. */
 const enum event_type *unused_event_type __attribute__((unused));

@@ -40,6 +40,18 @@ enum event_flags {
 	 * cannot share it between destinations; IP_BIND_ADDRESS_NO_PORT
 	 * avoids that). */
 	FLAG_BOUND_PORT0 = 1,
+	/* connect_fail: this host's drops of the connection's packets were
+	 * watched (skb:kfree_skb; drops, drop_reason): none counted means
+	 * none happened, not that nobody looked. */
+	FLAG_DROPS_WATCHED = 2,
+	/* connect_fail: the last drop counted was of a packet coming in (the
+	 * peer's answer), not of one of our SYNs. */
+	FLAG_DROP_INBOUND = 4,
+	/* close, not orderly: latency_ns holds the time since the peer's last
+	 * packet (the kernel's tick is known: tracer's jiffy_ns). */
+	FLAG_IDLE_KNOWN = 8,
+	/* close: SO_LINGER was on with a zero timeout (close() resets). */
+	FLAG_LINGER0 = 16,
 };
 
 /* Keys of the lost_events counters. */
@@ -55,26 +67,32 @@ enum lost_cause {
 struct event {
 	__u64 ts_ns;       /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
 	__u64 conn_id;     /* ties the events of one connection together */
-	__u64 latency_ns;  /* connect: SYN_SENT -> ESTABLISHED; connect_fail: -> failure */
+	__u64 latency_ns;  /* connect: SYN_SENT -> ESTABLISHED; connect_fail: -> failure;
+			    * close (FLAG_IDLE_KNOWN): since the peer's last packet */
 	__u64 duration_ns; /* close: first seen -> CLOSE */
 	__u64 tx_bytes;    /* close: tcp_sock.bytes_acked */
 	__u64 rx_bytes;    /* close: tcp_sock.bytes_received */
 	__u64 cgroup;      /* cgroup v2 id of the process (its container); 0: unknown */
 	__u32 pid;         /* tgid of the process that opened or accepted it */
 	__u32 uid;
-	__u32 netns;    /* network namespace inode (bind_fail: where to look for holders) */
-	__s32 error;    /* connect_fail, bind_fail: errno (0: aborted by the application) */
-	__u8 saddr[16]; /* local end, as seen by that process (bind_fail: as requested) */
-	__u8 daddr[16]; /* peer */
+	__u32 netns;        /* network namespace inode (bind_fail: where to look for holders) */
+	__s32 error;        /* connect_fail, bind_fail: errno (0: aborted by the application) */
+	__u32 retransmits;  /* close: segments sent again (tcp_sock.total_retrans); connect_fail: SYNs */
+	__u32 srtt_us;      /* close: smoothed round-trip time */
+	__u32 drop_reason;  /* connect_fail: the kernel's enum skb_drop_reason of the last drop */
+	__u32 drop_ifindex; /* connect_fail: the device of that drop (0: none yet) */
+	__u8 saddr[16];     /* local end, as seen by that process (bind_fail: as requested) */
+	__u8 daddr[16];     /* peer */
 	__u16 sport;
 	__u16 dport;
-	__u8 type;      /* enum event_type */
-	__u8 family;    /* AF_INET or AF_INET6 */
-	__u8 direction; /* enum direction */
-	__u8 reason;    /* close: enum close_reason */
-	__u8 proto;     /* IPPROTO_TCP or IPPROTO_UDP */
-	__u8 flags;     /* enum event_flags */
-	__u8 _pad[6];
+	__u8 type;             /* enum event_type */
+	__u8 family;           /* AF_INET or AF_INET6 */
+	__u8 direction;        /* enum direction */
+	__u8 reason;           /* close: enum close_reason */
+	__u8 proto;            /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 flags;            /* enum event_flags */
+	__u16 drops;           /* connect_fail: the connection's packets this host dropped */
+	__u32 unread;          /* close, not orderly: bytes received that the application never read */
 	char comm[COMM_LEN];   /* the process: its thread-group leader's name */
 	char thread[COMM_LEN]; /* the thread's own name (prctl PR_SET_NAME) */
 };

@@ -59,6 +59,9 @@ static __always_inline void clear_event(struct event *e)
 {
 	e->conn_id = e->latency_ns = e->duration_ns = e->tx_bytes = e->rx_bytes = 0;
 	e->netns = 0;
+	e->retransmits = e->srtt_us = e->drop_reason = e->drop_ifindex = 0;
+	e->drops = 0;
+	e->unread = 0;
 	e->error = 0;
 	e->direction = DIR_NONE;
 	e->reason = REASON_NONE;
@@ -124,6 +127,9 @@ static __always_inline void submit(struct event *e)
 	bpf_ringbuf_submit(e, flags);
 }
 
+/* Set by the loader when skb:kfree_skb is hooked (drops.bpf.c). */
+const volatile __u8 drops_hooked = 0;
+
 /* connect_fail, from the state machine or from the connect() syscall. */
 static __always_inline void emit_connect_fail(const struct sock_info *info, const struct tuple *t, int err)
 {
@@ -136,6 +142,16 @@ static __always_inline void emit_connect_fail(const struct sock_info *info, cons
 		return;
 	e->latency_ns = e->ts_ns - info->start_ns;
 	e->error = err;
+	e->retransmits = info->retransmits;
+	e->drops = info->drops;
+	e->drop_reason = info->drop_reason;
+	e->drop_ifindex = info->drop_ifindex;
+	/* The drop hook finds connections in the socket table only; one
+	 * that never got that far (no route) sent nothing to drop. */
+	if (drops_hooked && info->in_table)
+		e->flags |= FLAG_DROPS_WATCHED;
+	if (info->drop_inbound)
+		e->flags |= FLAG_DROP_INBOUND;
 	submit(e);
 }
 

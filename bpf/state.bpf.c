@@ -178,6 +178,10 @@ static __always_inline void on_handshake_failed(const struct transition *tr, str
 	struct pending_call *call = bpf_map_lookup_elem(&connect_calls, &info->call_key);
 	__u64 *restarting;
 
+	/* The SYNs sent again before it gave up (still counted: the socket
+	 * is purged after this change). */
+	info->retransmits = BPF_CORE_READ((struct tcp_sock *)sk, total_retrans);
+
 	if (call && call->sk == tr->sk) {
 		/* connect() is still running and will return the error:
 		 * sys_exit_connect reports it, once. */

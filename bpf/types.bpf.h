@@ -27,7 +27,15 @@ struct sock_info {
 	__u8 reset_out; /* tcp_send_reset */
 	__u8 flags;     /* enum event_flags */
 	__u8 in_table;  /* kept in the socks table, not in socket storage */
-	__u8 _pad[6];
+	/* Its packets this host dropped while it was in SYN_SENT (drops.bpf.c),
+	 * the last one's reason and device, and the SYNs sent again until
+	 * the handshake failed. */
+	__u16 drops;
+	__u32 drop_reason;
+	__u32 drop_ifindex;
+	__u32 retransmits;
+	__u8 drop_inbound;
+	__u8 _pad[7];
 };
 
 /* A bind() or connect() in flight, per thread, from sys_enter to sys_exit. */

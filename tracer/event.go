@@ -171,7 +171,19 @@ type Event struct {
 	TxBytes   uint64        // close
 	RxBytes   uint64        // close
 	Reason    Reason        // close
-	Errno     uint32        // connect_fail, bind_fail (0: aborted by the application)
+	// Retransmits: close, the segments sent again in the connection's
+	// life; connect_fail, the SYNs sent again before it failed.
+	Retransmits uint32
+	SRTT        time.Duration // close: smoothed round-trip time
+	// Close, not orderly (reset or timeout): Idle is the time since the
+	// peer's last packet (to a kernel tick), when IdleKnown; Unread the
+	// bytes the application left unread (close() then resets); Linger0
+	// that SO_LINGER 0 asked for the reset.
+	Idle      time.Duration
+	IdleKnown bool
+	Unread    uint32
+	Linger0   bool
+	Errno     uint32 // connect_fail, bind_fail (0: aborted by the application)
 	Proto     Proto
 	NetNS     uint32 // network namespace inode of the socket (bind_fail: where to look for holders)
 	// CgroupID is the cgroup (v2) of the process, taken when it
@@ -198,6 +210,20 @@ type Event struct {
 	// here, or the lookup failed.
 	Listeners      []Holder
 	ListenersNetNS uint32
+	// Drops (connect_fail): the connection's packets this host dropped
+	// during the handshake, counted when DropsWatched (otherwise nobody
+	// looked: an old kernel, socket storage). DropReason is the last
+	// drop's reason, the kernel's name without SKB_DROP_REASON_
+	// ("NETFILTER_DROP", "NEIGH_FAILED"); DropInbound says it was the
+	// peer's answer coming in, not a SYN going out; DropIfindex the
+	// device, named DropDevice in the socket's network namespace when the
+	// tracer could look it up.
+	DropsWatched bool
+	Drops        uint16
+	DropReason   string
+	DropInbound  bool
+	DropIfindex  uint32
+	DropDevice   string
 	// Lost (EventLost): what was lost since the last lost event, the sum
 	// of LostDropped (records the full ring buffer had no room for),
 	// LostSkipped (hook runs the kernel skipped) and LostEvicted
@@ -274,6 +300,24 @@ func decode(raw []byte, clk Clock, ev *Event) error {
 		NetNS:      r.Netns,
 		CgroupID:   r.Cgroup,
 		BoundPort0: r.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_BOUND_PORT0) != 0,
+
+		Retransmits:  r.Retransmits,
+		SRTT:         time.Duration(r.SrttUs) * time.Microsecond,
+		DropsWatched: r.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_DROPS_WATCHED) != 0,
+		Drops:        r.Drops,
+		DropInbound:  r.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_DROP_INBOUND) != 0,
+		DropIfindex:  r.DropIfindex,
+		Unread:       r.Unread,
+		Linger0:      r.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_LINGER0) != 0,
+	}
+	if ev.Type == EventClose {
+		ev.Latency = 0
+		if r.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_IDLE_KNOWN) != 0 {
+			ev.Idle, ev.IdleKnown = time.Duration(r.LatencyNs), true
+		}
+	}
+	if r.DropReason != 0 {
+		ev.DropReason = DropReasonName(r.DropReason)
 	}
 	ev.Comm = *(*[16]byte)(unsafe.Pointer(&r.Comm))
 	ev.Thread = *(*[16]byte)(unsafe.Pointer(&r.Thread))

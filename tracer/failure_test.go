@@ -1,12 +1,15 @@
 package tracer_test
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/conntrace/conntrace/tracer"
+	"github.com/conntrace/conntrace/tracer/output"
 	"github.com/conntrace/conntrace/tracer/testnet"
 )
 
@@ -148,6 +151,17 @@ func TestConnectTimeout(t *testing.T) {
 	if ev.Latency < 2*time.Second || time.Since(start) > 10*time.Second {
 		t.Errorf("gave up after %v (%v in all), want about 3s", ev.Latency, time.Since(start))
 	}
+	// The SYNs left: the answers were lost in the other namespace. The
+	// SYNs sent again are the client namespace's, where nothing else
+	// runs (one, and on newer kernels one more at the deadline).
+	if again := cliNS.SNMP(t, "Tcp", "RetransSegs"); uint64(ev.Retransmits) != again || again < 1 || again > 2 {
+		t.Errorf("%d SYNs sent again, the namespace counted %d (tcp_syn_retries 1)", ev.Retransmits, again)
+	}
+	if !ev.DropsWatched || ev.Drops != 0 {
+		t.Errorf("want no drop seen here, got %d (watched: %v)", ev.Drops, ev.DropsWatched)
+	}
+	wantExplain(t, &ev, fmt.Sprintf("ETIMEDOUT: no answer from 198.18.0.2:5432 to %d SYNs over 3.", ev.Retransmits+1),
+		"s; this host dropped none of them: a firewall on the path or at the peer, or the peer is down")
 
 	// The same, from a blocking connect() that signals interrupt every
 	// millisecond (the kernel restarts it): still one ETIMEDOUT, reported
@@ -178,6 +192,121 @@ func TestConnectTimeout(t *testing.T) {
 	if ev.Type != tracer.EventConnectFail || ev.ErrorName() != "aborted" || ev.Errno != 0 || int(ev.PID) != cli.PID {
 		t.Errorf("want connect_fail aborted by %d, got %s %s by %d", cli.PID, ev.Type, ev.ErrorName(), ev.PID)
 	}
+}
+
+// wantExplain requires ev's explanation (JSON "explain") to begin with
+// prefix and end with suffix.
+func wantExplain(t *testing.T, ev *tracer.Event, prefix, suffix string) {
+	t.Helper()
+	var line struct{ Explain string }
+	if err := json.Unmarshal(output.AppendJSON(nil, ev), &line); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(line.Explain, prefix) || !strings.HasSuffix(line.Explain, suffix) {
+		t.Errorf("explained as\n  %q\nwant\n  %q ... %q", line.Explain, prefix, suffix)
+	}
+}
+
+// TestTimeoutDroppedHere: a firewall rule in the client's own namespace
+// drops its SYNs, or the answers to them. The same ETIMEDOUT as a peer
+// that never answers, but said as what it is: this host dropped them,
+// with the kernel's reason, going out or coming in.
+func TestTimeoutDroppedHere(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		rule    testnet.Firewall
+		inbound bool
+		explain string // %s: the client's device
+	}{
+		{"SYNs", testnet.Firewall{Output: true, DPort: 5434}, false, "; this host dropped them (NETFILTER_DROP): a firewall rule here (nftables, iptables)"},
+		{"answers", testnet.Firewall{SPort: 5434}, true, "; this host dropped the answers (NETFILTER_DROP on %s): a firewall rule here (nftables, iptables)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cliNS, srvNS := testnet.NewNS(t), testnet.NewNS(t)
+			dev, _ := testnet.Veth(t, cliNS, []string{"198.18.0.1/24"}, srvNS, []string{"198.18.0.2/24"})
+			cliNS.Sysctl(t, "net/ipv4/tcp_syn_retries", "1")
+			// One SYN-ACK per SYN: the server does not send its own again.
+			srvNS.Sysctl(t, "net/ipv4/tcp_synack_retries", "0")
+			cliNS.Firewall(t, tc.rule)
+			s := startTracer(t, tracer.Config{Ports: []uint16{5434}, Events: tracer.Failures})
+			srv := testnet.Start(t, "ct-server", testnet.Role{Server: true, NS: srvNS.Path(), Addr: "198.18.0.2:5434", Conns: 1})
+			srv.Expect(t, "listening")
+			ev, cli := failToConnect(t, s, testnet.Role{NS: cliNS.Path(), Addr: "198.18.0.2:5434"}, "ETIMEDOUT")
+			if int(ev.PID) != cli.PID || ev.RAddr != netip.MustParseAddr("198.18.0.2") {
+				t.Errorf("failure of %d to %v, want %d to 198.18.0.2", ev.PID, ev.RAddr, cli.PID)
+			}
+			// Every SYN dropped going out; or every one answered, and
+			// each answer dropped coming in.
+			syns := cliNS.SNMP(t, "Tcp", "RetransSegs") + 1
+			if uint64(ev.Retransmits)+1 != syns || !ev.DropsWatched || uint64(ev.Drops) != syns ||
+				ev.DropReason != "NETFILTER_DROP" || ev.DropInbound != tc.inbound {
+				t.Errorf("want %d SYNs, %[1]d drops (NETFILTER_DROP, inbound %v), got %d, %d (%q, inbound %v, watched %v)",
+					syns, tc.inbound, ev.Retransmits+1, ev.Drops, ev.DropReason, ev.DropInbound, ev.DropsWatched)
+			}
+			want := tc.explain
+			if tc.inbound {
+				want = fmt.Sprintf(want, dev)
+			}
+			wantExplain(t, &ev, fmt.Sprintf("ETIMEDOUT: no answer from 198.18.0.2:5434 to %d SYNs over ", syns), want)
+		})
+	}
+}
+
+// TestRejectedHere: a REJECT rule in the client's own namespace answers
+// its SYN in the peer's place. With a reset: ECONNREFUSED, as from a
+// closed port, but said as the firewall's, since the SYN itself was
+// dropped here. With an ICMP port unreachable, which arrives while
+// connect() still holds the socket: the kernel keeps it as a soft error
+// that only SO_ERROR returns (Go's client gets ECONNREFUSED there) and
+// the socket stays in SYN_SENT until the application closes it: aborted,
+// after the firewall's drop.
+func TestRejectedHere(t *testing.T) {
+	for _, tc := range []struct {
+		name, err string
+		icmp      bool
+		explain   string
+	}{
+		{"reset", "ECONNREFUSED", false, "ECONNREFUSED: a firewall rule on this host rejected the connection to 198.18.0.2:5436 " +
+			"(netfilter dropped the SYN, NETFILTER_DROP, and answered in the peer's place)"},
+		{"ICMP", "aborted", true, "aborted: the application closed the socket before the handshake completed, " +
+			"after this host dropped its SYN (NETFILTER_DROP): a firewall rule here"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cliNS, srvNS := testnet.NewNS(t), testnet.NewNS(t)
+			testnet.Veth(t, cliNS, []string{"198.18.0.1/24"}, srvNS, []string{"198.18.0.2/24"})
+			cliNS.Firewall(t, testnet.Firewall{Output: true, DPort: 5436, Reject: true, ICMP: tc.icmp})
+			s := startTracer(t, tracer.Config{Ports: []uint16{5436}, Events: tracer.Failures})
+			srv := testnet.Start(t, "ct-server", testnet.Role{Server: true, NS: srvNS.Path(), Addr: "198.18.0.2:5436", Conns: 1})
+			srv.Expect(t, "listening")
+			ev, cli := failToConnect(t, s, testnet.Role{NS: cliNS.Path(), Addr: "198.18.0.2:5436"}, "ECONNREFUSED")
+			if int(ev.PID) != cli.PID || ev.ErrorName() != tc.err || ev.Retransmits != 0 || !ev.DropsWatched || ev.Drops != 1 ||
+				ev.DropReason != "NETFILTER_DROP" || ev.DropInbound {
+				t.Errorf("want %s by %d, its one SYN dropped going out (NETFILTER_DROP), got:\n%s", tc.err, cli.PID, dump([]tracer.Event{ev}))
+			}
+			wantExplain(t, &ev, tc.explain, "")
+		})
+	}
+}
+
+// TestNoNeighbour: an address on the link's subnet that no host has. The
+// SYNs wait for an ARP answer that never comes, are dropped, and the
+// client gets EHOSTUNREACH: said as the missing neighbour on its device.
+func TestNoNeighbour(t *testing.T) {
+	cliNS, srvNS := testnet.NewNS(t), testnet.NewNS(t)
+	dev, _ := testnet.Veth(t, cliNS, []string{"198.18.0.1/24"}, srvNS, []string{"198.18.0.2/24"})
+	// One ARP probe, not three: the neighbour fails after a second.
+	cliNS.Sysctl(t, "net/ipv4/neigh/"+dev+"/mcast_solicit", "1")
+	s := startTracer(t, tracer.Config{Ports: []uint16{5435}, Events: tracer.Failures})
+	ev, cli := failToConnect(t, s, testnet.Role{NS: cliNS.Path(), Addr: "198.18.0.9:5435"}, "EHOSTUNREACH")
+	if int(ev.PID) != cli.PID || ev.RAddr != netip.MustParseAddr("198.18.0.9") {
+		t.Errorf("failure of %d to %v, want %d to 198.18.0.9", ev.PID, ev.RAddr, cli.PID)
+	}
+	if !ev.DropsWatched || ev.Drops == 0 || ev.DropReason != "NEIGH_FAILED" || ev.DropInbound || ev.DropDevice != dev {
+		t.Errorf("want SYNs dropped going out for NEIGH_FAILED on %s, got %d drops (%q on %q, inbound %v, watched %v)",
+			dev, ev.Drops, ev.DropReason, ev.DropDevice, ev.DropInbound, ev.DropsWatched)
+	}
+	wantExplain(t, &ev, "EHOSTUNREACH: no ARP/NDP answer from the next hop to 198.18.0.9 on "+dev+
+		" (NEIGH_FAILED): no host has that address on the link", "")
 }
 
 // TestInterruptedConnect: a blocking connect() that signals interrupt
@@ -232,22 +361,31 @@ func TestConnectUnreachable(t *testing.T) {
 	}
 }
 
+// resetExchange runs server srv and client cli (one connection), and
+// requires the client to get ECONNRESET.
+func resetExchange(t *testing.T, srv, cli testnet.Role) {
+	t.Helper()
+	srv.Server, cli.MayFail = true, true
+	sp := testnet.Start(t, "ct-server", srv)
+	sp.Expect(t, "listening")
+	cp := testnet.Start(t, "ct-client", cli)
+	cp.Expect(t, "ready")
+	cp.Expect(t, "connected")
+	if got := cp.Expect(t, "failed"); got != "ECONNRESET" {
+		t.Fatalf("client: %s", got)
+	}
+	cp.Wait(t)
+	sp.Wait(t)
+}
+
 // TestCloseReasons: the server reads, then closes with SO_LINGER 0. The
 // client's close says reset_in, the server's reset_out; an orderly close
 // says fin.
 func TestCloseReasons(t *testing.T) {
 	ns := testnet.NewNS(t)
 	s := startTracer(t, tracer.Config{Ports: []uint16{8080, 8081}, Events: 1 << tracer.EventClose})
-	srv := testnet.Start(t, "ct-server", testnet.Role{Server: true, NS: ns.Path(), Addr: "127.0.0.1:8080", Conns: 1, Recv: 100, Abort: true})
-	srv.Expect(t, "listening")
-	cli := testnet.Start(t, "ct-client", testnet.Role{NS: ns.Path(), Addr: "127.0.0.1:8080", Send: 100, Recv: 1, MayFail: true})
-	cli.Expect(t, "ready")
-	cli.Expect(t, "connected")
-	if got := cli.Expect(t, "failed"); got != "ECONNRESET" {
-		t.Fatalf("client: %s", got)
-	}
-	cli.Wait(t)
-	srv.Wait(t)
+	resetExchange(t, testnet.Role{NS: ns.Path(), Addr: "127.0.0.1:8080", Conns: 1, Recv: 100, Abort: true},
+		testnet.Role{NS: ns.Path(), Addr: "127.0.0.1:8080", Send: 100, Recv: 1})
 	exchangeOn(t, ns, "127.0.0.1:8081")
 	s.waitFor(t, 4, func(ev *tracer.Event) bool { return ev.Type == tracer.EventClose })
 	evs := s.stop(t)
@@ -266,6 +404,113 @@ func TestCloseReasons(t *testing.T) {
 		if r, ok := want[key]; !ok || ev.Reason != r {
 			t.Errorf("%s: reason %s, want %s", key, ev.Reason, want[key])
 		}
+		// Loopback: nothing sent twice, and a round trip well under a
+		// millisecond (but measured: never 0).
+		if ev.Retransmits != 0 || ev.SRTT <= 0 || ev.SRTT > 10*time.Millisecond {
+			t.Errorf("%s: retransmits %d, srtt %v", key, ev.Retransmits, ev.SRTT)
+		}
+	}
+}
+
+// TestResetAfterIdle: resets explained by what the kernel had at the
+// close. The server leaves a connection in its accept queue, silent, for
+// 1.5 s, then accepts it and closes it with SO_LINGER 0: the client's close says reset
+// by the peer after 1.5 s without a packet from it, the server's reset by
+// this side, for SO_LINGER 0. Then a server that closes without reading
+// what the client sent: reset by this side, with the bytes left unread.
+func TestResetAfterIdle(t *testing.T) {
+	const idle = 1500 * time.Millisecond
+	ns := testnet.NewNS(t)
+	s := startTracer(t, tracer.Config{Ports: []uint16{8090, 8091}, Events: 1 << tracer.EventClose})
+	srv := testnet.Start(t, "ct-server", testnet.Role{Server: true, NS: ns.Path(), Addr: "127.0.0.1:8090", Conns: 1, WaitGo: true, Abort: true})
+	srv.Expect(t, "listening")
+	start := time.Now()
+	cli := testnet.Start(t, "ct-client", testnet.Role{NS: ns.Path(), Addr: "127.0.0.1:8090", Recv: 1, MayFail: true})
+	cli.Expect(t, "ready")
+	cli.Expect(t, "connected")
+	time.Sleep(idle)
+	srv.Go(t)
+	if got := cli.Expect(t, "failed"); got != "ECONNRESET" {
+		t.Fatalf("client: %s", got)
+	}
+	// The handshake came after start and before "connected", the reset
+	// after the pause and before "failed".
+	most := time.Since(start)
+	cli.Wait(t)
+	srv.Wait(t)
+	resetExchange(t, testnet.Role{NS: ns.Path(), Addr: "127.0.0.1:8091", Conns: 1, Pause: 300 * time.Millisecond, Discard: true},
+		testnet.Role{NS: ns.Path(), Addr: "127.0.0.1:8091", Send: 100, Recv: 1})
+	s.waitFor(t, 4, func(ev *tracer.Event) bool { return ev.Type == tracer.EventClose })
+	evs := s.stop(t)
+	if len(evs) != 4 {
+		t.Fatalf("want 4 closes, got:\n%s", dump(evs))
+	}
+	tick := 10 * time.Millisecond // a kernel tick is 1 to 10 ms
+	for _, ev := range evs {
+		port := ev.RPort
+		if ev.Direction == tracer.DirIn {
+			port = ev.LPort
+		}
+		switch key := fmt.Sprintf("%d %s", port, ev.Direction); key {
+		case "8090 out":
+			if ev.Reason != tracer.ReasonResetIn || !ev.IdleKnown || ev.Idle < idle-tick || ev.Idle > most {
+				t.Errorf("%s: %s after %v idle (known %v), want reset_in after %v to %v", key, ev.Reason, ev.Idle, ev.IdleKnown, idle, most)
+			}
+			wantExplain(t, &ev, "reset by the peer after 1.", "s without a packet from it: an idle timeout (the peer's, or a load balancer's, NAT's or firewall's on the path)")
+		case "8090 in":
+			if ev.Reason != tracer.ReasonResetOut || !ev.Linger0 || ev.Unread != 0 || !ev.IdleKnown || ev.Idle < idle-tick || ev.Idle > most {
+				t.Errorf("%s: %s, linger0 %v, unread %d, idle %v; want reset_out for SO_LINGER 0 after %v", key, ev.Reason, ev.Linger0, ev.Unread, ev.Idle, idle)
+			}
+			wantExplain(t, &ev, "reset by this side after 1.", "s without a packet from the peer: SO_LINGER 0 at close()")
+		case "8091 in":
+			if ev.Reason != tracer.ReasonResetOut || ev.Linger0 || ev.Unread != 100 {
+				t.Errorf("%s: %s, linger0 %v, unread %d; want reset_out with 100 bytes unread", key, ev.Reason, ev.Linger0, ev.Unread)
+			}
+			wantExplain(t, &ev, "reset by this side after ", ": closed with 100 bytes unread")
+		case "8091 out":
+			if ev.Reason != tracer.ReasonResetIn {
+				t.Errorf("%s: %s, want reset_in", key, ev.Reason)
+			}
+		default:
+			t.Errorf("unexpected close %s", key)
+		}
+	}
+}
+
+// TestCloseAfterRetransmits: the server's namespace starts dropping what
+// the client sends once the connection is up. The client's data is sent
+// again and again until the kernel gives up (tcp_retries2 2): its close
+// says timeout, with every retransmission the namespace counted.
+func TestCloseAfterRetransmits(t *testing.T) {
+	cliNS, srvNS := testnet.NewNS(t), testnet.NewNS(t)
+	testnet.Veth(t, cliNS, []string{"198.18.0.1/24"}, srvNS, []string{"198.18.0.2/24"})
+	cliNS.Sysctl(t, "net/ipv4/tcp_retries2", "2")
+	s := startTracer(t, tracer.Config{Ports: []uint16{5437}, Events: 1 << tracer.EventClose})
+	srv := testnet.Start(t, "ct-server", testnet.Role{Server: true, NS: srvNS.Path(), Addr: "198.18.0.2:5437", Conns: 1, Recv: 100})
+	srv.Expect(t, "listening")
+	cli := testnet.Start(t, "ct-client", testnet.Role{NS: cliNS.Path(), Addr: "198.18.0.2:5437", Pause: time.Second,
+		Send: 100, Recv: 1, MayFail: true})
+	cli.Expect(t, "ready")
+	cli.Expect(t, "connected")
+	srvNS.Firewall(t, testnet.Firewall{DPort: 5437})
+	if got := cli.Expect(t, "failed"); got != "ETIMEDOUT" {
+		t.Fatalf("client: %s", got)
+	}
+	cli.Wait(t)
+	s.waitFor(t, 1, func(ev *tracer.Event) bool { return ev.Type == tracer.EventClose && ev.Direction == tracer.DirOut })
+	again := cliNS.SNMP(t, "Tcp", "RetransSegs")
+	var closes []tracer.Event
+	for _, ev := range s.stop(t) {
+		if ev.Direction == tracer.DirOut {
+			closes = append(closes, ev)
+		}
+	}
+	if len(closes) != 1 {
+		t.Fatalf("want the client's close, got:\n%s", dump(closes))
+	}
+	ev := closes[0]
+	if int(ev.PID) != cli.PID || ev.Reason != tracer.ReasonTimeout || uint64(ev.Retransmits) != again || again < 2 || ev.SRTT <= 0 {
+		t.Errorf("want a timeout close by %d after the %d segments sent again, srtt measured; got:\n%s", cli.PID, again, dump(closes))
 	}
 }
 

@@ -37,6 +37,7 @@ type lookupKind uint8
 const (
 	lookHolders   lookupKind = iota // bind_fail EADDRINUSE: who holds the port
 	lookListeners                   // connect_fail ECONNREFUSED: who listens elsewhere
+	lookDevice                      // connect_fail after a drop: the device's name
 )
 
 // holderKey is what a lookup's answer depends on.
@@ -46,6 +47,7 @@ type holderKey struct {
 	proto Proto
 	addr  netip.Addr
 	port  uint16
+	index uint32 // lookDevice: the interface
 }
 
 // holderLookup is one lookup, running or done.
@@ -53,6 +55,7 @@ type holderLookup struct {
 	done    doneChan // closed when holders and err are set
 	holders []Holder // shared by every event it answers: read only
 	netns   uint32   // lookListeners: the namespace looked in (0: none)
+	device  string   // lookDevice: the interface's name
 	err     error
 	ended   time.Time // when it was done (under holderLookups.mu)
 }
@@ -77,9 +80,9 @@ type holderLookups struct {
 
 	mu    sync.Mutex
 	byKey map[holderKey]*holderLookup
-	// listening counts listener lookups not done: past
-	// holderLookupsAtOnce a refused connect goes without one (a port
-	// scan must not hold the reader up; its explanation stays general).
+	// listening counts connect_fail lookups not done: past
+	// holderLookupsAtOnce a failed connect goes without one (a port scan
+	// must not hold the reader up; its explanation stays general).
 	listening int
 }
 
@@ -88,13 +91,16 @@ func newHolderLookups(wake func()) *holderLookups {
 }
 
 // start returns the lookup that answers ev (a bind_fail with EADDRINUSE,
-// a connect_fail with ECONNREFUSED): one running or recently done for the
-// same key, or a new one; nil for a connect_fail when too many listener
-// lookups are under way already.
+// a connect_fail with ECONNREFUSED, or one after a drop on a device): one
+// running or recently done for the same key, or a new one; nil for a
+// connect_fail when too many listener lookups are under way already.
 func (h *holderLookups) start(ev *Event) *holderLookup {
 	key := holderKey{kind: lookHolders, netns: ev.NetNS, proto: ev.Proto, addr: ev.LAddr, port: ev.LPort}
-	if ev.Type == EventConnectFail {
+	switch {
+	case ev.Type == EventConnectFail && ev.Errno == uint32(unix.ECONNREFUSED):
 		key = holderKey{kind: lookListeners, netns: ev.NetNS, proto: ev.Proto, addr: ev.RAddr, port: ev.RPort}
+	case ev.Type == EventConnectFail:
+		key = holderKey{kind: lookDevice, netns: ev.NetNS, index: ev.DropIfindex}
 	}
 	now := time.Now()
 	h.mu.Lock()
@@ -109,7 +115,7 @@ func (h *holderLookups) start(ev *Event) *holderLookup {
 			}
 		}
 	}
-	if key.kind == lookListeners {
+	if key.kind != lookHolders {
 		if h.listening >= holderLookupsAtOnce {
 			return nil
 		}
@@ -124,16 +130,20 @@ func (h *holderLookups) start(ev *Event) *holderLookup {
 		h.running <- struct{}{}
 		var holders []Holder
 		var netns uint32
+		var device string
 		var err error
-		if key.kind == lookListeners {
+		switch key.kind {
+		case lookListeners:
 			holders, netns, err = lookupListeners(key, pid)
-		} else {
+		case lookDevice:
+			device, err = lookupDevice(key, pid)
+		default:
 			holders, err = lookupHolders(key, pid)
 		}
 		<-h.running
 		h.mu.Lock()
-		l.holders, l.netns, l.err, l.ended = holders, netns, err, time.Now()
-		if key.kind == lookListeners {
+		l.holders, l.netns, l.device, l.err, l.ended = holders, netns, device, err, time.Now()
+		if key.kind != lookHolders {
 			h.listening--
 		}
 		close(l.done)
@@ -211,4 +221,15 @@ func lookupListeners(key holderKey, pid uint32) ([]Holder, uint32, error) {
 		}
 	}
 	return listeners, ino, nil
+}
+
+// lookupDevice names the interface a connection's packet was dropped on,
+// in the connecting socket's network namespace.
+func lookupDevice(key holderKey, pid uint32) (string, error) {
+	ns, ok := sockets.OpenNSByInode(key.netns, pid)
+	if !ok {
+		return "", fmt.Errorf("network namespace %d has no process left", key.netns)
+	}
+	defer ns.Close()
+	return sockets.LinkName(ns, key.index)
 }

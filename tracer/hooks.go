@@ -109,6 +109,10 @@ var (
 	// bind() and connect() asked for.
 	syscallPrograms = []string{bpfobj.ConntraceProgHandleConnectEnter, bpfobj.ConntraceProgHandleConnectExit,
 		bpfobj.ConntraceProgHandleBindEnter, bpfobj.ConntraceProgHandleBindExit}
+	// dropProgram, attached in every mode where the kernel's
+	// skb:kfree_skb has a drop reason (dropsHooked): what this host
+	// dropped of a connection in its handshake (bpf/drops.bpf.c).
+	dropProgram = bpfobj.ConntraceProgHandleKfreeSkbBtf
 	// rescuePrograms run after the main program on the same hook, and
 	// their skips lose nothing (bpf/state.bpf.c).
 	rescuePrograms = map[string]bool{bpfobj.ConntraceProgHandleSetStateBtfRescue: true}
@@ -122,8 +126,31 @@ func programs(m Hooks) []string {
 		own[1] = acceptFexit()
 	}
 	_, err := os.Stat(KernelBTF)
-	return slices.Concat(own, statePrograms[err == nil], syscallPrograms)
+	all := slices.Concat(own, statePrograms[err == nil], syscallPrograms)
+	if dropsHooked() {
+		all = append(all, dropProgram)
+	}
+	return all
 }
+
+// dropsHooked says whether the drop program can attach: a tp_btf program
+// (the kernel's own BTF) on a skb:kfree_skb that passes a drop reason
+// (Linux 5.17+). Elsewhere connect failures say drops were not watched.
+var dropsHooked = sync.OnceValue(func() bool {
+	var fn *btf.Typedef
+	spec, err := btf.LoadKernelSpec()
+	if err != nil || spec.TypeByName("btf_trace_kfree_skb", &fn) != nil {
+		return false
+	}
+	ptr, ok := fn.Type.(*btf.Pointer)
+	if !ok {
+		return false
+	}
+	proto, ok := ptr.Target.(*btf.FuncProto)
+	// The first parameter is the tracepoint's data; then skb, location,
+	// reason.
+	return ok && len(proto.Params) >= 4
+})
 
 // acceptFexit is the fexit program for this kernel's inet_csk_accept():
 // Linux 6.10 took its four arguments down to two, which moves the return
@@ -249,6 +276,7 @@ func modeSpec(spec *ebpf.CollectionSpec, m Hooks, storage bool, table uint32) (*
 		{bpfobj.ConntraceVarTcpConnectHooked, m != HooksTracepoint},
 		{bpfobj.ConntraceVarSkStorage, storage},
 		{bpfobj.ConntraceVarInboundInTable, inbound},
+		{bpfobj.ConntraceVarDropsHooked, slices.Contains(keep, dropProgram)},
 	} {
 		if err := spec.Variables[v.name].Set(b2u8(v.val)); err != nil {
 			return nil, fmt.Errorf("set %s: %w", v.name, err)

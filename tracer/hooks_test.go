@@ -39,6 +39,12 @@ func TestHooksPerMode(t *testing.T) {
 	if _, err := os.Stat(KernelBTF); err != nil {
 		common = len(syscallPrograms) + len(statePrograms[false])
 	}
+	// Every kernel the tests run on (6.1 and later) passes skb:kfree_skb
+	// a drop reason.
+	if !dropsHooked() {
+		t.Error("skb:kfree_skb has no drop reason here")
+	}
+	common++
 	for _, m := range HookModes {
 		hooks, err := hooksOf(spec, m)
 		if err != nil {
@@ -79,7 +85,7 @@ func TestHooksPerMode(t *testing.T) {
 	used := map[string]bool{}
 	for _, list := range [][]string{syscallPrograms, statePrograms[true], statePrograms[false],
 		modePrograms[HooksFentry], modePrograms[HooksKprobe], modePrograms[HooksTracepoint],
-		{bpfobj.ConntraceProgHandleAcceptFexit4}} {
+		{bpfobj.ConntraceProgHandleAcceptFexit4, dropProgram}} {
 		for _, name := range list {
 			used[name] = true
 		}

@@ -280,6 +280,11 @@ func configure(spec *ebpf.CollectionSpec, cfg *Config) error {
 	if err := set(bpfobj.ConntraceVarWakeupBytes, uint64(ring/wakeupShare)); err != nil {
 		return err
 	}
+	if hz := kernelHZ(); hz != 0 {
+		if err := set(bpfobj.ConntraceVarJiffyNs, uint64(time.Second)/hz); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -426,7 +431,7 @@ func (t *Tracer) deliver(raw []byte, sink Sink) error {
 		if ev.Errno == uint32(unix.EADDRINUSE) {
 			ev.lookup = t.holders.start(ev)
 		}
-	case ev.Type == EventConnectFail && ev.Errno == uint32(unix.ECONNREFUSED):
+	case ev.Type == EventConnectFail && (ev.Errno == uint32(unix.ECONNREFUSED) || ev.DropIfindex != 0):
 		ev.lookup = t.holders.start(ev)
 	}
 	if key := t.cgroupKey(ev); key != 0 {
@@ -462,7 +467,9 @@ func (t *Tracer) release(sink Sink, wait bool) error {
 			<-l.done
 			ev.lookup = nil
 			switch {
-			case ev.Type == EventConnectFail && l.err == nil:
+			case ev.Type == EventConnectFail && l.device != "":
+				ev.DropDevice = l.device
+			case ev.Type == EventConnectFail && l.err == nil && ev.Errno == uint32(unix.ECONNREFUSED):
 				ev.Listeners, ev.ListenersNetNS = l.holders, l.netns
 			case ev.Type == EventConnectFail:
 				// Unknown, not "nobody": the explanation stays general.

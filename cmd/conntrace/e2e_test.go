@@ -125,7 +125,7 @@ func TestWatchJSON(t *testing.T) {
 		"listen":  common,
 		"connect": "comm,conn_id,direction,event,family,laddr,latency_us,lport,pid,proto,raddr,rport,ts,uid",
 		"accept":  "comm,conn_id,direction,event,family,laddr,lport,pid,proto,raddr,rport,ts,uid",
-		"close":   "comm,conn_id,direction,duration_ms,event,family,laddr,lport,pid,proto,raddr,reason,rport,rx_bytes,ts,tx_bytes,uid",
+		"close":   "comm,conn_id,direction,duration_ms,event,family,laddr,lport,pid,proto,raddr,reason,retransmits,rport,rx_bytes,srtt_us,ts,tx_bytes,uid",
 	}
 	seen := map[string]int{}
 	for _, line := range lines {

@@ -141,7 +141,11 @@ func bootKernel(cache string, pattern *regexp.Regexp, bin string, tests []string
 	// order; xz-compressed in newer packages.
 	var modules []string
 	p.Modules = nil
-	for _, m := range []string{"drivers/net/veth.ko", "net/ipv4/inet_diag.ko", "net/ipv4/tcp_diag.ko", "net/ipv4/udp_diag.ko"} {
+	for _, m := range []string{"drivers/net/veth.ko", "net/ipv4/inet_diag.ko", "net/ipv4/tcp_diag.ko", "net/ipv4/udp_diag.ko",
+		// nftables, for the tests' firewall rules (drops, REJECT).
+		"lib/libcrc32c.ko", "net/netfilter/nfnetlink.ko", "net/netfilter/nf_tables.ko",
+		"net/ipv4/netfilter/nf_reject_ipv4.ko", "net/ipv6/netfilter/nf_reject_ipv6.ko",
+		"net/netfilter/nft_reject.ko", "net/netfilter/nft_reject_inet.ko"} {
 		found, _ := filepath.Glob(filepath.Join(kdir, "lib", "modules", "*", "kernel", m+"*"))
 		if len(found) != 1 {
 			return fmt.Errorf("%s: no module %s", kdir, m)

@@ -3,6 +3,7 @@ package output
 import (
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/conntrace/conntrace/tracer"
 	"github.com/conntrace/conntrace/tracer/sockets"
@@ -17,6 +18,11 @@ func appendExplanation(dst []byte, ev *tracer.Event) []byte {
 		return appendBindExplanation(dst, ev)
 	}
 	peer := func(dst []byte) []byte { return AppendAddrPort(dst, ev.RAddr, ev.RPort) }
+	if rejectedHere(ev) {
+		dst = append(dst, "a firewall rule on this host rejected the connection to "...)
+		dst = peer(dst)
+		return append(dst, " (netfilter dropped the SYN, NETFILTER_DROP, and answered in the peer's place)"...)
+	}
 	switch ev.ErrorName() {
 	case "ECONNREFUSED":
 		if ev.Listeners != nil {
@@ -26,12 +32,20 @@ func appendExplanation(dst []byte, ev *tracer.Event) []byte {
 		dst = peer(dst)
 		return append(dst, " (or a firewall rejected it)"...)
 	case "ETIMEDOUT":
-		dst = append(dst, "no answer to SYN from "...)
-		dst = peer(dst)
-		return append(dst, " (host down or packets dropped)"...)
+		return appendTimedOut(dst, ev)
 	case "EHOSTUNREACH":
+		if ev.Drops > 0 && ev.DropReason == "NEIGH_FAILED" {
+			dst = append(dst, "no ARP/NDP answer from the next hop to "...)
+			dst = ev.RAddr.AppendTo(dst)
+			dst = appendDevice(dst, ev)
+			return append(dst, " (NEIGH_FAILED): no host has that address on the link"...)
+		}
 		dst = append(dst, "no route to host "...)
-		return ev.RAddr.AppendTo(dst)
+		dst = ev.RAddr.AppendTo(dst)
+		if ev.DropsWatched && ev.Drops == 0 {
+			dst = append(dst, " (an ICMP error came back; this host dropped nothing)"...)
+		}
+		return dst
 	case "ENETUNREACH":
 		dst = append(dst, "no route to the network of "...)
 		return ev.RAddr.AppendTo(dst)
@@ -44,11 +58,132 @@ func appendExplanation(dst []byte, ev *tracer.Event) []byte {
 		dst = peer(dst)
 		return append(dst, " was refused by local policy (firewall, cgroup or security module)"...)
 	case "aborted":
-		return append(dst, "the application closed the socket before the handshake completed"...)
+		dst = append(dst, "the application closed the socket before the handshake completed"...)
+		if ev.Drops > 0 && !ev.DropInbound {
+			// An ICMP error from a REJECT here comes while connect()
+			// holds the socket: a soft error, which SO_ERROR hands the
+			// application (and clears), and the socket stays open.
+			dst = append(dst, ", after this host dropped its SYN ("...)
+			dst = append(dst, ev.DropReason...)
+			dst = appendDevice(dst, ev)
+			dst = append(dst, ')')
+			if ev.DropReason == "NETFILTER_DROP" {
+				dst = append(dst, ": a firewall rule here (a REJECT's ICMP error reaches the application only through SO_ERROR)"...)
+			}
+		}
+		return dst
 	}
 	dst = append(dst, "connect to "...)
 	dst = peer(dst)
 	return append(dst, " failed"...)
+}
+
+// explained says whether ev has an explanation: a failure, or a close
+// that was not orderly (reset, timeout).
+func explained(ev *tracer.Event) bool {
+	return ev.Type.IsFailure() || ev.Type == tracer.EventClose && ev.Reason != tracer.ReasonFIN && ev.Reason != tracer.ReasonNone
+}
+
+// appendCloseExplanation says why a connection ended abruptly, from what
+// the kernel had at the close: "reset by the peer after 35.200s without a
+// packet from it: an idle timeout (...)".
+func appendCloseExplanation(dst []byte, ev *tracer.Event) []byte {
+	silent := func(dst []byte, who string) []byte {
+		if !ev.IdleKnown {
+			return dst
+		}
+		dst = append(dst, " after "...)
+		dst = appendDuration(dst, ev.Idle)
+		dst = append(dst, " without a packet from "...)
+		return append(dst, who...)
+	}
+	switch ev.Reason {
+	case tracer.ReasonResetIn:
+		dst = append(dst, "reset by the peer"...)
+		dst = silent(dst, "it")
+		if ev.IdleKnown && ev.Idle >= time.Second {
+			dst = append(dst, ": an idle timeout (the peer's, or a load balancer's, NAT's or firewall's on the path)"...)
+		}
+	case tracer.ReasonResetOut:
+		dst = append(dst, "reset by this side"...)
+		dst = silent(dst, "the peer")
+		switch {
+		case ev.Linger0:
+			dst = append(dst, ": SO_LINGER 0 at close()"...)
+		case ev.Unread > 0:
+			dst = append(dst, ": closed with "...)
+			dst = strconv.AppendUint(dst, uint64(ev.Unread), 10)
+			dst = append(dst, " bytes unread"...)
+		}
+	case tracer.ReasonTimeout:
+		dst = append(dst, "timed out"...)
+		dst = silent(dst, "the peer")
+		if ev.Retransmits > 0 {
+			dst = append(dst, ": "...)
+			dst = strconv.AppendUint(dst, uint64(ev.Retransmits), 10)
+			dst = append(dst, " segments sent again went unanswered"...)
+		}
+	}
+	return dst
+}
+
+// rejectedHere says a failure came from this host's firewall: the SYN was
+// dropped by netfilter going out, and an answer came anyway (a REJECT's
+// reset or ICMP error: refused, unreachable), where a drop alone would
+// have timed out.
+func rejectedHere(ev *tracer.Event) bool {
+	return ev.Drops > 0 && ev.DropReason == "NETFILTER_DROP" && !ev.DropInbound && ev.Errno != 0 &&
+		ev.ErrorName() != "ETIMEDOUT"
+}
+
+// appendTimedOut explains a handshake without an answer by what this host
+// saw: "no answer from 198.18.0.2:5432 to 2 SYNs over 3.008s; this host
+// dropped them (NETFILTER_DROP): a firewall rule here".
+func appendTimedOut(dst []byte, ev *tracer.Event) []byte {
+	dst = append(dst, "no answer from "...)
+	dst = AppendAddrPort(dst, ev.RAddr, ev.RPort)
+	dst = append(dst, " to "...)
+	dst = strconv.AppendUint(dst, uint64(ev.Retransmits)+1, 10)
+	if ev.Retransmits == 0 {
+		dst = append(dst, " SYN over "...)
+	} else {
+		dst = append(dst, " SYNs over "...)
+	}
+	dst = appendDuration(dst, ev.Latency)
+	switch {
+	case !ev.DropsWatched:
+		return append(dst, " (host down or packets dropped; drops on this host are not watched here)"...)
+	case ev.Drops == 0:
+		return append(dst, "; this host dropped none of them: a firewall on the path or at the peer, or the peer is down"...)
+	case ev.DropInbound:
+		dst = append(dst, "; this host dropped the answers ("...)
+	default:
+		dst = append(dst, "; this host dropped them ("...)
+	}
+	dst = append(dst, ev.DropReason...)
+	dst = appendDevice(dst, ev)
+	dst = append(dst, ')')
+	switch ev.DropReason {
+	case "NETFILTER_DROP":
+		dst = append(dst, ": a firewall rule here (nftables, iptables)"...)
+	case "NEIGH_FAILED":
+		dst = append(dst, ": no ARP/NDP answer from the next hop"...)
+	}
+	return dst
+}
+
+// appendDevice appends " on veth0", the device of the last drop, by name
+// when it could be looked up.
+func appendDevice(dst []byte, ev *tracer.Event) []byte {
+	switch {
+	case ev.DropDevice != "":
+		dst = append(dst, " on "...)
+		return AppendTextSafe(dst, []byte(ev.DropDevice))
+	case ev.DropIfindex != 0:
+		dst = append(dst, " on interface "...)
+		return strconv.AppendUint(dst, uint64(ev.DropIfindex), 10)
+	}
+	return dst
 }
 
 // appendRefusedHere explains a refusal by an address of this host from

@@ -80,19 +80,48 @@ func AppendJSON(dst []byte, ev *tracer.Event) []byte {
 		dst = strconv.AppendUint(dst, ev.RxBytes, 10)
 		dst = append(dst, `,"reason":"`...)
 		dst = append(dst, ev.Reason.String()...)
-		dst = append(dst, '"')
-	case tracer.EventConnectFail, tracer.EventBindFail:
+		dst = append(dst, `","retransmits":`...)
+		dst = strconv.AppendUint(dst, uint64(ev.Retransmits), 10)
+		dst = append(dst, `,"srtt_us":`...)
+		dst = strconv.AppendInt(dst, ev.SRTT.Microseconds(), 10)
+		if explained(ev) {
+			if ev.IdleKnown {
+				dst = append(dst, `,"idle_ms":`...)
+				dst = appendMillis(dst, ev.Idle)
+			} else {
+				dst = append(dst, `,"idle_ms":null`...)
+			}
+			dst = append(dst, `,"unread_bytes":`...)
+			dst = strconv.AppendUint(dst, uint64(ev.Unread), 10)
+			dst = append(dst, `,"linger0":`...)
+			dst = strconv.AppendBool(dst, ev.Linger0)
+		}
+	case tracer.EventConnectFail:
+		dst = append(dst, `,"error":"`...)
+		dst = append(dst, ev.ErrorName()...)
+		dst = append(dst, `","errno":`...)
+		dst = strconv.AppendUint(dst, uint64(ev.Errno), 10)
+		dst = append(dst, `,"waited_ms":`...)
+		dst = appendMillis(dst, ev.Latency)
+		dst = append(dst, `,"syn_retransmits":`...)
+		dst = strconv.AppendUint(dst, uint64(ev.Retransmits), 10)
+		dst = appendDropsJSON(dst, ev)
+	case tracer.EventBindFail:
 		dst = append(dst, `,"error":"`...)
 		dst = append(dst, ev.ErrorName()...)
 		dst = append(dst, `","errno":`...)
 		dst = strconv.AppendUint(dst, uint64(ev.Errno), 10)
 	}
-	if ev.Type.IsFailure() {
+	if explained(ev) {
 		// The text output's explanation (escaped there for a terminal),
 		// built on the stack first.
 		var buf [512]byte
 		dst = append(dst, `,"explain":`...)
-		dst = AppendJSONString(dst, appendExplanation(buf[:0], ev))
+		if ev.Type == tracer.EventClose {
+			dst = AppendJSONString(dst, appendCloseExplanation(buf[:0], ev))
+		} else {
+			dst = AppendJSONString(dst, appendExplanation(buf[:0], ev))
+		}
 	}
 	if ev.Type == tracer.EventConnectFail && ev.Listeners != nil {
 		dst = appendHoldersJSON(append(dst, `,"listeners_elsewhere":`...), ev.Listeners)
@@ -107,6 +136,36 @@ func AppendJSON(dst []byte, ev *tracer.Event) []byte {
 		}
 	}
 	return append(dst, "}\n"...)
+}
+
+// appendDropsJSON appends what this host dropped of a failed connection:
+// "drops" (null when nobody watched), and the last drop's reason,
+// direction and device.
+func appendDropsJSON(dst []byte, ev *tracer.Event) []byte {
+	if !ev.DropsWatched {
+		return append(dst, `,"drops":null`...)
+	}
+	dst = append(dst, `,"drops":`...)
+	dst = strconv.AppendUint(dst, uint64(ev.Drops), 10)
+	if ev.Drops == 0 {
+		return dst
+	}
+	dst = append(dst, `,"drop_reason":`...)
+	dst = AppendJSONString(dst, []byte(ev.DropReason))
+	if ev.DropInbound {
+		dst = append(dst, `,"drop_direction":"in"`...)
+	} else {
+		dst = append(dst, `,"drop_direction":"out"`...)
+	}
+	if ev.DropIfindex != 0 {
+		dst = append(dst, `,"drop_ifindex":`...)
+		dst = strconv.AppendUint(dst, uint64(ev.DropIfindex), 10)
+	}
+	if ev.DropDevice != "" {
+		dst = append(dst, `,"drop_device":`...)
+		dst = AppendJSONString(dst, []byte(ev.DropDevice))
+	}
+	return dst
 }
 
 // appendHoldersJSON appends a list of sockets holding a port.

@@ -27,13 +27,22 @@ var (
 	closeEv = tracer.Event{Type: tracer.EventClose, Time: ts, ConnID: 17, PID: 4242, UID: 1000, Comm: comm("curl"),
 		Family: tracer.FamilyIPv4, Direction: tracer.DirOut,
 		LAddr: netip.MustParseAddr("10.0.0.5"), LPort: 51234, RAddr: netip.MustParseAddr("93.184.216.34"), RPort: 443,
-		Duration: 2766123 * time.Microsecond, TxBytes: 10000, RxBytes: 3000, Reason: tracer.ReasonResetIn}
+		Duration: 2766123 * time.Microsecond, TxBytes: 10000, RxBytes: 3000, Reason: tracer.ReasonResetIn,
+		Retransmits: 2, SRTT: 850 * time.Microsecond, Idle: 35200 * time.Millisecond, IdleKnown: true}
+	finEv = tracer.Event{Type: tracer.EventClose, Time: ts, ConnID: 18, PID: 999, Comm: comm("nginx"),
+		Family: tracer.FamilyIPv6, Direction: tracer.DirIn,
+		LAddr: netip.MustParseAddr("2001:db8::2"), LPort: 443, RAddr: netip.MustParseAddr("2001:db8::1"), RPort: 40000,
+		Duration: 1500 * time.Microsecond, TxBytes: 5, RxBytes: 7, Reason: tracer.ReasonFIN, SRTT: 42 * time.Microsecond}
 	listenEv = tracer.Event{Type: tracer.EventListen, Time: ts, PID: 999, Comm: comm("nginx"),
 		Family: tracer.FamilyIPv4, LAddr: netip.MustParseAddr("0.0.0.0"), LPort: 80}
 	lostEv     = tracer.Event{Type: tracer.EventLost, Time: ts, Lost: 12, LostDropped: 9, LostEvicted: 3}
 	connFailEv = tracer.Event{Type: tracer.EventConnectFail, Time: ts, ConnID: 9, PID: 4242, Comm: comm("psql"),
-		Family: tracer.FamilyIPv4, Direction: tracer.DirOut, Errno: 111,
+		Family: tracer.FamilyIPv4, Direction: tracer.DirOut, Errno: 111, Latency: 312 * time.Microsecond, DropsWatched: true,
 		LAddr: netip.MustParseAddr("10.0.0.5"), LPort: 40000, RAddr: netip.MustParseAddr("10.0.0.7"), RPort: 5432}
+	timeoutEv = tracer.Event{Type: tracer.EventConnectFail, Time: ts, ConnID: 10, PID: 4242, Comm: comm("psql"),
+		Family: tracer.FamilyIPv4, Direction: tracer.DirOut, Errno: 110, Latency: 3008 * time.Millisecond,
+		LAddr: netip.MustParseAddr("10.0.0.5"), LPort: 40002, RAddr: netip.MustParseAddr("10.0.0.7"), RPort: 5432,
+		Retransmits: 1, DropsWatched: true, Drops: 2, DropReason: "NETFILTER_DROP"}
 	refusedHereEv = tracer.Event{Type: tracer.EventConnectFail, Time: ts, ConnID: 9, PID: 4242, Comm: comm("psql"),
 		Family: tracer.FamilyIPv4, Direction: tracer.DirOut, Errno: 111, NetNS: 4026531840,
 		LAddr: netip.MustParseAddr("127.0.0.1"), LPort: 40000, RAddr: netip.MustParseAddr("127.0.0.2"), RPort: 5432,
@@ -54,9 +63,11 @@ func TestJSONContract(t *testing.T) {
 	}{
 		{connectEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"connect","conn_id":17,"pid":4242,"comm":"curl","uid":1000,"proto":"tcp","family":"ipv4","direction":"out","laddr":"10.0.0.5","lport":51234,"raddr":"93.184.216.34","rport":443,"latency_us":1234}`},
 		{acceptEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"accept","conn_id":18,"pid":999,"comm":"nginx","uid":0,"proto":"tcp","family":"ipv6","direction":"in","laddr":"2001:db8::2","lport":443,"raddr":"2001:db8::1","rport":40000}`},
-		{closeEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"close","conn_id":17,"pid":4242,"comm":"curl","uid":1000,"proto":"tcp","family":"ipv4","direction":"out","laddr":"10.0.0.5","lport":51234,"raddr":"93.184.216.34","rport":443,"duration_ms":2766.123,"tx_bytes":10000,"rx_bytes":3000,"reason":"reset_in"}`},
-		{connFailEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"connect_fail","conn_id":9,"pid":4242,"comm":"psql","uid":0,"proto":"tcp","family":"ipv4","direction":"out","laddr":"10.0.0.5","lport":40000,"raddr":"10.0.0.7","rport":5432,"error":"ECONNREFUSED","errno":111,"explain":"ECONNREFUSED: nothing listening on 10.0.0.7:5432 (or a firewall rejected it)"}`},
-		{refusedHereEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"connect_fail","conn_id":9,"pid":4242,"comm":"psql","uid":0,"proto":"tcp","family":"ipv4","direction":"out","laddr":"127.0.0.1","lport":40000,"raddr":"127.0.0.2","rport":5432,"error":"ECONNREFUSED","errno":111,"explain":"ECONNREFUSED: nothing listens on 127.0.0.2:5432; 127.0.0.1:5432 is held by 77 postgres (LISTEN): the service is bound to another address","listeners_elsewhere":[{"pid":77,"comm":"postgres","laddr":"127.0.0.1","lport":5432,"state":"LISTEN","inode":4712,"procs":[{"pid":77,"comm":"postgres"}]}],"listeners_netns":4026531840}`},
+		{closeEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"close","conn_id":17,"pid":4242,"comm":"curl","uid":1000,"proto":"tcp","family":"ipv4","direction":"out","laddr":"10.0.0.5","lport":51234,"raddr":"93.184.216.34","rport":443,"duration_ms":2766.123,"tx_bytes":10000,"rx_bytes":3000,"reason":"reset_in","retransmits":2,"srtt_us":850,"idle_ms":35200.000,"unread_bytes":0,"linger0":false,"explain":"reset by the peer after 35.200s without a packet from it: an idle timeout (the peer's, or a load balancer's, NAT's or firewall's on the path)"}`},
+		{finEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"close","conn_id":18,"pid":999,"comm":"nginx","uid":0,"proto":"tcp","family":"ipv6","direction":"in","laddr":"2001:db8::2","lport":443,"raddr":"2001:db8::1","rport":40000,"duration_ms":1.500,"tx_bytes":5,"rx_bytes":7,"reason":"fin","retransmits":0,"srtt_us":42}`},
+		{connFailEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"connect_fail","conn_id":9,"pid":4242,"comm":"psql","uid":0,"proto":"tcp","family":"ipv4","direction":"out","laddr":"10.0.0.5","lport":40000,"raddr":"10.0.0.7","rport":5432,"error":"ECONNREFUSED","errno":111,"waited_ms":0.312,"syn_retransmits":0,"drops":0,"explain":"ECONNREFUSED: nothing listening on 10.0.0.7:5432 (or a firewall rejected it)"}`},
+		{timeoutEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"connect_fail","conn_id":10,"pid":4242,"comm":"psql","uid":0,"proto":"tcp","family":"ipv4","direction":"out","laddr":"10.0.0.5","lport":40002,"raddr":"10.0.0.7","rport":5432,"error":"ETIMEDOUT","errno":110,"waited_ms":3008.000,"syn_retransmits":1,"drops":2,"drop_reason":"NETFILTER_DROP","drop_direction":"out","explain":"ETIMEDOUT: no answer from 10.0.0.7:5432 to 2 SYNs over 3.008s; this host dropped them (NETFILTER_DROP): a firewall rule here (nftables, iptables)"}`},
+		{refusedHereEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"connect_fail","conn_id":9,"pid":4242,"comm":"psql","uid":0,"proto":"tcp","family":"ipv4","direction":"out","laddr":"127.0.0.1","lport":40000,"raddr":"127.0.0.2","rport":5432,"error":"ECONNREFUSED","errno":111,"waited_ms":0.000,"syn_retransmits":0,"drops":null,"explain":"ECONNREFUSED: nothing listens on 127.0.0.2:5432; 127.0.0.1:5432 is held by 77 postgres (LISTEN): the service is bound to another address","listeners_elsewhere":[{"pid":77,"comm":"postgres","laddr":"127.0.0.1","lport":5432,"state":"LISTEN","inode":4712,"procs":[{"pid":77,"comm":"postgres"}]}],"listeners_netns":4026531840}`},
 		{bindFailEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"bind_fail","pid":1234,"comm":"nginx","uid":33,"proto":"tcp","family":"ipv4","laddr":"0.0.0.0","lport":80,"error":"EADDRINUSE","errno":98,"explain":"EADDRINUSE: 0.0.0.0:80 is held by 999 nginx (LISTEN)","holders":[{"pid":999,"comm":"nginx","laddr":"0.0.0.0","lport":80,"state":"LISTEN","inode":4711,"reuseport":false,"procs":[{"pid":999,"comm":"nginx"}]}]}`},
 		{listenEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"listen","pid":999,"comm":"nginx","uid":0,"proto":"tcp","family":"ipv4","laddr":"0.0.0.0","lport":80}`},
 		{lostEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"lost","count":12,"dropped":9,"skipped":0,"evicted":3}`},
@@ -132,7 +143,8 @@ func TestText(t *testing.T) {
 	}{
 		{connectEv, []string{"connect", "4242", "curl", "10.0.0.5:51234", "->", "93.184.216.34:443/https", "conn=17", "uid=1000", "latency=1.235ms"}},
 		{acceptEv, []string{"accept", "999", "nginx", "[2001:db8::2]:443/https", "<-", "[2001:db8::1]:40000", "conn=18"}},
-		{closeEv, []string{"close", "curl", "conn=17", "duration=2.766s", "tx=10000", "rx=3000", "reason=reset_in"}},
+		{closeEv, []string{"close", "curl", "conn=17", "duration=2.766s", "tx=10000", "rx=3000", "reason=reset_in", "rtt=850us", "retrans=2",
+			"reset by the peer after 35.200s without a packet from it"}},
 		{connFailEv, []string{"connect_fail", "psql", "10.0.0.5:40000", "->", "10.0.0.7:5432/postgresql", "conn=9",
 			"ECONNREFUSED: nothing listening on 10.0.0.7:5432"}},
 		{bindFailEv, []string{"bind_fail", "1234", "nginx", "0.0.0.0:80/http", "uid=33",
@@ -238,8 +250,33 @@ func TestExplanations(t *testing.T) {
 		ev   tracer.Event
 		want string
 	}{
-		{tracer.Event{Type: tracer.EventConnectFail, Errno: 110, RAddr: v4("10.0.0.7"), RPort: 5432},
-			"ETIMEDOUT: no answer to SYN from 10.0.0.7:5432 (host down or packets dropped)"},
+		// A REJECT on this host: its reset or ICMP error, and the SYN dropped.
+		{tracer.Event{Type: tracer.EventConnectFail, Errno: 111, RAddr: v4("10.0.0.7"), RPort: 5432, DropsWatched: true, Drops: 1,
+			DropReason: "NETFILTER_DROP"},
+			"ECONNREFUSED: a firewall rule on this host rejected the connection to 10.0.0.7:5432 (netfilter dropped the SYN, NETFILTER_DROP, and answered in the peer's place)"},
+		{tracer.Event{Type: tracer.EventConnectFail, Errno: 113, RAddr: v4("10.0.0.7"), RPort: 5432, DropsWatched: true, Drops: 1,
+			DropReason: "NETFILTER_DROP"},
+			"EHOSTUNREACH: a firewall rule on this host rejected the connection to 10.0.0.7:5432"},
+		{tracer.Event{Type: tracer.EventConnectFail, RAddr: v4("10.0.0.7"), RPort: 5432, DropsWatched: true, Drops: 1,
+			DropReason: "NETFILTER_DROP"},
+			"aborted: the application closed the socket before the handshake completed, after this host dropped its SYN (NETFILTER_DROP): a firewall rule here (a REJECT's ICMP error reaches the application only through SO_ERROR)"},
+		// Timed out: how many SYNs, how long, and what this host dropped.
+		{tracer.Event{Type: tracer.EventConnectFail, Errno: 110, RAddr: v4("10.0.0.7"), RPort: 5432, Latency: time.Second},
+			"ETIMEDOUT: no answer from 10.0.0.7:5432 to 1 SYN over 1.000s (host down or packets dropped; drops on this host are not watched here)"},
+		{tracer.Event{Type: tracer.EventConnectFail, Errno: 110, RAddr: v4("10.0.0.7"), RPort: 5432, Latency: 3 * time.Second,
+			Retransmits: 1, DropsWatched: true},
+			"ETIMEDOUT: no answer from 10.0.0.7:5432 to 2 SYNs over 3.000s; this host dropped none of them: a firewall on the path or at the peer, or the peer is down"},
+		{tracer.Event{Type: tracer.EventConnectFail, Errno: 110, RAddr: v4("10.0.0.7"), RPort: 5432, Latency: 3 * time.Second,
+			Retransmits: 1, DropsWatched: true, Drops: 2, DropReason: "NETFILTER_DROP", DropInbound: true, DropIfindex: 4, DropDevice: "eth\x1b0"},
+			`ETIMEDOUT: no answer from 10.0.0.7:5432 to 2 SYNs over 3.000s; this host dropped the answers (NETFILTER_DROP on eth\x1b0): a firewall rule here (nftables, iptables)`},
+		{tracer.Event{Type: tracer.EventConnectFail, Errno: 110, RAddr: v4("10.0.0.7"), RPort: 5432, Latency: 3 * time.Second,
+			Retransmits: 1, DropsWatched: true, Drops: 1, DropReason: "QDISC_DROP", DropIfindex: 4},
+			"ETIMEDOUT: no answer from 10.0.0.7:5432 to 2 SYNs over 3.000s; this host dropped them (QDISC_DROP on interface 4)"},
+		{tracer.Event{Type: tracer.EventConnectFail, Errno: 113, RAddr: v4("10.0.0.9"), DropsWatched: true, Drops: 3,
+			DropReason: "NEIGH_FAILED", DropIfindex: 4, DropDevice: "veth0"},
+			"EHOSTUNREACH: no ARP/NDP answer from the next hop to 10.0.0.9 on veth0 (NEIGH_FAILED): no host has that address on the link"},
+		{tracer.Event{Type: tracer.EventConnectFail, Errno: 113, RAddr: v4("10.0.0.9"), DropsWatched: true},
+			"EHOSTUNREACH: no route to host 10.0.0.9 (an ICMP error came back; this host dropped nothing)"},
 		{tracer.Event{Type: tracer.EventConnectFail, Errno: 0}, "aborted: the application closed the socket before the handshake completed"},
 		{tracer.Event{Type: tracer.EventConnectFail, Errno: 99, RAddr: v4("10.0.0.7"), RPort: 80},
 			"EADDRNOTAVAIL: no free local port to reach 10.0.0.7:80 (ephemeral ports exhausted)"},
@@ -290,5 +327,30 @@ func TestExplanations(t *testing.T) {
 		if strings.Contains(got, "SO_REUSEPORT") != strings.Contains(tc.want, "SO_REUSEPORT") {
 			t.Errorf("got  %q\nwant %q", got, tc.want)
 		}
+	}
+}
+
+func TestCloseExplanations(t *testing.T) {
+	for _, tc := range []struct {
+		ev   tracer.Event
+		want string
+	}{
+		{tracer.Event{Reason: tracer.ReasonResetIn, Idle: 3 * time.Millisecond, IdleKnown: true},
+			"reset by the peer after 3.000ms without a packet from it"},
+		{tracer.Event{Reason: tracer.ReasonResetIn}, "reset by the peer"},
+		{tracer.Event{Reason: tracer.ReasonResetOut, Idle: 1500 * time.Millisecond, IdleKnown: true, Linger0: true},
+			"reset by this side after 1.500s without a packet from the peer: SO_LINGER 0 at close()"},
+		{tracer.Event{Reason: tracer.ReasonResetOut, Unread: 100},
+			"reset by this side: closed with 100 bytes unread"},
+		{tracer.Event{Reason: tracer.ReasonTimeout, Idle: 1400 * time.Millisecond, IdleKnown: true, Retransmits: 4},
+			"timed out after 1.400s without a packet from the peer: 4 segments sent again went unanswered"},
+	} {
+		tc.ev.Type = tracer.EventClose
+		if got := string(appendCloseExplanation(nil, &tc.ev)); got != tc.want {
+			t.Errorf("got  %q\nwant %q", got, tc.want)
+		}
+	}
+	if explained(&finEv) {
+		t.Error("an orderly close is explained")
 	}
 }

@@ -124,6 +124,18 @@ func AppendText(dst []byte, ev *tracer.Event) []byte {
 		dst = strconv.AppendUint(dst, ev.RxBytes, 10)
 		dst = append(dst, " reason="...)
 		dst = append(dst, ev.Reason.String()...)
+		if ev.SRTT > 0 {
+			dst = append(dst, " rtt="...)
+			dst = appendDuration(dst, ev.SRTT)
+		}
+		if ev.Retransmits > 0 {
+			dst = append(dst, " retrans="...)
+			dst = strconv.AppendUint(dst, uint64(ev.Retransmits), 10)
+		}
+		if explained(ev) {
+			dst = append(dst, ' ')
+			dst = appendCloseExplanation(dst, ev)
+		}
 	case tracer.EventConnectFail, tracer.EventBindFail:
 		dst = append(dst, ' ')
 		dst = appendExplanation(dst, ev)

@@ -62,3 +62,17 @@ func OwnerOf(addr netip.Addr, first uint32, firstPID uint32) (ino uint32, ns NS,
 	}
 	return 0, NS{}, false
 }
+
+// LinkName is the name of ns's interface index ("veth0").
+func LinkName(ns NS, index uint32) (string, error) {
+	h, err := handle(ns, unix.NETLINK_ROUTE)
+	if err != nil {
+		return "", err
+	}
+	defer h.Close()
+	link, err := h.LinkByIndex(int(index))
+	if err != nil {
+		return "", err
+	}
+	return link.Attrs().Name, nil
+}

@@ -36,10 +36,11 @@ type Role struct {
 	Recv   int           // bytes to read on each connection before that
 	Pause  time.Duration // client: pause after connecting, before sending; server: before accepting
 	Repeat int           // client: connections to make one after another (0: 1)
-	WaitGo bool          // client: connect only after Proc.Go
+	WaitGo bool          // client: connect only after Proc.Go; server: accept only after it
 
 	MayFail  bool          // client: a failed dial or read is reported ("failed ENAME"), not an error
 	Abort    bool          // after the exchange, close with SO_LINGER 0 (send RST)
+	Discard  bool          // server: close each connection as accepted, reading nothing (unread data: RST)
 	Hold     int           // client: open this many connections at once (blocking connect(2)) and keep them until Go
 	Blocking bool          // client: one blocking connect(2), as C programs do, then close
 	Timeout  time.Duration // client: give up dialing after this long (Go closes the socket)
@@ -555,6 +556,9 @@ func (r Role) serve() error {
 	defer ln.Close()
 	fmt.Printf("listening %s\n", ln.Addr())
 	time.Sleep(r.Pause)
+	if r.WaitGo {
+		waitGo()
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, r.Conns)
 	for i := 0; i < r.Conns; i++ {
@@ -609,6 +613,9 @@ func (r Role) dial() error {
 // closes after the client did.
 func (r Role) exchange(c net.Conn, server bool) error {
 	defer c.Close()
+	if server && r.Discard {
+		return nil
+	}
 	buf := make([]byte, max(r.Send, r.Recv))
 	if !server {
 		if _, err := c.Write(buf[:r.Send]); err != nil {

@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -91,10 +93,11 @@ func (n *NS) handle(t testing.TB) *netlink.Handle {
 
 // Veth joins a and b with a veth pair and gives each end its addresses
 // (prefixes such as "198.18.0.1/24" or "2001:db8::1/64"). IPv6 addresses
-// skip duplicate address detection so that they are usable at once.
-func Veth(t testing.TB, a *NS, aAddrs []string, b *NS, bAddrs []string) {
+// skip duplicate address detection so that they are usable at once. It
+// returns the names of its two ends, a's and b's.
+func Veth(t testing.TB, a *NS, aAddrs []string, b *NS, bAddrs []string) (aName, bName string) {
 	t.Helper()
-	aName, bName := "veth-"+a.Name, "veth-"+b.Name
+	aName, bName = "veth-"+a.Name, "veth-"+b.Name
 	if len(aName) > 15 || len(bName) > 15 {
 		aName, bName = fmt.Sprintf("vct%da", nsSeq.Load()), fmt.Sprintf("vct%db", nsSeq.Load())
 	}
@@ -117,6 +120,7 @@ func Veth(t testing.TB, a *NS, aAddrs []string, b *NS, bAddrs []string) {
 	// retransmitted a second later and skews every latency.
 	waitUp(t, nla, aName)
 	waitUp(t, nlb, bName)
+	return aName, bName
 }
 
 func waitUp(t testing.TB, h *netlink.Handle, ifname string) {
@@ -198,4 +202,31 @@ func (n *NS) do(t testing.TB, fn func() error) {
 	if err != nil {
 		t.Fatalf("in %s: %v", n.Name, err)
 	}
+}
+
+// SNMP reads a counter of n's /proc/net/snmp: proto "Tcp", name
+// "RetransSegs".
+func (n *NS) SNMP(t testing.TB, proto, name string) uint64 {
+	t.Helper()
+	var data []byte
+	// thread-self: the namespace of this thread, which do() moved.
+	n.do(t, func() (err error) { data, err = os.ReadFile("/proc/thread-self/net/snmp"); return err })
+	lines := strings.Split(string(data), "\n")
+	for i := 0; i+1 < len(lines); i++ {
+		keys, vals := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+		if len(keys) == 0 || keys[0] != proto+":" || len(vals) != len(keys) || vals[0] != keys[0] {
+			continue
+		}
+		for j, k := range keys {
+			if k == name {
+				v, err := strconv.ParseUint(vals[j], 10, 64)
+				if err != nil {
+					t.Fatalf("%s: snmp %s %s: %v", n.Name, proto, name, err)
+				}
+				return v
+			}
+		}
+	}
+	t.Fatalf("%s: no snmp counter %s %s", n.Name, proto, name)
+	return 0
 }

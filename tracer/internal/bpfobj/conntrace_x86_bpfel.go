@@ -48,37 +48,46 @@ const (
 )
 
 type ConntraceEvent struct {
-	_          structs.HostLayout
-	TsNs       uint64
-	ConnId     uint64
-	LatencyNs  uint64
-	DurationNs uint64
-	TxBytes    uint64
-	RxBytes    uint64
-	Cgroup     uint64
-	Pid        uint32
-	Uid        uint32
-	Netns      uint32
-	Error      int32
-	Saddr      [16]uint8
-	Daddr      [16]uint8
-	Sport      uint16
-	Dport      uint16
-	Type       uint8
-	Family     uint8
-	Direction  uint8
-	Reason     uint8
-	Proto      uint8
-	Flags      uint8
-	Pad        [6]uint8
-	Comm       [16]int8
-	Thread     [16]int8
+	_           structs.HostLayout
+	TsNs        uint64
+	ConnId      uint64
+	LatencyNs   uint64
+	DurationNs  uint64
+	TxBytes     uint64
+	RxBytes     uint64
+	Cgroup      uint64
+	Pid         uint32
+	Uid         uint32
+	Netns       uint32
+	Error       int32
+	Retransmits uint32
+	SrttUs      uint32
+	DropReason  uint32
+	DropIfindex uint32
+	Saddr       [16]uint8
+	Daddr       [16]uint8
+	Sport       uint16
+	Dport       uint16
+	Type        uint8
+	Family      uint8
+	Direction   uint8
+	Reason      uint8
+	Proto       uint8
+	Flags       uint8
+	Drops       uint16
+	Unread      uint32
+	Comm        [16]int8
+	Thread      [16]int8
 }
 
 type ConntraceEventFlags uint32
 
 const (
-	ConntraceEventFlagsFLAG_BOUND_PORT0 ConntraceEventFlags = 1
+	ConntraceEventFlagsFLAG_BOUND_PORT0   ConntraceEventFlags = 1
+	ConntraceEventFlagsFLAG_DROPS_WATCHED ConntraceEventFlags = 2
+	ConntraceEventFlagsFLAG_DROP_INBOUND  ConntraceEventFlags = 4
+	ConntraceEventFlagsFLAG_IDLE_KNOWN    ConntraceEventFlags = 8
+	ConntraceEventFlagsFLAG_LINGER0       ConntraceEventFlags = 16
 )
 
 type ConntraceEventType uint32
@@ -146,23 +155,28 @@ type ConntraceQueuedClose struct {
 }
 
 type ConntraceSockInfo struct {
-	_         structs.HostLayout
-	ConnId    uint64
-	StartNs   uint64
-	CallKey   uint64
-	Cgroup    uint64
-	Pid       uint32
-	Uid       uint32
-	Comm      [16]int8
-	Thread    [16]int8
-	Netns     uint32
-	Direction uint8
-	Matched   uint8
-	ResetIn   uint8
-	ResetOut  uint8
-	Flags     uint8
-	InTable   uint8
-	Pad       [6]uint8
+	_           structs.HostLayout
+	ConnId      uint64
+	StartNs     uint64
+	CallKey     uint64
+	Cgroup      uint64
+	Pid         uint32
+	Uid         uint32
+	Comm        [16]int8
+	Thread      [16]int8
+	Netns       uint32
+	Direction   uint8
+	Matched     uint8
+	ResetIn     uint8
+	ResetOut    uint8
+	Flags       uint8
+	InTable     uint8
+	Drops       uint16
+	DropReason  uint32
+	DropIfindex uint32
+	Retransmits uint32
+	DropInbound uint8
+	Pad         [7]uint8
 }
 
 // Names of all BPF objects in the ELF.
@@ -197,6 +211,7 @@ const (
 	ConntraceProgHandleConnectExit       = "handle_connect_exit"
 	ConntraceProgHandleConnectFentry     = "handle_connect_fentry"
 	ConntraceProgHandleConnectKprobe     = "handle_connect_kprobe"
+	ConntraceProgHandleKfreeSkbBtf       = "handle_kfree_skb_btf"
 	ConntraceProgHandleReceiveReset      = "handle_receive_reset"
 	ConntraceProgHandleReceiveResetBtf   = "handle_receive_reset_btf"
 	ConntraceProgHandleSendReset         = "handle_send_reset"
@@ -204,6 +219,7 @@ const (
 	ConntraceProgHandleSetState          = "handle_set_state"
 	ConntraceProgHandleSetStateBtf       = "handle_set_state_btf"
 	ConntraceProgHandleSetStateBtfRescue = "handle_set_state_btf_rescue"
+	ConntraceVarDropsHooked              = "drops_hooked"
 	ConntraceVarEventMask                = "event_mask"
 	ConntraceVarFilterCgroups            = "filter_cgroups"
 	ConntraceVarFilterComms              = "filter_comms"
@@ -211,6 +227,7 @@ const (
 	ConntraceVarFilterPids               = "filter_pids"
 	ConntraceVarFilterPorts              = "filter_ports"
 	ConntraceVarInboundInTable           = "inbound_in_table"
+	ConntraceVarJiffyNs                  = "jiffy_ns"
 	ConntraceVarNextConnId               = "next_conn_id"
 	ConntraceVarSkStorage                = "sk_storage"
 	ConntraceVarTcpConnectHooked         = "tcp_connect_hooked"
@@ -276,6 +293,7 @@ type ConntraceProgramSpecs struct {
 	HandleConnectExit       *ebpf.ProgramSpec `ebpf:"handle_connect_exit"`
 	HandleConnectFentry     *ebpf.ProgramSpec `ebpf:"handle_connect_fentry"`
 	HandleConnectKprobe     *ebpf.ProgramSpec `ebpf:"handle_connect_kprobe"`
+	HandleKfreeSkbBtf       *ebpf.ProgramSpec `ebpf:"handle_kfree_skb_btf"`
 	HandleReceiveReset      *ebpf.ProgramSpec `ebpf:"handle_receive_reset"`
 	HandleReceiveResetBtf   *ebpf.ProgramSpec `ebpf:"handle_receive_reset_btf"`
 	HandleSendReset         *ebpf.ProgramSpec `ebpf:"handle_send_reset"`
@@ -312,6 +330,7 @@ type ConntraceMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ConntraceVariableSpecs struct {
+	DropsHooked       *ebpf.VariableSpec `ebpf:"drops_hooked"`
 	EventMask         *ebpf.VariableSpec `ebpf:"event_mask"`
 	FilterCgroups     *ebpf.VariableSpec `ebpf:"filter_cgroups"`
 	FilterComms       *ebpf.VariableSpec `ebpf:"filter_comms"`
@@ -319,6 +338,7 @@ type ConntraceVariableSpecs struct {
 	FilterPids        *ebpf.VariableSpec `ebpf:"filter_pids"`
 	FilterPorts       *ebpf.VariableSpec `ebpf:"filter_ports"`
 	InboundInTable    *ebpf.VariableSpec `ebpf:"inbound_in_table"`
+	JiffyNs           *ebpf.VariableSpec `ebpf:"jiffy_ns"`
 	NextConnId        *ebpf.VariableSpec `ebpf:"next_conn_id"`
 	SkStorage         *ebpf.VariableSpec `ebpf:"sk_storage"`
 	TcpConnectHooked  *ebpf.VariableSpec `ebpf:"tcp_connect_hooked"`
@@ -396,6 +416,7 @@ func (m *ConntraceMaps) Close() error {
 //
 // It can be passed to LoadConntraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ConntraceVariables struct {
+	DropsHooked       *ebpf.Variable `ebpf:"drops_hooked"`
 	EventMask         *ebpf.Variable `ebpf:"event_mask"`
 	FilterCgroups     *ebpf.Variable `ebpf:"filter_cgroups"`
 	FilterComms       *ebpf.Variable `ebpf:"filter_comms"`
@@ -403,6 +424,7 @@ type ConntraceVariables struct {
 	FilterPids        *ebpf.Variable `ebpf:"filter_pids"`
 	FilterPorts       *ebpf.Variable `ebpf:"filter_ports"`
 	InboundInTable    *ebpf.Variable `ebpf:"inbound_in_table"`
+	JiffyNs           *ebpf.Variable `ebpf:"jiffy_ns"`
 	NextConnId        *ebpf.Variable `ebpf:"next_conn_id"`
 	SkStorage         *ebpf.Variable `ebpf:"sk_storage"`
 	TcpConnectHooked  *ebpf.Variable `ebpf:"tcp_connect_hooked"`
@@ -430,6 +452,7 @@ type ConntracePrograms struct {
 	HandleConnectExit       *ebpf.Program `ebpf:"handle_connect_exit"`
 	HandleConnectFentry     *ebpf.Program `ebpf:"handle_connect_fentry"`
 	HandleConnectKprobe     *ebpf.Program `ebpf:"handle_connect_kprobe"`
+	HandleKfreeSkbBtf       *ebpf.Program `ebpf:"handle_kfree_skb_btf"`
 	HandleReceiveReset      *ebpf.Program `ebpf:"handle_receive_reset"`
 	HandleReceiveResetBtf   *ebpf.Program `ebpf:"handle_receive_reset_btf"`
 	HandleSendReset         *ebpf.Program `ebpf:"handle_send_reset"`
@@ -452,6 +475,7 @@ func (p *ConntracePrograms) Close() error {
 		p.HandleConnectExit,
 		p.HandleConnectFentry,
 		p.HandleConnectKprobe,
+		p.HandleKfreeSkbBtf,
 		p.HandleReceiveReset,
 		p.HandleReceiveResetBtf,
 		p.HandleSendReset,
