@@ -18,6 +18,22 @@
 #include "tuple.bpf.h"
 #include "types.bpf.h"
 
+/* The socket options a bind is judged by (inet_csk_bind_conflict): set
+ * before bind(), kept as bitfields in sock_common. */
+static __always_inline __u8 bind_options(struct sock *sk)
+{
+	struct sock_common *skc = &sk->__sk_common;
+	__u8 flags = 0;
+
+	if (BPF_CORE_READ_BITFIELD_PROBED(skc, skc_reuse))
+		flags |= FLAG_REUSEADDR;
+	if (BPF_CORE_READ_BITFIELD_PROBED(skc, skc_reuseport))
+		flags |= FLAG_REUSEPORT;
+	if (BPF_CORE_READ_BITFIELD_PROBED(skc, skc_ipv6only))
+		flags |= FLAG_V6ONLY;
+	return flags;
+}
+
 SEC("tracepoint/syscalls/sys_enter_bind")
 int handle_bind_enter(struct syscall_enter_args *ctx)
 {
@@ -93,6 +109,7 @@ int handle_bind_exit(struct syscall_exit_args *ctx)
 	e->error = -ctx->ret;
 	e->proto = call.proto;
 	e->netns = netns_of((struct sock *)call.sk);
+	e->flags |= bind_options((struct sock *)call.sk);
 	submit(e);
 	return 0;
 }

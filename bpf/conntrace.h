@@ -52,6 +52,11 @@ enum event_flags {
 	FLAG_IDLE_KNOWN = 8,
 	/* close: SO_LINGER was on with a zero timeout (close() resets). */
 	FLAG_LINGER0 = 16,
+	/* bind_fail: the failing socket's options, which decide what it may
+	 * share a port with: SO_REUSEADDR, SO_REUSEPORT, IPV6_V6ONLY. */
+	FLAG_REUSEADDR = 32,
+	FLAG_REUSEPORT = 64,
+	FLAG_V6ONLY = 128,
 };
 
 /* Keys of the lost_events counters. */

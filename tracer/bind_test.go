@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/conntrace/conntrace/tracer"
 	"github.com/conntrace/conntrace/tracer/output"
@@ -49,14 +50,18 @@ func TestBindFailures(t *testing.T) {
 		family    tracer.Family
 		holderAt  string // the holder's address as reported
 		holderSta string
+		explain   string // how the explanation ends
 	}{
-		{"wildcard-holds-specific", "0.0.0.0:8080", false, "127.0.0.1:8080", 0, "EADDRINUSE", tracer.FamilyIPv4, "0.0.0.0", "LISTEN"},
-		{"specific-holds-wildcard", "127.0.0.1:8081", false, "0.0.0.0:8081", 0, "EADDRINUSE", tracer.FamilyIPv4, "127.0.0.1", "LISTEN"},
-		{"v6-wildcard-holds-v4", "[::]:8082", false, "127.0.0.1:8082", 0, "EADDRINUSE", tracer.FamilyIPv4, "::", "LISTEN"},
-		{"ipv6", "[::1]:8083", false, "[::1]:8083", 0, "EADDRINUSE", tracer.FamilyIPv6, "::1", "LISTEN"},
-		{"udp", "0.0.0.0:5353", true, "0.0.0.0:5353", 0, "EADDRINUSE", tracer.FamilyIPv4, "0.0.0.0", "UNCONN"},
-		{"privileged-port", "", false, "0.0.0.0:80", 65534, "EACCES", tracer.FamilyIPv4, "", ""},
-		{"address-not-here", "", false, "192.0.2.1:8090", 0, "EADDRNOTAVAIL", tracer.FamilyIPv4, "", ""},
+		{"wildcard-holds-specific", "0.0.0.0:8080", false, "127.0.0.1:8080", 0, "EADDRINUSE", tracer.FamilyIPv4, "0.0.0.0", "LISTEN", "(0.0.0.0:8080 LISTEN)"},
+		{"specific-holds-wildcard", "127.0.0.1:8081", false, "0.0.0.0:8081", 0, "EADDRINUSE", tracer.FamilyIPv4, "127.0.0.1", "LISTEN", "(127.0.0.1:8081 LISTEN)"},
+		{"v6-wildcard-holds-v4", "[::]:8082", false, "127.0.0.1:8082", 0, "EADDRINUSE", tracer.FamilyIPv4, "::", "LISTEN",
+			"([::]:8082 LISTEN); [::]:8082 takes IPv4 too (IPV6_V6ONLY off)"},
+		{"v6-wildcard-wants-v4-port", "0.0.0.0:8084", false, "[::]:8084", 0, "EADDRINUSE", tracer.FamilyIPv6, "0.0.0.0", "LISTEN",
+			"(0.0.0.0:8084 LISTEN); this socket, [::] without IPV6_V6ONLY, takes IPv4 too: with IPV6_V6ONLY it would share the port"},
+		{"ipv6", "[::1]:8083", false, "[::1]:8083", 0, "EADDRINUSE", tracer.FamilyIPv6, "::1", "LISTEN", "ct-holder (LISTEN)"},
+		{"udp", "0.0.0.0:5353", true, "0.0.0.0:5353", 0, "EADDRINUSE", tracer.FamilyIPv4, "0.0.0.0", "UNCONN", "ct-holder (UNCONN)"},
+		{"privileged-port", "", false, "0.0.0.0:80", 65534, "EACCES", tracer.FamilyIPv4, "", "", "(binding 0.0.0.0:80)"},
+		{"address-not-here", "", false, "192.0.2.1:8090", 0, "EADDRNOTAVAIL", tracer.FamilyIPv4, "", "", "is not an address of this host (or of the process's network namespace)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -96,6 +101,11 @@ func TestBindFailures(t *testing.T) {
 			if ev.LAddr != req.Addr().Unmap() || ev.LPort != req.Port() || ev.Family != tc.family || ev.Proto != wantProto {
 				t.Errorf("requested %v:%d %s %s, want %v %s %s", ev.LAddr, ev.LPort, ev.Family, ev.Proto, req, tc.family, wantProto)
 			}
+			// The helper sets no option.
+			if ev.ReuseAddr || ev.ReusePort || ev.V6Only {
+				t.Errorf("options: SO_REUSEADDR %v, SO_REUSEPORT %v, IPV6_V6ONLY %v; want none", ev.ReuseAddr, ev.ReusePort, ev.V6Only)
+			}
+			wantExplain(t, &ev, tc.errName+": ", tc.explain)
 			if holder == nil {
 				if ev.Holders == nil || len(ev.Holders) != 0 {
 					t.Errorf("holders %+v, want an empty list", ev.Holders)
@@ -199,5 +209,73 @@ func TestBindHolderReusePort(t *testing.T) {
 	}
 	if text := string(output.AppendText(nil, &ev)); !strings.Contains(text, "; 2 sockets share it with SO_REUSEPORT") {
 		t.Errorf("text: %s", text)
+	}
+}
+
+// TestBindConflictExplained: why the holders keep a bind out, from the
+// options of the failing socket (read in the kernel at the failure) and
+// of each holder. Connections in TIME_WAIT alone, without SO_REUSEADDR
+// (which then lets the bind through); an SO_REUSEPORT group the socket
+// did not join; the same group joined as another user.
+func TestBindConflictExplained(t *testing.T) {
+	t.Run("TIME_WAIT", func(t *testing.T) {
+		ns := testnet.NewNS(t)
+		s := startTracer(t, tracer.Config{Ports: []uint16{18090}, Events: tracer.Failures})
+		// The server closes first: its end waits in TIME_WAIT, and the
+		// listener is gone with it.
+		srv := testnet.Start(t, "ct-server", testnet.Role{Server: true, NS: ns.Path(), Addr: "127.0.0.1:18090", Conns: 1, Discard: true})
+		srv.Expect(t, "listening")
+		cli := testnet.Start(t, "ct-client", testnet.Role{NS: ns.Path(), Addr: "127.0.0.1:18090", Recv: 1, MayFail: true})
+		cli.Expect(t, "ready")
+		cli.Expect(t, "connected")
+		cli.Expect(t, "failed")
+		cli.Wait(t)
+		srv.Wait(t)
+		ev := failToBind(t, s, ns, "127.0.0.1:18090")
+		if ev.ReuseAddr || ev.ReusePort || len(ev.Holders) != 1 {
+			t.Fatalf("want a socket without SO_REUSEADDR kept out by one connection, got:\n%s", dump([]tracer.Event{ev}))
+		}
+		if h := ev.Holders[0]; h.State != "TIME_WAIT" || len(h.Procs) != 0 || h.Expires <= 50*time.Second || h.Expires > 60*time.Second {
+			t.Errorf("holder %+v, want TIME_WAIT, no process, about 60 s left", h)
+		}
+		wantExplain(t, &ev, "EADDRINUSE: 127.0.0.1:18090 is held only by 1 connection in TIME_WAIT, for up to ",
+			"s more: SO_REUSEADDR on this socket lets it bind now")
+		// As it says.
+		if p, got := bindAs(t, "ct-binder", testnet.Role{NS: ns.Path(), Addr: "127.0.0.1:18090", ReuseAddr: true}); got != "bound" {
+			t.Errorf("with SO_REUSEADDR: %s", got)
+		} else {
+			p.Go(t)
+		}
+	})
+	for _, tc := range []struct {
+		name      string
+		reuseport bool
+		uid       int
+		explain   string
+	}{
+		{"SO_REUSEPORT not set", false, 0, "; it has SO_REUSEPORT, which this socket did not set"},
+		{"SO_REUSEPORT as another user", true, 65534, "; it has SO_REUSEPORT; this socket set it too, but runs as uid 65534 and the group belongs to uid 0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := testnet.NewNS(t)
+			s := startTracer(t, tracer.Config{Ports: []uint16{18091}, Events: tracer.Failures})
+			h, got := bindAs(t, "ct-holder", testnet.Role{NS: ns.Path(), Addr: "127.0.0.1:18091", Listen: true, ReusePort: true})
+			if got != "bound" {
+				t.Fatalf("holder: %s", got)
+			}
+			defer h.Go(t)
+			failer, got := bindAs(t, "ct-binder", testnet.Role{NS: ns.Path(), Addr: "127.0.0.1:18091", Listen: true,
+				ReusePort: tc.reuseport, UID: tc.uid})
+			if got != "failed EADDRINUSE" {
+				t.Fatalf("binder: %s", got)
+			}
+			failer.Wait(t)
+			ev := oneFailure(t, s)
+			if ev.ReusePort != tc.reuseport || ev.ReuseAddr || int(ev.UID) != tc.uid || len(ev.Holders) != 1 ||
+				!ev.Holders[0].ReusePort || ev.Holders[0].UID != 0 {
+				t.Errorf("want SO_REUSEPORT %v as uid %d against one holder with it, uid 0; got:\n%s", tc.reuseport, tc.uid, dump([]tracer.Event{ev}))
+			}
+			wantExplain(t, &ev, "EADDRINUSE: 127.0.0.1:18091 is held by "+strconv.Itoa(h.PID)+" ct-holder (LISTEN)"+tc.explain, "")
+		})
 	}
 }

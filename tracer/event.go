@@ -126,6 +126,9 @@ type Holder struct {
 	State string // "LISTEN", "ESTABLISHED", "TIME_WAIT", ... ; UDP: "UNCONN"
 	Inode uint32
 	Procs []sockets.Proc // none for a socket no process has open (TIME_WAIT)
+	UID   uint32         // the socket's owner
+	// Expires: TIME_WAIT, how long until the kernel lets it go.
+	Expires time.Duration
 	// ReusePort is the socket's SO_REUSEPORT, read from the socket itself
 	// when ReusePortKnown (it takes a process that has it open).
 	ReusePort, ReusePortKnown bool
@@ -201,6 +204,9 @@ type Event struct {
 	// why the lookup failed, when it did.
 	Holders      []Holder
 	HoldersError string
+	// bind_fail: the failing socket's SO_REUSEADDR, SO_REUSEPORT and
+	// IPV6_V6ONLY, read in the kernel at the failure.
+	ReuseAddr, ReusePort, V6Only bool
 	// Listeners (connect_fail ECONNREFUSED to an address of this host):
 	// the sockets listening on the port, none of which took the
 	// connection (bound to another address or family), in the network
@@ -310,10 +316,17 @@ func decode(raw []byte, clk Clock, ev *Event) error {
 		Unread:       r.Unread,
 		Linger0:      r.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_LINGER0) != 0,
 	}
+	if ev.Type == EventBindFail {
+		ev.ReuseAddr = r.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_REUSEADDR) != 0
+		ev.ReusePort = r.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_REUSEPORT) != 0
+		ev.V6Only = r.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_V6ONLY) != 0
+	}
 	if ev.Type == EventClose {
 		ev.Latency = 0
 		if r.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_IDLE_KNOWN) != 0 {
-			ev.Idle, ev.IdleKnown = time.Duration(r.LatencyNs), true
+			// Counted in kernel ticks: up to one more than the
+			// connection's own life, which bounds it.
+			ev.Idle, ev.IdleKnown = min(time.Duration(r.LatencyNs), ev.Duration), true
 		}
 	}
 	if r.DropReason != 0 {

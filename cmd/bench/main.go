@@ -68,6 +68,8 @@ func main() {
 	tcplife := flag.String("tcplife", "/usr/sbin/tcplife", "libbpf-tools tcplife")
 	bpftrace := flag.String("bpftrace", "/usr/bin/bpftrace", "bpftrace")
 	only := flag.String("only", "", "run only the configurations whose name matches this regexp (and the baseline)")
+	other := flag.String("other", "", "also run this conntrace binary (another build: what a change costs)")
+	otherArgs := flag.String("other-args", "watch -o json", "the -other binary's arguments (output to /dev/null)")
 	flag.Parse()
 	storm := stormArgs{conns: *conns, close: *closeHow, payload: *payload}
 
@@ -83,6 +85,10 @@ func main() {
 		// scrape's cost is per series, not per event).
 		{name: "conntrace serve (Prometheus metrics)", cmd: []string{ct, "serve", "--listen", "127.0.0.1:0"}, ownReady: true},
 		{name: "hook-cost floor (same hooks, empty programs)", cmd: []string{floor, "watch", "-o", "json"}, ownReady: true},
+	}
+	if *other != "" {
+		configs = append(configs, config{name: "other build: " + *other + " " + *otherArgs,
+			cmd: append([]string{*other}, strings.Fields(*otherArgs)...), ownReady: true})
 	}
 	if _, err := os.Stat(*bpftrace); err == nil {
 		// Ready at its first line ("Attaching N probes...").

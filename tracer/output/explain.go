@@ -293,6 +293,9 @@ func appendHolders(dst []byte, ev *tracer.Event) []byte {
 	if len(ev.Holders) == 0 {
 		return append(dst, "is in use (the holder has gone or could not be seen)"...)
 	}
+	if onlyTimeWait(ev) {
+		return appendTimeWait(dst, ev)
+	}
 	dst = append(dst, "is held by "...)
 	reuse := 0
 	for i := range ev.Holders {
@@ -317,10 +320,88 @@ func appendHolders(dst []byte, ev *tracer.Event) []byte {
 			reuse++
 		}
 	}
-	if n := len(ev.Holders); n > 1 && reuse == n {
+	n := len(ev.Holders)
+	if n > 1 && reuse == n {
 		dst = append(dst, "; "...)
 		dst = strconv.AppendInt(dst, int64(n), 10)
 		dst = append(dst, " sockets share it with SO_REUSEPORT"...)
+	} else if reuse == n {
+		dst = append(dst, "; it has SO_REUSEPORT"...)
+	}
+	if reuse == n {
+		return appendReusePortConflict(dst, ev)
+	}
+	return appendAddressConflict(dst, ev)
+}
+
+// appendReusePortConflict says why holders that all have SO_REUSEPORT
+// keep this socket out: it did not set it, or runs as another user than
+// the group's (the kernel lets only the same user join).
+func appendReusePortConflict(dst []byte, ev *tracer.Event) []byte {
+	if !ev.ReusePort {
+		return append(dst, ", which this socket did not set"...)
+	}
+	for i := range ev.Holders {
+		if h := &ev.Holders[i]; h.UID != ev.UID {
+			dst = append(dst, "; this socket set it too, but runs as uid "...)
+			dst = strconv.AppendUint(dst, uint64(ev.UID), 10)
+			dst = append(dst, " and the group belongs to uid "...)
+			return strconv.AppendUint(dst, uint64(h.UID), 10)
+		}
+	}
+	return dst
+}
+
+// onlyTimeWait says whether ev's port is held by connections in
+// TIME_WAIT alone (TCP): no process has it.
+func onlyTimeWait(ev *tracer.Event) bool {
+	for i := range ev.Holders {
+		if ev.Holders[i].State != "TIME_WAIT" {
+			return false
+		}
+	}
+	return ev.Proto == tracer.ProtoTCP && len(ev.Holders) > 0
+}
+
+// appendTimeWait says how long TIME_WAIT connections hold the port, and
+// what lets the bind through now.
+func appendTimeWait(dst []byte, ev *tracer.Event) []byte {
+	var wait time.Duration
+	for i := range ev.Holders {
+		wait = max(wait, ev.Holders[i].Expires)
+	}
+	dst = append(dst, "is held only by "...)
+	dst = strconv.AppendInt(dst, int64(len(ev.Holders)), 10)
+	if len(ev.Holders) == 1 {
+		dst = append(dst, " connection"...)
+	} else {
+		dst = append(dst, " connections"...)
+	}
+	dst = append(dst, " in TIME_WAIT, for up to "...)
+	dst = appendDuration(dst, wait.Round(time.Second))
+	dst = append(dst, " more"...)
+	if !ev.ReuseAddr {
+		dst = append(dst, ": SO_REUSEADDR on this socket lets it bind now"...)
+	}
+	return dst
+}
+
+// appendAddressConflict says what the addresses of the failing socket and
+// its holders have to do with the conflict: IPv6 wildcards take IPv4 too,
+// unless IPV6_V6ONLY.
+func appendAddressConflict(dst []byte, ev *tracer.Event) []byte {
+	laddr := ev.LAddr.Unmap()
+	for i := range ev.Holders {
+		h := &ev.Holders[i]
+		haddr := h.LAddr.Unmap()
+		switch {
+		case laddr.Is4() && haddr.Is6() && haddr.IsUnspecified():
+			dst = append(dst, "; [::]:"...)
+			dst = strconv.AppendUint(dst, uint64(h.LPort), 10)
+			return append(dst, " takes IPv4 too (IPV6_V6ONLY off)"...)
+		case laddr.Is6() && laddr.IsUnspecified() && haddr.Is4() && !ev.V6Only:
+			return append(dst, "; this socket, [::] without IPV6_V6ONLY, takes IPv4 too: with IPV6_V6ONLY it would share the port"...)
+		}
 	}
 	return dst
 }

@@ -111,6 +111,12 @@ func AppendJSON(dst []byte, ev *tracer.Event) []byte {
 		dst = append(dst, ev.ErrorName()...)
 		dst = append(dst, `","errno":`...)
 		dst = strconv.AppendUint(dst, uint64(ev.Errno), 10)
+		dst = append(dst, `,"reuseaddr":`...)
+		dst = strconv.AppendBool(dst, ev.ReuseAddr)
+		dst = append(dst, `,"reuseport":`...)
+		dst = strconv.AppendBool(dst, ev.ReusePort)
+		dst = append(dst, `,"v6only":`...)
+		dst = strconv.AppendBool(dst, ev.V6Only)
 	}
 	if explained(ev) {
 		// The text output's explanation (escaped there for a terminal),
@@ -200,6 +206,12 @@ func appendHolderJSON(dst []byte, h *tracer.Holder) []byte {
 	dst = append(dst, h.State...)
 	dst = append(dst, `","inode":`...)
 	dst = strconv.AppendUint(dst, uint64(h.Inode), 10)
+	dst = append(dst, `,"uid":`...)
+	dst = strconv.AppendUint(dst, uint64(h.UID), 10)
+	if h.State == "TIME_WAIT" {
+		dst = append(dst, `,"expires_ms":`...)
+		dst = strconv.AppendInt(dst, h.Expires.Milliseconds(), 10)
+	}
 	if h.ReusePortKnown {
 		dst = append(dst, `,"reuseport":`...)
 		dst = strconv.AppendBool(dst, h.ReusePort)

@@ -67,8 +67,8 @@ func TestJSONContract(t *testing.T) {
 		{finEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"close","conn_id":18,"pid":999,"comm":"nginx","uid":0,"proto":"tcp","family":"ipv6","direction":"in","laddr":"2001:db8::2","lport":443,"raddr":"2001:db8::1","rport":40000,"duration_ms":1.500,"tx_bytes":5,"rx_bytes":7,"reason":"fin","retransmits":0,"srtt_us":42}`},
 		{connFailEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"connect_fail","conn_id":9,"pid":4242,"comm":"psql","uid":0,"proto":"tcp","family":"ipv4","direction":"out","laddr":"10.0.0.5","lport":40000,"raddr":"10.0.0.7","rport":5432,"error":"ECONNREFUSED","errno":111,"waited_ms":0.312,"syn_retransmits":0,"drops":0,"explain":"ECONNREFUSED: nothing listening on 10.0.0.7:5432 (or a firewall rejected it)"}`},
 		{timeoutEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"connect_fail","conn_id":10,"pid":4242,"comm":"psql","uid":0,"proto":"tcp","family":"ipv4","direction":"out","laddr":"10.0.0.5","lport":40002,"raddr":"10.0.0.7","rport":5432,"error":"ETIMEDOUT","errno":110,"waited_ms":3008.000,"syn_retransmits":1,"drops":2,"drop_reason":"NETFILTER_DROP","drop_direction":"out","explain":"ETIMEDOUT: no answer from 10.0.0.7:5432 to 2 SYNs over 3.008s; this host dropped them (NETFILTER_DROP): a firewall rule here (nftables, iptables)"}`},
-		{refusedHereEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"connect_fail","conn_id":9,"pid":4242,"comm":"psql","uid":0,"proto":"tcp","family":"ipv4","direction":"out","laddr":"127.0.0.1","lport":40000,"raddr":"127.0.0.2","rport":5432,"error":"ECONNREFUSED","errno":111,"waited_ms":0.000,"syn_retransmits":0,"drops":null,"explain":"ECONNREFUSED: nothing listens on 127.0.0.2:5432; 127.0.0.1:5432 is held by 77 postgres (LISTEN): the service is bound to another address","listeners_elsewhere":[{"pid":77,"comm":"postgres","laddr":"127.0.0.1","lport":5432,"state":"LISTEN","inode":4712,"procs":[{"pid":77,"comm":"postgres"}]}],"listeners_netns":4026531840}`},
-		{bindFailEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"bind_fail","pid":1234,"comm":"nginx","uid":33,"proto":"tcp","family":"ipv4","laddr":"0.0.0.0","lport":80,"error":"EADDRINUSE","errno":98,"explain":"EADDRINUSE: 0.0.0.0:80 is held by 999 nginx (LISTEN)","holders":[{"pid":999,"comm":"nginx","laddr":"0.0.0.0","lport":80,"state":"LISTEN","inode":4711,"reuseport":false,"procs":[{"pid":999,"comm":"nginx"}]}]}`},
+		{refusedHereEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"connect_fail","conn_id":9,"pid":4242,"comm":"psql","uid":0,"proto":"tcp","family":"ipv4","direction":"out","laddr":"127.0.0.1","lport":40000,"raddr":"127.0.0.2","rport":5432,"error":"ECONNREFUSED","errno":111,"waited_ms":0.000,"syn_retransmits":0,"drops":null,"explain":"ECONNREFUSED: nothing listens on 127.0.0.2:5432; 127.0.0.1:5432 is held by 77 postgres (LISTEN): the service is bound to another address","listeners_elsewhere":[{"pid":77,"comm":"postgres","laddr":"127.0.0.1","lport":5432,"state":"LISTEN","inode":4712,"uid":0,"procs":[{"pid":77,"comm":"postgres"}]}],"listeners_netns":4026531840}`},
+		{bindFailEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"bind_fail","pid":1234,"comm":"nginx","uid":33,"proto":"tcp","family":"ipv4","laddr":"0.0.0.0","lport":80,"error":"EADDRINUSE","errno":98,"reuseaddr":false,"reuseport":false,"v6only":false,"explain":"EADDRINUSE: 0.0.0.0:80 is held by 999 nginx (LISTEN)","holders":[{"pid":999,"comm":"nginx","laddr":"0.0.0.0","lport":80,"state":"LISTEN","inode":4711,"uid":0,"reuseport":false,"procs":[{"pid":999,"comm":"nginx"}]}]}`},
 		{listenEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"listen","pid":999,"comm":"nginx","uid":0,"proto":"tcp","family":"ipv4","laddr":"0.0.0.0","lport":80}`},
 		{lostEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"lost","count":12,"dropped":9,"skipped":0,"evicted":3}`},
 	} {
@@ -306,6 +306,23 @@ func TestExplanations(t *testing.T) {
 			{LAddr: v4("0.0.0.0"), LPort: 80, State: "LISTEN", Procs: []sockets.Proc{{PID: 1, Comm: "a"}}, ReusePort: true, ReusePortKnown: true},
 			{LAddr: v4("0.0.0.0"), LPort: 80, State: "LISTEN", Procs: []sockets.Proc{{PID: 2, Comm: "\x1b[2Jb"}}, ReusePort: true, ReusePortKnown: true}}},
 			`EADDRINUSE: 127.0.0.1:80 is held by 1 a (0.0.0.0:80 LISTEN); 2 \x1b[2Jb (0.0.0.0:80 LISTEN); 2 sockets share it with SO_REUSEPORT`},
+		// Why the holders keep it out, from both sides' options.
+		{tracer.Event{Type: tracer.EventBindFail, Errno: 98, Proto: tracer.ProtoTCP, LAddr: v4("127.0.0.1"), LPort: 80, Holders: []tracer.Holder{
+			{LAddr: v4("127.0.0.1"), LPort: 80, State: "TIME_WAIT", Expires: 58700 * time.Millisecond},
+			{LAddr: v4("127.0.0.1"), LPort: 80, State: "TIME_WAIT", Expires: 3 * time.Second}}},
+			`EADDRINUSE: 127.0.0.1:80 is held only by 2 connections in TIME_WAIT, for up to 59.000s more: SO_REUSEADDR on this socket lets it bind now`},
+		{tracer.Event{Type: tracer.EventBindFail, Errno: 98, Proto: tracer.ProtoTCP, LAddr: v4("127.0.0.1"), LPort: 80, Holders: []tracer.Holder{
+			{LAddr: v4("127.0.0.1"), LPort: 80, State: "LISTEN", Procs: []sockets.Proc{{PID: 1, Comm: "a"}}, ReusePort: true, ReusePortKnown: true}}},
+			`EADDRINUSE: 127.0.0.1:80 is held by 1 a (LISTEN); it has SO_REUSEPORT, which this socket did not set`},
+		{tracer.Event{Type: tracer.EventBindFail, Errno: 98, Proto: tracer.ProtoTCP, UID: 65534, ReusePort: true, LAddr: v4("127.0.0.1"), LPort: 80, Holders: []tracer.Holder{
+			{LAddr: v4("127.0.0.1"), LPort: 80, State: "LISTEN", Procs: []sockets.Proc{{PID: 1, Comm: "a"}}, ReusePort: true, ReusePortKnown: true}}},
+			`EADDRINUSE: 127.0.0.1:80 is held by 1 a (LISTEN); it has SO_REUSEPORT; this socket set it too, but runs as uid 65534 and the group belongs to uid 0`},
+		{tracer.Event{Type: tracer.EventBindFail, Errno: 98, Proto: tracer.ProtoTCP, LAddr: v4("127.0.0.1"), LPort: 80, Holders: []tracer.Holder{
+			{LAddr: netip.IPv6Unspecified(), LPort: 80, State: "LISTEN", Procs: []sockets.Proc{{PID: 1, Comm: "a"}}, ReusePortKnown: true}}},
+			`EADDRINUSE: 127.0.0.1:80 is held by 1 a ([::]:80 LISTEN); [::]:80 takes IPv4 too (IPV6_V6ONLY off)`},
+		{tracer.Event{Type: tracer.EventBindFail, Errno: 98, Proto: tracer.ProtoTCP, LAddr: netip.IPv6Unspecified(), LPort: 80, Holders: []tracer.Holder{
+			{LAddr: v4("0.0.0.0"), LPort: 80, State: "LISTEN", Procs: []sockets.Proc{{PID: 1, Comm: "a"}}, ReusePortKnown: true}}},
+			`EADDRINUSE: [::]:80 is held by 1 a (0.0.0.0:80 LISTEN); this socket, [::] without IPV6_V6ONLY, takes IPv4 too: with IPV6_V6ONLY it would share the port`},
 		// One socket that forked processes share is not SO_REUSEPORT.
 		{tracer.Event{Type: tracer.EventBindFail, Errno: 98, LAddr: v4("0.0.0.0"), LPort: 80, Holders: []tracer.Holder{
 			{LAddr: v4("0.0.0.0"), LPort: 80, State: "LISTEN", Procs: []sockets.Proc{{PID: 1, Comm: "nginx"}, {PID: 2, Comm: "nginx"}, {PID: 3, Comm: "nginx"}}}}},

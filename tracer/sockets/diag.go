@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sort"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -160,6 +161,7 @@ func parseDiagMsg(proto string, b []byte) Socket {
 		LPort: be.Uint16(b[4:]), RPort: be.Uint16(b[6:]),
 		LAddr: ip(8), RAddr: ip(24),
 		UID: ne.Uint32(b[64:]), Inode: ne.Uint32(b[68:]),
+		Expires: time.Duration(ne.Uint32(b[52:])) * time.Millisecond,
 	}
 }
 

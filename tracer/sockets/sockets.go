@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/prometheus/procfs"
 	"github.com/vishvananda/netlink"
@@ -34,6 +35,9 @@ type Socket struct {
 	UID   uint32
 	Inode uint32
 	Procs []Proc // empty when no process has it (TIME_WAIT, orphaned)
+	// Expires is the time left on the socket's timer: for TIME_WAIT,
+	// until the kernel lets it go.
+	Expires time.Duration
 }
 
 // Proc is a process holding a socket.
@@ -139,7 +143,8 @@ var tcpStates = [...]string{1: "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1
 
 func convert(proto string, r *netlink.Socket) Socket {
 	return Socket{Proto: proto, LPort: r.ID.SourcePort, RPort: r.ID.DestinationPort, UID: r.UID, Inode: r.INode,
-		LAddr: addr(r.ID.Source), RAddr: addr(r.ID.Destination), State: stateName(proto, r.State)}
+		LAddr: addr(r.ID.Source), RAddr: addr(r.ID.Destination), State: stateName(proto, r.State),
+		Expires: time.Duration(r.Expires) * time.Millisecond}
 }
 
 // stateName is a sock_diag state as ss names it.

@@ -56,6 +56,7 @@ type Role struct {
 	Listen    bool // Bind: listen on it too
 	UID       int  // Bind: drop to this uid (and gid) first, after entering NS (0: stay root)
 	ReusePort bool // Bind: set SO_REUSEPORT first
+	ReuseAddr bool // Bind: set SO_REUSEADDR first
 	// Share: Bind: start this many more processes of the same name that
 	// inherit the socket, as forked workers do ("shared PID..." before
 	// "bound").
@@ -319,8 +320,8 @@ func (r Role) bind() error {
 		return err
 	}
 	defer unix.Close(fd)
-	if r.ReusePort {
-		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+	for opt, on := range map[int]bool{unix.SO_REUSEPORT: r.ReusePort, unix.SO_REUSEADDR: r.ReuseAddr} {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt, b2i(on)); on && err != nil {
 			return err
 		}
 	}
@@ -655,4 +656,11 @@ func RequireRoot(t testing.TB) {
 		}
 		t.Skip("needs root")
 	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

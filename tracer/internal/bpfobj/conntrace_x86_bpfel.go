@@ -88,6 +88,9 @@ const (
 	ConntraceEventFlagsFLAG_DROP_INBOUND  ConntraceEventFlags = 4
 	ConntraceEventFlagsFLAG_IDLE_KNOWN    ConntraceEventFlags = 8
 	ConntraceEventFlagsFLAG_LINGER0       ConntraceEventFlags = 16
+	ConntraceEventFlagsFLAG_REUSEADDR     ConntraceEventFlags = 32
+	ConntraceEventFlagsFLAG_REUSEPORT     ConntraceEventFlags = 64
+	ConntraceEventFlagsFLAG_V6ONLY        ConntraceEventFlags = 128
 )
 
 type ConntraceEventType uint32
