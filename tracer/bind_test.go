@@ -11,6 +11,7 @@ import (
 
 	"github.com/conntrace/conntrace/tracer"
 	"github.com/conntrace/conntrace/tracer/output"
+	"github.com/conntrace/conntrace/tracer/sockets"
 	"github.com/conntrace/conntrace/tracer/testnet"
 )
 
@@ -231,6 +232,7 @@ func TestBindConflictExplained(t *testing.T) {
 		cli.Expect(t, "failed")
 		cli.Wait(t)
 		srv.Wait(t)
+		waitForState(t, ns, 18090, "TIME_WAIT")
 		ev := failToBind(t, s, ns, "127.0.0.1:18090")
 		if ev.ReuseAddr || ev.ReusePort || len(ev.Holders) != 1 {
 			t.Fatalf("want a socket without SO_REUSEADDR kept out by one connection, got:\n%s", dump([]tracer.Event{ev}))
@@ -278,4 +280,22 @@ func TestBindConflictExplained(t *testing.T) {
 			wantExplain(t, &ev, "EADDRINUSE: 127.0.0.1:18091 is held by "+strconv.Itoa(h.PID)+" ct-holder (LISTEN)"+tc.explain, "")
 		})
 	}
+}
+
+// waitForState waits until the only TCP socket on port in ns is in state
+// (the peer's last packet may still be on its way).
+func waitForState(t *testing.T, ns *testnet.NS, port uint16, state string) {
+	t.Helper()
+	h, err := sockets.OpenNS(ns.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	var socks []sockets.Socket
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if socks, err = sockets.OnPort(h, "tcp", port); err == nil && len(socks) == 1 && socks[0].State == state {
+			return
+		}
+	}
+	t.Fatalf("port %d: want one socket in %s, got %+v (%v)", port, state, socks, err)
 }
