@@ -100,6 +100,15 @@ struct event {
 	__u32 unread;          /* close, not orderly: bytes received that the application never read */
 	char comm[COMM_LEN];   /* the process: its thread-group leader's name */
 	char thread[COMM_LEN]; /* the thread's own name (prctl PR_SET_NAME) */
+	/* connect_fail: an ICMP error about the handshake (icmp.bpf.h), when
+	 * icmp_watched: its sender (IPv4 in the first 4 bytes), family (0:
+	 * none came), type and code. */
+	__u8 icmp_from[16];
+	__u8 icmp_family;
+	__u8 icmp_type;
+	__u8 icmp_code;
+	__u8 icmp_watched;
+	__u8 _pad[4];
 };
 
 #endif /* CONNTRACE_H */

@@ -11,6 +11,7 @@
 #include "conntrace.h"
 #include "defs.bpf.h"
 #include "filters.bpf.h"
+#include "icmp.bpf.h"
 #include "types.bpf.h"
 
 struct {
@@ -62,6 +63,7 @@ static __always_inline void clear_event(struct event *e)
 	e->retransmits = e->srtt_us = e->drop_reason = e->drop_ifindex = 0;
 	e->drops = 0;
 	e->unread = 0;
+	e->icmp_family = e->icmp_watched = 0;
 	e->error = 0;
 	e->direction = DIR_NONE;
 	e->reason = REASON_NONE;
@@ -152,6 +154,19 @@ static __always_inline void emit_connect_fail(const struct sock_info *info, cons
 		e->flags |= FLAG_DROPS_WATCHED;
 	if (info->drop_inbound)
 		e->flags |= FLAG_DROP_INBOUND;
+	/* A connection that got as far as its SYN (a record made for one of
+	 * connect()'s own failures has no call in flight). */
+	e->icmp_watched = icmp_hooked && info->call_key;
+	if (e->icmp_watched) {
+		struct icmp_note note;
+
+		if (take_icmp(t, info->start_ns, &note)) {
+			__builtin_memcpy(e->icmp_from, note.from, sizeof(e->icmp_from));
+			e->icmp_family = note.family;
+			e->icmp_type = note.type;
+			e->icmp_code = note.code;
+		}
+	}
 	submit(e);
 }
 

@@ -16,6 +16,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include "accept.bpf.h"
+#include "icmp.bpf.h"
 #include "track.bpf.h"
 
 SEC("fentry/tcp_connect")
@@ -54,5 +55,46 @@ SEC("kretprobe/inet_csk_accept")
 int BPF_KRETPROBE(handle_accept_kretprobe, struct sock *sk)
 {
 	on_accepted(sk, false);
+	return 0;
+}
+
+/* ICMP errors (icmp.bpf.h). tcp_v4_err(skb, info): type and code are in
+ * the ICMP header; tcp_v6_err(skb, opt, type, code, offset, info) is
+ * given them, and where the quoted TCP header starts. */
+static __always_inline void icmp4(struct sk_buff *skb)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 th = BPF_CORE_READ(skb, transport_header);
+	__u8 tc[2] = {};
+
+	bpf_probe_read_kernel(tc, sizeof(tc), head + th);
+	note_icmp(skb, false, tc[0], tc[1], 0);
+}
+
+SEC("fentry/tcp_v4_err")
+int BPF_PROG(handle_icmp4_fentry, struct sk_buff *skb)
+{
+	icmp4(skb);
+	return 0;
+}
+
+SEC("kprobe/tcp_v4_err")
+int BPF_KPROBE(handle_icmp4_kprobe, struct sk_buff *skb)
+{
+	icmp4(skb);
+	return 0;
+}
+
+SEC("fentry/tcp_v6_err")
+int BPF_PROG(handle_icmp6_fentry, struct sk_buff *skb, void *opt, u8 type, u8 code, int offset)
+{
+	note_icmp(skb, true, type, code, offset);
+	return 0;
+}
+
+SEC("kprobe/tcp_v6_err")
+int BPF_KPROBE(handle_icmp6_kprobe, struct sk_buff *skb, void *opt, u8 type, u8 code, int offset)
+{
+	note_icmp(skb, true, type, code, offset);
 	return 0;
 }

@@ -226,10 +226,16 @@ type Event struct {
 	// tracer could look it up.
 	DropsWatched bool
 	Drops        uint16
-	DropReason   string
-	DropInbound  bool
-	DropIfindex  uint32
-	DropDevice   string
+	// ICMP (connect_fail): an ICMP error about the handshake, when
+	// ICMPWatched (fentry and kprobe modes): its sender ICMPFrom (invalid
+	// when none came), type and code.
+	ICMPWatched        bool
+	ICMPFrom           netip.Addr
+	ICMPType, ICMPCode uint8
+	DropReason         string
+	DropInbound        bool
+	DropIfindex        uint32
+	DropDevice         string
 	// Lost (EventLost): what was lost since the last lost event, the sum
 	// of LostDropped (records the full ring buffer had no room for),
 	// LostSkipped (hook runs the kernel skipped) and LostEvicted
@@ -315,6 +321,16 @@ func decode(raw []byte, clk Clock, ev *Event) error {
 		DropIfindex:  r.DropIfindex,
 		Unread:       r.Unread,
 		Linger0:      r.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_LINGER0) != 0,
+	}
+	if ev.Type == EventConnectFail {
+		ev.ICMPWatched = r.IcmpWatched != 0
+		ev.ICMPType, ev.ICMPCode = r.IcmpType, r.IcmpCode
+		switch Family(r.IcmpFamily) {
+		case FamilyIPv4:
+			ev.ICMPFrom = netip.AddrFrom4([4]byte(r.IcmpFrom[:4]))
+		case FamilyIPv6:
+			ev.ICMPFrom = netip.AddrFrom16(r.IcmpFrom)
+		}
 	}
 	if ev.Type == EventBindFail {
 		ev.ReuseAddr = r.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_REUSEADDR) != 0

@@ -288,6 +288,53 @@ func TestRejectedHere(t *testing.T) {
 	}
 }
 
+// TestICMPUnreachable: a router between the client and the destination
+// has no route there, and answers each SYN with ICMP host unreachable
+// (ICMPv6 no route: ENETUNREACH). A blocking connect(2): the first error
+// comes while connect() holds the socket, a soft error; the next, for the
+// SYN sent again, ends it. In the fentry and kprobe modes, which hook
+// TCP's ICMP error handlers, the failure names the router and the error;
+// the tracepoint mode cannot see them and says an error came back.
+func TestICMPUnreachable(t *testing.T) {
+	for _, tc := range []struct {
+		name, cli, rtr, via, dest, dial, sysctl, err string
+		typ, code                                    uint8
+		explain                                      string
+	}{
+		{"IPv4", "198.18.0.1/24", "198.18.0.254/24", "198.18.0.254", "198.18.2.0/24", "198.18.2.9:5438", "net/ipv4/ip_forward", "EHOSTUNREACH",
+			3, 1, "EHOSTUNREACH: 198.18.0.254 answered the SYN to 198.18.2.9:5438 with ICMP host unreachable (type 3, code 1)"},
+		{"IPv6", "2001:db8::1/64", "2001:db8::fe/64", "2001:db8::fe", "2001:db8:2::/64", "[2001:db8:2::9]:5438", "net/ipv6/conf/all/forwarding", "ENETUNREACH",
+			1, 0, "ENETUNREACH: 2001:db8::fe answered the SYN to [2001:db8:2::9]:5438 with ICMPv6 no route to destination (type 1, code 0)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cliNS, rtrNS := testnet.NewNS(t), testnet.NewNS(t)
+			testnet.Veth(t, cliNS, []string{tc.cli}, rtrNS, []string{tc.rtr})
+			cliNS.Via(t, tc.dest, tc.via)
+			rtrNS.Sysctl(t, tc.sysctl, "1")
+			rtrNS.Unreachable(t, tc.dest)
+			s := startTracer(t, tracer.Config{Ports: []uint16{5438}, Events: tracer.Failures})
+			mode := s.t.Mode()
+			dial := netip.MustParseAddrPort(tc.dial)
+			ev, cli := failToConnect(t, s, testnet.Role{NS: cliNS.Path(), Addr: tc.dial, Blocking: true}, tc.err)
+			if int(ev.PID) != cli.PID || ev.RAddr != dial.Addr() || !ev.DropsWatched || ev.Drops != 0 {
+				t.Errorf("want a failure of %d to %v, nothing dropped here; got:\n%s", cli.PID, dial.Addr(), dump([]tracer.Event{ev}))
+			}
+			if mode == tracer.HooksTracepoint {
+				if ev.ICMPWatched || ev.ICMPFrom.IsValid() {
+					t.Errorf("tracepoint hooks: ICMP watched %v, from %v", ev.ICMPWatched, ev.ICMPFrom)
+				}
+				wantExplain(t, &ev, tc.err+": no route to ", "")
+				return
+			}
+			if !ev.ICMPWatched || ev.ICMPFrom != netip.MustParseAddr(tc.via) || ev.ICMPType != tc.typ || ev.ICMPCode != tc.code {
+				t.Errorf("%s hooks: want ICMP %d/%d from %s, got watched %v, %v %d/%d", mode, tc.typ, tc.code, tc.via,
+					ev.ICMPWatched, ev.ICMPFrom, ev.ICMPType, ev.ICMPCode)
+			}
+			wantExplain(t, &ev, tc.explain, "")
+		})
+	}
+}
+
 // TestNoNeighbour: an address on the link's subnet that no host has. The
 // SYNs wait for an ARP answer that never comes, are dropped, and the
 // client gets EHOSTUNREACH: said as the missing neighbour on its device.

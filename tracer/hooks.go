@@ -118,12 +118,23 @@ var (
 	rescuePrograms = map[string]bool{bpfobj.ConntraceProgHandleSetStateBtfRescue: true}
 )
 
+// icmpPrograms: the fentry and kprobe modes' hooks on TCP's ICMP error
+// handlers, IPv4 and IPv6 (bpf/icmp.bpf.h), where this kernel has both
+// functions (icmpHookable).
+var icmpPrograms = map[Hooks][]string{
+	HooksFentry: {bpfobj.ConntraceProgHandleIcmp4Fentry, bpfobj.ConntraceProgHandleIcmp6Fentry},
+	HooksKprobe: {bpfobj.ConntraceProgHandleIcmp4Kprobe, bpfobj.ConntraceProgHandleIcmp6Kprobe},
+}
+
 // programs lists the programs mode m attaches, in attach order: the mode's
 // own first.
 func programs(m Hooks) []string {
 	own := slices.Clone(modePrograms[m])
 	if m == HooksFentry {
 		own[1] = acceptFexit()
+	}
+	if icmpHookable() {
+		own = append(own, icmpPrograms[m]...)
 	}
 	_, err := os.Stat(KernelBTF)
 	all := slices.Concat(own, statePrograms[err == nil], syscallPrograms)
@@ -132,6 +143,22 @@ func programs(m Hooks) []string {
 	}
 	return all
 }
+
+// icmpHookable says whether the kernel's BTF has tcp_v4_err and
+// tcp_v6_err (IPv6 may be a module, or absent).
+var icmpHookable = sync.OnceValue(func() bool {
+	spec, err := btf.LoadKernelSpec()
+	if err != nil {
+		return false
+	}
+	for _, name := range []string{"tcp_v4_err", "tcp_v6_err"} {
+		var fn *btf.Func
+		if spec.TypeByName(name, &fn) != nil {
+			return false
+		}
+	}
+	return true
+})
 
 // dropsHooked says whether the drop program can attach: a tp_btf program
 // (the kernel's own BTF) on a skb:kfree_skb that passes a drop reason
@@ -277,6 +304,7 @@ func modeSpec(spec *ebpf.CollectionSpec, m Hooks, storage bool, table uint32) (*
 		{bpfobj.ConntraceVarSkStorage, storage},
 		{bpfobj.ConntraceVarInboundInTable, inbound},
 		{bpfobj.ConntraceVarDropsHooked, slices.Contains(keep, dropProgram)},
+		{bpfobj.ConntraceVarIcmpHooked, len(icmpPrograms[m]) > 0 && slices.Contains(keep, icmpPrograms[m][0])},
 	} {
 		if err := spec.Variables[v.name].Set(b2u8(v.val)); err != nil {
 			return nil, fmt.Errorf("set %s: %w", v.name, err)

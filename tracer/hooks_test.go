@@ -50,7 +50,11 @@ func TestHooksPerMode(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := common + 2; len(hooks) != want {
+		want := common + 2
+		if icmpHookable() {
+			want += len(icmpPrograms[m])
+		}
+		if len(hooks) != want {
 			t.Errorf("%s: %d hooks, want %d", m, len(hooks), want)
 		}
 		progs := map[string]bool{}
@@ -85,7 +89,7 @@ func TestHooksPerMode(t *testing.T) {
 	used := map[string]bool{}
 	for _, list := range [][]string{syscallPrograms, statePrograms[true], statePrograms[false],
 		modePrograms[HooksFentry], modePrograms[HooksKprobe], modePrograms[HooksTracepoint],
-		{bpfobj.ConntraceProgHandleAcceptFexit4, dropProgram}} {
+		{bpfobj.ConntraceProgHandleAcceptFexit4, dropProgram}, icmpPrograms[HooksFentry], icmpPrograms[HooksKprobe]} {
 		for _, name := range list {
 			used[name] = true
 		}

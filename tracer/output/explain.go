@@ -23,6 +23,13 @@ func appendExplanation(dst []byte, ev *tracer.Event) []byte {
 		dst = peer(dst)
 		return append(dst, " (netfilter dropped the SYN, NETFILTER_DROP, and answered in the peer's place)"...)
 	}
+	if ev.ICMPFrom.IsValid() && ev.Errno != 0 && !(ev.Drops > 0 && ev.DropReason == "NEIGH_FAILED") {
+		dst = ev.ICMPFrom.AppendTo(dst)
+		dst = append(dst, " answered the SYN to "...)
+		dst = peer(dst)
+		dst = append(dst, " with "...)
+		return appendICMP(dst, ev)
+	}
 	switch ev.ErrorName() {
 	case "ECONNREFUSED":
 		if ev.Listeners != nil {
@@ -71,11 +78,35 @@ func appendExplanation(dst []byte, ev *tracer.Event) []byte {
 				dst = append(dst, ": a firewall rule here (a REJECT's ICMP error reaches the application only through SO_ERROR)"...)
 			}
 		}
+		if ev.ICMPFrom.IsValid() {
+			dst = append(dst, "; "...)
+			dst = appendICMP(dst, ev)
+			dst = append(dst, " came from "...)
+			dst = ev.ICMPFrom.AppendTo(dst)
+			dst = append(dst, " while connect() held the socket: a soft error, which only SO_ERROR returns"...)
+		}
 		return dst
 	}
 	dst = append(dst, "connect to "...)
 	dst = peer(dst)
 	return append(dst, " failed"...)
+}
+
+// appendICMP names ev's ICMP error: "ICMP host unreachable (type 3, code
+// 1)".
+func appendICMP(dst []byte, ev *tracer.Event) []byte {
+	v6 := ev.ICMPFrom.Is6() && !ev.ICMPFrom.Is4In6()
+	if v6 {
+		dst = append(dst, "ICMPv6 "...)
+	} else {
+		dst = append(dst, "ICMP "...)
+	}
+	dst = append(dst, tracer.ICMPName(v6, ev.ICMPType, ev.ICMPCode)...)
+	dst = append(dst, " (type "...)
+	dst = strconv.AppendUint(dst, uint64(ev.ICMPType), 10)
+	dst = append(dst, ", code "...)
+	dst = strconv.AppendUint(dst, uint64(ev.ICMPCode), 10)
+	return append(dst, ')')
 }
 
 // explained says whether ev has an explanation: a failure, or a close

@@ -106,6 +106,19 @@ func AppendJSON(dst []byte, ev *tracer.Event) []byte {
 		dst = append(dst, `,"syn_retransmits":`...)
 		dst = strconv.AppendUint(dst, uint64(ev.Retransmits), 10)
 		dst = appendDropsJSON(dst, ev)
+		dst = append(dst, `,"icmp_watched":`...)
+		dst = strconv.AppendBool(dst, ev.ICMPWatched)
+		if ev.ICMPFrom.IsValid() {
+			dst = append(dst, `,"icmp":{"from":"`...)
+			dst = ev.ICMPFrom.AppendTo(dst)
+			dst = append(dst, `","type":`...)
+			dst = strconv.AppendUint(dst, uint64(ev.ICMPType), 10)
+			dst = append(dst, `,"code":`...)
+			dst = strconv.AppendUint(dst, uint64(ev.ICMPCode), 10)
+			dst = append(dst, `,"name":"`...)
+			dst = append(dst, tracer.ICMPName(ev.ICMPFrom.Is6() && !ev.ICMPFrom.Is4In6(), ev.ICMPType, ev.ICMPCode)...)
+			dst = append(dst, `"}`...)
+		}
 	case tracer.EventBindFail:
 		dst = append(dst, `,"error":"`...)
 		dst = append(dst, ev.ErrorName()...)

@@ -172,13 +172,32 @@ func (n *NS) Sysctl(t testing.TB, key, value string) {
 // SYN-ACKs to a client, which then times out).
 func (n *NS) Blackhole(t testing.TB, prefix string) {
 	t.Helper()
+	n.route(t, "blackhole", &netlink.Route{Type: unix.RTN_BLACKHOLE}, prefix)
+}
+
+// Unreachable makes prefix unreachable from this namespace: what it
+// forwards there is answered with ICMP host unreachable (ICMPv6 no
+// route).
+func (n *NS) Unreachable(t testing.TB, prefix string) {
+	t.Helper()
+	n.route(t, "unreachable", &netlink.Route{Type: unix.RTN_UNREACHABLE}, prefix)
+}
+
+// Via routes prefix through gateway (forwarding in the gateway's
+// namespace is the caller's to turn on: Sysctl).
+func (n *NS) Via(t testing.TB, prefix, gateway string) {
+	t.Helper()
+	n.route(t, "via "+gateway, &netlink.Route{Gw: net.IP(netip.MustParseAddr(gateway).AsSlice())}, prefix)
+}
+
+func (n *NS) route(t testing.TB, what string, r *netlink.Route, prefix string) {
+	t.Helper()
 	p := netip.MustParsePrefix(prefix)
 	h := n.handle(t)
 	defer h.Close()
-	route := &netlink.Route{Type: unix.RTN_BLACKHOLE,
-		Dst: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
-	if err := h.RouteAdd(route); err != nil {
-		t.Fatalf("%s: blackhole %s: %v", n.Name, prefix, err)
+	r.Dst = &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+	if err := h.RouteAdd(r); err != nil {
+		t.Fatalf("%s: route %s %s: %v", n.Name, prefix, what, err)
 	}
 }
 

@@ -78,6 +78,12 @@ type ConntraceEvent struct {
 	Unread      uint32
 	Comm        [16]int8
 	Thread      [16]int8
+	IcmpFrom    [16]uint8
+	IcmpFamily  uint8
+	IcmpType    uint8
+	IcmpCode    uint8
+	IcmpWatched uint8
+	Pad         [4]uint8
 }
 
 type ConntraceEventFlags uint32
@@ -111,6 +117,23 @@ type ConntraceHandledChange struct {
 	Newstate   int32
 	RescueRuns uint64
 	Runs       uint64
+}
+
+type ConntraceIcmpKey struct {
+	_     structs.HostLayout
+	Daddr [4]uint32
+	Dport uint16
+	Sport uint16
+}
+
+type ConntraceIcmpNote struct {
+	_      structs.HostLayout
+	TsNs   uint64
+	From   [4]uint32
+	Family uint8
+	Type   uint8
+	Code   uint8
+	Pad    [5]uint8
 }
 
 type ConntraceLostCause uint32
@@ -194,6 +217,7 @@ const (
 	ConntraceMapConnectCalls             = "connect_calls"
 	ConntraceMapConnectFailures          = "connect_failures"
 	ConntraceMapEvents                   = "events"
+	ConntraceMapIcmpErrors               = "icmp_errors"
 	ConntraceMapLostEvents               = "lost_events"
 	ConntraceMapPidFilter                = "pid_filter"
 	ConntraceMapPortFilter               = "port_filter"
@@ -214,6 +238,10 @@ const (
 	ConntraceProgHandleConnectExit       = "handle_connect_exit"
 	ConntraceProgHandleConnectFentry     = "handle_connect_fentry"
 	ConntraceProgHandleConnectKprobe     = "handle_connect_kprobe"
+	ConntraceProgHandleIcmp4Fentry       = "handle_icmp4_fentry"
+	ConntraceProgHandleIcmp4Kprobe       = "handle_icmp4_kprobe"
+	ConntraceProgHandleIcmp6Fentry       = "handle_icmp6_fentry"
+	ConntraceProgHandleIcmp6Kprobe       = "handle_icmp6_kprobe"
 	ConntraceProgHandleKfreeSkbBtf       = "handle_kfree_skb_btf"
 	ConntraceProgHandleReceiveReset      = "handle_receive_reset"
 	ConntraceProgHandleReceiveResetBtf   = "handle_receive_reset_btf"
@@ -229,6 +257,7 @@ const (
 	ConntraceVarFilterFamily             = "filter_family"
 	ConntraceVarFilterPids               = "filter_pids"
 	ConntraceVarFilterPorts              = "filter_ports"
+	ConntraceVarIcmpHooked               = "icmp_hooked"
 	ConntraceVarInboundInTable           = "inbound_in_table"
 	ConntraceVarJiffyNs                  = "jiffy_ns"
 	ConntraceVarNextConnId               = "next_conn_id"
@@ -296,6 +325,10 @@ type ConntraceProgramSpecs struct {
 	HandleConnectExit       *ebpf.ProgramSpec `ebpf:"handle_connect_exit"`
 	HandleConnectFentry     *ebpf.ProgramSpec `ebpf:"handle_connect_fentry"`
 	HandleConnectKprobe     *ebpf.ProgramSpec `ebpf:"handle_connect_kprobe"`
+	HandleIcmp4Fentry       *ebpf.ProgramSpec `ebpf:"handle_icmp4_fentry"`
+	HandleIcmp4Kprobe       *ebpf.ProgramSpec `ebpf:"handle_icmp4_kprobe"`
+	HandleIcmp6Fentry       *ebpf.ProgramSpec `ebpf:"handle_icmp6_fentry"`
+	HandleIcmp6Kprobe       *ebpf.ProgramSpec `ebpf:"handle_icmp6_kprobe"`
 	HandleKfreeSkbBtf       *ebpf.ProgramSpec `ebpf:"handle_kfree_skb_btf"`
 	HandleReceiveReset      *ebpf.ProgramSpec `ebpf:"handle_receive_reset"`
 	HandleReceiveResetBtf   *ebpf.ProgramSpec `ebpf:"handle_receive_reset_btf"`
@@ -318,6 +351,7 @@ type ConntraceMapSpecs struct {
 	ConnectCalls    *ebpf.MapSpec `ebpf:"connect_calls"`
 	ConnectFailures *ebpf.MapSpec `ebpf:"connect_failures"`
 	Events          *ebpf.MapSpec `ebpf:"events"`
+	IcmpErrors      *ebpf.MapSpec `ebpf:"icmp_errors"`
 	LostEvents      *ebpf.MapSpec `ebpf:"lost_events"`
 	PidFilter       *ebpf.MapSpec `ebpf:"pid_filter"`
 	PortFilter      *ebpf.MapSpec `ebpf:"port_filter"`
@@ -340,6 +374,7 @@ type ConntraceVariableSpecs struct {
 	FilterFamily      *ebpf.VariableSpec `ebpf:"filter_family"`
 	FilterPids        *ebpf.VariableSpec `ebpf:"filter_pids"`
 	FilterPorts       *ebpf.VariableSpec `ebpf:"filter_ports"`
+	IcmpHooked        *ebpf.VariableSpec `ebpf:"icmp_hooked"`
 	InboundInTable    *ebpf.VariableSpec `ebpf:"inbound_in_table"`
 	JiffyNs           *ebpf.VariableSpec `ebpf:"jiffy_ns"`
 	NextConnId        *ebpf.VariableSpec `ebpf:"next_conn_id"`
@@ -382,6 +417,7 @@ type ConntraceMaps struct {
 	ConnectCalls    *ebpf.Map `ebpf:"connect_calls"`
 	ConnectFailures *ebpf.Map `ebpf:"connect_failures"`
 	Events          *ebpf.Map `ebpf:"events"`
+	IcmpErrors      *ebpf.Map `ebpf:"icmp_errors"`
 	LostEvents      *ebpf.Map `ebpf:"lost_events"`
 	PidFilter       *ebpf.Map `ebpf:"pid_filter"`
 	PortFilter      *ebpf.Map `ebpf:"port_filter"`
@@ -403,6 +439,7 @@ func (m *ConntraceMaps) Close() error {
 		m.ConnectCalls,
 		m.ConnectFailures,
 		m.Events,
+		m.IcmpErrors,
 		m.LostEvents,
 		m.PidFilter,
 		m.PortFilter,
@@ -426,6 +463,7 @@ type ConntraceVariables struct {
 	FilterFamily      *ebpf.Variable `ebpf:"filter_family"`
 	FilterPids        *ebpf.Variable `ebpf:"filter_pids"`
 	FilterPorts       *ebpf.Variable `ebpf:"filter_ports"`
+	IcmpHooked        *ebpf.Variable `ebpf:"icmp_hooked"`
 	InboundInTable    *ebpf.Variable `ebpf:"inbound_in_table"`
 	JiffyNs           *ebpf.Variable `ebpf:"jiffy_ns"`
 	NextConnId        *ebpf.Variable `ebpf:"next_conn_id"`
@@ -455,6 +493,10 @@ type ConntracePrograms struct {
 	HandleConnectExit       *ebpf.Program `ebpf:"handle_connect_exit"`
 	HandleConnectFentry     *ebpf.Program `ebpf:"handle_connect_fentry"`
 	HandleConnectKprobe     *ebpf.Program `ebpf:"handle_connect_kprobe"`
+	HandleIcmp4Fentry       *ebpf.Program `ebpf:"handle_icmp4_fentry"`
+	HandleIcmp4Kprobe       *ebpf.Program `ebpf:"handle_icmp4_kprobe"`
+	HandleIcmp6Fentry       *ebpf.Program `ebpf:"handle_icmp6_fentry"`
+	HandleIcmp6Kprobe       *ebpf.Program `ebpf:"handle_icmp6_kprobe"`
 	HandleKfreeSkbBtf       *ebpf.Program `ebpf:"handle_kfree_skb_btf"`
 	HandleReceiveReset      *ebpf.Program `ebpf:"handle_receive_reset"`
 	HandleReceiveResetBtf   *ebpf.Program `ebpf:"handle_receive_reset_btf"`
@@ -478,6 +520,10 @@ func (p *ConntracePrograms) Close() error {
 		p.HandleConnectExit,
 		p.HandleConnectFentry,
 		p.HandleConnectKprobe,
+		p.HandleIcmp4Fentry,
+		p.HandleIcmp4Kprobe,
+		p.HandleIcmp6Fentry,
+		p.HandleIcmp6Kprobe,
 		p.HandleKfreeSkbBtf,
 		p.HandleReceiveReset,
 		p.HandleReceiveResetBtf,
