@@ -82,7 +82,7 @@ struct event {
 	__u32 uid;
 	__u32 netns;        /* network namespace inode (bind_fail: where to look for holders) */
 	__s32 error;        /* connect_fail, bind_fail: errno (0: aborted by the application) */
-	__u32 retransmits;  /* close: segments sent again (tcp_sock.total_retrans); connect_fail: SYNs */
+	__u32 retransmits;  /* sent again: close, segments (total_retrans); connect_fail, SYNs */
 	__u32 srtt_us;      /* close: smoothed round-trip time */
 	__u32 drop_reason;  /* connect_fail: the kernel's enum skb_drop_reason of the last drop */
 	__u32 drop_ifindex; /* connect_fail: the device of that drop (0: none yet) */

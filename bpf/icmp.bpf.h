@@ -90,7 +90,7 @@ static __always_inline void note_icmp(struct sk_buff *skb, bool v6, __u8 type, _
 }
 
 /* The ICMP error noted for connection t since start_ns, taken out of the
- * map; NULL for none. */
+ * map into out; false for none. */
 static __always_inline bool take_icmp(const struct tuple *t, __u64 start_ns, struct icmp_note *out)
 {
 	struct icmp_key key = {.dport = t->dport, .sport = t->sport};
