@@ -35,9 +35,11 @@ func (s *delaySink) Flush() error {
 }
 
 // TestEventDelay: the kernel side wakes the reader only when the ring
-// fills up, so on an idle machine events wait for the reader's poll. 1,000
-// spaced connections: 99% of their events are written within 25 ms of
-// happening.
+// fills up, so on an idle machine events wait for the reader's poll
+// (every 10 ms; without it they would wait for 1/16 of the ring). 1,000
+// spaced connections: 99% of their events are written within 40 ms of
+// happening (measured on the 2-CPU development VM, where the helper
+// processes share the CPUs with the reader: p99 17 to 26 ms).
 func TestEventDelay(t *testing.T) {
 	testnet.RequireRoot(t)
 	ns := testnet.NewNS(t)
@@ -75,9 +77,9 @@ func TestEventDelay(t *testing.T) {
 	// CONNTRACE_EMULATED; TCG, no KVM) keeps time coarsely and runs
 	// everything ten times slower: there the test proves the mechanism,
 	// with twice the room.
-	limit := 25 * time.Millisecond
+	limit := 40 * time.Millisecond
 	if os.Getenv("CONNTRACE_EMULATED") != "" {
-		limit = 50 * time.Millisecond
+		limit = 80 * time.Millisecond
 	}
 	if p99 > limit {
 		t.Errorf("p99 delay %v, want at most %v", p99, limit)
