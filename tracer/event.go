@@ -226,16 +226,16 @@ type Event struct {
 	// tracer could look it up.
 	DropsWatched bool
 	Drops        uint16
+	DropReason   string
+	DropInbound  bool
+	DropIfindex  uint32
+	DropDevice   string
 	// ICMP (connect_fail): an ICMP error about the handshake, when
 	// ICMPWatched (fentry and kprobe modes): its sender ICMPFrom (invalid
 	// when none came), type and code.
 	ICMPWatched        bool
 	ICMPFrom           netip.Addr
 	ICMPType, ICMPCode uint8
-	DropReason         string
-	DropInbound        bool
-	DropIfindex        uint32
-	DropDevice         string
 	// Lost (EventLost): what was lost since the last lost event, the sum
 	// of LostDropped (records the full ring buffer had no room for),
 	// LostSkipped (hook runs the kernel skipped) and LostEvicted
