@@ -33,20 +33,19 @@ func DropReasonName(n uint32) string {
 	return "reason " + strconv.FormatUint(uint64(n), 10)
 }
 
-// ICMPName names an ICMP error (ICMPv6 when v6): "host unreachable",
-// "port unreachable", "communication administratively prohibited"; "type
-// T code C" for one without a name here.
-func ICMPName(v6 bool, typ, code uint8) string {
-	var names map[[2]uint8]string
-	if v6 {
-		names = icmp6Names
-	} else {
+// ICMPName names the connect_fail's ICMP error (ICMPv6 when it came from
+// an IPv6 address): "host unreachable", "port unreachable",
+// "communication administratively prohibited"; "type T code C" for one
+// without a name here.
+func (e *Event) ICMPName() string {
+	names := icmp6Names
+	if e.ICMPFrom.Is4() {
 		names = icmp4Names
 	}
-	if name, ok := names[[2]uint8{typ, code}]; ok {
+	if name, ok := names[[2]uint8{e.ICMPType, e.ICMPCode}]; ok {
 		return name
 	}
-	return "type " + strconv.Itoa(int(typ)) + " code " + strconv.Itoa(int(code))
+	return "type " + strconv.Itoa(int(e.ICMPType)) + " code " + strconv.Itoa(int(e.ICMPCode))
 }
 
 var icmp4Names = map[[2]uint8]string{

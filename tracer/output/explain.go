@@ -95,13 +95,12 @@ func appendExplanation(dst []byte, ev *tracer.Event) []byte {
 // appendICMP names ev's ICMP error: "ICMP host unreachable (type 3, code
 // 1)".
 func appendICMP(dst []byte, ev *tracer.Event) []byte {
-	v6 := ev.ICMPFrom.Is6() && !ev.ICMPFrom.Is4In6()
-	if v6 {
-		dst = append(dst, "ICMPv6 "...)
-	} else {
+	if ev.ICMPFrom.Is4() {
 		dst = append(dst, "ICMP "...)
+	} else {
+		dst = append(dst, "ICMPv6 "...)
 	}
-	dst = append(dst, tracer.ICMPName(v6, ev.ICMPType, ev.ICMPCode)...)
+	dst = append(dst, ev.ICMPName()...)
 	dst = append(dst, " (type "...)
 	dst = strconv.AppendUint(dst, uint64(ev.ICMPType), 10)
 	dst = append(dst, ", code "...)

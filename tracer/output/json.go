@@ -97,10 +97,7 @@ func AppendJSON(dst []byte, ev *tracer.Event) []byte {
 			dst = strconv.AppendBool(dst, ev.Linger0)
 		}
 	case tracer.EventConnectFail:
-		dst = append(dst, `,"error":"`...)
-		dst = append(dst, ev.ErrorName()...)
-		dst = append(dst, `","errno":`...)
-		dst = strconv.AppendUint(dst, uint64(ev.Errno), 10)
+		dst = appendErrorJSON(dst, ev)
 		dst = append(dst, `,"waited_ms":`...)
 		dst = appendMillis(dst, ev.Latency)
 		dst = append(dst, `,"syn_retransmits":`...)
@@ -116,14 +113,11 @@ func AppendJSON(dst []byte, ev *tracer.Event) []byte {
 			dst = append(dst, `,"code":`...)
 			dst = strconv.AppendUint(dst, uint64(ev.ICMPCode), 10)
 			dst = append(dst, `,"name":"`...)
-			dst = append(dst, tracer.ICMPName(ev.ICMPFrom.Is6() && !ev.ICMPFrom.Is4In6(), ev.ICMPType, ev.ICMPCode)...)
+			dst = append(dst, ev.ICMPName()...)
 			dst = append(dst, `"}`...)
 		}
 	case tracer.EventBindFail:
-		dst = append(dst, `,"error":"`...)
-		dst = append(dst, ev.ErrorName()...)
-		dst = append(dst, `","errno":`...)
-		dst = strconv.AppendUint(dst, uint64(ev.Errno), 10)
+		dst = appendErrorJSON(dst, ev)
 		dst = append(dst, `,"reuseaddr":`...)
 		dst = strconv.AppendBool(dst, ev.ReuseAddr)
 		dst = append(dst, `,"reuseport":`...)
@@ -155,6 +149,14 @@ func AppendJSON(dst []byte, ev *tracer.Event) []byte {
 		}
 	}
 	return append(dst, "}\n"...)
+}
+
+// appendErrorJSON appends a failure's errno, by name and number.
+func appendErrorJSON(dst []byte, ev *tracer.Event) []byte {
+	dst = append(dst, `,"error":"`...)
+	dst = append(dst, ev.ErrorName()...)
+	dst = append(dst, `","errno":`...)
+	return strconv.AppendUint(dst, uint64(ev.Errno), 10)
 }
 
 // appendDropsJSON appends what this host dropped of a failed connection:

@@ -321,7 +321,10 @@ func (r Role) bind() error {
 	}
 	defer unix.Close(fd)
 	for opt, on := range map[int]bool{unix.SO_REUSEPORT: r.ReusePort, unix.SO_REUSEADDR: r.ReuseAddr} {
-		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt, b2i(on)); on && err != nil {
+		if !on {
+			continue
+		}
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt, 1); err != nil {
 			return err
 		}
 	}
@@ -656,11 +659,4 @@ func RequireRoot(t testing.TB) {
 		}
 		t.Skip("needs root")
 	}
-}
-
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
