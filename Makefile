@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # conntrace — see `make help`.
 GO      ?= go
 BIN     := bin/conntrace
@@ -8,21 +9,29 @@ export CGO_ENABLED := 0
 # Debian packages the build and tests need, and a file each one provides.
 APT_DEPS := clang:/usr/bin/clang clang-format:/usr/bin/clang-format gcc:/usr/bin/gcc llvm:/usr/bin/llvm-strip libbpf-dev:/usr/include/bpf/bpf_helpers.h \
             bpftool:/usr/sbin/bpftool iproute2:/usr/sbin/ip cpio:/usr/bin/cpio \
-            qemu-system-x86:/usr/bin/qemu-system-x86_64 podman:/usr/bin/podman runc:/usr/sbin/runc busybox-static:/bin/busybox \
+            qemu-system-x86:/usr/bin/qemu-system-x86_64 qemu-system-arm:/usr/bin/qemu-system-aarch64 \
+            lintian:/usr/bin/lintian groff-base:/usr/bin/groff zsh:/usr/bin/zsh fish:/usr/bin/fish podman:/usr/bin/podman runc:/usr/sbin/runc busybox-static:/bin/busybox \
             prometheus:/usr/bin/prometheus
+
+# What `conntrace version` says: the tag or git describe, the commit, and
+# the build date (SOURCE_DATE_EPOCH's, for a reproducible build). Outside
+# a git clone: dev.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+DATE    ?= $(shell date -u $${SOURCE_DATE_EPOCH:+-d @$$SOURCE_DATE_EPOCH} +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS := -X main.buildVersion=$(VERSION) -X main.buildCommit=$(COMMIT) -X main.buildDate=$(DATE)
 
 # Root-only steps use sudo when make runs as a normal user.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help build install image generate vmlinux deps lint test unit storm fuzz vmtest bench clean
+.PHONY: help build install image release generate vmlinux deps lint test unit storm fuzz vmtest bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-build: ## build bin/conntrace (needs only Go: the BPF objects are committed)
-	@# The version (conntrace_build_info) is the commit, when built from a clone.
-	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/conntrace
+build: ## build bin/conntrace (needs only Go: the BPF objects are committed; GOARCH=arm64 for arm64)
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/conntrace
 
 install: build ## build as you, install to $(PREFIX)/bin (sudo for the copy)
 	$(SUDO) install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/conntrace
@@ -38,16 +47,20 @@ IMAGE ?= localhost/conntrace
 image: ## a FROM scratch container image of a static conntrace, $(IMAGE):latest and :COMMIT (podman or docker)
 	@engine=$$(command -v podman || command -v docker) || { echo "make image needs podman or docker"; exit 1; }; \
 	dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
-	CGO_ENABLED=0 $(GO) build -buildvcs=auto -trimpath -o "$$dir/conntrace" ./cmd/conntrace && \
-	version=$$(git describe --always --dirty 2>/dev/null || echo dev) && \
-	$$engine build -q -f cmd/conntrace/Containerfile -t $(IMAGE):latest -t $(IMAGE):$$version "$$dir" && \
-	echo "built $(IMAGE):latest and $(IMAGE):$$version"
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o "$$dir/conntrace" ./cmd/conntrace && \
+	$$engine build -q -f cmd/conntrace/Containerfile -t $(IMAGE):latest -t $(IMAGE):$(VERSION) "$$dir" && \
+	echo "built $(IMAGE):latest and $(IMAGE):$(VERSION)"
+
+release: ## dist/: for amd64 and arm64 a .tar.gz and a .deb (binary, man page, completions), and SHA256SUMS
+	@command -v dpkg-deb >/dev/null || { echo "make release needs dpkg-deb (Debian's dpkg)"; exit 1; }
+	$(GO) run ./cmd/release -o dist -version "$(VERSION)" -commit "$(COMMIT)" -date "$(DATE)"
 
 generate: deps ## recompile bpf/ into tracer/internal/bpfobj with bpf2go (commit the result)
 	$(GO) generate ./tracer/internal/bpfobj
 
 vmlinux: deps ## regenerate vmlinux.h from this kernel's BTF
-	bpftool btf dump file /sys/kernel/btf/vmlinux format c > vmlinux.h
+	{ echo "/* SPDX-License-Identifier: GPL-2.0 */"; echo "/* Kernel types from BTF: make vmlinux (bpftool btf dump ... format c). */"; \
+	  bpftool btf dump file /sys/kernel/btf/vmlinux format c; } > vmlinux.h
 
 deps: ## install missing build/test packages (apt) and Go modules
 	@missing=""; for d in $(APT_DEPS); do [ -e "$${d#*:}" ] || missing="$$missing $${d%%:*}"; done; \

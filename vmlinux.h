@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Kernel types from BTF: make vmlinux (bpftool btf dump ... format c). */
 #ifndef __VMLINUX_H__
 #define __VMLINUX_H__
 

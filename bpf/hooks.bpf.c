@@ -15,6 +15,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include "arch.bpf.h"
 #include "accept.bpf.h"
 #include "icmp.bpf.h"
 #include "track.bpf.h"

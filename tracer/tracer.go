@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package tracer loads conntrace's BPF programs, attaches them, and turns
 // their ring-buffer records into Events.
 package tracer

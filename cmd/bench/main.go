@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command bench measures what tracing costs a connection storm: connstorm
 // alone, then with conntrace in several configurations, libbpf-tools'
 // tcplife, the hook-cost floor (conntrace built with -tags floor: the same

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command connstorm is a TCP connection load generator (tracer/loadgen):
 // N concurrent dialers against a listener of its own on loopback, each
 // connection connected, a payload sent and echoed, then closed with FIN or

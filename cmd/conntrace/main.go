@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command conntrace traces TCP connections live, with the process behind
 // every event.
 package main
@@ -37,7 +39,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
-		Commands:        []*cli.Command{watchCommand(), serveCommand(), auditCommand(), portsCommand(), whoCommand(), doctorCommand(), deployCommand()},
+		Version:         versionInfo().Version,
+		Commands:        []*cli.Command{watchCommand(), serveCommand(), auditCommand(), portsCommand(), whoCommand(), doctorCommand(), deployCommand(), versionCommand(), completionCommand(), manCommand()},
 		OnUsageError:    onUsageError,
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {

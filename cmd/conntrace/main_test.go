@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 import (
@@ -137,6 +139,13 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"deploy", "systemd", "--binary", "conntrace"}, `--binary "conntrace": want an absolute path`},
 		{[]string{"deploy", "systemd", "--listen", ":1 --events x"}, `--listen ":1 --events x": want host:port or :port`},
 		{[]string{"deploy", "rules", "--bogus"}, "flag provided but not defined: -bogus"},
+		{[]string{"version", "extra"}, `version takes no arguments, got "extra"`},
+		{[]string{"version", "-o", "yaml"}, `-o: unknown output format "yaml"`},
+		{[]string{"-v"}, "flag provided but not defined: -v"},
+		{[]string{"completion"}, "completion takes one argument, the shell: bash, zsh or fish"},
+		{[]string{"completion", "tcsh"}, `completion: unknown shell "tcsh" (want bash, zsh or fish)`},
+		{[]string{"completion", "bash", "zsh"}, "completion takes one argument"},
+		{[]string{"man", "1"}, `man takes no arguments, got "1"`},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(append([]string{"conntrace"}, tc.args...), &stdout, &stderr)

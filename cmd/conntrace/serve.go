@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 import (
@@ -6,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -109,32 +110,6 @@ func parseLabels(s string) (metrics.Labels, error) {
 	return l, nil
 }
 
-// version is the module's version as the Go toolchain stamped it, else
-// the commit it was built from ("devel-" and 12 hex digits, "-dirty"
-// with uncommitted changes).
-func version() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	if v := bi.Main.Version; v != "" && v != "(devel)" {
-		return v
-	}
-	var rev, dirty string
-	for _, s := range bi.Settings {
-		switch {
-		case s.Key == "vcs.revision" && len(s.Value) >= 12:
-			rev = s.Value[:12]
-		case s.Key == "vcs.modified" && s.Value == "true":
-			dirty = "-dirty"
-		}
-	}
-	if rev == "" {
-		return "devel"
-	}
-	return "devel-" + rev + dirty
-}
-
 func serve(c *cli.Context) error {
 	o, err := parseServe(c)
 	if err != nil {
@@ -188,7 +163,7 @@ func serve(c *cli.Context) error {
 		MaxSeries: o.maxSeries,
 		Labels:    o.labels,
 		Ephemeral: ephemeralRange(),
-		Version:   version(),
+		Build:     versionInfo().labels(),
 		Hooks:     t.Mode().String(),
 	})
 	reg.MustRegister(m, &metrics.Ephemeral{MaxSeries: o.maxSeries, MinInterval: 5 * time.Second, Ports: o.cfg.Ports})

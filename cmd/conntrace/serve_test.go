@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 import (
@@ -12,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -372,7 +375,11 @@ func testServe(t *testing.T, reader func(t *testing.T, target string) sumFunc) {
 	expect("conntrace_ephemeral_ports_in_use", L{"netns": netns, "destination": "198.18.0.2:9443"}, 15)
 	expect("conntrace_lost_events_total", nil, 0)
 	expect("conntrace_series_overflow_total", nil, 0)
-	expect("conntrace_build_info", nil, 1)
+	// The build's labels are what `conntrace version` says (the served
+	// binary is this test binary).
+	v := versionInfo()
+	expect("conntrace_build_info", L{"version": v.Version, "arch": runtime.GOARCH, "go_version": runtime.Version(),
+		"bpf_object_sha256": v.BPFObject, "hook_modes": "fentry,kprobe,tracepoint"}, 1)
 	owner.Go(t)
 
 	r.cmd.Process.Signal(syscall.SIGTERM)

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 import (
@@ -5,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"time"
 
@@ -64,8 +67,21 @@ func runPlan() int {
 		netlink.LinkSetUp(lo)
 	}
 
+	// The host boots a VM per run and names it on the command line.
+	runs := p.Runs
+	cmdline, _ := os.ReadFile("/proc/cmdline")
+	for _, f := range strings.Fields(string(cmdline)) {
+		if v, ok := strings.CutPrefix(f, runParam); ok {
+			i, err := strconv.Atoi(v)
+			if err != nil || i < 0 || i >= len(p.Runs) {
+				fmt.Printf("vmtest: %s%s: the plan has %d runs\n", runParam, v, len(p.Runs))
+				return 1
+			}
+			runs = p.Runs[i : i+1]
+		}
+	}
 	failed := 0
-	for _, r := range p.Runs {
+	for _, r := range runs {
 		start := time.Now()
 		fmt.Printf("vmtest: === %s\n", r.Name)
 		cmd := exec.Command(r.Bin, r.Args...)

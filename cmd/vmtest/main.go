@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command vmtest runs conntrace's test binaries on a second kernel, in a
 // qemu VM under software emulation (TCG: nested KVM is not available).
 //

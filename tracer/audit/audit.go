@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package audit follows outbound TCP connections and ephemeral-port use per
 // destination, so that exhaustion (connect() failing with EADDRNOTAVAIL) is
 // seen coming. It combines the tracer's live events (who opens

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package containers maps a cgroup (v2) to the container that runs in it:
 // the runtime and container id from the cgroup's path, by the runtimes'
 // own naming, and the name, image and Kubernetes pod from the runtime's

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package doctor checks what conntrace needs from this machine: kernel
 // BTF, lockdown, privileges, tracefs, and each hook tried for real. It
 // says which hook mode `watch` would pick and, in one line each, what to do

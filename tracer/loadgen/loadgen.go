@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package loadgen makes TCP connections as fast as the kernel takes them:
 // N concurrent dialers against a listener of its own, each connection
 // connected, a payload sent and echoed, then closed with FIN or RST. It is

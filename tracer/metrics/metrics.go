@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package metrics counts the tracer's events as Prometheus metrics with
 // bounded label sets. Metrics is a tracer.Sink (counting is a map lookup
 // and an add under a mutex nobody holds for long) and a
@@ -30,6 +32,12 @@ type Labels struct {
 // AllLabels is the default.
 var AllLabels = Labels{Comm: true, Container: true, Port: true}
 
+// BuildLabels are conntrace_build_info's labels from `conntrace version`;
+// HookModes is its hooks list, comma-separated.
+type BuildLabels struct {
+	Version, Commit, BuildDate, GoVersion, Arch, BPFObject, HookModes string
+}
+
 // Config sets up a Metrics.
 type Config struct {
 	// MaxSeries bounds each metric's label sets (0: DefaultMaxSeries).
@@ -42,8 +50,10 @@ type Config struct {
 	// Ephemeral is the local port range whose ports are labelled
 	// port="ephemeral" (a client's port says nothing about the service).
 	Ephemeral [2]uint16
-	// Version and Hooks are conntrace_build_info's labels.
-	Version, Hooks string
+	// Build and Hooks (the mode attached) are conntrace_build_info's
+	// labels.
+	Build BuildLabels
+	Hooks string
 }
 
 // Label values with a meaning of their own.
@@ -161,7 +171,8 @@ func New(cfg Config) *Metrics {
 	m.duration = m.family("conntrace_connection_duration_seconds", "Lifetime of established TCP connections that ended.", []string{"direction"}, portOnly, durationBuckets)
 	m.lostDesc = prometheus.NewDesc("conntrace_lost_events_total", "Events the tracer lost, by cause: dropped (the ring buffer was full), skipped (the kernel skipped a hook run), evicted (the socket table was full).", []string{"cause"}, nil)
 	m.overflowDesc = prometheus.NewDesc("conntrace_series_overflow_total", "Events counted under comm=\"other\" because their metric had reached --max-series label sets.", []string{"metric"}, nil)
-	m.buildDesc = prometheus.NewDesc("conntrace_build_info", "Always 1: the version of conntrace and the hooks it attached.", []string{"version", "hooks"}, nil)
+	m.buildDesc = prometheus.NewDesc("conntrace_build_info", "Always 1: the build of conntrace (as conntrace version says it) and the hooks it attached.",
+		[]string{"version", "commit", "build_date", "go_version", "arch", "bpf_object_sha256", "hook_modes", "hooks"}, nil)
 	return m
 }
 
@@ -329,7 +340,9 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	for i, cause := range []string{"dropped", "skipped", "evicted"} {
 		ch <- prometheus.MustNewConstMetric(m.lostDesc, prometheus.CounterValue, float64(lost[i]), cause)
 	}
-	ch <- prometheus.MustNewConstMetric(m.buildDesc, prometheus.GaugeValue, 1, m.cfg.Version, m.cfg.Hooks)
+	b := m.cfg.Build
+	ch <- prometheus.MustNewConstMetric(m.buildDesc, prometheus.GaugeValue, 1,
+		b.Version, b.Commit, b.BuildDate, b.GoVersion, b.Arch, b.BPFObject, b.HookModes, m.cfg.Hooks)
 }
 
 func (f *family) metric(k key, s *series, values []string) prometheus.Metric {

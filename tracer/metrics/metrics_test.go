@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package metrics
 
 import (
@@ -63,7 +65,8 @@ func gather(t *testing.T, m prometheus.Collector, names ...string) string {
 func ftoa(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 
 func TestCounts(t *testing.T) {
-	m := New(Config{Labels: AllLabels, Ephemeral: [2]uint16{32768, 60999}, Version: "v1", Hooks: "tracepoint"})
+	m := New(Config{Labels: AllLabels, Ephemeral: [2]uint16{32768, 60999}, Build: BuildLabels{Version: "v1.2.0", Commit: "0123abc", BuildDate: "2026-12-03T09:00:00Z",
+		GoVersion: "go1.26.8", Arch: "arm64", BPFObject: "ff00", HookModes: "fentry,kprobe,tracepoint"}, Hooks: "tracepoint"})
 	web := &containers.Cgroup{Container: &containers.Container{ID: "0123456789abcdef0123", Runtime: "podman", Name: "web"}}
 	events := []*tracer.Event{
 		connect("curl", 443, 300*time.Microsecond),
@@ -96,7 +99,7 @@ func TestCounts(t *testing.T) {
 		"conntrace_lost_events_total cause=dropped 1\n",
 		"conntrace_lost_events_total cause=skipped 2\n",
 		"conntrace_lost_events_total cause=evicted 3\n",
-		"conntrace_build_info hooks=tracepoint version=v1 1\n",
+		"conntrace_build_info arch=arm64 bpf_object_sha256=ff00 build_date=2026-12-03T09:00:00Z commit=0123abc go_version=go1.26.8 hook_modes=fentry,kprobe,tracepoint hooks=tracepoint version=v1.2.0 1\n",
 		// 300µs in le 0.0005, 2ms in le 0.0025: cumulative buckets.
 		"conntrace_handshake_seconds direction=out port=443 count=2 le0.0001:0 le0.00025:0 le0.0005:1 le0.001:1 le0.0025:2 ",
 		"conntrace_connection_duration_seconds direction=in port=443 count=1 le0.001:0 le0.01:0 le0.1:0 le1:0 le10:1 ",

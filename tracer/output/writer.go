@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package output formats tracer events as aligned text or JSON lines.
 package output
 

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package services names ports: a built-in list of the ports people meet
 // most, then /etc/services where present.
 package services

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package sockets answers "who holds this port": it lists the TCP and UDP
 // sockets of a network namespace through sock_diag netlink and finds the
 // processes that own them through /proc.

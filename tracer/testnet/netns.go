@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package testnet gives integration tests real network namespaces, veth
 // links and helper processes (servers and clients with their own pid and
 // process name) to trace. It uses netlink directly, so it needs no

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package deploy holds what `conntrace deploy` prints to run `conntrace
 // serve` on a fleet: a Kubernetes manifest, a systemd unit, Prometheus
 // alerting rules and a Grafana dashboard. The files beside this one are

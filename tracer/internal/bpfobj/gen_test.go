@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package bpfobj
 
 import (
@@ -59,11 +61,30 @@ func TestEachSourceCompilesAlone(t *testing.T) {
 		t.Fatalf("sources %v: %v", sources, err)
 	}
 	for _, src := range sources {
-		out := filepath.Join(t.TempDir(), "x.o")
-		cmd := exec.Command("clang", "-target", "bpf", "-D__TARGET_ARCH_x86", "-O2", "-g", "-Wall", "-Werror",
-			"-I../../../bpf", "-I../../..", "-c", src, "-o", out)
-		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("%s does not compile alone: %v\n%s", filepath.Base(src), err, b)
+		for _, arch := range []string{"x86", "arm64"} {
+			out := filepath.Join(t.TempDir(), "x.o")
+			cmd := exec.Command("clang", "-target", "bpf", "-D__TARGET_ARCH_"+arch, "-O2", "-g", "-Wall", "-Werror",
+				"-I../../../bpf", "-I../../..", "-c", src, "-o", out)
+			if b, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("%s does not compile alone for %s: %v\n%s", filepath.Base(src), arch, err, b)
+			}
+		}
+	}
+}
+
+// TestBothArchitectures: gen.go builds the objects for amd64 and arm64,
+// and both are committed (TestGeneratedUpToDate compares them).
+func TestBothArchitectures(t *testing.T) {
+	src, err := os.ReadFile("gen.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(src), " -target amd64,arm64 ") {
+		t.Error("gen.go's bpf2go line does not build for amd64 and arm64")
+	}
+	for _, f := range []string{"conntrace_x86_bpfel.o", "conntrace_x86_bpfel.go", "conntrace_arm64_bpfel.o", "conntrace_arm64_bpfel.go"} {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("%v: run make generate and commit", err)
 		}
 	}
 }
