@@ -146,4 +146,6 @@ func (f docFlag) names() []string {
 
 // name is the command's words joined with "/" under "conntrace": the key
 // the completion scripts find it by ("conntrace/deploy/kubernetes").
-func (c *docCommand) name() string { return strings.Join(append([]string{"conntrace"}, c.path...), "/") }
+func (c *docCommand) name() string {
+	return strings.Join(append([]string{"conntrace"}, c.path...), "/")
+}

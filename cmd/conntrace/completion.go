@@ -43,7 +43,8 @@ in a directory of $fpath. fish: save it as
 	}
 }
 
-// shellQuote quotes s for sh, bash and zsh: '...', with ' as '\''.
+// shellQuote quotes s for sh, bash and zsh: in single quotes, each quote
+// inside closed, escaped and reopened.
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // oneLine is a description on one line, without the backquotes
