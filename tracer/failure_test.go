@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -454,8 +455,13 @@ func TestCloseReasons(t *testing.T) {
 			t.Errorf("%s: reason %s, want %s", key, ev.Reason, want[key])
 		}
 		// Loopback: nothing sent twice, and a round trip well under a
-		// millisecond (but measured: never 0).
-		if ev.Retransmits != 0 || ev.SRTT <= 0 || ev.SRTT > 10*time.Millisecond {
+		// millisecond (but measured: never 0); an emulated VM's is tens of
+		// milliseconds when the host is busy (14 ms seen on arm64).
+		most := 10 * time.Millisecond
+		if os.Getenv("CONNTRACE_EMULATED") != "" {
+			most = 200 * time.Millisecond
+		}
+		if ev.Retransmits != 0 || ev.SRTT <= 0 || ev.SRTT > most {
 			t.Errorf("%s: retransmits %d, srtt %v", key, ev.Retransmits, ev.SRTT)
 		}
 	}
