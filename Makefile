@@ -79,7 +79,7 @@ lint: ## gofmt, go vet, and clang-format for bpf/ (bpf/.clang-format)
 unit: ## the tests that need neither root nor clang (-short), as any user
 	$(GO) test -short -count=1 ./...
 
-test: deps lint ## everything, as root: lint, generated code, unit and integration tests, storm, fuzzing, then 6.1 and 6.12 kernels (vmtest)
+test: deps lint ## everything, as root: lint, generated code, unit and integration tests, storm, fuzzing, then Linux 6.1 and 6.12 (amd64) and 6.12 (arm64) in VMs (vmtest)
 	@[ "$$(id -u)" = 0 ] || { echo "make test loads BPF programs: run it as root"; exit 1; }
 	@# One package at a time: the integration tests count exact events and
 	@# losses, and another package's connection storm would add to them.
@@ -103,7 +103,7 @@ fuzz: ## run each fuzz target for FUZZTIME executions (default 200000x, 5-10 s e
 		tail -1 /tmp/conntrace-fuzz.log; \
 	done
 
-vmtest: deps ## the integration tests on Debian's 6.1 and 6.12 kernels in qemu VMs (kernels cached in .cache/vmtest)
+vmtest: deps ## the integration tests on Debian's 6.1 and 6.12 amd64 and 6.12 arm64 kernels in qemu VMs (cached in .cache/vmtest)
 	$(GO) run ./cmd/vmtest
 
 bench: deps ## tracing overhead under a full-rate connection storm, vs tcplife, bpftrace and the hook floor (markdown table in bench.md)
