@@ -8,11 +8,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/conntrace/conntrace/tracer"
+	"github.com/conntrace/conntrace/tracer/output"
 )
 
 // generated runs conntrace ARGS and returns what it printed.
@@ -165,32 +169,14 @@ func TestCompletionShells(t *testing.T) {
 		}
 		// fish sorts the candidates.
 		want := strings.Fields(c.want)
-		if err != nil || !sameSet(got, want) {
+		slices.Sort(want)
+		if err != nil || !slices.Equal(got, want) {
 			t.Errorf("fish: %q completes to %q (%v), want %q", words, got, err, want)
 		}
 	}
 	if out, err := exec.Command("zsh", "-n", filepath.Join(dir, "zsh")).CombinedOutput(); err != nil {
 		t.Errorf("zsh -n: %v\n%s", err, out)
 	}
-}
-
-func sameSet(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	m := map[string]int{}
-	for _, x := range a {
-		m[x]++
-	}
-	for _, x := range b {
-		m[x]--
-	}
-	for _, v := range m {
-		if v != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // TestManPage: the man page renders without a warning from groff.
@@ -202,5 +188,38 @@ func TestManPage(t *testing.T) {
 	cmd.Stdin = strings.NewReader(generated(t, "man"))
 	if out, err := cmd.CombinedOutput(); err != nil || len(out) > 0 {
 		t.Errorf("groff: %v\n%s", err, out)
+	}
+}
+
+// TestFlagChoicesParse: flagChoices keeps its own lists for -o and
+// --labels (their parsers hold theirs in a switch): every value the
+// completions and the man page offer is one the flag's parser takes, and
+// its error for a bad value names each of them.
+func TestFlagChoicesParse(t *testing.T) {
+	parsers := map[string]func(string) error{
+		"output": func(s string) error { _, err := output.ParseFormat(s); return err },
+		"events": func(s string) error { _, err := tracer.ParseEvents(s); return err },
+		"hooks":  func(s string) error { _, err := tracer.ParseHooks(s); return err },
+		"labels": func(s string) error { _, err := parseLabels(s); return err },
+	}
+	for name, parse := range parsers {
+		choices := flagChoices(name)
+		if len(choices) == 0 {
+			t.Errorf("--%s: no choices offered", name)
+		}
+		for _, c := range choices {
+			if err := parse(c); err != nil {
+				t.Errorf("--%s %s is offered but refused: %v", name, c, err)
+			}
+		}
+		err := parse("bogus")
+		if err == nil {
+			t.Fatalf("--%s bogus: accepted", name)
+		}
+		for _, c := range choices {
+			if !strings.Contains(err.Error(), c) {
+				t.Errorf("--%s: the error %q does not name %q", name, err, c)
+			}
+		}
 	}
 }
