@@ -5,6 +5,7 @@ package tracer
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/conntrace/conntrace/tracer/internal/bpfobj"
 )
@@ -122,4 +123,55 @@ func TestListenerLookupsBounded(t *testing.T) {
 		t.Errorf("lookup of a remote address: %+v, %d under way", l, h.listening)
 	}
 	h.wait()
+}
+
+// TestBacklogWaitBounded: a lookup that does not finish holds the stream
+// back lookupWaitMax at most; its event then goes out saying so, and the
+// events behind it follow in order. A full backlog gives up at once.
+func TestBacklogWaitBounded(t *testing.T) {
+	tr := &Tracer{clock: NewClock(), holders: newHolderLookups(func() {})}
+	stuck := &holderLookup{done: make(chan struct{})}
+	tr.holders.byKey[holderKey{netns: 7, proto: ProtoTCP, addr: netip.MustParseAddr("127.0.0.1"), port: 8080}] = stuck
+	sink := &recordingSink{}
+	bindFail := record(bpfobj.ConntraceEvent{Type: uint8(EventBindFail), Family: 2, Proto: 6, Error: 98, Netns: 7,
+		Saddr: [16]uint8{127, 0, 0, 1}, Sport: 8080, Comm: comm16("nginx")})
+	closeRec := func(id uint64) []byte {
+		return record(bpfobj.ConntraceEvent{ConnId: id, Type: uint8(EventClose), Family: 2, Proto: 6, Comm: comm16("curl")})
+	}
+	if err := tr.deliver(bindFail, sink); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.deliver(closeRec(1), sink); err != nil {
+		t.Fatal(err)
+	}
+	if len(sink.evs) != 0 {
+		t.Fatalf("%d events written while the lookup runs", len(sink.evs))
+	}
+	tr.backlog.front().heldAt = time.Now().Add(-lookupWaitMax) // its time is up
+	if err := tr.release(sink, false); err != nil {
+		t.Fatal(err)
+	}
+	if len(sink.evs) != 2 || !tr.backlog.empty() {
+		t.Fatalf("%d events written after the bound, want 2", len(sink.evs))
+	}
+	if ev := sink.evs[0]; ev.Type != EventBindFail || ev.HoldersError != "the lookup took longer than 500ms" || len(ev.Holders) != 0 {
+		t.Errorf("late bind_fail: %+v", ev)
+	}
+
+	// A full backlog: the oldest goes out at once, and those behind it
+	// (with no lookups of their own) follow.
+	if err := tr.deliver(bindFail, sink); err != nil {
+		t.Fatal(err)
+	}
+	for id := range uint64(backlogMax) {
+		if err := tr.deliver(closeRec(2+id), sink); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(sink.evs) != 3+backlogMax || !tr.backlog.empty() {
+		t.Fatalf("%d events written, %d held; want all %d written", len(sink.evs), tr.backlog.size, 3+backlogMax)
+	}
+	if ev := sink.evs[2]; ev.HoldersError != "the lookup was still running when 65536 events waited behind it" {
+		t.Errorf("bind_fail behind a full backlog: %q", ev.HoldersError)
+	}
 }

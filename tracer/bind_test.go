@@ -178,6 +178,10 @@ func TestBindHolderSharedByForks(t *testing.T) {
 	if !maps.Equal(got3, want) || h.State != "LISTEN" || !h.ReusePortKnown || h.ReusePort {
 		t.Errorf("holder %+v, want LISTEN in processes %v, SO_REUSEPORT off", h, want)
 	}
+	// Found in the kernel (the task_file iterator), every kernel and mode.
+	if !h.ProcsSeen {
+		t.Errorf("holder %+v: its processes are not the kernel's answer (the iterator did not load?)", h)
+	}
 	text := string(output.AppendText(nil, &ev))
 	if !strings.Contains(text, "(0.0.0.0:18081 LISTEN, one socket in 3 processes)") || strings.Contains(text, "SO_REUSEPORT") {
 		t.Errorf("text: %s", text)

@@ -128,7 +128,10 @@ type Holder struct {
 	State string // "LISTEN", "ESTABLISHED", "TIME_WAIT", ... ; UDP: "UNCONN"
 	Inode uint32
 	Procs []sockets.Proc // none for a socket no process has open (TIME_WAIT)
-	UID   uint32         // the socket's owner
+	// ProcsSeen: Procs is every process that has it open (the kernel's
+	// answer); else some could not be seen, and none found is not "none".
+	ProcsSeen bool
+	UID       uint32 // the socket's owner
 	// Expires: TIME_WAIT, how long until the kernel lets it go.
 	Expires time.Duration
 	// ReusePort is the socket's SO_REUSEPORT, read from the socket itself
@@ -249,6 +252,7 @@ type Event struct {
 
 	lookup   *holderLookup // bind_fail: the holder lookup it waits for
 	cgLookup *cgroupLookup // the lookup of its cgroup it waits for
+	heldAt   time.Time     // when it was held back behind a lookup
 }
 
 // CommBytes is the process name without NUL padding. It is whatever the

@@ -188,7 +188,7 @@ func lookupHolders(key holderKey, pid uint32) ([]Holder, error) {
 		if !sockets.Conflicts(key.addr, s.LAddr) || (listeners && s.State != "LISTEN") {
 			continue
 		}
-		h := Holder{LAddr: s.LAddr, LPort: s.LPort, State: s.State, Inode: s.Inode, Procs: s.Procs, UID: s.UID, Expires: s.Expires}
+		h := Holder{LAddr: s.LAddr, LPort: s.LPort, State: s.State, Inode: s.Inode, Procs: s.Procs, ProcsSeen: s.ProcsSeen, UID: s.UID, Expires: s.Expires}
 		for _, p := range s.Procs {
 			if v, err := sockets.ReusePort(p, s.Inode); err == nil {
 				h.ReusePort, h.ReusePortKnown = v, true
@@ -219,7 +219,7 @@ func lookupListeners(key holderKey, pid uint32) ([]Holder, uint32, error) {
 	listeners := []Holder{}
 	for i := range socks {
 		if s := &socks[i]; s.State == "LISTEN" {
-			listeners = append(listeners, Holder{LAddr: s.LAddr, LPort: s.LPort, State: s.State, Inode: s.Inode, Procs: s.Procs, UID: s.UID})
+			listeners = append(listeners, Holder{LAddr: s.LAddr, LPort: s.LPort, State: s.State, Inode: s.Inode, Procs: s.Procs, ProcsSeen: s.ProcsSeen, UID: s.UID})
 		}
 	}
 	return listeners, ino, nil

@@ -21,6 +21,7 @@ import (
 
 	"github.com/conntrace/conntrace/tracer/containers"
 	"github.com/conntrace/conntrace/tracer/internal/bpfobj"
+	"github.com/conntrace/conntrace/tracer/sockets"
 )
 
 // Sink receives events from Run. Write must not keep ev: it is reused.
@@ -78,6 +79,8 @@ type Tracer struct {
 	lost       lossCounter
 	// unusable says why the better modes were passed over (auto).
 	unusable []*ModeError
+	// ownersErr: why sockets' processes are found by walking /proc.
+	ownersErr error
 }
 
 const (
@@ -94,6 +97,10 @@ const (
 	// housekeepEvery is how often a busy Run checks its context and losses,
 	// in events.
 	housekeepEvery = 4096
+	// lookupWaitMax bounds how long an event waits for its lookups beside
+	// the reader (holders, listeners, a device's or a cgroup's name), and
+	// so every event behind it: past it, it goes out with what is known.
+	lookupWaitMax = 500 * time.Millisecond
 )
 
 // Open loads the programs with cfg's filters compiled in and attaches them,
@@ -134,6 +141,12 @@ func Open(cfg Config) (*Tracer, error) {
 					t.Close()
 					return nil, err
 				}
+			}
+			if cfg.Events.Has(EventBindFail) || cfg.Events.Has(EventConnectFail) {
+				// Now, while loading is allowed (capabilities are
+				// dropped after Open) and not at the first failure.
+				// Where it cannot load, holders are found in /proc.
+				t.ownersErr = sockets.PrepareOwners()
 			}
 			return t, nil
 		}
@@ -324,12 +337,16 @@ func (t *Tracer) ContainersError() error { return t.cgroupsErr }
 // than asked (a --container filter that cannot name containers, or that
 // stopped watching for new ones).
 func (t *Tracer) Warnings() []string {
+	var ws []string
 	if t.filter != nil {
 		if w := t.filter.Warning(); w != "" {
-			return []string{w}
+			ws = append(ws, w)
 		}
 	}
-	return nil
+	if t.ownersErr != nil {
+		ws = append(ws, fmt.Sprintf("who holds a port is found by walking /proc, slowly on a host with many open files: %v", t.ownersErr))
+	}
+	return ws
 }
 
 // SocketStorage reports whether connections are kept in socket-local
@@ -422,7 +439,9 @@ func (t *Tracer) deliver(raw []byte, sink Sink) error {
 				return err
 			}
 		}
-		ev = t.backlog.push()
+		if !t.backlog.empty() {
+			ev = t.backlog.push()
+		}
 	}
 	if err := decode(raw, t.clock, ev); err != nil {
 		return err
@@ -438,6 +457,9 @@ func (t *Tracer) deliver(raw []byte, sink Sink) error {
 	}
 	if key := t.cgroupKey(ev); key != 0 {
 		ev.Cgroup, ev.cgLookup = t.cgLookup.get(key)
+	}
+	if ev.lookup != nil || ev.cgLookup != nil {
+		ev.heldAt = time.Now()
 	}
 	if ev == &t.ev {
 		if ev.lookup == nil && ev.cgLookup == nil {
@@ -458,17 +480,25 @@ func (t *Tracer) cgroupKey(ev *Event) uint64 {
 }
 
 // release writes the held-back events whose lookups are done, oldest
-// first; with wait, the oldest's lookup is waited for too.
-func (t *Tracer) release(sink Sink, wait bool) error {
+// first. The oldest goes out without what its lookups have not found
+// once it has waited lookupWaitMax, or at once with giveUp (the backlog
+// is full): the stream never waits longer on a lookup, and the event
+// says what is not known.
+func (t *Tracer) release(sink Sink, giveUp bool) error {
 	for !t.backlog.empty() {
 		ev := t.backlog.front()
+		late := giveUp || time.Since(ev.heldAt) >= lookupWaitMax
 		if l := ev.lookup; l != nil {
-			if !wait && !l.done.isDone() {
+			if !l.done.isDone() && !late {
 				return nil
 			}
-			<-l.done
 			ev.lookup = nil
 			switch {
+			case !l.done.isDone():
+				if ev.Type == EventBindFail {
+					ev.HoldersError = lookupLate(giveUp)
+				}
+				// A connect_fail's explanation stays general.
 			case ev.Type == EventConnectFail && l.device != "":
 				ev.DropDevice = l.device
 			case ev.Type == EventConnectFail && l.err == nil && ev.Errno == uint32(unix.ECONNREFUSED):
@@ -483,13 +513,15 @@ func (t *Tracer) release(sink Sink, wait bool) error {
 			}
 		}
 		if l := ev.cgLookup; l != nil {
-			if !wait && !l.done.isDone() {
+			if !l.done.isDone() && !late {
 				return nil
 			}
-			<-l.done
-			ev.Cgroup, ev.cgLookup = l.cg, nil
+			if l.done.isDone() {
+				ev.Cgroup = l.cg
+			}
+			ev.cgLookup = nil
 		}
-		wait = false
+		giveUp = false
 		err := t.write(sink, ev)
 		t.backlog.pop()
 		if err != nil {
@@ -497,6 +529,46 @@ func (t *Tracer) release(sink Sink, wait bool) error {
 		}
 	}
 	return nil
+}
+
+// lookupLate is a holder lookup's error when its event could not wait.
+func lookupLate(backlogFull bool) string {
+	if backlogFull {
+		return fmt.Sprintf("the lookup was still running when %d events waited behind it", backlogMax)
+	}
+	return fmt.Sprintf("the lookup took longer than %v", lookupWaitMax)
+}
+
+// waitFront waits until the oldest held-back event's lookups are done or
+// its time is up.
+func (t *Tracer) waitFront() {
+	ev := t.backlog.front()
+	timer := time.NewTimer(max(0, lookupWaitMax-time.Since(ev.heldAt)))
+	defer timer.Stop()
+	for _, done := range []doneChan{lookupDone(ev.lookup), cgLookupDone(ev.cgLookup)} {
+		if done == nil {
+			continue
+		}
+		select {
+		case <-done:
+		case <-timer.C:
+			return
+		}
+	}
+}
+
+func lookupDone(l *holderLookup) doneChan {
+	if l == nil {
+		return nil
+	}
+	return l.done
+}
+
+func cgLookupDone(l *cgroupLookup) doneChan {
+	if l == nil {
+		return nil
+	}
+	return l.done
 }
 
 func (t *Tracer) write(sink Sink, ev *Event) error {
@@ -526,7 +598,8 @@ func (t *Tracer) stop(sink Sink) error {
 		}
 	}
 	for !t.backlog.empty() {
-		if err := t.release(sink, true); err != nil {
+		t.waitFront()
+		if err := t.release(sink, false); err != nil {
 			return t.end(sink, err)
 		}
 	}

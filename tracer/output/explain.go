@@ -244,7 +244,7 @@ func appendRefusedHere(dst []byte, ev *tracer.Event) []byte {
 		}
 		dst = AppendAddrPort(dst, l.LAddr, l.LPort)
 		dst = append(dst, " is held by "...)
-		dst = appendProcs(dst, l.Procs)
+		dst = appendProcs(dst, l.Procs, l.ProcsSeen)
 		dst = append(dst, " (LISTEN)"...)
 		addr := l.LAddr.Unmap()
 		switch {
@@ -266,10 +266,14 @@ func appendRefusedHere(dst []byte, ev *tracer.Event) []byte {
 }
 
 // appendProcs names the processes that have a socket: "1156 nginx, 1157
-// nginx in container web", or "no process".
-func appendProcs(dst []byte, procs []sockets.Proc) []byte {
-	if len(procs) == 0 {
+// nginx in container web"; "no process" when the kernel said so, else "a
+// process that could not be seen".
+func appendProcs(dst []byte, procs []sockets.Proc, seen bool) []byte {
+	switch {
+	case len(procs) == 0 && seen:
 		return append(dst, "no process"...)
+	case len(procs) == 0:
+		return append(dst, "a process that could not be seen"...)
 	}
 	for j, p := range procs {
 		if j > 0 {
@@ -329,28 +333,54 @@ func appendHolders(dst []byte, ev *tracer.Event) []byte {
 		return appendTimeWait(dst, ev)
 	}
 	dst = append(dst, "is held by "...)
-	reuse := 0
+	reuse, written := 0, 0
 	for i := range ev.Holders {
 		h := &ev.Holders[i]
-		if i > 0 {
+		if h.ReusePort {
+			reuse++
+		}
+		// Sockets alike (an SO_REUSEPORT group in one process) are
+		// named once, with their number, at the first of them.
+		same := 1
+		for j := range ev.Holders {
+			if sameHolder(h, &ev.Holders[j]) {
+				if j < i {
+					same = 0
+					break
+				}
+				if j > i {
+					same++
+				}
+			}
+		}
+		if same == 0 {
+			continue
+		}
+		if written++; written > 1 {
 			dst = append(dst, "; "...)
 		}
-		dst = appendProcs(dst, h.Procs)
+		dst = appendProcs(dst, h.Procs, h.ProcsSeen)
 		dst = append(dst, " ("...)
 		if h.LAddr != ev.LAddr {
 			dst = AppendAddrPort(dst, h.LAddr, h.LPort)
 			dst = append(dst, ' ')
 		}
 		dst = append(dst, h.State...)
+		if same > 1 {
+			dst = append(dst, ", "...)
+			dst = strconv.AppendInt(dst, int64(same), 10)
+			dst = append(dst, " sockets"...)
+		}
 		if len(h.Procs) > 1 {
 			dst = append(dst, ", one socket in "...)
+			if same > 1 {
+				dst = dst[:len(dst)-len(", one socket in ")]
+				dst = append(dst, " in "...)
+			}
 			dst = strconv.AppendInt(dst, int64(len(h.Procs)), 10)
 			dst = append(dst, " processes"...)
 		}
 		dst = append(dst, ')')
-		if h.ReusePort {
-			reuse++
-		}
 	}
 	n := len(ev.Holders)
 	if n > 1 && reuse == n {
@@ -364,6 +394,20 @@ func appendHolders(dst []byte, ev *tracer.Event) []byte {
 		return appendReusePortConflict(dst, ev)
 	}
 	return appendAddressConflict(dst, ev)
+}
+
+// sameHolder reports whether two sockets would be named alike: the same
+// address, state and processes.
+func sameHolder(a, b *tracer.Holder) bool {
+	if a.LAddr != b.LAddr || a.LPort != b.LPort || a.State != b.State || a.ProcsSeen != b.ProcsSeen || len(a.Procs) != len(b.Procs) {
+		return false
+	}
+	for i := range a.Procs {
+		if a.Procs[i].PID != b.Procs[i].PID {
+			return false
+		}
+	}
+	return true
 }
 
 // appendReusePortConflict says why holders that all have SO_REUSEPORT

@@ -245,7 +245,9 @@ func appendHolderJSON(dst []byte, h *tracer.Holder) []byte {
 		dst = AppendJSONContainer(dst, p.Container)
 		dst = append(dst, '}')
 	}
-	return append(dst, "]}"...)
+	dst = append(dst, `],"procs_seen":`...)
+	dst = strconv.AppendBool(dst, h.ProcsSeen)
+	return append(dst, '}')
 }
 
 // appendJSONCgroup appends the process's cgroup and container, when it is

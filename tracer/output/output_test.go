@@ -53,12 +53,12 @@ var (
 		Family: tracer.FamilyIPv4, Direction: tracer.DirOut, Errno: 111, NetNS: 4026531840,
 		LAddr: netip.MustParseAddr("127.0.0.1"), LPort: 40000, RAddr: netip.MustParseAddr("127.0.0.2"), RPort: 5432,
 		Listeners: []tracer.Holder{{LAddr: netip.MustParseAddr("127.0.0.1"), LPort: 5432, State: "LISTEN", Inode: 4712,
-			Procs: []sockets.Proc{{PID: 77, Comm: "postgres"}}}}, ListenersNetNS: 4026531840}
+			Procs: []sockets.Proc{{PID: 77, Comm: "postgres"}}, ProcsSeen: true}}, ListenersNetNS: 4026531840}
 	bindFailEv = tracer.Event{Type: tracer.EventBindFail, Time: ts, PID: 1234, Comm: comm("nginx"), UID: 33,
 		Family: tracer.FamilyIPv4, Errno: 98, Proto: tracer.ProtoTCP,
 		LAddr: netip.MustParseAddr("0.0.0.0"), LPort: 80,
 		Holders: []tracer.Holder{{LAddr: netip.MustParseAddr("0.0.0.0"), LPort: 80, State: "LISTEN", Inode: 4711,
-			Procs: []sockets.Proc{{PID: 999, Comm: "nginx"}}, ReusePortKnown: true}}}
+			Procs: []sockets.Proc{{PID: 999, Comm: "nginx"}}, ProcsSeen: true, ReusePortKnown: true}}}
 )
 
 // The JSON contract v1, field for field (README "JSON output").
@@ -74,8 +74,8 @@ func TestJSONContract(t *testing.T) {
 		{connFailEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"connect_fail","conn_id":9,"pid":4242,"comm":"psql","uid":0,"proto":"tcp","family":"ipv4","direction":"out","laddr":"10.0.0.5","lport":40000,"raddr":"10.0.0.7","rport":5432,"error":"ECONNREFUSED","errno":111,"waited_ms":0.312,"syn_retransmits":0,"drops":0,"icmp_watched":false,"explain":"ECONNREFUSED: nothing listening on 10.0.0.7:5432 (or a firewall rejected it)"}`},
 		{timeoutEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"connect_fail","conn_id":10,"pid":4242,"comm":"psql","uid":0,"proto":"tcp","family":"ipv4","direction":"out","laddr":"10.0.0.5","lport":40002,"raddr":"10.0.0.7","rport":5432,"error":"ETIMEDOUT","errno":110,"waited_ms":3008.000,"syn_retransmits":1,"drops":2,"drop_reason":"NETFILTER_DROP","drop_direction":"out","icmp_watched":false,"explain":"ETIMEDOUT: no answer from 10.0.0.7:5432 to 2 SYNs over 3.008s; this host dropped them (NETFILTER_DROP): a firewall rule here (nftables, iptables)"}`},
 		{icmpEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"connect_fail","conn_id":11,"pid":4242,"comm":"psql","uid":0,"proto":"tcp","family":"ipv4","direction":"out","laddr":"198.18.0.1","lport":40004,"raddr":"198.18.2.9","rport":5432,"error":"EHOSTUNREACH","errno":113,"waited_ms":1004.000,"syn_retransmits":1,"drops":0,"icmp_watched":true,"icmp":{"from":"198.18.0.254","type":3,"code":1,"name":"host unreachable"},"explain":"EHOSTUNREACH: 198.18.0.254 answered the SYN to 198.18.2.9:5432 with ICMP host unreachable (type 3, code 1)"}`},
-		{refusedHereEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"connect_fail","conn_id":9,"pid":4242,"comm":"psql","uid":0,"proto":"tcp","family":"ipv4","direction":"out","laddr":"127.0.0.1","lport":40000,"raddr":"127.0.0.2","rport":5432,"error":"ECONNREFUSED","errno":111,"waited_ms":0.000,"syn_retransmits":0,"drops":null,"icmp_watched":false,"explain":"ECONNREFUSED: nothing listens on 127.0.0.2:5432; 127.0.0.1:5432 is held by 77 postgres (LISTEN): the service is bound to another address","listeners_elsewhere":[{"pid":77,"comm":"postgres","laddr":"127.0.0.1","lport":5432,"state":"LISTEN","inode":4712,"uid":0,"procs":[{"pid":77,"comm":"postgres"}]}],"listeners_netns":4026531840}`},
-		{bindFailEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"bind_fail","pid":1234,"comm":"nginx","uid":33,"proto":"tcp","family":"ipv4","laddr":"0.0.0.0","lport":80,"error":"EADDRINUSE","errno":98,"reuseaddr":false,"reuseport":false,"v6only":false,"explain":"EADDRINUSE: 0.0.0.0:80 is held by 999 nginx (LISTEN)","holders":[{"pid":999,"comm":"nginx","laddr":"0.0.0.0","lport":80,"state":"LISTEN","inode":4711,"uid":0,"reuseport":false,"procs":[{"pid":999,"comm":"nginx"}]}]}`},
+		{refusedHereEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"connect_fail","conn_id":9,"pid":4242,"comm":"psql","uid":0,"proto":"tcp","family":"ipv4","direction":"out","laddr":"127.0.0.1","lport":40000,"raddr":"127.0.0.2","rport":5432,"error":"ECONNREFUSED","errno":111,"waited_ms":0.000,"syn_retransmits":0,"drops":null,"icmp_watched":false,"explain":"ECONNREFUSED: nothing listens on 127.0.0.2:5432; 127.0.0.1:5432 is held by 77 postgres (LISTEN): the service is bound to another address","listeners_elsewhere":[{"pid":77,"comm":"postgres","laddr":"127.0.0.1","lport":5432,"state":"LISTEN","inode":4712,"uid":0,"procs":[{"pid":77,"comm":"postgres"}],"procs_seen":true}],"listeners_netns":4026531840}`},
+		{bindFailEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"bind_fail","pid":1234,"comm":"nginx","uid":33,"proto":"tcp","family":"ipv4","laddr":"0.0.0.0","lport":80,"error":"EADDRINUSE","errno":98,"reuseaddr":false,"reuseport":false,"v6only":false,"explain":"EADDRINUSE: 0.0.0.0:80 is held by 999 nginx (LISTEN)","holders":[{"pid":999,"comm":"nginx","laddr":"0.0.0.0","lport":80,"state":"LISTEN","inode":4711,"uid":0,"reuseport":false,"procs":[{"pid":999,"comm":"nginx"}],"procs_seen":true}]}`},
 		{listenEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"listen","pid":999,"comm":"nginx","uid":0,"proto":"tcp","family":"ipv4","laddr":"0.0.0.0","lport":80}`},
 		{lostEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"lost","count":12,"dropped":9,"skipped":0,"evicted":3}`},
 	} {
@@ -311,8 +311,19 @@ func TestExplanations(t *testing.T) {
 		{tracer.Event{Type: tracer.EventConnectFail, Errno: 111, NetNS: 1, RAddr: v4("127.0.0.1"), RPort: 80, ListenersNetNS: 1, Listeners: []tracer.Holder{}},
 			"ECONNREFUSED: nothing listens on 127.0.0.1:80, nor on any other address of port 80"},
 		{tracer.Event{Type: tracer.EventConnectFail, Errno: 111, NetNS: 1, RAddr: v4("127.0.0.1"), RPort: 80, ListenersNetNS: 1,
-			Listeners: []tracer.Holder{{LAddr: v4("0.0.0.0"), LPort: 80}}},
+			Listeners: []tracer.Holder{{LAddr: v4("0.0.0.0"), LPort: 80, ProcsSeen: true}}},
 			"ECONNREFUSED: nothing listens on 127.0.0.1:80; 0.0.0.0:80 is held by no process (LISTEN), which takes this address, yet the connection was refused: a firewall rule (REJECT), or the listener is newer than the attempt"},
+		// No process found, where some could not be seen: not "none".
+		{tracer.Event{Type: tracer.EventBindFail, Errno: 98, LAddr: v4("127.0.0.1"), LPort: 80, Holders: []tracer.Holder{
+			{LAddr: v4("127.0.0.1"), LPort: 80, State: "LISTEN"}}},
+			`EADDRINUSE: 127.0.0.1:80 is held by a process that could not be seen (LISTEN)`},
+		// One process's SO_REUSEPORT group is named once.
+		{tracer.Event{Type: tracer.EventBindFail, Errno: 98, Proto: tracer.ProtoTCP, LAddr: v4("127.0.0.1"), LPort: 80, Holders: []tracer.Holder{
+			{LAddr: v4("127.0.0.1"), LPort: 80, State: "LISTEN", Procs: []sockets.Proc{{PID: 7582, Comm: "rp_hold"}}, ReusePort: true, ReusePortKnown: true},
+			{LAddr: v4("127.0.0.1"), LPort: 80, State: "LISTEN", Procs: []sockets.Proc{{PID: 7582, Comm: "rp_hold"}}, ReusePort: true, ReusePortKnown: true},
+			{LAddr: v4("127.0.0.1"), LPort: 80, State: "LISTEN", Procs: []sockets.Proc{{PID: 7583, Comm: "rp_hold"}, {PID: 7584, Comm: "rp_hold"}}, ReusePort: true, ReusePortKnown: true},
+			{LAddr: v4("127.0.0.1"), LPort: 80, State: "LISTEN", Procs: []sockets.Proc{{PID: 7583, Comm: "rp_hold"}, {PID: 7584, Comm: "rp_hold"}}, ReusePort: true, ReusePortKnown: true}}},
+			`EADDRINUSE: 127.0.0.1:80 is held by 7582 rp_hold (LISTEN, 2 sockets); 7583 rp_hold, 7584 rp_hold (LISTEN, 2 sockets in 2 processes); 4 sockets share it with SO_REUSEPORT, which this socket did not set`},
 		{tracer.Event{Type: tracer.EventBindFail, Errno: 13, LAddr: v4("0.0.0.0"), LPort: 80},
 			"EACCES: ports below 1024 need root or CAP_NET_BIND_SERVICE (binding 0.0.0.0:80)"},
 		{tracer.Event{Type: tracer.EventBindFail, Errno: 99, LAddr: v4("192.0.2.1"), LPort: 80},

@@ -37,6 +37,10 @@ type Socket struct {
 	UID   uint32
 	Inode uint32
 	Procs []Proc // empty when no process has it (TIME_WAIT, orphaned)
+	// ProcsSeen: Procs is the kernel's whole answer (or a walk of /proc
+	// that could read every process), so empty Procs means no process
+	// has the socket open rather than none that could be seen.
+	ProcsSeen bool
 	// Expires is the time left on the socket's timer: for TIME_WAIT,
 	// until the kernel lets it go.
 	Expires time.Duration
@@ -174,7 +178,8 @@ func addr(ip net.IP) netip.Addr {
 var state = containers.DefaultState()
 
 // attachProcs finds, for each socket, the processes with an fd on it, and
-// the container each runs in.
+// the container each runs in: in the kernel (owners.go), or else by
+// walking /proc.
 func attachProcs(socks []Socket) error {
 	if len(socks) == 0 {
 		return nil
@@ -185,14 +190,27 @@ func attachProcs(socks []Socket) error {
 			want[socks[i].Inode] = append(want[socks[i].Inode], i)
 		}
 	}
+	if ownersInKernel(socks, want) {
+		return nil
+	}
+	return walkProcs(socks, want)
+}
+
+// walkProcs is attachProcs by a readlink(2) of every /proc/PID/fd/N.
+func walkProcs(socks []Socket, want map[uint32][]int) error {
 	procs, err := procfs.AllProcs()
 	if err != nil {
 		return fmt.Errorf("list processes: %w", err)
 	}
+	unseen := 0
+	ctrs := containerCache{}
 	for _, p := range procs {
 		fds, err := p.FileDescriptors()
 		if err != nil {
-			continue // gone, or not ours to read
+			if !errors.Is(err, os.ErrNotExist) && !errors.Is(err, unix.ESRCH) {
+				unseen++ // not ours to read
+			}
+			continue // gone
 		}
 		var comm string
 		var ctr *containers.Container
@@ -215,12 +233,15 @@ func attachProcs(socks []Socket) error {
 			seen[ino] = true
 			if comm == "" {
 				comm, _ = p.Comm()
-				ctr = containers.OfPID(uint32(p.PID), state)
+				ctr = ctrs.of(uint32(p.PID))
 			}
 			for _, i := range idx {
 				socks[i].Procs = append(socks[i].Procs, Proc{PID: uint32(p.PID), Comm: comm, FD: int(fd), Container: ctr})
 			}
 		}
+	}
+	for i := range socks {
+		socks[i].ProcsSeen = unseen == 0
 	}
 	return nil
 }

@@ -81,6 +81,10 @@ type Role struct {
 	// helper process gives itself (/proc/self/comm) before anything else,
 	// as a hostile process may.
 	Rename []byte
+	// Files: open /dev/null this many times (the soft limit on open files
+	// raised to the hard one), say "opened", and hold them until Go, as a
+	// busy database or proxy holds its descriptors.
+	Files int
 	// Thread, if set, is the name the thread that does the work gives
 	// itself with prctl(PR_SET_NAME), as Go, Java and nginx workers do;
 	// the process keeps its name.
@@ -258,6 +262,8 @@ func (r Role) run() error {
 	case r.Inherited:
 		waitGo()
 		return nil
+	case r.Files > 0:
+		return r.openFiles()
 	case r.Storm > 0:
 		return r.storm()
 	case r.Bind && r.Repeat > 0:
@@ -289,6 +295,26 @@ func (r Role) failed(err error) error {
 }
 
 func waitGo() { bufio.NewReader(os.Stdin).ReadString('\n') }
+
+// openFiles holds r.Files descriptors of /dev/null until Go.
+func (r Role) openFiles() error {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return err
+	}
+	lim.Cur = lim.Max
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return fmt.Errorf("raise the open files limit to %d: %w", lim.Max, err)
+	}
+	for range r.Files {
+		if _, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
+			return fmt.Errorf("open /dev/null: %w", err)
+		}
+	}
+	fmt.Println("opened")
+	waitGo()
+	return nil
+}
 
 func sockaddr(ap netip.AddrPort) (int, unix.Sockaddr) {
 	if ap.Addr().Is4() {
