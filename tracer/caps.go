@@ -16,6 +16,7 @@ type Capability uint
 
 // The capabilities conntrace uses, and what for.
 const (
+	CapDACOverride   Capability = unix.CAP_DAC_OVERRIDE    // --ready-file in a directory only root may write by override (not deployed)
 	CapDACReadSearch Capability = unix.CAP_DAC_READ_SEARCH // read other users' /proc/PID/fd (holders, ports)
 	CapNetAdmin      Capability = unix.CAP_NET_ADMIN       // sock_diag details
 	CapSysPtrace     Capability = unix.CAP_SYS_PTRACE      // other processes' sockets (their fds, pidfd_getfd)
@@ -29,6 +30,7 @@ const (
 var UsedCapabilities = []Capability{CapDACReadSearch, CapNetAdmin, CapSysPtrace, CapSysAdmin, CapSysResource, CapPerfmon, CapBPF}
 
 var capNames = map[Capability]string{
+	CapDACOverride:   "CAP_DAC_OVERRIDE",
 	CapDACReadSearch: "CAP_DAC_READ_SEARCH",
 	CapNetAdmin:      "CAP_NET_ADMIN",
 	CapSysPtrace:     "CAP_SYS_PTRACE",

@@ -9,19 +9,28 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/conntrace/conntrace/tracer"
 )
 
 // readyFile is --ready-file: a file that appears once the tracer sees
 // events and is gone when the run ends, so a script never reads a stale
 // one. It is never written through: "ready\n" goes to a new file of a
 // random name beside it (O_CREAT|O_EXCL, which no symlink satisfies),
-// renamed into place.
+// written before anything is loaded and renamed into place once ready.
 type readyFile struct {
 	path    string
+	tmp     string // the file written ahead, until renamed
 	created bool
+	// override: the directory is writable only with CAP_DAC_OVERRIDE
+	// (sudo ... --ready-file ~/ready): the run keeps it to rename and
+	// remove the file.
+	override bool
 }
 
-// newReadyFile checks path before anything is loaded; nil for "".
+// newReadyFile checks path and writes the file ahead, before anything is
+// loaded, so that a directory it cannot write in, a read-only or a full
+// file system is a usage error (exit 2); nil for "". release must follow.
 func newReadyFile(path string) (*readyFile, error) {
 	if path == "" {
 		return nil, nil
@@ -29,7 +38,67 @@ func newReadyFile(path string) (*readyFile, error) {
 	if err := checkReadyPath(path); err != nil {
 		return nil, err
 	}
-	return &readyFile{path: path}, nil
+	r := &readyFile{path: path, override: !writableWithoutOverride(filepath.Dir(path))}
+	f, err := os.CreateTemp(filepath.Dir(path), ".conntrace-ready-*")
+	if err != nil {
+		return nil, usagef("--ready-file %q: %v", path, unwrapPath(err))
+	}
+	r.tmp = f.Name()
+	_, err = f.WriteString("ready\n")
+	if err == nil {
+		err = f.Chmod(0o644)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(r.tmp)
+		return nil, usagef("--ready-file %q: %v", path, unwrapPath(err))
+	}
+	return r, nil
+}
+
+// writableWithoutOverride reports whether this process may create and
+// remove files in dir by its mode alone, as it may once its capabilities
+// are dropped.
+func writableWithoutOverride(dir string) bool {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return false
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return false
+	}
+	mode := st.Mode().Perm()
+	switch {
+	case sys.Uid == uint32(os.Geteuid()):
+		return mode&0o300 == 0o300
+	case inGroup(sys.Gid):
+		return mode&0o030 == 0o030
+	}
+	return mode&0o003 == 0o003
+}
+
+func inGroup(gid uint32) bool {
+	if gid == uint32(os.Getegid()) {
+		return true
+	}
+	groups, _ := os.Getgroups()
+	for _, g := range groups {
+		if uint32(g) == gid {
+			return true
+		}
+	}
+	return false
+}
+
+// capabilities is what the run keeps for the file once attached.
+func (r *readyFile) capabilities() []tracer.Capability {
+	if r != nil && r.override {
+		return []tracer.Capability{tracer.CapDACOverride}
+	}
+	return nil
 }
 
 // checkReadyPath accepts a path that does not exist in a directory that
@@ -75,7 +144,7 @@ func unwrapPath(err error) error {
 	return err
 }
 
-// create makes the file; nothing for a nil readyFile.
+// create puts the file in place; nothing for a nil readyFile.
 func (r *readyFile) create() error {
 	if r == nil {
 		return nil
@@ -83,31 +152,20 @@ func (r *readyFile) create() error {
 	if err := checkReadyPath(r.path); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(r.path), ".conntrace-ready-*")
-	if err != nil {
-		return fmt.Errorf("--ready-file %q: %v", r.path, unwrapPath(err))
-	}
-	_, err = f.WriteString("ready\n")
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), r.path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
+	if err := os.Rename(r.tmp, r.path); err != nil {
 		return fmt.Errorf("--ready-file %q: %v", r.path, unwrapPath(err))
 	}
 	r.created = true
 	return nil
 }
 
-// remove deletes the file if this run made it.
+// remove deletes the file if this run made it, or what it wrote ahead.
 func (r *readyFile) remove() {
-	if r != nil && r.created {
+	switch {
+	case r == nil:
+	case r.created:
 		os.Remove(r.path)
+	default:
+		os.Remove(r.tmp)
 	}
 }

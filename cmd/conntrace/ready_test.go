@@ -80,3 +80,61 @@ func TestReadyFileLifetime(t *testing.T) {
 	r.cmd.Process.Signal(syscall.SIGINT)
 	r.wait(t)
 }
+
+// TestReadyFileInAnotherUsersDirectory: sudo ... --ready-file ~/ready,
+// a directory of another user's (mode 755) that root writes in only by
+// CAP_DAC_OVERRIDE: the file appears once attached, after the other
+// capabilities are dropped, and is gone at the end, with nothing left
+// beside it.
+func TestReadyFileInAnotherUsersDirectory(t *testing.T) {
+	var dir string
+	r := startCmd(t, func(c *exec.Cmd) {
+		dir = filepath.Dir(c.Args[len(c.Args)-1]) // startCmd's --ready-file
+		if err := os.Chown(dir, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}, "watch", "--port", "1")
+	r.cmd.Process.Signal(syscall.SIGINT)
+	r.wait(t)
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("left in %s: %v", dir, left)
+	}
+}
+
+// TestReadyFileUnwritable: a read-only or a full file system is a usage
+// error, one line and exit 2, before anything is loaded, and nothing is
+// left behind.
+func TestReadyFileUnwritable(t *testing.T) {
+	testnet.RequireRoot(t)
+	mount := func(t *testing.T, opts string) string {
+		dir := t.TempDir()
+		if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, opts); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+		return dir
+	}
+	readOnly := mount(t, "size=64k")
+	if err := syscall.Mount("", readOnly, "", syscall.MS_REMOUNT|syscall.MS_RDONLY, "size=64k"); err != nil {
+		t.Fatal(err)
+	}
+	full := mount(t, "size=4k")
+	if err := os.WriteFile(filepath.Join(full, "filler"), make([]byte, 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for dir, want := range map[string]string{readOnly: "read-only file system", full: "no space left on device"} {
+		for _, cmd := range []string{"watch", "serve"} {
+			var stdout, stderr bytes.Buffer
+			code := run([]string{"conntrace", cmd, "--ready-file", filepath.Join(dir, "ready"), "--port", "1"}, &stdout, &stderr)
+			if code != exitUsage || !strings.Contains(stderr.String(), want) || strings.Count(stderr.String(), "\n") != 1 {
+				t.Errorf("%s in %s: exit %d, stderr %q, want %d and %q", cmd, dir, code, stderr.String(), exitUsage, want)
+			}
+		}
+		if left, _ := os.ReadDir(dir); len(left) > 1 || (len(left) == 1 && left[0].Name() != "filler") {
+			t.Errorf("left in %s: %v", dir, left)
+		}
+	}
+}

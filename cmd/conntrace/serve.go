@@ -115,6 +115,7 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	defer o.ready.remove()
 	stderr := c.App.ErrWriter
 	// The address first: a port in use is said before anything loads.
 	ln, err := net.Listen("tcp", o.listen)
@@ -158,7 +159,7 @@ func serve(c *cli.Context) error {
 	defer t.Close()
 	// Ephemeral-port snapshots look into every network namespace, as
 	// audit does.
-	dropCapabilities(stderr, append([]tracer.Capability{tracer.CapBPF}, tracer.LookupCapabilities...))
+	dropCapabilities(stderr, append(append([]tracer.Capability{tracer.CapBPF}, tracer.LookupCapabilities...), o.ready.capabilities()...))
 	m := metrics.New(metrics.Config{
 		MaxSeries: o.maxSeries,
 		Labels:    o.labels,
@@ -172,7 +173,6 @@ func serve(c *cli.Context) error {
 	// it once the file is there.
 	sayAttached(stderr, t, "serving http://"+ln.Addr().String()+"/metrics")
 	warned := sayWarnings(stderr, t, nil)
-	defer o.ready.remove()
 	if err := o.ready.create(); err != nil {
 		return err
 	}

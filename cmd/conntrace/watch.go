@@ -127,6 +127,7 @@ func watch(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	defer o.ready.remove()
 	stderr := c.App.ErrWriter
 	ctx, cancel := runContext(c, o.duration)
 	defer cancel()
@@ -146,8 +147,7 @@ func watch(c *cli.Context) error {
 	} else if err != nil {
 		return err
 	}
-	dropCapabilities(stderr, o.cfg.CapabilitiesAfterAttach())
-	defer o.ready.remove()
+	dropCapabilities(stderr, append(o.cfg.CapabilitiesAfterAttach(), o.ready.capabilities()...))
 	if err := o.ready.create(); err != nil {
 		return err
 	}
