@@ -60,6 +60,17 @@ struct {
 	__type(value, struct connect_failure);
 } connect_failures SEC(".maps");
 
+/* The errno getsockopt(SO_ERROR) handed the application for a socket still
+ * in SYN_SENT, by socket: a soft error (connect.bpf.c), which the socket
+ * itself no longer holds when the application closes it (state.bpf.c
+ * takes it then). LRU: rare, and a socket may go unclosed for long. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __s32);
+} so_errors SEC(".maps");
+
 /* Threads whose connect() a signal interrupted (ERESTARTSYS), by thread:
  * the kernel will likely restart the call (connect.bpf.c). LRU: a call
  * that is not restarted leaves its entry. */

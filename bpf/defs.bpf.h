@@ -9,6 +9,8 @@
 #define IPPROTO_UDP 17
 #define SOCK_STREAM 1
 #define SOCK_DGRAM 2
+#define SOL_SOCKET 1
+#define SO_ERROR 4
 
 #define EPERM 1
 #define EINTR 4

@@ -177,6 +177,16 @@ static __always_inline void on_handshake_failed(const struct transition *tr, str
 	const struct tuple *t = &tr->t;
 	struct pending_call *call = bpf_map_lookup_elem(&connect_calls, &info->call_key);
 	__u64 *restarting;
+	__s32 *soft;
+
+	/* No error left on the socket: the one SO_ERROR handed out, if any
+	 * (a soft error), else the application gave up (aborted). */
+	soft = bpf_map_lookup_elem(&so_errors, &tr->sk);
+	if (soft) {
+		if (!err)
+			err = *soft;
+		bpf_map_delete_elem(&so_errors, &tr->sk);
+	}
 
 	/* The SYNs sent again before it gave up (still counted: the socket
 	 * is purged after this change). */

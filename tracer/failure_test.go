@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/conntrace/conntrace/tracer"
 	"github.com/conntrace/conntrace/tracer/output"
 	"github.com/conntrace/conntrace/tracer/testnet"
@@ -271,8 +273,10 @@ func TestRejectedHere(t *testing.T) {
 	}{
 		{"reset", "ECONNREFUSED", false, "ECONNREFUSED: a firewall rule on this host rejected the connection to 198.18.0.2:5436 " +
 			"(netfilter dropped the SYN, NETFILTER_DROP, and answered in the peer's place)"},
-		{"ICMP", "aborted", true, "aborted: the application closed the socket before the handshake completed, " +
-			"after this host dropped its SYN (NETFILTER_DROP): a firewall rule here"},
+		// A soft error (the ICMP error comes while connect() holds the
+		// socket): the errno is the one SO_ERROR hands the application.
+		{"ICMP", "ECONNREFUSED", true, "ECONNREFUSED: a firewall rule on this host rejected the connection to 198.18.0.2:5436 " +
+			"(netfilter dropped the SYN, NETFILTER_DROP, and answered in the peer's place)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cliNS, srvNS := testnet.NewNS(t), testnet.NewNS(t)
@@ -326,7 +330,9 @@ func TestICMPUnreachable(t *testing.T) {
 				if ev.ICMPWatched || ev.ICMPFrom.IsValid() {
 					t.Errorf("tracepoint hooks: ICMP watched %v, from %v", ev.ICMPWatched, ev.ICMPFrom)
 				}
-				wantExplain(t, &ev, tc.err+": no route to ", "")
+				want := map[string]string{"EHOSTUNREACH": "EHOSTUNREACH: 198.18.2.9 cannot be reached: an ICMP error answered the SYN",
+					"ENETUNREACH": "ENETUNREACH: no route to the network of 2001:db8:2::9"}[tc.err]
+				wantExplain(t, &ev, want, "")
 				return
 			}
 			if !ev.ICMPWatched || ev.ICMPFrom != netip.MustParseAddr(tc.via) || ev.ICMPType != tc.typ || ev.ICMPCode != tc.code {
@@ -334,6 +340,52 @@ func TestICMPUnreachable(t *testing.T) {
 					ev.ICMPWatched, ev.ICMPFrom, ev.ICMPType, ev.ICMPCode)
 			}
 			wantExplain(t, &ev, tc.explain, "")
+		})
+	}
+}
+
+// TestICMPRejectedByPeer: a firewall at the server rejects SYNs with an
+// ICMP error, which arrives while a non-blocking connect() (Go's, curl's,
+// Python's with a timeout) still holds the socket: a soft error, which the
+// application reads with SO_ERROR before it closes the socket. The failure
+// has that errno in every mode, not "aborted"; where the ICMP error is
+// seen (fentry, kprobe), a host's own "unreachable" and "administratively
+// prohibited" are said as the firewall's rejection they are.
+func TestICMPRejectedByPeer(t *testing.T) {
+	for _, tc := range []struct {
+		name, err string
+		unreach   uint8
+		code      uint8
+		cause     string
+	}{
+		{"host-unreachable", "EHOSTUNREACH", unix.NFT_REJECT_ICMPX_HOST_UNREACH, 1,
+			"with ICMP host unreachable (type 3, code 1): the peer itself answered, so it is up and a firewall there rejected the connection (REJECT)"},
+		{"admin-prohibited", "EHOSTUNREACH", unix.NFT_REJECT_ICMPX_ADMIN_PROHIBITED, 13,
+			"with ICMP communication administratively prohibited (type 3, code 13): a firewall at the peer rejected the connection"},
+		{"port-unreachable", "ECONNREFUSED", 0, 3,
+			"with ICMP port unreachable (type 3, code 3): the peer itself answered, so it is up and a firewall there rejected the connection (REJECT)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cliNS, srvNS := testnet.NewNS(t), testnet.NewNS(t)
+			testnet.Veth(t, cliNS, []string{"198.18.0.1/24"}, srvNS, []string{"198.18.0.2/24"})
+			srvNS.Firewall(t, testnet.Firewall{DPort: 5440, Reject: true, ICMP: true, Unreach: tc.unreach})
+			s := startTracer(t, tracer.Config{Ports: []uint16{5440}, Events: tracer.Failures})
+			mode := s.t.Mode()
+			ev, cli := failToConnect(t, s, testnet.Role{NS: cliNS.Path(), Addr: "198.18.0.2:5440"}, tc.err)
+			if int(ev.PID) != cli.PID || ev.ErrorName() != tc.err || !ev.DropsWatched || ev.Drops != 0 {
+				t.Errorf("want %s by %d, nothing dropped here; got:\n%s", tc.err, cli.PID, dump([]tracer.Event{ev}))
+			}
+			if mode == tracer.HooksTracepoint {
+				if ev.ICMPWatched {
+					t.Errorf("tracepoint hooks: ICMP watched")
+				}
+				return
+			}
+			if !ev.ICMPWatched || ev.ICMPFrom != netip.MustParseAddr("198.18.0.2") || ev.ICMPType != 3 || ev.ICMPCode != tc.code {
+				t.Errorf("%s hooks: want ICMP 3/%d from 198.18.0.2, got watched %v, %v %d/%d", mode, tc.code,
+					ev.ICMPWatched, ev.ICMPFrom, ev.ICMPType, ev.ICMPCode)
+			}
+			wantExplain(t, &ev, tc.err+": 198.18.0.2 answered the SYN to 198.18.0.2:5440 "+tc.cause, "")
 		})
 	}
 }

@@ -107,10 +107,11 @@ var (
 			bpfobj.ConntraceProgHandleReceiveResetBtf, bpfobj.ConntraceProgHandleSendResetBtf},
 		false: {bpfobj.ConntraceProgHandleSetState, bpfobj.ConntraceProgHandleReceiveReset, bpfobj.ConntraceProgHandleSendReset},
 	}
-	// syscallPrograms, attached in every mode: the failures and what
-	// bind() and connect() asked for.
+	// syscallPrograms, attached in every mode: the failures, what bind()
+	// and connect() asked for, and the errno SO_ERROR hands out.
 	syscallPrograms = []string{bpfobj.ConntraceProgHandleConnectEnter, bpfobj.ConntraceProgHandleConnectExit,
-		bpfobj.ConntraceProgHandleBindEnter, bpfobj.ConntraceProgHandleBindExit}
+		bpfobj.ConntraceProgHandleBindEnter, bpfobj.ConntraceProgHandleBindExit,
+		bpfobj.ConntraceProgHandleGetsockoptEnter, bpfobj.ConntraceProgHandleGetsockoptExit}
 	// dropProgram, attached in every mode where the kernel's
 	// skb:kfree_skb has a drop reason (dropsHooked): what this host
 	// dropped of a connection in its handshake (bpf/drops.bpf.c).

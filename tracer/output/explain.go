@@ -30,7 +30,7 @@ func appendExplanation(dst []byte, ev *tracer.Event) []byte {
 		dst = append(dst, " answered the SYN to "...)
 		dst = peer(dst)
 		dst = append(dst, " with "...)
-		return appendICMP(dst, ev)
+		return appendICMPCause(appendICMP(dst, ev), ev)
 	}
 	switch ev.ErrorName() {
 	case "ECONNREFUSED":
@@ -49,10 +49,13 @@ func appendExplanation(dst []byte, ev *tracer.Event) []byte {
 			dst = appendDevice(dst, ev)
 			return append(dst, " (NEIGH_FAILED): no host has that address on the link"...)
 		}
-		dst = append(dst, "no route to host "...)
+		// Not "no route to host" (strerror's words): without the
+		// ICMP error itself (the tracepoint mode) it may as well be a
+		// firewall's REJECT, with a route all the way.
 		dst = ev.RAddr.AppendTo(dst)
+		dst = append(dst, " cannot be reached: an ICMP error answered the SYN (a router with no way there, or a firewall's REJECT on the path or at the peer), or a route here says unreachable"...)
 		if ev.DropsWatched && ev.Drops == 0 {
-			dst = append(dst, " (an ICMP error came back; this host dropped nothing)"...)
+			dst = append(dst, "; this host dropped nothing"...)
 		}
 		return dst
 	case "ENETUNREACH":
@@ -108,6 +111,33 @@ func appendICMP(dst []byte, ev *tracer.Event) []byte {
 	dst = append(dst, ", code "...)
 	dst = strconv.AppendUint(dst, uint64(ev.ICMPCode), 10)
 	return append(dst, ')')
+}
+
+// appendICMPCause says what an ICMP error about a SYN means when it is
+// not a router's plain "unreachable": a firewall's rejection, said as
+// one (administratively prohibited), or the destination itself answering
+// that it is unreachable, which only a REJECT does (a TCP stack with
+// nothing listening answers with a reset).
+func appendICMPCause(dst []byte, ev *tracer.Event) []byte {
+	code := [2]uint8{ev.ICMPType, ev.ICMPCode}
+	var prohibited, unreachable bool
+	if ev.ICMPFrom.Is4() {
+		prohibited = code == [2]uint8{3, 9} || code == [2]uint8{3, 10} || code == [2]uint8{3, 13}
+		unreachable = code == [2]uint8{3, 1} || code == [2]uint8{3, 3}
+	} else {
+		prohibited = code == [2]uint8{1, 1} || code == [2]uint8{1, 5} || code == [2]uint8{1, 6}
+		unreachable = code == [2]uint8{1, 3} || code == [2]uint8{1, 4}
+	}
+	peer := ev.ICMPFrom == ev.RAddr.Unmap()
+	switch {
+	case prohibited && peer:
+		return append(dst, ": a firewall at the peer rejected the connection"...)
+	case prohibited:
+		return append(dst, ": a firewall on the path rejected the connection"...)
+	case unreachable && peer:
+		return append(dst, ": the peer itself answered, so it is up and a firewall there rejected the connection (REJECT)"...)
+	}
+	return dst
 }
 
 // explained says whether ev has an explanation: a failure, or a close

@@ -14,11 +14,14 @@ import (
 // Firewall is one nftables rule for TCP: packets going out (Output) or
 // coming in, to DPort or from SPort (whichever is set), dropped or, with
 // Reject, answered by netfilter with a TCP reset (or with ICMP, an ICMP
-// port unreachable).
+// error: port unreachable, or Unreach's).
 type Firewall struct {
 	Output       bool
 	DPort, SPort uint16
 	Reject, ICMP bool
+	// Unreach: with ICMP, an NFT_REJECT_ICMPX_* code other than port
+	// unreachable (HOST_UNREACH, ADMIN_PROHIBITED).
+	Unreach uint8
 }
 
 // Firewall adds rule f to n's own nftables ruleset (an inet table of its
@@ -43,6 +46,8 @@ func (n *NS) Firewall(t testing.TB, f Firewall) {
 		Hooknum: hook, Priority: nftables.ChainPriorityFilter})
 	var verdict expr.Any = &expr.Verdict{Kind: expr.VerdictDrop}
 	switch {
+	case f.Reject && f.ICMP && f.Unreach != 0:
+		verdict = &expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: f.Unreach}
 	case f.Reject && f.ICMP:
 		verdict = &expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_PORT_UNREACH}
 	case f.Reject:

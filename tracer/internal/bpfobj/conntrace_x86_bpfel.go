@@ -180,6 +180,13 @@ type ConntraceQueuedClose struct {
 	CloseNs uint64
 }
 
+type ConntraceSoErrorCall struct {
+	_      structs.HostLayout
+	Optval uint64
+	Fd     int32
+	Pad    uint32
+}
+
 type ConntraceSockInfo struct {
 	_           structs.HostLayout
 	ConnId      uint64
@@ -224,6 +231,8 @@ const (
 	ConntraceMapRestartReported          = "restart_reported"
 	ConntraceMapRestartingCalls          = "restarting_calls"
 	ConntraceMapSkState                  = "sk_state"
+	ConntraceMapSoErrorCalls             = "so_error_calls"
+	ConntraceMapSoErrors                 = "so_errors"
 	ConntraceMapSocks                    = "socks"
 	ConntraceMapStateHandled             = "state_handled"
 	ConntraceMapStateRescued             = "state_rescued"
@@ -238,6 +247,8 @@ const (
 	ConntraceProgHandleConnectExit       = "handle_connect_exit"
 	ConntraceProgHandleConnectFentry     = "handle_connect_fentry"
 	ConntraceProgHandleConnectKprobe     = "handle_connect_kprobe"
+	ConntraceProgHandleGetsockoptEnter   = "handle_getsockopt_enter"
+	ConntraceProgHandleGetsockoptExit    = "handle_getsockopt_exit"
 	ConntraceProgHandleIcmp4Fentry       = "handle_icmp4_fentry"
 	ConntraceProgHandleIcmp4Kprobe       = "handle_icmp4_kprobe"
 	ConntraceProgHandleIcmp6Fentry       = "handle_icmp6_fentry"
@@ -325,6 +336,8 @@ type ConntraceProgramSpecs struct {
 	HandleConnectExit       *ebpf.ProgramSpec `ebpf:"handle_connect_exit"`
 	HandleConnectFentry     *ebpf.ProgramSpec `ebpf:"handle_connect_fentry"`
 	HandleConnectKprobe     *ebpf.ProgramSpec `ebpf:"handle_connect_kprobe"`
+	HandleGetsockoptEnter   *ebpf.ProgramSpec `ebpf:"handle_getsockopt_enter"`
+	HandleGetsockoptExit    *ebpf.ProgramSpec `ebpf:"handle_getsockopt_exit"`
 	HandleIcmp4Fentry       *ebpf.ProgramSpec `ebpf:"handle_icmp4_fentry"`
 	HandleIcmp4Kprobe       *ebpf.ProgramSpec `ebpf:"handle_icmp4_kprobe"`
 	HandleIcmp6Fentry       *ebpf.ProgramSpec `ebpf:"handle_icmp6_fentry"`
@@ -358,6 +371,8 @@ type ConntraceMapSpecs struct {
 	RestartReported *ebpf.MapSpec `ebpf:"restart_reported"`
 	RestartingCalls *ebpf.MapSpec `ebpf:"restarting_calls"`
 	SkState         *ebpf.MapSpec `ebpf:"sk_state"`
+	SoErrorCalls    *ebpf.MapSpec `ebpf:"so_error_calls"`
+	SoErrors        *ebpf.MapSpec `ebpf:"so_errors"`
 	Socks           *ebpf.MapSpec `ebpf:"socks"`
 	StateHandled    *ebpf.MapSpec `ebpf:"state_handled"`
 	StateRescued    *ebpf.MapSpec `ebpf:"state_rescued"`
@@ -424,6 +439,8 @@ type ConntraceMaps struct {
 	RestartReported *ebpf.Map `ebpf:"restart_reported"`
 	RestartingCalls *ebpf.Map `ebpf:"restarting_calls"`
 	SkState         *ebpf.Map `ebpf:"sk_state"`
+	SoErrorCalls    *ebpf.Map `ebpf:"so_error_calls"`
+	SoErrors        *ebpf.Map `ebpf:"so_errors"`
 	Socks           *ebpf.Map `ebpf:"socks"`
 	StateHandled    *ebpf.Map `ebpf:"state_handled"`
 	StateRescued    *ebpf.Map `ebpf:"state_rescued"`
@@ -446,6 +463,8 @@ func (m *ConntraceMaps) Close() error {
 		m.RestartReported,
 		m.RestartingCalls,
 		m.SkState,
+		m.SoErrorCalls,
+		m.SoErrors,
 		m.Socks,
 		m.StateHandled,
 		m.StateRescued,
@@ -493,6 +512,8 @@ type ConntracePrograms struct {
 	HandleConnectExit       *ebpf.Program `ebpf:"handle_connect_exit"`
 	HandleConnectFentry     *ebpf.Program `ebpf:"handle_connect_fentry"`
 	HandleConnectKprobe     *ebpf.Program `ebpf:"handle_connect_kprobe"`
+	HandleGetsockoptEnter   *ebpf.Program `ebpf:"handle_getsockopt_enter"`
+	HandleGetsockoptExit    *ebpf.Program `ebpf:"handle_getsockopt_exit"`
 	HandleIcmp4Fentry       *ebpf.Program `ebpf:"handle_icmp4_fentry"`
 	HandleIcmp4Kprobe       *ebpf.Program `ebpf:"handle_icmp4_kprobe"`
 	HandleIcmp6Fentry       *ebpf.Program `ebpf:"handle_icmp6_fentry"`
@@ -520,6 +541,8 @@ func (p *ConntracePrograms) Close() error {
 		p.HandleConnectExit,
 		p.HandleConnectFentry,
 		p.HandleConnectKprobe,
+		p.HandleGetsockoptEnter,
+		p.HandleGetsockoptExit,
 		p.HandleIcmp4Fentry,
 		p.HandleIcmp4Kprobe,
 		p.HandleIcmp6Fentry,
