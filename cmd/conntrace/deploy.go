@@ -3,6 +3,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strconv"
 
 	"github.com/urfave/cli/v2"
@@ -66,7 +68,7 @@ tracer/metrics/README.md and cmd/conntrace/deploy/README.md explain them.`,
 				Name:  "systemd",
 				Usage: "a hardened systemd unit running serve",
 				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "binary", Value: "/usr/local/bin/conntrace", Usage: "the installed conntrace, an absolute `PATH` (make install puts it in /usr/local/bin)"},
+					&cli.StringFlag{Name: "binary", Usage: "the installed conntrace, an absolute `PATH`", DefaultText: "this conntrace's own path (/usr/bin/conntrace from the .deb, /usr/local/bin/conntrace from make install)"},
 					&cli.StringFlag{Name: "listen", Value: defaultListen, Usage: "serve's --listen `ADDR`"},
 				},
 				OnUsageError: onUsageError,
@@ -74,11 +76,18 @@ tracer/metrics/README.md and cmd/conntrace/deploy/README.md explain them.`,
 					if err := noArgs(c, ""); err != nil {
 						return err
 					}
+					if err := checkListen(c.String("listen")); err != nil {
+						return err
+					}
 					var caps []string
 					for _, cp := range tracer.UsedCapabilities {
 						caps = append(caps, cp.String())
 					}
-					s := deploy.Systemd{Binary: c.String("binary"), Listen: c.String("listen"), Capabilities: caps}
+					binary := c.String("binary")
+					if !c.IsSet("binary") {
+						binary = installedBinary()
+					}
+					s := deploy.Systemd{Binary: binary, Listen: c.String("listen"), Capabilities: caps}
 					if err := s.Check(); err != nil {
 						return usageError{err}
 					}
@@ -89,6 +98,20 @@ tracer/metrics/README.md and cmd/conntrace/deploy/README.md explain them.`,
 			{Name: "dashboard", Usage: "a Grafana dashboard (JSON) of serve's metrics", OnUsageError: onUsageError, Action: print(deploy.Dashboard)},
 		},
 	}
+}
+
+// installedBinary is where the unit finds conntrace: this executable's
+// own path when it is an installed conntrace (the .deb's /usr/bin, make
+// install's /usr/local/bin, or anywhere else), else make install's.
+func installedBinary() string {
+	exe, err := os.Executable()
+	if err == nil {
+		exe, err = filepath.EvalSymlinks(exe)
+	}
+	if err != nil || filepath.Base(exe) != "conntrace" || deploy.CheckBinary(exe) != nil {
+		return "/usr/local/bin/conntrace"
+	}
+	return exe
 }
 
 // defaultPort is defaultListen's port.

@@ -137,7 +137,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"deploy", "kubernetes", "--port", "0"}, `--port "0": want a port number`},
 		{[]string{"deploy", "kubernetes", "extra"}, `takes no arguments, got "extra"`},
 		{[]string{"deploy", "systemd", "--binary", "conntrace"}, `--binary "conntrace": want an absolute path`},
-		{[]string{"deploy", "systemd", "--listen", ":1 --events x"}, `--listen ":1 --events x": want host:port or :port`},
+		{[]string{"deploy", "systemd", "--listen", ":1 --events x"}, `--listen ":1 --events x": want a port number from 0 (any free one) to 65535, in decimal`},
 		{[]string{"deploy", "rules", "--bogus"}, "flag provided but not defined: -bogus"},
 		{[]string{"version", "extra"}, `version takes no arguments, got "extra"`},
 		{[]string{"version", "-o", "yaml"}, `-o: unknown output format "yaml"`},

@@ -68,10 +68,8 @@ func parseServe(c *cli.Context) (serveOptions, error) {
 		return o, err
 	}
 	o.listen = c.String("listen")
-	if _, port, err := net.SplitHostPort(o.listen); err != nil {
-		return o, usagef("--listen %q: want host:port or :port", o.listen)
-	} else if _, ok := parseDecimal(port, 0, 65535); !ok {
-		return o, usagef("--listen %q: want a port number from 0 (any free one) to 65535, in decimal", o.listen)
+	if err := checkListen(o.listen); err != nil {
+		return o, err
 	}
 	n, ok := parseDecimal(c.String("max-series"), 1, 1<<20)
 	if !ok {
@@ -108,6 +106,17 @@ func parseLabels(s string) (metrics.Labels, error) {
 		}
 	}
 	return l, nil
+}
+
+// checkListen checks serve's --listen, for serve and for the systemd unit
+// that runs it.
+func checkListen(addr string) error {
+	if _, port, err := net.SplitHostPort(addr); err != nil {
+		return usagef("--listen %q: want host:port or :port", addr)
+	} else if _, ok := parseDecimal(port, 0, 65535); !ok {
+		return usagef("--listen %q: want a port number from 0 (any free one) to 65535, in decimal", addr)
+	}
+	return nil
 }
 
 func serve(c *cli.Context) error {

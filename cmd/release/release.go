@@ -162,13 +162,17 @@ func (c config) docs(work string) (docs, error) {
 // describe matches git describe past a tag: TAG-N-gHASH[-dirty].
 var describe = regexp.MustCompile(`^(.+)-([0-9]+)-g([0-9a-f]+)(-dirty)?$`)
 
+// bareHash is git describe --always on a commit no tag reaches: the
+// abbreviated hash, which may start with a digit too.
+var bareHash = regexp.MustCompile(`^[0-9a-f]{7,40}(-dirty)?$`)
+
 // debVersion is version as Debian orders it: v1.2.0 is 1.2.0, v1.2.0-rc1
 // 1.2.0~rc1 (before 1.2.0); git describe's v1.2.0-3-gabc1234 (three
 // commits past the tag) is 1.2.0+3.gabc1234, after 1.2.0; an untagged
 // build (a commit's hash, or dev) is 0~DATE.gHASH, before any release.
 func debVersion(version, commit string, date time.Time) string {
 	v := strings.TrimPrefix(version, "v")
-	if v != "" && v[0] >= '0' && v[0] <= '9' {
+	if v != "" && v[0] >= '0' && v[0] <= '9' && !bareHash.MatchString(version) {
 		suffix := ""
 		if m := describe.FindStringSubmatch(v); m != nil {
 			v, suffix = m[1], "+"+m[2]+".g"+m[3]

@@ -32,6 +32,10 @@ func TestDebVersion(t *testing.T) {
 		{"v1.2.0-dirty", "1.2.0+dirty"},
 		{"fa9a2c1", "0~20261203090000.gfa9a2c1d75d9"},
 		{"fa9a2c1-dirty", "0~20261203090000.gfa9a2c1d75d9.dirty"},
+		// A hash may start with a digit: still no release.
+		{"272b858", "0~20261203090000.gfa9a2c1d75d9"},
+		{"2725858", "0~20261203090000.gfa9a2c1d75d9"},
+		{"272b858-dirty", "0~20261203090000.gfa9a2c1d75d9.dirty"},
 		{"dev", "0~20261203090000.gfa9a2c1d75d9"},
 	} {
 		if got := debVersion(c.version, commit, date); got != c.want {

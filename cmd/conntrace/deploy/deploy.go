@@ -41,6 +41,8 @@ var (
 	dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 	// imageRef is what an image reference is made of (registry/path:tag
 	// or @sha256:digest); it leaves nothing that YAML would read as more.
+	// The template quotes both, so that YAML keeps "yes" or "0x10" a
+	// string, not a boolean or a number.
 	imageRef = regexp.MustCompile(`^[a-z0-9][a-zA-Z0-9._/:@-]{0,254}$`)
 )
 
@@ -83,11 +85,19 @@ var (
 
 // Check says what is wrong with s, in the words of its flags.
 func (s Systemd) Check() error {
-	if !plainPath.MatchString(s.Binary) || strings.Contains(s.Binary, "/../") || strings.HasSuffix(s.Binary, "/..") {
-		return fmt.Errorf("--binary %q: want an absolute path of letters, digits and ._+-/ (no spaces, no ..)", s.Binary)
+	if err := CheckBinary(s.Binary); err != nil {
+		return err
 	}
 	if !listenAddr.MatchString(s.Listen) {
 		return fmt.Errorf("--listen %q: want host:port or :port", s.Listen)
+	}
+	return nil
+}
+
+// CheckBinary says what is wrong with path as the unit's ExecStart.
+func CheckBinary(path string) error {
+	if !plainPath.MatchString(path) || strings.Contains(path, "/../") || strings.HasSuffix(path, "/..") {
+		return fmt.Errorf("--binary %q: want an absolute path of letters, digits and ._+-/ (no spaces, no ..)", path)
 	}
 	return nil
 }

@@ -117,6 +117,30 @@ func checkDaemonSet(t *testing.T, ds *appsv1.DaemonSet, k Kubernetes) {
 	}
 }
 
+// TestKubernetesKeepsStrings: values YAML would read as a boolean, a
+// null or a number stay the strings given.
+func TestKubernetesKeepsStrings(t *testing.T) {
+	for _, v := range []string{"yes", "null", "true", "1e3", "0x10", "010"} {
+		var b bytes.Buffer
+		k := Kubernetes{Namespace: v, Image: v, Port: 10843}
+		if err := WriteKubernetes(&b, k); err != nil {
+			t.Fatal(err)
+		}
+		docs := strings.Split(b.String(), "\n---\n")
+		var ns corev1.Namespace
+		var ds appsv1.DaemonSet
+		if err := yaml.UnmarshalStrict([]byte(docs[0]), &ns); err != nil {
+			t.Fatalf("%q: %v", v, err)
+		}
+		if err := yaml.UnmarshalStrict([]byte(docs[2]), &ds); err != nil {
+			t.Fatalf("%q: %v", v, err)
+		}
+		if ns.Name != v || ds.Namespace != v || ds.Spec.Template.Spec.Containers[0].Image != v {
+			t.Errorf("%q: namespace %q, DaemonSet's %q, image %q", v, ns.Name, ds.Namespace, ds.Spec.Template.Spec.Containers[0].Image)
+		}
+	}
+}
+
 func TestKubernetesRefusesBadValues(t *testing.T) {
 	for _, k := range []Kubernetes{
 		{Namespace: "Obs", Image: "a:b", Port: 1},
