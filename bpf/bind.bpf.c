@@ -110,6 +110,11 @@ int handle_bind_exit(struct syscall_exit_args *ctx)
 	e->proto = call.proto;
 	e->netns = netns_of((struct sock *)call.sk);
 	e->flags |= bind_options((struct sock *)call.sk);
+	if (e->error == EACCES) {
+		struct sock *sk = (struct sock *)call.sk; /* a local: CO-RE must not see call */
+
+		e->port_start = BPF_CORE_READ(sk, __sk_common.skc_net.net, ipv4.sysctl_ip_prot_sock);
+	}
 	submit(e);
 	return 0;
 }

@@ -108,7 +108,11 @@ struct event {
 	__u8 icmp_type;
 	__u8 icmp_code;
 	__u8 icmp_watched;
-	__u8 _pad[4];
+	/* bind_fail EACCES: the network namespace's
+	 * net.ipv4.ip_unprivileged_port_start, below which a port needs
+	 * CAP_NET_BIND_SERVICE. */
+	__u16 port_start;
+	__u8 _pad[2];
 };
 
 #endif /* CONNTRACE_H */

@@ -63,12 +63,20 @@ func TestBindFailures(t *testing.T) {
 			"(0.0.0.0:8084 LISTEN); this socket, [::] without IPV6_V6ONLY, takes IPv4 too: with IPV6_V6ONLY it would share the port"},
 		{"ipv6", "[::1]:8083", false, "[::1]:8083", 0, "EADDRINUSE", tracer.FamilyIPv6, "::1", "LISTEN", "ct-holder (LISTEN)"},
 		{"udp", "0.0.0.0:5353", true, "0.0.0.0:5353", 0, "EADDRINUSE", tracer.FamilyIPv4, "0.0.0.0", "UNCONN", "ct-holder (UNCONN)"},
-		{"privileged-port", "", false, "0.0.0.0:80", 65534, "EACCES", tracer.FamilyIPv4, "", "", "(binding 0.0.0.0:80)"},
+		{"privileged-port", "", false, "0.0.0.0:80", 65534, "EACCES", tracer.FamilyIPv4, "", "",
+			"ports below 1024 (net.ipv4.ip_unprivileged_port_start here) need root or CAP_NET_BIND_SERVICE (binding 0.0.0.0:80)"},
+		// The namespace's own ip_unprivileged_port_start (portStart).
+		{"privileged-port-raised", "", false, "0.0.0.0:1500", 65534, "EACCES", tracer.FamilyIPv4, "", "",
+			"ports below 2000 (net.ipv4.ip_unprivileged_port_start here) need root or CAP_NET_BIND_SERVICE (binding 0.0.0.0:1500)"},
 		{"address-not-here", "", false, "192.0.2.1:8090", 0, "EADDRNOTAVAIL", tracer.FamilyIPv4, "", "", "is not an address of this host (or of the process's network namespace)"},
 	}
+	portStart := map[string]string{"privileged-port-raised": "2000"}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := testnet.NewNS(t)
+			if v, ok := portStart[tc.name]; ok {
+				ns.Sysctl(t, "net/ipv4/ip_unprivileged_port_start", v)
+			}
 			req := netip.MustParseAddrPort(tc.request)
 			s := startTracer(t, tracer.Config{Ports: []uint16{req.Port()}, Events: tracer.Failures})
 

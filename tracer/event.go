@@ -212,6 +212,10 @@ type Event struct {
 	// bind_fail: the failing socket's SO_REUSEADDR, SO_REUSEPORT and
 	// IPV6_V6ONLY, read in the kernel at the failure.
 	ReuseAddr, ReusePort, V6Only bool
+	// PortStart: bind_fail EACCES, the namespace's
+	// net.ipv4.ip_unprivileged_port_start (ports below it need
+	// CAP_NET_BIND_SERVICE).
+	PortStart uint16
 	// Listeners (connect_fail ECONNREFUSED to an address of this host):
 	// the sockets listening on the port, none of which took the
 	// connection (bound to another address or family), in the network
@@ -342,6 +346,7 @@ func decode(raw []byte, clk Clock, ev *Event) error {
 		ev.ReuseAddr = r.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_REUSEADDR) != 0
 		ev.ReusePort = r.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_REUSEPORT) != 0
 		ev.V6Only = r.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_V6ONLY) != 0
+		ev.PortStart = r.PortStart
 	}
 	if ev.Type == EventClose {
 		ev.Latency = 0

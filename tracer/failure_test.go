@@ -390,6 +390,20 @@ func TestICMPRejectedByPeer(t *testing.T) {
 	}
 }
 
+// TestConnectMulticast: TCP to a multicast address, with a route there:
+// connect() says ENETUNREACH, which is said as what it is.
+func TestConnectMulticast(t *testing.T) {
+	cliNS, gwNS := testnet.NewNS(t), testnet.NewNS(t)
+	testnet.Veth(t, cliNS, []string{"198.18.0.1/24"}, gwNS, []string{"198.18.0.2/24"})
+	cliNS.Via(t, "0.0.0.0/0", "198.18.0.2")
+	s := startTracer(t, tracer.Config{Ports: []uint16{5441}, Events: tracer.Failures})
+	ev, cli := failToConnect(t, s, testnet.Role{NS: cliNS.Path(), Addr: "224.0.0.1:5441", Blocking: true}, "ENETUNREACH")
+	if int(ev.PID) != cli.PID || ev.RAddr != netip.MustParseAddr("224.0.0.1") {
+		t.Errorf("want ENETUNREACH by %d to 224.0.0.1, got:\n%s", cli.PID, dump([]tracer.Event{ev}))
+	}
+	wantExplain(t, &ev, "ENETUNREACH: 224.0.0.1 is a multicast address: TCP connects to one host only", "")
+}
+
 // TestNoNeighbour: an address on the link's subnet that no host has. The
 // SYNs wait for an ARP answer that never comes, are dropped, and the
 // client gets EHOSTUNREACH: said as the missing neighbour on its device.

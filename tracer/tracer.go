@@ -203,6 +203,7 @@ func loadMode(spec *ebpf.CollectionSpec, opts ebpf.CollectionOptions, m Hooks, c
 	if err := haveProgramType(m); err != nil {
 		return nil, false, err
 	}
+	var loadErr error
 	for _, storage := range []bool{true, false} {
 		if storage && !storageTried(m, cfg) {
 			continue
@@ -211,12 +212,11 @@ func loadMode(spec *ebpf.CollectionSpec, opts ebpf.CollectionOptions, m Hooks, c
 		if err != nil {
 			return nil, false, err
 		}
-		coll, err = ebpf.NewCollectionWithOptions(ms, opts)
-		if err == nil {
+		if coll, loadErr = ebpf.NewCollectionWithOptions(ms, opts); loadErr == nil {
 			return coll, storage, nil
 		}
 	}
-	return nil, false, privilegeError("load the BPF programs", err)
+	return nil, false, privilegeError("load the BPF programs", loadErr)
 }
 
 func openMode(spec *ebpf.CollectionSpec, opts ebpf.CollectionOptions, m Hooks, cfg *Config) (_ *Tracer, err error) {

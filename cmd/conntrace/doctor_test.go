@@ -48,13 +48,13 @@ func TestDoctor(t *testing.T) {
 		modes = append(modes, mc.Mode)
 		if mc.OK {
 			working = append(working, mc.Mode)
-			// 2 of the mode's own, 4 syscall tracepoints, the state
-			// tracepoint (main and rescue), 2 reset tracepoints and
-			// skb:kfree_skb; fentry and kprobe also TCP's two ICMP
-			// error handlers.
-			want := 11
+			// 2 of the mode's own, 6 syscall tracepoints (connect,
+			// bind, getsockopt), the state tracepoint (main and
+			// rescue), 2 reset tracepoints and skb:kfree_skb; fentry
+			// and kprobe also TCP's two ICMP error handlers.
+			want := 13
 			if mc.Mode != "tracepoint" {
-				want = 13
+				want = 15
 			}
 			if len(mc.Hooks) != want {
 				t.Errorf("%s: %d hooks, want %d: %+v", mc.Mode, len(mc.Hooks), want, mc.Hooks)
@@ -78,8 +78,13 @@ func TestDoctor(t *testing.T) {
 	// watch attaches with the mode doctor picked, and says so.
 	w := startCLI(t, "watch", "--duration", "100ms", "--port", "1")
 	w.wait(t)
-	if want := "conntrace: attached (" + r.Auto + " hooks)"; !strings.Contains(w.stderr.String(), want) {
-		t.Errorf("watch stderr lacks %q:\n%s", want, w.stderr.String())
+	// In one line, also where auto passed better modes over.
+	want := "conntrace: attached (" + r.Auto + " hooks), watching; Ctrl-C to stop\n"
+	if r.Auto != working[0] || r.Auto != "fentry" {
+		want = "conntrace: attached (" + r.Auto + " hooks; "
+	}
+	if !strings.HasPrefix(w.stderr.String(), want) || strings.Count(w.stderr.String(), "\n") != 2 {
+		t.Errorf("watch stderr is not %q and the summary line:\n%s", want, w.stderr.String())
 	}
 
 	stdout.Reset()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -139,13 +140,20 @@ func isControl(r rune) bool { return r < ' ' || r == 0x7f }
 
 // parseDuration reads a duration flag: a positive Go duration with a unit.
 // Absent, it is 0: no limit.
+// durationDigits is a duration's form: numbers, each with its unit.
+var durationDigits = regexp.MustCompile(`^(\d+(\.\d*)?(ns|us|µs|ms|s|m|h))+$`)
+
 func parseDuration(c *cli.Context, name string) (time.Duration, error) {
 	s := c.String(name)
 	if s == "" {
 		return 0, nil
 	}
 	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
+	switch {
+	case err != nil && strings.Contains(err.Error(), "invalid duration") && durationDigits.MatchString(s):
+		// Well formed, but past time.Duration's 292 years.
+		return 0, usagef("--%s %q: too long (at most 2562047h); leave it out to run until stopped", name, s)
+	case err != nil || d <= 0:
 		return 0, usagef("--%s %q: want a positive duration with a unit, e.g. 500ms, 30s, 5m or 1h30m", name, s)
 	}
 	return d, nil

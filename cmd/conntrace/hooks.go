@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -43,13 +44,20 @@ func openTracer(cfg tracer.Config) (*tracer.Tracer, error) {
 	return t, err
 }
 
-// sayAttached tells on stderr why better hook modes were passed over, then
-// which one is in use and what is going on ("watching", "auditing").
+// sayAttached tells on stderr, in one line, which hook mode is in use,
+// which better ones auto passed over (doctor says why), and what is going
+// on ("watching", "auditing").
 func sayAttached(w io.Writer, t *tracer.Tracer, doing string) {
+	var passed []string
 	for _, e := range t.Unusable() {
-		fmt.Fprintf(w, "conntrace: %s hooks unavailable: %v\n", e.Mode, e.Err)
+		passed = append(passed, e.Mode.String())
 	}
-	fmt.Fprintf(w, "conntrace: attached (%s hooks), %s; Ctrl-C to stop\n", t.Mode(), doing)
+	if len(passed) == 0 {
+		fmt.Fprintf(w, "conntrace: attached (%s hooks), %s; Ctrl-C to stop\n", t.Mode(), doing)
+		return
+	}
+	fmt.Fprintf(w, "conntrace: attached (%s hooks; %s unavailable here: conntrace doctor says why), %s; Ctrl-C to stop\n",
+		t.Mode(), strings.Join(passed, " and "), doing)
 }
 
 // dropCapabilities gives up, once attached, every capability the run no

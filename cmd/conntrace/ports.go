@@ -4,7 +4,9 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"io/fs"
 	"strconv"
 
 	"github.com/urfave/cli/v2"
@@ -48,8 +50,10 @@ func snapshot(c *cli.Context, keep func(*sockets.Socket) bool) ([]sockets.Socket
 	}
 	ns := sockets.NS{}
 	if path := c.String("netns"); path != "" {
-		if ns, err = sockets.OpenNS(path); err != nil {
-			return nil, 0, 0, 0, err
+		if ns, err = sockets.OpenNS(path); errors.Is(err, sockets.ErrNotNetNS) || errors.Is(err, fs.ErrNotExist) {
+			return nil, 0, 0, 0, usagef("--netns: %v", err)
+		} else if err != nil {
+			return nil, 0, 0, 0, fmt.Errorf("--netns: %v", err)
 		}
 		defer ns.Close()
 	}

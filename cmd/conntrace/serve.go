@@ -95,6 +95,8 @@ func parseLabels(s string) (metrics.Labels, error) {
 	}
 	for _, name := range strings.Split(s, ",") {
 		switch strings.TrimSpace(name) {
+		case "none":
+			return l, usagef("--labels %q: none stands alone (--labels none); otherwise list any of comm, container, port", s)
 		case "comm":
 			l.Comm = true
 		case "container":

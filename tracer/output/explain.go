@@ -3,6 +3,7 @@
 package output
 
 import (
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -59,6 +60,14 @@ func appendExplanation(dst []byte, ev *tracer.Event) []byte {
 		}
 		return dst
 	case "ENETUNREACH":
+		if a := ev.RAddr.Unmap(); a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+			// The kernel refuses a TCP connect to a route of either.
+			dst = a.AppendTo(dst)
+			if a.IsMulticast() {
+				return append(dst, " is a multicast address: TCP connects to one host only"...)
+			}
+			return append(dst, " is the broadcast address: TCP connects to one host only"...)
+		}
 		dst = append(dst, "no route to the network of "...)
 		return ev.RAddr.AppendTo(dst)
 	case "EADDRNOTAVAIL":
@@ -151,7 +160,9 @@ func explained(ev *tracer.Event) bool {
 // packet from it: an idle timeout (...)".
 func appendCloseExplanation(dst []byte, ev *tracer.Event) []byte {
 	silent := func(dst []byte, who string) []byte {
-		if !ev.IdleKnown {
+		// Idle is counted in the kernel's ticks: 0 is "within one",
+		// not a silence worth naming.
+		if !ev.IdleKnown || ev.Idle == 0 {
 			return dst
 		}
 		dst = append(dst, " after "...)
@@ -326,7 +337,16 @@ func appendBindExplanation(dst []byte, ev *tracer.Event) []byte {
 	case "EADDRINUSE":
 		return appendHolders(append(local(dst), ' '), ev)
 	case "EACCES":
-		dst = append(dst, "ports below 1024 need root or CAP_NET_BIND_SERVICE (binding "...)
+		if ev.PortStart == 0 || ev.LPort >= ev.PortStart {
+			// Not the privileged ports: a security module's or a
+			// cgroup program's policy.
+			dst = append(dst, "binding "...)
+			dst = local(dst)
+			return append(dst, " was refused by local policy (a security module or a cgroup's BPF program)"...)
+		}
+		dst = append(dst, "ports below "...)
+		dst = strconv.AppendUint(dst, uint64(ev.PortStart), 10)
+		dst = append(dst, " (net.ipv4.ip_unprivileged_port_start here) need root or CAP_NET_BIND_SERVICE (binding "...)
 		dst = local(dst)
 		return append(dst, ')')
 	case "EADDRNOTAVAIL":

@@ -60,12 +60,20 @@ type NS struct {
 	h netns.NsHandle // 0: none open
 }
 
+// ErrNotNetNS: the path given for a network namespace is another file.
+var ErrNotNetNS = errors.New("is not a network namespace")
+
 // OpenNS opens the network namespace at path (/run/netns/NAME,
 // /proc/PID/ns/net).
 func OpenNS(path string) (NS, error) {
 	h, err := netns.GetFromPath(path)
 	if err != nil {
 		return NS{}, fmt.Errorf("network namespace %s: %w", path, err)
+	}
+	// Any file opens; only a namespace's answers NS_GET_NSTYPE.
+	if t, err := unix.IoctlRetInt(int(h), unix.NS_GET_NSTYPE); err != nil || t != unix.CLONE_NEWNET {
+		h.Close()
+		return NS{}, fmt.Errorf("%s %w (want /run/netns/NAME or /proc/PID/ns/net)", path, ErrNotNetNS)
 	}
 	return NS{h: h}, nil
 }

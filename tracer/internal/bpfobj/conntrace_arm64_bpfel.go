@@ -83,7 +83,8 @@ type ConntraceEvent struct {
 	IcmpType    uint8
 	IcmpCode    uint8
 	IcmpWatched uint8
-	Pad         [4]uint8
+	PortStart   uint16
+	Pad         [2]uint8
 }
 
 type ConntraceEventFlags uint32
