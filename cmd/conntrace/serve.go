@@ -37,7 +37,7 @@ while stopping. The filters run in the kernel, as in watch. SIGTERM,
 SIGINT or SIGHUP stops cleanly.`,
 		Flags: append(filterFlags(),
 			&cli.StringFlag{Name: "listen", Aliases: []string{"l"}, Value: defaultListen, Usage: "serve HTTP on `ADDR` (host:port; \":PORT\" for every address)"},
-			&cli.StringFlag{Name: "max-series", Value: "2000", Usage: "at most `N` label sets per metric; past it new ones are counted under comm=\"other\""},
+			&cli.StringFlag{Name: "max-series", Value: "2000", Usage: "at most `N` label sets per metric, overflow included; past four fifths of them new ones are counted under comm=\"other\", then \"other\" labels"},
 			&cli.StringFlag{Name: "labels", Value: "comm,container,port", Usage: "the optional `LABELS` to use, comma-separated: comm, container, port (\"none\": none of them)"},
 			durationFlag("stop after `DURATION`, e.g. 1h"),
 			readyFileFlag("create `PATH` once attached and serving"),
@@ -150,6 +150,9 @@ func serve(c *cli.Context) error {
 	errs := make(chan error, 2)
 	ctx, cancel := runContext(c, o.duration)
 	defer cancel()
+	// Stopping starts at the signal (or --duration): /healthz says 503
+	// from then on, and the server answers until the tracer is gone.
+	defer context.AfterFunc(ctx, func() { healthy.Store(false) })()
 	goSafely(errs, cancel, func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serving HTTP: %w", err)
@@ -179,7 +182,9 @@ func serve(c *cli.Context) error {
 		Hooks:     t.Mode().String(),
 	})
 	reg.MustRegister(m, &metrics.Ephemeral{MaxSeries: o.maxSeries, MinInterval: 5 * time.Second, Ports: o.cfg.Ports})
-	healthy.Store(true)
+	if ctx.Err() == nil { // not stopping already
+		healthy.Store(true)
+	}
 	// The address before the ready file: with --listen :0 a script reads
 	// it once the file is there.
 	sayAttached(stderr, t, "serving http://"+ln.Addr().String()+"/metrics")

@@ -474,3 +474,67 @@ func TestHealthz(t *testing.T) {
 		}
 	}
 }
+
+// TestHealthzWhileStopping: from the signal that stops serve until the
+// HTTP server closes, /healthz answers 503 (a load balancer or a probe
+// sees it stopping), never 200, and never refuses while the tracer
+// detaches.
+func TestHealthzWhileStopping(t *testing.T) {
+	r := startCLI(t, "serve", "--listen", "127.0.0.1:0", "--port", "1")
+	target := servedAddr(t, r)
+	type answer struct {
+		at   time.Time // when the request was sent
+		code int       // 0: no answer (refused)
+	}
+	var answers []answer
+	client := &http.Client{Timeout: 2 * time.Second}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			at := time.Now()
+			a := answer{at: at}
+			if resp, err := client.Get("http://" + target + "/healthz"); err == nil {
+				a.code = resp.StatusCode
+				resp.Body.Close()
+			}
+			answers = append(answers, a)
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	signalled := time.Now()
+	r.cmd.Process.Signal(syscall.SIGTERM)
+	r.wait(t)
+	close(stop)
+	<-done
+
+	var before, stopping, refused, late200 int
+	for _, a := range answers {
+		switch {
+		case a.at.Before(signalled):
+			if a.code == http.StatusOK {
+				before++
+			}
+		case a.code == http.StatusServiceUnavailable:
+			if refused > 0 {
+				t.Errorf("503 after a refused connection")
+			}
+			stopping++
+		case a.code == 0:
+			refused++
+		case a.at.After(signalled.Add(5 * time.Millisecond)):
+			late200++
+		}
+	}
+	t.Logf("/healthz: %d ok before the signal; after it %d 503, %d 200 past 5 ms, then %d refused", before, stopping, late200, refused)
+	if before == 0 || stopping == 0 || late200 != 0 {
+		t.Errorf("want 200s before the signal and 503s after it, none 200 past 5 ms: %d ok before, %d 503, %d 200 later", before, stopping, late200)
+	}
+}

@@ -40,11 +40,12 @@ type BuildLabels struct {
 
 // Config sets up a Metrics.
 type Config struct {
-	// MaxSeries bounds each metric's label sets (0: DefaultMaxSeries).
-	// Past it, a new label set is counted under comm="other", the other
-	// labels kept; past twice as many, under port="other" and
-	// container="other" as well. conntrace_series_overflow_total counts
-	// the events that were.
+	// MaxSeries bounds each metric's label sets, overflow included (0:
+	// DefaultMaxSeries). Past four fifths of it, a new label set is
+	// counted under comm="other", the other labels kept, while there is
+	// room; then under port="other" and container="other" as well; and
+	// last under the one set kept for it, every label "other".
+	// conntrace_series_overflow_total counts the events that overflowed.
 	MaxSeries int
 	Labels    Labels
 	// Ephemeral is the local port range whose ports are labelled
@@ -73,6 +74,7 @@ type key struct {
 	port      int32  // 0-65535, or portNone, portEphemeral, portOther
 	comm      [16]byte
 	container string // the container's name (or short id), "" on the host
+	other     bool   // the last overflow: every label "other"
 }
 
 type series struct {
@@ -97,11 +99,16 @@ func (f *family) get(k key) *series {
 	if s := f.series[k]; s != nil {
 		return s
 	}
-	if len(f.series) >= f.max {
+	if len(f.series) >= f.max-max(1, f.max/5) {
 		f.overflowed++
-		k = f.overflow(k)
-		if s := f.series[k]; s != nil {
-			return s
+		for _, o := range f.overflows(k) {
+			if s := f.series[o]; s != nil {
+				return s
+			}
+			if len(f.series) < f.max-1 || o.other {
+				k = o
+				break
+			}
 		}
 	}
 	s := &series{}
@@ -112,25 +119,28 @@ func (f *family) get(k key) *series {
 	return s
 }
 
-// overflow is where a new label set goes once f is full: comm="other";
-// past twice the bound, port and container "other" too, which leaves
-// only the fixed labels' few values. A process or container really
-// named "other" shares its series: a name cannot make two series with
-// the same labels.
-func (f *family) overflow(k key) key {
+// overflows are where a new label set goes once f has its named sets
+// (four fifths of max), in turn, while there is room: comm="other"; port
+// and container "other" too, which leaves only the fixed labels' values;
+// and last every label "other", in the one set always kept free for it,
+// so that a family never holds more than max sets. A process or
+// container really named "other" shares its series: a name cannot make
+// two series with the same labels.
+func (f *family) overflows(k key) [3]key {
+	var o [3]key
 	if f.has.Comm {
 		k.comm = otherComm
-		if _, ok := f.series[k]; ok || len(f.series) < 2*f.max {
-			return k
-		}
 	}
+	o[0] = k
 	if f.has.Port {
 		k.port = portOther
 	}
 	if f.has.Container {
 		k.container = otherValue
 	}
-	return k
+	o[1] = k
+	o[2] = key{other: true}
+	return o
 }
 
 // Metrics counts events. Use New.
@@ -363,14 +373,16 @@ func (m *Metrics) labelValues(f *family, k key) []string {
 	values := make([]string, 0, len(f.labels))
 	for _, l := range f.labels {
 		var v string
-		switch l {
-		case "direction":
+		switch {
+		case k.other:
+			v = otherValue
+		case l == "direction":
 			v = k.dir.String()
-		case "reason":
+		case l == "reason":
 			v = tracer.Reason(k.code).String()
-		case "error":
+		case l == "error":
 			v = (&tracer.Event{Errno: k.code}).ErrorName()
-		case "port":
+		case l == "port":
 			switch k.port {
 			case portEphemeral:
 				v = "ephemeral"
@@ -379,9 +391,9 @@ func (m *Metrics) labelValues(f *family, k key) []string {
 			default:
 				v = strconv.Itoa(int(k.port))
 			}
-		case "comm":
+		case l == "comm":
 			v = string(output.AppendTextSafe(nil, (&tracer.Event{Comm: k.comm}).CommBytes()))
-		case "container":
+		case l == "container":
 			v = string(output.AppendTextSafe(nil, k.container))
 		}
 		values = append(values, v)

@@ -113,43 +113,62 @@ func TestCounts(t *testing.T) {
 	}
 }
 
-// TestSeriesBound: past MaxSeries, new label sets go to comm="other";
-// past twice as many, port and container "other" too; a process really
-// named "other" shares the series instead of making a second one with
-// the same labels (which would fail every scrape).
+// TestSeriesBound: a metric never holds more than MaxSeries label sets,
+// overflow included. Past four fifths of them, new label sets go to
+// comm="other"; then port and container "other" too; last, in the set
+// kept for it, every label "other". A process really named "other"
+// shares the series instead of making a second one with the same labels
+// (which would fail every scrape).
 func TestSeriesBound(t *testing.T) {
-	m := New(Config{MaxSeries: 2, Labels: AllLabels})
-	for _, name := range []string{"a", "b", "c", "d"} {
+	m := New(Config{MaxSeries: 10, Labels: AllLabels}) // 8 named, 1 overflow, 1 kept
+	for _, name := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
 		m.Write(connect(name, 443, 0))
 	}
-	m.Write(connect("other", 443, 0)) // not an overflow: its own name
+	m.Write(connect("i", 443, 0))     // over four fifths: comm="other"
+	m.Write(connect("other", 443, 0)) // not an overflow: that series, its own name's
 	m.Write(connect("a", 443, 0))     // an existing series still counts as itself
+	m.Write(connect("j", 22, 0))      // no room: the last set
+	m.Write(connect("k", 8080, 0))
 	got := gather(t, m, "conntrace_connections_total", "conntrace_series_overflow_total")
 	for _, want := range []string{
 		"conntrace_connections_total comm=a container= direction=out port=443 2\n",
-		"conntrace_connections_total comm=b container= direction=out port=443 1\n",
-		"conntrace_connections_total comm=other container= direction=out port=443 3\n",
-		"conntrace_series_overflow_total metric=conntrace_connections_total 2\n",
+		"conntrace_connections_total comm=h container= direction=out port=443 1\n",
+		"conntrace_connections_total comm=other container= direction=out port=443 2\n",
+		"conntrace_connections_total comm=other container=other direction=other port=other 2\n",
+		"conntrace_series_overflow_total metric=conntrace_connections_total 3\n",
 		"conntrace_series_overflow_total metric=conntrace_handshake_seconds 0\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("want %q in:\n%s", want, got)
 		}
 	}
-	// Past twice MaxSeries, what is new goes to port="other" and
-	// container="other" too: one series per value of the fixed labels.
-	m.Write(connect("e", 22, 0))
-	m.Write(connect("f", 8080, 0))
-	m.Write(connect("g", 8081, 0))
-	got = gather(t, m, "conntrace_connections_total")
-	want := `conntrace_connections_total comm=a container= direction=out port=443 2
-conntrace_connections_total comm=b container= direction=out port=443 1
-conntrace_connections_total comm=other container= direction=out port=22 1
-conntrace_connections_total comm=other container= direction=out port=443 3
-conntrace_connections_total comm=other container=other direction=out port=other 2
-`
-	if got != want {
-		t.Errorf("got:\n%swant:\n%s", got, want)
+	if n := strings.Count("\n"+got, "\nconntrace_connections_total "); n != 10 {
+		t.Errorf("%d label sets, want 10", n)
+	}
+
+	// The issue's case: 300 processes on 20 ports, --max-series 10.
+	m = New(Config{MaxSeries: 10, Labels: AllLabels})
+	for i := range 300 {
+		ev := connect("p"+strconv.Itoa(i), uint16(8000+i%20), time.Millisecond)
+		m.Write(ev)
+		m.Write(&tracer.Event{Type: tracer.EventClose, Direction: tracer.DirOut, Comm: ev.Comm, RPort: ev.RPort, Reason: tracer.Reason(i % 4), Duration: time.Second})
+		m.Write(&tracer.Event{Type: tracer.EventConnectFail, Direction: tracer.DirOut, Comm: ev.Comm, RPort: ev.RPort, Errno: uint32(100 + i%15)})
+	}
+	families := []string{"conntrace_connections_total", "conntrace_connection_closes_total", "conntrace_connect_failures_total",
+		"conntrace_sent_bytes_total", "conntrace_received_bytes_total", "conntrace_handshake_seconds", "conntrace_connection_duration_seconds"}
+	sets := map[string]int{}
+	for _, line := range strings.Split(gather(t, m, families...), "\n") {
+		if name, _, ok := strings.Cut(line, " "); ok {
+			sets[name]++
+		}
+	}
+	if len(sets) != len(families) {
+		t.Errorf("label sets by metric: %v, want all of %v", sets, families)
+	}
+	for name, n := range sets {
+		if n > 10 {
+			t.Errorf("%s: %d label sets, want at most 10", name, n)
+		}
 	}
 }
 
@@ -162,7 +181,7 @@ func TestLabelChoice(t *testing.T) {
 		!strings.Contains(got, "conntrace_handshake_seconds direction=out port=443 count=2 ") {
 		t.Errorf("with only the port label:\n%s", got)
 	}
-	m = New(Config{MaxSeries: 1})
+	m = New(Config{MaxSeries: 2})
 	m.Write(connect("curl", 443, 0))
 	m.Write(connect("wget", 80, 0))
 	if got := gather(t, m, "conntrace_connections_total"); got != "conntrace_connections_total direction=out 2\n" {
