@@ -45,8 +45,10 @@ func TestBindFailManyFilesUnderStorm(t *testing.T) {
 // bindFailsUnderStorm runs a storm on loopback port base+ports and, in a
 // namespace of their own, a listener on each of ports from base and a
 // process failing to bind each port binds times, pause apart: every
-// bind_fail must name its holder, and no event be dropped.
+// bind_fail must name its holder, and no event be dropped. In an emulated
+// VM a failure may instead say its lookup took longer than the bound.
 func bindFailsUnderStorm(t *testing.T, base, ports, binds int, pause time.Duration) {
+	emulated := os.Getenv("CONNTRACE_EMULATED") != ""
 	ns := testnet.NewNS(t)
 	stormPort := base + ports
 	filter := strconv.Itoa(stormPort)
@@ -97,7 +99,7 @@ func bindFailsUnderStorm(t *testing.T, base, ports, binds int, pause time.Durati
 	if _, err := out.Seek(0, 0); err != nil {
 		t.Fatal(err)
 	}
-	var failures, named, connects, lost, dropped int
+	var failures, named, late, connects, lost, dropped int
 	var bad []string
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
@@ -130,9 +132,15 @@ func bindFailsUnderStorm(t *testing.T, base, ports, binds int, pause time.Durati
 			}
 			failures++
 			h := ev.Holders
-			if len(h) == 1 && h[0].PID == holder && h[0].State == "LISTEN" && len(h[0].Procs) == 1 && h[0].ProcsSeen && ev.HoldersError == "" {
+			switch {
+			case len(h) == 1 && h[0].PID == holder && h[0].State == "LISTEN" && len(h[0].Procs) == 1 && h[0].ProcsSeen && ev.HoldersError == "":
 				named++
-			} else if len(bad) < 5 {
+			case emulated && len(h) == 0 && ev.HoldersError == "the lookup took longer than 500ms":
+				// An emulated CPU, some 30 times slower, cannot hold
+				// the stream's real-time bound on a lookup: the event
+				// went out on time, saying so.
+				late++
+			case len(bad) < 5:
 				bad = append(bad, sc.Text())
 			}
 		}
@@ -140,9 +148,9 @@ func bindFailsUnderStorm(t *testing.T, base, ports, binds int, pause time.Durati
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("storm: %s connections; traced %d connects, %d bind_fail (%d naming the holder), %d lost (%d dropped)",
-		stormed, connects, failures, named, lost, dropped)
-	if want := ports * binds; failures != want || named != want {
+	t.Logf("storm: %s connections; traced %d connects, %d bind_fail (%d naming the holder, %d late), %d lost (%d dropped)",
+		stormed, connects, failures, named, late, lost, dropped)
+	if want := ports * binds; failures != want || named+late != want {
 		t.Errorf("%d bind_fail events, %d naming their holder, want %d each; for example:\n%v", failures, named, want, bad)
 	}
 	if dropped != 0 {

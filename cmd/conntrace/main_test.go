@@ -128,7 +128,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "--labels", "comm,pid"}, `--labels: unknown label "pid" (want comm, container, port, or none)`},
 		{[]string{"serve", "--labels", "none,comm"}, `--labels "none,comm": none stands alone (--labels none); otherwise list any of comm, container, port`},
 		{[]string{"watch", "-d", "99999999h"}, `--duration "99999999h": too long (at most 2562047h); leave it out to run until stopped`},
-		{[]string{"who", "8080", "--netns", "/etc/passwd"}, "--netns: /etc/passwd is not a network namespace (want /run/netns/NAME or /proc/PID/ns/net)"},
+		{[]string{"who", "8080", "--netns", "/proc/version"}, "--netns: /proc/version is not a network namespace (want /run/netns/NAME or /proc/PID/ns/net)"},
 		{[]string{"ports", "--netns", "/no/such/netns"}, "--netns: network namespace /no/such/netns: no such file or directory"},
 		{[]string{"serve", "--port", "70000"}, `--port "70000": want a port number`},
 		{[]string{"serve", "-o", "json"}, "flag provided but not defined: -o"},
