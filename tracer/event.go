@@ -137,6 +137,8 @@ type Holder struct {
 	// ReusePort is the socket's SO_REUSEPORT, read from the socket itself
 	// when ReusePortKnown (it takes a process that has it open).
 	ReusePort, ReusePortKnown bool
+	// Queued and Backlog: a listener's accept queue and its backlog.
+	Queued, Backlog uint32
 }
 
 // Family is the address family of a connection.
@@ -216,15 +218,19 @@ type Event struct {
 	// net.ipv4.ip_unprivileged_port_start (ports below it need
 	// CAP_NET_BIND_SERVICE).
 	PortStart uint16
-	// Listeners (connect_fail ECONNREFUSED to an address of this host):
-	// the sockets listening on the port, none of which took the
-	// connection (bound to another address or family), in the network
+	// Listeners (connect_fail ECONNREFUSED or ETIMEDOUT to an address of
+	// this host): the sockets listening on the port in the network
 	// namespace that has the address (ListenersNetNS: the failing
-	// socket's own, or another's on this host). Empty when nothing
-	// listens on the port there; nil when the address is no namespace's
-	// here, or the lookup failed.
-	Listeners      []Holder
-	ListenersNetNS uint32
+	// socket's own, or another's on this host). For a refused connect,
+	// none took it (bound to another address or family); for a timed
+	// out one, a listener whose accept queue is full drops SYNs.
+	// Empty when nothing listens on the port there; nil when the address
+	// is no namespace's here, or the lookup failed. ListenOverflows is
+	// that namespace's TcpExt ListenOverflows, when OverflowsKnown.
+	Listeners       []Holder
+	ListenersNetNS  uint32
+	ListenOverflows uint64
+	OverflowsKnown  bool
 	// Drops (connect_fail): the connection's packets this host dropped
 	// during the handshake, counted when DropsWatched (otherwise nobody
 	// looked: an old kernel, socket storage). DropReason is the last

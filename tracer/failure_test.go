@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -388,6 +389,37 @@ func TestICMPRejectedByPeer(t *testing.T) {
 			wantExplain(t, &ev, tc.err+": 198.18.0.2 answered the SYN to 198.18.0.2:5440 "+tc.cause, "")
 		})
 	}
+}
+
+// TestTimeoutFullAcceptQueue: a listener with listen(fd, 0) that never
+// accepts: one connection fills its accept queue, and the kernel drops
+// the next one's SYNs (ListenOverflows), nothing on the network. The
+// timeout names the listener, its queue and the overflows, not a
+// firewall.
+func TestTimeoutFullAcceptQueue(t *testing.T) {
+	ns := testnet.NewNS(t)
+	ns.Sysctl(t, "net/ipv4/tcp_syn_retries", "1")
+	s := startTracer(t, tracer.Config{Ports: []uint16{8095}, Events: tracer.Failures})
+	srv, got := bindAs(t, "ct-slow", testnet.Role{NS: ns.Path(), Addr: "127.0.0.1:8095", Listen: true, Backlog0: true})
+	if got != "bound" {
+		t.Fatalf("listener: %s", got)
+	}
+	defer srv.Go(t)
+	first := testnet.Start(t, "ct-queued", testnet.Role{NS: ns.Path(), Addr: "127.0.0.1:8095", Hold: 1})
+	first.Expect(t, "ready")
+	first.Expect(t, "connected")
+	defer first.Go(t)
+	ev, cli := failToConnect(t, s, testnet.Role{NS: ns.Path(), Addr: "127.0.0.1:8095", Blocking: true}, "ETIMEDOUT")
+	if int(ev.PID) != cli.PID || !ev.DropsWatched || ev.Drops != 0 || len(ev.Listeners) != 1 || !ev.OverflowsKnown || ev.ListenOverflows < 2 {
+		t.Fatalf("want ETIMEDOUT by %d, nothing dropped on a device, one listener, 2 overflows or more; got:\n%s\nlisteners %+v, overflows %d (%v)",
+			cli.PID, dump([]tracer.Event{ev}), ev.Listeners, ev.ListenOverflows, ev.OverflowsKnown)
+	}
+	if h := ev.Listeners[0]; h.Queued != 1 || h.Backlog != 0 || len(h.Procs) != 1 || int(h.Procs[0].PID) != srv.PID {
+		t.Errorf("listener %+v: want 1 queued, backlog 0, held by %d", h, srv.PID)
+	}
+	wantExplain(t, &ev, "ETIMEDOUT: no answer from 127.0.0.1:8095 to ",
+		"; the listener on 127.0.0.1:8095, "+strconv.Itoa(srv.PID)+" ct-slow, has a full accept queue (1 waiting, backlog 0): it is not accepting, so this host drops the SYNs (ListenOverflows "+
+			strconv.FormatUint(ev.ListenOverflows, 10)+" in its network namespace)")
 }
 
 // TestConnectMulticast: TCP to a multicast address, with a route there:

@@ -38,7 +38,7 @@ type lookupKind uint8
 
 const (
 	lookHolders   lookupKind = iota // bind_fail EADDRINUSE: who holds the port
-	lookListeners                   // connect_fail ECONNREFUSED: who listens elsewhere
+	lookListeners                   // connect_fail ECONNREFUSED, ETIMEDOUT: who listens there
 	lookDevice                      // connect_fail after a drop: the device's name
 )
 
@@ -57,9 +57,12 @@ type holderLookup struct {
 	done    doneChan // closed when holders and err are set
 	holders []Holder // shared by every event it answers: read only
 	netns   uint32   // lookListeners: the namespace looked in (0: none)
-	device  string   // lookDevice: the interface's name
-	err     error
-	ended   time.Time // when it was done (under holderLookups.mu)
+	// lookListeners: that namespace's ListenOverflows, when known.
+	overflows      uint64
+	overflowsKnown bool
+	device         string // lookDevice: the interface's name
+	err            error
+	ended          time.Time // when it was done (under holderLookups.mu)
 }
 
 // doneChan is closed when a lookup beside the reader has its answer.
@@ -93,13 +96,16 @@ func newHolderLookups(wake func()) *holderLookups {
 }
 
 // start returns the lookup that answers ev (a bind_fail with EADDRINUSE,
-// a connect_fail with ECONNREFUSED, or one after a drop on a device): one
+// a connect_fail with ECONNREFUSED or ETIMEDOUT, or one after a drop on a
+// device): one
 // running or recently done for the same key, or a new one; nil for a
 // connect_fail when too many listener lookups are under way already.
 func (h *holderLookups) start(ev *Event) *holderLookup {
 	key := holderKey{kind: lookHolders, netns: ev.NetNS, proto: ev.Proto, addr: ev.LAddr, port: ev.LPort}
 	switch {
-	case ev.Type == EventConnectFail && ev.Errno == uint32(unix.ECONNREFUSED):
+	case ev.Type == EventConnectFail && (ev.Errno == uint32(unix.ECONNREFUSED) || ev.Errno == uint32(unix.ETIMEDOUT) && ev.DropIfindex == 0):
+		// A timeout with no drop here seen on a device may be a
+		// listener here whose accept queue is full.
 		key = holderKey{kind: lookListeners, netns: ev.NetNS, proto: ev.Proto, addr: ev.RAddr, port: ev.RPort}
 	case ev.Type == EventConnectFail:
 		key = holderKey{kind: lookDevice, netns: ev.NetNS, index: ev.DropIfindex}
@@ -133,10 +139,12 @@ func (h *holderLookups) start(ev *Event) *holderLookup {
 		var holders []Holder
 		var netns uint32
 		var device string
+		var overflows uint64
+		var overflowsKnown bool
 		var err error
 		switch key.kind {
 		case lookListeners:
-			holders, netns, err = lookupListeners(key, pid)
+			holders, netns, overflows, overflowsKnown, err = lookupListeners(key, pid)
 		case lookDevice:
 			device, err = lookupDevice(key, pid)
 		default:
@@ -145,6 +153,7 @@ func (h *holderLookups) start(ev *Event) *holderLookup {
 		<-h.running
 		h.mu.Lock()
 		l.holders, l.netns, l.device, l.err, l.ended = holders, netns, device, err, time.Now()
+		l.overflows, l.overflowsKnown = overflows, overflowsKnown
 		if key.kind != lookHolders {
 			h.listening--
 		}
@@ -201,28 +210,30 @@ func lookupHolders(key holderKey, pid uint32) ([]Holder, error) {
 }
 
 // lookupListeners finds, when a connect() to key's address and port was
-// refused and that address is this host's, the sockets listening on the
-// port in the network namespace that has the address (the failing
-// socket's own first, and always for a loopback address): bound to
-// another address or family, since none took the connection. nil and
+// refused or timed out and that address is this host's, the sockets
+// listening on the port in the network namespace that has the address
+// (the failing socket's own first, and always for a loopback address),
+// with their accept queues, and that namespace's ListenOverflows. nil and
 // namespace 0 when no namespace here has the address.
-func lookupListeners(key holderKey, pid uint32) ([]Holder, uint32, error) {
+func lookupListeners(key holderKey, pid uint32) (listeners []Holder, ino uint32, overflows uint64, overflowsKnown bool, err error) {
 	ino, ns, ok := sockets.OwnerOf(key.addr, key.netns, pid)
 	if !ok {
-		return nil, 0, nil
+		return nil, 0, 0, false, nil
 	}
 	defer ns.Close()
 	socks, err := sockets.OnPort(ns, key.proto.String(), key.port)
 	if err != nil {
-		return nil, ino, err
+		return nil, ino, 0, false, err
 	}
-	listeners := []Holder{}
+	listeners = []Holder{}
 	for i := range socks {
 		if s := &socks[i]; s.State == "LISTEN" {
-			listeners = append(listeners, Holder{LAddr: s.LAddr, LPort: s.LPort, State: s.State, Inode: s.Inode, Procs: s.Procs, ProcsSeen: s.ProcsSeen, UID: s.UID})
+			listeners = append(listeners, Holder{LAddr: s.LAddr, LPort: s.LPort, State: s.State, Inode: s.Inode, Procs: s.Procs,
+				ProcsSeen: s.ProcsSeen, UID: s.UID, Queued: s.Queued, Backlog: s.Backlog})
 		}
 	}
-	return listeners, ino, nil
+	overflows, oerr := sockets.ListenOverflows(ns)
+	return listeners, ino, overflows, oerr == nil, nil
 }
 
 // lookupDevice names the interface a connection's packet was dropped on,

@@ -452,7 +452,7 @@ func (t *Tracer) deliver(raw []byte, sink Sink) error {
 		if ev.Errno == uint32(unix.EADDRINUSE) {
 			ev.lookup = t.holders.start(ev)
 		}
-	case ev.Type == EventConnectFail && (ev.Errno == uint32(unix.ECONNREFUSED) || ev.DropIfindex != 0):
+	case ev.Type == EventConnectFail && (ev.Errno == uint32(unix.ECONNREFUSED) || ev.Errno == uint32(unix.ETIMEDOUT) || ev.DropIfindex != 0):
 		ev.lookup = t.holders.start(ev)
 	}
 	if key := t.cgroupKey(ev); key != 0 {
@@ -501,8 +501,9 @@ func (t *Tracer) release(sink Sink, giveUp bool) error {
 				// A connect_fail's explanation stays general.
 			case ev.Type == EventConnectFail && l.device != "":
 				ev.DropDevice = l.device
-			case ev.Type == EventConnectFail && l.err == nil && ev.Errno == uint32(unix.ECONNREFUSED):
+			case ev.Type == EventConnectFail && l.err == nil && (ev.Errno == uint32(unix.ECONNREFUSED) || ev.Errno == uint32(unix.ETIMEDOUT)):
 				ev.Listeners, ev.ListenersNetNS = l.holders, l.netns
+				ev.ListenOverflows, ev.OverflowsKnown = l.overflows, l.overflowsKnown
 			case ev.Type == EventConnectFail:
 				// Unknown, not "nobody": the explanation stays general.
 			default:

@@ -223,6 +223,23 @@ func appendTimedOut(dst []byte, ev *tracer.Event) []byte {
 		dst = append(dst, " SYNs over "...)
 	}
 	dst = appendDuration(dst, ev.Latency)
+	if h := fullListener(ev); h != nil && ev.Drops == 0 {
+		dst = append(dst, "; the listener on "...)
+		dst = AppendAddrPort(dst, h.LAddr, h.LPort)
+		dst = append(dst, ", "...)
+		dst = appendProcs(dst, h.Procs, h.ProcsSeen)
+		dst = append(dst, ", has a full accept queue ("...)
+		dst = strconv.AppendUint(dst, uint64(h.Queued), 10)
+		dst = append(dst, " waiting, backlog "...)
+		dst = strconv.AppendUint(dst, uint64(h.Backlog), 10)
+		dst = append(dst, "): it is not accepting, so this host drops the SYNs"...)
+		if ev.OverflowsKnown {
+			dst = append(dst, " (ListenOverflows "...)
+			dst = strconv.AppendUint(dst, ev.ListenOverflows, 10)
+			dst = append(dst, " in its network namespace)"...)
+		}
+		return dst
+	}
 	switch {
 	case !ev.DropsWatched:
 		return append(dst, " (host down or packets dropped; drops on this host are not watched here)"...)
@@ -243,6 +260,18 @@ func appendTimedOut(dst []byte, ev *tracer.Event) []byte {
 		dst = append(dst, ": no ARP/NDP answer from the next hop"...)
 	}
 	return dst
+}
+
+// fullListener is the listener on this host that a timed-out connect
+// reached and whose accept queue is full (more waiting than its backlog:
+// the kernel then drops new SYNs), or nil.
+func fullListener(ev *tracer.Event) *tracer.Holder {
+	for i := range ev.Listeners {
+		if h := &ev.Listeners[i]; sockets.Conflicts(ev.RAddr, h.LAddr) && h.Queued > h.Backlog {
+			return h
+		}
+	}
+	return nil
 }
 
 // appendDevice appends " on veth0", the device of the last drop, by name

@@ -139,9 +139,17 @@ func AppendJSON(dst []byte, ev *tracer.Event) []byte {
 		}
 	}
 	if ev.Type == tracer.EventConnectFail && ev.Listeners != nil {
-		dst = appendHoldersJSON(append(dst, `,"listeners_elsewhere":`...), ev.Listeners)
+		if ev.ErrorName() == "ETIMEDOUT" {
+			dst = appendHoldersJSON(append(dst, `,"listeners":`...), ev.Listeners)
+		} else {
+			dst = appendHoldersJSON(append(dst, `,"listeners_elsewhere":`...), ev.Listeners)
+		}
 		dst = append(dst, `,"listeners_netns":`...)
 		dst = strconv.AppendUint(dst, uint64(ev.ListenersNetNS), 10)
+		if ev.OverflowsKnown {
+			dst = append(dst, `,"listen_overflows":`...)
+			dst = strconv.AppendUint(dst, ev.ListenOverflows, 10)
+		}
 	}
 	if ev.Type == tracer.EventBindFail {
 		dst = appendHoldersJSON(append(dst, `,"holders":`...), ev.Holders)
@@ -228,6 +236,12 @@ func appendHolderJSON(dst []byte, h *tracer.Holder) []byte {
 	if h.State == "TIME_WAIT" {
 		dst = append(dst, `,"expires_ms":`...)
 		dst = strconv.AppendInt(dst, h.Expires.Milliseconds(), 10)
+	}
+	if h.State == "LISTEN" {
+		dst = append(dst, `,"accept_queue":`...)
+		dst = strconv.AppendUint(dst, uint64(h.Queued), 10)
+		dst = append(dst, `,"backlog":`...)
+		dst = strconv.AppendUint(dst, uint64(h.Backlog), 10)
 	}
 	if h.ReusePortKnown {
 		dst = append(dst, `,"reuseport":`...)

@@ -53,12 +53,12 @@ var (
 		Family: tracer.FamilyIPv4, Direction: tracer.DirOut, Errno: 111, NetNS: 4026531840,
 		LAddr: netip.MustParseAddr("127.0.0.1"), LPort: 40000, RAddr: netip.MustParseAddr("127.0.0.2"), RPort: 5432,
 		Listeners: []tracer.Holder{{LAddr: netip.MustParseAddr("127.0.0.1"), LPort: 5432, State: "LISTEN", Inode: 4712,
-			Procs: []sockets.Proc{{PID: 77, Comm: "postgres"}}, ProcsSeen: true}}, ListenersNetNS: 4026531840}
+			Procs: []sockets.Proc{{PID: 77, Comm: "postgres"}}, ProcsSeen: true, Backlog: 200}}, ListenersNetNS: 4026531840, ListenOverflows: 0, OverflowsKnown: true}
 	bindFailEv = tracer.Event{Type: tracer.EventBindFail, Time: ts, PID: 1234, Comm: comm("nginx"), UID: 33,
 		Family: tracer.FamilyIPv4, Errno: 98, Proto: tracer.ProtoTCP,
 		LAddr: netip.MustParseAddr("0.0.0.0"), LPort: 80,
 		Holders: []tracer.Holder{{LAddr: netip.MustParseAddr("0.0.0.0"), LPort: 80, State: "LISTEN", Inode: 4711,
-			Procs: []sockets.Proc{{PID: 999, Comm: "nginx"}}, ProcsSeen: true, ReusePortKnown: true}}}
+			Procs: []sockets.Proc{{PID: 999, Comm: "nginx"}}, ProcsSeen: true, ReusePortKnown: true, Queued: 3, Backlog: 511}}}
 )
 
 // The JSON contract v1, field for field (README "JSON output").
@@ -74,8 +74,8 @@ func TestJSONContract(t *testing.T) {
 		{connFailEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"connect_fail","conn_id":9,"pid":4242,"comm":"psql","uid":0,"proto":"tcp","family":"ipv4","direction":"out","laddr":"10.0.0.5","lport":40000,"raddr":"10.0.0.7","rport":5432,"error":"ECONNREFUSED","errno":111,"waited_ms":0.312,"syn_retransmits":0,"drops":0,"icmp_watched":false,"explain":"ECONNREFUSED: nothing listening on 10.0.0.7:5432 (or a firewall rejected it)"}`},
 		{timeoutEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"connect_fail","conn_id":10,"pid":4242,"comm":"psql","uid":0,"proto":"tcp","family":"ipv4","direction":"out","laddr":"10.0.0.5","lport":40002,"raddr":"10.0.0.7","rport":5432,"error":"ETIMEDOUT","errno":110,"waited_ms":3008.000,"syn_retransmits":1,"drops":2,"drop_reason":"NETFILTER_DROP","drop_direction":"out","icmp_watched":false,"explain":"ETIMEDOUT: no answer from 10.0.0.7:5432 to 2 SYNs over 3.008s; this host dropped them (NETFILTER_DROP): a firewall rule here (nftables, iptables)"}`},
 		{icmpEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"connect_fail","conn_id":11,"pid":4242,"comm":"psql","uid":0,"proto":"tcp","family":"ipv4","direction":"out","laddr":"198.18.0.1","lport":40004,"raddr":"198.18.2.9","rport":5432,"error":"EHOSTUNREACH","errno":113,"waited_ms":1004.000,"syn_retransmits":1,"drops":0,"icmp_watched":true,"icmp":{"from":"198.18.0.254","type":3,"code":1,"name":"host unreachable"},"explain":"EHOSTUNREACH: 198.18.0.254 answered the SYN to 198.18.2.9:5432 with ICMP host unreachable (type 3, code 1)"}`},
-		{refusedHereEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"connect_fail","conn_id":9,"pid":4242,"comm":"psql","uid":0,"proto":"tcp","family":"ipv4","direction":"out","laddr":"127.0.0.1","lport":40000,"raddr":"127.0.0.2","rport":5432,"error":"ECONNREFUSED","errno":111,"waited_ms":0.000,"syn_retransmits":0,"drops":null,"icmp_watched":false,"explain":"ECONNREFUSED: nothing listens on 127.0.0.2:5432; 127.0.0.1:5432 is held by 77 postgres (LISTEN): the service is bound to another address","listeners_elsewhere":[{"pid":77,"comm":"postgres","laddr":"127.0.0.1","lport":5432,"state":"LISTEN","inode":4712,"uid":0,"procs":[{"pid":77,"comm":"postgres"}],"procs_seen":true}],"listeners_netns":4026531840}`},
-		{bindFailEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"bind_fail","pid":1234,"comm":"nginx","uid":33,"proto":"tcp","family":"ipv4","laddr":"0.0.0.0","lport":80,"error":"EADDRINUSE","errno":98,"reuseaddr":false,"reuseport":false,"v6only":false,"explain":"EADDRINUSE: 0.0.0.0:80 is held by 999 nginx (LISTEN)","holders":[{"pid":999,"comm":"nginx","laddr":"0.0.0.0","lport":80,"state":"LISTEN","inode":4711,"uid":0,"reuseport":false,"procs":[{"pid":999,"comm":"nginx"}],"procs_seen":true}]}`},
+		{refusedHereEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"connect_fail","conn_id":9,"pid":4242,"comm":"psql","uid":0,"proto":"tcp","family":"ipv4","direction":"out","laddr":"127.0.0.1","lport":40000,"raddr":"127.0.0.2","rport":5432,"error":"ECONNREFUSED","errno":111,"waited_ms":0.000,"syn_retransmits":0,"drops":null,"icmp_watched":false,"explain":"ECONNREFUSED: nothing listens on 127.0.0.2:5432; 127.0.0.1:5432 is held by 77 postgres (LISTEN): the service is bound to another address","listeners_elsewhere":[{"pid":77,"comm":"postgres","laddr":"127.0.0.1","lport":5432,"state":"LISTEN","inode":4712,"uid":0,"accept_queue":0,"backlog":200,"procs":[{"pid":77,"comm":"postgres"}],"procs_seen":true}],"listeners_netns":4026531840,"listen_overflows":0}`},
+		{bindFailEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"bind_fail","pid":1234,"comm":"nginx","uid":33,"proto":"tcp","family":"ipv4","laddr":"0.0.0.0","lport":80,"error":"EADDRINUSE","errno":98,"reuseaddr":false,"reuseport":false,"v6only":false,"explain":"EADDRINUSE: 0.0.0.0:80 is held by 999 nginx (LISTEN)","holders":[{"pid":999,"comm":"nginx","laddr":"0.0.0.0","lport":80,"state":"LISTEN","inode":4711,"uid":0,"accept_queue":3,"backlog":511,"reuseport":false,"procs":[{"pid":999,"comm":"nginx"}],"procs_seen":true}]}`},
 		{listenEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"listen","pid":999,"comm":"nginx","uid":0,"proto":"tcp","family":"ipv4","laddr":"0.0.0.0","lport":80}`},
 		{lostEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"lost","count":12,"dropped":9,"skipped":0,"evicted":3}`},
 	} {
@@ -289,6 +289,16 @@ func TestExplanations(t *testing.T) {
 			ICMPFrom: v4("198.18.0.254"), ICMPType: 3, ICMPCode: 13},
 			"aborted: the application closed the socket before the handshake completed; ICMP communication administratively prohibited (type 3, code 13) came from 198.18.0.254 while connect() held the socket: a soft error, which only SO_ERROR returns"},
 		// Timed out: how many SYNs, how long, and what this host dropped.
+		// A listener here whose accept queue is full drops the SYNs.
+		{tracer.Event{Type: tracer.EventConnectFail, Errno: 110, RAddr: v4("127.0.0.1"), RPort: 8095, Latency: 3 * time.Second,
+			Retransmits: 1, DropsWatched: true, ListenersNetNS: 1, ListenOverflows: 18, OverflowsKnown: true, Listeners: []tracer.Holder{
+				{LAddr: v4("0.0.0.0"), LPort: 8095, State: "LISTEN", Procs: []sockets.Proc{{PID: 7, Comm: "slow"}}, ProcsSeen: true, Queued: 1, Backlog: 0}}},
+			"ETIMEDOUT: no answer from 127.0.0.1:8095 to 2 SYNs over 3.000s; the listener on 0.0.0.0:8095, 7 slow, has a full accept queue (1 waiting, backlog 0): it is not accepting, so this host drops the SYNs (ListenOverflows 18 in its network namespace)"},
+		// One with room: the general line.
+		{tracer.Event{Type: tracer.EventConnectFail, Errno: 110, RAddr: v4("127.0.0.1"), RPort: 8095, Latency: 3 * time.Second,
+			Retransmits: 1, DropsWatched: true, ListenersNetNS: 1, Listeners: []tracer.Holder{
+				{LAddr: v4("0.0.0.0"), LPort: 8095, State: "LISTEN", Procs: []sockets.Proc{{PID: 7, Comm: "slow"}}, ProcsSeen: true, Queued: 1, Backlog: 4}}},
+			"ETIMEDOUT: no answer from 127.0.0.1:8095 to 2 SYNs over 3.000s; this host dropped none of them: a firewall on the path or at the peer, or the peer is down"},
 		{tracer.Event{Type: tracer.EventConnectFail, Errno: 110, RAddr: v4("10.0.0.7"), RPort: 5432, Latency: time.Second},
 			"ETIMEDOUT: no answer from 10.0.0.7:5432 to 1 SYN over 1.000s (host down or packets dropped; drops on this host are not watched here)"},
 		{tracer.Event{Type: tracer.EventConnectFail, Errno: 110, RAddr: v4("10.0.0.7"), RPort: 5432, Latency: 3 * time.Second,

@@ -7,7 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"sort"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -164,7 +167,35 @@ func parseDiagMsg(proto string, b []byte) Socket {
 		LAddr: ip(8), RAddr: ip(24),
 		UID: ne.Uint32(b[64:]), Inode: ne.Uint32(b[68:]),
 		Expires: time.Duration(ne.Uint32(b[52:])) * time.Millisecond,
+		Queued:  ne.Uint32(b[56:]), Backlog: ne.Uint32(b[60:]),
 	}
+}
+
+// ListenOverflows is ns's TcpExt ListenOverflows (/proc/net/netstat): SYNs
+// and handshakes dropped since boot because a listener's accept queue was
+// full.
+func ListenOverflows(ns NS) (n uint64, err error) {
+	err = ns.Do(func() error {
+		b, err := os.ReadFile("/proc/net/netstat")
+		if err != nil {
+			return err
+		}
+		lines := strings.Split(string(b), "\n")
+		for i := 0; i+1 < len(lines); i += 2 {
+			names, values := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+			if len(names) == 0 || names[0] != "TcpExt:" || len(values) != len(names) {
+				continue
+			}
+			for j, name := range names {
+				if name == "ListenOverflows" {
+					n, err = strconv.ParseUint(values[j], 10, 64)
+					return err
+				}
+			}
+		}
+		return errors.New("/proc/net/netstat has no TcpExt ListenOverflows")
+	})
+	return n, err
 }
 
 // ReusePort reads SO_REUSEPORT from the socket itself: a copy of p's

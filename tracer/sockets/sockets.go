@@ -44,6 +44,10 @@ type Socket struct {
 	// Expires is the time left on the socket's timer: for TIME_WAIT,
 	// until the kernel lets it go.
 	Expires time.Duration
+	// Queued and Backlog: for LISTEN, the connections waiting in its
+	// accept queue and its backlog (sock_diag's rqueue and wqueue); the
+	// queue is full, and new SYNs are dropped, past the backlog.
+	Queued, Backlog uint32
 }
 
 // Proc is a process holding a socket.
@@ -158,7 +162,7 @@ var tcpStates = [...]string{1: "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1
 func convert(proto string, r *netlink.Socket) Socket {
 	return Socket{Proto: proto, LPort: r.ID.SourcePort, RPort: r.ID.DestinationPort, UID: r.UID, Inode: r.INode,
 		LAddr: addr(r.ID.Source), RAddr: addr(r.ID.Destination), State: stateName(proto, r.State),
-		Expires: time.Duration(r.Expires) * time.Millisecond}
+		Expires: time.Duration(r.Expires) * time.Millisecond, Queued: r.RQueue, Backlog: r.WQueue}
 }
 
 // stateName is a sock_diag state as ss names it.

@@ -54,6 +54,7 @@ type Role struct {
 	Interrupt bool
 
 	Bind      bool // bind a socket to Addr ("bound" or "failed ENAME"), keep it until Go
+	Backlog0  bool // Bind with Listen: listen(fd, 0), an accept queue of one
 	UDP       bool // Bind: a UDP socket (else TCP)
 	Listen    bool // Bind: listen on it too
 	UID       int  // Bind: drop to this uid (and gid) first, after entering NS (0: stay root)
@@ -361,7 +362,11 @@ func (r Role) bind() error {
 		return nil
 	}
 	if r.Listen {
-		if err := unix.Listen(fd, 16); err != nil {
+		backlog := 16
+		if r.Backlog0 {
+			backlog = 0
+		}
+		if err := unix.Listen(fd, backlog); err != nil {
 			return err
 		}
 	}
