@@ -86,6 +86,46 @@ static __always_inline void set_reset_facts(struct event *e, struct sock *sk)
 		e->flags |= FLAG_LINGER0;
 }
 
+/* A connection as its client sees it (the server's tuple reversed), for
+ * never_accepted: no padding, so that the key is its fields. */
+struct conn_key {
+	__u32 saddr[4];
+	__u32 daddr[4];
+	__u16 sport;
+	__u16 dport;
+	__u32 family;
+};
+
+/*
+ * Connections whose server side on this host closed without ever being
+ * accepted (its listener closed, or reset it), by the client's view of
+ * the tuple: the RST that closes the client's side then comes from a
+ * peer that never accepted it, not from an idle timeout (close.bpf.h).
+ * LRU: a client elsewhere never asks.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct conn_key);
+	__type(value, __u8);
+} never_accepted SEC(".maps");
+
+/* The key of t's connection; reversed: as the other end sees it. */
+static __always_inline void conn_key_of(struct conn_key *k, const struct tuple *t, bool reversed)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->family = t->family;
+	if (t->family == AF_INET) {
+		k->saddr[0] = reversed ? t->d4 : t->s4;
+		k->daddr[0] = reversed ? t->s4 : t->d4;
+	} else {
+		__builtin_memcpy(k->saddr, reversed ? t->d6 : t->s6, sizeof(k->saddr));
+		__builtin_memcpy(k->daddr, reversed ? t->s6 : t->d6, sizeof(k->daddr));
+	}
+	k->sport = reversed ? t->dport : t->sport;
+	k->dport = reversed ? t->sport : t->dport;
+}
+
 /*
  * Why an established connection closed. The RST we send on an abortive
  * close (SO_LINGER 0, unread data, shutdown by the application while data
@@ -127,6 +167,13 @@ static __always_inline void emit_close(const struct transition *tr, struct sock_
 	set_health(e, sk);
 	if (e->reason != REASON_FIN)
 		set_reset_facts(e, sk);
+	if (e->reason == REASON_RESET_IN) {
+		struct conn_key k;
+
+		conn_key_of(&k, &tr->t, false);
+		if ((int)bpf_map_delete_elem(&never_accepted, &k) == 0)
+			e->peer_unaccepted = 1;
+	}
 	submit(e);
 }
 

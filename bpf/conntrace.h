@@ -112,7 +112,10 @@ struct event {
 	 * net.ipv4.ip_unprivileged_port_start, below which a port needs
 	 * CAP_NET_BIND_SERVICE. */
 	__u16 port_start;
-	__u8 _pad[2];
+	/* close, reset_in: the peer was a socket on this host that closed in
+	 * its listener's accept queue, never accepted. */
+	__u8 peer_unaccepted;
+	__u8 _pad[1];
 };
 
 #endif /* CONNTRACE_H */

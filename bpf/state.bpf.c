@@ -233,8 +233,13 @@ static __always_inline void on_close(const struct transition *tr, bool typed)
 	if (info->direction == DIR_IN && !info->matched) {
 		/* Not accepted yet: it closed in the accept queue. */
 		struct queued_close q = {.info = *info, .tr = *tr, .close_ns = bpf_ktime_get_ns()};
+		struct conn_key k;
+		__u8 one = 1;
 
 		bpf_map_update_elem(&closed_in_queue, &tr->sk, &q, BPF_ANY);
+		/* A client on this host is reset next: say by whom. */
+		conn_key_of(&k, &tr->t, true);
+		bpf_map_update_elem(&never_accepted, &k, &one, BPF_ANY);
 	} else if (info->matched && want_event(EVENT_CLOSE)) {
 		/* Matched: the family filter passed too, at connect or accept. */
 		emit_close(tr, info, 0);

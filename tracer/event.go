@@ -193,9 +193,12 @@ type Event struct {
 	IdleKnown bool
 	Unread    uint32
 	Linger0   bool
-	Errno     uint32 // connect_fail, bind_fail (0: aborted by the application)
-	Proto     Proto
-	NetNS     uint32 // network namespace inode of the socket (bind_fail: where to look for holders)
+	// PeerUnaccepted (close, reset_in): the peer was a socket on this
+	// host that closed in its listener's accept queue, never accepted.
+	PeerUnaccepted bool
+	Errno          uint32 // connect_fail, bind_fail (0: aborted by the application)
+	Proto          Proto
+	NetNS          uint32 // network namespace inode of the socket (bind_fail: where to look for holders)
 	// CgroupID is the cgroup (v2) of the process, taken when it
 	// connected, accepted, listened or failed; 0 when unknown. Cgroup is
 	// what it resolves to: its path and the container in it (nil when
@@ -337,6 +340,8 @@ func decode(raw []byte, clk Clock, ev *Event) error {
 		DropIfindex:  r.DropIfindex,
 		Unread:       r.Unread,
 		Linger0:      r.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_LINGER0) != 0,
+
+		PeerUnaccepted: r.PeerUnaccepted != 0,
 	}
 	if ev.Type == EventConnectFail {
 		ev.ICMPWatched = r.IcmpWatched != 0

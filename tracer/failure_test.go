@@ -422,6 +422,44 @@ func TestTimeoutFullAcceptQueue(t *testing.T) {
 			strconv.FormatUint(ev.ListenOverflows, 10)+" in its network namespace)")
 }
 
+// TestResetByUnacceptingListener: a connection waits in the accept queue
+// of a listener that never accepts; the listener exits, and the kernel
+// resets the connection. The client's close says the peer never accepted
+// it, not that an idle timeout struck.
+func TestResetByUnacceptingListener(t *testing.T) {
+	ns := testnet.NewNS(t)
+	s := startTracer(t, tracer.Config{Ports: []uint16{8096}, Events: 1 << tracer.EventClose})
+	srv, got := bindAs(t, "ct-slow", testnet.Role{NS: ns.Path(), Addr: "127.0.0.1:8096", Listen: true})
+	if got != "bound" {
+		t.Fatalf("listener: %s", got)
+	}
+	cli := testnet.Start(t, "ct-queued", testnet.Role{NS: ns.Path(), Addr: "127.0.0.1:8096", Hold: 1})
+	cli.Expect(t, "ready")
+	cli.Expect(t, "connected")
+	time.Sleep(1100 * time.Millisecond) // long enough for an "idle timeout"
+	srv.Go(t)
+	srv.Wait(t)
+	s.waitFor(t, 1, func(ev *tracer.Event) bool { return ev.Type == tracer.EventClose && ev.Direction == tracer.DirOut })
+	cli.Go(t)
+	evs := s.stop(t)
+	var out []tracer.Event
+	for _, ev := range evs {
+		if ev.Direction == tracer.DirOut {
+			out = append(out, ev)
+		}
+	}
+	if len(out) != 1 || int(out[0].PID) != cli.PID || out[0].Reason != tracer.ReasonResetIn || !out[0].PeerUnaccepted {
+		t.Fatalf("want one client close by %d, reset_in by a peer that never accepted; got:\n%s", cli.PID, dump(evs))
+	}
+	wantExplain(t, &out[0], "reset by the peer, a listener on this host that never accepted the connection: it waited in the accept queue until the listener closed", "")
+	var line struct {
+		PeerNeverAccepted bool `json:"peer_never_accepted"`
+	}
+	if err := json.Unmarshal(output.AppendJSON(nil, &out[0]), &line); err != nil || !line.PeerNeverAccepted {
+		t.Errorf("JSON peer_never_accepted %v (%v)", line.PeerNeverAccepted, err)
+	}
+}
+
 // TestConnectMulticast: TCP to a multicast address, with a route there:
 // connect() says ENETUNREACH, which is said as what it is.
 func TestConnectMulticast(t *testing.T) {

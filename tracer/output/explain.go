@@ -173,6 +173,10 @@ func appendCloseExplanation(dst []byte, ev *tracer.Event) []byte {
 	switch ev.Reason {
 	case tracer.ReasonResetIn:
 		dst = append(dst, "reset by the peer"...)
+		if ev.PeerUnaccepted {
+			// Not an idle timeout: the peer never took it.
+			return append(dst, ", a listener on this host that never accepted the connection: it waited in the accept queue until the listener closed (a full or unserved accept queue)"...)
+		}
 		dst = silent(dst, "it")
 		if ev.IdleKnown && ev.Idle >= time.Second {
 			dst = append(dst, ": an idle timeout (the peer's, or a load balancer's, NAT's or firewall's on the path)"...)

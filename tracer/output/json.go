@@ -98,6 +98,9 @@ func AppendJSON(dst []byte, ev *tracer.Event) []byte {
 			dst = append(dst, `,"linger0":`...)
 			dst = strconv.AppendBool(dst, ev.Linger0)
 		}
+		if ev.PeerUnaccepted {
+			dst = append(dst, `,"peer_never_accepted":true`...)
+		}
 	case tracer.EventConnectFail:
 		dst = appendErrorJSON(dst, ev)
 		dst = append(dst, `,"waited_ms":`...)

@@ -415,6 +415,9 @@ func TestCloseExplanations(t *testing.T) {
 		{tracer.Event{Reason: tracer.ReasonResetIn, Idle: 3 * time.Millisecond, IdleKnown: true},
 			"reset by the peer after 3.000ms without a packet from it"},
 		{tracer.Event{Reason: tracer.ReasonResetIn}, "reset by the peer"},
+		// The peer was a listener here that never accepted it.
+		{tracer.Event{Reason: tracer.ReasonResetIn, Idle: 20 * time.Second, IdleKnown: true, PeerUnaccepted: true},
+			"reset by the peer, a listener on this host that never accepted the connection: it waited in the accept queue until the listener closed (a full or unserved accept queue)"},
 		// Within the tick of its last packet: no silence to name.
 		{tracer.Event{Reason: tracer.ReasonResetIn, IdleKnown: true}, "reset by the peer"},
 		{tracer.Event{Reason: tracer.ReasonResetOut, Idle: 1500 * time.Millisecond, IdleKnown: true, Linger0: true},

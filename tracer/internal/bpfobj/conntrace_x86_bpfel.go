@@ -28,6 +28,15 @@ type ConntraceCommKey struct {
 	Name [16]int8
 }
 
+type ConntraceConnKey struct {
+	_      structs.HostLayout
+	Saddr  [4]uint32
+	Daddr  [4]uint32
+	Sport  uint16
+	Dport  uint16
+	Family uint32
+}
+
 type ConntraceConnectFailure struct {
 	_     structs.HostLayout
 	Info  ConntraceSockInfo
@@ -48,43 +57,44 @@ const (
 )
 
 type ConntraceEvent struct {
-	_           structs.HostLayout
-	TsNs        uint64
-	ConnId      uint64
-	LatencyNs   uint64
-	DurationNs  uint64
-	TxBytes     uint64
-	RxBytes     uint64
-	Cgroup      uint64
-	Pid         uint32
-	Uid         uint32
-	Netns       uint32
-	Error       int32
-	Retransmits uint32
-	SrttUs      uint32
-	DropReason  uint32
-	DropIfindex uint32
-	Saddr       [16]uint8
-	Daddr       [16]uint8
-	Sport       uint16
-	Dport       uint16
-	Type        uint8
-	Family      uint8
-	Direction   uint8
-	Reason      uint8
-	Proto       uint8
-	Flags       uint8
-	Drops       uint16
-	Unread      uint32
-	Comm        [16]int8
-	Thread      [16]int8
-	IcmpFrom    [16]uint8
-	IcmpFamily  uint8
-	IcmpType    uint8
-	IcmpCode    uint8
-	IcmpWatched uint8
-	PortStart   uint16
-	Pad         [2]uint8
+	_              structs.HostLayout
+	TsNs           uint64
+	ConnId         uint64
+	LatencyNs      uint64
+	DurationNs     uint64
+	TxBytes        uint64
+	RxBytes        uint64
+	Cgroup         uint64
+	Pid            uint32
+	Uid            uint32
+	Netns          uint32
+	Error          int32
+	Retransmits    uint32
+	SrttUs         uint32
+	DropReason     uint32
+	DropIfindex    uint32
+	Saddr          [16]uint8
+	Daddr          [16]uint8
+	Sport          uint16
+	Dport          uint16
+	Type           uint8
+	Family         uint8
+	Direction      uint8
+	Reason         uint8
+	Proto          uint8
+	Flags          uint8
+	Drops          uint16
+	Unread         uint32
+	Comm           [16]int8
+	Thread         [16]int8
+	IcmpFrom       [16]uint8
+	IcmpFamily     uint8
+	IcmpType       uint8
+	IcmpCode       uint8
+	IcmpWatched    uint8
+	PortStart      uint16
+	PeerUnaccepted uint8
+	Pad            [1]uint8
 }
 
 type ConntraceEventFlags uint32
@@ -227,6 +237,7 @@ const (
 	ConntraceMapEvents                   = "events"
 	ConntraceMapIcmpErrors               = "icmp_errors"
 	ConntraceMapLostEvents               = "lost_events"
+	ConntraceMapNeverAccepted            = "never_accepted"
 	ConntraceMapPidFilter                = "pid_filter"
 	ConntraceMapPortFilter               = "port_filter"
 	ConntraceMapRestartReported          = "restart_reported"
@@ -367,6 +378,7 @@ type ConntraceMapSpecs struct {
 	Events          *ebpf.MapSpec `ebpf:"events"`
 	IcmpErrors      *ebpf.MapSpec `ebpf:"icmp_errors"`
 	LostEvents      *ebpf.MapSpec `ebpf:"lost_events"`
+	NeverAccepted   *ebpf.MapSpec `ebpf:"never_accepted"`
 	PidFilter       *ebpf.MapSpec `ebpf:"pid_filter"`
 	PortFilter      *ebpf.MapSpec `ebpf:"port_filter"`
 	RestartReported *ebpf.MapSpec `ebpf:"restart_reported"`
@@ -435,6 +447,7 @@ type ConntraceMaps struct {
 	Events          *ebpf.Map `ebpf:"events"`
 	IcmpErrors      *ebpf.Map `ebpf:"icmp_errors"`
 	LostEvents      *ebpf.Map `ebpf:"lost_events"`
+	NeverAccepted   *ebpf.Map `ebpf:"never_accepted"`
 	PidFilter       *ebpf.Map `ebpf:"pid_filter"`
 	PortFilter      *ebpf.Map `ebpf:"port_filter"`
 	RestartReported *ebpf.Map `ebpf:"restart_reported"`
@@ -459,6 +472,7 @@ func (m *ConntraceMaps) Close() error {
 		m.Events,
 		m.IcmpErrors,
 		m.LostEvents,
+		m.NeverAccepted,
 		m.PidFilter,
 		m.PortFilter,
 		m.RestartReported,
