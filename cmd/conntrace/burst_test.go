@@ -163,7 +163,11 @@ func bindFailsUnderStorm(t *testing.T, base, ports, binds int, pause time.Durati
 	// of this build and of the one before. Not yet explained (like
 	// TestSocketTableFull's closes); bounded at 1 in 20,000 and logged.
 	n, _ := strconv.Atoi(stormed)
-	if n < 1000 {
+	enough := 1000
+	if emulated {
+		enough = 300 // 800 to 2,100 in 4 s, two VMs on this host's two CPUs
+	}
+	if n < enough {
 		t.Errorf("the storm made only %d connections (%d traced): too few to test", n, connects)
 	} else if missing := n - connects; missing > 0 {
 		t.Logf("%d connects neither reported nor counted as lost", missing)

@@ -176,7 +176,9 @@ func parseDiagMsg(proto string, b []byte) Socket {
 // full.
 func ListenOverflows(ns NS) (n uint64, err error) {
 	err = ns.Do(func() error {
-		b, err := os.ReadFile("/proc/net/netstat")
+		// thread-self: /proc/net is the thread group leader's
+		// namespace, not this thread's.
+		b, err := os.ReadFile("/proc/thread-self/net/netstat")
 		if err != nil {
 			return err
 		}
