@@ -487,9 +487,10 @@ func (t *Tracer) cgroupKey(ev *Event) uint64 {
 func (t *Tracer) release(sink Sink, giveUp bool) error {
 	for !t.backlog.empty() {
 		ev := t.backlog.front()
-		late := giveUp || time.Since(ev.heldAt) >= lookupWaitMax
+		// Asked only of an event whose lookups are not done.
+		late := func() bool { return giveUp || time.Since(ev.heldAt) >= lookupWaitMax }
 		if l := ev.lookup; l != nil {
-			if !l.done.isDone() && !late {
+			if !l.done.isDone() && !late() {
 				return nil
 			}
 			ev.lookup = nil
@@ -514,7 +515,7 @@ func (t *Tracer) release(sink Sink, giveUp bool) error {
 			}
 		}
 		if l := ev.cgLookup; l != nil {
-			if !l.done.isDone() && !late {
+			if !l.done.isDone() && !late() {
 				return nil
 			}
 			if l.done.isDone() {
