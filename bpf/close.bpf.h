@@ -167,7 +167,9 @@ static __always_inline void emit_close(const struct transition *tr, struct sock_
 	set_health(e, sk);
 	if (e->reason != REASON_FIN)
 		set_reset_facts(e, sk);
-	if (e->reason == REASON_RESET_IN) {
+	/* Only a client's side can have been refused by a listener here
+	 * (a storm's server sides, reset by their clients, skip the map). */
+	if (e->reason == REASON_RESET_IN && info->direction == DIR_OUT) {
 		struct conn_key k;
 
 		conn_key_of(&k, &tr->t, false);

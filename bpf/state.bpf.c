@@ -237,9 +237,13 @@ static __always_inline void on_close(const struct transition *tr, bool typed)
 		__u8 one = 1;
 
 		bpf_map_update_elem(&closed_in_queue, &tr->sk, &q, BPF_ANY);
-		/* A client on this host is reset next: say by whom. */
-		conn_key_of(&k, &tr->t, true);
-		bpf_map_update_elem(&never_accepted, &k, &one, BPF_ANY);
+		/* Reset by this side (its listener closed), not by the peer: a
+		 * client on this host is reset next; say by whom. (A peer's
+		 * reset, a storm's, costs no map update.) */
+		if (!info->reset_in) {
+			conn_key_of(&k, &tr->t, true);
+			bpf_map_update_elem(&never_accepted, &k, &one, BPF_ANY);
+		}
 	} else if (info->matched && want_event(EVENT_CLOSE)) {
 		/* Matched: the family filter passed too, at connect or accept. */
 		emit_close(tr, info, 0);

@@ -97,9 +97,9 @@ func newHolderLookups(wake func()) *holderLookups {
 
 // start returns the lookup that answers ev (a bind_fail with EADDRINUSE,
 // a connect_fail with ECONNREFUSED or ETIMEDOUT, or one after a drop on a
-// device): one
-// running or recently done for the same key, or a new one; nil for a
-// connect_fail when too many listener lookups are under way already.
+// device): one running or recently done for the same key, or a new one;
+// nil for a connect_fail when too many listener lookups are under way
+// already.
 func (h *holderLookups) start(ev *Event) *holderLookup {
 	key := holderKey{kind: lookHolders, netns: ev.NetNS, proto: ev.Proto, addr: ev.LAddr, port: ev.LPort}
 	switch {

@@ -171,7 +171,7 @@ func parseDiagMsg(proto string, b []byte) Socket {
 	}
 }
 
-// ListenOverflows is ns's TcpExt ListenOverflows (/proc/net/netstat): SYNs
+// ListenOverflows is ns's TcpExt ListenOverflows (netstat, nstat): SYNs
 // and handshakes dropped since boot because a listener's accept queue was
 // full.
 func ListenOverflows(ns NS) (n uint64, err error) {
@@ -195,7 +195,7 @@ func ListenOverflows(ns NS) (n uint64, err error) {
 				}
 			}
 		}
-		return errors.New("/proc/net/netstat has no TcpExt ListenOverflows")
+		return errors.New("/proc/thread-self/net/netstat has no TcpExt ListenOverflows")
 	})
 	return n, err
 }

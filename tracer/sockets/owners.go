@@ -23,8 +23,8 @@ import (
 // writes out the sockets asked about. Its cost grows with the host's open
 // files, as a walk of /proc/*/fd does, but at about a third of a
 // microsecond a file in the kernel instead of a readlink(2) each (96,000
-// files: 32 ms against 625 ms; TestOwnersManyFiles). Where it cannot be loaded (before Linux 5.8, no
-// BTF, no CAP_BPF) the /proc walk answers instead.
+// files: 32 ms against 625 ms; TestOwnersManyFiles). Where it cannot be
+// loaded (before Linux 5.8, no BTF, no CAP_BPF) the /proc walk answers.
 
 // owner is one process's descriptor of a wanted socket.
 type owner struct {
