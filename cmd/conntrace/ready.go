@@ -30,7 +30,7 @@ type readyFile struct {
 
 // newReadyFile checks path and writes the file ahead, before anything is
 // loaded, so that a directory it cannot write in, a read-only or a full
-// file system is a usage error (exit 2); nil for "". release must follow.
+// file system is a usage error (exit 2); nil for "". remove must follow.
 func newReadyFile(path string) (*readyFile, error) {
 	if path == "" {
 		return nil, nil

@@ -455,10 +455,10 @@ func appendHolders(dst []byte, ev *tracer.Event) []byte {
 			dst = append(dst, " sockets"...)
 		}
 		if len(h.Procs) > 1 {
-			dst = append(dst, ", one socket in "...)
 			if same > 1 {
-				dst = dst[:len(dst)-len(", one socket in ")]
-				dst = append(dst, " in "...)
+				dst = append(dst, " in "...) // "2 sockets in 2 processes"
+			} else {
+				dst = append(dst, ", one socket in "...)
 			}
 			dst = strconv.AppendInt(dst, int64(len(h.Procs)), 10)
 			dst = append(dst, " processes"...)
