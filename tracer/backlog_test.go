@@ -19,7 +19,7 @@ func (s *recordingSink) Flush() error          { return nil }
 // runs are held back, not written before it, and come out in order,
 // holders filled, once it is done; the reader meanwhile never waits.
 func TestBacklogKeepsOrder(t *testing.T) {
-	tr := &Tracer{clock: NewClock(), holders: newHolderLookups(func() {})}
+	tr := &Tracer{clock: NewClock(), holders: newHolderLookups(func() {}), lookupWait: DefaultLookupWait}
 	lookup := &holderLookup{done: make(chan struct{})}
 	tr.holders.byKey[holderKey{netns: 7, proto: ProtoTCP, addr: netip.MustParseAddr("127.0.0.1"), port: 8080}] = lookup
 	sink := &recordingSink{}
@@ -126,10 +126,10 @@ func TestListenerLookupsBounded(t *testing.T) {
 }
 
 // TestBacklogWaitBounded: a lookup that does not finish holds the stream
-// back lookupWaitMax at most; its event then goes out saying so, and the
+// back Config.LookupWait at most; its event then goes out saying so, and the
 // events behind it follow in order. A full backlog gives up at once.
 func TestBacklogWaitBounded(t *testing.T) {
-	tr := &Tracer{clock: NewClock(), holders: newHolderLookups(func() {})}
+	tr := &Tracer{clock: NewClock(), holders: newHolderLookups(func() {}), lookupWait: DefaultLookupWait}
 	stuck := &holderLookup{done: make(chan struct{})}
 	tr.holders.byKey[holderKey{netns: 7, proto: ProtoTCP, addr: netip.MustParseAddr("127.0.0.1"), port: 8080}] = stuck
 	sink := &recordingSink{}
@@ -147,7 +147,7 @@ func TestBacklogWaitBounded(t *testing.T) {
 	if len(sink.evs) != 0 {
 		t.Fatalf("%d events written while the lookup runs", len(sink.evs))
 	}
-	tr.backlog.front().heldAt = time.Now().Add(-lookupWaitMax) // its time is up
+	tr.backlog.front().heldAt = time.Now().Add(-DefaultLookupWait) // its time is up
 	if err := tr.release(sink, false); err != nil {
 		t.Fatal(err)
 	}

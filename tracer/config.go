@@ -5,6 +5,7 @@ package tracer
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // EventMask selects event types; bit (1 << EventType). Zero means all.
@@ -78,6 +79,11 @@ type Config struct {
 	// RingBytes is the ring buffer's size, a power of two multiple of the
 	// page size (0: DefaultRingBytes).
 	RingBytes uint32
+	// LookupWait bounds how long an event waits for its lookups beside
+	// the reader (holders, listeners, a device's or a cgroup's name), and
+	// so every event behind it; past it, the event goes out with what is
+	// known (0: DefaultLookupWait).
+	LookupWait time.Duration
 	// SocketTableSize is how many connections the socket table holds at
 	// once: all of them where socket storage is not used
 	// (Tracer.SocketStorage; 0: DefaultSocketTableSize), else the
@@ -99,6 +105,9 @@ type Config struct {
 	// /sys/kernel/btf/vmlinux).
 	BTFPath string
 }
+
+// DefaultLookupWait is Config.LookupWait's default.
+const DefaultLookupWait = 500 * time.Millisecond
 
 // DefaultRingBytes holds about 37k events.
 const DefaultRingBytes = 4 << 20

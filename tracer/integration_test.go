@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -49,6 +50,12 @@ func startTracer(t *testing.T, cfg tracer.Config) *session {
 	testnet.RequireRoot(t)
 	if cfg.Hooks == tracer.HooksAuto {
 		cfg.Hooks = tracer.HooksUnderTest(t)
+	}
+	if cfg.LookupWait == 0 && os.Getenv("CONNTRACE_EMULATED") != "" {
+		// An emulated CPU, some 30 times slower, takes more than the
+		// default 500 ms for a lookup now and then; the tests check what
+		// it finds, not how fast.
+		cfg.LookupWait = 30 * time.Second
 	}
 	tr, err := tracer.Open(cfg)
 	if err != nil {

@@ -81,6 +81,8 @@ type Tracer struct {
 	unusable []*ModeError
 	// ownersErr: why sockets' processes are found by walking /proc.
 	ownersErr error
+	// lookupWait is Config.LookupWait (or its default).
+	lookupWait time.Duration
 }
 
 const (
@@ -97,10 +99,6 @@ const (
 	// housekeepEvery is how often a busy Run checks its context and losses,
 	// in events.
 	housekeepEvery = 4096
-	// lookupWaitMax bounds how long an event waits for its lookups beside
-	// the reader (holders, listeners, a device's or a cgroup's name), and
-	// so every event behind it: past it, it goes out with what is known.
-	lookupWaitMax = 500 * time.Millisecond
 )
 
 // Open loads the programs with cfg's filters compiled in and attaches them,
@@ -132,6 +130,10 @@ func Open(cfg Config) (*Tracer, error) {
 		if err == nil {
 			t.unusable = unusable
 			t.cgroups, t.cgroupsErr, t.filter = res, resErr, filter
+			t.lookupWait = cfg.LookupWait
+			if t.lookupWait <= 0 {
+				t.lookupWait = DefaultLookupWait
+			}
 			if res == nil {
 				t.byPID = containers.NewPIDResolver(state)
 			}
@@ -481,14 +483,14 @@ func (t *Tracer) cgroupKey(ev *Event) uint64 {
 
 // release writes the held-back events whose lookups are done, oldest
 // first. The oldest goes out without what its lookups have not found
-// once it has waited lookupWaitMax, or at once with giveUp (the backlog
+// once it has waited Config.LookupWait, or at once with giveUp (the backlog
 // is full): the stream never waits longer on a lookup, and the event
 // says what is not known.
 func (t *Tracer) release(sink Sink, giveUp bool) error {
 	for !t.backlog.empty() {
 		ev := t.backlog.front()
 		// Asked only of an event whose lookups are not done.
-		late := func() bool { return giveUp || time.Since(ev.heldAt) >= lookupWaitMax }
+		late := func() bool { return giveUp || time.Since(ev.heldAt) >= t.lookupWait }
 		if l := ev.lookup; l != nil {
 			if !l.done.isDone() && !late() {
 				return nil
@@ -497,7 +499,7 @@ func (t *Tracer) release(sink Sink, giveUp bool) error {
 			switch {
 			case !l.done.isDone():
 				if ev.Type == EventBindFail {
-					ev.HoldersError = lookupLate(giveUp)
+					ev.HoldersError = t.lookupLate(giveUp)
 				}
 				// A connect_fail's explanation stays general.
 			case ev.Type == EventConnectFail && l.device != "":
@@ -534,18 +536,18 @@ func (t *Tracer) release(sink Sink, giveUp bool) error {
 }
 
 // lookupLate is a holder lookup's error when its event could not wait.
-func lookupLate(backlogFull bool) string {
+func (t *Tracer) lookupLate(backlogFull bool) string {
 	if backlogFull {
 		return fmt.Sprintf("the lookup was still running when %d events waited behind it", backlogMax)
 	}
-	return fmt.Sprintf("the lookup took longer than %v", lookupWaitMax)
+	return fmt.Sprintf("the lookup took longer than %v", t.lookupWait)
 }
 
 // waitFront waits until the oldest held-back event's lookups are done or
 // its time is up.
 func (t *Tracer) waitFront() {
 	ev := t.backlog.front()
-	timer := time.NewTimer(max(0, lookupWaitMax-time.Since(ev.heldAt)))
+	timer := time.NewTimer(max(0, t.lookupWait-time.Since(ev.heldAt)))
 	defer timer.Stop()
 	for _, done := range []doneChan{lookupDone(ev.lookup), cgLookupDone(ev.cgLookup)} {
 		if done == nil {

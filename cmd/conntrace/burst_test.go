@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -137,7 +138,7 @@ func bindFailsUnderStorm(t *testing.T, base, ports, binds int, pause time.Durati
 			switch {
 			case len(h) == 1 && h[0].PID == holder && h[0].State == "LISTEN" && len(h[0].Procs) == 1 && h[0].ProcsSeen && ev.HoldersError == "":
 				named++
-			case emulated && len(h) == 0 && ev.HoldersError == "the lookup took longer than 500ms":
+			case emulated && len(h) == 0 && strings.HasPrefix(ev.HoldersError, "the lookup "):
 				// An emulated CPU, some 30 times slower, cannot hold
 				// the stream's real-time bound on a lookup: the event
 				// went out on time, saying so.

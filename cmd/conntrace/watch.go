@@ -24,6 +24,7 @@ and prints a summary on stderr.`,
 			outputFlag(),
 			durationFlag("stop after `DURATION`, e.g. 30s or 5m"),
 			&cli.StringFlag{Name: "count", Aliases: []string{"n"}, Usage: "stop after `N` events", DefaultText: "no limit"},
+			&cli.StringFlag{Name: "lookup-wait", Usage: "let an event wait at most `DURATION` for who holds a port or listens (then it says it is unknown), and the events behind it as long", DefaultText: "500ms"},
 			readyFileFlag("create `PATH` once the probes are attached"),
 			hooksFlag(),
 			btfFlag(),
@@ -58,6 +59,9 @@ func parseWatch(c *cli.Context) (watchOptions, error) {
 		return o, err
 	}
 	if o.count, err = parseCount(c); err != nil {
+		return o, err
+	}
+	if o.cfg.LookupWait, err = parseDuration(c, "lookup-wait"); err != nil {
 		return o, err
 	}
 	if o.ready, err = newReadyFile(c.String("ready-file")); err != nil {
