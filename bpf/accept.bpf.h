@@ -30,6 +30,7 @@ static __always_inline void on_accepted_closed(struct sock *sk)
 
 	if (!q)
 		return;
+	count_queued(-1); /* counted as queued until now (state.bpf.c) */
 	fill_task(&q->info);
 	if (proc_match(q->info.pid, q->info.comm) && family_match(q->tr.t.family)) {
 		if (want_event(EVENT_ACCEPT)) {
@@ -60,6 +61,7 @@ static __always_inline void on_accepted(struct sock *sk, bool typed)
 	}
 	if (info->direction != DIR_IN || info->matched)
 		return;
+	count_queued(-1);
 
 	fill_task(info);
 	tuple_from_sk(&t, sk);

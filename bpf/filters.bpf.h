@@ -57,8 +57,18 @@ struct {
 /* Cgroups deeper than this match by their ancestors down to this level. */
 #define CGROUP_MAX_DEPTH 16
 
+/*
+ * Set by Go as the run stops (tracer.stop): from then on nothing new
+ * starts (no connection is followed, no listen or failure reported),
+ * while the connections already followed still report their accept and
+ * close. Written while the programs run: in .bss, not .rodata.
+ */
+volatile __u8 stopping = 0;
+
 static __always_inline bool want_event(enum event_type t)
 {
+	if (stopping && t != EVENT_ACCEPT && t != EVENT_CLOSE)
+		return false;
 	return event_mask & (1u << t);
 }
 

@@ -111,6 +111,7 @@ static __always_inline void on_listen(const struct transition *tr, bool typed)
 	if (stale) {
 		if (stale->matched)
 			count_in(&lost_events, LOST_UNSEEN);
+		unqueue(stale);
 		untrack(sk, stale);
 	}
 	if (!want_event(EVENT_LISTEN) || !port_match(t.sport, 0))
@@ -135,13 +136,15 @@ static __always_inline void on_syn_recv(const struct transition *tr, bool typed)
 {
 	struct sock_info info = {};
 
-	if (!port_match(tr->t.sport, tr->t.dport))
+	if (stopping || !port_match(tr->t.sport, tr->t.dport))
 		return;
 	/* pid/comm/uid and the process filters come with accept(). */
-	track((struct sock *)tr->sk, &info, DIR_IN, typed);
+	if (track((struct sock *)tr->sk, &info, DIR_IN, typed))
+		count_queued(1);
 	/* A socket whose memory was a child that closed in the queue and was
 	 * never accepted: that one is gone for good. */
-	bpf_map_delete_elem(&closed_in_queue, &tr->sk);
+	if ((int)bpf_map_delete_elem(&closed_in_queue, &tr->sk) == 0)
+		count_queued(-1);
 }
 
 static __always_inline void on_established(const struct transition *tr, bool typed)
@@ -153,7 +156,9 @@ static __always_inline void on_established(const struct transition *tr, bool typ
 
 	if (!info || info->direction != DIR_OUT || info->matched)
 		return;
-	if (!port_match(t->sport, t->dport) || !family_match(t->family)) {
+	/* Established after the run began to stop: neither it nor its close
+	 * is reported. */
+	if (stopping || !port_match(t->sport, t->dport) || !family_match(t->family)) {
 		untrack(sk, info);
 		return;
 	}
@@ -236,11 +241,18 @@ static __always_inline void on_close(const struct transition *tr, bool typed)
 		struct conn_key k;
 		__u8 one = 1;
 
-		bpf_map_update_elem(&closed_in_queue, &tr->sk, &q, BPF_ANY);
-		/* Reset by this side (its listener closed), not by the peer: a
-		 * client on this host is reset next; say by whom. (A peer's
-		 * reset, a storm's, costs no map update.) */
-		if (!info->reset_in) {
+		if (info->reset_in) {
+			/* Reset by the peer: accept() still hands it over, and it
+			 * stays counted as queued until then. An int: see track(). */
+			if ((int)bpf_map_update_elem(&closed_in_queue, &tr->sk, &q, BPF_ANY)) {
+				count_in(&lost_events, LOST_TABLE_FULL);
+				count_queued(-1);
+			}
+		} else {
+			/* Reset by this side (its listener closed): it will not be
+			 * accepted, and a client on this host is reset next; say
+			 * by whom. */
+			count_queued(-1);
 			conn_key_of(&k, &tr->t, true);
 			bpf_map_update_elem(&never_accepted, &k, &one, BPF_ANY);
 		}

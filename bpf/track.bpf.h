@@ -68,14 +68,53 @@ struct {
  * the peer reset them (it gave up waiting, or its kernel ran out of orphan
  * sockets). accept() still hands them over; then their accept and their
  * close are both reported (accept.bpf.h). Kept apart from the live ones.
- * LRU: one never accepted (its listener closed) ages out.
+ * A plain hash, as the socks table: in a storm of clients that reset, a
+ * full accept queue (up to net.core.somaxconn, 4,096) is all of them, and
+ * an LRU of 4,096 evicted hundreds a second, silently. One that finds it
+ * full is counted (LOST_TABLE_FULL). An entry stays when its listener
+ * closes before accepting it (no state change tells), until its socket's
+ * memory is a new inbound connection (state.bpf.c).
  */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
 	__type(key, __u64);
 	__type(value, struct queued_close);
 } closed_in_queue SEC(".maps");
+
+/*
+ * Inbound connections followed and not yet accepted: those in an accept
+ * queue, and those closed there by their peer, which accept() still hands
+ * over. Per CPU, each CPU's share possibly negative: the count is their
+ * sum. As the run stops, Go gives them a moment to be accepted and counts
+ * those left (tracer.stop). It also counts, for good, a connection its
+ * peer reset in the queue of a listener that then closed (closed_in_queue).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __s64);
+} queued SEC(".maps");
+
+/* Adds delta to queued (atomic: see count_in). */
+static __always_inline void count_queued(__s64 delta)
+{
+	__u32 zero = 0;
+	__s64 *n = bpf_map_lookup_elem(&queued, &zero);
+
+	if (n)
+		__sync_fetch_and_add(n, delta);
+}
+
+/* info, a connection being forgotten or replaced, leaves queued if it
+ * was there. */
+static __always_inline void unqueue(const struct sock_info *info)
+{
+	if (info->direction == DIR_IN && !info->matched)
+		count_queued(-1);
+}
 
 /* Sockets whose handshake failure the state machine reported while a
  * signal had interrupted their connect(): the restarted call returns the
@@ -129,13 +168,13 @@ static __always_inline void untrack(struct sock *sk, struct sock_info *info)
 }
 
 /*
- * Starts remembering a connection under a fresh conn_id. One already there
- * for this socket is a connection whose end we never saw (a state change
- * the kernel skipped, or a hook that was detached); in the table, also one
- * on a socket since freed whose memory is reused. If that connection was
- * reported, count its close as lost here.
+ * Starts remembering a connection under a fresh conn_id; false: no room.
+ * One already there for this socket is a connection whose end we never saw
+ * (a state change the kernel skipped, or a hook that was detached); in the
+ * table, also one on a socket since freed whose memory is reused. If that
+ * connection was reported, count its close as lost here.
  */
-static __always_inline void track(struct sock *sk, struct sock_info *info, __u8 dir, bool typed)
+static __always_inline bool track(struct sock *sk, struct sock_info *info, __u8 dir, bool typed)
 {
 	__u64 key = (__u64)sk;
 	struct sock_info *old;
@@ -153,22 +192,27 @@ static __always_inline void track(struct sock *sk, struct sock_info *info, __u8 
 		if (old) {
 			if (old->conn_id && old->matched)
 				count_in(&lost_events, LOST_UNSEEN);
+			if (old->conn_id)
+				unqueue(old);
 			*old = *info;
-			return;
+			return true;
 		}
 		/* No memory for it (the allocation failed, GFP_ATOMIC): the
 		 * connection goes untraced, counted like a full table. */
-		if (!bpf_sk_storage_get(&sk_state, sk, info, BPF_SK_STORAGE_GET_F_CREATE))
+		if (!bpf_sk_storage_get(&sk_state, sk, info, BPF_SK_STORAGE_GET_F_CREATE)) {
 			count_in(&lost_events, LOST_TABLE_FULL);
-		return;
+			return false;
+		}
+		return true;
 	}
 	info->in_table = 1;
 	old = bpf_map_lookup_elem(&socks, &key);
 	if (old) {
 		if (old->matched)
 			count_in(&lost_events, LOST_UNSEEN);
+		unqueue(old);
 		bpf_map_update_elem(&socks, &key, info, BPF_ANY);
-		return;
+		return true;
 	}
 	/* No room (E2BIG): this connection goes untraced, counted here, once.
 	 * Any other failure (EBUSY: the bucket is locked by the program this
@@ -178,6 +222,7 @@ static __always_inline void track(struct sock *sk, struct sock_info *info, __u8 
 		count_in(&lost_events, LOST_TABLE_FULL);
 	else if (err)
 		count_in(&lost_events, LOST_UNSEEN);
+	return !err;
 }
 
 /* connect(): remember who connects. Called in the connecting task, from the
@@ -190,6 +235,8 @@ static __always_inline void on_syn_sent(struct sock *sk, bool typed)
 	struct sock_info info = {};
 	__u64 key = (__u64)sk;
 
+	if (stopping)
+		return;
 	fill_task(&info);
 	if (!proc_match(info.pid, info.comm))
 		return;

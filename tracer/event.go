@@ -256,12 +256,15 @@ type Event struct {
 	ICMPType, ICMPCode uint8
 	// Lost (EventLost): what was lost since the last lost event, the sum
 	// of LostDropped (records the full ring buffer had no room for),
-	// LostSkipped (hook runs the kernel skipped) and LostEvicted
-	// (connection ends the full socket table had no room for).
-	Lost        uint64
-	LostDropped uint64
-	LostSkipped uint64
-	LostEvicted uint64
+	// LostSkipped (hook runs the kernel skipped), LostEvicted (connection
+	// ends the full socket table had no room for) and LostUnaccepted
+	// (connections still in an accept queue when the run stopped, in the
+	// last lost event only).
+	Lost           uint64
+	LostDropped    uint64
+	LostSkipped    uint64
+	LostEvicted    uint64
+	LostUnaccepted uint64
 
 	lookup   *holderLookup // bind_fail: the holder lookup it waits for
 	cgLookup *cgroupLookup // the lookup of its cgroup it waits for

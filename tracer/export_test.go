@@ -84,3 +84,7 @@ func HideCgroup2ForTest() (restore func()) {
 	noCgroup2ForTest = true
 	return func() { noCgroup2ForTest = false }
 }
+
+// OnStoppingForTest makes f run once the programs know the run is
+// stopping, before the queued connections get their moment (settle).
+func (t *Tracer) OnStoppingForTest(f func()) { t.onStopping = f }

@@ -98,18 +98,21 @@ func (c *lossCounter) detach() {
 }
 
 // reportLost delivers an EventLost when records were dropped, hook runs
-// skipped or connections turned away since the last report.
+// skipped or connections turned away since the last report, or (at the
+// end) connections were left in accept queues.
 func (t *Tracer) reportLost(sink Sink) error {
 	dropped, skipped, evicted, err := t.lost.read(&t.maps, t.stats)
 	if err != nil {
 		return err
 	}
-	total := dropped + skipped + evicted
+	unaccepted := t.unaccepted
+	total := dropped + skipped + evicted + unaccepted
 	if total <= t.stats.Lost {
 		return nil
 	}
 	ev := Event{Type: EventLost, Time: time.Now().UTC(), Lost: total - t.stats.Lost,
-		LostDropped: dropped - t.stats.Dropped, LostSkipped: skipped - t.stats.Skipped, LostEvicted: evicted - t.stats.Evicted}
-	t.stats.Lost, t.stats.Dropped, t.stats.Skipped, t.stats.Evicted = total, dropped, skipped, evicted
+		LostDropped: dropped - t.stats.Dropped, LostSkipped: skipped - t.stats.Skipped, LostEvicted: evicted - t.stats.Evicted,
+		LostUnaccepted: unaccepted - t.stats.Unaccepted}
+	t.stats.Lost, t.stats.Dropped, t.stats.Skipped, t.stats.Evicted, t.stats.Unaccepted = total, dropped, skipped, evicted, unaccepted
 	return sink.Write(&ev)
 }

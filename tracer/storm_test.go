@@ -49,6 +49,7 @@ func (s *countingSink) Write(ev *tracer.Event) error {
 		s.lost.LostDropped += ev.LostDropped
 		s.lost.LostSkipped += ev.LostSkipped
 		s.lost.LostEvicted += ev.LostEvicted
+		s.lost.LostUnaccepted += ev.LostUnaccepted
 	default:
 		s.others++
 		if ev.Type.IsFailure() {
@@ -112,7 +113,7 @@ func TestStorm(t *testing.T) {
 		d, r.Conns, r.PerSecond, r.Failures, r.Accepted, sink.connects, sink.accepts, sink.closes, sink.closesIn, sink.failures,
 		st.Lost, st.Dropped, st.Skipped, st.Evicted, sink.lostReports, left, rss>>20)
 
-	if sink.lost.Lost != st.Lost || sink.lost.LostDropped != st.Dropped || sink.lost.LostSkipped != st.Skipped || sink.lost.LostEvicted != st.Evicted {
+	if sink.lost.Lost != st.Lost || sink.lost.LostDropped != st.Dropped || sink.lost.LostSkipped != st.Skipped || sink.lost.LostEvicted != st.Evicted || sink.lost.LostUnaccepted != st.Unaccepted {
 		t.Errorf("lost events sum to %+v, stats say %+v", sink.lost, st)
 	}
 	if st.Evicted != 0 || left > 64 {

@@ -37,7 +37,7 @@ var ErrStop = errors.New("stop")
 // Stats counts what a Tracer delivered and what the kernel dropped.
 type Stats struct {
 	Events uint64 // events delivered to the sink (not counting lost reports)
-	Lost   uint64 // Dropped + Skipped + Evicted
+	Lost   uint64 // Dropped + Skipped + Evicted + Unaccepted
 	// Dropped counts records the ring buffer had no room for.
 	Dropped uint64
 	// Skipped counts hook runs the kernel skipped because the program was
@@ -52,6 +52,12 @@ type Stats struct {
 	// reported. One may be a connection a filter would have dropped later
 	// (an inbound one's process, an outbound one's local port).
 	Evicted uint64
+	// Unaccepted counts the inbound connections still waiting in an
+	// accept queue when the run stopped, after stopWait for them: their
+	// accept and close are not reported (their client's connect may be).
+	// Counted before the process filters, which need the accepting
+	// process.
+	Unaccepted uint64
 }
 
 // Tracer is a loaded and attached set of programs.
@@ -83,6 +89,11 @@ type Tracer struct {
 	ownersErr error
 	// lookupWait is Config.LookupWait (or its default).
 	lookupWait time.Duration
+	// unaccepted is Stats.Unaccepted, once the run has stopped.
+	unaccepted uint64
+	// onStopping, set by tests, runs once the programs know the run is
+	// stopping.
+	onStopping func()
 }
 
 const (
@@ -99,6 +110,11 @@ const (
 	// housekeepEvery is how often a busy Run checks its context and losses,
 	// in events.
 	housekeepEvery = 4096
+	// stopWait is how long a stopping Run waits for the connections in
+	// accept queues to be accepted; stopStall, how long it waits while
+	// none is.
+	stopWait  = time.Second
+	stopStall = 200 * time.Millisecond
 )
 
 // Open loads the programs with cfg's filters compiled in and attaches them,
@@ -580,26 +596,17 @@ func (t *Tracer) write(sink Sink, ev *Event) error {
 	return sink.Write(ev)
 }
 
-// stop detaches, drains the ring and the backlog, reports final losses
-// and flushes.
+// stop ends the run: nothing new starts in the kernel from here, the
+// connections in accept queues get their moment to be accepted (settle),
+// then it detaches, drains the ring and the backlog, counts the
+// connections left in the queues, reports final losses and flushes.
 func (t *Tracer) stop(sink Sink) error {
+	if err := t.settle(sink); err != nil {
+		return t.end(sink, err)
+	}
 	t.detach()
-	var rec ringbuf.Record
-	t.rd.SetDeadline(time.Now())
-	for {
-		err := t.rd.ReadInto(&rec)
-		if errors.Is(err, ringbuf.ErrFlushed) {
-			continue // a wake-up not yet consumed
-		}
-		if err != nil {
-			if !errors.Is(err, os.ErrDeadlineExceeded) {
-				return t.end(sink, fmt.Errorf("read ring buffer: %w", err))
-			}
-			break
-		}
-		if err := t.deliver(rec.RawSample, sink); err != nil {
-			return t.end(sink, err)
-		}
+	if err := t.drain(sink, time.Now()); err != nil {
+		return t.end(sink, err)
 	}
 	for !t.backlog.empty() {
 		t.waitFront()
@@ -607,7 +614,75 @@ func (t *Tracer) stop(sink Sink) error {
 			return t.end(sink, err)
 		}
 	}
+	// Read after detaching: one accepted since then was not reported.
+	t.unaccepted = uint64(max(t.queued(), 0))
 	return t.end(sink, t.reportLost(sink))
+}
+
+// drain delivers what the ring holds, waiting for more until deadline.
+func (t *Tracer) drain(sink Sink, deadline time.Time) error {
+	var rec ringbuf.Record
+	t.rd.SetDeadline(deadline)
+	for {
+		err := t.rd.ReadInto(&rec)
+		if errors.Is(err, ringbuf.ErrFlushed) {
+			continue // a wake-up not yet consumed
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read ring buffer: %w", err)
+		}
+		if err := t.deliver(rec.RawSample, sink); err != nil {
+			return err
+		}
+	}
+}
+
+// settle tells the programs that the run is stopping, so that nothing new
+// starts (bpf/filters.bpf.h), and delivers events while the inbound
+// connections already followed are accepted: until none is left in an
+// accept queue, none was accepted for stopStall, or stopWait passed. So
+// a run's last connections are reported from both ends, and the count of
+// those still queued (Stats.Unaccepted) is what no server took.
+func (t *Tracer) settle(sink Sink) error {
+	v := t.coll.Variables[bpfobj.ConntraceVarStopping]
+	// Before Linux 5.5 the flag cannot be written: the run ends at once.
+	if v == nil || v.Set(uint8(1)) != nil {
+		return nil
+	}
+	if t.onStopping != nil {
+		t.onStopping()
+	}
+	end := time.Now().Add(stopWait)
+	left, progress := t.queued(), time.Now()
+	for left > 0 && time.Since(progress) < stopStall && time.Now().Before(end) {
+		if err := t.drain(sink, time.Now().Add(pollEvery)); err != nil {
+			return err
+		}
+		if err := t.release(sink, false); err != nil {
+			return err
+		}
+		if n := t.queued(); n < left {
+			left, progress = n, time.Now()
+		}
+	}
+	return nil
+}
+
+// queued is the number of inbound connections followed and not yet
+// accepted (bpf/track.bpf.h), or 0 when it cannot be read.
+func (t *Tracer) queued() int64 {
+	var perCPU []int64
+	if err := t.maps.Queued.Lookup(uint32(0), &perCPU); err != nil {
+		return 0
+	}
+	var n int64
+	for _, v := range perCPU {
+		n += v
+	}
+	return n
 }
 
 // end flushes the sink and turns ErrStop into success.

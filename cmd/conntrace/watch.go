@@ -18,8 +18,9 @@ func watchCommand() *cli.Command {
 		Name:  "watch",
 		Usage: "print the TCP lifecycle live: listen, connect, accept, close, and every failed connect or bind",
 		Description: `Every filter runs in the kernel. A connection that matched when it opened
-also reports its close. Ctrl-C (SIGINT), SIGTERM or SIGHUP stops, flushes
-and prints a summary on stderr.`,
+also reports its close. Ctrl-C (SIGINT), SIGTERM or SIGHUP stops: nothing
+new is reported, the connections waiting in accept queues get up to 1s to be
+accepted (those left are counted as lost), then a summary goes to stderr.`,
 		Flags: append(filterFlags(),
 			outputFlag(),
 			durationFlag("stop after `DURATION`, e.g. 30s or 5m"),

@@ -31,6 +31,10 @@ func AppendJSON(dst []byte, ev *tracer.Event) []byte {
 		dst = strconv.AppendUint(dst, ev.LostSkipped, 10)
 		dst = append(dst, `,"evicted":`...)
 		dst = strconv.AppendUint(dst, ev.LostEvicted, 10)
+		if ev.LostUnaccepted > 0 {
+			dst = append(dst, `,"unaccepted":`...)
+			dst = strconv.AppendUint(dst, ev.LostUnaccepted, 10)
+		}
 		return append(dst, "}\n"...)
 	}
 	hasConn := ev.Type.HasPeer()

@@ -38,6 +38,7 @@ var (
 	listenEv = tracer.Event{Type: tracer.EventListen, Time: ts, PID: 999, Comm: comm("nginx"),
 		Family: tracer.FamilyIPv4, LAddr: netip.MustParseAddr("0.0.0.0"), LPort: 80}
 	lostEv     = tracer.Event{Type: tracer.EventLost, Time: ts, Lost: 12, LostDropped: 9, LostEvicted: 3}
+	lastLostEv = tracer.Event{Type: tracer.EventLost, Time: ts, Lost: 5, LostUnaccepted: 5}
 	connFailEv = tracer.Event{Type: tracer.EventConnectFail, Time: ts, ConnID: 9, PID: 4242, Comm: comm("psql"),
 		Family: tracer.FamilyIPv4, Direction: tracer.DirOut, Errno: 111, Latency: 312 * time.Microsecond, DropsWatched: true,
 		LAddr: netip.MustParseAddr("10.0.0.5"), LPort: 40000, RAddr: netip.MustParseAddr("10.0.0.7"), RPort: 5432}
@@ -78,6 +79,7 @@ func TestJSONContract(t *testing.T) {
 		{bindFailEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"bind_fail","pid":1234,"comm":"nginx","uid":33,"proto":"tcp","family":"ipv4","laddr":"0.0.0.0","lport":80,"error":"EADDRINUSE","errno":98,"reuseaddr":false,"reuseport":false,"v6only":false,"explain":"EADDRINUSE: 0.0.0.0:80 is held by 999 nginx (LISTEN)","holders":[{"pid":999,"comm":"nginx","laddr":"0.0.0.0","lport":80,"state":"LISTEN","inode":4711,"uid":0,"accept_queue":3,"backlog":511,"reuseport":false,"procs":[{"pid":999,"comm":"nginx"}],"procs_seen":true}]}`},
 		{listenEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"listen","pid":999,"comm":"nginx","uid":0,"proto":"tcp","family":"ipv4","laddr":"0.0.0.0","lport":80}`},
 		{lostEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"lost","count":12,"dropped":9,"skipped":0,"evicted":3}`},
+		{lastLostEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"lost","count":5,"dropped":0,"skipped":0,"evicted":0,"unaccepted":5}`},
 	} {
 		got := string(AppendJSON(nil, &tc.ev))
 		if got != tc.want+"\n" {
@@ -184,6 +186,9 @@ func TestText(t *testing.T) {
 	}
 	if got := string(AppendText(nil, &lostEv)); !strings.Contains(got, "WARNING: 12 events lost: 9 because the ring buffer was full (reader too slow; use filters); 3 connection ends the full socket table had no room for (neither their open nor their close is reported)\n") {
 		t.Errorf("lost: %q", got)
+	}
+	if got := string(AppendText(nil, &lastLostEv)); !strings.Contains(got, "WARNING: 5 events lost: 5 connections still in an accept queue when the run stopped (their accept and close are not reported)\n") {
+		t.Errorf("lost at the end: %q", got)
 	}
 }
 

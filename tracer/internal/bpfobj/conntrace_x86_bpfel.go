@@ -240,6 +240,7 @@ const (
 	ConntraceMapNeverAccepted            = "never_accepted"
 	ConntraceMapPidFilter                = "pid_filter"
 	ConntraceMapPortFilter               = "port_filter"
+	ConntraceMapQueued                   = "queued"
 	ConntraceMapRestartReported          = "restart_reported"
 	ConntraceMapRestartingCalls          = "restarting_calls"
 	ConntraceMapSkState                  = "sk_state"
@@ -285,6 +286,7 @@ const (
 	ConntraceVarJiffyNs                  = "jiffy_ns"
 	ConntraceVarNextConnId               = "next_conn_id"
 	ConntraceVarSkStorage                = "sk_storage"
+	ConntraceVarStopping                 = "stopping"
 	ConntraceVarTcpConnectHooked         = "tcp_connect_hooked"
 	ConntraceVarUnusedCloseReason        = "unused_close_reason"
 	ConntraceVarUnusedDirection          = "unused_direction"
@@ -381,6 +383,7 @@ type ConntraceMapSpecs struct {
 	NeverAccepted   *ebpf.MapSpec `ebpf:"never_accepted"`
 	PidFilter       *ebpf.MapSpec `ebpf:"pid_filter"`
 	PortFilter      *ebpf.MapSpec `ebpf:"port_filter"`
+	Queued          *ebpf.MapSpec `ebpf:"queued"`
 	RestartReported *ebpf.MapSpec `ebpf:"restart_reported"`
 	RestartingCalls *ebpf.MapSpec `ebpf:"restarting_calls"`
 	SkState         *ebpf.MapSpec `ebpf:"sk_state"`
@@ -407,6 +410,7 @@ type ConntraceVariableSpecs struct {
 	JiffyNs           *ebpf.VariableSpec `ebpf:"jiffy_ns"`
 	NextConnId        *ebpf.VariableSpec `ebpf:"next_conn_id"`
 	SkStorage         *ebpf.VariableSpec `ebpf:"sk_storage"`
+	Stopping          *ebpf.VariableSpec `ebpf:"stopping"`
 	TcpConnectHooked  *ebpf.VariableSpec `ebpf:"tcp_connect_hooked"`
 	UnusedCloseReason *ebpf.VariableSpec `ebpf:"unused_close_reason"`
 	UnusedDirection   *ebpf.VariableSpec `ebpf:"unused_direction"`
@@ -450,6 +454,7 @@ type ConntraceMaps struct {
 	NeverAccepted   *ebpf.Map `ebpf:"never_accepted"`
 	PidFilter       *ebpf.Map `ebpf:"pid_filter"`
 	PortFilter      *ebpf.Map `ebpf:"port_filter"`
+	Queued          *ebpf.Map `ebpf:"queued"`
 	RestartReported *ebpf.Map `ebpf:"restart_reported"`
 	RestartingCalls *ebpf.Map `ebpf:"restarting_calls"`
 	SkState         *ebpf.Map `ebpf:"sk_state"`
@@ -475,6 +480,7 @@ func (m *ConntraceMaps) Close() error {
 		m.NeverAccepted,
 		m.PidFilter,
 		m.PortFilter,
+		m.Queued,
 		m.RestartReported,
 		m.RestartingCalls,
 		m.SkState,
@@ -502,6 +508,7 @@ type ConntraceVariables struct {
 	JiffyNs           *ebpf.Variable `ebpf:"jiffy_ns"`
 	NextConnId        *ebpf.Variable `ebpf:"next_conn_id"`
 	SkStorage         *ebpf.Variable `ebpf:"sk_storage"`
+	Stopping          *ebpf.Variable `ebpf:"stopping"`
 	TcpConnectHooked  *ebpf.Variable `ebpf:"tcp_connect_hooked"`
 	UnusedCloseReason *ebpf.Variable `ebpf:"unused_close_reason"`
 	UnusedDirection   *ebpf.Variable `ebpf:"unused_direction"`
