@@ -97,11 +97,34 @@ static __always_inline void tuple_from_tp(struct tuple *t, const struct set_stat
  * flavour): a constant, so that each flavour's program holds only the
  * helpers its type may call (track.bpf.h). */
 
+/* A port of a network namespace (listened_at's key). */
+struct listen_key {
+	__u32 netns;
+	__u16 port;
+	__u16 _pad;
+};
+
+/*
+ * When each port was last listened on, per network namespace: a refused
+ * connect is explained by who listens on the port after it (Go looks
+ * them up), and one that started listening after the refusal is not its
+ * cause (tracer.listenAfter). listen() is rare: one update each. LRU:
+ * an entry evicted only makes a listener look older than it is.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct listen_key);
+	__type(value, __u64);
+} listened_at SEC(".maps");
+
 static __always_inline void on_listen(const struct transition *tr, bool typed)
 {
 	struct sock *sk = (struct sock *)tr->sk;
 	struct sock_info *stale = conn_of(sk, typed);
 	struct sock_info info = {};
+	struct listen_key k = {};
+	__u64 now = bpf_ktime_get_ns();
 	struct tuple t = tr->t;
 	struct event *e;
 
@@ -114,12 +137,17 @@ static __always_inline void on_listen(const struct transition *tr, bool typed)
 		unqueue(stale);
 		untrack(sk, stale);
 	}
+	/* Whatever the filters: the refused connect may match by its own
+	 * port only. */
+	info.netns = netns_of(sk);
+	k.netns = info.netns;
+	k.port = t.sport;
+	bpf_map_update_elem(&listened_at, &k, &now, BPF_ANY);
 	if (!want_event(EVENT_LISTEN) || !port_match(t.sport, 0))
 		return;
 	fill_task(&info);
 	if (!proc_match(info.pid, info.comm))
 		return;
-	info.netns = netns_of(sk);
 	if (!family_match(t.family))
 		return;
 	/* A listener has no peer. */

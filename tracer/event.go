@@ -234,6 +234,11 @@ type Event struct {
 	ListenersNetNS  uint32
 	ListenOverflows uint64
 	OverflowsKnown  bool
+	// ListenAfter (connect_fail ECONNREFUSED with Listeners): how long
+	// after the refusal a socket last started listening on the port in
+	// ListenersNetNS, as the kernel side saw it; 0 when none did while
+	// the tracer ran. The listeners found may then not have been there.
+	ListenAfter time.Duration
 	// Drops (connect_fail): the connection's packets this host dropped
 	// during the handshake, counted when DropsWatched (otherwise nobody
 	// looked: an old kernel, socket storage). DropReason is the last
@@ -266,6 +271,7 @@ type Event struct {
 	LostEvicted    uint64
 	LostUnaccepted uint64
 
+	ts       uint64        // the record's time (bpf_ktime_get_ns)
 	lookup   *holderLookup // bind_fail: the holder lookup it waits for
 	cgLookup *cgroupLookup // the lookup of its cgroup it waits for
 	heldAt   time.Time     // when it was held back behind a lookup
@@ -317,6 +323,7 @@ func decode(raw []byte, clk Clock, ev *Event) error {
 	*ev = Event{
 		Type:       EventType(r.Type),
 		Time:       clk.Wall(r.TsNs),
+		ts:         r.TsNs,
 		ConnID:     r.ConnId,
 		PID:        r.Pid,
 		UID:        r.Uid,

@@ -42,7 +42,7 @@ func TestDecode(t *testing.T) {
 			want: Event{Type: EventConnect, Time: time.Unix(1005, 123).UTC(), ConnID: 17, PID: 4242, UID: 1000,
 				Comm: [16]byte{'c', 'u', 'r', 'l'}, Family: FamilyIPv4, Direction: DirOut,
 				LAddr: netip.MustParseAddr("10.0.0.5"), LPort: 51234, RAddr: netip.MustParseAddr("93.184.216.34"), RPort: 443,
-				Latency: 1234 * time.Microsecond, Proto: ProtoTCP},
+				Latency: 1234 * time.Microsecond, Proto: ProtoTCP, ts: 5_000_000_123},
 		},
 		{
 			name: "close ipv6",
@@ -51,7 +51,7 @@ func TestDecode(t *testing.T) {
 				Reason: uint8(ReasonResetIn), Proto: 6},
 			want: Event{Type: EventClose, Time: time.Unix(1000, 1).UTC(), ConnID: 3, Family: FamilyIPv6, Direction: DirIn,
 				LAddr: netip.AddrFrom16(v6), LPort: 8443, RAddr: netip.AddrFrom16(v6), RPort: 40000,
-				Duration: 2500 * time.Millisecond, TxBytes: 10000, RxBytes: 3000, Reason: ReasonResetIn, Proto: ProtoTCP},
+				Duration: 2500 * time.Millisecond, TxBytes: 10000, RxBytes: 3000, Reason: ReasonResetIn, Proto: ProtoTCP, ts: 1},
 		},
 		{
 			name: "bind_fail has no peer",

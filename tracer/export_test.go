@@ -88,3 +88,7 @@ func HideCgroup2ForTest() (restore func()) {
 // OnStoppingForTest makes f run once the programs know the run is
 // stopping, before the queued connections get their moment (settle).
 func (t *Tracer) OnStoppingForTest(f func()) { t.onStopping = f }
+
+// BeforeListenerLookupForTest makes f run as each listener lookup starts
+// (nil: nothing).
+func BeforeListenerLookupForTest(f func()) { beforeListenerLookup = f }

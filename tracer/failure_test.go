@@ -128,6 +128,58 @@ func TestRefusedListenersElsewhere(t *testing.T) {
 	}
 }
 
+// TestRefusedBeforeListener: the connect is refused, then a service
+// starts listening on the port (on another address) before the lookup of
+// who listens there runs. The explanation names the newcomer without
+// blaming it (it would say "the service is bound to another address").
+func TestRefusedBeforeListener(t *testing.T) {
+	ns := testnet.NewNS(t)
+	s := startTracer(t, tracer.Config{Ports: []uint16{9304}, Events: tracer.Failures})
+	atLookup, resume := make(chan struct{}), make(chan struct{})
+	tracer.BeforeListenerLookupForTest(func() {
+		close(atLookup)
+		<-resume
+	})
+	defer tracer.BeforeListenerLookupForTest(nil)
+	cli := testnet.Start(t, "ct-client", testnet.Role{NS: ns.Path(), Addr: "127.0.0.2:9304", Blocking: true, MayFail: true})
+	cli.Expect(t, "ready")
+	if got := cli.Expect(t, "failed"); got != "ECONNREFUSED" {
+		t.Fatalf("client: failed %s, want ECONNREFUSED", got)
+	}
+	cli.Wait(t)
+	select {
+	case <-atLookup:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no listener lookup for the refused connect")
+	}
+	owner := testnet.Start(t, "ct-owner", testnet.Role{NS: ns.Path(), Addr: "127.0.0.1:9304", Bind: true, Listen: true})
+	owner.Expect(t, "bound")
+	defer owner.Go(t)
+	close(resume)
+	ev := oneFailure(t, s)
+	if len(ev.Listeners) != 1 || int(ev.Listeners[0].Procs[0].PID) != owner.PID {
+		t.Fatalf("listeners %+v, want the socket of %d", ev.Listeners, owner.PID)
+	}
+	if ev.ListenAfter <= 0 || ev.ListenAfter > 10*time.Second {
+		t.Errorf("listened %v after the refusal, want a time after it", ev.ListenAfter)
+	}
+	wantExplain(t, &ev, "ECONNREFUSED: nothing listened on 127.0.0.2:9304 then; a socket started listening on port 9304 ",
+		"ms after the refusal; now 127.0.0.1:9304 is held by "+strconv.Itoa(owner.PID)+" ct-owner (LISTEN)")
+
+	// Listeners older than the refusal (one from before the run, one
+	// since) are blamed as before.
+	tracer.BeforeListenerLookupForTest(nil)
+	s = startTracer(t, tracer.Config{Ports: []uint16{9304}, Events: tracer.Failures})
+	owner2 := testnet.Start(t, "ct-owner", testnet.Role{NS: ns.Path(), Addr: "127.0.0.3:9304", Bind: true, Listen: true})
+	owner2.Expect(t, "bound")
+	defer owner2.Go(t)
+	ev, _ = failToConnect(t, s, testnet.Role{NS: ns.Path(), Addr: "127.0.0.2:9304", Blocking: true}, "ECONNREFUSED")
+	if ev.ListenAfter != 0 || len(ev.Listeners) != 2 {
+		t.Errorf("%d listeners, the last listened %v after the second refusal, want 2, before it", len(ev.Listeners), ev.ListenAfter)
+	}
+	wantExplain(t, &ev, "ECONNREFUSED: nothing listens on 127.0.0.2:9304; 127.0.0.", ": the service is bound to another address")
+}
+
 // TestConnectTimeout: the server's namespace drops its replies (a blackhole
 // route back to the client), the client retries its SYN once
 // (tcp_syn_retries=1): ETIMEDOUT after about 3 s.

@@ -33,6 +33,9 @@ const (
 	holderCacheMax = 256
 )
 
+// beforeListenerLookup, set by tests, runs as a listener lookup starts.
+var beforeListenerLookup func()
+
 // lookupKind says what a lookup looks for.
 type lookupKind uint8
 
@@ -144,6 +147,9 @@ func (h *holderLookups) start(ev *Event) *holderLookup {
 		var err error
 		switch key.kind {
 		case lookListeners:
+			if beforeListenerLookup != nil {
+				beforeListenerLookup()
+			}
 			holders, netns, overflows, overflowsKnown, err = lookupListeners(key, pid)
 		case lookDevice:
 			device, err = lookupDevice(key, pid)

@@ -523,6 +523,9 @@ func (t *Tracer) release(sink Sink, giveUp bool) error {
 			case ev.Type == EventConnectFail && l.err == nil && (ev.Errno == uint32(unix.ECONNREFUSED) || ev.Errno == uint32(unix.ETIMEDOUT)):
 				ev.Listeners, ev.ListenersNetNS = l.holders, l.netns
 				ev.ListenOverflows, ev.OverflowsKnown = l.overflows, l.overflowsKnown
+				if len(ev.Listeners) > 0 && ev.Errno == uint32(unix.ECONNREFUSED) {
+					ev.ListenAfter = t.listenAfter(ev)
+				}
 			case ev.Type == EventConnectFail:
 				// Unknown, not "nobody": the explanation stays general.
 			default:
@@ -549,6 +552,17 @@ func (t *Tracer) release(sink Sink, giveUp bool) error {
 		}
 	}
 	return nil
+}
+
+// listenAfter is how long after ev a socket last started listening on
+// its remote port in the listeners' namespace (bpf/state.bpf.c), or 0.
+func (t *Tracer) listenAfter(ev *Event) time.Duration {
+	var at uint64
+	key := bpfobj.ConntraceListenKey{Netns: ev.ListenersNetNS, Port: ev.RPort}
+	if err := t.maps.ListenedAt.Lookup(&key, &at); err != nil || at <= ev.ts {
+		return 0
+	}
+	return time.Duration(at - ev.ts)
 }
 
 // lookupLate is a holder lookup's error when its event could not wait.

@@ -296,8 +296,18 @@ func appendDevice(dst []byte, ev *tracer.Event) []byte {
 // who listens on the port there: "nothing listens on 127.0.0.2:9002;
 // 127.0.0.1:9002 is held by 5120 python3 (LISTEN): the service is bound to
 // another address".
+//
+// When a socket started listening on the port after the refusal, the
+// listeners found are named, not blamed: "nothing listened on
+// 127.0.0.1:9002 then; a socket started listening on port 9002 40ms
+// after the refusal; now 0.0.0.0:9002 is held by 5120 python3 (LISTEN)".
 func appendRefusedHere(dst []byte, ev *tracer.Event) []byte {
-	dst = append(dst, "nothing listens on "...)
+	later := ev.ListenAfter > 0
+	if later {
+		dst = append(dst, "nothing listened on "...)
+	} else {
+		dst = append(dst, "nothing listens on "...)
+	}
 	dst = AppendAddrPort(dst, ev.RAddr, ev.RPort)
 	if ev.ListenersNetNS != ev.NetNS {
 		dst = append(dst, " (an address of network namespace "...)
@@ -308,7 +318,15 @@ func appendRefusedHere(dst []byte, ev *tracer.Event) []byte {
 		dst = append(dst, ", nor on any other address of port "...)
 		return strconv.AppendUint(dst, uint64(ev.RPort), 10)
 	}
-	dst = append(dst, "; "...)
+	if later {
+		dst = append(dst, " then; a socket started listening on port "...)
+		dst = strconv.AppendUint(dst, uint64(ev.RPort), 10)
+		dst = append(dst, ' ')
+		dst = appendDuration(dst, ev.ListenAfter)
+		dst = append(dst, " after the refusal; now "...)
+	} else {
+		dst = append(dst, "; "...)
+	}
 	otherFamily, takes := 0, false
 	dest := ev.RAddr.Unmap()
 	for i := range ev.Listeners {
@@ -329,8 +347,10 @@ func appendRefusedHere(dst []byte, ev *tracer.Event) []byte {
 		}
 	}
 	switch {
+	case later:
+		return dst
 	case takes:
-		return append(dst, ", which takes this address, yet the connection was refused: a firewall rule (REJECT), or the listener is newer than the attempt"...)
+		return append(dst, ", which takes this address, yet the connection was refused: a firewall rule (REJECT), or a full accept queue with net.ipv4.tcp_abort_on_overflow=1"...)
 	case otherFamily == len(ev.Listeners) && dest.Is6():
 		return append(dst, ": the service takes IPv4 only"...)
 	case otherFamily == len(ev.Listeners):

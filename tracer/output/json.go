@@ -157,6 +157,10 @@ func AppendJSON(dst []byte, ev *tracer.Event) []byte {
 			dst = append(dst, `,"listen_overflows":`...)
 			dst = strconv.AppendUint(dst, ev.ListenOverflows, 10)
 		}
+		if ev.ListenAfter > 0 {
+			dst = append(dst, `,"listened_after_ms":`...)
+			dst = appendMillis(dst, ev.ListenAfter)
+		}
 	}
 	if ev.Type == tracer.EventBindFail {
 		dst = appendHoldersJSON(append(dst, `,"holders":`...), ev.Holders)

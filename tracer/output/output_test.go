@@ -345,7 +345,11 @@ func TestExplanations(t *testing.T) {
 			"ECONNREFUSED: nothing listens on 127.0.0.1:80, nor on any other address of port 80"},
 		{tracer.Event{Type: tracer.EventConnectFail, Errno: 111, NetNS: 1, RAddr: v4("127.0.0.1"), RPort: 80, ListenersNetNS: 1,
 			Listeners: []tracer.Holder{{LAddr: v4("0.0.0.0"), LPort: 80, ProcsSeen: true}}},
-			"ECONNREFUSED: nothing listens on 127.0.0.1:80; 0.0.0.0:80 is held by no process (LISTEN), which takes this address, yet the connection was refused: a firewall rule (REJECT), or the listener is newer than the attempt"},
+			"ECONNREFUSED: nothing listens on 127.0.0.1:80; 0.0.0.0:80 is held by no process (LISTEN), which takes this address, yet the connection was refused: a firewall rule (REJECT), or a full accept queue with net.ipv4.tcp_abort_on_overflow=1"},
+		// A listener that came after the refusal is named, not blamed.
+		{tracer.Event{Type: tracer.EventConnectFail, Errno: 111, NetNS: 1, RAddr: v4("::1"), RPort: 80, ListenersNetNS: 1, ListenAfter: 40 * time.Millisecond,
+			Listeners: []tracer.Holder{{LAddr: v4("0.0.0.0"), LPort: 80, Procs: []sockets.Proc{{PID: 7, Comm: "httpd"}}}}},
+			"ECONNREFUSED: nothing listened on [::1]:80 then; a socket started listening on port 80 40.000ms after the refusal; now 0.0.0.0:80 is held by 7 httpd (LISTEN)"},
 		// No process found, where some could not be seen: not "none".
 		{tracer.Event{Type: tracer.EventBindFail, Errno: 98, LAddr: v4("127.0.0.1"), LPort: 80, Holders: []tracer.Holder{
 			{LAddr: v4("127.0.0.1"), LPort: 80, State: "LISTEN"}}},

@@ -147,6 +147,13 @@ type ConntraceIcmpNote struct {
 	Pad    [5]uint8
 }
 
+type ConntraceListenKey struct {
+	_     structs.HostLayout
+	Netns uint32
+	Port  uint16
+	Pad   uint16
+}
+
 type ConntraceLostCause uint32
 
 const (
@@ -236,6 +243,7 @@ const (
 	ConntraceMapConnectFailures          = "connect_failures"
 	ConntraceMapEvents                   = "events"
 	ConntraceMapIcmpErrors               = "icmp_errors"
+	ConntraceMapListenedAt               = "listened_at"
 	ConntraceMapLostEvents               = "lost_events"
 	ConntraceMapNeverAccepted            = "never_accepted"
 	ConntraceMapPidFilter                = "pid_filter"
@@ -379,6 +387,7 @@ type ConntraceMapSpecs struct {
 	ConnectFailures *ebpf.MapSpec `ebpf:"connect_failures"`
 	Events          *ebpf.MapSpec `ebpf:"events"`
 	IcmpErrors      *ebpf.MapSpec `ebpf:"icmp_errors"`
+	ListenedAt      *ebpf.MapSpec `ebpf:"listened_at"`
 	LostEvents      *ebpf.MapSpec `ebpf:"lost_events"`
 	NeverAccepted   *ebpf.MapSpec `ebpf:"never_accepted"`
 	PidFilter       *ebpf.MapSpec `ebpf:"pid_filter"`
@@ -450,6 +459,7 @@ type ConntraceMaps struct {
 	ConnectFailures *ebpf.Map `ebpf:"connect_failures"`
 	Events          *ebpf.Map `ebpf:"events"`
 	IcmpErrors      *ebpf.Map `ebpf:"icmp_errors"`
+	ListenedAt      *ebpf.Map `ebpf:"listened_at"`
 	LostEvents      *ebpf.Map `ebpf:"lost_events"`
 	NeverAccepted   *ebpf.Map `ebpf:"never_accepted"`
 	PidFilter       *ebpf.Map `ebpf:"pid_filter"`
@@ -476,6 +486,7 @@ func (m *ConntraceMaps) Close() error {
 		m.ConnectFailures,
 		m.Events,
 		m.IcmpErrors,
+		m.ListenedAt,
 		m.LostEvents,
 		m.NeverAccepted,
 		m.PidFilter,
