@@ -3,6 +3,7 @@
 package tracer_test
 
 import (
+	"fmt"
 	"maps"
 	"net/netip"
 	"slices"
@@ -306,10 +307,15 @@ func waitForState(t *testing.T, ns *testnet.NS, port uint16, state string) {
 	}
 	defer h.Close()
 	var socks []sockets.Socket
+	var seen []string // what the port held, each change once
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		if socks, err = sockets.OnPort(h, "tcp", port); err == nil && len(socks) == 1 && socks[0].State == state {
 			return
 		}
+		now := fmt.Sprintf("%+v (%v)", socks, err)
+		if len(seen) == 0 || seen[len(seen)-1] != now {
+			seen = append(seen, now)
+		}
 	}
-	t.Fatalf("port %d: want one socket in %s, got %+v (%v)", port, state, socks, err)
+	t.Fatalf("port %d: want one socket in %s; it held, in turn:\n%s", port, state, strings.Join(seen, "\n"))
 }
