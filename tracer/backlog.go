@@ -7,7 +7,7 @@ package tracer
 // reading the ring meanwhile. Empty nearly always: events then go
 // straight from the ring to the sink.
 type backlog struct {
-	evs        []Event // a ring of slots
+	evs        []pending // a ring of slots
 	head, size int
 }
 
@@ -25,9 +25,9 @@ func (b *backlog) empty() bool { return b.size == 0 }
 func (b *backlog) full() bool  { return b.size == backlogMax }
 
 // push returns the slot after the newest, for the caller to fill.
-func (b *backlog) push() *Event {
+func (b *backlog) push() *pending {
 	if b.size == len(b.evs) {
-		grown := make([]Event, max(64, 2*len(b.evs)))
+		grown := make([]pending, max(64, 2*len(b.evs)))
 		for i := range b.size {
 			grown[i] = b.evs[(b.head+i)%len(b.evs)]
 		}
@@ -38,11 +38,11 @@ func (b *backlog) push() *Event {
 }
 
 // front is the oldest event.
-func (b *backlog) front() *Event { return &b.evs[b.head] }
+func (b *backlog) front() *pending { return &b.evs[b.head] }
 
 // pop forgets the oldest event.
 func (b *backlog) pop() {
-	b.evs[b.head] = Event{} // drop its holders
+	b.evs[b.head] = pending{} // drop its holders
 	b.head = (b.head + 1) % len(b.evs)
 	b.size--
 	if b.size == 0 && len(b.evs) > backlogKeep {

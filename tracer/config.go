@@ -6,13 +6,15 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/conntrace/conntrace/tracer/event"
 )
 
 // EventMask selects event types; bit (1 << EventType). Zero means all.
 type EventMask uint32
 
 // AllEvents lists the event types a user can select, in display order.
-var AllEvents = []EventType{EventListen, EventConnect, EventAccept, EventClose, EventConnectFail, EventBindFail}
+var AllEvents = event.All
 
 // Failures selects connect_fail and bind_fail (watch --failures).
 const Failures EventMask = 1<<EventConnectFail | 1<<EventBindFail

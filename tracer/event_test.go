@@ -9,6 +9,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/conntrace/conntrace/tracer/containers"
 	"github.com/conntrace/conntrace/tracer/internal/bpfobj"
 )
 
@@ -42,7 +43,7 @@ func TestDecode(t *testing.T) {
 			want: Event{Type: EventConnect, Time: time.Unix(1005, 123).UTC(), ConnID: 17, PID: 4242, UID: 1000,
 				Comm: [16]byte{'c', 'u', 'r', 'l'}, Family: FamilyIPv4, Direction: DirOut,
 				LAddr: netip.MustParseAddr("10.0.0.5"), LPort: 51234, RAddr: netip.MustParseAddr("93.184.216.34"), RPort: 443,
-				Latency: 1234 * time.Microsecond, Proto: ProtoTCP, ts: 5_000_000_123},
+				Latency: 1234 * time.Microsecond, Proto: ProtoTCP},
 		},
 		{
 			name: "close ipv6",
@@ -51,7 +52,7 @@ func TestDecode(t *testing.T) {
 				Reason: uint8(ReasonResetIn), Proto: 6},
 			want: Event{Type: EventClose, Time: time.Unix(1000, 1).UTC(), ConnID: 3, Family: FamilyIPv6, Direction: DirIn,
 				LAddr: netip.AddrFrom16(v6), LPort: 8443, RAddr: netip.AddrFrom16(v6), RPort: 40000,
-				Duration: 2500 * time.Millisecond, TxBytes: 10000, RxBytes: 3000, Reason: ReasonResetIn, Proto: ProtoTCP, ts: 1},
+				Duration: 2500 * time.Millisecond, TxBytes: 10000, RxBytes: 3000, Reason: ReasonResetIn, Proto: ProtoTCP},
 		},
 		{
 			name: "bind_fail has no peer",
@@ -159,5 +160,44 @@ func TestConfigValidate(t *testing.T) {
 	ok := Config{Ports: []uint16{443}, PIDs: []uint32{1}, Comms: []string{"nginx", "curl"}, Family: FamilyIPv6, RingBytes: 1 << 16}
 	if err := ok.Validate(); err != nil {
 		t.Errorf("valid config rejected: %v", err)
+	}
+}
+
+// TestEventValuesAreTheKernels: package event's values are bpf/'s.
+func TestEventValuesAreTheKernels(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		ours, bpfs uint8
+	}{
+		{"listen", uint8(EventListen), uint8(bpfobj.ConntraceEventTypeEVENT_LISTEN)},
+		{"connect", uint8(EventConnect), uint8(bpfobj.ConntraceEventTypeEVENT_CONNECT)},
+		{"accept", uint8(EventAccept), uint8(bpfobj.ConntraceEventTypeEVENT_ACCEPT)},
+		{"close", uint8(EventClose), uint8(bpfobj.ConntraceEventTypeEVENT_CLOSE)},
+		{"connect_fail", uint8(EventConnectFail), uint8(bpfobj.ConntraceEventTypeEVENT_CONNECT_FAIL)},
+		{"bind_fail", uint8(EventBindFail), uint8(bpfobj.ConntraceEventTypeEVENT_BIND_FAIL)},
+		{"dir none", uint8(DirNone), uint8(bpfobj.ConntraceDirectionDIR_NONE)},
+		{"dir out", uint8(DirOut), uint8(bpfobj.ConntraceDirectionDIR_OUT)},
+		{"dir in", uint8(DirIn), uint8(bpfobj.ConntraceDirectionDIR_IN)},
+		{"reason none", uint8(ReasonNone), uint8(bpfobj.ConntraceCloseReasonREASON_NONE)},
+		{"fin", uint8(ReasonFIN), uint8(bpfobj.ConntraceCloseReasonREASON_FIN)},
+		{"reset_in", uint8(ReasonResetIn), uint8(bpfobj.ConntraceCloseReasonREASON_RESET_IN)},
+		{"reset_out", uint8(ReasonResetOut), uint8(bpfobj.ConntraceCloseReasonREASON_RESET_OUT)},
+		{"timeout", uint8(ReasonTimeout), uint8(bpfobj.ConntraceCloseReasonREASON_TIMEOUT)},
+	} {
+		if c.ours != c.bpfs {
+			t.Errorf("%s: package event says %d, bpf/ %d", c.name, c.ours, c.bpfs)
+		}
+	}
+}
+
+// TestCgroupFilterSize: containers.Filter gives at most what the kernel's
+// map holds.
+func TestCgroupFilterSize(t *testing.T) {
+	spec, err := bpfobj.LoadConntrace()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := spec.Maps[bpfobj.ConntraceMapCgroupFilter].MaxEntries; got != containers.FilterMax {
+		t.Errorf("cgroup_filter holds %d, containers.FilterMax is %d", got, containers.FilterMax)
 	}
 }

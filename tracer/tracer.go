@@ -21,15 +21,8 @@ import (
 
 	"github.com/conntrace/conntrace/tracer/containers"
 	"github.com/conntrace/conntrace/tracer/internal/bpfobj"
-	"github.com/conntrace/conntrace/tracer/sockets"
+	"github.com/conntrace/conntrace/tracer/sockets/owners"
 )
-
-// Sink receives events from Run. Write must not keep ev: it is reused.
-type Sink interface {
-	Write(ev *Event) error
-	// Flush is called when the ring buffer has gone quiet, and at the end.
-	Flush() error
-}
 
 // ErrStop, returned by a Sink, ends Run without an error.
 var ErrStop = errors.New("stop")
@@ -67,7 +60,7 @@ type Tracer struct {
 	links []link.Link
 	rd    *ringbuf.Reader
 	clock Clock
-	ev    Event // the event being delivered, when none is held back
+	ev    pending // the event being delivered, when none is held back
 	stats Stats
 	mode  Hooks
 	// storage: connections live in socket storage, not the socket table.
@@ -78,10 +71,10 @@ type Tracer struct {
 	// v2 hierarchy, where byPID finds containers by pid instead.
 	cgroups    *containers.Resolver
 	byPID      *containers.PIDResolver
-	cgLookup   *cgroupLookups // (Run)
-	cgroupsErr error          // why cgroups is nil
-	filter     *cgroupFilter  // Config.Cgroups and Config.Containers, or nil
-	backlog    backlog        // events held back behind a lookup
+	cgLookup   *cgroupLookups     // (Run)
+	cgroupsErr error              // why cgroups is nil
+	filter     *containers.Filter // Config.Cgroups and Config.Containers, or nil
+	backlog    backlog            // events held back behind a lookup
 	lost       lossCounter
 	// unusable says why the better modes were passed over (auto).
 	unusable []*ModeError
@@ -130,12 +123,12 @@ func Open(cfg Config) (*Tracer, error) {
 	if noCgroup2ForTest {
 		res, resErr = nil, errors.New("cgroup v2 hidden by a test")
 	}
-	var filter *cgroupFilter
+	var filter *containers.Filter
 	if len(cfg.Cgroups) > 0 || len(cfg.Containers) > 0 {
 		if res == nil {
 			return nil, fmt.Errorf("filtering by cgroup or container needs the cgroup v2 hierarchy: %w", resErr)
 		}
-		if filter, err = newCgroupFilter(res, state, cfg.Cgroups, cfg.Containers); err != nil {
+		if filter, err = containers.NewFilter(res, state, cfg.Cgroups, cfg.Containers); err != nil {
 			res.Close()
 			return nil, err
 		}
@@ -155,7 +148,7 @@ func Open(cfg Config) (*Tracer, error) {
 			}
 			if filter != nil {
 				put := func(id uint64) error { return t.maps.CgroupFilter.Put(id, uint8(1)) }
-				if err := filter.start(put); err != nil {
+				if err := filter.Start(put); err != nil {
 					t.Close()
 					return nil, err
 				}
@@ -164,14 +157,14 @@ func Open(cfg Config) (*Tracer, error) {
 				// Now, while loading is allowed (capabilities are
 				// dropped after Open) and not at the first failure.
 				// Where it cannot load, holders are found in /proc.
-				t.ownersErr = sockets.PrepareOwners()
+				t.ownersErr = owners.Prepare()
 			}
 			return t, nil
 		}
 		unusable = append(unusable, &ModeError{Mode: m, Err: err})
 	}
 	if filter != nil {
-		filter.close()
+		filter.Close()
 	}
 	if res != nil {
 		res.Close()
@@ -461,19 +454,20 @@ func (t *Tracer) deliver(raw []byte, sink Sink) error {
 			ev = t.backlog.push()
 		}
 	}
-	if err := decode(raw, t.clock, ev); err != nil {
+	if err := decode(raw, t.clock, &ev.Event); err != nil {
 		return err
 	}
+	ev.ts, ev.lookup, ev.cgLookup, ev.heldAt = recordTime(raw), nil, nil, time.Time{}
 	switch {
 	case ev.Type == EventBindFail:
 		ev.Holders = []Holder{}
 		if ev.Errno == uint32(unix.EADDRINUSE) {
-			ev.lookup = t.holders.start(ev)
+			ev.lookup = t.holders.start(&ev.Event)
 		}
 	case ev.Type == EventConnectFail && (ev.Errno == uint32(unix.ECONNREFUSED) || ev.Errno == uint32(unix.ETIMEDOUT) || ev.DropIfindex != 0):
-		ev.lookup = t.holders.start(ev)
+		ev.lookup = t.holders.start(&ev.Event)
 	}
-	if key := t.cgroupKey(ev); key != 0 {
+	if key := t.cgroupKey(&ev.Event); key != 0 {
 		ev.Cgroup, ev.cgLookup = t.cgLookup.get(key)
 	}
 	if ev.lookup != nil || ev.cgLookup != nil {
@@ -481,7 +475,7 @@ func (t *Tracer) deliver(raw []byte, sink Sink) error {
 	}
 	if ev == &t.ev {
 		if ev.lookup == nil && ev.cgLookup == nil {
-			return t.write(sink, ev)
+			return t.write(sink, &ev.Event)
 		}
 		*t.backlog.push() = *ev
 	}
@@ -545,7 +539,7 @@ func (t *Tracer) release(sink Sink, giveUp bool) error {
 			ev.cgLookup = nil
 		}
 		giveUp = false
-		err := t.write(sink, ev)
+		err := t.write(sink, &ev.Event)
 		t.backlog.pop()
 		if err != nil {
 			return err
@@ -556,7 +550,7 @@ func (t *Tracer) release(sink Sink, giveUp bool) error {
 
 // listenAfter is how long after ev a socket last started listening on
 // its remote port in the listeners' namespace (bpf/state.bpf.c), or 0.
-func (t *Tracer) listenAfter(ev *Event) time.Duration {
+func (t *Tracer) listenAfter(ev *pending) time.Duration {
 	var at uint64
 	key := bpfobj.ConntraceListenKey{Netns: ev.ListenersNetNS, Port: ev.RPort}
 	if err := t.maps.ListenedAt.Lookup(&key, &at); err != nil || at <= ev.ts {
@@ -723,7 +717,7 @@ func (t *Tracer) Close() error {
 		t.rd = nil
 	}
 	if t.filter != nil {
-		t.filter.close()
+		t.filter.Close()
 		t.filter = nil
 	}
 	if t.cgroups != nil {

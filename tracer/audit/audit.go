@@ -20,7 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/conntrace/conntrace/tracer"
+	"github.com/conntrace/conntrace/tracer/event"
 	"github.com/conntrace/conntrace/tracer/sockets"
 )
 
@@ -71,7 +71,7 @@ type namespace struct {
 	listens map[uint16]bool // listening ports: sockets on them are inbound
 }
 
-// Auditor collects. It is a tracer.Sink; Snapshot may run concurrently.
+// Auditor collects. It is an event.Sink; Snapshot may run concurrently.
 type Auditor struct {
 	mu    sync.Mutex
 	cfg   Config
@@ -188,7 +188,7 @@ func (d *dest) addProc(p ProcRef) {
 	}
 }
 
-func (a *Auditor) proc(ev *tracer.Event) *proc {
+func (a *Auditor) proc(ev *event.Event) *proc {
 	p := a.procs[ev.PID]
 	if p == nil {
 		p = &proc{ProcRef: ProcRef{PID: ev.PID, Comm: string(ev.CommBytes())}}
@@ -202,19 +202,19 @@ func (a *Auditor) proc(ev *tracer.Event) *proc {
 
 // Write takes one tracer event: outbound connects, their closes and
 // failures; the rest is ignored.
-func (a *Auditor) Write(ev *tracer.Event) error {
+func (a *Auditor) Write(ev *event.Event) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if ev.Type == tracer.EventLost {
+	if ev.Type == event.Lost {
 		a.lost += ev.Lost
 		return nil
 	}
-	if ev.Direction != tracer.DirOut || !a.portWanted(ev.RPort) {
+	if ev.Direction != event.DirOut || !a.portWanted(ev.RPort) {
 		return nil
 	}
 	k := destKey{ev.NetNS, ev.LAddr, ev.RAddr, ev.RPort}
 	switch ev.Type {
-	case tracer.EventConnect:
+	case event.Connect:
 		d, p := a.dest(k), a.proc(ev)
 		d.opened++
 		d.addProc(p.ProcRef)
@@ -225,7 +225,7 @@ func (a *Auditor) Write(ev *tracer.Event) error {
 		if ev.BoundPort0 {
 			p.boundPort0++
 		}
-	case tracer.EventClose:
+	case event.Close:
 		d, p := a.dest(k), a.proc(ev)
 		d.closed++
 		if ev.Duration < shortLived {
@@ -233,7 +233,7 @@ func (a *Auditor) Write(ev *tracer.Event) error {
 		}
 		p.closed++
 		p.lifetime += ev.Duration
-	case tracer.EventConnectFail:
+	case event.ConnectFail:
 		if ev.Errno != uint32(unix.EADDRNOTAVAIL) {
 			return nil
 		}
@@ -255,7 +255,7 @@ func (a *Auditor) Write(ev *tracer.Event) error {
 	return nil
 }
 
-// Flush is part of tracer.Sink.
+// Flush is part of event.Sink.
 func (a *Auditor) Flush() error { return nil }
 
 // Limits are a network namespace's settings that bound outbound

@@ -11,8 +11,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/conntrace/conntrace/tracer"
 	"github.com/conntrace/conntrace/tracer/containers"
+	"github.com/conntrace/conntrace/tracer/event"
 )
 
 func TestReportReserved(t *testing.T) {
@@ -44,8 +44,8 @@ func auditWith(inUse, timeWait int) (*Auditor, destKey) {
 	return a, k
 }
 
-func event(typ tracer.EventType, pid uint32, lport uint16) *tracer.Event {
-	ev := &tracer.Event{Type: typ, PID: pid, Direction: tracer.DirOut, NetNS: 7,
+func mkEvent(typ event.Type, pid uint32, lport uint16) *event.Event {
+	ev := &event.Event{Type: typ, PID: pid, Direction: event.DirOut, NetNS: 7,
 		LAddr: netip.MustParseAddr("198.18.0.1"), LPort: lport, RAddr: netip.MustParseAddr("198.18.0.2"), RPort: 9443}
 	copy(ev.Comm[:], "client\x1b[2J")
 	return ev
@@ -76,22 +76,22 @@ func TestReportThresholds(t *testing.T) {
 
 func TestReportEvents(t *testing.T) {
 	a, k := auditWith(3, 3)
-	a.Write(event(tracer.EventConnect, 42, 40001))
-	a.Write(event(tracer.EventConnect, 42, 1234)) // explicitly bound
-	cl := event(tracer.EventClose, 42, 40001)
+	a.Write(mkEvent(event.Connect, 42, 40001))
+	a.Write(mkEvent(event.Connect, 42, 1234)) // explicitly bound
+	cl := mkEvent(event.Close, 42, 40001)
 	cl.Duration = 300 * time.Millisecond
 	a.Write(cl)
-	fail := event(tracer.EventConnectFail, 42, 0)
+	fail := mkEvent(event.ConnectFail, 42, 0)
 	fail.LAddr = netip.IPv4Unspecified()
 	fail.Errno = uint32(unix.EADDRNOTAVAIL)
 	a.Write(fail)
-	refused := event(tracer.EventConnectFail, 42, 40002)
+	refused := mkEvent(event.ConnectFail, 42, 40002)
 	refused.Errno = uint32(unix.ECONNREFUSED)
 	a.Write(refused)
-	in := event(tracer.EventAccept, 43, 9443)
-	in.Direction = tracer.DirIn
+	in := mkEvent(event.Accept, 43, 9443)
+	in.Direction = event.DirIn
 	a.Write(in)
-	a.Write(&tracer.Event{Type: tracer.EventLost, Lost: 5})
+	a.Write(&event.Event{Type: event.Lost, Lost: 5})
 
 	r := a.Report(true)
 	if r.Type != "summary" || r.Lost != 5 || len(r.Destinations) != 1 || len(r.Processes) != 1 {
@@ -119,11 +119,11 @@ func TestReportEvents(t *testing.T) {
 func TestReportPIDFilter(t *testing.T) {
 	a, _ := auditWith(0, 0)
 	a.cfg.PIDs = []uint32{42}
-	a.Write(event(tracer.EventConnect, 41, 40001))
+	a.Write(mkEvent(event.Connect, 41, 40001))
 	if r := a.Report(false); len(r.Destinations) != 0 || len(r.Processes) != 0 {
 		t.Errorf("pid 41 only, but the report has %+v", r)
 	}
-	a.Write(event(tracer.EventConnect, 42, 40002))
+	a.Write(mkEvent(event.Connect, 42, 40002))
 	if r := a.Report(false); len(r.Destinations) != 1 || len(r.Processes) != 1 || r.Destinations[0].Opened != 2 {
 		t.Errorf("pid 42: %+v", r)
 	}
@@ -135,7 +135,7 @@ func TestReportContainer(t *testing.T) {
 	a, _ := auditWith(3, 3)
 	ctr := &containers.Container{ID: strings.Repeat("ab", 32), Runtime: containers.Podman, Name: "web\x1b"}
 	for _, port := range []uint16{40001, 40002} {
-		ev := event(tracer.EventConnect, 42, port)
+		ev := mkEvent(event.Connect, 42, port)
 		ev.Cgroup = &containers.Cgroup{ID: 9, Path: "/libpod_parent/libpod-" + ctr.ID, Container: ctr}
 		ev.BoundPort0 = true
 		a.Write(ev)

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 
-package tracer
+package containers
 
 import (
 	"errors"
@@ -15,14 +15,13 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/conntrace/conntrace/tracer/containers"
 )
 
-// The cgroup filter (Config.Cgroups, Config.Containers) runs in the
-// kernel: cgroup_filter holds cgroup ids, and a process passes when its
-// cgroup or one above it is there (bpf/filters.bpf.h). A --cgroup is one
-// id, found when the tracer opens. Containers come and go, so their
+// The tracer's cgroup filter (--cgroup, --container) runs in the kernel:
+// a map of cgroup ids, and a process passes when its cgroup or one above
+// it is there (bpf/filters.bpf.h). Filter finds the ids and gives them to
+// the tracer through one function (Start's put). A --cgroup is one id,
+// found when the tracer opens. Containers come and go, so their
 // cgroups are watched: the hierarchy is scanned when the tracer opens,
 // and inotify reports every cgroup made after (a watch on each directory
 // of the hierarchy). A new cgroup whose path is a container's is
@@ -31,16 +30,19 @@ import (
 // their runtime makes the cgroup, so a container that starts later is
 // traced from its first connection.
 
-// cgroupFilterMax is the size of cgroup_filter.
-const cgroupFilterMax = 4096
+// FilterMax is the most cgroups a Filter gives: the size of the kernel's
+// map (cgroup_filter).
+const FilterMax = 4096
 
 // nameRetries: when a container's cgroup appears before its runtime
 // wrote the state that names it, it is described again after these.
 var nameRetries = []time.Duration{20 * time.Millisecond, 100 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second}
 
-type cgroupFilter struct {
-	r       *containers.Resolver
-	state   containers.State
+// Filter finds the cgroups of the wanted cgroups and containers, now and
+// as containers start.
+type Filter struct {
+	r       *Resolver
+	state   State
 	want    []string // container names, or id prefixes of 12 or more hex digits
 	inotify *os.File
 
@@ -54,11 +56,12 @@ type cgroupFilter struct {
 	wg      sync.WaitGroup
 }
 
-// newCgroupFilter finds the ids of the wanted cgroups and of the wanted
-// containers that exist now, and starts watching for new ones (taken in
-// from start on; inotify queues what comes before).
-func newCgroupFilter(r *containers.Resolver, state containers.State, cgroups, wanted []string) (*cgroupFilter, error) {
-	f := &cgroupFilter{r: r, state: state, want: wanted, ids: map[uint64]bool{}, watches: map[int32]string{},
+// NewFilter finds the ids of the wanted cgroups (paths in r's hierarchy)
+// and of the wanted containers (names, or id prefixes of 12 or more hex
+// digits) that exist now, and starts watching for new ones (given from
+// Start on; inotify queues what comes before).
+func NewFilter(r *Resolver, state State, cgroups, wanted []string) (*Filter, error) {
+	f := &Filter{r: r, state: state, want: wanted, ids: map[uint64]bool{}, watches: map[int32]string{},
 		retries: map[string]*time.Timer{}, done: make(chan struct{})}
 	for _, p := range cgroups {
 		id, err := cgroupID(r.Mount(), p)
@@ -85,7 +88,7 @@ func newCgroupFilter(r *containers.Resolver, state containers.State, cgroups, wa
 // cgroupID is the id of the cgroup at path p of the hierarchy mounted at
 // mount ("/system.slice/x.service", or the same under the mount point).
 func cgroupID(mount, p string) (uint64, error) {
-	st, err := os.Stat(containers.Dir(mount, p))
+	st, err := os.Stat(Dir(mount, p))
 	if err != nil || !st.IsDir() {
 		return 0, fmt.Errorf("cgroup %q: no such cgroup in %s", p, mount)
 	}
@@ -94,7 +97,7 @@ func cgroupID(mount, p string) (uint64, error) {
 
 // scan watches dir and every directory below it, and takes the wanted
 // containers' cgroups among them.
-func (f *cgroupFilter) scan(dir string) {
+func (f *Filter) scan(dir string) {
 	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || !d.IsDir() {
 			return nil
@@ -115,13 +118,13 @@ func (f *cgroupFilter) scan(dir string) {
 
 // check takes the cgroup at p if it is a wanted container's; a container
 // whose state does not name it yet is checked again later.
-func (f *cgroupFilter) check(p string, try int) {
+func (f *Filter) check(p string, try int) {
 	rel := strings.TrimPrefix(p, f.r.Mount())
-	runtime, id, ok := containers.FromPath(rel)
+	runtime, id, ok := FromPath(rel)
 	if !ok {
 		return
 	}
-	c := &containers.Container{ID: id, Runtime: runtime}
+	c := &Container{ID: id, Runtime: runtime}
 	if !f.wants(c) {
 		c = f.state.Describe(runtime, id)
 		if !f.wants(c) {
@@ -152,13 +155,13 @@ func (f *cgroupFilter) check(p string, try int) {
 }
 
 // forget drops p's retry, once its checks are over.
-func (f *cgroupFilter) forget(p string) {
+func (f *Filter) forget(p string) {
 	f.mu.Lock()
 	delete(f.retries, p)
 	f.mu.Unlock()
 }
 
-func (f *cgroupFilter) wants(c *containers.Container) bool {
+func (f *Filter) wants(c *Container) bool {
 	for _, w := range f.want {
 		if w == c.Name && c.Name != "" || len(w) >= 12 && strings.HasPrefix(c.ID, w) {
 			return true
@@ -167,14 +170,14 @@ func (f *cgroupFilter) wants(c *containers.Container) bool {
 	return false
 }
 
-func (f *cgroupFilter) add(id uint64) {
+func (f *Filter) add(id uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.ids[id] {
 		return
 	}
-	if len(f.ids) >= cgroupFilterMax {
-		f.warnLocked(fmt.Sprintf("--container: more than %d cgroups match; the others are not traced", cgroupFilterMax))
+	if len(f.ids) >= FilterMax {
+		f.warnLocked(fmt.Sprintf("--container: more than %d cgroups match; the others are not traced", FilterMax))
 		return
 	}
 	f.ids[id] = true
@@ -185,21 +188,21 @@ func (f *cgroupFilter) add(id uint64) {
 	}
 }
 
-func (f *cgroupFilter) warn(w string) {
+func (f *Filter) warn(w string) {
 	f.mu.Lock()
 	f.warnLocked(w)
 	f.mu.Unlock()
 }
 
-func (f *cgroupFilter) warnLocked(w string) {
+func (f *Filter) warnLocked(w string) {
 	if f.warning == "" {
 		f.warning = w
 	}
 }
 
-// start puts the ids found so far into the kernel's map, and from then on
-// each new one as its cgroup appears.
-func (f *cgroupFilter) start(put func(uint64) error) error {
+// Start gives put the ids found so far, and from then on each new one as
+// its cgroup appears. put adds an id to the kernel's map.
+func (f *Filter) Start(put func(id uint64) error) error {
 	f.mu.Lock()
 	for id := range f.ids {
 		if err := put(id); err != nil {
@@ -218,7 +221,7 @@ func (f *cgroupFilter) start(put func(uint64) error) error {
 
 // watch reads inotify until close: each new directory is watched in
 // turn, with what was made below it before its watch.
-func (f *cgroupFilter) watch() {
+func (f *Filter) watch() {
 	defer f.wg.Done()
 	buf := make([]byte, 64<<10)
 	for {
@@ -258,13 +261,14 @@ func (f *cgroupFilter) watch() {
 }
 
 // Warning is the first problem the filter met, or "".
-func (f *cgroupFilter) Warning() string {
+func (f *Filter) Warning() string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.warning
 }
 
-func (f *cgroupFilter) close() {
+// Close stops watching.
+func (f *Filter) Close() {
 	f.mu.Lock()
 	close(f.done)
 	for _, t := range f.retries {

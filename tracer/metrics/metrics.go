@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 
 // Package metrics counts the tracer's events as Prometheus metrics with
-// bounded label sets. Metrics is a tracer.Sink (counting is a map lookup
+// bounded label sets. Metrics is an event.Sink (counting is a map lookup
 // and an add under a mutex nobody holds for long) and a
 // prometheus.Collector (a scrape copies the counts under the mutex and
 // formats them outside it). The names and labels are a contract:
@@ -16,7 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/conntrace/conntrace/tracer"
+	"github.com/conntrace/conntrace/tracer/event"
 	"github.com/conntrace/conntrace/tracer/output"
 )
 
@@ -69,7 +69,7 @@ var otherComm = [16]byte{'o', 't', 'h', 'e', 'r'}
 
 // key is one label set. Labels a metric does not have stay zero.
 type key struct {
-	dir       tracer.Direction
+	dir       event.Direction
 	code      uint32 // close: reason; failures: errno
 	port      int32  // 0-65535, or portNone, portEphemeral, portOther
 	comm      [16]byte
@@ -233,7 +233,7 @@ func (m *Metrics) port(p uint16) int32 {
 
 // who is the label set of ev's process, for the family's fixed labels to
 // be added to.
-func (m *Metrics) who(ev *tracer.Event, port uint16) key {
+func (m *Metrics) who(ev *event.Event, port uint16) key {
 	k := key{port: m.port(port)}
 	if m.cfg.Labels.Comm {
 		k.comm = ev.Comm
@@ -246,26 +246,26 @@ func (m *Metrics) who(ev *tracer.Event, port uint16) key {
 
 // servicePort is the service's side of a connection: the peer's port for
 // an outbound one, the local port for an inbound one.
-func servicePort(ev *tracer.Event) uint16 {
-	if ev.Direction == tracer.DirIn {
+func servicePort(ev *event.Event) uint16 {
+	if ev.Direction == event.DirIn {
 		return ev.LPort
 	}
 	return ev.RPort
 }
 
-// Write counts ev. It is part of tracer.Sink.
-func (m *Metrics) Write(ev *tracer.Event) error {
+// Write counts ev. It is part of event.Sink.
+func (m *Metrics) Write(ev *event.Event) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	switch ev.Type {
-	case tracer.EventConnect, tracer.EventAccept:
+	case event.Connect, event.Accept:
 		k := m.who(ev, servicePort(ev))
 		k.dir = ev.Direction
 		m.connections.get(k).value++
-		if ev.Type == tracer.EventConnect {
+		if ev.Type == event.Connect {
 			observe(m.handshake.get(key{dir: ev.Direction, port: k.port}), m.handshake.bounds, ev.Latency)
 		}
-	case tracer.EventClose:
+	case event.Close:
 		k := m.who(ev, servicePort(ev))
 		k.dir = ev.Direction
 		m.sent.get(k).value += ev.TxBytes
@@ -273,15 +273,15 @@ func (m *Metrics) Write(ev *tracer.Event) error {
 		observe(m.duration.get(key{dir: ev.Direction, port: k.port}), m.duration.bounds, ev.Duration)
 		k.code = uint32(ev.Reason)
 		m.closes.get(k).value++
-	case tracer.EventConnectFail:
+	case event.ConnectFail:
 		k := m.who(ev, ev.RPort)
 		k.code = ev.Errno
 		m.connectFail.get(k).value++
-	case tracer.EventBindFail:
+	case event.BindFail:
 		k := m.who(ev, ev.LPort)
 		k.code = ev.Errno
 		m.bindFail.get(k).value++
-	case tracer.EventLost:
+	case event.Lost:
 		m.lost[0] += ev.LostDropped
 		m.lost[1] += ev.LostSkipped
 		m.lost[2] += ev.LostEvicted
@@ -289,7 +289,7 @@ func (m *Metrics) Write(ev *tracer.Event) error {
 	return nil
 }
 
-// Flush is part of tracer.Sink.
+// Flush is part of event.Sink.
 func (m *Metrics) Flush() error { return nil }
 
 func observe(s *series, bounds []float64, d time.Duration) {
@@ -379,9 +379,9 @@ func (m *Metrics) labelValues(f *family, k key) []string {
 		case l == "direction":
 			v = k.dir.String()
 		case l == "reason":
-			v = tracer.Reason(k.code).String()
+			v = event.Reason(k.code).String()
 		case l == "error":
-			v = (&tracer.Event{Errno: k.code}).ErrorName()
+			v = (&event.Event{Errno: k.code}).ErrorName()
 		case l == "port":
 			switch k.port {
 			case portEphemeral:
@@ -392,7 +392,7 @@ func (m *Metrics) labelValues(f *family, k key) []string {
 				v = strconv.Itoa(int(k.port))
 			}
 		case l == "comm":
-			v = string(output.AppendTextSafe(nil, (&tracer.Event{Comm: k.comm}).CommBytes()))
+			v = string(output.AppendTextSafe(nil, (&event.Event{Comm: k.comm}).CommBytes()))
 		case l == "container":
 			v = string(output.AppendTextSafe(nil, k.container))
 		}

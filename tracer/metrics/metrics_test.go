@@ -10,8 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/conntrace/conntrace/tracer"
 	"github.com/conntrace/conntrace/tracer/containers"
+	"github.com/conntrace/conntrace/tracer/event"
 )
 
 func comm(s string) (c [16]byte) {
@@ -19,8 +19,8 @@ func comm(s string) (c [16]byte) {
 	return c
 }
 
-func connect(name string, rport uint16, latency time.Duration) *tracer.Event {
-	return &tracer.Event{Type: tracer.EventConnect, Direction: tracer.DirOut, Comm: comm(name), LPort: 40001, RPort: rport, Latency: latency}
+func connect(name string, rport uint16, latency time.Duration) *event.Event {
+	return &event.Event{Type: event.Connect, Direction: event.DirOut, Comm: comm(name), LPort: 40001, RPort: rport, Latency: latency}
 }
 
 // gather is m's exposition of the named metrics, as a scrape sees it; a
@@ -68,18 +68,18 @@ func TestCounts(t *testing.T) {
 	m := New(Config{Labels: AllLabels, Ephemeral: [2]uint16{32768, 60999}, Build: BuildLabels{Version: "v1.2.0", Commit: "0123abc", BuildDate: "2026-12-03T09:00:00Z",
 		GoVersion: "go1.26.8", Arch: "arm64", BPFObject: "ff00", HookModes: "fentry,kprobe,tracepoint"}, Hooks: "tracepoint"})
 	web := &containers.Cgroup{Container: &containers.Container{ID: "0123456789abcdef0123", Runtime: "podman", Name: "web"}}
-	events := []*tracer.Event{
+	events := []*event.Event{
 		connect("curl", 443, 300*time.Microsecond),
 		connect("curl", 443, 2*time.Millisecond),
-		{Type: tracer.EventAccept, Direction: tracer.DirIn, Comm: comm("nginx"), LPort: 443, RPort: 40001, Cgroup: web},
-		{Type: tracer.EventClose, Direction: tracer.DirIn, Comm: comm("nginx"), LPort: 443, RPort: 40001, Cgroup: web,
-			Reason: tracer.ReasonResetIn, TxBytes: 100, RxBytes: 7, Duration: 5 * time.Second},
+		{Type: event.Accept, Direction: event.DirIn, Comm: comm("nginx"), LPort: 443, RPort: 40001, Cgroup: web},
+		{Type: event.Close, Direction: event.DirIn, Comm: comm("nginx"), LPort: 443, RPort: 40001, Cgroup: web,
+			Reason: event.ReasonResetIn, TxBytes: 100, RxBytes: 7, Duration: 5 * time.Second},
 		// A client's port is in the ephemeral range: not a service.
-		{Type: tracer.EventConnectFail, Direction: tracer.DirOut, Comm: comm("curl"), RPort: 50000, Errno: 111},
-		{Type: tracer.EventConnectFail, Direction: tracer.DirOut, Comm: comm("curl"), RPort: 81, Errno: 0},
-		{Type: tracer.EventBindFail, Comm: comm("nginx"), LPort: 80, Errno: 98},
-		{Type: tracer.EventLost, Lost: 6, LostDropped: 1, LostSkipped: 2, LostEvicted: 3},
-		{Type: tracer.EventListen, Comm: comm("nginx"), LPort: 80},
+		{Type: event.ConnectFail, Direction: event.DirOut, Comm: comm("curl"), RPort: 50000, Errno: 111},
+		{Type: event.ConnectFail, Direction: event.DirOut, Comm: comm("curl"), RPort: 81, Errno: 0},
+		{Type: event.BindFail, Comm: comm("nginx"), LPort: 80, Errno: 98},
+		{Type: event.Lost, Lost: 6, LostDropped: 1, LostSkipped: 2, LostEvicted: 3},
+		{Type: event.Listen, Comm: comm("nginx"), LPort: 80},
 	}
 	for _, ev := range events {
 		m.Write(ev)
@@ -151,8 +151,8 @@ func TestSeriesBound(t *testing.T) {
 	for i := range 300 {
 		ev := connect("p"+strconv.Itoa(i), uint16(8000+i%20), time.Millisecond)
 		m.Write(ev)
-		m.Write(&tracer.Event{Type: tracer.EventClose, Direction: tracer.DirOut, Comm: ev.Comm, RPort: ev.RPort, Reason: tracer.Reason(i % 4), Duration: time.Second})
-		m.Write(&tracer.Event{Type: tracer.EventConnectFail, Direction: tracer.DirOut, Comm: ev.Comm, RPort: ev.RPort, Errno: uint32(100 + i%15)})
+		m.Write(&event.Event{Type: event.Close, Direction: event.DirOut, Comm: ev.Comm, RPort: ev.RPort, Reason: event.Reason(i % 4), Duration: time.Second})
+		m.Write(&event.Event{Type: event.ConnectFail, Direction: event.DirOut, Comm: ev.Comm, RPort: ev.RPort, Errno: uint32(100 + i%15)})
 	}
 	families := []string{"conntrace_connections_total", "conntrace_connection_closes_total", "conntrace_connect_failures_total",
 		"conntrace_sent_bytes_total", "conntrace_received_bytes_total", "conntrace_handshake_seconds", "conntrace_connection_duration_seconds"}
@@ -206,7 +206,7 @@ func TestHostileNames(t *testing.T) {
 func TestWriteAllocs(t *testing.T) {
 	m := New(Config{Labels: AllLabels, Ephemeral: [2]uint16{32768, 60999}})
 	ev := connect("curl", 443, time.Millisecond)
-	cl := &tracer.Event{Type: tracer.EventClose, Direction: tracer.DirOut, Comm: comm("curl"), RPort: 443, Reason: tracer.ReasonFIN}
+	cl := &event.Event{Type: event.Close, Direction: event.DirOut, Comm: comm("curl"), RPort: 443, Reason: event.ReasonFIN}
 	m.Write(ev)
 	m.Write(cl)
 	if n := testing.AllocsPerRun(1000, func() { m.Write(ev); m.Write(cl) }); n != 0 {
@@ -216,11 +216,11 @@ func TestWriteAllocs(t *testing.T) {
 
 func BenchmarkWrite(b *testing.B) {
 	m := New(Config{Labels: AllLabels, Ephemeral: [2]uint16{32768, 60999}})
-	evs := []*tracer.Event{
+	evs := []*event.Event{
 		connect("curl", 443, time.Millisecond),
-		{Type: tracer.EventAccept, Direction: tracer.DirIn, Comm: comm("nginx"), LPort: 443},
-		{Type: tracer.EventClose, Direction: tracer.DirOut, Comm: comm("curl"), RPort: 443, Reason: tracer.ReasonFIN, Duration: time.Second},
-		{Type: tracer.EventClose, Direction: tracer.DirIn, Comm: comm("nginx"), LPort: 443, Reason: tracer.ReasonFIN, Duration: time.Second},
+		{Type: event.Accept, Direction: event.DirIn, Comm: comm("nginx"), LPort: 443},
+		{Type: event.Close, Direction: event.DirOut, Comm: comm("curl"), RPort: 443, Reason: event.ReasonFIN, Duration: time.Second},
+		{Type: event.Close, Direction: event.DirIn, Comm: comm("nginx"), LPort: 443, Reason: event.ReasonFIN, Duration: time.Second},
 	}
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {

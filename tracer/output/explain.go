@@ -8,16 +8,16 @@ import (
 	"strings"
 	"time"
 
-	"github.com/conntrace/conntrace/tracer"
+	"github.com/conntrace/conntrace/tracer/event"
 	"github.com/conntrace/conntrace/tracer/sockets"
 )
 
 // appendExplanation says in words what a failure means:
 // "ECONNREFUSED: nothing listening on 10.0.0.7:5432".
-func appendExplanation(dst []byte, ev *tracer.Event) []byte {
+func appendExplanation(dst []byte, ev *event.Event) []byte {
 	dst = append(dst, ev.ErrorName()...)
 	dst = append(dst, ": "...)
-	if ev.Type == tracer.EventBindFail {
+	if ev.Type == event.BindFail {
 		return appendBindExplanation(dst, ev)
 	}
 	peer := func(dst []byte) []byte { return AppendAddrPort(dst, ev.RAddr, ev.RPort) }
@@ -108,7 +108,7 @@ func appendExplanation(dst []byte, ev *tracer.Event) []byte {
 
 // appendICMP names ev's ICMP error: "ICMP host unreachable (type 3, code
 // 1)".
-func appendICMP(dst []byte, ev *tracer.Event) []byte {
+func appendICMP(dst []byte, ev *event.Event) []byte {
 	if ev.ICMPFrom.Is4() {
 		dst = append(dst, "ICMP "...)
 	} else {
@@ -127,7 +127,7 @@ func appendICMP(dst []byte, ev *tracer.Event) []byte {
 // one (administratively prohibited), or the destination itself answering
 // that it is unreachable, which only a REJECT does (a TCP stack with
 // nothing listening answers with a reset).
-func appendICMPCause(dst []byte, ev *tracer.Event) []byte {
+func appendICMPCause(dst []byte, ev *event.Event) []byte {
 	code := [2]uint8{ev.ICMPType, ev.ICMPCode}
 	var prohibited, unreachable bool
 	if ev.ICMPFrom.Is4() {
@@ -151,14 +151,14 @@ func appendICMPCause(dst []byte, ev *tracer.Event) []byte {
 
 // explained says whether ev has an explanation: a failure, or a close
 // that was not orderly (reset, timeout).
-func explained(ev *tracer.Event) bool {
-	return ev.Type.IsFailure() || ev.Type == tracer.EventClose && ev.Reason != tracer.ReasonFIN && ev.Reason != tracer.ReasonNone
+func explained(ev *event.Event) bool {
+	return ev.Type.IsFailure() || ev.Type == event.Close && ev.Reason != event.ReasonFIN && ev.Reason != event.ReasonNone
 }
 
 // appendCloseExplanation says why a connection ended abruptly, from what
 // the kernel had at the close: "reset by the peer after 35.200s without a
 // packet from it: an idle timeout (...)".
-func appendCloseExplanation(dst []byte, ev *tracer.Event) []byte {
+func appendCloseExplanation(dst []byte, ev *event.Event) []byte {
 	silent := func(dst []byte, who string) []byte {
 		// Idle is counted in the kernel's ticks: 0 is "within one",
 		// not a silence worth naming.
@@ -171,7 +171,7 @@ func appendCloseExplanation(dst []byte, ev *tracer.Event) []byte {
 		return append(dst, who...)
 	}
 	switch ev.Reason {
-	case tracer.ReasonResetIn:
+	case event.ReasonResetIn:
 		dst = append(dst, "reset by the peer"...)
 		if ev.PeerUnaccepted {
 			// Not an idle timeout: the peer never took it.
@@ -181,7 +181,7 @@ func appendCloseExplanation(dst []byte, ev *tracer.Event) []byte {
 		if ev.IdleKnown && ev.Idle >= time.Second {
 			dst = append(dst, ": an idle timeout (the peer's, or a load balancer's, NAT's or firewall's on the path)"...)
 		}
-	case tracer.ReasonResetOut:
+	case event.ReasonResetOut:
 		dst = append(dst, "reset by this side"...)
 		dst = silent(dst, "the peer")
 		switch {
@@ -192,7 +192,7 @@ func appendCloseExplanation(dst []byte, ev *tracer.Event) []byte {
 			dst = strconv.AppendUint(dst, uint64(ev.Unread), 10)
 			dst = append(dst, " bytes unread"...)
 		}
-	case tracer.ReasonTimeout:
+	case event.ReasonTimeout:
 		dst = append(dst, "timed out"...)
 		dst = silent(dst, "the peer")
 		if ev.Retransmits > 0 {
@@ -208,7 +208,7 @@ func appendCloseExplanation(dst []byte, ev *tracer.Event) []byte {
 // dropped by netfilter going out, and an answer came anyway (a REJECT's
 // reset or ICMP error: refused, unreachable), where a drop alone would
 // have timed out.
-func rejectedHere(ev *tracer.Event) bool {
+func rejectedHere(ev *event.Event) bool {
 	return ev.Drops > 0 && ev.DropReason == "NETFILTER_DROP" && !ev.DropInbound && ev.Errno != 0 &&
 		ev.ErrorName() != "ETIMEDOUT"
 }
@@ -216,7 +216,7 @@ func rejectedHere(ev *tracer.Event) bool {
 // appendTimedOut explains a handshake without an answer by what this host
 // saw: "no answer from 198.18.0.2:5432 to 2 SYNs over 3.008s; this host
 // dropped them (NETFILTER_DROP): a firewall rule here".
-func appendTimedOut(dst []byte, ev *tracer.Event) []byte {
+func appendTimedOut(dst []byte, ev *event.Event) []byte {
 	dst = append(dst, "no answer from "...)
 	dst = AppendAddrPort(dst, ev.RAddr, ev.RPort)
 	dst = append(dst, " to "...)
@@ -269,7 +269,7 @@ func appendTimedOut(dst []byte, ev *tracer.Event) []byte {
 // fullListener is the listener on this host that a timed-out connect
 // reached and whose accept queue is full (more waiting than its backlog:
 // the kernel then drops new SYNs), or nil.
-func fullListener(ev *tracer.Event) *tracer.Holder {
+func fullListener(ev *event.Event) *event.Holder {
 	for i := range ev.Listeners {
 		if h := &ev.Listeners[i]; sockets.Conflicts(ev.RAddr, h.LAddr) && h.Queued > h.Backlog {
 			return h
@@ -280,7 +280,7 @@ func fullListener(ev *tracer.Event) *tracer.Holder {
 
 // appendDevice appends " on veth0", the device of the last drop, by name
 // when it could be looked up.
-func appendDevice(dst []byte, ev *tracer.Event) []byte {
+func appendDevice(dst []byte, ev *event.Event) []byte {
 	switch {
 	case ev.DropDevice != "":
 		dst = append(dst, " on "...)
@@ -301,7 +301,7 @@ func appendDevice(dst []byte, ev *tracer.Event) []byte {
 // listeners found are named, not blamed: "nothing listened on
 // 127.0.0.1:9002 then; a socket started listening on port 9002 40ms
 // after the refusal; now 0.0.0.0:9002 is held by 5120 python3 (LISTEN)".
-func appendRefusedHere(dst []byte, ev *tracer.Event) []byte {
+func appendRefusedHere(dst []byte, ev *event.Event) []byte {
 	later := ev.ListenAfter > 0
 	if later {
 		dst = append(dst, "nothing listened on "...)
@@ -384,7 +384,7 @@ func appendProcs(dst []byte, procs []sockets.Proc, seen bool) []byte {
 	return dst
 }
 
-func appendBindExplanation(dst []byte, ev *tracer.Event) []byte {
+func appendBindExplanation(dst []byte, ev *event.Event) []byte {
 	local := func(dst []byte) []byte { return AppendAddrPort(dst, ev.LAddr, ev.LPort) }
 	switch ev.ErrorName() {
 	case "EADDRINUSE":
@@ -418,7 +418,7 @@ func appendBindExplanation(dst []byte, ev *tracer.Event) []byte {
 // appendHolders says who holds the port: "is held by 1156 nginx, 1157
 // nginx (0.0.0.0:8080 LISTEN, one socket in 2 processes)", each socket
 // in turn, and whether several share the port with SO_REUSEPORT.
-func appendHolders(dst []byte, ev *tracer.Event) []byte {
+func appendHolders(dst []byte, ev *event.Event) []byte {
 	if ev.HoldersError != "" {
 		dst = append(dst, "is in use; who holds it is unknown: "...)
 		for i, word := range strings.Split(ev.HoldersError, " ") {
@@ -501,7 +501,7 @@ func appendHolders(dst []byte, ev *tracer.Event) []byte {
 
 // sameHolder reports whether two sockets would be named alike: the same
 // address, state and processes.
-func sameHolder(a, b *tracer.Holder) bool {
+func sameHolder(a, b *event.Holder) bool {
 	if a.LAddr != b.LAddr || a.LPort != b.LPort || a.State != b.State || a.ProcsSeen != b.ProcsSeen || len(a.Procs) != len(b.Procs) {
 		return false
 	}
@@ -516,7 +516,7 @@ func sameHolder(a, b *tracer.Holder) bool {
 // appendReusePortConflict says why holders that all have SO_REUSEPORT
 // keep this socket out: it did not set it, or runs as another user than
 // the group's (the kernel lets only the same user join).
-func appendReusePortConflict(dst []byte, ev *tracer.Event) []byte {
+func appendReusePortConflict(dst []byte, ev *event.Event) []byte {
 	if !ev.ReusePort {
 		return append(dst, ", which this socket did not set"...)
 	}
@@ -533,18 +533,18 @@ func appendReusePortConflict(dst []byte, ev *tracer.Event) []byte {
 
 // onlyTimeWait says whether ev's port is held by connections in
 // TIME_WAIT alone (TCP): no process has it.
-func onlyTimeWait(ev *tracer.Event) bool {
+func onlyTimeWait(ev *event.Event) bool {
 	for i := range ev.Holders {
 		if ev.Holders[i].State != "TIME_WAIT" {
 			return false
 		}
 	}
-	return ev.Proto == tracer.ProtoTCP && len(ev.Holders) > 0
+	return ev.Proto == event.ProtoTCP && len(ev.Holders) > 0
 }
 
 // appendTimeWait says how long TIME_WAIT connections hold the port, and
 // what lets the bind through now.
-func appendTimeWait(dst []byte, ev *tracer.Event) []byte {
+func appendTimeWait(dst []byte, ev *event.Event) []byte {
 	var wait time.Duration
 	for i := range ev.Holders {
 		wait = max(wait, ev.Holders[i].Expires)
@@ -568,7 +568,7 @@ func appendTimeWait(dst []byte, ev *tracer.Event) []byte {
 // appendAddressConflict says what the addresses of the failing socket and
 // its holders have to do with the conflict: IPv6 wildcards take IPv4 too,
 // unless IPV6_V6ONLY.
-func appendAddressConflict(dst []byte, ev *tracer.Event) []byte {
+func appendAddressConflict(dst []byte, ev *event.Event) []byte {
 	laddr := ev.LAddr.Unmap()
 	for i := range ev.Holders {
 		h := &ev.Holders[i]

@@ -11,7 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/conntrace/conntrace/tracer"
+	"github.com/conntrace/conntrace/tracer/event"
 	"github.com/conntrace/conntrace/tracer/sockets"
 )
 
@@ -73,21 +73,21 @@ func FuzzEscapes(f *testing.F) {
 // (names from the kernel and from /proc included), is one JSON object and
 // one printable text line.
 func FuzzFormat(f *testing.F) {
-	f.Add(uint8(tracer.EventConnect), []byte("curl"), "nginx", uint32(0), uint16(40000), uint16(443), uint64(0), false, uint8(0), uint8(1))
-	f.Add(uint8(tracer.EventBindFail), []byte("\x1b[31m"), "\xff\n", uint32(98), uint16(80), uint16(0), uint64(0), true, uint8(0), uint8(0))
-	f.Add(uint8(tracer.EventLost), []byte(""), "", uint32(0), uint16(0), uint16(0), uint64(12), false, uint8(0), uint8(0))
-	f.Add(uint8(tracer.EventConnectFail), []byte("psql"), "", uint32(4095), uint16(1), uint16(5432), uint64(0), true, uint8(3), uint8(2))
+	f.Add(uint8(event.Connect), []byte("curl"), "nginx", uint32(0), uint16(40000), uint16(443), uint64(0), false, uint8(0), uint8(1))
+	f.Add(uint8(event.BindFail), []byte("\x1b[31m"), "\xff\n", uint32(98), uint16(80), uint16(0), uint64(0), true, uint8(0), uint8(0))
+	f.Add(uint8(event.Lost), []byte(""), "", uint32(0), uint16(0), uint16(0), uint64(12), false, uint8(0), uint8(0))
+	f.Add(uint8(event.ConnectFail), []byte("psql"), "", uint32(4095), uint16(1), uint16(5432), uint64(0), true, uint8(3), uint8(2))
 	f.Fuzz(func(t *testing.T, typ uint8, comm []byte, holder string, errno uint32, lport, rport uint16, lost uint64, v6 bool, reason, dir uint8) {
-		types := append([]tracer.EventType{tracer.EventLost}, tracer.AllEvents...)
-		ev := tracer.Event{Type: types[int(typ)%len(types)], Time: time.Unix(1, 2), Errno: errno, LPort: lport, RPort: rport,
-			Lost: lost, LostDropped: lost / 2, LostSkipped: lost / 4, LostEvicted: lost - lost/2 - lost/4, Reason: tracer.Reason(reason % 6), Direction: tracer.Direction(dir % 3),
-			Family: tracer.FamilyIPv4, LAddr: netip.AddrFrom4([4]byte{10, 0, 0, 1}), RAddr: netip.AddrFrom4([4]byte{10, 0, 0, 2})}
+		types := append([]event.Type{event.Lost}, event.All...)
+		ev := event.Event{Type: types[int(typ)%len(types)], Time: time.Unix(1, 2), Errno: errno, LPort: lport, RPort: rport,
+			Lost: lost, LostDropped: lost / 2, LostSkipped: lost / 4, LostEvicted: lost - lost/2 - lost/4, Reason: event.Reason(reason % 6), Direction: event.Direction(dir % 3),
+			Family: event.FamilyIPv4, LAddr: netip.AddrFrom4([4]byte{10, 0, 0, 1}), RAddr: netip.AddrFrom4([4]byte{10, 0, 0, 2})}
 		if v6 {
-			ev.Family, ev.LAddr, ev.RAddr = tracer.FamilyIPv6, netip.IPv6Loopback(), netip.IPv6Unspecified()
+			ev.Family, ev.LAddr, ev.RAddr = event.FamilyIPv6, netip.IPv6Loopback(), netip.IPv6Unspecified()
 		}
 		copy(ev.Comm[:], comm)
-		if ev.Type == tracer.EventBindFail {
-			ev.Holders = []tracer.Holder{{LAddr: ev.LAddr, LPort: lport, State: "LISTEN", Procs: []sockets.Proc{{PID: 1, Comm: holder}, {PID: 2, Comm: holder}}}}
+		if ev.Type == event.BindFail {
+			ev.Holders = []event.Holder{{LAddr: ev.LAddr, LPort: lport, State: "LISTEN", Procs: []sockets.Proc{{PID: 1, Comm: holder}, {PID: 2, Comm: holder}}}}
 			ev.HoldersError = holder
 		}
 		line := AppendJSON(nil, &ev)

@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"sync/atomic"
 
-	"github.com/conntrace/conntrace/tracer"
 	"github.com/conntrace/conntrace/tracer/containers"
+	"github.com/conntrace/conntrace/tracer/event"
 	"github.com/conntrace/conntrace/tracer/sockets"
 )
 
@@ -16,13 +16,13 @@ import (
 const JSONTimeLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
 // AppendJSON appends ev as one line of JSON contract v1 (see README).
-func AppendJSON(dst []byte, ev *tracer.Event) []byte {
+func AppendJSON(dst []byte, ev *event.Event) []byte {
 	dst = append(dst, `{"ts":"`...)
 	dst = appendRFC3339Nano(dst, ev.Time)
 	dst = append(dst, `","event":"`...)
 	dst = append(dst, ev.Type.String()...)
 	dst = append(dst, '"')
-	if ev.Type == tracer.EventLost {
+	if ev.Type == event.Lost {
 		dst = append(dst, `,"count":`...)
 		dst = strconv.AppendUint(dst, ev.Lost, 10)
 		dst = append(dst, `,"dropped":`...)
@@ -58,7 +58,7 @@ func AppendJSON(dst []byte, ev *tracer.Event) []byte {
 	dst = append(dst, `","family":"`...)
 	dst = append(dst, ev.Family.String()...)
 	dst = append(dst, '"')
-	if ev.Direction != tracer.DirNone {
+	if ev.Direction != event.DirNone {
 		dst = append(dst, `,"direction":"`...)
 		dst = append(dst, ev.Direction.String()...)
 		dst = append(dst, '"')
@@ -74,10 +74,10 @@ func AppendJSON(dst []byte, ev *tracer.Event) []byte {
 		dst = strconv.AppendUint(dst, uint64(ev.RPort), 10)
 	}
 	switch ev.Type {
-	case tracer.EventConnect:
+	case event.Connect:
 		dst = append(dst, `,"latency_us":`...)
 		dst = strconv.AppendInt(dst, ev.Latency.Microseconds(), 10)
-	case tracer.EventClose:
+	case event.Close:
 		dst = append(dst, `,"duration_ms":`...)
 		dst = appendMillis(dst, ev.Duration)
 		dst = append(dst, `,"tx_bytes":`...)
@@ -105,7 +105,7 @@ func AppendJSON(dst []byte, ev *tracer.Event) []byte {
 		if ev.PeerUnaccepted {
 			dst = append(dst, `,"peer_never_accepted":true`...)
 		}
-	case tracer.EventConnectFail:
+	case event.ConnectFail:
 		dst = appendErrorJSON(dst, ev)
 		dst = append(dst, `,"waited_ms":`...)
 		dst = appendMillis(dst, ev.Latency)
@@ -125,7 +125,7 @@ func AppendJSON(dst []byte, ev *tracer.Event) []byte {
 			dst = append(dst, ev.ICMPName()...)
 			dst = append(dst, `"}`...)
 		}
-	case tracer.EventBindFail:
+	case event.BindFail:
 		dst = appendErrorJSON(dst, ev)
 		dst = append(dst, `,"reuseaddr":`...)
 		dst = strconv.AppendBool(dst, ev.ReuseAddr)
@@ -139,13 +139,13 @@ func AppendJSON(dst []byte, ev *tracer.Event) []byte {
 		// built on the stack first.
 		var buf [512]byte
 		dst = append(dst, `,"explain":`...)
-		if ev.Type == tracer.EventClose {
+		if ev.Type == event.Close {
 			dst = AppendJSONString(dst, appendCloseExplanation(buf[:0], ev))
 		} else {
 			dst = AppendJSONString(dst, appendExplanation(buf[:0], ev))
 		}
 	}
-	if ev.Type == tracer.EventConnectFail && ev.Listeners != nil {
+	if ev.Type == event.ConnectFail && ev.Listeners != nil {
 		if ev.ErrorName() == "ETIMEDOUT" {
 			dst = appendHoldersJSON(append(dst, `,"listeners":`...), ev.Listeners)
 		} else {
@@ -162,7 +162,7 @@ func AppendJSON(dst []byte, ev *tracer.Event) []byte {
 			dst = appendMillis(dst, ev.ListenAfter)
 		}
 	}
-	if ev.Type == tracer.EventBindFail {
+	if ev.Type == event.BindFail {
 		dst = appendHoldersJSON(append(dst, `,"holders":`...), ev.Holders)
 		if ev.HoldersError != "" {
 			dst = append(dst, `,"holders_error":`...)
@@ -173,7 +173,7 @@ func AppendJSON(dst []byte, ev *tracer.Event) []byte {
 }
 
 // appendErrorJSON appends a failure's errno, by name and number.
-func appendErrorJSON(dst []byte, ev *tracer.Event) []byte {
+func appendErrorJSON(dst []byte, ev *event.Event) []byte {
 	dst = append(dst, `,"error":"`...)
 	dst = append(dst, ev.ErrorName()...)
 	dst = append(dst, `","errno":`...)
@@ -183,7 +183,7 @@ func appendErrorJSON(dst []byte, ev *tracer.Event) []byte {
 // appendDropsJSON appends what this host dropped of a failed connection:
 // "drops" (null when nobody watched), and the last drop's reason,
 // direction and device.
-func appendDropsJSON(dst []byte, ev *tracer.Event) []byte {
+func appendDropsJSON(dst []byte, ev *event.Event) []byte {
 	if !ev.DropsWatched {
 		return append(dst, `,"drops":null`...)
 	}
@@ -211,7 +211,7 @@ func appendDropsJSON(dst []byte, ev *tracer.Event) []byte {
 }
 
 // appendHoldersJSON appends a list of sockets holding a port.
-func appendHoldersJSON(dst []byte, hs []tracer.Holder) []byte {
+func appendHoldersJSON(dst []byte, hs []event.Holder) []byte {
 	dst = append(dst, '[')
 	for i := range hs {
 		if i > 0 {
@@ -224,7 +224,7 @@ func appendHoldersJSON(dst []byte, hs []tracer.Holder) []byte {
 
 // appendHolderJSON appends one socket holding a port: "pid" and "comm"
 // are its first process's (0 and "" for none), "procs" lists them all.
-func appendHolderJSON(dst []byte, h *tracer.Holder) []byte {
+func appendHolderJSON(dst []byte, h *event.Holder) []byte {
 	var first sockets.Proc
 	if len(h.Procs) > 0 {
 		first = h.Procs[0]

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/conntrace/conntrace/tracer"
+	"github.com/conntrace/conntrace/tracer/event"
 	"github.com/conntrace/conntrace/tracer/sockets"
 )
 
@@ -19,53 +19,53 @@ var ts = time.Date(2026, 11, 25, 10, 0, 0, 123456789, time.UTC)
 func comm(s string) (c [16]byte) { copy(c[:], s); return c }
 
 var (
-	connectEv = tracer.Event{Type: tracer.EventConnect, Time: ts, ConnID: 17, PID: 4242, UID: 1000, Comm: comm("curl"),
-		Family: tracer.FamilyIPv4, Direction: tracer.DirOut,
+	connectEv = event.Event{Type: event.Connect, Time: ts, ConnID: 17, PID: 4242, UID: 1000, Comm: comm("curl"),
+		Family: event.FamilyIPv4, Direction: event.DirOut,
 		LAddr: netip.MustParseAddr("10.0.0.5"), LPort: 51234, RAddr: netip.MustParseAddr("93.184.216.34"), RPort: 443,
 		Latency: 1234567 * time.Nanosecond}
-	acceptEv = tracer.Event{Type: tracer.EventAccept, Time: ts, ConnID: 18, PID: 999, Comm: comm("nginx"),
-		Family: tracer.FamilyIPv6, Direction: tracer.DirIn,
+	acceptEv = event.Event{Type: event.Accept, Time: ts, ConnID: 18, PID: 999, Comm: comm("nginx"),
+		Family: event.FamilyIPv6, Direction: event.DirIn,
 		LAddr: netip.MustParseAddr("2001:db8::2"), LPort: 443, RAddr: netip.MustParseAddr("2001:db8::1"), RPort: 40000}
-	closeEv = tracer.Event{Type: tracer.EventClose, Time: ts, ConnID: 17, PID: 4242, UID: 1000, Comm: comm("curl"),
-		Family: tracer.FamilyIPv4, Direction: tracer.DirOut,
+	closeEv = event.Event{Type: event.Close, Time: ts, ConnID: 17, PID: 4242, UID: 1000, Comm: comm("curl"),
+		Family: event.FamilyIPv4, Direction: event.DirOut,
 		LAddr: netip.MustParseAddr("10.0.0.5"), LPort: 51234, RAddr: netip.MustParseAddr("93.184.216.34"), RPort: 443,
-		Duration: 2766123 * time.Microsecond, TxBytes: 10000, RxBytes: 3000, Reason: tracer.ReasonResetIn,
+		Duration: 2766123 * time.Microsecond, TxBytes: 10000, RxBytes: 3000, Reason: event.ReasonResetIn,
 		Retransmits: 2, SRTT: 850 * time.Microsecond, Idle: 35200 * time.Millisecond, IdleKnown: true}
-	finEv = tracer.Event{Type: tracer.EventClose, Time: ts, ConnID: 18, PID: 999, Comm: comm("nginx"),
-		Family: tracer.FamilyIPv6, Direction: tracer.DirIn,
+	finEv = event.Event{Type: event.Close, Time: ts, ConnID: 18, PID: 999, Comm: comm("nginx"),
+		Family: event.FamilyIPv6, Direction: event.DirIn,
 		LAddr: netip.MustParseAddr("2001:db8::2"), LPort: 443, RAddr: netip.MustParseAddr("2001:db8::1"), RPort: 40000,
-		Duration: 1500 * time.Microsecond, TxBytes: 5, RxBytes: 7, Reason: tracer.ReasonFIN, SRTT: 42 * time.Microsecond}
-	listenEv = tracer.Event{Type: tracer.EventListen, Time: ts, PID: 999, Comm: comm("nginx"),
-		Family: tracer.FamilyIPv4, LAddr: netip.MustParseAddr("0.0.0.0"), LPort: 80}
-	lostEv     = tracer.Event{Type: tracer.EventLost, Time: ts, Lost: 12, LostDropped: 9, LostEvicted: 3}
-	lastLostEv = tracer.Event{Type: tracer.EventLost, Time: ts, Lost: 5, LostUnaccepted: 5}
-	connFailEv = tracer.Event{Type: tracer.EventConnectFail, Time: ts, ConnID: 9, PID: 4242, Comm: comm("psql"),
-		Family: tracer.FamilyIPv4, Direction: tracer.DirOut, Errno: 111, Latency: 312 * time.Microsecond, DropsWatched: true,
+		Duration: 1500 * time.Microsecond, TxBytes: 5, RxBytes: 7, Reason: event.ReasonFIN, SRTT: 42 * time.Microsecond}
+	listenEv = event.Event{Type: event.Listen, Time: ts, PID: 999, Comm: comm("nginx"),
+		Family: event.FamilyIPv4, LAddr: netip.MustParseAddr("0.0.0.0"), LPort: 80}
+	lostEv     = event.Event{Type: event.Lost, Time: ts, Lost: 12, LostDropped: 9, LostEvicted: 3}
+	lastLostEv = event.Event{Type: event.Lost, Time: ts, Lost: 5, LostUnaccepted: 5}
+	connFailEv = event.Event{Type: event.ConnectFail, Time: ts, ConnID: 9, PID: 4242, Comm: comm("psql"),
+		Family: event.FamilyIPv4, Direction: event.DirOut, Errno: 111, Latency: 312 * time.Microsecond, DropsWatched: true,
 		LAddr: netip.MustParseAddr("10.0.0.5"), LPort: 40000, RAddr: netip.MustParseAddr("10.0.0.7"), RPort: 5432}
-	timeoutEv = tracer.Event{Type: tracer.EventConnectFail, Time: ts, ConnID: 10, PID: 4242, Comm: comm("psql"),
-		Family: tracer.FamilyIPv4, Direction: tracer.DirOut, Errno: 110, Latency: 3008 * time.Millisecond,
+	timeoutEv = event.Event{Type: event.ConnectFail, Time: ts, ConnID: 10, PID: 4242, Comm: comm("psql"),
+		Family: event.FamilyIPv4, Direction: event.DirOut, Errno: 110, Latency: 3008 * time.Millisecond,
 		LAddr: netip.MustParseAddr("10.0.0.5"), LPort: 40002, RAddr: netip.MustParseAddr("10.0.0.7"), RPort: 5432,
 		Retransmits: 1, DropsWatched: true, Drops: 2, DropReason: "NETFILTER_DROP"}
-	icmpEv = tracer.Event{Type: tracer.EventConnectFail, Time: ts, ConnID: 11, PID: 4242, Comm: comm("psql"),
-		Family: tracer.FamilyIPv4, Direction: tracer.DirOut, Errno: 113, Latency: 1004 * time.Millisecond,
+	icmpEv = event.Event{Type: event.ConnectFail, Time: ts, ConnID: 11, PID: 4242, Comm: comm("psql"),
+		Family: event.FamilyIPv4, Direction: event.DirOut, Errno: 113, Latency: 1004 * time.Millisecond,
 		LAddr: netip.MustParseAddr("198.18.0.1"), LPort: 40004, RAddr: netip.MustParseAddr("198.18.2.9"), RPort: 5432,
 		Retransmits: 1, DropsWatched: true, ICMPWatched: true, ICMPFrom: netip.MustParseAddr("198.18.0.254"), ICMPType: 3, ICMPCode: 1}
-	refusedHereEv = tracer.Event{Type: tracer.EventConnectFail, Time: ts, ConnID: 9, PID: 4242, Comm: comm("psql"),
-		Family: tracer.FamilyIPv4, Direction: tracer.DirOut, Errno: 111, NetNS: 4026531840,
+	refusedHereEv = event.Event{Type: event.ConnectFail, Time: ts, ConnID: 9, PID: 4242, Comm: comm("psql"),
+		Family: event.FamilyIPv4, Direction: event.DirOut, Errno: 111, NetNS: 4026531840,
 		LAddr: netip.MustParseAddr("127.0.0.1"), LPort: 40000, RAddr: netip.MustParseAddr("127.0.0.2"), RPort: 5432,
-		Listeners: []tracer.Holder{{LAddr: netip.MustParseAddr("127.0.0.1"), LPort: 5432, State: "LISTEN", Inode: 4712,
+		Listeners: []event.Holder{{LAddr: netip.MustParseAddr("127.0.0.1"), LPort: 5432, State: "LISTEN", Inode: 4712,
 			Procs: []sockets.Proc{{PID: 77, Comm: "postgres"}}, ProcsSeen: true, Backlog: 200}}, ListenersNetNS: 4026531840, ListenOverflows: 0, OverflowsKnown: true}
-	bindFailEv = tracer.Event{Type: tracer.EventBindFail, Time: ts, PID: 1234, Comm: comm("nginx"), UID: 33,
-		Family: tracer.FamilyIPv4, Errno: 98, Proto: tracer.ProtoTCP,
+	bindFailEv = event.Event{Type: event.BindFail, Time: ts, PID: 1234, Comm: comm("nginx"), UID: 33,
+		Family: event.FamilyIPv4, Errno: 98, Proto: event.ProtoTCP,
 		LAddr: netip.MustParseAddr("0.0.0.0"), LPort: 80,
-		Holders: []tracer.Holder{{LAddr: netip.MustParseAddr("0.0.0.0"), LPort: 80, State: "LISTEN", Inode: 4711,
+		Holders: []event.Holder{{LAddr: netip.MustParseAddr("0.0.0.0"), LPort: 80, State: "LISTEN", Inode: 4711,
 			Procs: []sockets.Proc{{PID: 999, Comm: "nginx"}}, ProcsSeen: true, ReusePortKnown: true, Queued: 3, Backlog: 511}}}
 )
 
 // The JSON contract v1, field for field (README "JSON output").
 func TestJSONContract(t *testing.T) {
 	for _, tc := range []struct {
-		ev   tracer.Event
+		ev   event.Event
 		want string
 	}{
 		{connectEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"connect","conn_id":17,"pid":4242,"comm":"curl","uid":1000,"proto":"tcp","family":"ipv4","direction":"out","laddr":"10.0.0.5","lport":51234,"raddr":"93.184.216.34","rport":443,"latency_us":1234}`},
@@ -147,7 +147,7 @@ func TestTextHostileComm(t *testing.T) {
 
 func TestText(t *testing.T) {
 	cases := []struct {
-		ev   tracer.Event
+		ev   event.Event
 		want []string // in order
 	}{
 		{connectEv, []string{"connect", "4242", "curl", "10.0.0.5:51234", "->", "93.184.216.34:443/https", "conn=17", "uid=1000", "latency=1.235ms"}},
@@ -206,7 +206,7 @@ func TestDurations(t *testing.T) {
 
 func TestFormattingDoesNotAllocate(t *testing.T) {
 	buf := make([]byte, 0, 512)
-	for _, ev := range []tracer.Event{connectEv, acceptEv, closeEv, listenEv, connFailEv} {
+	for _, ev := range []event.Event{connectEv, acceptEv, closeEv, listenEv, connFailEv} {
 		if n := testing.AllocsPerRun(100, func() { buf = AppendJSON(buf[:0], &ev) }); n != 0 {
 			t.Errorf("AppendJSON(%s) allocates %v", ev.Type, n)
 		}
@@ -222,7 +222,7 @@ func TestWriter(t *testing.T) {
 	if err := w.WriteHeader(); err != nil {
 		t.Fatal(err)
 	}
-	for _, ev := range []tracer.Event{connectEv, lostEv} {
+	for _, ev := range []event.Event{connectEv, lostEv} {
 		if err := w.Write(&ev); err != nil {
 			t.Fatal(err)
 		}
@@ -259,149 +259,149 @@ func TestWriter(t *testing.T) {
 func TestExplanations(t *testing.T) {
 	v4 := func(s string) netip.Addr { return netip.MustParseAddr(s) }
 	cases := []struct {
-		ev   tracer.Event
+		ev   event.Event
 		want string
 	}{
 		// A REJECT on this host: its reset or ICMP error, and the SYN dropped.
-		{tracer.Event{Type: tracer.EventConnectFail, Errno: 111, RAddr: v4("10.0.0.7"), RPort: 5432, DropsWatched: true, Drops: 1,
+		{event.Event{Type: event.ConnectFail, Errno: 111, RAddr: v4("10.0.0.7"), RPort: 5432, DropsWatched: true, Drops: 1,
 			DropReason: "NETFILTER_DROP"},
 			"ECONNREFUSED: a firewall rule on this host rejected the connection to 10.0.0.7:5432 (netfilter dropped the SYN, NETFILTER_DROP, and answered in the peer's place)"},
-		{tracer.Event{Type: tracer.EventConnectFail, Errno: 113, RAddr: v4("10.0.0.7"), RPort: 5432, DropsWatched: true, Drops: 1,
+		{event.Event{Type: event.ConnectFail, Errno: 113, RAddr: v4("10.0.0.7"), RPort: 5432, DropsWatched: true, Drops: 1,
 			DropReason: "NETFILTER_DROP"},
 			"EHOSTUNREACH: a firewall rule on this host rejected the connection to 10.0.0.7:5432"},
-		{tracer.Event{Type: tracer.EventConnectFail, RAddr: v4("10.0.0.7"), RPort: 5432, DropsWatched: true, Drops: 1,
+		{event.Event{Type: event.ConnectFail, RAddr: v4("10.0.0.7"), RPort: 5432, DropsWatched: true, Drops: 1,
 			DropReason: "NETFILTER_DROP"},
 			"aborted: the application closed the socket before the handshake completed, after this host dropped its SYN (NETFILTER_DROP): a firewall rule here (a REJECT's ICMP error reaches the application only through SO_ERROR)"},
 		// An ICMP error, and who sent it (fentry and kprobe modes).
-		{tracer.Event{Type: tracer.EventConnectFail, Errno: 113, RAddr: v4("198.18.2.9"), RPort: 80, ICMPWatched: true,
+		{event.Event{Type: event.ConnectFail, Errno: 113, RAddr: v4("198.18.2.9"), RPort: 80, ICMPWatched: true,
 			ICMPFrom: v4("198.18.0.254"), ICMPType: 3, ICMPCode: 1},
 			"EHOSTUNREACH: 198.18.0.254 answered the SYN to 198.18.2.9:80 with ICMP host unreachable (type 3, code 1)"},
-		{tracer.Event{Type: tracer.EventConnectFail, Errno: 101, RAddr: v4("2001:db8:2::9"), RPort: 80, ICMPWatched: true,
+		{event.Event{Type: event.ConnectFail, Errno: 101, RAddr: v4("2001:db8:2::9"), RPort: 80, ICMPWatched: true,
 			ICMPFrom: v4("2001:db8::fe"), ICMPType: 1, ICMPCode: 0},
 			"ENETUNREACH: 2001:db8::fe answered the SYN to [2001:db8:2::9]:80 with ICMPv6 no route to destination (type 1, code 0)"},
 		// A firewall's rejection, said as one: administratively
 		// prohibited, or the peer itself saying it is unreachable.
-		{tracer.Event{Type: tracer.EventConnectFail, Errno: 113, RAddr: v4("198.18.2.9"), RPort: 80, ICMPWatched: true,
+		{event.Event{Type: event.ConnectFail, Errno: 113, RAddr: v4("198.18.2.9"), RPort: 80, ICMPWatched: true,
 			ICMPFrom: v4("198.18.0.254"), ICMPType: 3, ICMPCode: 13},
 			"EHOSTUNREACH: 198.18.0.254 answered the SYN to 198.18.2.9:80 with ICMP communication administratively prohibited (type 3, code 13): a firewall on the path rejected the connection"},
-		{tracer.Event{Type: tracer.EventConnectFail, Errno: 113, RAddr: v4("2001:db8:2::9"), RPort: 80, ICMPWatched: true,
+		{event.Event{Type: event.ConnectFail, Errno: 113, RAddr: v4("2001:db8:2::9"), RPort: 80, ICMPWatched: true,
 			ICMPFrom: v4("2001:db8:2::9"), ICMPType: 1, ICMPCode: 1},
 			"EHOSTUNREACH: 2001:db8:2::9 answered the SYN to [2001:db8:2::9]:80 with ICMPv6 communication administratively prohibited (type 1, code 1): a firewall at the peer rejected the connection"},
-		{tracer.Event{Type: tracer.EventConnectFail, Errno: 111, RAddr: v4("198.18.2.9"), RPort: 80, ICMPWatched: true,
+		{event.Event{Type: event.ConnectFail, Errno: 111, RAddr: v4("198.18.2.9"), RPort: 80, ICMPWatched: true,
 			ICMPFrom: v4("198.18.2.9"), ICMPType: 3, ICMPCode: 3},
 			"ECONNREFUSED: 198.18.2.9 answered the SYN to 198.18.2.9:80 with ICMP port unreachable (type 3, code 3): the peer itself answered, so it is up and a firewall there rejected the connection (REJECT)"},
-		{tracer.Event{Type: tracer.EventConnectFail, RAddr: v4("198.18.2.9"), RPort: 80, ICMPWatched: true,
+		{event.Event{Type: event.ConnectFail, RAddr: v4("198.18.2.9"), RPort: 80, ICMPWatched: true,
 			ICMPFrom: v4("198.18.0.254"), ICMPType: 3, ICMPCode: 13},
 			"aborted: the application closed the socket before the handshake completed; ICMP communication administratively prohibited (type 3, code 13) came from 198.18.0.254 while connect() held the socket: a soft error, which only SO_ERROR returns"},
 		// Timed out: how many SYNs, how long, and what this host dropped.
 		// A listener here whose accept queue is full drops the SYNs.
-		{tracer.Event{Type: tracer.EventConnectFail, Errno: 110, RAddr: v4("127.0.0.1"), RPort: 8095, Latency: 3 * time.Second,
-			Retransmits: 1, DropsWatched: true, ListenersNetNS: 1, ListenOverflows: 18, OverflowsKnown: true, Listeners: []tracer.Holder{
+		{event.Event{Type: event.ConnectFail, Errno: 110, RAddr: v4("127.0.0.1"), RPort: 8095, Latency: 3 * time.Second,
+			Retransmits: 1, DropsWatched: true, ListenersNetNS: 1, ListenOverflows: 18, OverflowsKnown: true, Listeners: []event.Holder{
 				{LAddr: v4("0.0.0.0"), LPort: 8095, State: "LISTEN", Procs: []sockets.Proc{{PID: 7, Comm: "slow"}}, ProcsSeen: true, Queued: 1, Backlog: 0}}},
 			"ETIMEDOUT: no answer from 127.0.0.1:8095 to 2 SYNs over 3.000s; the listener on 0.0.0.0:8095, 7 slow, has a full accept queue (1 waiting, backlog 0): it is not accepting, so this host drops the SYNs (ListenOverflows 18 in its network namespace)"},
 		// One with room: the general line.
-		{tracer.Event{Type: tracer.EventConnectFail, Errno: 110, RAddr: v4("127.0.0.1"), RPort: 8095, Latency: 3 * time.Second,
-			Retransmits: 1, DropsWatched: true, ListenersNetNS: 1, Listeners: []tracer.Holder{
+		{event.Event{Type: event.ConnectFail, Errno: 110, RAddr: v4("127.0.0.1"), RPort: 8095, Latency: 3 * time.Second,
+			Retransmits: 1, DropsWatched: true, ListenersNetNS: 1, Listeners: []event.Holder{
 				{LAddr: v4("0.0.0.0"), LPort: 8095, State: "LISTEN", Procs: []sockets.Proc{{PID: 7, Comm: "slow"}}, ProcsSeen: true, Queued: 1, Backlog: 4}}},
 			"ETIMEDOUT: no answer from 127.0.0.1:8095 to 2 SYNs over 3.000s; this host dropped none of them: a firewall on the path or at the peer, or the peer is down"},
-		{tracer.Event{Type: tracer.EventConnectFail, Errno: 110, RAddr: v4("10.0.0.7"), RPort: 5432, Latency: time.Second},
+		{event.Event{Type: event.ConnectFail, Errno: 110, RAddr: v4("10.0.0.7"), RPort: 5432, Latency: time.Second},
 			"ETIMEDOUT: no answer from 10.0.0.7:5432 to 1 SYN over 1.000s (host down or packets dropped; drops on this host are not watched here)"},
-		{tracer.Event{Type: tracer.EventConnectFail, Errno: 110, RAddr: v4("10.0.0.7"), RPort: 5432, Latency: 3 * time.Second,
+		{event.Event{Type: event.ConnectFail, Errno: 110, RAddr: v4("10.0.0.7"), RPort: 5432, Latency: 3 * time.Second,
 			Retransmits: 1, DropsWatched: true},
 			"ETIMEDOUT: no answer from 10.0.0.7:5432 to 2 SYNs over 3.000s; this host dropped none of them: a firewall on the path or at the peer, or the peer is down"},
-		{tracer.Event{Type: tracer.EventConnectFail, Errno: 110, RAddr: v4("10.0.0.7"), RPort: 5432, Latency: 3 * time.Second,
+		{event.Event{Type: event.ConnectFail, Errno: 110, RAddr: v4("10.0.0.7"), RPort: 5432, Latency: 3 * time.Second,
 			Retransmits: 1, DropsWatched: true, Drops: 2, DropReason: "NETFILTER_DROP", DropInbound: true, DropIfindex: 4, DropDevice: "eth\x1b0"},
 			`ETIMEDOUT: no answer from 10.0.0.7:5432 to 2 SYNs over 3.000s; this host dropped the answers (NETFILTER_DROP on eth\x1b0): a firewall rule here (nftables, iptables)`},
-		{tracer.Event{Type: tracer.EventConnectFail, Errno: 110, RAddr: v4("10.0.0.7"), RPort: 5432, Latency: 3 * time.Second,
+		{event.Event{Type: event.ConnectFail, Errno: 110, RAddr: v4("10.0.0.7"), RPort: 5432, Latency: 3 * time.Second,
 			Retransmits: 1, DropsWatched: true, Drops: 1, DropReason: "QDISC_DROP", DropIfindex: 4},
 			"ETIMEDOUT: no answer from 10.0.0.7:5432 to 2 SYNs over 3.000s; this host dropped them (QDISC_DROP on interface 4)"},
-		{tracer.Event{Type: tracer.EventConnectFail, Errno: 113, RAddr: v4("10.0.0.9"), DropsWatched: true, Drops: 3,
+		{event.Event{Type: event.ConnectFail, Errno: 113, RAddr: v4("10.0.0.9"), DropsWatched: true, Drops: 3,
 			DropReason: "NEIGH_FAILED", DropIfindex: 4, DropDevice: "veth0"},
 			"EHOSTUNREACH: no ARP/NDP answer from the next hop to 10.0.0.9 on veth0 (NEIGH_FAILED): no host has that address on the link"},
-		{tracer.Event{Type: tracer.EventConnectFail, Errno: 113, RAddr: v4("10.0.0.9"), DropsWatched: true},
+		{event.Event{Type: event.ConnectFail, Errno: 113, RAddr: v4("10.0.0.9"), DropsWatched: true},
 			"EHOSTUNREACH: 10.0.0.9 cannot be reached: an ICMP error answered the SYN (a router with no way there, or a firewall's REJECT on the path or at the peer), or a route here says unreachable; this host dropped nothing"},
-		{tracer.Event{Type: tracer.EventConnectFail, Errno: 0}, "aborted: the application closed the socket before the handshake completed"},
-		{tracer.Event{Type: tracer.EventConnectFail, Errno: 99, RAddr: v4("10.0.0.7"), RPort: 80},
+		{event.Event{Type: event.ConnectFail, Errno: 0}, "aborted: the application closed the socket before the handshake completed"},
+		{event.Event{Type: event.ConnectFail, Errno: 99, RAddr: v4("10.0.0.7"), RPort: 80},
 			"EADDRNOTAVAIL: no free local port to reach 10.0.0.7:80 (ephemeral ports exhausted)"},
-		{tracer.Event{Type: tracer.EventConnectFail, Errno: 101, RAddr: v4("224.0.0.1"), RPort: 80},
+		{event.Event{Type: event.ConnectFail, Errno: 101, RAddr: v4("224.0.0.1"), RPort: 80},
 			"ENETUNREACH: 224.0.0.1 is a multicast address: TCP connects to one host only"},
-		{tracer.Event{Type: tracer.EventConnectFail, Errno: 101, RAddr: v4("ff02::1"), RPort: 80},
+		{event.Event{Type: event.ConnectFail, Errno: 101, RAddr: v4("ff02::1"), RPort: 80},
 			"ENETUNREACH: ff02::1 is a multicast address: TCP connects to one host only"},
-		{tracer.Event{Type: tracer.EventConnectFail, Errno: 101, RAddr: v4("255.255.255.255"), RPort: 80},
+		{event.Event{Type: event.ConnectFail, Errno: 101, RAddr: v4("255.255.255.255"), RPort: 80},
 			"ENETUNREACH: 255.255.255.255 is the broadcast address: TCP connects to one host only"},
-		{tracer.Event{Type: tracer.EventConnectFail, Errno: 113, RAddr: v4("10.0.0.7")},
+		{event.Event{Type: event.ConnectFail, Errno: 113, RAddr: v4("10.0.0.7")},
 			"EHOSTUNREACH: 10.0.0.7 cannot be reached: an ICMP error answered the SYN (a router with no way there, or a firewall's REJECT on the path or at the peer), or a route here says unreachable"},
 		// Refused by an address of this host: who listens on the port.
-		{tracer.Event{Type: tracer.EventConnectFail, Errno: 111, NetNS: 1, RAddr: v4("::1"), RPort: 80, ListenersNetNS: 1,
-			Listeners: []tracer.Holder{{LAddr: v4("0.0.0.0"), LPort: 80, Procs: []sockets.Proc{{PID: 7, Comm: "httpd"}}}}},
+		{event.Event{Type: event.ConnectFail, Errno: 111, NetNS: 1, RAddr: v4("::1"), RPort: 80, ListenersNetNS: 1,
+			Listeners: []event.Holder{{LAddr: v4("0.0.0.0"), LPort: 80, Procs: []sockets.Proc{{PID: 7, Comm: "httpd"}}}}},
 			"ECONNREFUSED: nothing listens on [::1]:80; 0.0.0.0:80 is held by 7 httpd (LISTEN): the service takes IPv4 only"},
-		{tracer.Event{Type: tracer.EventConnectFail, Errno: 111, NetNS: 1, RAddr: v4("127.0.0.1"), RPort: 80, ListenersNetNS: 1,
-			Listeners: []tracer.Holder{{LAddr: netip.IPv6Unspecified(), LPort: 80, Procs: []sockets.Proc{{PID: 7, Comm: "httpd"}}}}},
+		{event.Event{Type: event.ConnectFail, Errno: 111, NetNS: 1, RAddr: v4("127.0.0.1"), RPort: 80, ListenersNetNS: 1,
+			Listeners: []event.Holder{{LAddr: netip.IPv6Unspecified(), LPort: 80, Procs: []sockets.Proc{{PID: 7, Comm: "httpd"}}}}},
 			"ECONNREFUSED: nothing listens on 127.0.0.1:80; [::]:80 is held by 7 httpd (LISTEN): the service takes IPv6 only (IPV6_V6ONLY)"},
-		{tracer.Event{Type: tracer.EventConnectFail, Errno: 111, NetNS: 1, RAddr: v4("198.18.0.2"), RPort: 80, ListenersNetNS: 2,
-			Listeners: []tracer.Holder{{LAddr: v4("127.0.0.1"), LPort: 80, Procs: []sockets.Proc{{PID: 7, Comm: "httpd"}, {PID: 8, Comm: "httpd"}}}}},
+		{event.Event{Type: event.ConnectFail, Errno: 111, NetNS: 1, RAddr: v4("198.18.0.2"), RPort: 80, ListenersNetNS: 2,
+			Listeners: []event.Holder{{LAddr: v4("127.0.0.1"), LPort: 80, Procs: []sockets.Proc{{PID: 7, Comm: "httpd"}, {PID: 8, Comm: "httpd"}}}}},
 			"ECONNREFUSED: nothing listens on 198.18.0.2:80 (an address of network namespace 2); 127.0.0.1:80 is held by 7 httpd, 8 httpd (LISTEN): the service is bound to another address"},
-		{tracer.Event{Type: tracer.EventConnectFail, Errno: 111, NetNS: 1, RAddr: v4("127.0.0.1"), RPort: 80, ListenersNetNS: 1, Listeners: []tracer.Holder{}},
+		{event.Event{Type: event.ConnectFail, Errno: 111, NetNS: 1, RAddr: v4("127.0.0.1"), RPort: 80, ListenersNetNS: 1, Listeners: []event.Holder{}},
 			"ECONNREFUSED: nothing listens on 127.0.0.1:80, nor on any other address of port 80"},
-		{tracer.Event{Type: tracer.EventConnectFail, Errno: 111, NetNS: 1, RAddr: v4("127.0.0.1"), RPort: 80, ListenersNetNS: 1,
-			Listeners: []tracer.Holder{{LAddr: v4("0.0.0.0"), LPort: 80, ProcsSeen: true}}},
+		{event.Event{Type: event.ConnectFail, Errno: 111, NetNS: 1, RAddr: v4("127.0.0.1"), RPort: 80, ListenersNetNS: 1,
+			Listeners: []event.Holder{{LAddr: v4("0.0.0.0"), LPort: 80, ProcsSeen: true}}},
 			"ECONNREFUSED: nothing listens on 127.0.0.1:80; 0.0.0.0:80 is held by no process (LISTEN), which takes this address, yet the connection was refused: a firewall rule (REJECT), or a full accept queue with net.ipv4.tcp_abort_on_overflow=1"},
 		// A listener that came after the refusal is named, not blamed.
-		{tracer.Event{Type: tracer.EventConnectFail, Errno: 111, NetNS: 1, RAddr: v4("::1"), RPort: 80, ListenersNetNS: 1, ListenAfter: 40 * time.Millisecond,
-			Listeners: []tracer.Holder{{LAddr: v4("0.0.0.0"), LPort: 80, Procs: []sockets.Proc{{PID: 7, Comm: "httpd"}}}}},
+		{event.Event{Type: event.ConnectFail, Errno: 111, NetNS: 1, RAddr: v4("::1"), RPort: 80, ListenersNetNS: 1, ListenAfter: 40 * time.Millisecond,
+			Listeners: []event.Holder{{LAddr: v4("0.0.0.0"), LPort: 80, Procs: []sockets.Proc{{PID: 7, Comm: "httpd"}}}}},
 			"ECONNREFUSED: nothing listened on [::1]:80 then; a socket started listening on port 80 40.000ms after the refusal; now 0.0.0.0:80 is held by 7 httpd (LISTEN)"},
 		// No process found, where some could not be seen: not "none".
-		{tracer.Event{Type: tracer.EventBindFail, Errno: 98, LAddr: v4("127.0.0.1"), LPort: 80, Holders: []tracer.Holder{
+		{event.Event{Type: event.BindFail, Errno: 98, LAddr: v4("127.0.0.1"), LPort: 80, Holders: []event.Holder{
 			{LAddr: v4("127.0.0.1"), LPort: 80, State: "LISTEN"}}},
 			`EADDRINUSE: 127.0.0.1:80 is held by a process that could not be seen (LISTEN)`},
 		// One process's SO_REUSEPORT group is named once.
-		{tracer.Event{Type: tracer.EventBindFail, Errno: 98, Proto: tracer.ProtoTCP, LAddr: v4("127.0.0.1"), LPort: 80, Holders: []tracer.Holder{
+		{event.Event{Type: event.BindFail, Errno: 98, Proto: event.ProtoTCP, LAddr: v4("127.0.0.1"), LPort: 80, Holders: []event.Holder{
 			{LAddr: v4("127.0.0.1"), LPort: 80, State: "LISTEN", Procs: []sockets.Proc{{PID: 7582, Comm: "rp_hold"}}, ReusePort: true, ReusePortKnown: true},
 			{LAddr: v4("127.0.0.1"), LPort: 80, State: "LISTEN", Procs: []sockets.Proc{{PID: 7582, Comm: "rp_hold"}}, ReusePort: true, ReusePortKnown: true},
 			{LAddr: v4("127.0.0.1"), LPort: 80, State: "LISTEN", Procs: []sockets.Proc{{PID: 7583, Comm: "rp_hold"}, {PID: 7584, Comm: "rp_hold"}}, ReusePort: true, ReusePortKnown: true},
 			{LAddr: v4("127.0.0.1"), LPort: 80, State: "LISTEN", Procs: []sockets.Proc{{PID: 7583, Comm: "rp_hold"}, {PID: 7584, Comm: "rp_hold"}}, ReusePort: true, ReusePortKnown: true}}},
 			`EADDRINUSE: 127.0.0.1:80 is held by 7582 rp_hold (LISTEN, 2 sockets); 7583 rp_hold, 7584 rp_hold (LISTEN, 2 sockets in 2 processes); 4 sockets share it with SO_REUSEPORT, which this socket did not set`},
-		{tracer.Event{Type: tracer.EventBindFail, Errno: 13, LAddr: v4("0.0.0.0"), LPort: 80, PortStart: 1024},
+		{event.Event{Type: event.BindFail, Errno: 13, LAddr: v4("0.0.0.0"), LPort: 80, PortStart: 1024},
 			"EACCES: ports below 1024 (net.ipv4.ip_unprivileged_port_start here) need root or CAP_NET_BIND_SERVICE (binding 0.0.0.0:80)"},
-		{tracer.Event{Type: tracer.EventBindFail, Errno: 13, LAddr: v4("0.0.0.0"), LPort: 1500, PortStart: 2000},
+		{event.Event{Type: event.BindFail, Errno: 13, LAddr: v4("0.0.0.0"), LPort: 1500, PortStart: 2000},
 			"EACCES: ports below 2000 (net.ipv4.ip_unprivileged_port_start here) need root or CAP_NET_BIND_SERVICE (binding 0.0.0.0:1500)"},
-		{tracer.Event{Type: tracer.EventBindFail, Errno: 13, LAddr: v4("0.0.0.0"), LPort: 8080, PortStart: 1024},
+		{event.Event{Type: event.BindFail, Errno: 13, LAddr: v4("0.0.0.0"), LPort: 8080, PortStart: 1024},
 			"EACCES: binding 0.0.0.0:8080 was refused by local policy (a security module or a cgroup's BPF program)"},
-		{tracer.Event{Type: tracer.EventBindFail, Errno: 99, LAddr: v4("192.0.2.1"), LPort: 80},
+		{event.Event{Type: event.BindFail, Errno: 99, LAddr: v4("192.0.2.1"), LPort: 80},
 			"EADDRNOTAVAIL: 192.0.2.1 is not an address of this host"},
-		{tracer.Event{Type: tracer.EventBindFail, Errno: 98, LAddr: v4("127.0.0.1"), LPort: 80},
+		{event.Event{Type: event.BindFail, Errno: 98, LAddr: v4("127.0.0.1"), LPort: 80},
 			"EADDRINUSE: 127.0.0.1:80 is in use (the holder has gone or could not be seen)"},
-		{tracer.Event{Type: tracer.EventBindFail, Errno: 98, LAddr: v4("127.0.0.1"), LPort: 80, Holders: []tracer.Holder{
+		{event.Event{Type: event.BindFail, Errno: 98, LAddr: v4("127.0.0.1"), LPort: 80, Holders: []event.Holder{
 			{LAddr: v4("0.0.0.0"), LPort: 80, State: "LISTEN", Procs: []sockets.Proc{{PID: 1, Comm: "a"}}, ReusePort: true, ReusePortKnown: true},
 			{LAddr: v4("0.0.0.0"), LPort: 80, State: "LISTEN", Procs: []sockets.Proc{{PID: 2, Comm: "\x1b[2Jb"}}, ReusePort: true, ReusePortKnown: true}}},
 			`EADDRINUSE: 127.0.0.1:80 is held by 1 a (0.0.0.0:80 LISTEN); 2 \x1b[2Jb (0.0.0.0:80 LISTEN); 2 sockets share it with SO_REUSEPORT`},
 		// Why the holders keep it out, from both sides' options.
-		{tracer.Event{Type: tracer.EventBindFail, Errno: 98, Proto: tracer.ProtoTCP, LAddr: v4("127.0.0.1"), LPort: 80, Holders: []tracer.Holder{
+		{event.Event{Type: event.BindFail, Errno: 98, Proto: event.ProtoTCP, LAddr: v4("127.0.0.1"), LPort: 80, Holders: []event.Holder{
 			{LAddr: v4("127.0.0.1"), LPort: 80, State: "TIME_WAIT", Expires: 58700 * time.Millisecond},
 			{LAddr: v4("127.0.0.1"), LPort: 80, State: "TIME_WAIT", Expires: 3 * time.Second}}},
 			`EADDRINUSE: 127.0.0.1:80 is held only by 2 connections in TIME_WAIT, for up to 59.000s more: SO_REUSEADDR on this socket lets it bind now`},
-		{tracer.Event{Type: tracer.EventBindFail, Errno: 98, Proto: tracer.ProtoTCP, LAddr: v4("127.0.0.1"), LPort: 80, Holders: []tracer.Holder{
+		{event.Event{Type: event.BindFail, Errno: 98, Proto: event.ProtoTCP, LAddr: v4("127.0.0.1"), LPort: 80, Holders: []event.Holder{
 			{LAddr: v4("127.0.0.1"), LPort: 80, State: "LISTEN", Procs: []sockets.Proc{{PID: 1, Comm: "a"}}, ReusePort: true, ReusePortKnown: true}}},
 			`EADDRINUSE: 127.0.0.1:80 is held by 1 a (LISTEN); it has SO_REUSEPORT, which this socket did not set`},
-		{tracer.Event{Type: tracer.EventBindFail, Errno: 98, Proto: tracer.ProtoTCP, UID: 65534, ReusePort: true, LAddr: v4("127.0.0.1"), LPort: 80, Holders: []tracer.Holder{
+		{event.Event{Type: event.BindFail, Errno: 98, Proto: event.ProtoTCP, UID: 65534, ReusePort: true, LAddr: v4("127.0.0.1"), LPort: 80, Holders: []event.Holder{
 			{LAddr: v4("127.0.0.1"), LPort: 80, State: "LISTEN", Procs: []sockets.Proc{{PID: 1, Comm: "a"}}, ReusePort: true, ReusePortKnown: true}}},
 			`EADDRINUSE: 127.0.0.1:80 is held by 1 a (LISTEN); it has SO_REUSEPORT; this socket set it too, but runs as uid 65534 and the group belongs to uid 0`},
-		{tracer.Event{Type: tracer.EventBindFail, Errno: 98, Proto: tracer.ProtoTCP, LAddr: v4("127.0.0.1"), LPort: 80, Holders: []tracer.Holder{
+		{event.Event{Type: event.BindFail, Errno: 98, Proto: event.ProtoTCP, LAddr: v4("127.0.0.1"), LPort: 80, Holders: []event.Holder{
 			{LAddr: netip.IPv6Unspecified(), LPort: 80, State: "LISTEN", Procs: []sockets.Proc{{PID: 1, Comm: "a"}}, ReusePortKnown: true}}},
 			`EADDRINUSE: 127.0.0.1:80 is held by 1 a ([::]:80 LISTEN); [::]:80 takes IPv4 too (IPV6_V6ONLY off)`},
-		{tracer.Event{Type: tracer.EventBindFail, Errno: 98, Proto: tracer.ProtoTCP, LAddr: netip.IPv6Unspecified(), LPort: 80, Holders: []tracer.Holder{
+		{event.Event{Type: event.BindFail, Errno: 98, Proto: event.ProtoTCP, LAddr: netip.IPv6Unspecified(), LPort: 80, Holders: []event.Holder{
 			{LAddr: v4("0.0.0.0"), LPort: 80, State: "LISTEN", Procs: []sockets.Proc{{PID: 1, Comm: "a"}}, ReusePortKnown: true}}},
 			`EADDRINUSE: [::]:80 is held by 1 a (0.0.0.0:80 LISTEN); this socket, [::] without IPV6_V6ONLY, takes IPv4 too: with IPV6_V6ONLY it would share the port`},
 		// One socket that forked processes share is not SO_REUSEPORT.
-		{tracer.Event{Type: tracer.EventBindFail, Errno: 98, LAddr: v4("0.0.0.0"), LPort: 80, Holders: []tracer.Holder{
+		{event.Event{Type: event.BindFail, Errno: 98, LAddr: v4("0.0.0.0"), LPort: 80, Holders: []event.Holder{
 			{LAddr: v4("0.0.0.0"), LPort: 80, State: "LISTEN", Procs: []sockets.Proc{{PID: 1, Comm: "nginx"}, {PID: 2, Comm: "nginx"}, {PID: 3, Comm: "nginx"}}}}},
 			`EADDRINUSE: 0.0.0.0:80 is held by 1 nginx, 2 nginx, 3 nginx (LISTEN, one socket in 3 processes)`},
 		// Two sockets without SO_REUSEPORT (v4 and v6 wildcards) are just two.
-		{tracer.Event{Type: tracer.EventBindFail, Errno: 98, LAddr: v4("127.0.0.1"), LPort: 80, Holders: []tracer.Holder{
+		{event.Event{Type: event.BindFail, Errno: 98, LAddr: v4("127.0.0.1"), LPort: 80, Holders: []event.Holder{
 			{LAddr: v4("0.0.0.0"), LPort: 80, State: "LISTEN", Procs: []sockets.Proc{{PID: 1, Comm: "a"}}, ReusePortKnown: true},
 			{LAddr: netip.IPv6Unspecified(), LPort: 80, State: "LISTEN", Procs: []sockets.Proc{{PID: 1, Comm: "a"}}, ReusePortKnown: true}}},
 			`EADDRINUSE: 127.0.0.1:80 is held by 1 a (0.0.0.0:80 LISTEN); 1 a ([::]:80 LISTEN)`},
-		{tracer.Event{Type: tracer.EventBindFail, Errno: 98, LAddr: v4("127.0.0.1"), LPort: 80, Holders: []tracer.Holder{}, HoldersError: "sock_diag tcp: operation not permitted"},
+		{event.Event{Type: event.BindFail, Errno: 98, LAddr: v4("127.0.0.1"), LPort: 80, Holders: []event.Holder{}, HoldersError: "sock_diag tcp: operation not permitted"},
 			"EADDRINUSE: 127.0.0.1:80 is in use; who holds it is unknown: sock_diag tcp: operation not permitted"},
 	}
 	for _, tc := range cases {
@@ -418,25 +418,25 @@ func TestExplanations(t *testing.T) {
 
 func TestCloseExplanations(t *testing.T) {
 	for _, tc := range []struct {
-		ev   tracer.Event
+		ev   event.Event
 		want string
 	}{
-		{tracer.Event{Reason: tracer.ReasonResetIn, Idle: 3 * time.Millisecond, IdleKnown: true},
+		{event.Event{Reason: event.ReasonResetIn, Idle: 3 * time.Millisecond, IdleKnown: true},
 			"reset by the peer after 3.000ms without a packet from it"},
-		{tracer.Event{Reason: tracer.ReasonResetIn}, "reset by the peer"},
+		{event.Event{Reason: event.ReasonResetIn}, "reset by the peer"},
 		// The peer was a listener here that never accepted it.
-		{tracer.Event{Reason: tracer.ReasonResetIn, Idle: 20 * time.Second, IdleKnown: true, PeerUnaccepted: true},
+		{event.Event{Reason: event.ReasonResetIn, Idle: 20 * time.Second, IdleKnown: true, PeerUnaccepted: true},
 			"reset by the peer, a listener on this host that never accepted the connection: it waited in the accept queue until the listener closed (a full or unserved accept queue)"},
 		// Within the tick of its last packet: no silence to name.
-		{tracer.Event{Reason: tracer.ReasonResetIn, IdleKnown: true}, "reset by the peer"},
-		{tracer.Event{Reason: tracer.ReasonResetOut, Idle: 1500 * time.Millisecond, IdleKnown: true, Linger0: true},
+		{event.Event{Reason: event.ReasonResetIn, IdleKnown: true}, "reset by the peer"},
+		{event.Event{Reason: event.ReasonResetOut, Idle: 1500 * time.Millisecond, IdleKnown: true, Linger0: true},
 			"reset by this side after 1.500s without a packet from the peer: SO_LINGER 0 at close()"},
-		{tracer.Event{Reason: tracer.ReasonResetOut, Unread: 100},
+		{event.Event{Reason: event.ReasonResetOut, Unread: 100},
 			"reset by this side: closed with 100 bytes unread"},
-		{tracer.Event{Reason: tracer.ReasonTimeout, Idle: 1400 * time.Millisecond, IdleKnown: true, Retransmits: 4},
+		{event.Event{Reason: event.ReasonTimeout, Idle: 1400 * time.Millisecond, IdleKnown: true, Retransmits: 4},
 			"timed out after 1.400s without a packet from the peer: 4 segments sent again went unanswered"},
 	} {
-		tc.ev.Type = tracer.EventClose
+		tc.ev.Type = event.Close
 		if got := string(appendCloseExplanation(nil, &tc.ev)); got != tc.want {
 			t.Errorf("got  %q\nwant %q", got, tc.want)
 		}

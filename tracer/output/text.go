@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/conntrace/conntrace/tracer"
+	"github.com/conntrace/conntrace/tracer/event"
 	"github.com/conntrace/conntrace/tracer/services"
 )
 
@@ -38,14 +38,14 @@ var TextHeader = func() []byte {
 
 // AppendText appends ev as one aligned line for people. The process name
 // is escaped (see AppendTextSafe).
-func AppendText(dst []byte, ev *tracer.Event) []byte {
+func AppendText(dst []byte, ev *event.Event) []byte {
 	start := len(dst)
 	col := func(width int) { dst = Pad(dst, start, width) }
 	dst = appendLocalClock(dst, ev.Time)
 	col(wTime)
 	dst = append(dst, ev.Type.String()...)
 	col(wTime + wEvent)
-	if ev.Type == tracer.EventLost {
+	if ev.Type == event.Lost {
 		dst = append(dst, "WARNING: "...)
 		dst = strconv.AppendUint(dst, ev.Lost, 10)
 		dst = append(dst, " events lost"...)
@@ -71,18 +71,18 @@ func AppendText(dst []byte, ev *tracer.Event) []byte {
 
 	// The service name goes on the well-known side: the local port of a
 	// listener or an accepted connection, the remote port of an outbound one.
-	dst = appendHostPort(dst, ev, false, ev.Direction != tracer.DirOut)
+	dst = appendHostPort(dst, ev, false, ev.Direction != event.DirOut)
 	col(wTime + wEvent + wPID + wComm + wLocal)
 	switch ev.Direction {
-	case tracer.DirOut:
+	case event.DirOut:
 		dst = append(dst, "->"...)
-	case tracer.DirIn:
+	case event.DirIn:
 		dst = append(dst, "<-"...)
 	}
 	col(wTime + wEvent + wPID + wComm + wLocal + wDir)
 	hasConn := ev.Type.HasPeer()
 	if hasConn {
-		dst = appendHostPort(dst, ev, true, ev.Direction == tracer.DirOut)
+		dst = appendHostPort(dst, ev, true, ev.Direction == event.DirOut)
 	}
 	col(wTime + wEvent + wPID + wComm + wLocal + wDir + wPeer)
 
@@ -110,15 +110,15 @@ func AppendText(dst []byte, ev *tracer.Event) []byte {
 		dst = append(dst, " thread="...)
 		dst = AppendTextSafe(dst, thread)
 	}
-	if ev.Proto != tracer.ProtoTCP {
+	if ev.Proto != event.ProtoTCP {
 		dst = append(dst, ' ')
 		dst = append(dst, ev.Proto.String()...)
 	}
 	switch ev.Type {
-	case tracer.EventConnect:
+	case event.Connect:
 		dst = append(dst, " latency="...)
 		dst = appendDuration(dst, ev.Latency)
-	case tracer.EventClose:
+	case event.Close:
 		dst = append(dst, " duration="...)
 		dst = appendDuration(dst, ev.Duration)
 		dst = append(dst, " tx="...)
@@ -139,14 +139,14 @@ func AppendText(dst []byte, ev *tracer.Event) []byte {
 			dst = append(dst, ' ')
 			dst = appendCloseExplanation(dst, ev)
 		}
-	case tracer.EventConnectFail, tracer.EventBindFail:
+	case event.ConnectFail, event.BindFail:
 		dst = append(dst, ' ')
 		dst = appendExplanation(dst, ev)
 	}
 	return append(dst, '\n')
 }
 
-func appendHostPort(dst []byte, ev *tracer.Event, remote, service bool) []byte {
+func appendHostPort(dst []byte, ev *event.Event, remote, service bool) []byte {
 	addr, port := ev.LAddr, ev.LPort
 	if remote {
 		addr, port = ev.RAddr, ev.RPort

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/conntrace/conntrace/tracer"
+	"github.com/conntrace/conntrace/tracer/event"
 )
 
 // Format is an output format.
@@ -37,7 +37,7 @@ func ParseFormat(s string) (Format, error) {
 // (conntrace ... | head -1): a normal way for a run to end.
 var ErrClosedPipe = errors.New("output closed")
 
-// Writer is a tracer.Sink that formats events into a buffered writer. It
+// Writer is an event.Sink that formats events into a buffered writer. It
 // reuses one line buffer: formatting allocates nothing.
 type Writer struct {
 	bw     *bufio.Writer
@@ -62,12 +62,12 @@ func (w *Writer) WriteHeader() error {
 }
 
 // Write formats one event.
-func (w *Writer) Write(ev *tracer.Event) error {
+func (w *Writer) Write(ev *event.Event) error {
 	if w.format == JSON {
 		w.line = AppendJSON(w.line[:0], ev)
 	} else {
 		w.line = AppendText(w.line[:0], ev)
-		if ev.Type == tracer.EventLost && w.warn != nil {
+		if ev.Type == event.Lost && w.warn != nil {
 			// Out of band, and now: a warning must not wait in a buffer.
 			_, err := w.warn.Write(w.line)
 			return err

@@ -190,7 +190,7 @@ func addr(ip net.IP) netip.Addr {
 var state = containers.DefaultState()
 
 // attachProcs finds, for each socket, the processes with an fd on it, and
-// the container each runs in: in the kernel (owners.go), or else by
+// the container each runs in: in the kernel (OwnerFinder), or else by
 // walking /proc.
 func attachProcs(socks []Socket) error {
 	if len(socks) == 0 {
@@ -204,6 +204,16 @@ func attachProcs(socks []Socket) error {
 	}
 	if ownersInKernel(socks, want) {
 		return nil
+	}
+	return walkProcs(socks, want)
+}
+
+// WalkProcs finds the processes of socks as a lookup does without an
+// OwnerFinder: by a readlink(2) of every /proc/PID/fd/N.
+func WalkProcs(socks []Socket) error {
+	want := make(map[uint32][]int, len(socks))
+	for i := range socks {
+		want[socks[i].Inode] = append(want[socks[i].Inode], i)
 	}
 	return walkProcs(socks, want)
 }

@@ -1,6 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 
-package sockets
+// Package owners finds the processes that have sockets open, in the
+// kernel: a task_file BPF iterator (bpf/owners.bpf.c) that makes one pass
+// over every process's open files and writes out the sockets asked
+// about. Its cost grows with the host's open files, as a walk of
+// /proc/*/fd does, but at about a third of a microsecond a file in the
+// kernel instead of a readlink(2) each (96,000 files: 32 ms against 625
+// ms; TestOwnersManyFiles). Importing it makes package sockets use it;
+// where it cannot be loaded (before Linux 5.8, no BTF, no CAP_BPF) the
+// /proc walk answers.
+package owners
 
 import (
 	"bufio"
@@ -14,25 +23,9 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 
-	"github.com/conntrace/conntrace/tracer/containers"
 	"github.com/conntrace/conntrace/tracer/internal/bpfobj"
+	"github.com/conntrace/conntrace/tracer/sockets"
 )
-
-// The owners of sockets are found in the kernel by a task_file iterator
-// (bpf/owners.bpf.c): one pass over every process's open files that
-// writes out the sockets asked about. Its cost grows with the host's open
-// files, as a walk of /proc/*/fd does, but at about a third of a
-// microsecond a file in the kernel instead of a readlink(2) each (96,000
-// files: 32 ms against 625 ms; TestOwnersManyFiles). Where it cannot be
-// loaded (before Linux 5.8, no BTF, no CAP_BPF) the /proc walk answers.
-
-// owner is one process's descriptor of a wanted socket.
-type owner struct {
-	inode uint32
-	pid   uint32
-	fd    int32
-	comm  string
-}
 
 // ownerIter is the loaded iterator. Its runs are one at a time, since
 // the wanted inodes are a map they share; the requests that come while
@@ -50,24 +43,33 @@ type ownerIter struct {
 // answer.
 type ownerRequest struct {
 	inodes []uint32
-	found  []owner
+	found  []sockets.Owner
 	err    error
 	done   chan struct{}
 }
 
 var (
-	ownersOnce sync.Once
-	owners     *ownerIter
-	ownersErr  error
+	once    sync.Once
+	owners  *ownerIter
+	loadErr error
 )
 
-// PrepareOwners loads the iterator that finds sockets' processes, if it
-// is not loaded yet. Call it while the process still has CAP_BPF and
-// CAP_PERFMON (or CAP_SYS_ADMIN); running it later takes CAP_BPF only.
-// An error says why the slower /proc walk will answer instead.
-func PrepareOwners() error {
-	ownersOnce.Do(func() { owners, ownersErr = loadOwners() })
-	return ownersErr
+func init() {
+	sockets.UseOwnerFinder(func() (sockets.OwnerFinder, error) {
+		if err := Prepare(); err != nil {
+			return nil, err
+		}
+		return owners, nil
+	})
+}
+
+// Prepare loads the iterator that finds sockets' processes, if it is not
+// loaded yet. Call it while the process still has CAP_BPF and CAP_PERFMON
+// (or CAP_SYS_ADMIN); running it later takes CAP_BPF only. An error says
+// why the slower /proc walk will answer instead.
+func Prepare() error {
+	once.Do(func() { owners, loadErr = loadOwners() })
+	return loadErr
 }
 
 func loadOwners() (*ownerIter, error) {
@@ -88,10 +90,10 @@ func loadOwners() (*ownerIter, error) {
 // max_entries (TestOwnersMapSize).
 const wantedMax = 16384
 
-// find returns, for each of inodes, every process's descriptors of it.
+// Find returns, for each of inodes, every process's descriptors of it.
 // The first caller runs the iterator, for itself and every request that
 // queues meanwhile, until none is left.
-func (o *ownerIter) find(inodes []uint32) ([]owner, error) {
+func (o *ownerIter) Find(inodes []uint32) ([]sockets.Owner, error) {
 	req := &ownerRequest{inodes: inodes, done: make(chan struct{})}
 	o.mu.Lock()
 	o.queue = append(o.queue, req)
@@ -126,11 +128,11 @@ func (o *ownerIter) answer(batch []*ownerRequest) {
 			}
 		}
 	}
-	var found []owner
+	var found []sockets.Owner
 	var err error
 	for len(inodes) > 0 && err == nil {
 		n := min(len(inodes), wantedMax)
-		var got []owner
+		var got []sockets.Owner
 		got, err = o.run(inodes[:n])
 		found = append(found, got...)
 		inodes = inodes[n:]
@@ -144,7 +146,7 @@ func (o *ownerIter) answer(batch []*ownerRequest) {
 				mine[ino] = true
 			}
 			for _, f := range found {
-				if mine[f.inode] {
+				if mine[f.Inode] {
 					r.found = append(r.found, f)
 				}
 			}
@@ -155,7 +157,7 @@ func (o *ownerIter) answer(batch []*ownerRequest) {
 }
 
 // run asks about inodes (at most wantedMax) in one pass.
-func (o *ownerIter) run(inodes []uint32) (out []owner, err error) {
+func (o *ownerIter) run(inodes []uint32) (out []sockets.Owner, err error) {
 	one := uint8(1)
 	put := 0
 	defer func() {
@@ -198,50 +200,6 @@ func (o *ownerIter) run(inodes []uint32) (out []owner, err error) {
 			}
 			comm = append(comm, byte(c))
 		}
-		out = append(out, owner{inode: uint32(rec.Inode), pid: rec.Pid, fd: rec.Fd, comm: string(comm)})
+		out = append(out, sockets.Owner{Inode: uint32(rec.Inode), PID: rec.Pid, FD: rec.Fd, Comm: string(comm)})
 	}
-}
-
-// ownersInKernel finds the processes of socks through the iterator;
-// false when it cannot be used here.
-func ownersInKernel(socks []Socket, want map[uint32][]int) bool {
-	if PrepareOwners() != nil {
-		return false
-	}
-	inodes := make([]uint32, 0, len(want))
-	for ino := range want {
-		inodes = append(inodes, ino)
-	}
-	found, err := owners.find(inodes)
-	if err != nil {
-		return false
-	}
-	type procSocket struct{ pid, inode uint32 }
-	seen := map[procSocket]bool{}
-	ctrs := containerCache{}
-	for _, f := range found {
-		if seen[procSocket{f.pid, f.inode}] {
-			continue // its first descriptor only
-		}
-		seen[procSocket{f.pid, f.inode}] = true
-		for _, i := range want[f.inode] {
-			socks[i].Procs = append(socks[i].Procs, Proc{PID: f.pid, Comm: f.comm, FD: int(f.fd), Container: ctrs.of(f.pid)})
-		}
-	}
-	for i := range socks {
-		socks[i].ProcsSeen = true
-	}
-	return true
-}
-
-// containerCache names each process's container once per lookup.
-type containerCache map[uint32]*containers.Container
-
-func (c containerCache) of(pid uint32) *containers.Container {
-	ctr, ok := c[pid]
-	if !ok {
-		ctr = containers.OfPID(pid, state)
-		c[pid] = ctr
-	}
-	return ctr
 }

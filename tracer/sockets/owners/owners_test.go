@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 
-package sockets
+package owners
 
 import (
 	"os"
@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/conntrace/conntrace/tracer/internal/bpfobj"
+	"github.com/conntrace/conntrace/tracer/sockets"
 	"github.com/conntrace/conntrace/tracer/testnet"
 )
 
@@ -39,7 +40,7 @@ func TestOwnersManyFiles(t *testing.T) {
 		t.Skip("loads BPF: not with -short")
 	}
 	testnet.RequireRoot(t)
-	if err := PrepareOwners(); err != nil {
+	if err := Prepare(); err != nil {
 		t.Fatal(err)
 	}
 	// The iterator's cost in the kernel (bpf_stats: run_time_ns/run_cnt),
@@ -62,7 +63,7 @@ func TestOwnersManyFiles(t *testing.T) {
 	defer holder.Go(t)
 
 	start := time.Now()
-	socks, err := OnPort(NS{}, "tcp", port)
+	socks, err := sockets.OnPort(sockets.NS{}, "tcp", port)
 	inKernel := time.Since(start)
 	if err != nil {
 		t.Fatal(err)
@@ -71,10 +72,10 @@ func TestOwnersManyFiles(t *testing.T) {
 		socks[0].Procs[0].Comm != "ct-holder" || socks[0].Procs[0].FD < 3 {
 		t.Fatalf("port %d: %+v, want one socket held by %d ct-holder and its 2 workers", port, socks, holder.PID)
 	}
-	walked := append([]Socket(nil), socks...)
+	walked := append([]sockets.Socket(nil), socks...)
 	walked[0].Procs, walked[0].ProcsSeen = nil, false
 	start = time.Now()
-	if err := walkProcs(walked, map[uint32][]int{walked[0].Inode: {0}}); err != nil {
+	if err := sockets.WalkProcs(walked); err != nil {
 		t.Fatal(err)
 	}
 	walk := time.Since(start)
