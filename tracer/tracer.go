@@ -372,10 +372,13 @@ func (t *Tracer) Unusable() []*ModeError { return t.unusable }
 func (t *Tracer) Stats() Stats { return t.stats }
 
 // Run delivers events to sink until ctx is done or sink returns ErrStop.
-// When ctx ends it detaches the programs and drains what is queued, so no
-// event that happened before the stop is lost. Losses in the kernel are
-// delivered as EventLost events. A bind_fail's holders are looked up
-// beside the reader; the events after it wait for that, in order.
+// When ctx ends nothing new starts, the connections in accept queues get
+// up to stopWait to be accepted, then it detaches the programs and drains
+// what is queued: no event that happened before the stop is lost, and the
+// connections left in the queues are counted (Stats.Unaccepted). Losses
+// in the kernel are delivered as EventLost events. A bind_fail's holders
+// are looked up beside the reader; the events after it wait for that, in
+// order.
 func (t *Tracer) Run(ctx context.Context, sink Sink) error {
 	var rec ringbuf.Record
 	dirty := false
