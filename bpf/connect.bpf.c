@@ -23,6 +23,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include "conntrace.h"
+#include "connect_fail.bpf.h"
 #include "calls.bpf.h"
 #include "defs.bpf.h"
 #include "events.bpf.h"

@@ -11,7 +11,6 @@
 #include "conntrace.h"
 #include "defs.bpf.h"
 #include "filters.bpf.h"
-#include "icmp.bpf.h"
 #include "types.bpf.h"
 
 struct {
@@ -127,47 +126,6 @@ static __always_inline void submit(struct event *e)
 	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
 		flags = BPF_RB_FORCE_WAKEUP;
 	bpf_ringbuf_submit(e, flags);
-}
-
-/* Set by the loader when skb:kfree_skb is hooked (drops.bpf.c). */
-const volatile __u8 drops_hooked = 0;
-
-/* connect_fail, from the state machine or from the connect() syscall. */
-static __always_inline void emit_connect_fail(const struct sock_info *info, const struct tuple *t, int err)
-{
-	struct event *e;
-
-	if (!want_event(EVENT_CONNECT_FAIL))
-		return;
-	e = new_event(EVENT_CONNECT_FAIL, t, info);
-	if (!e)
-		return;
-	e->latency_ns = e->ts_ns - info->start_ns;
-	e->error = err;
-	e->retransmits = info->retransmits;
-	e->drops = info->drops;
-	e->drop_reason = info->drop_reason;
-	e->drop_ifindex = info->drop_ifindex;
-	/* The drop hook finds connections in the socket table only; one
-	 * that never got that far (no route) sent nothing to drop. */
-	if (drops_hooked && info->in_table)
-		e->flags |= FLAG_DROPS_WATCHED;
-	if (info->drop_inbound)
-		e->flags |= FLAG_DROP_INBOUND;
-	/* A connection that got as far as its SYN (a record made for one of
-	 * connect()'s own failures has no call in flight). */
-	e->icmp_watched = icmp_hooked && info->call_key;
-	if (e->icmp_watched) {
-		struct icmp_note note;
-
-		if (take_icmp(t, info->start_ns, &note)) {
-			__builtin_memcpy(e->icmp_from, note.from, sizeof(e->icmp_from));
-			e->icmp_family = note.family;
-			e->icmp_type = note.type;
-			e->icmp_code = note.code;
-		}
-	}
-	submit(e);
 }
 
 #endif /* CONNTRACE_EVENTS_BPF_H */

@@ -21,6 +21,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
 #include "conntrace.h"
+#include "connect_fail.bpf.h"
 #include "close.bpf.h"
 #include "defs.bpf.h"
 #include "events.bpf.h"
