@@ -26,7 +26,7 @@ static __always_inline void on_accepted_closed(struct sock *sk)
 {
 	__u64 key = (__u64)sk;
 	struct queued_close *q = bpf_map_lookup_elem(&closed_in_queue, &key);
-	struct event *e;
+	struct record_head *e;
 
 	if (!q)
 		return;
@@ -34,7 +34,7 @@ static __always_inline void on_accepted_closed(struct sock *sk)
 	fill_task(&q->info);
 	if (proc_match(q->info.pid, q->info.comm) && family_match(q->tr.t.family)) {
 		if (want_event(EVENT_ACCEPT)) {
-			e = new_event(EVENT_ACCEPT, &q->tr.t, &q->info);
+			e = new_record(EVENT_ACCEPT, sizeof(*e), IPPROTO_TCP, &q->tr.t, &q->info);
 			if (e)
 				submit(e);
 		}
@@ -50,7 +50,7 @@ static __always_inline void on_accepted(struct sock *sk, bool typed)
 {
 	struct sock_info *info;
 	struct tuple t = {};
-	struct event *e;
+	struct record_head *e;
 
 	if (!sk)
 		return;
@@ -72,7 +72,7 @@ static __always_inline void on_accepted(struct sock *sk, bool typed)
 	info->matched = 1;
 	if (!want_event(EVENT_ACCEPT))
 		return;
-	e = new_event(EVENT_ACCEPT, &t, info);
+	e = new_record(EVENT_ACCEPT, sizeof(*e), IPPROTO_TCP, &t, info);
 	if (e)
 		submit(e);
 }

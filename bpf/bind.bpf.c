@@ -70,7 +70,7 @@ int handle_bind_exit(struct syscall_exit_args *ctx)
 	struct pending_call call;
 	struct sock_info info = {};
 	struct tuple t = {};
-	struct event *e;
+	struct bind_fail_record *e;
 
 	if (!p)
 		return 0;
@@ -103,13 +103,13 @@ int handle_bind_exit(struct syscall_exit_args *ctx)
 		return 0;
 
 	fill_task(&info);
-	e = new_event(EVENT_BIND_FAIL, &t, &info);
+	info.netns = netns_of((struct sock *)call.sk);
+	info.flags = bind_options((struct sock *)call.sk);
+	e = NEW_RECORD(bind_fail, EVENT_BIND_FAIL, call.proto, &t, &info);
 	if (!e)
 		return 0;
 	e->error = -ctx->ret;
-	e->proto = call.proto;
-	e->netns = netns_of((struct sock *)call.sk);
-	e->flags |= bind_options((struct sock *)call.sk);
+	e->port_start = 0;
 	if (e->error == EACCES) {
 		struct sock *sk = (struct sock *)call.sk; /* a local: CO-RE must not see call */
 

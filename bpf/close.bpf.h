@@ -22,13 +22,13 @@
  *    everything acked.
  *  - bytes_received includes the peer's FIN; tcp_fin() marks it SOCK_DONE.
  */
-static __always_inline void set_payload_bytes(struct event *e, struct sock *sk, int oldstate)
+static __always_inline void set_payload_bytes(struct close_record *e, struct sock *sk, int oldstate)
 {
 	struct tcp_sock *tp = (struct tcp_sock *)sk;
 	__u64 acked = BPF_CORE_READ(tp, bytes_acked);
 	__u64 rcvd = BPF_CORE_READ(tp, bytes_received);
 
-	if (e->direction == DIR_OUT && acked)
+	if (e->head.direction == DIR_OUT && acked)
 		acked--;
 	if ((oldstate == TCP_FIN_WAIT2 || oldstate == TCP_LAST_ACK || oldstate == TCP_CLOSING) &&
 	    BPF_CORE_READ(tp, snd_una) == BPF_CORE_READ(tp, write_seq) && acked)
@@ -41,7 +41,7 @@ static __always_inline void set_payload_bytes(struct event *e, struct sock *sk, 
 
 /* How the path was: segments sent again, and the smoothed round-trip time
  * (kept in tcp_sock times 8). */
-static __always_inline void set_health(struct event *e, struct sock *sk)
+static __always_inline void set_health(struct close_record *e, struct sock *sk)
 {
 	struct tcp_sock *tp = (struct tcp_sock *)sk;
 
@@ -63,7 +63,7 @@ const volatile __u64 jiffy_ns = 0;
  * with unread data resets): rcv_nxt counts the peer's FIN, copied_seq what
  * was read.
  */
-static __always_inline void set_reset_facts(struct event *e, struct sock *sk)
+static __always_inline void set_reset_facts(struct close_record *e, struct sock *sk)
 {
 	struct inet_connection_sock *icsk = (struct inet_connection_sock *)sk;
 	struct tcp_sock *tp = (struct tcp_sock *)sk;
@@ -75,15 +75,15 @@ static __always_inline void set_reset_facts(struct event *e, struct sock *sk)
 	if ((__s32)(data - last) > 0)
 		last = data;
 	if (jiffy_ns) {
-		e->latency_ns = (__u64)((__u32)bpf_jiffies64() - last) * jiffy_ns;
-		e->flags |= FLAG_IDLE_KNOWN;
+		e->idle_ns = (__u64)((__u32)bpf_jiffies64() - last) * jiffy_ns;
+		e->head.flags |= FLAG_IDLE_KNOWN;
 	}
 	if ((skflags & (1UL << SOCK_DONE)) && unread)
 		unread--;
 	e->unread = unread;
 	if ((skflags & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_LINGER))) &&
 	    !BPF_CORE_READ(sk, sk_lingertime))
-		e->flags |= FLAG_LINGER0;
+		e->head.flags |= FLAG_LINGER0;
 }
 
 /* A connection as its client sees it (the server's tuple reversed), for
@@ -156,15 +156,18 @@ static __always_inline __u8 close_reason(const struct sock_info *info, int sk_er
 static __always_inline void emit_close(const struct transition *tr, struct sock_info *info, __u64 end_ns)
 {
 	struct sock *sk = (struct sock *)tr->sk;
-	struct event *e;
+	struct close_record *e;
 
-	e = new_event(EVENT_CLOSE, &tr->t, info);
+	e = NEW_RECORD(close, EVENT_CLOSE, IPPROTO_TCP, &tr->t, info);
 	if (!e)
 		return;
-	e->duration_ns = (end_ns ? end_ns : e->ts_ns) - info->start_ns;
+	e->duration_ns = (end_ns ? end_ns : e->head.ts_ns) - info->start_ns;
 	e->reason = close_reason(info, BPF_CORE_READ(sk, sk_err), tr->oldstate);
 	set_payload_bytes(e, sk, tr->oldstate);
 	set_health(e, sk);
+	e->idle_ns = 0;
+	e->unread = 0;
+	e->peer_unaccepted = 0;
 	if (e->reason != REASON_FIN)
 		set_reset_facts(e, sk);
 	/* Only a client's side can have been refused by a listener here

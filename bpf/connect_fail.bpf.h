@@ -22,14 +22,14 @@ const volatile __u8 drops_hooked = 0;
 /* connect_fail, from the state machine or from the connect() syscall. */
 static __always_inline void emit_connect_fail(const struct sock_info *info, const struct tuple *t, int err)
 {
-	struct event *e;
+	struct connect_fail_record *e;
 
 	if (!want_event(EVENT_CONNECT_FAIL))
 		return;
-	e = new_event(EVENT_CONNECT_FAIL, t, info);
+	e = NEW_RECORD(connect_fail, EVENT_CONNECT_FAIL, IPPROTO_TCP, t, info);
 	if (!e)
 		return;
-	e->latency_ns = e->ts_ns - info->start_ns;
+	e->latency_ns = e->head.ts_ns - info->start_ns;
 	e->error = err;
 	e->retransmits = info->retransmits;
 	e->drops = info->drops;
@@ -38,12 +38,13 @@ static __always_inline void emit_connect_fail(const struct sock_info *info, cons
 	/* The drop hook finds connections in the socket table only; one
 	 * that never got that far (no route) sent nothing to drop. */
 	if (drops_hooked && info->in_table)
-		e->flags |= FLAG_DROPS_WATCHED;
+		e->head.flags |= FLAG_DROPS_WATCHED;
 	if (info->drop_inbound)
-		e->flags |= FLAG_DROP_INBOUND;
+		e->head.flags |= FLAG_DROP_INBOUND;
 	/* A connection that got as far as its SYN (a record made for one of
 	 * connect()'s own failures has no call in flight). */
 	e->icmp_watched = icmp_hooked && info->call_key;
+	e->icmp_family = e->icmp_type = e->icmp_code = 0;
 	if (e->icmp_watched) {
 		struct icmp_note note;
 

@@ -17,6 +17,10 @@ const enum direction *unused_direction __attribute__((unused));
 const enum close_reason *unused_close_reason __attribute__((unused));
 const enum event_flags *unused_event_flags __attribute__((unused));
 const enum lost_cause *unused_lost_cause __attribute__((unused));
-const struct event *unused_event __attribute__((unused));
+const struct record_head *unused_record_head __attribute__((unused));
+const struct connect_record *unused_connect_record __attribute__((unused));
+const struct close_record *unused_close_record __attribute__((unused));
+const struct connect_fail_record *unused_connect_fail_record __attribute__((unused));
+const struct bind_fail_record *unused_bind_fail_record __attribute__((unused));
 
 char LICENSE[] SEC("license") = "GPL";

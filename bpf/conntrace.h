@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * What Go reads: the ring-buffer record, its enums, the lost-event causes.
- * bpf2go -type turns each into a Go type, so this file is the single
- * definition of the record layout: change it here and run `make generate`.
+ * What Go reads: the ring-buffer records, their enums, the lost-event
+ * causes. bpf2go -type turns each into a Go type, so this file is the
+ * single definition of the records' layout: change it here and run
+ * `make generate`.
  * Kernel-only state is in types.bpf.h.
  */
 #ifndef CONNTRACE_H
@@ -47,7 +48,7 @@ enum event_flags {
 	/* connect_fail: the last drop counted was of a packet coming in (the
 	 * peer's answer), not of one of our SYNs. */
 	FLAG_DROP_INBOUND = 4,
-	/* close, not orderly: latency_ns holds the time since the peer's last
+	/* close, not orderly: idle_ns holds the time since the peer's last
 	 * packet (the kernel's tick is known: tracer's jiffy_ns). */
 	FLAG_IDLE_KNOWN = 8,
 	/* close: SO_LINGER was on with a zero timeout (close() resets). */
@@ -66,56 +67,88 @@ enum lost_cause {
 	LOST_TABLE_FULL = 2, /* a new connection found no room in the socket table */
 };
 
-/* One ring-buffer record. Addresses are in network byte order, ports in
- * host byte order. An IPv4-mapped IPv6 connection is already reported as
- * AF_INET with the IPv4 address in the first 4 bytes. */
-struct event {
-	__u64 ts_ns;       /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
-	__u64 conn_id;     /* ties the events of one connection together */
-	__u64 latency_ns;  /* connect: SYN_SENT -> ESTABLISHED; connect_fail: -> failure;
-			    * close (FLAG_IDLE_KNOWN): since the peer's last packet */
-	__u64 duration_ns; /* close: first seen -> CLOSE */
-	__u64 tx_bytes;    /* close: tcp_sock.bytes_acked */
-	__u64 rx_bytes;    /* close: tcp_sock.bytes_received */
-	__u64 cgroup;      /* cgroup v2 id of the process (its container); 0: unknown */
-	__u32 pid;         /* tgid of the process that opened or accepted it */
+/*
+ * The ring-buffer records. Each begins with struct record_head, which
+ * says its kind and size; a kind with fields of its own follows it with
+ * them (struct <kind>_record), and a record is only as large as its
+ * kind. A kind may end in a payload of variable length: the head's size
+ * then says how much of the reserved record is used.
+ *
+ * Addresses are in network byte order, ports in host byte order. An
+ * IPv4-mapped IPv6 connection is already reported as AF_INET with the
+ * IPv4 address in the first 4 bytes.
+ */
+struct record_head {
+	__u64 ts_ns;   /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
+	__u64 conn_id; /* ties the records of one connection together (0: none) */
+	__u64 cgroup;  /* cgroup v2 id of the process (its container); 0: unknown */
+	__u32 pid;     /* tgid of the process that opened or accepted it */
 	__u32 uid;
-	__u32 netns;        /* network namespace inode (bind_fail: where to look for holders) */
-	__s32 error;        /* connect_fail, bind_fail: errno (0: aborted by the application) */
-	__u32 retransmits;  /* sent again: close, segments (total_retrans); connect_fail, SYNs */
-	__u32 srtt_us;      /* close: smoothed round-trip time */
-	__u32 drop_reason;  /* connect_fail: the kernel's enum skb_drop_reason of the last drop */
-	__u32 drop_ifindex; /* connect_fail: the device of that drop (0: none yet) */
-	__u8 saddr[16];     /* local end, as seen by that process (bind_fail: as requested) */
-	__u8 daddr[16];     /* peer */
+	__u32 netns;    /* network namespace inode of the socket */
+	__u16 size;     /* bytes of the record used, this head included */
+	__u8 kind;      /* enum event_type */
+	__u8 family;    /* AF_INET or AF_INET6 */
+	__u8 saddr[16]; /* local end, as seen by that process (bind_fail: as requested) */
+	__u8 daddr[16]; /* peer (none: listen, bind_fail) */
 	__u16 sport;
 	__u16 dport;
-	__u8 type;             /* enum event_type */
-	__u8 family;           /* AF_INET or AF_INET6 */
-	__u8 direction;        /* enum direction */
-	__u8 reason;           /* close: enum close_reason */
-	__u8 proto;            /* IPPROTO_TCP or IPPROTO_UDP */
-	__u8 flags;            /* enum event_flags */
-	__u16 drops;           /* connect_fail: the connection's packets this host dropped */
-	__u32 unread;          /* close, not orderly: bytes received that the application never read */
+	__u8 direction; /* enum direction */
+	__u8 proto;     /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 flags;     /* enum event_flags */
+	__u8 _pad[1];
 	char comm[COMM_LEN];   /* the process: its thread-group leader's name */
 	char thread[COMM_LEN]; /* the thread's own name (prctl PR_SET_NAME) */
-	/* connect_fail: an ICMP error about the handshake (icmp.bpf.h), when
-	 * icmp_watched: its sender (IPv4 in the first 4 bytes), family (0:
-	 * none came), type and code. */
-	__u8 icmp_from[16];
+};
+
+/* listen, accept: the head alone. */
+
+struct connect_record {
+	struct record_head head;
+	__u64 latency_ns; /* SYN_SENT -> ESTABLISHED */
+};
+
+struct close_record {
+	struct record_head head;
+	__u64 duration_ns; /* first seen -> CLOSE */
+	__u64 tx_bytes;    /* tcp_sock.bytes_acked */
+	__u64 rx_bytes;    /* tcp_sock.bytes_received */
+	__u64 idle_ns;     /* FLAG_IDLE_KNOWN: since the peer's last packet */
+	__u32 retransmits; /* segments sent again (total_retrans) */
+	__u32 srtt_us;     /* smoothed round-trip time */
+	__u32 unread;      /* not orderly: bytes received that the application never read */
+	__u8 reason;       /* enum close_reason */
+	/* reset_in: the peer was a socket on this host that closed in its
+	 * listener's accept queue, never accepted. */
+	__u8 peer_unaccepted;
+	__u8 _pad[2];
+};
+
+struct connect_fail_record {
+	struct record_head head;
+	__u64 latency_ns;   /* SYN_SENT -> the failure */
+	__s32 error;        /* errno (0: aborted by the application) */
+	__u32 retransmits;  /* SYNs sent again */
+	__u32 drop_reason;  /* the kernel's enum skb_drop_reason of the last drop */
+	__u32 drop_ifindex; /* the device of that drop (0: none yet) */
+	__u16 drops;        /* the connection's packets this host dropped */
+	/* An ICMP error about the handshake (icmp.bpf.h), when icmp_watched:
+	 * its sender (IPv4 in the first 4 bytes), family (0: none came),
+	 * type and code. */
 	__u8 icmp_family;
 	__u8 icmp_type;
 	__u8 icmp_code;
 	__u8 icmp_watched;
-	/* bind_fail EACCES: the network namespace's
-	 * net.ipv4.ip_unprivileged_port_start, below which a port needs
-	 * CAP_NET_BIND_SERVICE. */
+	__u8 _pad[2];
+	__u8 icmp_from[16];
+};
+
+struct bind_fail_record {
+	struct record_head head;
+	__s32 error; /* errno */
+	/* EACCES: the network namespace's net.ipv4.ip_unprivileged_port_start,
+	 * below which a port needs CAP_NET_BIND_SERVICE. */
 	__u16 port_start;
-	/* close, reset_in: the peer was a socket on this host that closed in
-	 * its listener's accept queue, never accepted. */
-	__u8 peer_unaccepted;
-	__u8 _pad[1];
+	__u8 _pad[2];
 };
 
 #endif /* CONNTRACE_H */

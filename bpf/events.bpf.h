@@ -44,88 +44,67 @@ static __always_inline void count_in(void *counters, __u32 key)
 		__sync_fetch_and_add(n, 1);
 }
 
-static __always_inline struct event *reserve_event(void)
+/* Fills a record's head: the tuple, the process and connection from info,
+ * the kind, size, protocol and time. Ring memory is not cleared between
+ * records: every field is set. */
+static __always_inline void fill_head(struct record_head *h, __u8 kind, __u16 size, __u8 proto,
+				      const struct tuple *t, const struct sock_info *info)
 {
-	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-
-	if (!e)
-		count_in(&lost_events, LOST_RING_FULL);
-	return e;
-}
-
-/* Sets every numeric field of a reserved record to zero: ring memory is
- * not cleared between records. */
-static __always_inline void clear_event(struct event *e)
-{
-	e->conn_id = e->latency_ns = e->duration_ns = e->tx_bytes = e->rx_bytes = 0;
-	e->netns = 0;
-	e->retransmits = e->srtt_us = e->drop_reason = e->drop_ifindex = 0;
-	e->drops = 0;
-	e->unread = 0;
-	e->icmp_family = e->icmp_watched = 0;
-	e->error = 0;
-	e->direction = DIR_NONE;
-	e->reason = REASON_NONE;
-	e->flags = 0;
-	e->proto = IPPROTO_TCP;
-}
-
-/* Copies what the event reports about the process and connection. */
-static __always_inline void fill_from_info(struct event *e, const struct sock_info *info)
-{
-	e->conn_id = info->conn_id;
-	e->netns = info->netns;
-	e->flags = info->flags;
-	e->pid = info->pid;
-	e->uid = info->uid;
-	e->cgroup = info->cgroup;
-	e->direction = info->direction;
-	__builtin_memcpy(e->comm, info->comm, sizeof(e->comm));
-	__builtin_memcpy(e->thread, info->thread, sizeof(e->thread));
-}
-
-static __always_inline void put_tuple(struct event *e, const struct tuple *t)
-{
-	e->family = t->family;
-	e->sport = t->sport;
-	e->dport = t->dport;
+	h->ts_ns = bpf_ktime_get_ns();
+	h->conn_id = info->conn_id;
+	h->cgroup = info->cgroup;
+	h->pid = info->pid;
+	h->uid = info->uid;
+	h->netns = info->netns;
+	h->size = size;
+	h->kind = kind;
+	h->family = t->family;
 	if (t->family == AF_INET) {
-		__builtin_memset(e->saddr, 0, sizeof(e->saddr));
-		__builtin_memset(e->daddr, 0, sizeof(e->daddr));
-		__builtin_memcpy(e->saddr, &t->s4, 4);
-		__builtin_memcpy(e->daddr, &t->d4, 4);
+		__builtin_memset(h->saddr, 0, sizeof(h->saddr));
+		__builtin_memset(h->daddr, 0, sizeof(h->daddr));
+		__builtin_memcpy(h->saddr, &t->s4, 4);
+		__builtin_memcpy(h->daddr, &t->d4, 4);
 	} else {
-		__builtin_memcpy(e->saddr, t->s6, 16);
-		__builtin_memcpy(e->daddr, t->d6, 16);
+		__builtin_memcpy(h->saddr, t->s6, 16);
+		__builtin_memcpy(h->daddr, t->d6, 16);
 	}
+	h->sport = t->sport;
+	h->dport = t->dport;
+	h->direction = info->direction;
+	h->proto = proto;
+	h->flags = info->flags;
+	__builtin_memcpy(h->comm, info->comm, sizeof(h->comm));
+	__builtin_memcpy(h->thread, info->thread, sizeof(h->thread));
 }
 
-/* Reserves a record and fills what every event carries: the tuple, the
- * process and connection from info, the type and the time. NULL (counted as
- * lost) when the ring is full; otherwise the caller adds its fields and
- * calls submit(). */
-static __always_inline struct event *new_event(__u8 type, const struct tuple *t, const struct sock_info *info)
+/* Reserves a record of size bytes (a constant) and fills its head; the
+ * caller sets every field of its kind's body and calls submit(). NULL,
+ * counted as lost, when the ring is full. */
+static __always_inline void *new_record(__u8 kind, __u16 size, __u8 proto, const struct tuple *t,
+					const struct sock_info *info)
 {
-	struct event *e = reserve_event();
+	struct record_head *h = bpf_ringbuf_reserve(&events, size, 0);
 
-	if (!e)
+	if (!h) {
+		count_in(&lost_events, LOST_RING_FULL);
 		return NULL;
-	clear_event(e);
-	put_tuple(e, t);
-	fill_from_info(e, info);
-	e->type = type;
-	e->ts_ns = bpf_ktime_get_ns();
-	return e;
+	}
+	fill_head(h, kind, size, proto, t, info);
+	return h;
 }
+
+/* NEW_RECORD(close, EVENT_CLOSE, ...) is a struct close_record *. */
+#define NEW_RECORD(name, kind, proto, t, info)                                                               \
+	((struct name##_record *)new_record(kind, sizeof(struct name##_record), proto, t, info))
 
 /* Hands a record to the reader, waking it only when the ring fills up. */
-static __always_inline void submit(struct event *e)
+static __always_inline void submit(void *r)
 {
 	__u64 flags = BPF_RB_NO_WAKEUP;
 
 	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
 		flags = BPF_RB_FORCE_WAKEUP;
-	bpf_ringbuf_submit(e, flags);
+	bpf_ringbuf_submit(r, flags);
 }
 
 #endif /* CONNTRACE_EVENTS_BPF_H */

@@ -127,7 +127,7 @@ static __always_inline void on_listen(const struct transition *tr, bool typed)
 	struct listen_key k = {};
 	__u64 now = bpf_ktime_get_ns();
 	struct tuple t = tr->t;
-	struct event *e;
+	struct record_head *e;
 
 	/* A connection whose end we missed, on a socket (or memory) now a
 	 * listener's: it would otherwise stay until the listener closes, and
@@ -155,7 +155,7 @@ static __always_inline void on_listen(const struct transition *tr, bool typed)
 	t.d4 = 0;
 	__builtin_memset(t.d6, 0, sizeof(t.d6));
 	t.dport = 0;
-	e = new_event(EVENT_LISTEN, &t, &info);
+	e = new_record(EVENT_LISTEN, sizeof(*e), IPPROTO_TCP, &t, &info);
 	if (e)
 		submit(e);
 }
@@ -181,7 +181,7 @@ static __always_inline void on_established(const struct transition *tr, bool typ
 	struct sock *sk = (struct sock *)tr->sk;
 	const struct tuple *t = &tr->t;
 	struct sock_info *info = conn_of(sk, typed);
-	struct event *e;
+	struct connect_record *e;
 
 	if (!info || info->direction != DIR_OUT || info->matched)
 		return;
@@ -194,10 +194,10 @@ static __always_inline void on_established(const struct transition *tr, bool typ
 	info->matched = 1;
 	if (!want_event(EVENT_CONNECT))
 		return;
-	e = new_event(EVENT_CONNECT, t, info);
+	e = NEW_RECORD(connect, EVENT_CONNECT, IPPROTO_TCP, t, info);
 	if (!e)
 		return;
-	e->latency_ns = e->ts_ns - info->start_ns;
+	e->latency_ns = e->head.ts_ns - info->start_ns;
 	submit(e);
 }
 

@@ -24,7 +24,7 @@ func TestBacklogKeepsOrder(t *testing.T) {
 	tr.holders.byKey[holderKey{netns: 7, proto: ProtoTCP, addr: netip.MustParseAddr("127.0.0.1"), port: 8080}] = lookup
 	sink := &recordingSink{}
 	closeRec := func(id uint64) []byte {
-		return record(bpfobj.ConntraceEvent{ConnId: id, Type: uint8(EventClose), Family: 2, Proto: 6, Comm: comm16("curl")})
+		return record(bpfobj.ConntraceCloseRecord{Head: bpfobj.ConntraceRecordHead{ConnId: id, Kind: uint8(EventClose), Family: 2, Proto: 6, Comm: comm16("curl")}})
 	}
 	deliver := func(raw []byte) {
 		t.Helper()
@@ -33,8 +33,8 @@ func TestBacklogKeepsOrder(t *testing.T) {
 		}
 	}
 	deliver(closeRec(1))
-	deliver(record(bpfobj.ConntraceEvent{Type: uint8(EventBindFail), Family: 2, Proto: 6, Error: 98, Netns: 7,
-		Saddr: [16]uint8{127, 0, 0, 1}, Sport: 8080, Comm: comm16("nginx")}))
+	deliver(record(bpfobj.ConntraceBindFailRecord{Head: bpfobj.ConntraceRecordHead{Kind: uint8(EventBindFail), Family: 2, Proto: 6, Netns: 7,
+		Saddr: [16]uint8{127, 0, 0, 1}, Sport: 8080, Comm: comm16("nginx")}, Error: 98}))
 	const behind = 300 // more than the backlog's first size
 	for id := range uint64(behind) {
 		deliver(closeRec(2 + id))
@@ -133,10 +133,10 @@ func TestBacklogWaitBounded(t *testing.T) {
 	stuck := &holderLookup{done: make(chan struct{})}
 	tr.holders.byKey[holderKey{netns: 7, proto: ProtoTCP, addr: netip.MustParseAddr("127.0.0.1"), port: 8080}] = stuck
 	sink := &recordingSink{}
-	bindFail := record(bpfobj.ConntraceEvent{Type: uint8(EventBindFail), Family: 2, Proto: 6, Error: 98, Netns: 7,
-		Saddr: [16]uint8{127, 0, 0, 1}, Sport: 8080, Comm: comm16("nginx")})
+	bindFail := record(bpfobj.ConntraceBindFailRecord{Head: bpfobj.ConntraceRecordHead{Kind: uint8(EventBindFail), Family: 2, Proto: 6, Netns: 7,
+		Saddr: [16]uint8{127, 0, 0, 1}, Sport: 8080, Comm: comm16("nginx")}, Error: 98})
 	closeRec := func(id uint64) []byte {
-		return record(bpfobj.ConntraceEvent{ConnId: id, Type: uint8(EventClose), Family: 2, Proto: 6, Comm: comm16("curl")})
+		return record(bpfobj.ConntraceCloseRecord{Head: bpfobj.ConntraceRecordHead{ConnId: id, Kind: uint8(EventClose), Family: 2, Proto: 6, Comm: comm16("curl")}})
 	}
 	if err := tr.deliver(bindFail, sink); err != nil {
 		t.Fatal(err)

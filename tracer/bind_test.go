@@ -244,10 +244,10 @@ func TestBindConflictExplained(t *testing.T) {
 		cli := testnet.Start(t, "ct-client", testnet.Role{NS: ns.Path(), Addr: "127.0.0.1:18090", Recv: 1, MayFail: true})
 		cli.Expect(t, "ready")
 		cli.Expect(t, "connected")
-		cli.Expect(t, "failed")
+		failure := cli.Expect(t, "failed")
 		cli.Wait(t)
 		srv.Wait(t)
-		waitForState(t, ns, 18090, "TIME_WAIT")
+		waitForState(t, ns, 18090, "TIME_WAIT", "client: "+failure)
 		ev := failToBind(t, s, ns, "127.0.0.1:18090")
 		if ev.ReuseAddr || ev.ReusePort || len(ev.Holders) != 1 {
 			t.Fatalf("want a socket without SO_REUSEADDR kept out by one connection, got:\n%s", dump([]tracer.Event{ev}))
@@ -299,7 +299,7 @@ func TestBindConflictExplained(t *testing.T) {
 
 // waitForState waits until the only TCP socket on port in ns is in state
 // (the peer's last packet may still be on its way).
-func waitForState(t *testing.T, ns *testnet.NS, port uint16, state string) {
+func waitForState(t *testing.T, ns *testnet.NS, port uint16, state, before string) {
 	t.Helper()
 	h, err := sockets.OpenNS(ns.Path())
 	if err != nil {
@@ -317,5 +317,6 @@ func waitForState(t *testing.T, ns *testnet.NS, port uint16, state string) {
 			seen = append(seen, now)
 		}
 	}
-	t.Fatalf("port %d: want one socket in %s; it held, in turn:\n%s", port, state, strings.Join(seen, "\n"))
+	t.Fatalf("port %d: want one socket in %s; it held, in turn:\n%s\n%s\nTCP counters: %s",
+		port, state, strings.Join(seen, "\n"), before, ns.Counters(t))
 }

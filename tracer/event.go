@@ -63,95 +63,137 @@ type pending struct {
 
 // recordTime is the time of a record decode accepted.
 func recordTime(raw []byte) uint64 {
-	return (*bpfobj.ConntraceEvent)(unsafe.Pointer(&raw[0])).TsNs
+	return (*bpfobj.ConntraceRecordHead)(unsafe.Pointer(&raw[0])).TsNs
 }
 
-// RecordSize is the size of one ring-buffer record.
-const RecordSize = int(unsafe.Sizeof(bpfobj.ConntraceEvent{}))
+// A record kind: how large its record is (its head and body; a payload
+// may follow) and what its body adds to the event. Records are read in
+// place (ring-buffer samples are 8-byte aligned), not copied with
+// encoding/binary, and decoding allocates nothing.
+type recordKind struct {
+	size int
+	body func(raw []byte, ev *Event) // nil: the head alone
+}
 
-// decode fills ev from one ring-buffer record. The record is read in place
-// (ring-buffer samples are 8-byte aligned), not copied with encoding/binary.
+const headSize = int(unsafe.Sizeof(bpfobj.ConntraceRecordHead{}))
+
+// recordKinds is indexed by the record's kind (enum event_type).
+var recordKinds = [...]recordKind{
+	EventListen:      {size: headSize},
+	EventConnect:     {int(unsafe.Sizeof(bpfobj.ConntraceConnectRecord{})), decodeConnect},
+	EventAccept:      {size: headSize},
+	EventClose:       {int(unsafe.Sizeof(bpfobj.ConntraceCloseRecord{})), decodeClose},
+	EventConnectFail: {int(unsafe.Sizeof(bpfobj.ConntraceConnectFailRecord{})), decodeConnectFail},
+	EventBindFail:    {int(unsafe.Sizeof(bpfobj.ConntraceBindFailRecord{})), decodeBindFail},
+}
+
+// RecordSize is the size of the record of events of type t (0: none).
+func RecordSize(t EventType) int {
+	if int(t) < len(recordKinds) {
+		return recordKinds[t].size
+	}
+	return 0
+}
+
+// decode fills ev from one ring-buffer record.
 func decode(raw []byte, clk Clock, ev *Event) error {
-	if len(raw) < RecordSize {
-		return fmt.Errorf("short record: %d bytes, want %d", len(raw), RecordSize)
+	if len(raw) < headSize {
+		return fmt.Errorf("short record: %d bytes, want at least %d", len(raw), headSize)
 	}
-	r := (*bpfobj.ConntraceEvent)(unsafe.Pointer(&raw[0]))
+	h := (*bpfobj.ConntraceRecordHead)(unsafe.Pointer(&raw[0]))
+	t := EventType(h.Kind)
+	size := RecordSize(t)
+	if size == 0 {
+		return fmt.Errorf("record of unknown kind %d", h.Kind)
+	}
+	if int(h.Size) < size || int(h.Size) > len(raw) {
+		return fmt.Errorf("%s record of %d bytes (%d read), want %d", t, h.Size, len(raw), size)
+	}
 	*ev = Event{
-		Type:       EventType(r.Type),
-		Time:       clk.Wall(r.TsNs),
-		ConnID:     r.ConnId,
-		PID:        r.Pid,
-		UID:        r.Uid,
-		Family:     Family(r.Family),
-		Direction:  Direction(r.Direction),
-		LPort:      r.Sport,
-		RPort:      r.Dport,
-		Latency:    time.Duration(r.LatencyNs),
-		Duration:   time.Duration(r.DurationNs),
-		TxBytes:    r.TxBytes,
-		RxBytes:    r.RxBytes,
-		Reason:     Reason(r.Reason),
-		Errno:      uint32(r.Error),
-		Proto:      Proto(r.Proto),
-		NetNS:      r.Netns,
-		CgroupID:   r.Cgroup,
-		BoundPort0: r.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_BOUND_PORT0) != 0,
+		Type:       t,
+		Time:       clk.Wall(h.TsNs),
+		ConnID:     h.ConnId,
+		PID:        h.Pid,
+		UID:        h.Uid,
+		Family:     Family(h.Family),
+		Direction:  Direction(h.Direction),
+		LPort:      h.Sport,
+		RPort:      h.Dport,
+		Proto:      Proto(h.Proto),
+		NetNS:      h.Netns,
+		CgroupID:   h.Cgroup,
+		BoundPort0: h.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_BOUND_PORT0) != 0,
+		Comm:       *(*[16]byte)(unsafe.Pointer(&h.Comm)),
+		Thread:     *(*[16]byte)(unsafe.Pointer(&h.Thread)),
+	}
+	switch ev.Family {
+	case FamilyIPv4:
+		ev.LAddr = netip.AddrFrom4([4]byte(h.Saddr[:4]))
+		ev.RAddr = netip.AddrFrom4([4]byte(h.Daddr[:4]))
+	case FamilyIPv6:
+		ev.LAddr = netip.AddrFrom16(h.Saddr)
+		ev.RAddr = netip.AddrFrom16(h.Daddr)
+	default:
+		return fmt.Errorf("record with unknown address family %d", h.Family)
+	}
+	if !t.HasPeer() {
+		ev.RAddr, ev.RPort = netip.Addr{}, 0
+	}
+	if body := recordKinds[t].body; body != nil {
+		body(raw, ev)
+	}
+	return nil
+}
 
-		Retransmits:  r.Retransmits,
-		SRTT:         time.Duration(r.SrttUs) * time.Microsecond,
-		DropsWatched: r.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_DROPS_WATCHED) != 0,
-		Drops:        r.Drops,
-		DropInbound:  r.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_DROP_INBOUND) != 0,
-		DropIfindex:  r.DropIfindex,
-		Unread:       r.Unread,
-		Linger0:      r.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_LINGER0) != 0,
+func decodeConnect(raw []byte, ev *Event) {
+	r := (*bpfobj.ConntraceConnectRecord)(unsafe.Pointer(&raw[0]))
+	ev.Latency = time.Duration(r.LatencyNs)
+}
 
-		PeerUnaccepted: r.PeerUnaccepted != 0,
+func decodeClose(raw []byte, ev *Event) {
+	r := (*bpfobj.ConntraceCloseRecord)(unsafe.Pointer(&raw[0]))
+	ev.Duration = time.Duration(r.DurationNs)
+	ev.TxBytes, ev.RxBytes = r.TxBytes, r.RxBytes
+	ev.Reason = Reason(r.Reason)
+	ev.Retransmits = r.Retransmits
+	ev.SRTT = time.Duration(r.SrttUs) * time.Microsecond
+	ev.Unread = r.Unread
+	ev.Linger0 = r.Head.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_LINGER0) != 0
+	ev.PeerUnaccepted = r.PeerUnaccepted != 0
+	if r.Head.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_IDLE_KNOWN) != 0 {
+		// Counted in kernel ticks: up to one more than the connection's
+		// own life, which bounds it.
+		ev.Idle, ev.IdleKnown = min(time.Duration(r.IdleNs), ev.Duration), true
 	}
-	if ev.Type == EventConnectFail {
-		ev.ICMPWatched = r.IcmpWatched != 0
-		ev.ICMPType, ev.ICMPCode = r.IcmpType, r.IcmpCode
-		switch Family(r.IcmpFamily) {
-		case FamilyIPv4:
-			ev.ICMPFrom = netip.AddrFrom4([4]byte(r.IcmpFrom[:4]))
-		case FamilyIPv6:
-			ev.ICMPFrom = netip.AddrFrom16(r.IcmpFrom)
-		}
-	}
-	if ev.Type == EventBindFail {
-		ev.ReuseAddr = r.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_REUSEADDR) != 0
-		ev.ReusePort = r.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_REUSEPORT) != 0
-		ev.V6Only = r.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_V6ONLY) != 0
-		ev.PortStart = r.PortStart
-	}
-	if ev.Type == EventClose {
-		ev.Latency = 0
-		if r.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_IDLE_KNOWN) != 0 {
-			// Counted in kernel ticks: up to one more than the
-			// connection's own life, which bounds it.
-			ev.Idle, ev.IdleKnown = min(time.Duration(r.LatencyNs), ev.Duration), true
-		}
-	}
+}
+
+func decodeConnectFail(raw []byte, ev *Event) {
+	r := (*bpfobj.ConntraceConnectFailRecord)(unsafe.Pointer(&raw[0]))
+	ev.Latency = time.Duration(r.LatencyNs)
+	ev.Errno = uint32(r.Error)
+	ev.Retransmits = r.Retransmits
+	ev.DropsWatched = r.Head.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_DROPS_WATCHED) != 0
+	ev.Drops = r.Drops
+	ev.DropInbound = r.Head.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_DROP_INBOUND) != 0
+	ev.DropIfindex = r.DropIfindex
 	if r.DropReason != 0 {
 		ev.DropReason = DropReasonName(r.DropReason)
 	}
-	ev.Comm = *(*[16]byte)(unsafe.Pointer(&r.Comm))
-	ev.Thread = *(*[16]byte)(unsafe.Pointer(&r.Thread))
-	switch ev.Family {
+	ev.ICMPWatched = r.IcmpWatched != 0
+	ev.ICMPType, ev.ICMPCode = r.IcmpType, r.IcmpCode
+	switch Family(r.IcmpFamily) {
 	case FamilyIPv4:
-		ev.LAddr = netip.AddrFrom4([4]byte(r.Saddr[:4]))
-		ev.RAddr = netip.AddrFrom4([4]byte(r.Daddr[:4]))
+		ev.ICMPFrom = netip.AddrFrom4([4]byte(r.IcmpFrom[:4]))
 	case FamilyIPv6:
-		ev.LAddr = netip.AddrFrom16(r.Saddr)
-		ev.RAddr = netip.AddrFrom16(r.Daddr)
-	default:
-		return fmt.Errorf("record with unknown address family %d", r.Family)
+		ev.ICMPFrom = netip.AddrFrom16(r.IcmpFrom)
 	}
-	if !ev.Type.HasPeer() {
-		ev.RAddr, ev.RPort = netip.Addr{}, 0
-	}
-	if !ev.Type.Known() || ev.Type == EventLost {
-		return fmt.Errorf("record with unknown event type %d", r.Type)
-	}
-	return nil
+}
+
+func decodeBindFail(raw []byte, ev *Event) {
+	r := (*bpfobj.ConntraceBindFailRecord)(unsafe.Pointer(&raw[0]))
+	ev.Errno = uint32(r.Error)
+	ev.ReuseAddr = r.Head.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_REUSEADDR) != 0
+	ev.ReusePort = r.Head.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_REUSEPORT) != 0
+	ev.V6Only = r.Head.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_V6ONLY) != 0
+	ev.PortStart = r.PortStart
 }

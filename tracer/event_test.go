@@ -10,13 +10,16 @@ import (
 	"unsafe"
 
 	"github.com/conntrace/conntrace/tracer/containers"
+	"github.com/conntrace/conntrace/tracer/event"
 	"github.com/conntrace/conntrace/tracer/internal/bpfobj"
 )
 
-// record lays out r exactly as the kernel writes it.
-func record(r bpfobj.ConntraceEvent) []byte {
-	b := make([]byte, RecordSize)
-	*(*bpfobj.ConntraceEvent)(unsafe.Pointer(&b[0])) = r
+// record lays out r, a record of bpfobj's (its head alone, or a kind's
+// record), exactly as the kernel writes it, its size in its head.
+func record[R any](r R) []byte {
+	b := make([]byte, unsafe.Sizeof(r))
+	*(*R)(unsafe.Pointer(&b[0])) = r
+	(*bpfobj.ConntraceRecordHead)(unsafe.Pointer(&b[0])).Size = uint16(len(b))
 	return b
 }
 
@@ -32,14 +35,14 @@ func TestDecode(t *testing.T) {
 	v6 := netip.MustParseAddr("2001:db8::1").As16()
 	tests := []struct {
 		name string
-		in   bpfobj.ConntraceEvent
+		in   []byte
 		want Event
 	}{
 		{
 			name: "connect ipv4",
-			in: bpfobj.ConntraceEvent{TsNs: 5_000_000_123, ConnId: 17, LatencyNs: 1_234_000, Pid: 4242, Uid: 1000,
+			in: record(bpfobj.ConntraceConnectRecord{Head: bpfobj.ConntraceRecordHead{TsNs: 5_000_000_123, ConnId: 17, Pid: 4242, Uid: 1000,
 				Saddr: [16]uint8{10, 0, 0, 5}, Daddr: [16]uint8{93, 184, 216, 34}, Sport: 51234, Dport: 443,
-				Type: uint8(EventConnect), Family: 2, Direction: uint8(DirOut), Proto: 6, Comm: comm16("curl")},
+				Kind: uint8(EventConnect), Family: 2, Direction: uint8(DirOut), Proto: 6, Comm: comm16("curl")}, LatencyNs: 1_234_000}),
 			want: Event{Type: EventConnect, Time: time.Unix(1005, 123).UTC(), ConnID: 17, PID: 4242, UID: 1000,
 				Comm: [16]byte{'c', 'u', 'r', 'l'}, Family: FamilyIPv4, Direction: DirOut,
 				LAddr: netip.MustParseAddr("10.0.0.5"), LPort: 51234, RAddr: netip.MustParseAddr("93.184.216.34"), RPort: 443,
@@ -47,23 +50,23 @@ func TestDecode(t *testing.T) {
 		},
 		{
 			name: "close ipv6",
-			in: bpfobj.ConntraceEvent{TsNs: 1, ConnId: 3, DurationNs: 2_500_000_000, TxBytes: 10000, RxBytes: 3000,
-				Saddr: v6, Daddr: v6, Sport: 8443, Dport: 40000, Type: uint8(EventClose), Family: 10, Direction: uint8(DirIn),
-				Reason: uint8(ReasonResetIn), Proto: 6},
+			in: record(bpfobj.ConntraceCloseRecord{Head: bpfobj.ConntraceRecordHead{TsNs: 1, ConnId: 3,
+				Saddr: v6, Daddr: v6, Sport: 8443, Dport: 40000, Kind: uint8(EventClose), Family: 10, Direction: uint8(DirIn), Proto: 6},
+				DurationNs: 2_500_000_000, TxBytes: 10000, RxBytes: 3000, Reason: uint8(ReasonResetIn)}),
 			want: Event{Type: EventClose, Time: time.Unix(1000, 1).UTC(), ConnID: 3, Family: FamilyIPv6, Direction: DirIn,
 				LAddr: netip.AddrFrom16(v6), LPort: 8443, RAddr: netip.AddrFrom16(v6), RPort: 40000,
 				Duration: 2500 * time.Millisecond, TxBytes: 10000, RxBytes: 3000, Reason: ReasonResetIn, Proto: ProtoTCP},
 		},
 		{
 			name: "bind_fail has no peer",
-			in: bpfobj.ConntraceEvent{Saddr: [16]uint8{127, 0, 0, 1}, Daddr: [16]uint8{1, 2, 3, 4}, Sport: 80, Dport: 9,
-				Type: uint8(EventBindFail), Family: 2, Error: 98, Proto: 17, Netns: 4026531840},
+			in: record(bpfobj.ConntraceBindFailRecord{Head: bpfobj.ConntraceRecordHead{Saddr: [16]uint8{127, 0, 0, 1}, Daddr: [16]uint8{1, 2, 3, 4},
+				Sport: 80, Dport: 9, Kind: uint8(EventBindFail), Family: 2, Proto: 17, Netns: 4026531840}, Error: 98}),
 			want: Event{Type: EventBindFail, Time: time.Unix(1000, 0).UTC(), Family: FamilyIPv4,
 				LAddr: netip.MustParseAddr("127.0.0.1"), LPort: 80, Errno: 98, Proto: ProtoUDP, NetNS: 4026531840},
 		},
 		{
 			name: "listen has no peer",
-			in:   bpfobj.ConntraceEvent{Saddr: [16]uint8{127, 0, 0, 1}, Sport: 80, Type: uint8(EventListen), Family: 2},
+			in:   record(bpfobj.ConntraceRecordHead{Saddr: [16]uint8{127, 0, 0, 1}, Sport: 80, Kind: uint8(EventListen), Family: 2}),
 			want: Event{Type: EventListen, Time: time.Unix(1000, 0).UTC(), Family: FamilyIPv4,
 				LAddr: netip.MustParseAddr("127.0.0.1"), LPort: 80},
 		},
@@ -71,7 +74,7 @@ func TestDecode(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var got Event
-			if err := decode(record(tc.in), clk, &got); err != nil {
+			if err := decode(tc.in, clk, &got); err != nil {
 				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(got, tc.want) {
@@ -84,10 +87,12 @@ func TestDecode(t *testing.T) {
 func TestDecodeRejects(t *testing.T) {
 	var ev Event
 	for name, raw := range map[string][]byte{
-		"short":       make([]byte, RecordSize-1),
-		"bad family":  record(bpfobj.ConntraceEvent{Type: uint8(EventClose), Family: 7}),
-		"bad type":    record(bpfobj.ConntraceEvent{Type: 99, Family: 2}),
-		"lost inside": record(bpfobj.ConntraceEvent{Type: uint8(EventLost), Family: 2}),
+		"short head":  make([]byte, headSize-1),
+		"short body":  record(bpfobj.ConntraceRecordHead{Kind: uint8(EventClose), Family: 2}),
+		"size beyond": record(bpfobj.ConntraceConnectRecord{Head: bpfobj.ConntraceRecordHead{Kind: uint8(EventConnect), Family: 2}})[:headSize+4],
+		"bad family":  record(bpfobj.ConntraceCloseRecord{Head: bpfobj.ConntraceRecordHead{Kind: uint8(EventClose), Family: 7}}),
+		"bad type":    record(bpfobj.ConntraceCloseRecord{Head: bpfobj.ConntraceRecordHead{Kind: 99, Family: 2}}),
+		"lost inside": record(bpfobj.ConntraceCloseRecord{Head: bpfobj.ConntraceRecordHead{Kind: uint8(EventLost), Family: 2}}),
 	} {
 		if err := decode(raw, Clock{}, &ev); err == nil {
 			t.Errorf("%s: decode accepted it", name)
@@ -96,7 +101,7 @@ func TestDecodeRejects(t *testing.T) {
 }
 
 func TestDecodeAllocs(t *testing.T) {
-	raw := record(bpfobj.ConntraceEvent{Type: uint8(EventConnect), Family: 10, Comm: comm16("x")})
+	raw := record(bpfobj.ConntraceConnectRecord{Head: bpfobj.ConntraceRecordHead{Kind: uint8(EventConnect), Family: 10, Comm: comm16("x")}})
 	var ev Event
 	if n := testing.AllocsPerRun(100, func() { _ = decode(raw, Clock{}, &ev) }); n != 0 {
 		t.Errorf("decode allocates %v times per event", n)
@@ -199,5 +204,28 @@ func TestCgroupFilterSize(t *testing.T) {
 	}
 	if got := spec.Maps[bpfobj.ConntraceMapCgroupFilter].MaxEntries; got != containers.FilterMax {
 		t.Errorf("cgroup_filter holds %d, containers.FilterMax is %d", got, containers.FilterMax)
+	}
+}
+
+// TestRecordSizes: each kind's record is its head and its own fields
+// only (bytes in the ring, before its 8-byte sample header).
+func TestRecordSizes(t *testing.T) {
+	want := map[EventType]int{EventListen: 112, EventConnect: 120, EventAccept: 112, EventClose: 160,
+		EventConnectFail: 160, EventBindFail: 120}
+	for _, k := range event.All {
+		if got := RecordSize(k); got != want[k] {
+			t.Errorf("%s: %d bytes, want %d", k, got, want[k])
+		}
+	}
+	if RecordSize(EventLost) != 0 {
+		t.Error("lost has a record")
+	}
+	// A payload after a kind's fields (its head's size says so) is the
+	// kind's to read: decode accepts it.
+	raw := append(record(bpfobj.ConntraceConnectRecord{Head: bpfobj.ConntraceRecordHead{Kind: uint8(EventConnect), Family: 2}}), make([]byte, 40)...)
+	(*bpfobj.ConntraceRecordHead)(unsafe.Pointer(&raw[0])).Size = uint16(len(raw) - 8)
+	var ev Event
+	if err := decode(raw, Clock{}, &ev); err != nil {
+		t.Errorf("record with a payload: %v", err)
 	}
 }

@@ -33,9 +33,10 @@ func DecodeForTest(raw []byte, clk Clock, ev *Event) error { return decode(raw, 
 // CloseRecordForTest is one ring-buffer record of a typical event: an
 // IPv4 close with bytes, duration and a reason.
 func CloseRecordForTest() []byte {
-	return record(bpfobj.ConntraceEvent{TsNs: 5_000_000_123, ConnId: 17, DurationNs: 2_500_000_000, TxBytes: 10000, RxBytes: 3000,
+	return record(bpfobj.ConntraceCloseRecord{Head: bpfobj.ConntraceRecordHead{TsNs: 5_000_000_123, ConnId: 17,
 		Pid: 4242, Uid: 1000, Saddr: [16]uint8{10, 0, 0, 5}, Daddr: [16]uint8{93, 184, 216, 34}, Sport: 51234, Dport: 443,
-		Type: uint8(EventClose), Family: 2, Direction: uint8(DirOut), Reason: uint8(ReasonFIN), Proto: 6, Comm: comm16("curl")})
+		Kind: uint8(EventClose), Family: 2, Direction: uint8(DirOut), Proto: 6, Comm: comm16("curl")},
+		DurationNs: 2_500_000_000, TxBytes: 10000, RxBytes: 3000, Reason: uint8(ReasonFIN)})
 }
 
 // SeedRecordsForTest are ring-buffer records of each event type, for the
@@ -44,14 +45,14 @@ func SeedRecordsForTest() [][]byte {
 	v6 := [16]uint8{0x20, 0x01, 0x0d, 0xb8, 15: 1}
 	return [][]byte{
 		CloseRecordForTest(),
-		record(bpfobj.ConntraceEvent{TsNs: 1, ConnId: 1, LatencyNs: 41_000, Pid: 1, Saddr: v6, Daddr: v6, Sport: 40000, Dport: 443,
-			Type: uint8(EventConnect), Family: 10, Direction: uint8(DirOut), Proto: 6, Comm: comm16("curl")}),
-		record(bpfobj.ConntraceEvent{Pid: 2, Saddr: [16]uint8{127, 0, 0, 1}, Sport: 8080, Type: uint8(EventBindFail), Family: 2,
-			Error: 98, Proto: 6, Comm: comm16("\x1b[2J\xff")}),
-		record(bpfobj.ConntraceEvent{Pid: 3, Sport: 22, Type: uint8(EventListen), Family: 10, Proto: 6, Comm: comm16("sshd")}),
-		record(bpfobj.ConntraceEvent{Pid: 4, Saddr: [16]uint8{10, 0, 0, 1}, Daddr: [16]uint8{10, 0, 0, 2}, Sport: 1, Dport: 9,
-			Type: uint8(EventConnectFail), Family: 2, Error: 111, Proto: 6, Comm: comm16("nc")}),
-		record(bpfobj.ConntraceEvent{Pid: 5, Saddr: v6, Daddr: v6, Type: uint8(EventAccept), Family: 10, Direction: uint8(DirIn), Proto: 6,
+		record(bpfobj.ConntraceConnectRecord{Head: bpfobj.ConntraceRecordHead{TsNs: 1, ConnId: 1, Pid: 1, Saddr: v6, Daddr: v6, Sport: 40000, Dport: 443,
+			Kind: uint8(EventConnect), Family: 10, Direction: uint8(DirOut), Proto: 6, Comm: comm16("curl")}, LatencyNs: 41_000}),
+		record(bpfobj.ConntraceBindFailRecord{Head: bpfobj.ConntraceRecordHead{Pid: 2, Saddr: [16]uint8{127, 0, 0, 1}, Sport: 8080,
+			Kind: uint8(EventBindFail), Family: 2, Proto: 6, Comm: comm16("\x1b[2J\xff")}, Error: 98}),
+		record(bpfobj.ConntraceRecordHead{Pid: 3, Sport: 22, Kind: uint8(EventListen), Family: 10, Proto: 6, Comm: comm16("sshd")}),
+		record(bpfobj.ConntraceConnectFailRecord{Head: bpfobj.ConntraceRecordHead{Pid: 4, Saddr: [16]uint8{10, 0, 0, 1}, Daddr: [16]uint8{10, 0, 0, 2},
+			Sport: 1, Dport: 9, Kind: uint8(EventConnectFail), Family: 2, Proto: 6, Comm: comm16("nc")}, Error: 111}),
+		record(bpfobj.ConntraceRecordHead{Pid: 5, Saddr: v6, Daddr: v6, Kind: uint8(EventAccept), Family: 10, Direction: uint8(DirIn), Proto: 6,
 			Flags: uint8(bpfobj.ConntraceEventFlagsFLAG_BOUND_PORT0), Comm: comm16("a\"b\\c\n")}),
 	}
 }

@@ -62,7 +62,9 @@ func startCmd(t *testing.T, setup func(*exec.Cmd), args ...string) *cliRun {
 	}
 	go func() { r.exited <- r.cmd.Wait() }()
 	t.Cleanup(func() { r.cmd.Process.Kill() })
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	// Loading takes well under a second here; an emulated CPU on a busy
+	// host (vmtest) has taken over 10 s for the first load after boot.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		if data, err := os.ReadFile(r.ready); err == nil && string(data) == "ready\n" {
 			return r
 		}
@@ -72,7 +74,7 @@ func startCmd(t *testing.T, setup func(*exec.Cmd), args ...string) *cliRun {
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("conntrace not ready within 10s:\n%s", r.stderr.String())
+			t.Fatalf("conntrace not ready within 30s:\n%s", r.stderr.String())
 		}
 	}
 }

@@ -251,3 +251,28 @@ func (n *NS) SNMP(t testing.TB, proto, name string) uint64 {
 	t.Fatalf("%s: no snmp counter %s %s", n.Name, proto, name)
 	return 0
 }
+
+// Counters lists n's nonzero TCP counters (/proc/net/snmp Tcp, and
+// /proc/net/netstat TcpExt), "Name=value" each: what a test shows when
+// the kernel did something it did not expect.
+func (n *NS) Counters(t testing.TB) string {
+	t.Helper()
+	var out []string
+	for _, f := range []string{"snmp", "netstat"} {
+		var data []byte
+		n.do(t, func() (err error) { data, err = os.ReadFile("/proc/thread-self/net/" + f); return err })
+		lines := strings.Split(string(data), "\n")
+		for i := 0; i+1 < len(lines); i += 2 {
+			keys, vals := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+			if len(keys) == 0 || (keys[0] != "Tcp:" && keys[0] != "TcpExt:") || len(vals) != len(keys) {
+				continue
+			}
+			for j := 1; j < len(keys); j++ {
+				if vals[j] != "0" {
+					out = append(out, keys[j]+"="+vals[j])
+				}
+			}
+		}
+	}
+	return strings.Join(out, " ")
+}

@@ -13,6 +13,14 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type ConntraceBindFailRecord struct {
+	_         structs.HostLayout
+	Head      ConntraceRecordHead
+	Error     int32
+	PortStart uint16
+	Pad       [2]uint8
+}
+
 type ConntraceCloseReason uint32
 
 const (
@@ -22,6 +30,21 @@ const (
 	ConntraceCloseReasonREASON_RESET_OUT ConntraceCloseReason = 3
 	ConntraceCloseReasonREASON_TIMEOUT   ConntraceCloseReason = 4
 )
+
+type ConntraceCloseRecord struct {
+	_              structs.HostLayout
+	Head           ConntraceRecordHead
+	DurationNs     uint64
+	TxBytes        uint64
+	RxBytes        uint64
+	IdleNs         uint64
+	Retransmits    uint32
+	SrttUs         uint32
+	Unread         uint32
+	Reason         uint8
+	PeerUnaccepted uint8
+	Pad            [2]uint8
+}
 
 type ConntraceCommKey struct {
 	_    structs.HostLayout
@@ -37,6 +60,23 @@ type ConntraceConnKey struct {
 	Family uint32
 }
 
+type ConntraceConnectFailRecord struct {
+	_           structs.HostLayout
+	Head        ConntraceRecordHead
+	LatencyNs   uint64
+	Error       int32
+	Retransmits uint32
+	DropReason  uint32
+	DropIfindex uint32
+	Drops       uint16
+	IcmpFamily  uint8
+	IcmpType    uint8
+	IcmpCode    uint8
+	IcmpWatched uint8
+	Pad         [2]uint8
+	IcmpFrom    [16]uint8
+}
+
 type ConntraceConnectFailure struct {
 	_     structs.HostLayout
 	Info  ConntraceSockInfo
@@ -48,6 +88,12 @@ type ConntraceConnectFailure struct {
 	_     [4]byte
 }
 
+type ConntraceConnectRecord struct {
+	_         structs.HostLayout
+	Head      ConntraceRecordHead
+	LatencyNs uint64
+}
+
 type ConntraceDirection uint32
 
 const (
@@ -55,47 +101,6 @@ const (
 	ConntraceDirectionDIR_OUT  ConntraceDirection = 1
 	ConntraceDirectionDIR_IN   ConntraceDirection = 2
 )
-
-type ConntraceEvent struct {
-	_              structs.HostLayout
-	TsNs           uint64
-	ConnId         uint64
-	LatencyNs      uint64
-	DurationNs     uint64
-	TxBytes        uint64
-	RxBytes        uint64
-	Cgroup         uint64
-	Pid            uint32
-	Uid            uint32
-	Netns          uint32
-	Error          int32
-	Retransmits    uint32
-	SrttUs         uint32
-	DropReason     uint32
-	DropIfindex    uint32
-	Saddr          [16]uint8
-	Daddr          [16]uint8
-	Sport          uint16
-	Dport          uint16
-	Type           uint8
-	Family         uint8
-	Direction      uint8
-	Reason         uint8
-	Proto          uint8
-	Flags          uint8
-	Drops          uint16
-	Unread         uint32
-	Comm           [16]int8
-	Thread         [16]int8
-	IcmpFrom       [16]uint8
-	IcmpFamily     uint8
-	IcmpType       uint8
-	IcmpCode       uint8
-	IcmpWatched    uint8
-	PortStart      uint16
-	PeerUnaccepted uint8
-	Pad            [1]uint8
-}
 
 type ConntraceEventFlags uint32
 
@@ -198,6 +203,29 @@ type ConntraceQueuedClose struct {
 	CloseNs uint64
 }
 
+type ConntraceRecordHead struct {
+	_         structs.HostLayout
+	TsNs      uint64
+	ConnId    uint64
+	Cgroup    uint64
+	Pid       uint32
+	Uid       uint32
+	Netns     uint32
+	Size      uint16
+	Kind      uint8
+	Family    uint8
+	Saddr     [16]uint8
+	Daddr     [16]uint8
+	Sport     uint16
+	Dport     uint16
+	Direction uint8
+	Proto     uint8
+	Flags     uint8
+	Pad       [1]uint8
+	Comm      [16]int8
+	Thread    [16]int8
+}
+
 type ConntraceSoErrorCall struct {
 	_      structs.HostLayout
 	Optval uint64
@@ -296,12 +324,16 @@ const (
 	ConntraceVarSkStorage                = "sk_storage"
 	ConntraceVarStopping                 = "stopping"
 	ConntraceVarTcpConnectHooked         = "tcp_connect_hooked"
+	ConntraceVarUnusedBindFailRecord     = "unused_bind_fail_record"
 	ConntraceVarUnusedCloseReason        = "unused_close_reason"
+	ConntraceVarUnusedCloseRecord        = "unused_close_record"
+	ConntraceVarUnusedConnectFailRecord  = "unused_connect_fail_record"
+	ConntraceVarUnusedConnectRecord      = "unused_connect_record"
 	ConntraceVarUnusedDirection          = "unused_direction"
-	ConntraceVarUnusedEvent              = "unused_event"
 	ConntraceVarUnusedEventFlags         = "unused_event_flags"
 	ConntraceVarUnusedEventType          = "unused_event_type"
 	ConntraceVarUnusedLostCause          = "unused_lost_cause"
+	ConntraceVarUnusedRecordHead         = "unused_record_head"
 	ConntraceVarWakeupBytes              = "wakeup_bytes"
 )
 
@@ -407,27 +439,31 @@ type ConntraceMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ConntraceVariableSpecs struct {
-	DropsHooked       *ebpf.VariableSpec `ebpf:"drops_hooked"`
-	EventMask         *ebpf.VariableSpec `ebpf:"event_mask"`
-	FilterCgroups     *ebpf.VariableSpec `ebpf:"filter_cgroups"`
-	FilterComms       *ebpf.VariableSpec `ebpf:"filter_comms"`
-	FilterFamily      *ebpf.VariableSpec `ebpf:"filter_family"`
-	FilterPids        *ebpf.VariableSpec `ebpf:"filter_pids"`
-	FilterPorts       *ebpf.VariableSpec `ebpf:"filter_ports"`
-	IcmpHooked        *ebpf.VariableSpec `ebpf:"icmp_hooked"`
-	InboundInTable    *ebpf.VariableSpec `ebpf:"inbound_in_table"`
-	JiffyNs           *ebpf.VariableSpec `ebpf:"jiffy_ns"`
-	NextConnId        *ebpf.VariableSpec `ebpf:"next_conn_id"`
-	SkStorage         *ebpf.VariableSpec `ebpf:"sk_storage"`
-	Stopping          *ebpf.VariableSpec `ebpf:"stopping"`
-	TcpConnectHooked  *ebpf.VariableSpec `ebpf:"tcp_connect_hooked"`
-	UnusedCloseReason *ebpf.VariableSpec `ebpf:"unused_close_reason"`
-	UnusedDirection   *ebpf.VariableSpec `ebpf:"unused_direction"`
-	UnusedEvent       *ebpf.VariableSpec `ebpf:"unused_event"`
-	UnusedEventFlags  *ebpf.VariableSpec `ebpf:"unused_event_flags"`
-	UnusedEventType   *ebpf.VariableSpec `ebpf:"unused_event_type"`
-	UnusedLostCause   *ebpf.VariableSpec `ebpf:"unused_lost_cause"`
-	WakeupBytes       *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	DropsHooked             *ebpf.VariableSpec `ebpf:"drops_hooked"`
+	EventMask               *ebpf.VariableSpec `ebpf:"event_mask"`
+	FilterCgroups           *ebpf.VariableSpec `ebpf:"filter_cgroups"`
+	FilterComms             *ebpf.VariableSpec `ebpf:"filter_comms"`
+	FilterFamily            *ebpf.VariableSpec `ebpf:"filter_family"`
+	FilterPids              *ebpf.VariableSpec `ebpf:"filter_pids"`
+	FilterPorts             *ebpf.VariableSpec `ebpf:"filter_ports"`
+	IcmpHooked              *ebpf.VariableSpec `ebpf:"icmp_hooked"`
+	InboundInTable          *ebpf.VariableSpec `ebpf:"inbound_in_table"`
+	JiffyNs                 *ebpf.VariableSpec `ebpf:"jiffy_ns"`
+	NextConnId              *ebpf.VariableSpec `ebpf:"next_conn_id"`
+	SkStorage               *ebpf.VariableSpec `ebpf:"sk_storage"`
+	Stopping                *ebpf.VariableSpec `ebpf:"stopping"`
+	TcpConnectHooked        *ebpf.VariableSpec `ebpf:"tcp_connect_hooked"`
+	UnusedBindFailRecord    *ebpf.VariableSpec `ebpf:"unused_bind_fail_record"`
+	UnusedCloseReason       *ebpf.VariableSpec `ebpf:"unused_close_reason"`
+	UnusedCloseRecord       *ebpf.VariableSpec `ebpf:"unused_close_record"`
+	UnusedConnectFailRecord *ebpf.VariableSpec `ebpf:"unused_connect_fail_record"`
+	UnusedConnectRecord     *ebpf.VariableSpec `ebpf:"unused_connect_record"`
+	UnusedDirection         *ebpf.VariableSpec `ebpf:"unused_direction"`
+	UnusedEventFlags        *ebpf.VariableSpec `ebpf:"unused_event_flags"`
+	UnusedEventType         *ebpf.VariableSpec `ebpf:"unused_event_type"`
+	UnusedLostCause         *ebpf.VariableSpec `ebpf:"unused_lost_cause"`
+	UnusedRecordHead        *ebpf.VariableSpec `ebpf:"unused_record_head"`
+	WakeupBytes             *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // ConntraceObjects contains all objects after they have been loaded into the kernel.
@@ -507,27 +543,31 @@ func (m *ConntraceMaps) Close() error {
 //
 // It can be passed to LoadConntraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ConntraceVariables struct {
-	DropsHooked       *ebpf.Variable `ebpf:"drops_hooked"`
-	EventMask         *ebpf.Variable `ebpf:"event_mask"`
-	FilterCgroups     *ebpf.Variable `ebpf:"filter_cgroups"`
-	FilterComms       *ebpf.Variable `ebpf:"filter_comms"`
-	FilterFamily      *ebpf.Variable `ebpf:"filter_family"`
-	FilterPids        *ebpf.Variable `ebpf:"filter_pids"`
-	FilterPorts       *ebpf.Variable `ebpf:"filter_ports"`
-	IcmpHooked        *ebpf.Variable `ebpf:"icmp_hooked"`
-	InboundInTable    *ebpf.Variable `ebpf:"inbound_in_table"`
-	JiffyNs           *ebpf.Variable `ebpf:"jiffy_ns"`
-	NextConnId        *ebpf.Variable `ebpf:"next_conn_id"`
-	SkStorage         *ebpf.Variable `ebpf:"sk_storage"`
-	Stopping          *ebpf.Variable `ebpf:"stopping"`
-	TcpConnectHooked  *ebpf.Variable `ebpf:"tcp_connect_hooked"`
-	UnusedCloseReason *ebpf.Variable `ebpf:"unused_close_reason"`
-	UnusedDirection   *ebpf.Variable `ebpf:"unused_direction"`
-	UnusedEvent       *ebpf.Variable `ebpf:"unused_event"`
-	UnusedEventFlags  *ebpf.Variable `ebpf:"unused_event_flags"`
-	UnusedEventType   *ebpf.Variable `ebpf:"unused_event_type"`
-	UnusedLostCause   *ebpf.Variable `ebpf:"unused_lost_cause"`
-	WakeupBytes       *ebpf.Variable `ebpf:"wakeup_bytes"`
+	DropsHooked             *ebpf.Variable `ebpf:"drops_hooked"`
+	EventMask               *ebpf.Variable `ebpf:"event_mask"`
+	FilterCgroups           *ebpf.Variable `ebpf:"filter_cgroups"`
+	FilterComms             *ebpf.Variable `ebpf:"filter_comms"`
+	FilterFamily            *ebpf.Variable `ebpf:"filter_family"`
+	FilterPids              *ebpf.Variable `ebpf:"filter_pids"`
+	FilterPorts             *ebpf.Variable `ebpf:"filter_ports"`
+	IcmpHooked              *ebpf.Variable `ebpf:"icmp_hooked"`
+	InboundInTable          *ebpf.Variable `ebpf:"inbound_in_table"`
+	JiffyNs                 *ebpf.Variable `ebpf:"jiffy_ns"`
+	NextConnId              *ebpf.Variable `ebpf:"next_conn_id"`
+	SkStorage               *ebpf.Variable `ebpf:"sk_storage"`
+	Stopping                *ebpf.Variable `ebpf:"stopping"`
+	TcpConnectHooked        *ebpf.Variable `ebpf:"tcp_connect_hooked"`
+	UnusedBindFailRecord    *ebpf.Variable `ebpf:"unused_bind_fail_record"`
+	UnusedCloseReason       *ebpf.Variable `ebpf:"unused_close_reason"`
+	UnusedCloseRecord       *ebpf.Variable `ebpf:"unused_close_record"`
+	UnusedConnectFailRecord *ebpf.Variable `ebpf:"unused_connect_fail_record"`
+	UnusedConnectRecord     *ebpf.Variable `ebpf:"unused_connect_record"`
+	UnusedDirection         *ebpf.Variable `ebpf:"unused_direction"`
+	UnusedEventFlags        *ebpf.Variable `ebpf:"unused_event_flags"`
+	UnusedEventType         *ebpf.Variable `ebpf:"unused_event_type"`
+	UnusedLostCause         *ebpf.Variable `ebpf:"unused_lost_cause"`
+	UnusedRecordHead        *ebpf.Variable `ebpf:"unused_record_head"`
+	WakeupBytes             *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // ConntracePrograms contains all programs after they have been loaded into the kernel.
