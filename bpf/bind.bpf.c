@@ -11,12 +11,23 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include "conntrace.h"
+#include "bind.bpf.h"
 #include "calls.bpf.h"
 #include "defs.bpf.h"
 #include "events.bpf.h"
 #include "filters.bpf.h"
+#include "task.bpf.h"
 #include "tuple.bpf.h"
 #include "types.bpf.h"
+
+/* bind() calls in flight, by thread (pid_tgid). Entries live for one
+ * syscall: sys_exit always removes them. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct pending_call);
+} bind_calls SEC(".maps");
 
 /* The socket options a bind is judged by (inet_csk_bind_conflict): set
  * before bind(), kept as bitfields in sock_common. */
@@ -68,7 +79,7 @@ int handle_bind_exit(struct syscall_exit_args *ctx)
 	__u64 tid = bpf_get_current_pid_tgid();
 	struct pending_call *p = bpf_map_lookup_elem(&bind_calls, &tid);
 	struct pending_call call;
-	struct sock_info info = {};
+	struct task_info task;
 	struct tuple t = {};
 	struct bind_fail_record *e;
 
@@ -102,12 +113,12 @@ int handle_bind_exit(struct syscall_exit_args *ctx)
 	if (!family_match(t.family))
 		return 0;
 
-	fill_task(&info);
-	info.netns = netns_of((struct sock *)call.sk);
-	info.flags = bind_options((struct sock *)call.sk);
-	e = NEW_RECORD(bind_fail, EVENT_BIND_FAIL, call.proto, &t, &info);
+	fill_task(&task);
+	e = new_record(EVENT_BIND_FAIL, sizeof(*e), call.proto, &t, &task);
 	if (!e)
 		return 0;
+	e->head.netns = netns_of((struct sock *)call.sk);
+	e->head.flags = bind_options((struct sock *)call.sk);
 	e->error = -ctx->ret;
 	e->port_start = 0;
 	if (e->error == EACCES) {

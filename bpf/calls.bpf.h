@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * bind() and connect() in flight: their tracepoints' records, what a call
- * asked for (read at sys_enter, the only place the sockaddr is), and the
- * socket behind an fd.
+ * Socket calls in flight (bind(), connect()): the syscall tracepoints'
+ * records, what a call asked for (read at sys_enter, the only place the
+ * sockaddr is), and the socket behind an fd. Each call's maps are its
+ * own (bind.bpf.c, tcp_connect.bpf.h).
  */
 #ifndef CONNTRACE_CALLS_BPF_H
 #define CONNTRACE_CALLS_BPF_H
@@ -13,6 +14,7 @@
 #include <bpf/bpf_endian.h>
 #include "defs.bpf.h"
 #include "filters.bpf.h"
+#include "task.bpf.h"
 #include "types.bpf.h"
 
 /* syscalls:sys_enter_* / sys_exit_* records: a stable ABI (see the
@@ -30,66 +32,6 @@ struct syscall_exit_args {
 	__u32 _pad;
 	long ret;
 };
-
-/* Calls in flight, by thread (pid_tgid). Entries live for one syscall:
- * sys_exit always removes them. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct pending_call);
-} bind_calls SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct pending_call);
-} connect_calls SEC(".maps");
-
-/*
- * Connects whose handshake failed while connect() was still running, by
- * the connecting thread: sys_exit_connect reports them, with the errno
- * the application gets. Entries live from the failure to that return
- * (microseconds); one that finds the map full is reported here instead.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u64);
-	__type(value, struct connect_failure);
-} connect_failures SEC(".maps");
-
-/* The errno getsockopt(SO_ERROR) handed the application for a socket still
- * in SYN_SENT, by socket: a soft error (connect.bpf.c), which the socket
- * itself no longer holds when the application closes it (state.bpf.c
- * takes it then). LRU: rare, and a socket may go unclosed for long. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u64);
-	__type(value, __s32);
-} so_errors SEC(".maps");
-
-/* Threads whose connect() a signal interrupted (ERESTARTSYS), by thread:
- * the kernel will likely restart the call (connect.bpf.c). LRU: a call
- * that is not restarted leaves its entry. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u64);
-	__type(value, __u64);
-} restarting_calls SEC(".maps");
-
-/* TCP sockets bound to port 0 (a port reserved) and not yet connected, by
- * socket address: bind.bpf.c marks them, the connection says so
- * (track.bpf.h). LRU: most are closed without connecting, unseen. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, __u8);
-} bound_port0 SEC(".maps");
 
 /* fd -> struct socket in the current task: task -> files -> fdtable ->
  * file -> private_data. Callers know the fd names a socket (accept's

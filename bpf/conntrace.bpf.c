@@ -4,12 +4,12 @@
  * own, included here so that all programs share one set of maps. The loader
  * loads only the programs it attaches.
  */
-#include "state.bpf.c"
-#include "accept.bpf.c"
-#include "connect.bpf.c"
+#include "tcp_state.bpf.c"
+#include "tcp_accept.bpf.c"
+#include "tcp_connect.bpf.c"
+#include "tcp_icmp.bpf.c"
+#include "tcp_drops.bpf.c"
 #include "bind.bpf.c"
-#include "hooks.bpf.c"
-#include "drops.bpf.c"
 
 /* Keep the shared types in BTF so that bpf2go -type can generate them. */
 const enum event_type *unused_event_type __attribute__((unused));

@@ -131,7 +131,7 @@ struct connect_fail_record {
 	__u32 drop_reason;  /* the kernel's enum skb_drop_reason of the last drop */
 	__u32 drop_ifindex; /* the device of that drop (0: none yet) */
 	__u16 drops;        /* the connection's packets this host dropped */
-	/* An ICMP error about the handshake (icmp.bpf.h), when icmp_watched:
+	/* An ICMP error about the handshake (tcp_icmp.bpf.h), when icmp_watched:
 	 * its sender (IPv4 in the first 4 bytes), family (0: none came),
 	 * type and code. */
 	__u8 icmp_family;

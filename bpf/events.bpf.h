@@ -10,7 +10,6 @@
 #include <bpf/bpf_helpers.h>
 #include "conntrace.h"
 #include "defs.bpf.h"
-#include "filters.bpf.h"
 #include "types.bpf.h"
 
 struct {
@@ -44,18 +43,27 @@ static __always_inline void count_in(void *counters, __u32 key)
 		__sync_fetch_and_add(n, 1);
 }
 
-/* Fills a record's head: the tuple, the process and connection from info,
- * the kind, size, protocol and time. Ring memory is not cleared between
- * records: every field is set. */
-static __always_inline void fill_head(struct record_head *h, __u8 kind, __u16 size, __u8 proto,
-				      const struct tuple *t, const struct sock_info *info)
+/* Reserves a record of size bytes (a constant) and fills its head: the
+ * kind, size, protocol, time, the tuple and who made it. Its connection's
+ * fields (conn_id, netns, direction, flags) are zero: the caller sets
+ * those it has, then every field of its kind's body (ring memory is not
+ * cleared between records), and calls submit(). NULL, counted as lost,
+ * when the ring is full. */
+static __always_inline void *new_record(__u8 kind, __u16 size, __u8 proto, const struct tuple *t,
+					const struct task_info *task)
 {
+	struct record_head *h = bpf_ringbuf_reserve(&events, size, 0);
+
+	if (!h) {
+		count_in(&lost_events, LOST_RING_FULL);
+		return NULL;
+	}
 	h->ts_ns = bpf_ktime_get_ns();
-	h->conn_id = info->conn_id;
-	h->cgroup = info->cgroup;
-	h->pid = info->pid;
-	h->uid = info->uid;
-	h->netns = info->netns;
+	h->conn_id = 0;
+	h->cgroup = task->cgroup;
+	h->pid = task->pid;
+	h->uid = task->uid;
+	h->netns = 0;
 	h->size = size;
 	h->kind = kind;
 	h->family = t->family;
@@ -70,32 +78,13 @@ static __always_inline void fill_head(struct record_head *h, __u8 kind, __u16 si
 	}
 	h->sport = t->sport;
 	h->dport = t->dport;
-	h->direction = info->direction;
+	h->direction = DIR_NONE;
 	h->proto = proto;
-	h->flags = info->flags;
-	__builtin_memcpy(h->comm, info->comm, sizeof(h->comm));
-	__builtin_memcpy(h->thread, info->thread, sizeof(h->thread));
-}
-
-/* Reserves a record of size bytes (a constant) and fills its head; the
- * caller sets every field of its kind's body and calls submit(). NULL,
- * counted as lost, when the ring is full. */
-static __always_inline void *new_record(__u8 kind, __u16 size, __u8 proto, const struct tuple *t,
-					const struct sock_info *info)
-{
-	struct record_head *h = bpf_ringbuf_reserve(&events, size, 0);
-
-	if (!h) {
-		count_in(&lost_events, LOST_RING_FULL);
-		return NULL;
-	}
-	fill_head(h, kind, size, proto, t, info);
+	h->flags = 0;
+	__builtin_memcpy(h->comm, task->comm, sizeof(h->comm));
+	__builtin_memcpy(h->thread, task->thread, sizeof(h->thread));
 	return h;
 }
-
-/* NEW_RECORD(close, EVENT_CLOSE, ...) is a struct close_record *. */
-#define NEW_RECORD(name, kind, proto, t, info)                                                               \
-	((struct name##_record *)new_record(kind, sizeof(struct name##_record), proto, t, info))
 
 /* Hands a record to the reader, waking it only when the ring fills up. */
 static __always_inline void submit(void *r)

@@ -3,14 +3,12 @@
  * What the user asked to see, compiled in: settings the loader sets before
  * the programs are verified, so a disabled filter costs nothing (the
  * verifier prunes the dead branch), and the maps that hold the values.
- * Also who the current process is, since the process filters ask that.
  */
 #ifndef CONNTRACE_FILTERS_BPF_H
 #define CONNTRACE_FILTERS_BPF_H
 
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
-#include <bpf/bpf_core_read.h>
 #include "conntrace.h"
 #include "types.bpf.h"
 
@@ -101,8 +99,8 @@ static __always_inline bool cgroup_match(void)
 }
 
 /* The process filters, applied to the current process: its tgid, its
- * name (NUL-padded, as process_name() leaves it), its cgroup. Only in
- * process context. */
+ * name (NUL-padded, as process_name() leaves it: task.bpf.h), its cgroup.
+ * Only in process context. */
 static __always_inline bool proc_match(__u32 pid, const char *comm)
 {
 	if (filter_pids && !bpf_map_lookup_elem(&pid_filter, &pid))
@@ -112,32 +110,6 @@ static __always_inline bool proc_match(__u32 pid, const char *comm)
 	if (filter_cgroups && !cgroup_match())
 		return false;
 	return true;
-}
-
-/* The current process's name: its thread-group leader's comm, which is
- * what ps, ss -p and /proc/PID/comm show (a thread may rename itself with
- * prctl(PR_SET_NAME); bpf_get_current_comm() is the thread's). NUL-padded,
- * as the comm filter's keys are. Only in process context: in softirq the
- * current task is unrelated. */
-static __always_inline void process_name(char comm[COMM_LEN])
-{
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-
-	__builtin_memset(comm, 0, COMM_LEN);
-	BPF_CORE_READ_STR_INTO((char(*)[COMM_LEN])comm, task, group_leader, comm);
-}
-
-/* Who the current task is, for the connection it makes or takes. Its
- * cgroup (v2: what container it runs in) is taken here, in its own
- * context, and remembered with the connection for the events that happen
- * in softirq. */
-static __always_inline void fill_task(struct sock_info *info)
-{
-	info->cgroup = bpf_get_current_cgroup_id();
-	info->pid = bpf_get_current_pid_tgid() >> 32;
-	info->uid = (__u32)bpf_get_current_uid_gid();
-	process_name(info->comm);
-	bpf_get_current_comm(&info->thread, sizeof(info->thread));
 }
 
 #endif /* CONNTRACE_FILTERS_BPF_H */

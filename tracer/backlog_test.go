@@ -72,12 +72,12 @@ func TestHolderLookupsShareAnswers(t *testing.T) {
 	a := &Event{NetNS: 1, Proto: ProtoTCP, LAddr: netip.MustParseAddr("127.0.0.1"), LPort: 1}
 	running := &holderLookup{done: make(chan struct{})}
 	h.byKey[holderKey{netns: 1, proto: ProtoTCP, addr: a.LAddr, port: 1}] = running
-	if h.start(a) != running {
+	if h.start(holdersOf(a), 0) != running {
 		t.Error("a running lookup for the same key was not shared")
 	}
 	close(running.done)
 	running.ended = running.ended.Add(-holderCacheFor) // long done
-	fresh := h.start(a)
+	fresh := h.start(holdersOf(a), 0)
 	if fresh == running {
 		t.Fatal("an expired answer was given again")
 	}
@@ -85,12 +85,12 @@ func TestHolderLookupsShareAnswers(t *testing.T) {
 	if fresh.err == nil || fresh.holders == nil {
 		t.Errorf("lookup in netns 1: holders %v, error %v; want an empty list and an error", fresh.holders, fresh.err)
 	}
-	if h.start(a) != fresh {
+	if h.start(holdersOf(a), 0) != fresh {
 		t.Error("a fresh answer was not given again")
 	}
 	b := *a
 	b.LPort = 2
-	if h.start(&b) == fresh {
+	if h.start(holdersOf(&b), 0) == fresh {
 		t.Error("another port got the same answer")
 	}
 	h.wait()
@@ -104,17 +104,17 @@ func TestListenerLookupsBounded(t *testing.T) {
 	h := newHolderLookups(func() {})
 	h.listening = holderLookupsAtOnce // as if that many were under way
 	ev := &Event{Type: EventConnectFail, Errno: 111, NetNS: 1, Proto: ProtoTCP, RAddr: netip.MustParseAddr("192.0.2.1"), RPort: 1}
-	if l := h.start(ev); l != nil {
+	if l := h.start(listenersOf(ev), 0); l != nil {
 		t.Errorf("a listener lookup past the bound: %+v", l)
 	}
 	running := &holderLookup{done: make(chan struct{})}
 	h.byKey[holderKey{kind: lookListeners, netns: 1, proto: ProtoTCP, addr: ev.RAddr, port: 1}] = running
-	if h.start(ev) != running {
+	if h.start(listenersOf(ev), 0) != running {
 		t.Error("a running listener lookup for the same key was not shared")
 	}
 	h.listening = 0
 	ev.RPort = 2
-	l := h.start(ev)
+	l := h.start(listenersOf(ev), 0)
 	if l == nil {
 		t.Fatal("no listener lookup under the bound")
 	}

@@ -66,36 +66,19 @@ func recordTime(raw []byte) uint64 {
 	return (*bpfobj.ConntraceRecordHead)(unsafe.Pointer(&raw[0])).TsNs
 }
 
-// A record kind: how large its record is (its head and body; a payload
-// may follow) and what its body adds to the event. Records are read in
-// place (ring-buffer samples are 8-byte aligned), not copied with
-// encoding/binary, and decoding allocates nothing.
-type recordKind struct {
-	size int
-	body func(raw []byte, ev *Event) // nil: the head alone
-}
-
 const headSize = int(unsafe.Sizeof(bpfobj.ConntraceRecordHead{}))
-
-// recordKinds is indexed by the record's kind (enum event_type).
-var recordKinds = [...]recordKind{
-	EventListen:      {size: headSize},
-	EventConnect:     {int(unsafe.Sizeof(bpfobj.ConntraceConnectRecord{})), decodeConnect},
-	EventAccept:      {size: headSize},
-	EventClose:       {int(unsafe.Sizeof(bpfobj.ConntraceCloseRecord{})), decodeClose},
-	EventConnectFail: {int(unsafe.Sizeof(bpfobj.ConntraceConnectFailRecord{})), decodeConnectFail},
-	EventBindFail:    {int(unsafe.Sizeof(bpfobj.ConntraceBindFailRecord{})), decodeBindFail},
-}
 
 // RecordSize is the size of the record of events of type t (0: none).
 func RecordSize(t EventType) int {
-	if int(t) < len(recordKinds) {
-		return recordKinds[t].size
+	if int(t) < len(kindTable) {
+		return kindTable[t].size
 	}
 	return 0
 }
 
-// decode fills ev from one ring-buffer record.
+// decode fills ev from one ring-buffer record, read in place (ring-buffer
+// samples are 8-byte aligned), not copied with encoding/binary: decoding
+// allocates nothing.
 func decode(raw []byte, clk Clock, ev *Event) error {
 	if len(raw) < headSize {
 		return fmt.Errorf("short record: %d bytes, want at least %d", len(raw), headSize)
@@ -139,61 +122,8 @@ func decode(raw []byte, clk Clock, ev *Event) error {
 	if !t.HasPeer() {
 		ev.RAddr, ev.RPort = netip.Addr{}, 0
 	}
-	if body := recordKinds[t].body; body != nil {
+	if body := kindTable[t].body; body != nil {
 		body(raw, ev)
 	}
 	return nil
-}
-
-func decodeConnect(raw []byte, ev *Event) {
-	r := (*bpfobj.ConntraceConnectRecord)(unsafe.Pointer(&raw[0]))
-	ev.Latency = time.Duration(r.LatencyNs)
-}
-
-func decodeClose(raw []byte, ev *Event) {
-	r := (*bpfobj.ConntraceCloseRecord)(unsafe.Pointer(&raw[0]))
-	ev.Duration = time.Duration(r.DurationNs)
-	ev.TxBytes, ev.RxBytes = r.TxBytes, r.RxBytes
-	ev.Reason = Reason(r.Reason)
-	ev.Retransmits = r.Retransmits
-	ev.SRTT = time.Duration(r.SrttUs) * time.Microsecond
-	ev.Unread = r.Unread
-	ev.Linger0 = r.Head.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_LINGER0) != 0
-	ev.PeerUnaccepted = r.PeerUnaccepted != 0
-	if r.Head.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_IDLE_KNOWN) != 0 {
-		// Counted in kernel ticks: up to one more than the connection's
-		// own life, which bounds it.
-		ev.Idle, ev.IdleKnown = min(time.Duration(r.IdleNs), ev.Duration), true
-	}
-}
-
-func decodeConnectFail(raw []byte, ev *Event) {
-	r := (*bpfobj.ConntraceConnectFailRecord)(unsafe.Pointer(&raw[0]))
-	ev.Latency = time.Duration(r.LatencyNs)
-	ev.Errno = uint32(r.Error)
-	ev.Retransmits = r.Retransmits
-	ev.DropsWatched = r.Head.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_DROPS_WATCHED) != 0
-	ev.Drops = r.Drops
-	ev.DropInbound = r.Head.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_DROP_INBOUND) != 0
-	ev.DropIfindex = r.DropIfindex
-	if r.DropReason != 0 {
-		ev.DropReason = DropReasonName(r.DropReason)
-	}
-	ev.ICMPWatched = r.IcmpWatched != 0
-	ev.ICMPType, ev.ICMPCode = r.IcmpType, r.IcmpCode
-	switch Family(r.IcmpFamily) {
-	case FamilyIPv4:
-		ev.ICMPFrom = netip.AddrFrom4([4]byte(r.IcmpFrom[:4]))
-	case FamilyIPv6:
-		ev.ICMPFrom = netip.AddrFrom16(r.IcmpFrom)
-	}
-}
-
-func decodeBindFail(raw []byte, ev *Event) {
-	r := (*bpfobj.ConntraceBindFailRecord)(unsafe.Pointer(&raw[0]))
-	ev.Errno = uint32(r.Error)
-	ev.ReuseAddr = r.Head.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_REUSEADDR) != 0
-	ev.ReusePort = r.Head.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_REUSEPORT) != 0
-	ev.V6Only = r.Head.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_V6ONLY) != 0
-	ev.PortStart = r.PortStart
 }

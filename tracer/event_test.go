@@ -5,9 +5,12 @@ package tracer
 import (
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/cilium/ebpf/btf"
 
 	"github.com/conntrace/conntrace/tracer/containers"
 	"github.com/conntrace/conntrace/tracer/event"
@@ -168,18 +171,35 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-// TestEventValuesAreTheKernels: package event's values are bpf/'s.
+// TestEventValuesAreTheKernels: package event's values are bpf/'s: every
+// kind in enum event_type (EVENT_CONNECT_FAIL) is the type of that name
+// (connect_fail), and every type a user can select is one of them.
 func TestEventValuesAreTheKernels(t *testing.T) {
+	spec, err := bpfobj.LoadConntrace()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds *btf.Enum
+	if err := spec.Types.TypeByName("event_type", &kinds); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[EventType]bool{}
+	for _, v := range kinds.Values {
+		name := strings.ToLower(strings.TrimPrefix(v.Name, "EVENT_"))
+		if got := EventType(v.Value).String(); got != name {
+			t.Errorf("%s = %d: package event calls %d %q", v.Name, v.Value, v.Value, got)
+		}
+		seen[EventType(v.Value)] = true
+	}
+	for _, k := range event.All {
+		if !seen[k] {
+			t.Errorf("%s (%d) is no kind of the kernel's", k, k)
+		}
+	}
 	for _, c := range []struct {
 		name       string
 		ours, bpfs uint8
 	}{
-		{"listen", uint8(EventListen), uint8(bpfobj.ConntraceEventTypeEVENT_LISTEN)},
-		{"connect", uint8(EventConnect), uint8(bpfobj.ConntraceEventTypeEVENT_CONNECT)},
-		{"accept", uint8(EventAccept), uint8(bpfobj.ConntraceEventTypeEVENT_ACCEPT)},
-		{"close", uint8(EventClose), uint8(bpfobj.ConntraceEventTypeEVENT_CLOSE)},
-		{"connect_fail", uint8(EventConnectFail), uint8(bpfobj.ConntraceEventTypeEVENT_CONNECT_FAIL)},
-		{"bind_fail", uint8(EventBindFail), uint8(bpfobj.ConntraceEventTypeEVENT_BIND_FAIL)},
 		{"dir none", uint8(DirNone), uint8(bpfobj.ConntraceDirectionDIR_NONE)},
 		{"dir out", uint8(DirOut), uint8(bpfobj.ConntraceDirectionDIR_OUT)},
 		{"dir in", uint8(DirIn), uint8(bpfobj.ConntraceDirectionDIR_IN)},
@@ -207,9 +227,9 @@ func TestCgroupFilterSize(t *testing.T) {
 	}
 }
 
-// TestRecordSizes: each kind's record is its head and its own fields
-// only (bytes in the ring, before its 8-byte sample header).
-func TestRecordSizes(t *testing.T) {
+// TestKindTable: each kind has its row, and its record is its head and its
+// own fields only (bytes in the ring, before its 8-byte sample header).
+func TestKindTable(t *testing.T) {
 	want := map[EventType]int{EventListen: 112, EventConnect: 120, EventAccept: 112, EventClose: 160,
 		EventConnectFail: 160, EventBindFail: 120}
 	for _, k := range event.All {
@@ -219,6 +239,11 @@ func TestRecordSizes(t *testing.T) {
 	}
 	if RecordSize(EventLost) != 0 {
 		t.Error("lost has a record")
+	}
+	for _, k := range event.All {
+		if ops := kindTable[k]; (ops.lookup == nil) != (ops.settle == nil) {
+			t.Errorf("%s: a lookup without a settle, or the other way round", k)
+		}
 	}
 	// A payload after a kind's fields (its head's size says so) is the
 	// kind's to read: decode accepts it.

@@ -98,21 +98,27 @@ func newHolderLookups(wake func()) *holderLookups {
 	return &holderLookups{wake: wake, running: make(chan struct{}, holderLookupsAtOnce), byKey: map[holderKey]*holderLookup{}}
 }
 
-// start returns the lookup that answers ev (a bind_fail with EADDRINUSE,
-// a connect_fail with ECONNREFUSED or ETIMEDOUT, or one after a drop on a
-// device): one running or recently done for the same key, or a new one;
-// nil for a connect_fail when too many listener lookups are under way
-// already.
-func (h *holderLookups) start(ev *Event) *holderLookup {
-	key := holderKey{kind: lookHolders, netns: ev.NetNS, proto: ev.Proto, addr: ev.LAddr, port: ev.LPort}
-	switch {
-	case ev.Type == EventConnectFail && (ev.Errno == uint32(unix.ECONNREFUSED) || ev.Errno == uint32(unix.ETIMEDOUT) && ev.DropIfindex == 0):
-		// A timeout with no drop here seen on a device may be a
-		// listener here whose accept queue is full.
-		key = holderKey{kind: lookListeners, netns: ev.NetNS, proto: ev.Proto, addr: ev.RAddr, port: ev.RPort}
-	case ev.Type == EventConnectFail:
-		key = holderKey{kind: lookDevice, netns: ev.NetNS, index: ev.DropIfindex}
-	}
+// holdersOf is the lookup of who holds ev's local address and port.
+func holdersOf(ev *Event) holderKey {
+	return holderKey{kind: lookHolders, netns: ev.NetNS, proto: ev.Proto, addr: ev.LAddr, port: ev.LPort}
+}
+
+// listenersOf is the lookup of who listens on ev's peer's port, in the
+// namespace here that has its address.
+func listenersOf(ev *Event) holderKey {
+	return holderKey{kind: lookListeners, netns: ev.NetNS, proto: ev.Proto, addr: ev.RAddr, port: ev.RPort}
+}
+
+// deviceOf is the lookup of the name of the device ev's last drop was on.
+func deviceOf(ev *Event) holderKey {
+	return holderKey{kind: lookDevice, netns: ev.NetNS, index: ev.DropIfindex}
+}
+
+// start returns the lookup of key, for process pid (whose namespaces it
+// looks in): one running or recently done for the same key, or a new one;
+// nil for a listener or device lookup when too many are under way
+// already (a port scan must not hold the reader up).
+func (h *holderLookups) start(key holderKey, pid uint32) *holderLookup {
 	now := time.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -134,7 +140,6 @@ func (h *holderLookups) start(ev *Event) *holderLookup {
 	}
 	l := &holderLookup{done: make(doneChan)}
 	h.byKey[key] = l
-	pid := ev.PID
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()

@@ -77,7 +77,7 @@ func (h Hooks) candidates() []Hooks {
 type Hook struct {
 	Kind, Target string
 	prog         string // the program's name in the BPF object
-	rescue       bool   // the state tracepoint's second program (bpf/state.bpf.c)
+	rescue       bool   // the state tracepoint's second program (bpf/tcp_state.bpf.c)
 }
 
 func (h Hook) String() string {
@@ -99,7 +99,7 @@ var (
 		HooksTracepoint: {bpfobj.ConntraceProgHandleAccept4Exit, bpfobj.ConntraceProgHandleAcceptExit},
 	}
 	// statePrograms, attached in every mode: the state and reset
-	// tracepoints, in two flavours (bpf/state.bpf.c). tp_btf where the
+	// tracepoints, in two flavours (bpf/tcp_state.bpf.c). tp_btf where the
 	// kernel has its own BTF, since a classic tracepoint program can be
 	// skipped without a trace on kernels before 6.7; classic otherwise.
 	statePrograms = map[bool][]string{
@@ -114,15 +114,15 @@ var (
 		bpfobj.ConntraceProgHandleGetsockoptEnter, bpfobj.ConntraceProgHandleGetsockoptExit}
 	// dropProgram, attached in every mode where the kernel's
 	// skb:kfree_skb has a drop reason (dropsHooked): what this host
-	// dropped of a connection in its handshake (bpf/drops.bpf.c).
+	// dropped of a connection in its handshake (bpf/tcp_drops.bpf.c).
 	dropProgram = bpfobj.ConntraceProgHandleKfreeSkbBtf
 	// rescuePrograms run after the main program on the same hook, and
-	// their skips lose nothing (bpf/state.bpf.c).
+	// their skips lose nothing (bpf/tcp_state.bpf.c).
 	rescuePrograms = map[string]bool{bpfobj.ConntraceProgHandleSetStateBtfRescue: true}
 )
 
 // icmpPrograms: the fentry and kprobe modes' hooks on TCP's ICMP error
-// handlers, IPv4 and IPv6 (bpf/icmp.bpf.h), where this kernel has both
+// handlers, IPv4 and IPv6 (bpf/tcp_icmp.bpf.h), where this kernel has both
 // functions (icmpHookable).
 var icmpPrograms = map[Hooks][]string{
 	HooksFentry: {bpfobj.ConntraceProgHandleIcmp4Fentry, bpfobj.ConntraceProgHandleIcmp6Fentry},
@@ -198,7 +198,7 @@ var acceptFexit = sync.OnceValue(func() string {
 // storageTried says whether mode m tries to keep connections in socket
 // storage: where every program that reaches them has the socket as a
 // typed pointer, or (the tracepoint mode) all but accept's, which the
-// socket table bridges (bpf/track.bpf.h). Not kprobes, and not the classic
+// socket table bridges (bpf/tcp_track.bpf.h). Not kprobes, and not the classic
 // state tracepoint (no kernel BTF).
 func storageTried(m Hooks, cfg *Config) bool {
 	_, err := os.Stat(KernelBTF)

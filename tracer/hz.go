@@ -18,7 +18,7 @@ import (
 
 // kernelHZ is the kernel's tick rate (CONFIG_HZ): TCP keeps a
 // connection's receive times in ticks, which the programs turn into time
-// (bpf/close.bpf.h). From the kernel's build configuration where the
+// (bpf/tcp_close.bpf.h). From the kernel's build configuration where the
 // distribution ships it, else worked out from /proc/timer_list; 0 when
 // neither says.
 var kernelHZ = sync.OnceValue(func() uint64 {

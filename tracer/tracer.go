@@ -67,14 +67,11 @@ type Tracer struct {
 	storage bool
 
 	holders *holderLookups // bind_fail holder lookups (Run)
-	// cgroups: where events' cgroups are looked up; nil without a cgroup
-	// v2 hierarchy, where byPID finds containers by pid instead.
-	cgroups    *containers.Resolver
-	byPID      *containers.PIDResolver
-	cgLookup   *cgroupLookups     // (Run)
-	cgroupsErr error              // why cgroups is nil
-	filter     *containers.Filter // Config.Cgroups and Config.Containers, or nil
-	backlog    backlog            // events held back behind a lookup
+	// containers: where events' cgroups and containers are looked up,
+	// and the filter of Config.Cgroups and Config.Containers.
+	containers *containers.Lookups
+	cgLookup   *cgroupLookups // (Run)
+	backlog    backlog        // events held back behind a lookup
 	lost       lossCounter
 	// unusable says why the better modes were passed over (auto).
 	unusable []*ModeError
@@ -118,35 +115,21 @@ func Open(cfg Config) (*Tracer, error) {
 	if err != nil {
 		return nil, err
 	}
-	state := containers.DefaultState()
-	res, resErr := containers.NewResolver(state)
-	if noCgroup2ForTest {
-		res, resErr = nil, errors.New("cgroup v2 hidden by a test")
-	}
-	var filter *containers.Filter
-	if len(cfg.Cgroups) > 0 || len(cfg.Containers) > 0 {
-		if res == nil {
-			return nil, fmt.Errorf("filtering by cgroup or container needs the cgroup v2 hierarchy: %w", resErr)
-		}
-		if filter, err = containers.NewFilter(res, state, cfg.Cgroups, cfg.Containers); err != nil {
-			res.Close()
-			return nil, err
-		}
+	look, err := containers.Open(containers.Options{Cgroups: cfg.Cgroups, Containers: cfg.Containers, NoCgroup2: noCgroup2ForTest})
+	if err != nil {
+		return nil, err
 	}
 	var unusable []*ModeError
 	for _, m := range cfg.Hooks.candidates() {
 		t, err := openMode(spec, opts, m, &cfg)
 		if err == nil {
 			t.unusable = unusable
-			t.cgroups, t.cgroupsErr, t.filter = res, resErr, filter
+			t.containers = look
 			t.lookupWait = cfg.LookupWait
 			if t.lookupWait <= 0 {
 				t.lookupWait = DefaultLookupWait
 			}
-			if res == nil {
-				t.byPID = containers.NewPIDResolver(state)
-			}
-			if filter != nil {
+			if filter := look.Filter(); filter != nil {
 				put := func(id uint64) error { return t.maps.CgroupFilter.Put(id, uint8(1)) }
 				if err := filter.Start(put); err != nil {
 					t.Close()
@@ -163,12 +146,7 @@ func Open(cfg Config) (*Tracer, error) {
 		}
 		unusable = append(unusable, &ModeError{Mode: m, Err: err})
 	}
-	if filter != nil {
-		filter.Close()
-	}
-	if res != nil {
-		res.Close()
-	}
+	look.Close()
 	if len(unusable) == 1 {
 		return nil, unusable[0]
 	}
@@ -342,15 +320,15 @@ func (t *Tracer) Mode() Hooks { return t.mode }
 // ContainersError says why events carry no cgroup ids and are matched to
 // containers by their process's /proc/PID/cgroup instead (no cgroup v2
 // hierarchy), or nil.
-func (t *Tracer) ContainersError() error { return t.cgroupsErr }
+func (t *Tracer) ContainersError() error { return t.containers.Err() }
 
 // Warnings are problems that do not stop the tracer but make it see less
 // than asked (a --container filter that cannot name containers, or that
 // stopped watching for new ones).
 func (t *Tracer) Warnings() []string {
 	var ws []string
-	if t.filter != nil {
-		if w := t.filter.Warning(); w != "" {
+	if filter := t.containers.Filter(); filter != nil {
+		if w := filter.Warning(); w != "" {
 			ws = append(ws, w)
 		}
 	}
@@ -389,12 +367,7 @@ func (t *Tracer) Run(ctx context.Context, sink Sink) error {
 	defer context.AfterFunc(ctx, func() { rd.Flush() })()
 	t.holders = newHolderLookups(func() { rd.Flush() })
 	defer t.holders.wait()
-	wake := func() { rd.Flush() }
-	if t.cgroups != nil {
-		t.cgLookup = newCgroupLookups(t.cgroups, wake)
-	} else {
-		t.cgLookup = newCgroupLookups(t.byPID, wake)
-	}
+	t.cgLookup = newCgroupLookups(t.containers, func() { rd.Flush() })
 	defer t.cgLookup.wait()
 	t.rd.SetDeadline(time.Now().Add(pollEvery))
 	lostAt := time.Now()
@@ -461,14 +434,8 @@ func (t *Tracer) deliver(raw []byte, sink Sink) error {
 		return err
 	}
 	ev.ts, ev.lookup, ev.cgLookup, ev.heldAt = recordTime(raw), nil, nil, time.Time{}
-	switch {
-	case ev.Type == EventBindFail:
-		ev.Holders = []Holder{}
-		if ev.Errno == uint32(unix.EADDRINUSE) {
-			ev.lookup = t.holders.start(&ev.Event)
-		}
-	case ev.Type == EventConnectFail && (ev.Errno == uint32(unix.ECONNREFUSED) || ev.Errno == uint32(unix.ETIMEDOUT) || ev.DropIfindex != 0):
-		ev.lookup = t.holders.start(&ev.Event)
+	if lookup := kindTable[ev.Type].lookup; lookup != nil {
+		ev.lookup = lookup(t, &ev.Event)
 	}
 	if key := t.cgroupKey(&ev.Event); key != 0 {
 		ev.Cgroup, ev.cgLookup = t.cgLookup.get(key)
@@ -488,7 +455,7 @@ func (t *Tracer) deliver(raw []byte, sink Sink) error {
 // cgroupKey is what ev's cgroup is looked up by: its id, or without
 // cgroup v2 its process (0: nothing to look up).
 func (t *Tracer) cgroupKey(ev *Event) uint64 {
-	if t.cgroups != nil {
+	if t.containers != nil && t.containers.ByCgroup() {
 		return ev.CgroupID
 	}
 	return uint64(ev.PID)
@@ -509,28 +476,7 @@ func (t *Tracer) release(sink Sink, giveUp bool) error {
 				return nil
 			}
 			ev.lookup = nil
-			switch {
-			case !l.done.isDone():
-				if ev.Type == EventBindFail {
-					ev.HoldersError = t.lookupLate(giveUp)
-				}
-				// A connect_fail's explanation stays general.
-			case ev.Type == EventConnectFail && l.device != "":
-				ev.DropDevice = l.device
-			case ev.Type == EventConnectFail && l.err == nil && (ev.Errno == uint32(unix.ECONNREFUSED) || ev.Errno == uint32(unix.ETIMEDOUT)):
-				ev.Listeners, ev.ListenersNetNS = l.holders, l.netns
-				ev.ListenOverflows, ev.OverflowsKnown = l.overflows, l.overflowsKnown
-				if len(ev.Listeners) > 0 && ev.Errno == uint32(unix.ECONNREFUSED) {
-					ev.ListenAfter = t.listenAfter(ev)
-				}
-			case ev.Type == EventConnectFail:
-				// Unknown, not "nobody": the explanation stays general.
-			default:
-				ev.Holders = l.holders
-				if l.err != nil {
-					ev.HoldersError = l.err.Error()
-				}
-			}
+			kindTable[ev.Type].settle(t, ev, l, l.done.isDone(), giveUp)
 		}
 		if l := ev.cgLookup; l != nil {
 			if !l.done.isDone() && !late() {
@@ -552,7 +498,7 @@ func (t *Tracer) release(sink Sink, giveUp bool) error {
 }
 
 // listenAfter is how long after ev a socket last started listening on
-// its remote port in the listeners' namespace (bpf/state.bpf.c), or 0.
+// its remote port in the listeners' namespace (bpf/tcp_state.bpf.c), or 0.
 func (t *Tracer) listenAfter(ev *pending) time.Duration {
 	var at uint64
 	key := bpfobj.ConntraceListenKey{Netns: ev.ListenersNetNS, Port: ev.RPort}
@@ -683,7 +629,7 @@ func (t *Tracer) settle(sink Sink) error {
 }
 
 // queued is the number of inbound connections followed and not yet
-// accepted (bpf/track.bpf.h), or 0 when it cannot be read.
+// accepted (bpf/tcp_track.bpf.h), or 0 when it cannot be read.
 func (t *Tracer) queued() int64 {
 	var perCPU []int64
 	if err := t.maps.Queued.Lookup(uint32(0), &perCPU); err != nil {
@@ -719,13 +665,8 @@ func (t *Tracer) Close() error {
 		t.rd.Close()
 		t.rd = nil
 	}
-	if t.filter != nil {
-		t.filter.Close()
-		t.filter = nil
-	}
-	if t.cgroups != nil {
-		t.cgroups.Close()
-		t.cgroups = nil
+	if t.containers != nil {
+		t.containers.Close()
 	}
 	if t.coll != nil {
 		t.maps.Close()

@@ -46,31 +46,52 @@ const (
 // All lists the types a user can select, in display order.
 var All = []Type{Listen, Connect, Accept, Close, ConnectFail, BindFail}
 
-// names is indexed by type (an array: String runs for every event); ""
-// is no type.
-var names = [...]string{
-	Listen:      "listen",
-	Connect:     "connect",
-	Accept:      "accept",
-	Close:       "close",
-	ConnectFail: "connect_fail",
-	BindFail:    "bind_fail",
-	Lost:        "lost",
+// Kind is what every part of the tracer knows of one type of event, in
+// one place. The parts that do something per type (the reader's decoding
+// and lookups, output, metrics) keep a row of their own for each type in
+// All, and a test of theirs fails for a type without one.
+type Kind struct {
+	Name string
+	// Conn: the event is of a connection, with a peer and a conn_id
+	// (not listen, bind_fail or lost).
+	Conn bool
+	// Failure: the event is a failed call, with an errno and an
+	// explanation of what the kernel saw.
+	Failure bool
+}
+
+// kinds is indexed by type (an array: it is read for every event).
+var kinds = [...]Kind{
+	Listen:      {Name: "listen"},
+	Connect:     {Name: "connect", Conn: true},
+	Accept:      {Name: "accept", Conn: true},
+	Close:       {Name: "close", Conn: true},
+	ConnectFail: {Name: "connect_fail", Conn: true, Failure: true},
+	BindFail:    {Name: "bind_fail", Failure: true},
+	Lost:        {Name: "lost"},
+}
+
+// Kind is t's row; the zero Kind for a type of no row.
+func (t Type) Kind() Kind {
+	if int(t) < len(kinds) {
+		return kinds[t]
+	}
+	return Kind{}
 }
 
 // HasPeer reports whether events of type t are of a connection, with a
 // peer and a conn_id: not listen or bind_fail (nor lost).
-func (t Type) HasPeer() bool { return t != Listen && t != BindFail && t != Lost }
+func (t Type) HasPeer() bool { return t.Kind().Conn }
 
-// IsFailure reports whether t is a connect_fail or bind_fail.
-func (t Type) IsFailure() bool { return t == ConnectFail || t == BindFail }
+// IsFailure reports whether t is a failed call: connect_fail, bind_fail.
+func (t Type) IsFailure() bool { return t.Kind().Failure }
 
 // Known reports whether t is a type of this package.
-func (t Type) Known() bool { return int(t) < len(names) && names[t] != "" }
+func (t Type) Known() bool { return t.Kind().Name != "" }
 
 func (t Type) String() string {
-	if int(t) < len(names) && names[t] != "" {
-		return names[t]
+	if name := t.Kind().Name; name != "" {
+		return name
 	}
 	return fmt.Sprintf("event(%d)", uint8(t))
 }

@@ -257,36 +257,59 @@ func servicePort(ev *event.Event) uint16 {
 func (m *Metrics) Write(ev *event.Event) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	switch ev.Type {
-	case event.Connect, event.Accept:
-		k := m.who(ev, servicePort(ev))
-		k.dir = ev.Direction
-		m.connections.get(k).value++
-		if ev.Type == event.Connect {
-			observe(m.handshake.get(key{dir: ev.Direction, port: k.port}), m.handshake.bounds, ev.Latency)
-		}
-	case event.Close:
-		k := m.who(ev, servicePort(ev))
-		k.dir = ev.Direction
-		m.sent.get(k).value += ev.TxBytes
-		m.received.get(k).value += ev.RxBytes
-		observe(m.duration.get(key{dir: ev.Direction, port: k.port}), m.duration.bounds, ev.Duration)
-		k.code = uint32(ev.Reason)
-		m.closes.get(k).value++
-	case event.ConnectFail:
-		k := m.who(ev, ev.RPort)
-		k.code = ev.Errno
-		m.connectFail.get(k).value++
-	case event.BindFail:
-		k := m.who(ev, ev.LPort)
-		k.code = ev.Errno
-		m.bindFail.get(k).value++
-	case event.Lost:
-		m.lost[0] += ev.LostDropped
-		m.lost[1] += ev.LostSkipped
-		m.lost[2] += ev.LostEvicted
+	if int(ev.Type) < len(counters) && counters[ev.Type] != nil {
+		counters[ev.Type](m, ev)
 	}
 	return nil
+}
+
+// counters says how each kind of event is counted: a row for each type
+// in event.All, and lost (TestKindCounters).
+var counters = [...]func(m *Metrics, ev *event.Event){
+	event.Listen:      func(*Metrics, *event.Event) {}, // a listener is not a connection
+	event.Connect:     countConnection,
+	event.Accept:      countConnection,
+	event.Close:       countClose,
+	event.ConnectFail: countConnectFail,
+	event.BindFail:    countBindFail,
+	event.Lost:        countLost,
+}
+
+func countConnection(m *Metrics, ev *event.Event) {
+	k := m.who(ev, servicePort(ev))
+	k.dir = ev.Direction
+	m.connections.get(k).value++
+	if ev.Type == event.Connect {
+		observe(m.handshake.get(key{dir: ev.Direction, port: k.port}), m.handshake.bounds, ev.Latency)
+	}
+}
+
+func countClose(m *Metrics, ev *event.Event) {
+	k := m.who(ev, servicePort(ev))
+	k.dir = ev.Direction
+	m.sent.get(k).value += ev.TxBytes
+	m.received.get(k).value += ev.RxBytes
+	observe(m.duration.get(key{dir: ev.Direction, port: k.port}), m.duration.bounds, ev.Duration)
+	k.code = uint32(ev.Reason)
+	m.closes.get(k).value++
+}
+
+func countConnectFail(m *Metrics, ev *event.Event) {
+	k := m.who(ev, ev.RPort)
+	k.code = ev.Errno
+	m.connectFail.get(k).value++
+}
+
+func countBindFail(m *Metrics, ev *event.Event) {
+	k := m.who(ev, ev.LPort)
+	k.code = ev.Errno
+	m.bindFail.get(k).value++
+}
+
+func countLost(m *Metrics, ev *event.Event) {
+	m.lost[0] += ev.LostDropped
+	m.lost[1] += ev.LostSkipped
+	m.lost[2] += ev.LostEvicted
 }
 
 // Flush is part of event.Sink.

@@ -113,6 +113,15 @@ func TestCounts(t *testing.T) {
 	}
 }
 
+// TestKindCounters: every kind of event has its row, counted or not.
+func TestKindCounters(t *testing.T) {
+	for _, k := range append([]event.Type{event.Lost}, event.All...) {
+		if int(k) >= len(counters) || counters[k] == nil {
+			t.Errorf("%s: no row in counters", k)
+		}
+	}
+}
+
 // TestSeriesBound: a metric never holds more than MaxSeries label sets,
 // overflow included. Past four fifths of them, new label sets go to
 // comm="other"; then port and container "other" too; last, in the set

@@ -216,6 +216,15 @@ func TestFormattingDoesNotAllocate(t *testing.T) {
 	}
 }
 
+// TestKindFormats: every kind of event has its own fields' formats.
+func TestKindFormats(t *testing.T) {
+	for _, k := range event.All {
+		if int(k) >= len(kindFormats) || kindFormats[k].json == nil || kindFormats[k].text == nil {
+			t.Errorf("%s: no JSON or text format", k)
+		}
+	}
+}
+
 func TestWriter(t *testing.T) {
 	var out, warn bytes.Buffer
 	w := NewWriter(&out, Text, &warn)

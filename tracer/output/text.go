@@ -114,34 +114,8 @@ func AppendText(dst []byte, ev *event.Event) []byte {
 		dst = append(dst, ' ')
 		dst = append(dst, ev.Proto.String()...)
 	}
-	switch ev.Type {
-	case event.Connect:
-		dst = append(dst, " latency="...)
-		dst = appendDuration(dst, ev.Latency)
-	case event.Close:
-		dst = append(dst, " duration="...)
-		dst = appendDuration(dst, ev.Duration)
-		dst = append(dst, " tx="...)
-		dst = strconv.AppendUint(dst, ev.TxBytes, 10)
-		dst = append(dst, " rx="...)
-		dst = strconv.AppendUint(dst, ev.RxBytes, 10)
-		dst = append(dst, " reason="...)
-		dst = append(dst, ev.Reason.String()...)
-		if ev.SRTT > 0 {
-			dst = append(dst, " rtt="...)
-			dst = appendDuration(dst, ev.SRTT)
-		}
-		if ev.Retransmits > 0 {
-			dst = append(dst, " retrans="...)
-			dst = strconv.AppendUint(dst, uint64(ev.Retransmits), 10)
-		}
-		if explained(ev) {
-			dst = append(dst, ' ')
-			dst = appendCloseExplanation(dst, ev)
-		}
-	case event.ConnectFail, event.BindFail:
-		dst = append(dst, ' ')
-		dst = appendExplanation(dst, ev)
+	if int(ev.Type) < len(kindFormats) && kindFormats[ev.Type].text != nil {
+		dst = kindFormats[ev.Type].text(dst, ev)
 	}
 	return append(dst, '\n')
 }

@@ -234,15 +234,18 @@ type ConntraceSoErrorCall struct {
 }
 
 type ConntraceSockInfo struct {
-	_           structs.HostLayout
-	ConnId      uint64
-	StartNs     uint64
-	CallKey     uint64
-	Cgroup      uint64
-	Pid         uint32
-	Uid         uint32
-	Comm        [16]int8
-	Thread      [16]int8
+	_       structs.HostLayout
+	ConnId  uint64
+	StartNs uint64
+	CallKey uint64
+	Task    struct {
+		_      structs.HostLayout
+		Cgroup uint64
+		Pid    uint32
+		Uid    uint32
+		Comm   [16]int8
+		Thread [16]int8
+	}
 	Netns       uint32
 	Direction   uint8
 	Matched     uint8

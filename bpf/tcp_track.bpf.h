@@ -1,20 +1,19 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The socket table: every connection we follow, from the moment it starts
- * (connect() or a SYN received) to its close, keyed by socket address.
+ * TCP's socket table: every connection we follow, from the moment it
+ * starts (connect() or a SYN received) to its close, keyed by socket
+ * address; and the records of a connection.
  */
-#ifndef CONNTRACE_TRACK_BPF_H
-#define CONNTRACE_TRACK_BPF_H
+#ifndef CONNTRACE_TCP_TRACK_BPF_H
+#define CONNTRACE_TCP_TRACK_BPF_H
 
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include "conntrace.h"
-#include "calls.bpf.h"
 #include "defs.bpf.h"
 #include "events.bpf.h"
-#include "filters.bpf.h"
+#include "tcp_types.bpf.h"
 #include "tuple.bpf.h"
-#include "types.bpf.h"
 
 /* Source of conn_id; 0 is never handed out. */
 __u64 next_conn_id = 0;
@@ -54,7 +53,7 @@ struct {
  * that finds the table full is not tracked, and counted (LOST_TABLE_FULL)
  * where that happens. An entry whose close we missed (counted as skipped)
  * is replaced when its socket's memory starts a new connection (track())
- * or a listener (state.bpf.c).
+ * or a listener (tcp_state.bpf.c).
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -67,13 +66,13 @@ struct {
  * Inbound connections that closed while they waited in the accept queue:
  * the peer reset them (it gave up waiting, or its kernel ran out of orphan
  * sockets). accept() still hands them over; then their accept and their
- * close are both reported (accept.bpf.h). Kept apart from the live ones.
+ * close are both reported (tcp_accept.bpf.h). Kept apart from the live ones.
  * A plain hash, as the socks table: in a storm of clients that reset, a
  * full accept queue (up to net.core.somaxconn, 4,096) is all of them, and
  * an LRU of 4,096 evicted hundreds a second, silently. One that finds it
  * full is counted (LOST_TABLE_FULL). An entry stays when its listener
  * closes before accepting it (no state change tells), until its socket's
- * memory is a new inbound connection (state.bpf.c).
+ * memory is a new inbound connection (tcp_state.bpf.c).
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -114,24 +113,6 @@ static __always_inline void unqueue(const struct sock_info *info)
 {
 	if (info->direction == DIR_IN && !info->matched)
 		count_queued(-1);
-}
-
-/* Sockets whose handshake failure the state machine reported while a
- * signal had interrupted their connect(): the restarted call returns the
- * same failure, which must not be reported again (connect.bpf.c). Rare,
- * hence small; LRU, as a call that is not restarted leaves its entry. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u64);
-	__type(value, __u8);
-} restart_reported SEC(".maps");
-
-static __always_inline void mark_restart_reported(__u64 sk)
-{
-	__u8 one = 1;
-
-	bpf_map_update_elem(&restart_reported, &sk, &one, BPF_ANY);
 }
 
 /*
@@ -225,29 +206,24 @@ static __always_inline bool track(struct sock *sk, struct sock_info *info, __u8 
 	return !err;
 }
 
-/* connect(): remember who connects. Called in the connecting task, from the
- * CLOSE -> SYN_SENT transition (state.bpf.c) or from tcp_connect()
- * (hooks.bpf.c). The local port may not be chosen yet (inet_hash_connect
- * runs after the transition), so the port filter waits for ESTABLISHED or
- * the failure. */
-static __always_inline void on_syn_sent(struct sock *sk, bool typed)
+/* Reserves a record of info's connection (new_record) and fills its head,
+ * its connection's fields too. */
+static __always_inline void *new_conn_record(__u8 kind, __u16 size, const struct tuple *t,
+					     const struct sock_info *info)
 {
-	struct sock_info info = {};
-	__u64 key = (__u64)sk;
+	struct record_head *h = new_record(kind, size, IPPROTO_TCP, t, &info->task);
 
-	if (stopping)
-		return;
-	fill_task(&info);
-	if (!proc_match(info.pid, info.comm))
-		return;
-	if (bpf_map_lookup_elem(&bound_port0, &key)) {
-		info.flags |= FLAG_BOUND_PORT0;
-		bpf_map_delete_elem(&bound_port0, &key);
-	}
-	/* Whether its connect() is still running, when the handshake fails,
-	 * is that thread's call in flight (connect.bpf.c). */
-	info.call_key = bpf_get_current_pid_tgid();
-	track(sk, &info, DIR_OUT, typed);
+	if (!h)
+		return NULL;
+	h->conn_id = info->conn_id;
+	h->netns = info->netns;
+	h->direction = info->direction;
+	h->flags = info->flags;
+	return h;
 }
 
-#endif /* CONNTRACE_TRACK_BPF_H */
+/* NEW_CONN_RECORD(close, EVENT_CLOSE, t, info) is a struct close_record *. */
+#define NEW_CONN_RECORD(name, kind, t, info)                                                                 \
+	((struct name##_record *)new_conn_record(kind, sizeof(struct name##_record), t, info))
+
+#endif /* CONNTRACE_TCP_TRACK_BPF_H */

@@ -2,15 +2,16 @@
 /* A connection's close event: how long it lived, what it carried, why it
  * ended. From the state machine, or from accept() for one that closed in
  * the accept queue. */
-#ifndef CONNTRACE_CLOSE_BPF_H
-#define CONNTRACE_CLOSE_BPF_H
+#ifndef CONNTRACE_TCP_CLOSE_BPF_H
+#define CONNTRACE_TCP_CLOSE_BPF_H
 
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include "conntrace.h"
 #include "defs.bpf.h"
-#include "events.bpf.h"
+#include "tcp_track.bpf.h"
+#include "tcp_types.bpf.h"
 #include "types.bpf.h"
 
 /*
@@ -100,7 +101,7 @@ struct conn_key {
  * Connections whose server side on this host closed without ever being
  * accepted (its listener closed, or reset it), by the client's view of
  * the tuple: the RST that closes the client's side then comes from a
- * peer that never accepted it, not from an idle timeout (close.bpf.h).
+ * peer that never accepted it, not from an idle timeout (tcp_close.bpf.h).
  * LRU: a client elsewhere never asks.
  */
 struct {
@@ -158,7 +159,7 @@ static __always_inline void emit_close(const struct transition *tr, struct sock_
 	struct sock *sk = (struct sock *)tr->sk;
 	struct close_record *e;
 
-	e = NEW_RECORD(close, EVENT_CLOSE, IPPROTO_TCP, &tr->t, info);
+	e = NEW_CONN_RECORD(close, EVENT_CLOSE, &tr->t, info);
 	if (!e)
 		return;
 	e->duration_ns = (end_ns ? end_ns : e->head.ts_ns) - info->start_ns;
@@ -182,4 +183,4 @@ static __always_inline void emit_close(const struct transition *tr, struct sock_
 	submit(e);
 }
 
-#endif /* CONNTRACE_CLOSE_BPF_H */
+#endif /* CONNTRACE_TCP_CLOSE_BPF_H */

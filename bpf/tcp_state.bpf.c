@@ -5,34 +5,36 @@
  *
  * Which task runs a transition decides what we may attribute there:
  *   CLOSE -> SYN_SENT        connect(), in the connecting task: take pid/comm
- *                            (unless tcp_connect() is hooked: hooks.bpf.c).
+ *                            (unless tcp_connect() is hooked: tcp_connect.bpf.c).
  *   LISTEN -> SYN_RECV       the new child socket, in softirq: no pid here;
- *                            the accepting process is joined in accept.bpf.h.
+ *                            the accepting process is joined in tcp_accept.bpf.h.
  *   SYN_SENT -> ESTABLISHED  softirq (the SYN-ACK): emit connect + latency.
- *   SYN_SENT -> CLOSE        the handshake failed: connect_fail (connect.bpf.c
+ *   SYN_SENT -> CLOSE        the handshake failed: connect_fail (tcp_connect.bpf.c
  *                            reports it instead while connect() is running).
  *   * -> LISTEN              listen(), in process context.
  *   * -> CLOSE               any context: emit close from what we remembered
- *                            (close.bpf.h); a child not yet accepted is
- *                            parked for accept() (accept.bpf.h).
+ *                            (tcp_close.bpf.h); a child not yet accepted is
+ *                            parked for accept() (tcp_accept.bpf.h).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
 #include "conntrace.h"
-#include "connect_fail.bpf.h"
-#include "close.bpf.h"
 #include "defs.bpf.h"
 #include "events.bpf.h"
 #include "filters.bpf.h"
-#include "track.bpf.h"
+#include "task.bpf.h"
+#include "tcp_close.bpf.h"
+#include "tcp_connect.bpf.h"
+#include "tcp_track.bpf.h"
+#include "tcp_types.bpf.h"
 #include "tuple.bpf.h"
 #include "types.bpf.h"
 
 /* Set by the loader in the fentry and kprobe modes, where a hook on
  * tcp_connect() takes over attributing outbound connections from the
- * CLOSE -> SYN_SENT transition (hooks.bpf.c). */
+ * CLOSE -> SYN_SENT transition (tcp_connect.bpf.c). */
 const volatile __u8 tcp_connect_hooked = 0;
 
 /* Per CPU: the state change the main state program is handling, or
@@ -96,7 +98,7 @@ static __always_inline void tuple_from_tp(struct tuple *t, const struct set_stat
 
 /* In the functions below, typed says tr->sk is a BTF pointer (the tp_btf
  * flavour): a constant, so that each flavour's program holds only the
- * helpers its type may call (track.bpf.h). */
+ * helpers its type may call (tcp_track.bpf.h). */
 
 /* A port of a network namespace (listened_at's key). */
 struct listen_key {
@@ -146,8 +148,8 @@ static __always_inline void on_listen(const struct transition *tr, bool typed)
 	bpf_map_update_elem(&listened_at, &k, &now, BPF_ANY);
 	if (!want_event(EVENT_LISTEN) || !port_match(t.sport, 0))
 		return;
-	fill_task(&info);
-	if (!proc_match(info.pid, info.comm))
+	fill_task(&info.task);
+	if (!proc_match(info.task.pid, info.task.comm))
 		return;
 	if (!family_match(t.family))
 		return;
@@ -155,7 +157,7 @@ static __always_inline void on_listen(const struct transition *tr, bool typed)
 	t.d4 = 0;
 	__builtin_memset(t.d6, 0, sizeof(t.d6));
 	t.dport = 0;
-	e = new_record(EVENT_LISTEN, sizeof(*e), IPPROTO_TCP, &t, &info);
+	e = new_conn_record(EVENT_LISTEN, sizeof(*e), &t, &info);
 	if (e)
 		submit(e);
 }
@@ -194,7 +196,7 @@ static __always_inline void on_established(const struct transition *tr, bool typ
 	info->matched = 1;
 	if (!want_event(EVENT_CONNECT))
 		return;
-	e = NEW_RECORD(connect, EVENT_CONNECT, IPPROTO_TCP, t, info);
+	e = NEW_CONN_RECORD(connect, EVENT_CONNECT, t, info);
 	if (!e)
 		return;
 	e->latency_ns = e->head.ts_ns - info->start_ns;
@@ -233,7 +235,7 @@ static __always_inline void on_handshake_failed(const struct transition *tr, str
 
 		__builtin_memcpy(f.s6, t->s6, sizeof(f.s6));
 		/* An int: before Linux 6.4 the upper half of r0 is undefined
-		 * after a map update (track.bpf.h). */
+		 * after a map update (tcp_track.bpf.h). */
 		if ((int)bpf_map_update_elem(&connect_failures, &info->call_key, &f, BPF_ANY) == 0) {
 			call->failed = 1;
 			untrack(sk, info);

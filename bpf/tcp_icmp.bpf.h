@@ -4,7 +4,7 @@
  * from whom (a router's host or network unreachable, a firewall's port
  * unreachable or "administratively prohibited"). TCP's error handlers
  * (tcp_v4_err, tcp_v6_err) get the ICMP packet and no tracepoint does, so
- * only the fentry and kprobe modes see them (hooks.bpf.c); elsewhere the
+ * only the fentry and kprobe modes see them (tcp_icmp.bpf.c); elsewhere the
  * failure says nothing was watched.
  *
  * An error is noted by the connection its packet quotes (our SYN: the
@@ -13,8 +13,8 @@
  * connect() held the socket (a soft error, which only SO_ERROR returns)
  * and the handshake then times out or the application gives up.
  */
-#ifndef CONNTRACE_ICMP_BPF_H
-#define CONNTRACE_ICMP_BPF_H
+#ifndef CONNTRACE_TCP_ICMP_BPF_H
+#define CONNTRACE_TCP_ICMP_BPF_H
 
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -108,4 +108,4 @@ static __always_inline bool take_icmp(const struct tuple *t, __u64 start_ns, str
 	return out->ts_ns >= start_ns;
 }
 
-#endif /* CONNTRACE_ICMP_BPF_H */
+#endif /* CONNTRACE_TCP_ICMP_BPF_H */

@@ -4,23 +4,23 @@
  * SYN_RECV/ESTABLISHED transitions run in softirq, in whatever task happens
  * to be on the CPU. accept() hands the connection over in the accepting
  * task, so we take the pid there and join it to what the state machine
- * remembered. Called with the socket accept() returned: from the accept
- * syscalls' exits (accept.bpf.c) or from inet_csk_accept (hooks.bpf.c).
+ * remembered. Called with the socket accept() returned (tcp_accept.bpf.c).
  */
-#ifndef CONNTRACE_ACCEPT_BPF_H
-#define CONNTRACE_ACCEPT_BPF_H
+#ifndef CONNTRACE_TCP_ACCEPT_BPF_H
+#define CONNTRACE_TCP_ACCEPT_BPF_H
 
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include "conntrace.h"
-#include "close.bpf.h"
 #include "events.bpf.h"
 #include "filters.bpf.h"
-#include "track.bpf.h"
+#include "task.bpf.h"
+#include "tcp_close.bpf.h"
+#include "tcp_track.bpf.h"
+#include "tcp_types.bpf.h"
 #include "tuple.bpf.h"
-#include "types.bpf.h"
 
-/* sk was accepted after it closed in the queue (state.bpf.c): its accept
+/* sk was accepted after it closed in the queue (tcp_state.bpf.c): its accept
  * and its close, both attributed to the accepting task. */
 static __always_inline void on_accepted_closed(struct sock *sk)
 {
@@ -30,11 +30,11 @@ static __always_inline void on_accepted_closed(struct sock *sk)
 
 	if (!q)
 		return;
-	count_queued(-1); /* counted as queued until now (state.bpf.c) */
-	fill_task(&q->info);
-	if (proc_match(q->info.pid, q->info.comm) && family_match(q->tr.t.family)) {
+	count_queued(-1); /* counted as queued until now (tcp_state.bpf.c) */
+	fill_task(&q->info.task);
+	if (proc_match(q->info.task.pid, q->info.task.comm) && family_match(q->tr.t.family)) {
 		if (want_event(EVENT_ACCEPT)) {
-			e = new_record(EVENT_ACCEPT, sizeof(*e), IPPROTO_TCP, &q->tr.t, &q->info);
+			e = new_conn_record(EVENT_ACCEPT, sizeof(*e), &q->tr.t, &q->info);
 			if (e)
 				submit(e);
 		}
@@ -63,18 +63,18 @@ static __always_inline void on_accepted(struct sock *sk, bool typed)
 		return;
 	count_queued(-1);
 
-	fill_task(info);
+	fill_task(&info->task);
 	tuple_from_sk(&t, sk);
-	if (!proc_match(info->pid, info->comm) || !family_match(t.family)) {
+	if (!proc_match(info->task.pid, info->task.comm) || !family_match(t.family)) {
 		untrack(sk, info);
 		return;
 	}
 	info->matched = 1;
 	if (!want_event(EVENT_ACCEPT))
 		return;
-	e = new_record(EVENT_ACCEPT, sizeof(*e), IPPROTO_TCP, &t, info);
+	e = new_conn_record(EVENT_ACCEPT, sizeof(*e), &t, info);
 	if (e)
 		submit(e);
 }
 
-#endif /* CONNTRACE_ACCEPT_BPF_H */
+#endif /* CONNTRACE_TCP_ACCEPT_BPF_H */

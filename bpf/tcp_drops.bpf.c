@@ -17,8 +17,8 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
 #include "conntrace.h"
-#include "track.bpf.h"
-#include "types.bpf.h"
+#include "tcp_track.bpf.h"
+#include "tcp_types.bpf.h"
 
 #define TCPHDR_SYN 0x02
 #define TCPHDR_ACK 0x10

@@ -6,7 +6,7 @@
  * for (ECONNREFUSED, ETIMEDOUT).
  *
  * A handshake that fails while connect() runs is seen twice: by the state
- * machine (SYN_SENT -> CLOSE) and by the syscall's return. state.bpf.c
+ * machine (SYN_SENT -> CLOSE) and by the syscall's return. tcp_state.bpf.c
  * leaves those to us, so each failure is reported once, with the errno the
  * application got. Some failures (EADDRNOTAVAIL) even pass SYN_SENT -> CLOSE
  * with no socket error at all.
@@ -17,20 +17,43 @@
  * soft error: the socket stays in SYN_SENT and only SO_ERROR returns it,
  * then the application closes the socket, with no error left on it. So
  * the errno SO_ERROR hands out for a socket in SYN_SENT is noted here, for
- * the state machine's failure (state.bpf.c).
+ * the state machine's failure (tcp_state.bpf.c).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
 #include "conntrace.h"
-#include "connect_fail.bpf.h"
+#include "arch.bpf.h"
 #include "calls.bpf.h"
 #include "defs.bpf.h"
 #include "events.bpf.h"
 #include "filters.bpf.h"
-#include "track.bpf.h"
+#include "task.bpf.h"
+#include "tcp_connect.bpf.h"
+#include "tcp_track.bpf.h"
+#include "tcp_types.bpf.h"
 #include "tuple.bpf.h"
 #include "types.bpf.h"
+
+/* Who connects, at tcp_connect() in the connecting task, where the kernel
+ * has it hooked: fentry (a BPF trampoline, the cheapest per call) or
+ * kprobe. Its first argument is stable across kernels. The tracepoint
+ * mode takes the same from the CLOSE -> SYN_SENT transition
+ * (tcp_state.bpf.c). */
+SEC("fentry/tcp_connect")
+int BPF_PROG(handle_connect_fentry, struct sock *sk)
+{
+	on_syn_sent(sk, true);
+	return 0;
+}
+
+SEC("kprobe/tcp_connect")
+int BPF_KPROBE(handle_connect_kprobe, struct sock *sk)
+{
+	on_syn_sent(sk, false);
+	return 0;
+}
 
 /* getsockopt(SOL_SOCKET, SO_ERROR) in flight, by thread. */
 struct so_error_call {
@@ -65,7 +88,7 @@ int handle_connect_enter(struct syscall_enter_args *ctx)
 	call.sk = (__u64)sk;
 	call.proto = IPPROTO_TCP;
 	/* While this is in flight, a handshake failure is this call's to
-	 * report (state.bpf.c): also when it is a call a signal interrupted,
+	 * report (tcp_state.bpf.c): also when it is a call a signal interrupted,
 	 * restarted by the kernel, or the application's own retry. */
 	bpf_map_update_elem(&connect_calls, &tid, &call, BPF_ANY);
 	return 0;
@@ -110,7 +133,7 @@ int handle_connect_exit(struct syscall_exit_args *ctx)
 	 * failure itself (the application may never call again). */
 	if (connect_restarts(ret) && !call.failed)
 		bpf_map_update_elem(&restarting_calls, &tid, &call.sk, BPF_ANY);
-	/* The handshake failed meanwhile (state.bpf.c): the connection as it
+	/* The handshake failed meanwhile (tcp_state.bpf.c): the connection as it
 	 * was then. */
 	if (call.failed) {
 		f = bpf_map_lookup_elem(&connect_failures, &tid);
@@ -150,7 +173,7 @@ int handle_connect_exit(struct syscall_exit_args *ctx)
 		if (!f) {
 			/* Failed before SYN_SENT (no route, policy): nothing
 			 * was tracked yet. */
-			fill_task(&fresh);
+			fill_task(&fresh.task);
 			fresh.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
 			fresh.start_ns = call.ts_ns;
 			fresh.direction = DIR_OUT;

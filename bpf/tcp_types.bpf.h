@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * TCP's kernel-side state: a connection between its events, a failed
+ * handshake on its way to connect()'s return, a state change.
+ */
+#ifndef CONNTRACE_TCP_TYPES_BPF_H
+#define CONNTRACE_TCP_TYPES_BPF_H
+
+#include "vmlinux.h"
+#include "conntrace.h"
+#include "types.bpf.h"
+
+/* What we remember about a connection between its events: in the
+ * socket's own storage, or in the socks table (tcp_track.bpf.h). */
+struct sock_info {
+	__u64 conn_id; /* 0: no connection (a storage entry whose connection ended) */
+	__u64 start_ns;
+	__u64 call_key;        /* the connecting thread (pid_tgid): its connect() in flight */
+	struct task_info task; /* who opened or accepted it, taken in its own context */
+	__u32 netns;           /* network namespace inode */
+	__u8 direction;
+	__u8 matched;   /* passed the filters: its close is reported too */
+	__u8 reset_in;  /* tcp_receive_reset */
+	__u8 reset_out; /* tcp_send_reset */
+	__u8 flags;     /* enum event_flags */
+	__u8 in_table;  /* kept in the socks table, not in socket storage */
+	/* Its packets this host dropped while it was in SYN_SENT (tcp_drops.bpf.c),
+	 * the last one's reason and device, and the SYNs sent again until
+	 * the handshake failed. */
+	__u16 drops;
+	__u32 drop_reason;
+	__u32 drop_ifindex;
+	__u32 retransmits;
+	__u8 drop_inbound;
+	__u8 _pad[7];
+};
+
+/* A handshake that failed while connect() ran: sys_exit_connect reports
+ * it with the errno the application gets (tcp_connect.bpf.c). The connection
+ * as it was, and its local end, which connect() clears before it returns. */
+struct connect_failure {
+	struct sock_info info;
+	__s32 error; /* sk_err */
+	__u32 s4;
+	__u32 s6[4];
+	__u16 sport;
+	__u8 _pad[2];
+};
+
+/* One state change, from either flavour of the tracepoint. */
+struct transition {
+	__u64 sk;
+	int oldstate;
+	int newstate;
+	struct tuple t;
+};
+
+/* An inbound connection that closed while it waited in the accept queue
+ * (tcp_accept.bpf.h). */
+struct queued_close {
+	struct sock_info info;
+	struct transition tr;
+	__u64 close_ns;
+};
+
+#endif /* CONNTRACE_TCP_TYPES_BPF_H */
