@@ -68,6 +68,8 @@ int handle_bind_enter(struct syscall_enter_args *ctx)
 	if (!(type == SOCK_STREAM && call.proto == IPPROTO_TCP) &&
 	    !(type == SOCK_DGRAM && call.proto == IPPROTO_UDP))
 		return 0;
+	if (!proto_match(call.proto))
+		return 0;
 	call.sk = (__u64)sk;
 	bpf_map_update_elem(&bind_calls, &tid, &call, BPF_ANY);
 	return 0;

@@ -15,6 +15,7 @@
 const volatile __u8 filter_ports = 0;         /* port_filter holds the ports */
 const volatile __u8 filter_pids = 0;          /* pid_filter holds the pids */
 const volatile __u8 filter_family = 0;        /* 0: any, AF_INET or AF_INET6 */
+const volatile __u8 filter_proto = 0;         /* 0: any, IPPROTO_TCP or IPPROTO_UDP */
 const volatile __u8 filter_comms = 0;         /* comm_filter holds the names */
 const volatile __u8 filter_cgroups = 0;       /* cgroup_filter holds cgroup ids */
 const volatile __u32 event_mask = 0xffffffff; /* bit (1 << enum event_type) */
@@ -80,6 +81,13 @@ static __always_inline bool port_match(__u16 sport, __u16 dport)
 static __always_inline bool family_match(__u16 family)
 {
 	return !filter_family || filter_family == family;
+}
+
+/* A protocol's own programs are not loaded when it is filtered out; the
+ * programs shared by every protocol (bind()) ask. */
+static __always_inline bool proto_match(__u8 proto)
+{
+	return !filter_proto || filter_proto == proto;
 }
 
 /* Whether the current task's cgroup, or one above it, is in

@@ -76,6 +76,9 @@ type Config struct {
 	Containers []string
 	// Family restricts to IPv4 or IPv6 (FamilyAny: both).
 	Family Family
+	// Proto restricts to TCP or UDP (0: both). Without TCP, none of
+	// TCP's programs is loaded.
+	Proto Proto
 	// Events selects the event types (0: all).
 	Events EventMask
 	// RingBytes is the ring buffer's size, a power of two multiple of the
@@ -164,6 +167,11 @@ func (c *Config) Validate() error {
 	case FamilyAny, FamilyIPv4, FamilyIPv6:
 	default:
 		return fmt.Errorf("unknown address family %d", c.Family)
+	}
+	switch c.Proto {
+	case 0, ProtoTCP, ProtoUDP:
+	default:
+		return fmt.Errorf("unknown protocol %d", c.Proto)
 	}
 	if int(c.Hooks) >= len(hookNames) {
 		return fmt.Errorf("unknown hook mode %d", c.Hooks)

@@ -159,6 +159,7 @@ func TestConfigValidate(t *testing.T) {
 		"long comm":  {Comms: []string{"0123456789abcdef"}},
 		"empty comm": {Comms: []string{""}},
 		"family":     {Family: 3},
+		"proto":      {Proto: 1},
 		"ring":       {RingBytes: 5000},
 	} {
 		if err := c.Validate(); err == nil {

@@ -5,6 +5,7 @@ package tracer_test
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/conntrace/conntrace/tracer"
 	"github.com/conntrace/conntrace/tracer/testnet"
@@ -177,5 +178,55 @@ func TestCgroupFilter(t *testing.T) {
 		if int(ev.PID) != cli[0].PID || ev.CgroupID != inner.ID || ev.Cgroup == nil || ev.Cgroup.Path != inner.Path || ev.Cgroup.Container != nil {
 			t.Errorf("unexpected event (want cgroup %d %s):\n%s %+v", inner.ID, inner.Path, dump([]tracer.Event{ev}), ev.Cgroup)
 		}
+	}
+}
+
+// TestProtoFilter: --udp and --tcp (Config.Proto) on the same traffic, a
+// TCP connection, a UDP and a TCP bind conflict on one port: each shows
+// its protocol's events only. (Without TCP, only bind()'s programs are
+// loaded: TestHooksPerMode.)
+func TestProtoFilter(t *testing.T) {
+	for _, proto := range []tracer.Proto{tracer.ProtoUDP, tracer.ProtoTCP} {
+		t.Run(proto.String(), func(t *testing.T) {
+			ns := testnet.NewNS(t)
+			s := startTracer(t, tracer.Config{Ports: []uint16{23411}, Proto: proto})
+			pairs := runPairs(t, ns, "127.0.0.1", 23411)
+			failers := map[tracer.Proto]*testnet.Proc{}
+			for _, p := range []tracer.Proto{tracer.ProtoUDP, tracer.ProtoTCP} {
+				udp := p == tracer.ProtoUDP
+				holder, got := bindAs(t, "ct-holder", testnet.Role{NS: ns.Path(), Addr: "0.0.0.0:23411", UDP: udp, Listen: !udp})
+				if got != "bound" {
+					t.Fatalf("holder: %s", got)
+				}
+				defer holder.Go(t)
+				failer, got := bindAs(t, "ct-binder", testnet.Role{NS: ns.Path(), Addr: "0.0.0.0:23411", UDP: udp})
+				if got != "failed EADDRINUSE" {
+					t.Fatalf("binder: %s", got)
+				}
+				failer.Wait(t)
+				failers[p] = failer
+			}
+			s.waitFor(t, 1, func(ev *tracer.Event) bool { return ev.Type == tracer.EventBindFail })
+			time.Sleep(200 * time.Millisecond) // what else would come, by now
+			evs := s.stop(t)
+			want := 7 // two listens (the server, the holder), connect, accept, two closes, bind_fail
+			if proto == tracer.ProtoUDP {
+				want = 1
+			}
+			if len(evs) != want {
+				t.Fatalf("want %d events, got %d:\n%s", want, len(evs), dump(evs))
+			}
+			for _, ev := range evs {
+				if ev.Proto != proto {
+					t.Errorf("a %s event:\n%s", ev.Proto, dump([]tracer.Event{ev}))
+				}
+			}
+			if fails := ofType(tracer.EventBindFail, evs); len(fails) != 1 || int(fails[0].PID) != failers[proto].PID {
+				t.Errorf("want the %s binder's bind_fail (pid %d):\n%s", proto, failers[proto].PID, dump(evs))
+			}
+			if proto == tracer.ProtoTCP && len(ofType(tracer.EventConnect, evs)) != 1 {
+				t.Errorf("want the client's connect (pid %d):\n%s", pairs[0].cli.PID, dump(evs))
+			}
+		})
 	}
 }

@@ -129,9 +129,16 @@ var icmpPrograms = map[Hooks][]string{
 	HooksKprobe: {bpfobj.ConntraceProgHandleIcmp4Kprobe, bpfobj.ConntraceProgHandleIcmp6Kprobe},
 }
 
+// bindPrograms are the only ones of any protocol: with TCP filtered out
+// (Config.Proto), no other is loaded.
+var bindPrograms = []string{bpfobj.ConntraceProgHandleBindEnter, bpfobj.ConntraceProgHandleBindExit}
+
 // programs lists the programs mode m attaches, in attach order: the mode's
-// own first.
-func programs(m Hooks) []string {
+// own first. tcp: TCP is traced.
+func programs(m Hooks, tcp bool) []string {
+	if !tcp {
+		return bindPrograms
+	}
 	own := slices.Clone(modePrograms[m])
 	if m == HooksFentry {
 		own[1] = acceptFexit()
@@ -206,9 +213,9 @@ func storageTried(m Hooks, cfg *Config) bool {
 }
 
 // hooksOf returns the hooks mode m attaches, read from spec.
-func hooksOf(spec *ebpf.CollectionSpec, m Hooks) ([]Hook, error) {
+func hooksOf(spec *ebpf.CollectionSpec, m Hooks, tcp bool) ([]Hook, error) {
 	var hooks []Hook
-	for _, name := range programs(m) {
+	for _, name := range programs(m, tcp) {
 		p := spec.Programs[name]
 		if p == nil {
 			return nil, fmt.Errorf("the BPF object has no program %s", name)
@@ -289,16 +296,17 @@ func haveKprobes() bool {
 // storage, or in a socket table of table entries (0: the default for its
 // use). With storage, only the tracepoint mode has a table, for its
 // inbound connections: not preallocated, so it takes memory only for what
-// it holds, and large; the other modes' tables are preallocated.
-func modeSpec(spec *ebpf.CollectionSpec, m Hooks, storage bool, table uint32) (*ebpf.CollectionSpec, error) {
+// it holds, and large; the other modes' tables are preallocated. Without
+// tcp, only bind()'s programs, and no table.
+func modeSpec(spec *ebpf.CollectionSpec, m Hooks, storage bool, table uint32, tcp bool) (*ebpf.CollectionSpec, error) {
 	spec = spec.Copy()
-	keep := programs(m)
+	keep := programs(m, tcp)
 	for name := range spec.Programs {
 		if !slices.Contains(keep, name) {
 			delete(spec.Programs, name)
 		}
 	}
-	inbound := storage && m == HooksTracepoint
+	inbound := tcp && storage && m == HooksTracepoint
 	for _, v := range []struct {
 		name string
 		val  bool
@@ -320,7 +328,7 @@ func modeSpec(spec *ebpf.CollectionSpec, m Hooks, storage bool, table uint32) (*
 		if table == 0 {
 			table = DefaultInboundTableSize
 		}
-	case storage:
+	case storage || !tcp:
 		table = 1 // unused
 	case table == 0:
 		table = DefaultSocketTableSize

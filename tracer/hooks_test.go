@@ -48,7 +48,7 @@ func TestHooksPerMode(t *testing.T) {
 	}
 	common++
 	for _, m := range HookModes {
-		hooks, err := hooksOf(spec, m)
+		hooks, err := hooksOf(spec, m, true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -67,7 +67,7 @@ func TestHooksPerMode(t *testing.T) {
 			progs[h.prog] = true
 		}
 		for _, storage := range []bool{false, true} {
-			ms, err := modeSpec(spec, m, storage, 0)
+			ms, err := modeSpec(spec, m, storage, 0, true)
 			if err != nil || len(ms.Programs) != len(hooks) {
 				t.Errorf("%s (storage %v): the mode's spec keeps %d programs (%v), want %d", m, storage, len(ms.Programs), err, len(hooks))
 				continue
@@ -85,6 +85,15 @@ func TestHooksPerMode(t *testing.T) {
 			if socks.MaxEntries != want || (socks.Flags&unix.BPF_F_NO_PREALLOC == 0) != prealloc {
 				t.Errorf("%s (storage %v): socket table of %d, flags %#x; want %d, preallocated %v", m, storage, socks.MaxEntries, socks.Flags, want, prealloc)
 			}
+		}
+	}
+	// Without TCP: bind()'s programs only, and no socket table.
+	for _, m := range HookModes {
+		hooks, err := hooksOf(spec, m, false)
+		ms, merr := modeSpec(spec, m, true, 0, false)
+		if err != nil || merr != nil || len(hooks) != 2 || hooks[0].prog != bpfobj.ConntraceProgHandleBindEnter ||
+			hooks[1].prog != bpfobj.ConntraceProgHandleBindExit || len(ms.Programs) != 2 || ms.Maps[bpfobj.ConntraceMapSocks].MaxEntries != 1 {
+			t.Errorf("%s without TCP: hooks %v (%v), spec of %d programs (%v); want bind()'s two, and a socket table of 1", m, hooks, err, len(ms.Programs), merr)
 		}
 	}
 	// Every program of the object is some mode's.

@@ -46,7 +46,7 @@ func Probe(cfg Config) ([]ModeReport, error) {
 	reports := make([]ModeReport, 0, len(HookModes))
 	for _, m := range HookModes {
 		r := ModeReport{Mode: m}
-		hooks, err := hooksOf(spec, m)
+		hooks, err := hooksOf(spec, m, cfg.Proto != ProtoUDP)
 		if err != nil {
 			return nil, err
 		}

@@ -120,7 +120,13 @@ func Open(cfg Config) (*Tracer, error) {
 		return nil, err
 	}
 	var unusable []*ModeError
-	for _, m := range cfg.Hooks.candidates() {
+	candidates := cfg.Hooks.candidates()
+	if cfg.Proto == ProtoUDP && cfg.Hooks == HooksAuto {
+		// The modes differ in TCP's hooks only: bind()'s are
+		// tracepoints in all.
+		candidates = []Hooks{HooksTracepoint}
+	}
+	for _, m := range candidates {
 		t, err := openMode(spec, opts, m, &cfg)
 		if err == nil {
 			t.unusable = unusable
@@ -197,7 +203,7 @@ func loadMode(spec *ebpf.CollectionSpec, opts ebpf.CollectionOptions, m Hooks, c
 		if storage && !storageTried(m, cfg) {
 			continue
 		}
-		ms, err := modeSpec(spec, m, storage, cfg.SocketTableSize)
+		ms, err := modeSpec(spec, m, storage, cfg.SocketTableSize, cfg.Proto != ProtoUDP)
 		if err != nil {
 			return nil, false, err
 		}
@@ -228,7 +234,7 @@ func openMode(spec *ebpf.CollectionSpec, opts ebpf.CollectionOptions, m Hooks, c
 	if t.rd, err = ringbuf.NewReader(t.maps.Events); err != nil {
 		return nil, fmt.Errorf("open the ring buffer: %w", err)
 	}
-	hooks, err := hooksOf(spec, m)
+	hooks, err := hooksOf(spec, m, cfg.Proto != ProtoUDP)
 	if err != nil {
 		return nil, err
 	}
@@ -268,6 +274,7 @@ func configure(spec *ebpf.CollectionSpec, cfg *Config) error {
 		{bpfobj.ConntraceVarFilterPorts, b2u8(len(cfg.Ports) > 0)},
 		{bpfobj.ConntraceVarFilterPids, b2u8(len(cfg.PIDs) > 0)},
 		{bpfobj.ConntraceVarFilterFamily, uint8(cfg.Family)},
+		{bpfobj.ConntraceVarFilterProto, uint8(cfg.Proto)},
 		{bpfobj.ConntraceVarFilterComms, b2u8(len(cfg.Comms) > 0)},
 		{bpfobj.ConntraceVarFilterCgroups, b2u8(len(cfg.Cgroups)+len(cfg.Containers) > 0)},
 		{bpfobj.ConntraceVarEventMask, mask},

@@ -174,7 +174,7 @@ func TestHelp(t *testing.T) {
 	if code := run([]string{"conntrace", "watch", "--help"}, &stdout, &stderr); code != exitOK {
 		t.Fatalf("watch --help: exit %d: %s", code, stderr.String())
 	}
-	for _, flag := range []string{"--port PORT, -P PORT", "--pid PID, -p PID", "--comm", "--container NAME", "--cgroup PATH", "--ipv4, -4", "--ipv6, -6",
+	for _, flag := range []string{"--port PORT, -P PORT", "--pid PID, -p PID", "--comm", "--container NAME", "--cgroup PATH", "--ipv4, -4", "--ipv6, -6", "--tcp, -t", "--udp, -u",
 		"--events", "--failures, -f", "--output FORMAT, -o FORMAT", "--duration", "--count", "--ready-file",
 		"--hooks MODE", "--btf PATH"} {
 		if !strings.Contains(stdout.String(), flag) {

@@ -81,6 +81,8 @@ func filterFlags() []cli.Flag {
 		cgroupFlag(),
 		&cli.BoolFlag{Name: "ipv4", Aliases: []string{"4"}, Usage: "only IPv4 (IPv4-mapped IPv6 counts as IPv4)"},
 		&cli.BoolFlag{Name: "ipv6", Aliases: []string{"6"}, Usage: "only IPv6"},
+		&cli.BoolFlag{Name: "tcp", Aliases: []string{"t"}, Usage: "only TCP (with --udp: both, as with neither)"},
+		&cli.BoolFlag{Name: "udp", Aliases: []string{"u"}, Usage: "only UDP: its bind failures (with --tcp: both, as with neither)"},
 		&cli.StringFlag{Name: "events", Aliases: []string{"e"}, Usage: "`EVENTS` to trace, comma-separated: listen, connect, accept, close, connect_fail, bind_fail", DefaultText: "all"},
 		&cli.BoolFlag{Name: "failures", Aliases: []string{"f"}, Usage: "only failures: connect_fail and bind_fail (same as --events connect_fail,bind_fail)"},
 	}
@@ -107,6 +109,12 @@ func parseFilters(c *cli.Context) (tracer.Config, error) {
 		cfg.Family = tracer.FamilyIPv4
 	case v6:
 		cfg.Family = tracer.FamilyIPv6
+	}
+	switch tcp, udp := c.Bool("tcp"), c.Bool("udp"); {
+	case tcp && !udp:
+		cfg.Proto = tracer.ProtoTCP
+	case udp && !tcp:
+		cfg.Proto = tracer.ProtoUDP
 	}
 	switch events := c.String("events"); {
 	case c.Bool("failures") && events != "":

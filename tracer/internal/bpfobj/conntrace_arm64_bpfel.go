@@ -320,6 +320,7 @@ const (
 	ConntraceVarFilterFamily             = "filter_family"
 	ConntraceVarFilterPids               = "filter_pids"
 	ConntraceVarFilterPorts              = "filter_ports"
+	ConntraceVarFilterProto              = "filter_proto"
 	ConntraceVarIcmpHooked               = "icmp_hooked"
 	ConntraceVarInboundInTable           = "inbound_in_table"
 	ConntraceVarJiffyNs                  = "jiffy_ns"
@@ -449,6 +450,7 @@ type ConntraceVariableSpecs struct {
 	FilterFamily            *ebpf.VariableSpec `ebpf:"filter_family"`
 	FilterPids              *ebpf.VariableSpec `ebpf:"filter_pids"`
 	FilterPorts             *ebpf.VariableSpec `ebpf:"filter_ports"`
+	FilterProto             *ebpf.VariableSpec `ebpf:"filter_proto"`
 	IcmpHooked              *ebpf.VariableSpec `ebpf:"icmp_hooked"`
 	InboundInTable          *ebpf.VariableSpec `ebpf:"inbound_in_table"`
 	JiffyNs                 *ebpf.VariableSpec `ebpf:"jiffy_ns"`
@@ -553,6 +555,7 @@ type ConntraceVariables struct {
 	FilterFamily            *ebpf.Variable `ebpf:"filter_family"`
 	FilterPids              *ebpf.Variable `ebpf:"filter_pids"`
 	FilterPorts             *ebpf.Variable `ebpf:"filter_ports"`
+	FilterProto             *ebpf.Variable `ebpf:"filter_proto"`
 	IcmpHooked              *ebpf.Variable `ebpf:"icmp_hooked"`
 	InboundInTable          *ebpf.Variable `ebpf:"inbound_in_table"`
 	JiffyNs                 *ebpf.Variable `ebpf:"jiffy_ns"`
