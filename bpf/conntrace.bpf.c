@@ -10,6 +10,7 @@
 #include "tcp_icmp.bpf.c"
 #include "tcp_drops.bpf.c"
 #include "bind.bpf.c"
+#include "udp_flows.bpf.c"
 
 /* Keep the shared types in BTF so that bpf2go -type can generate them. */
 const enum event_type *unused_event_type __attribute__((unused));
@@ -22,5 +23,6 @@ const struct connect_record *unused_connect_record __attribute__((unused));
 const struct close_record *unused_close_record __attribute__((unused));
 const struct connect_fail_record *unused_connect_fail_record __attribute__((unused));
 const struct bind_fail_record *unused_bind_fail_record __attribute__((unused));
+const struct udp_sweep *unused_udp_sweep __attribute__((unused));
 
 char LICENSE[] SEC("license") = "GPL";

@@ -33,6 +33,8 @@ enum close_reason {
 	REASON_RESET_IN = 2,  /* the peer sent RST */
 	REASON_RESET_OUT = 3, /* we sent RST (abortive close, SO_LINGER 0, unread data) */
 	REASON_TIMEOUT = 4,   /* retransmissions or keepalives gave up */
+	REASON_CLOSED = 5,    /* UDP: the socket was closed */
+	REASON_IDLE = 6,      /* UDP: no datagram either way for the idle time */
 };
 
 enum event_flags {
@@ -65,6 +67,7 @@ enum lost_cause {
 	LOST_RING_FULL = 0,  /* a ring-buffer reservation failed */
 	LOST_UNSEEN = 1,     /* a reported connection ended without a state change we saw */
 	LOST_TABLE_FULL = 2, /* a new connection found no room in the socket table */
+	LOST_FLOWS_FULL = 3, /* a new UDP flow found no room in the flow table */
 };
 
 /*
@@ -109,9 +112,11 @@ struct connect_record {
 
 struct close_record {
 	struct record_head head;
-	__u64 duration_ns; /* first seen -> CLOSE */
-	__u64 tx_bytes;    /* tcp_sock.bytes_acked */
-	__u64 rx_bytes;    /* tcp_sock.bytes_received */
+	__u64 duration_ns; /* first seen -> CLOSE (UDP idle: -> the last datagram) */
+	__u64 tx_bytes;    /* tcp_sock.bytes_acked; UDP: payload sent */
+	__u64 rx_bytes;    /* tcp_sock.bytes_received; UDP: payload received */
+	__u64 tx_packets;  /* UDP: datagrams sent */
+	__u64 rx_packets;  /* UDP: datagrams received */
 	__u64 idle_ns;     /* FLAG_IDLE_KNOWN: since the peer's last packet */
 	__u32 retransmits; /* segments sent again (total_retrans) */
 	__u32 srtt_us;     /* smoothed round-trip time */
@@ -149,6 +154,19 @@ struct bind_fail_record {
 	 * below which a port needs CAP_NET_BIND_SERVICE. */
 	__u16 port_start;
 	__u8 _pad[2];
+};
+
+/*
+ * The UDP flow sweep's arguments and results (udp_flows.bpf.c): Go runs
+ * the sweep program every second with the idle times, and reads back
+ * how many flows it ended.
+ */
+struct udp_sweep {
+	__u64 now;          /* set by the sweep: when it ran (bpf_ktime_get_ns) */
+	__u64 idle_one_way; /* ns without a datagram that end a flow only one side sent on */
+	__u64 idle_both;    /* ns that end one both sides sent on */
+	__u32 closed;       /* flows of closed sockets ended */
+	__u32 idle;         /* idle flows ended */
 };
 
 #endif /* CONNTRACE_H */

@@ -26,10 +26,13 @@ const volatile __u64 wakeup_bytes = 1 << 18;
 /* What was lost, per CPU, by enum lost_cause: never lose silently. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 3);
+	__uint(max_entries, 4);
 	__type(key, __u32);
 	__type(value, __u64);
 } lost_events SEC(".maps");
+
+/* Source of conn_id, for every protocol; 0 is never handed out. */
+__u64 next_conn_id = 0;
 
 /* Adds one to entry key of a per-CPU array of counters. Atomic even though
  * per-CPU: a program in softirq (the state tracepoint) can interrupt one in

@@ -38,6 +38,8 @@ static __always_inline void set_payload_bytes(struct close_record *e, struct soc
 		rcvd--;
 	e->tx_bytes = acked;
 	e->rx_bytes = rcvd;
+	e->tx_packets = 0; /* UDP's */
+	e->rx_packets = 0;
 }
 
 /* How the path was: segments sent again, and the smoothed round-trip time

@@ -15,9 +15,6 @@
 #include "tcp_types.bpf.h"
 #include "tuple.bpf.h"
 
-/* Source of conn_id; 0 is never handed out. */
-__u64 next_conn_id = 0;
-
 /*
  * Where a connection's state lives. Socket-local storage where the
  * programs get the socket as a typed (BTF) pointer (tp_btf, fentry/fexit,

@@ -77,8 +77,16 @@ type Config struct {
 	// Family restricts to IPv4 or IPv6 (FamilyAny: both).
 	Family Family
 	// Proto restricts to TCP or UDP (0: both). Without TCP, none of
-	// TCP's programs is loaded.
+	// TCP's programs is loaded; without UDP, none of UDP's flows'.
 	Proto Proto
+	// UDPIdle ends a UDP flow after this long without a datagram either
+	// way (0: DefaultUDPIdleOneWay for a flow only one side sent on,
+	// DefaultUDPIdleBoth once both did, as the kernel's conntrack).
+	UDPIdle time.Duration
+	// UDPFlows is how many UDP flows the flow table holds at once (0:
+	// DefaultUDPFlows). Past it, new flows go untraced, counted as lost
+	// once each.
+	UDPFlows uint32
 	// Events selects the event types (0: all).
 	Events EventMask
 	// RingBytes is the ring buffer's size, a power of two multiple of the
@@ -120,6 +128,15 @@ const DefaultRingBytes = 4 << 20
 // DefaultSocketTableSize is the socket table's size by default where it
 // holds every connection: preallocated, about 9 MB of kernel memory.
 const DefaultSocketTableSize = 65536
+
+// The UDP flows' defaults: the idle times (those of the kernel's
+// conntrack: nf_conntrack_udp_timeout, _stream) and the table's size,
+// which takes memory only for the flows it holds (about 250 bytes each).
+const (
+	DefaultUDPIdleOneWay = 30 * time.Second
+	DefaultUDPIdleBoth   = 120 * time.Second
+	DefaultUDPFlows      = 65536
+)
 
 // DefaultInboundTableSize is the socket table's size by default where it
 // holds only the tracepoint mode's inbound connections (outbound ones are
@@ -175,6 +192,12 @@ func (c *Config) Validate() error {
 	}
 	if int(c.Hooks) >= len(hookNames) {
 		return fmt.Errorf("unknown hook mode %d", c.Hooks)
+	}
+	if c.UDPIdle < 0 || c.UDPIdle > 0 && c.UDPIdle < udpIdleMin {
+		return fmt.Errorf("UDP idle time %v is below the minimum of %v", c.UDPIdle, udpIdleMin)
+	}
+	if n := c.UDPFlows; n != 0 && n < 16 {
+		return fmt.Errorf("UDP flow table size %d is below the minimum of 16", n)
 	}
 	if n := c.SocketTableSize; n != 0 && n < 16 {
 		return fmt.Errorf("socket table size %d is below the minimum of 16", n)

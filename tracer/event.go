@@ -43,6 +43,8 @@ const (
 	ReasonResetIn  = event.ReasonResetIn
 	ReasonResetOut = event.ReasonResetOut
 	ReasonTimeout  = event.ReasonTimeout
+	ReasonClosed   = event.ReasonClosed
+	ReasonIdle     = event.ReasonIdle
 
 	ProtoTCP = event.ProtoTCP
 	ProtoUDP = event.ProtoUDP

@@ -209,6 +209,8 @@ func TestEventValuesAreTheKernels(t *testing.T) {
 		{"reset_in", uint8(ReasonResetIn), uint8(bpfobj.ConntraceCloseReasonREASON_RESET_IN)},
 		{"reset_out", uint8(ReasonResetOut), uint8(bpfobj.ConntraceCloseReasonREASON_RESET_OUT)},
 		{"timeout", uint8(ReasonTimeout), uint8(bpfobj.ConntraceCloseReasonREASON_TIMEOUT)},
+		{"closed", uint8(ReasonClosed), uint8(bpfobj.ConntraceCloseReasonREASON_CLOSED)},
+		{"idle", uint8(ReasonIdle), uint8(bpfobj.ConntraceCloseReasonREASON_IDLE)},
 	} {
 		if c.ours != c.bpfs {
 			t.Errorf("%s: package event says %d, bpf/ %d", c.name, c.ours, c.bpfs)
@@ -231,7 +233,7 @@ func TestCgroupFilterSize(t *testing.T) {
 // TestKindTable: each kind has its row, and its record is its head and its
 // own fields only (bytes in the ring, before its 8-byte sample header).
 func TestKindTable(t *testing.T) {
-	want := map[EventType]int{EventListen: 112, EventConnect: 120, EventAccept: 112, EventClose: 160,
+	want := map[EventType]int{EventListen: 112, EventConnect: 120, EventAccept: 112, EventClose: 176,
 		EventConnectFail: 160, EventBindFail: 120}
 	for _, k := range event.All {
 		if got := RecordSize(k); got != want[k] {

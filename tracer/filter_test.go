@@ -181,9 +181,48 @@ func TestCgroupFilter(t *testing.T) {
 	}
 }
 
+// TestCgroupFilterUDP: two UDP clients of one server, one in a cgroup
+// below the one filtered on: only its flow, with its process and cgroup.
+// (A socket's owner and cgroup are its creator's: the clients make theirs
+// once in their cgroups.)
+func TestCgroupFilterUDP(t *testing.T) {
+	testnet.RequireRoot(t)
+	inner := testnet.NewCgroup(t, "app/inner")
+	other := testnet.NewCgroup(t, "other")
+	ns := testnet.NewNS(t)
+	srv := testnet.Start(t, "ct-udp-srv", testnet.Role{UDP: true, Server: true, NS: ns.Path(), Addr: "127.0.0.1:5356", Conns: 2, Send: 10})
+	srv.Expect(t, "bound")
+	var cli [2]*testnet.Proc
+	for i, cg := range []*testnet.Cgroup{inner, other} {
+		cli[i] = testnet.Start(t, "ct-udp-cli", testnet.Role{UDP: true, Connected: true, NS: ns.Path(), Addr: "127.0.0.1:5356", Send: 20, Recv: 10, WaitGo: true})
+		cli[i].Expect(t, "ready")
+		cg.Add(t, cli[i].PID)
+	}
+	s := startTracer(t, tracer.Config{Cgroups: []string{inner.Parent() + "/app"}})
+	for _, c := range cli {
+		c.Go(t)
+		c.Expect(t, "sent")
+		c.Wait(t)
+	}
+	closeServer(t, srv)
+	s.waitFor(t, 1, func(ev *tracer.Event) bool { return ev.Type == tracer.EventClose })
+	time.Sleep(200 * time.Millisecond) // what else would come, by now
+	evs := s.stop(t)
+
+	if len(evs) != 2 || evs[0].Type != tracer.EventConnect || evs[1].Type != tracer.EventClose {
+		t.Fatalf("want connect and close of pid %d only, got:\n%s", cli[0].PID, dump(evs))
+	}
+	for _, ev := range evs {
+		if int(ev.PID) != cli[0].PID || ev.Proto != tracer.ProtoUDP || ev.CgroupID != inner.ID || ev.Cgroup == nil || ev.Cgroup.Path != inner.Path ||
+			ev.Type == tracer.EventClose && (ev.TxBytes != 20 || ev.RxBytes != 10) {
+			t.Errorf("unexpected event (want cgroup %d %s):\n%s %+v", inner.ID, inner.Path, dump([]tracer.Event{ev}), ev.Cgroup)
+		}
+	}
+}
+
 // TestProtoFilter: --udp and --tcp (Config.Proto) on the same traffic, a
-// TCP connection, a UDP and a TCP bind conflict on one port: each shows
-// its protocol's events only. (Without TCP, only bind()'s programs are
+// TCP connection, a UDP flow, a UDP and a TCP bind conflict on one port:
+// each shows its protocol's events only. (Without TCP, only bind()'s programs are
 // loaded: TestHooksPerMode.)
 func TestProtoFilter(t *testing.T) {
 	for _, proto := range []tracer.Proto{tracer.ProtoUDP, tracer.ProtoTCP} {
@@ -191,6 +230,7 @@ func TestProtoFilter(t *testing.T) {
 			ns := testnet.NewNS(t)
 			s := startTracer(t, tracer.Config{Ports: []uint16{23411}, Proto: proto})
 			pairs := runPairs(t, ns, "127.0.0.1", 23411)
+			udpCli := udpExchange(t, ns, "127.0.0.1:23411")
 			failers := map[tracer.Proto]*testnet.Proc{}
 			for _, p := range []tracer.Proto{tracer.ProtoUDP, tracer.ProtoTCP} {
 				udp := p == tracer.ProtoUDP
@@ -211,7 +251,7 @@ func TestProtoFilter(t *testing.T) {
 			evs := s.stop(t)
 			want := 7 // two listens (the server, the holder), connect, accept, two closes, bind_fail
 			if proto == tracer.ProtoUDP {
-				want = 1
+				want = 5 // the flow's connect, accept, two closes, bind_fail
 			}
 			if len(evs) != want {
 				t.Fatalf("want %d events, got %d:\n%s", want, len(evs), dump(evs))
@@ -224,8 +264,9 @@ func TestProtoFilter(t *testing.T) {
 			if fails := ofType(tracer.EventBindFail, evs); len(fails) != 1 || int(fails[0].PID) != failers[proto].PID {
 				t.Errorf("want the %s binder's bind_fail (pid %d):\n%s", proto, failers[proto].PID, dump(evs))
 			}
-			if proto == tracer.ProtoTCP && len(ofType(tracer.EventConnect, evs)) != 1 {
-				t.Errorf("want the client's connect (pid %d):\n%s", pairs[0].cli.PID, dump(evs))
+			client := map[tracer.Proto]int{tracer.ProtoTCP: pairs[0].cli.PID, tracer.ProtoUDP: udpCli.PID}[proto]
+			if c := ofType(tracer.EventConnect, evs); len(c) != 1 || int(c[0].PID) != client {
+				t.Errorf("want the %s client's connect (pid %d):\n%s", proto, client, dump(evs))
 			}
 		})
 	}

@@ -78,6 +78,9 @@ type Hook struct {
 	Kind, Target string
 	prog         string // the program's name in the BPF object
 	rescue       bool   // the state tracepoint's second program (bpf/tcp_state.bpf.c)
+	// attach: a cgroup program's attach type (Kind cgroup or
+	// cgroup_skb), at the root of the cgroup v2 hierarchy.
+	attach ebpf.AttachType
 }
 
 func (h Hook) String() string {
@@ -130,15 +133,37 @@ var icmpPrograms = map[Hooks][]string{
 }
 
 // bindPrograms are the only ones of any protocol: with TCP filtered out
-// (Config.Proto), no other is loaded.
+// (Config.Proto), no other of TCP's is loaded.
 var bindPrograms = []string{bpfobj.ConntraceProgHandleBindEnter, bpfobj.ConntraceProgHandleBindExit}
 
+// udpPrograms, attached in every mode where UDP is traced: cgroup
+// programs at the root of the cgroup v2 hierarchy (bpf/udp_flows.bpf.c),
+// those that find the socket's owner first. udpSweep is loaded with them
+// and run by Go, not attached.
+var (
+	udpPrograms = []string{bpfobj.ConntraceProgUdpSockCreate,
+		bpfobj.ConntraceProgUdpSendmsg4, bpfobj.ConntraceProgUdpSendmsg6, bpfobj.ConntraceProgUdpRecvmsg4, bpfobj.ConntraceProgUdpRecvmsg6,
+		bpfobj.ConntraceProgUdpEgress, bpfobj.ConntraceProgUdpIngress, bpfobj.ConntraceProgUdpSockRelease}
+	udpSweep = bpfobj.ConntraceProgUdpSweepFlows
+)
+
 // programs lists the programs mode m attaches, in attach order: the mode's
-// own first. tcp: TCP is traced.
-func programs(m Hooks, tcp bool) []string {
-	if !tcp {
-		return bindPrograms
+// own first. tcp, udp: the protocols traced.
+func programs(m Hooks, tcp, udp bool) []string {
+	var all []string
+	if tcp {
+		all = tcpPrograms(m)
+	} else {
+		all = slices.Clone(bindPrograms)
 	}
+	if udp {
+		all = append(all, udpPrograms...)
+	}
+	return all
+}
+
+// tcpPrograms lists TCP's programs and bind()'s in mode m.
+func tcpPrograms(m Hooks) []string {
 	own := slices.Clone(modePrograms[m])
 	if m == HooksFentry {
 		own[1] = acceptFexit()
@@ -213,9 +238,9 @@ func storageTried(m Hooks, cfg *Config) bool {
 }
 
 // hooksOf returns the hooks mode m attaches, read from spec.
-func hooksOf(spec *ebpf.CollectionSpec, m Hooks, tcp bool) ([]Hook, error) {
+func hooksOf(spec *ebpf.CollectionSpec, m Hooks, tcp, udp bool) ([]Hook, error) {
 	var hooks []Hook
-	for _, name := range programs(m, tcp) {
+	for _, name := range programs(m, tcp, udp) {
 		p := spec.Programs[name]
 		if p == nil {
 			return nil, fmt.Errorf("the BPF object has no program %s", name)
@@ -233,6 +258,11 @@ func hooksOf(spec *ebpf.CollectionSpec, m Hooks, tcp bool) ([]Hook, error) {
 func hookOf(name string, p *ebpf.ProgramSpec) (Hook, error) {
 	h := Hook{Target: p.AttachTo, prog: name, rescue: rescuePrograms[name]}
 	switch {
+	case p.Type == ebpf.CGroupSock || p.Type == ebpf.CGroupSockAddr || p.Type == ebpf.CGroupSKB:
+		// cgroup/sock_create, cgroup_skb/egress: no target but the
+		// cgroup.
+		h.Kind, h.Target, _ = strings.Cut(p.SectionName, "/")
+		h.attach = p.AttachType
 	case p.Type == ebpf.TracePoint:
 		h.Kind = "tracepoint"
 		h.Target = strings.Replace(p.AttachTo, "/", ":", 1)
@@ -298,9 +328,12 @@ func haveKprobes() bool {
 // inbound connections: not preallocated, so it takes memory only for what
 // it holds, and large; the other modes' tables are preallocated. Without
 // tcp, only bind()'s programs, and no table.
-func modeSpec(spec *ebpf.CollectionSpec, m Hooks, storage bool, table uint32, tcp bool) (*ebpf.CollectionSpec, error) {
+func modeSpec(spec *ebpf.CollectionSpec, m Hooks, storage bool, table uint32, tcp, udp bool, flows uint32) (*ebpf.CollectionSpec, error) {
 	spec = spec.Copy()
-	keep := programs(m, tcp)
+	keep := programs(m, tcp, udp)
+	if udp {
+		keep = append(keep, udpSweep)
+	}
 	for name := range spec.Programs {
 		if !slices.Contains(keep, name) {
 			delete(spec.Programs, name)
@@ -334,12 +367,28 @@ func modeSpec(spec *ebpf.CollectionSpec, m Hooks, storage bool, table uint32, tc
 		table = DefaultSocketTableSize
 	}
 	socks.MaxEntries = table
+	// UDP's flows take memory only for what they hold.
+	switch {
+	case !udp:
+		flows = 1
+	case flows == 0:
+		flows = DefaultUDPFlows
+	}
+	spec.Maps[bpfobj.ConntraceMapUdpFlows].MaxEntries = flows
+	spec.Maps[bpfobj.ConntraceMapUdpFlows].Flags |= unix.BPF_F_NO_PREALLOC
+	if !udp {
+		spec.Maps[bpfobj.ConntraceMapUdpReleased].MaxEntries = 1
+		spec.Maps[bpfobj.ConntraceMapUdpTurnedAway].MaxEntries = 1
+	}
 	return spec, nil
 }
 
-// attachHook attaches prog at h.
-func attachHook(h Hook, prog *ebpf.Program) (link.Link, error) {
+// attachHook attaches prog at h; a cgroup program at cgroup, the root
+// of the cgroup v2 hierarchy.
+func attachHook(h Hook, prog *ebpf.Program, cgroup string) (link.Link, error) {
 	switch h.Kind {
+	case "cgroup", "cgroup_skb":
+		return link.AttachCgroup(link.CgroupOptions{Path: cgroup, Attach: h.attach, Program: prog})
 	case "tracepoint":
 		group, name, _ := strings.Cut(h.Target, ":")
 		return link.Tracepoint(group, name, prog, nil)

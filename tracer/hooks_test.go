@@ -48,7 +48,7 @@ func TestHooksPerMode(t *testing.T) {
 	}
 	common++
 	for _, m := range HookModes {
-		hooks, err := hooksOf(spec, m, true)
+		hooks, err := hooksOf(spec, m, true, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -67,7 +67,7 @@ func TestHooksPerMode(t *testing.T) {
 			progs[h.prog] = true
 		}
 		for _, storage := range []bool{false, true} {
-			ms, err := modeSpec(spec, m, storage, 0, true)
+			ms, err := modeSpec(spec, m, storage, 0, true, false, 0)
 			if err != nil || len(ms.Programs) != len(hooks) {
 				t.Errorf("%s (storage %v): the mode's spec keeps %d programs (%v), want %d", m, storage, len(ms.Programs), err, len(hooks))
 				continue
@@ -89,18 +89,36 @@ func TestHooksPerMode(t *testing.T) {
 	}
 	// Without TCP: bind()'s programs only, and no socket table.
 	for _, m := range HookModes {
-		hooks, err := hooksOf(spec, m, false)
-		ms, merr := modeSpec(spec, m, true, 0, false)
+		hooks, err := hooksOf(spec, m, false, false)
+		ms, merr := modeSpec(spec, m, true, 0, false, false, 0)
 		if err != nil || merr != nil || len(hooks) != 2 || hooks[0].prog != bpfobj.ConntraceProgHandleBindEnter ||
 			hooks[1].prog != bpfobj.ConntraceProgHandleBindExit || len(ms.Programs) != 2 || ms.Maps[bpfobj.ConntraceMapSocks].MaxEntries != 1 {
 			t.Errorf("%s without TCP: hooks %v (%v), spec of %d programs (%v); want bind()'s two, and a socket table of 1", m, hooks, err, len(ms.Programs), merr)
 		}
 	}
+	// With UDP: its cgroup programs after the others, and the sweep
+	// loaded, not attached; the flow table not preallocated.
+	for _, m := range HookModes {
+		for _, tcp := range []bool{true, false} {
+			without, _ := hooksOf(spec, m, tcp, false)
+			hooks, err := hooksOf(spec, m, tcp, true)
+			ms, merr := modeSpec(spec, m, false, 0, tcp, true, 0)
+			if err != nil || merr != nil || len(hooks) != len(without)+len(udpPrograms) || hooks[len(without)].prog != udpPrograms[0] ||
+				len(ms.Programs) != len(hooks)+1 || ms.Programs[udpSweep] == nil {
+				t.Errorf("%s (tcp %v) with UDP: hooks %v (%v), spec of %d programs (%v)", m, tcp, hooks, err, len(ms.Programs), merr)
+				continue
+			}
+			flows := ms.Maps[bpfobj.ConntraceMapUdpFlows]
+			if flows.MaxEntries != DefaultUDPFlows || flows.Flags&unix.BPF_F_NO_PREALLOC == 0 {
+				t.Errorf("%s with UDP: flow table of %d, flags %#x", m, flows.MaxEntries, flows.Flags)
+			}
+		}
+	}
 	// Every program of the object is some mode's.
-	used := map[string]bool{}
+	used := map[string]bool{udpSweep: true}
 	for _, list := range [][]string{syscallPrograms, statePrograms[true], statePrograms[false],
 		modePrograms[HooksFentry], modePrograms[HooksKprobe], modePrograms[HooksTracepoint],
-		{bpfobj.ConntraceProgHandleAcceptFexit4, dropProgram}, icmpPrograms[HooksFentry], icmpPrograms[HooksKprobe]} {
+		{bpfobj.ConntraceProgHandleAcceptFexit4, dropProgram}, icmpPrograms[HooksFentry], icmpPrograms[HooksKprobe], udpPrograms} {
 		for _, name := range list {
 			used[name] = true
 		}
@@ -128,6 +146,11 @@ func TestHookOf(t *testing.T) {
 		bpfobj.ConntraceProgHandleAcceptFexit4:      "fexit/inet_csk_accept",
 		bpfobj.ConntraceProgHandleConnectKprobe:     "kprobe/tcp_connect",
 		bpfobj.ConntraceProgHandleAcceptKretprobe:   "kretprobe/inet_csk_accept",
+		bpfobj.ConntraceProgUdpSockCreate:           "cgroup/sock_create",
+		bpfobj.ConntraceProgUdpSockRelease:          "cgroup/sock_release",
+		bpfobj.ConntraceProgUdpRecvmsg6:             "cgroup/recvmsg6",
+		bpfobj.ConntraceProgUdpEgress:               "cgroup_skb/egress",
+		bpfobj.ConntraceProgUdpIngress:              "cgroup_skb/ingress",
 	} {
 		h, err := hookOf(name, spec.Programs[name])
 		if err != nil || h.String() != want {

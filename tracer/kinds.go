@@ -54,6 +54,7 @@ func decodeClose(raw []byte, ev *Event) {
 	r := (*bpfobj.ConntraceCloseRecord)(unsafe.Pointer(&raw[0]))
 	ev.Duration = time.Duration(r.DurationNs)
 	ev.TxBytes, ev.RxBytes = r.TxBytes, r.RxBytes
+	ev.TxPackets, ev.RxPackets = r.TxPackets, r.RxPackets
 	ev.Reason = Reason(r.Reason)
 	ev.Retransmits = r.Retransmits
 	ev.SRTT = time.Duration(r.SrttUs) * time.Microsecond

@@ -15,7 +15,7 @@ import (
 // lossCounter reads what the kernel side could not deliver, from every
 // source that counts it: the programs' lost_events counters (ring full,
 // connections whose end went unseen, connections the socket table had no
-// room for), the programs' recursion misses less the state rescues, and
+// room for, UDP flows the flow table had none for: both evicted), the programs' recursion misses less the state rescues, and
 // the kprobes' misses.
 type lossCounter struct {
 	progs        []*ebpf.Program // attached, for their recursion-miss counters
@@ -27,7 +27,7 @@ type lossCounter struct {
 // read returns the totals so far. Each is kept from going down: a counter
 // read while its program runs can lag, never lead.
 func (c *lossCounter) read(maps *bpfobj.ConntraceMaps, last Stats) (dropped, skipped, evicted uint64, err error) {
-	var unseen, rescued uint64
+	var unseen, rescued, flows uint64
 	for _, r := range []struct {
 		m   *ebpf.Map
 		key bpfobj.ConntraceLostCause
@@ -36,6 +36,7 @@ func (c *lossCounter) read(maps *bpfobj.ConntraceMaps, last Stats) (dropped, ski
 		{maps.LostEvents, bpfobj.ConntraceLostCauseLOST_RING_FULL, &dropped},
 		{maps.LostEvents, bpfobj.ConntraceLostCauseLOST_UNSEEN, &unseen},
 		{maps.LostEvents, bpfobj.ConntraceLostCauseLOST_TABLE_FULL, &evicted},
+		{maps.LostEvents, bpfobj.ConntraceLostCauseLOST_FLOWS_FULL, &flows},
 	} {
 		if *r.n, err = c.sumPerCPU(r.m, uint32(r.key)); err != nil {
 			return 0, 0, 0, fmt.Errorf("read lost-event counter: %w", err)
@@ -54,6 +55,7 @@ func (c *lossCounter) read(maps *bpfobj.ConntraceMaps, last Stats) (dropped, ski
 	if rescued, err = c.sumPerCPU(maps.StateRescued, 0); err != nil {
 		return 0, 0, 0, fmt.Errorf("read rescued-event counter: %w", err)
 	}
+	evicted += flows
 	skipped = unseen
 	if misses > rescued {
 		skipped += misses - rescued

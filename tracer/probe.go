@@ -43,21 +43,25 @@ func Probe(cfg Config) ([]ModeReport, error) {
 	if err != nil {
 		return nil, err
 	}
+	udp := udpTarget{}
+	if cfg.Proto != ProtoTCP {
+		udp.root, udp.err = udpRoot()
+	}
 	reports := make([]ModeReport, 0, len(HookModes))
 	for _, m := range HookModes {
 		r := ModeReport{Mode: m}
-		hooks, err := hooksOf(spec, m, cfg.Proto != ProtoUDP)
+		hooks, err := hooksOf(spec, m, cfg.Proto != ProtoUDP, udp.root != "")
 		if err != nil {
 			return nil, err
 		}
-		coll, _, err := loadMode(spec, opts, m, &cfg)
+		coll, _, err := loadMode(spec, opts, m, &cfg, udp)
 		if err != nil {
 			r.Err = err
 			reports = append(reports, r)
 			continue
 		}
 		for _, h := range hooks {
-			l, err := attachHook(h, coll.Programs[h.prog])
+			l, err := attachHook(h, coll.Programs[h.prog], udp.root)
 			if err == nil {
 				l.Close()
 			} else {

@@ -40,7 +40,8 @@ type Stats struct {
 	// cost an event.
 	Skipped uint64
 	// Evicted counts connection ends the full socket table had no room
-	// for (Config.SocketTableSize), counted in the kernel as they were
+	// for (Config.SocketTableSize), and UDP flows the full flow table had
+	// none for (Config.UDPFlows), counted in the kernel as they were
 	// turned away: neither their connect or accept nor their close is
 	// reported. One may be a connection a filter would have dropped later
 	// (an inbound one's process, an outbound one's local port).
@@ -84,6 +85,10 @@ type Tracer struct {
 	// onStopping, set by tests, runs once the programs know the run is
 	// stopping.
 	onStopping func()
+	// sweeper ends UDP flows the kernel does not (udp.go); nil when UDP
+	// is not traced, and then udpErr says why, if it was asked for.
+	sweeper *sweeper
+	udpErr  error
 }
 
 const (
@@ -126,9 +131,16 @@ func Open(cfg Config) (*Tracer, error) {
 		// tracepoints in all.
 		candidates = []Hooks{HooksTracepoint}
 	}
+	// UDP's flows need the cgroup v2 hierarchy; without it UDP is still
+	// traced where it is bind()'s.
+	udp := udpTarget{}
+	if cfg.Proto != ProtoTCP {
+		udp.root, udp.err = udpRoot()
+	}
 	for _, m := range candidates {
-		t, err := openMode(spec, opts, m, &cfg)
+		t, err := openMode(spec, opts, m, &cfg, udp)
 		if err == nil {
+			t.udpErr = udp.err
 			t.unusable = unusable
 			t.containers = look
 			t.lookupWait = cfg.LookupWait
@@ -194,7 +206,7 @@ func prepare(cfg *Config) (*ebpf.CollectionSpec, ebpf.CollectionOptions, error) 
 // (storageTried): a kernel before 5.11, whose tracing programs cannot
 // reach socket storage, refuses those programs, and then the socket table
 // holds them all. storage says which it is.
-func loadMode(spec *ebpf.CollectionSpec, opts ebpf.CollectionOptions, m Hooks, cfg *Config) (coll *ebpf.Collection, storage bool, err error) {
+func loadMode(spec *ebpf.CollectionSpec, opts ebpf.CollectionOptions, m Hooks, cfg *Config, udp udpTarget) (coll *ebpf.Collection, storage bool, err error) {
 	if err := haveProgramType(m); err != nil {
 		return nil, false, err
 	}
@@ -203,7 +215,7 @@ func loadMode(spec *ebpf.CollectionSpec, opts ebpf.CollectionOptions, m Hooks, c
 		if storage && !storageTried(m, cfg) {
 			continue
 		}
-		ms, err := modeSpec(spec, m, storage, cfg.SocketTableSize, cfg.Proto != ProtoUDP)
+		ms, err := modeSpec(spec, m, storage, cfg.SocketTableSize, cfg.Proto != ProtoUDP, udp.root != "", cfg.UDPFlows)
 		if err != nil {
 			return nil, false, err
 		}
@@ -214,8 +226,16 @@ func loadMode(spec *ebpf.CollectionSpec, opts ebpf.CollectionOptions, m Hooks, c
 	return nil, false, privilegeError("load the BPF programs", loadErr)
 }
 
-func openMode(spec *ebpf.CollectionSpec, opts ebpf.CollectionOptions, m Hooks, cfg *Config) (_ *Tracer, err error) {
-	coll, storage, err := loadMode(spec, opts, m, cfg)
+// udpTarget is where UDP's programs attach: the root of the cgroup v2
+// hierarchy; none when UDP's flows are not traced (err: why not, when
+// asked for).
+type udpTarget struct {
+	root string
+	err  error
+}
+
+func openMode(spec *ebpf.CollectionSpec, opts ebpf.CollectionOptions, m Hooks, cfg *Config, udp udpTarget) (_ *Tracer, err error) {
+	coll, storage, err := loadMode(spec, opts, m, cfg, udp)
 	if err != nil {
 		return nil, err
 	}
@@ -234,13 +254,13 @@ func openMode(spec *ebpf.CollectionSpec, opts ebpf.CollectionOptions, m Hooks, c
 	if t.rd, err = ringbuf.NewReader(t.maps.Events); err != nil {
 		return nil, fmt.Errorf("open the ring buffer: %w", err)
 	}
-	hooks, err := hooksOf(spec, m, cfg.Proto != ProtoUDP)
+	hooks, err := hooksOf(spec, m, cfg.Proto != ProtoUDP, udp.root != "")
 	if err != nil {
 		return nil, err
 	}
 	for _, h := range hooks {
 		prog := coll.Programs[h.prog]
-		l, err := attachHook(h, prog)
+		l, err := attachHook(h, prog, udp.root)
 		if err != nil {
 			return nil, privilegeError("attach to "+h.String(), err)
 		}
@@ -252,6 +272,9 @@ func openMode(spec *ebpf.CollectionSpec, opts ebpf.CollectionOptions, m Hooks, c
 		if h.Kind == "kprobe" || h.Kind == "kretprobe" {
 			t.lost.kprobes = append(t.lost.kprobes, l)
 		}
+	}
+	if udp.root != "" {
+		t.sweeper = startSweeper(coll.Programs[udpSweep], cfg.UDPIdle)
 	}
 	return t, nil
 }
@@ -341,6 +364,12 @@ func (t *Tracer) Warnings() []string {
 	}
 	if t.ownersErr != nil {
 		ws = append(ws, fmt.Sprintf("who holds a port is found by walking /proc, slowly on a host with many open files: %v", t.ownersErr))
+	}
+	if t.udpErr != nil {
+		ws = append(ws, fmt.Sprintf("UDP flows are not traced (UDP's bind failures are): %v", t.udpErr))
+	}
+	if err := t.sweeper.failed(); err != nil {
+		ws = append(ws, err.Error())
 	}
 	return ws
 }
@@ -568,6 +597,9 @@ func (t *Tracer) stop(sink Sink) error {
 	if err := t.settle(sink); err != nil {
 		return t.end(sink, err)
 	}
+	// UDP flows of sockets closed by now end; open ones are not
+	// reported, as TCP's open connections.
+	t.sweeper.final()
 	t.detach()
 	if err := t.drain(sink, time.Now()); err != nil {
 		return t.end(sink, err)
@@ -667,6 +699,7 @@ func (t *Tracer) detach() {
 
 // Close detaches and frees everything. It is safe to call more than once.
 func (t *Tracer) Close() error {
+	t.sweeper.close()
 	t.detach()
 	if t.rd != nil {
 		t.rd.Close()

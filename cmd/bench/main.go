@@ -81,6 +81,7 @@ func main() {
 		{name: "baseline (no tracer)"},
 		{name: "conntrace watch -o json > /dev/null", cmd: []string{ct, "watch", "-o", "json"}, ownReady: true, profile: profile},
 		{name: "conntrace watch -o json > /dev/null, storm in a container's cgroup", cmd: []string{ct, "watch", "-o", "json"}, ownReady: true, inContainer: true},
+		{name: "conntrace watch -o json -t > /dev/null (UDP not traced)", cmd: []string{ct, "watch", "-o", "json", "-t"}, ownReady: true},
 		{name: "conntrace watch --port 1 (all filtered in the kernel)", cmd: []string{ct, "watch", "--port", "1"}, ownReady: true},
 		{name: "conntrace watch -o text > /dev/null", cmd: []string{ct, "watch", "-o", "text"}, ownReady: true},
 		// Counting into metrics instead of writing lines (no scraper: a

@@ -51,13 +51,14 @@ func TestDoctor(t *testing.T) {
 			// 2 of the mode's own, 6 syscall tracepoints (connect,
 			// bind, getsockopt), the state tracepoint (main and
 			// rescue), 2 reset tracepoints and skb:kfree_skb; fentry
-			// and kprobe also TCP's two ICMP error handlers.
-			want := 13
+			// and kprobe also TCP's two ICMP error handlers. Then
+			// UDP's 8 cgroup programs, in every mode.
+			want := 13 + 8
 			if mc.Mode != "tracepoint" {
-				want = 15
+				want += 2
 			}
-			if len(mc.Hooks) != want {
-				t.Errorf("%s: %d hooks, want %d: %+v", mc.Mode, len(mc.Hooks), want, mc.Hooks)
+			if len(mc.Hooks) != want || mc.Hooks[want-8].Hook != "cgroup/sock_create" || mc.Hooks[want-2].Hook != "cgroup_skb/ingress" {
+				t.Errorf("%s: %d hooks, want %d, UDP's last: %+v", mc.Mode, len(mc.Hooks), want, mc.Hooks)
 			}
 		} else if len(working) == 0 { // passed over by auto: say why
 			if !slices.ContainsFunc(r.Advice, func(a string) bool { return strings.HasPrefix(a, mc.Mode+" hooks unavailable: ") }) {

@@ -35,7 +35,7 @@ func usagef(format string, args ...any) error {
 func newApp(stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
 		Name:            "conntrace",
-		Usage:           "trace TCP connections live, with the process behind every event",
+		Usage:           "trace TCP connections and UDP flows live, with the process behind every event",
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,

@@ -16,7 +16,7 @@ import (
 func watchCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "watch",
-		Usage: "print the TCP lifecycle live: listen, connect, accept, close, and every failed connect or bind",
+		Usage: "print the TCP and UDP lifecycle live: listen, connect, accept, close, and every failed connect or bind",
 		Description: `Every filter runs in the kernel. A connection that matched when it opened
 also reports its close. Ctrl-C (SIGINT), SIGTERM or SIGHUP stops: nothing
 new is reported, the connections waiting in accept queues get up to 1s to be
@@ -82,7 +82,8 @@ func filterFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "ipv4", Aliases: []string{"4"}, Usage: "only IPv4 (IPv4-mapped IPv6 counts as IPv4)"},
 		&cli.BoolFlag{Name: "ipv6", Aliases: []string{"6"}, Usage: "only IPv6"},
 		&cli.BoolFlag{Name: "tcp", Aliases: []string{"t"}, Usage: "only TCP (with --udp: both, as with neither)"},
-		&cli.BoolFlag{Name: "udp", Aliases: []string{"u"}, Usage: "only UDP: its bind failures (with --tcp: both, as with neither)"},
+		&cli.BoolFlag{Name: "udp", Aliases: []string{"u"}, Usage: "only UDP: its flows and bind failures (with --tcp: both, as with neither)"},
+		&cli.StringFlag{Name: "udp-idle", Usage: "end a UDP flow after `DURATION` without a datagram either way, at least 1s", DefaultText: "30s, or 120s once both sides sent"},
 		&cli.StringFlag{Name: "events", Aliases: []string{"e"}, Usage: "`EVENTS` to trace, comma-separated: listen, connect, accept, close, connect_fail, bind_fail", DefaultText: "all"},
 		&cli.BoolFlag{Name: "failures", Aliases: []string{"f"}, Usage: "only failures: connect_fail and bind_fail (same as --events connect_fail,bind_fail)"},
 	}
@@ -115,6 +116,12 @@ func parseFilters(c *cli.Context) (tracer.Config, error) {
 		cfg.Proto = tracer.ProtoTCP
 	case udp && !tcp:
 		cfg.Proto = tracer.ProtoUDP
+	}
+	if cfg.UDPIdle, err = parseDuration(c, "udp-idle"); err != nil {
+		return cfg, err
+	}
+	if cfg.UDPIdle > 0 && cfg.UDPIdle < time.Second {
+		return cfg, usagef("--udp-idle %s: want at least 1s", c.String("udp-idle"))
 	}
 	switch events := c.String("events"); {
 	case c.Bool("failures") && events != "":

@@ -254,7 +254,7 @@ Installed-Size: %d
 Section: net
 Priority: optional
 Homepage: https://github.com/conntrace/conntrace
-Description: trace TCP connections live, with the process behind every event
+Description: trace TCP connections and UDP flows live, with the process behind every event
  conntrace follows TCP connections with eBPF: who listens, who connects to
  whom and how long the handshake took, who accepts, each close with its
  duration, bytes and reason, and every failed connect() or bind() with its

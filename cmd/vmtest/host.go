@@ -134,6 +134,7 @@ func host(cache string, timeout time.Duration, runFilter string, count int, kern
 	slices.SortStableFunc(queue, func(a, b unit) int { return b.plan.Runs[b.run].Cost - a.plan.Runs[a.run].Cost })
 	var mu sync.Mutex
 	var wg sync.WaitGroup
+	var outs []*prefixWriter
 	slots := make(chan struct{}, max(1, runtime.NumCPU()))
 	start := time.Now()
 	for _, u := range queue {
@@ -143,6 +144,9 @@ func host(cache string, timeout time.Duration, runFilter string, count int, kern
 			defer func() { <-slots; wg.Done() }()
 			r := u.plan.Runs[u.run]
 			out := &prefixWriter{prefix: u.name + " " + r.Short + "| ", mu: &mu}
+			mu.Lock()
+			outs = append(outs, out)
+			mu.Unlock()
 			fmt.Fprintf(out, "vmtest: ===== Linux %s (%s): %s\n", u.name, u.arch, r.Name)
 			if err := boot(u.arch, u.vmlinuz, u.initrd, u.run, timeout, out); err != nil {
 				fmt.Fprintf(out, "vmtest: Linux %s, %s: %v\n", u.name, r.Name, err)
@@ -153,6 +157,12 @@ func host(cache string, timeout time.Duration, runFilter string, count int, kern
 		}()
 	}
 	wg.Wait()
+	// Last, what failed and the lines before it: a log's tail shows it.
+	for _, o := range outs {
+		for _, line := range o.failures {
+			fmt.Print("vmtest: failed: " + line)
+		}
+	}
 	fmt.Printf("vmtest: %d runs on %d kernels in %.0fs\n", len(queue), len(vms), time.Since(start).Seconds())
 	if failed != nil {
 		return fmt.Errorf("failed on Linux %s", strings.Join(failed, ", "))
@@ -228,19 +238,37 @@ func testPlan(arch string, timeout time.Duration, runFilter string, count int) p
 }
 
 // prefixWriter writes each line with prefix in front, whole, under mu:
-// two VMs' output, line by line.
+// two VMs' output, line by line. It keeps each failed test's line and
+// the lines before it (its log), to say again at the end.
 type prefixWriter struct {
-	prefix string
-	mu     *sync.Mutex
+	prefix   string
+	mu       *sync.Mutex
+	recent   []string // the last failContext lines
+	failures []string
 }
+
+const failContext = 12
 
 func (w *prefixWriter) Write(b []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, line := range strings.SplitAfter(string(b), "\n") {
-		if line != "" {
-			fmt.Print(w.prefix + line)
+		if line == "" {
+			continue
 		}
+		line = w.prefix + line
+		fmt.Print(line)
+		if strings.Contains(line, "--- FAIL: ") || strings.Contains(line, "panic: ") {
+			if len(w.failures) < 10*failContext {
+				w.failures = append(append(w.failures, w.recent...), line)
+			}
+			w.recent = w.recent[:0]
+			continue
+		}
+		if len(w.recent) == failContext {
+			w.recent = w.recent[1:]
+		}
+		w.recent = append(w.recent, line)
 	}
 	return len(b), nil
 }

@@ -124,6 +124,10 @@ const (
 	ReasonResetIn  Reason = 2
 	ReasonResetOut Reason = 3
 	ReasonTimeout  Reason = 4
+	// UDP's: the socket was closed; no datagram either way for the
+	// idle time.
+	ReasonClosed Reason = 5
+	ReasonIdle   Reason = 6
 )
 
 func (r Reason) String() string {
@@ -136,6 +140,10 @@ func (r Reason) String() string {
 		return "reset_out"
 	case ReasonTimeout:
 		return "timeout"
+	case ReasonClosed:
+		return "closed"
+	case ReasonIdle:
+		return "idle"
 	}
 	return ""
 }
@@ -213,10 +221,12 @@ type Event struct {
 	RAddr     netip.Addr // the peer; invalid for listen
 	RPort     uint16
 	Latency   time.Duration // connect: handshake; connect_fail: until the failure
-	Duration  time.Duration // close: lifetime
-	TxBytes   uint64        // close
+	Duration  time.Duration // close: lifetime (UDP, idle: to the last datagram)
+	TxBytes   uint64        // close: payload bytes
 	RxBytes   uint64        // close
-	Reason    Reason        // close
+	// TxPackets, RxPackets: close of a UDP flow, its datagrams.
+	TxPackets, RxPackets uint64
+	Reason               Reason // close
 	// Retransmits: close, the segments sent again in the connection's
 	// life; connect_fail, the SYNs sent again before it failed.
 	Retransmits uint32

@@ -152,7 +152,11 @@ type Metrics struct {
 	connectFail, bindFail *family
 	sent, received        *family
 	handshake, duration   *family
-	lost                  [3]uint64 // dropped, skipped, evicted
+	// UDP's flows: started, ended, and what they carried.
+	udpFlows, udpEnds           *family
+	udpSent, udpReceived        *family
+	udpSentDgrams, udpRecvDgram *family
+	lost                        [3]uint64 // dropped, skipped, evicted
 
 	lostDesc, overflowDesc, buildDesc *prometheus.Desc
 }
@@ -176,10 +180,16 @@ func New(cfg Config) *Metrics {
 	m.bindFail = m.family("conntrace_bind_failures_total", "Failed bind()s, by error (EADDRINUSE, EACCES, ...).", []string{"error"}, who, nil)
 	m.sent = m.family("conntrace_sent_bytes_total", "Bytes sent on connections that ended.", []string{"direction"}, who, nil)
 	m.received = m.family("conntrace_received_bytes_total", "Bytes received on connections that ended.", []string{"direction"}, who, nil)
+	m.udpFlows = m.family("conntrace_udp_flows_total", "UDP flows (a socket and a peer) started, by the process that owns the socket: direction out (it sent first) or in (the peer did).", []string{"direction"}, who, nil)
+	m.udpEnds = m.family("conntrace_udp_flow_ends_total", "UDP flows that ended, by how: reason closed (the socket) or idle.", []string{"direction", "reason"}, who, nil)
+	m.udpSent = m.family("conntrace_udp_sent_bytes_total", "UDP payload bytes sent on flows that ended.", []string{"direction"}, who, nil)
+	m.udpReceived = m.family("conntrace_udp_received_bytes_total", "UDP payload bytes received on flows that ended.", []string{"direction"}, who, nil)
+	m.udpSentDgrams = m.family("conntrace_udp_sent_datagrams_total", "UDP datagrams sent on flows that ended.", []string{"direction"}, who, nil)
+	m.udpRecvDgram = m.family("conntrace_udp_received_datagrams_total", "UDP datagrams received on flows that ended.", []string{"direction"}, who, nil)
 	portOnly := m.labelNames(false, true)
 	m.handshake = m.family("conntrace_handshake_seconds", "TCP handshake latency of outbound connections: connect() to established.", []string{"direction"}, portOnly, handshakeBuckets)
 	m.duration = m.family("conntrace_connection_duration_seconds", "Lifetime of established TCP connections that ended.", []string{"direction"}, portOnly, durationBuckets)
-	m.lostDesc = prometheus.NewDesc("conntrace_lost_events_total", "Events the tracer lost, by cause: dropped (the ring buffer was full), skipped (the kernel skipped a hook run), evicted (the socket table was full).", []string{"cause"}, nil)
+	m.lostDesc = prometheus.NewDesc("conntrace_lost_events_total", "Events the tracer lost, by cause: dropped (the ring buffer was full), skipped (the kernel skipped a hook run), evicted (the socket table, or the UDP flow table, was full).", []string{"cause"}, nil)
 	m.overflowDesc = prometheus.NewDesc("conntrace_series_overflow_total", "Events counted under comm=\"other\" because their metric had reached --max-series label sets.", []string{"metric"}, nil)
 	m.buildDesc = prometheus.NewDesc("conntrace_build_info", "Always 1: the build of conntrace (as conntrace version says it) and the hooks it attached.",
 		[]string{"version", "commit", "build_date", "go_version", "arch", "bpf_object_sha256", "hook_modes", "hooks"}, nil)
@@ -278,6 +288,10 @@ var counters = [...]func(m *Metrics, ev *event.Event){
 func countConnection(m *Metrics, ev *event.Event) {
 	k := m.who(ev, servicePort(ev))
 	k.dir = ev.Direction
+	if ev.Proto == event.ProtoUDP {
+		m.udpFlows.get(k).value++
+		return
+	}
 	m.connections.get(k).value++
 	if ev.Type == event.Connect {
 		observe(m.handshake.get(key{dir: ev.Direction, port: k.port}), m.handshake.bounds, ev.Latency)
@@ -287,6 +301,15 @@ func countConnection(m *Metrics, ev *event.Event) {
 func countClose(m *Metrics, ev *event.Event) {
 	k := m.who(ev, servicePort(ev))
 	k.dir = ev.Direction
+	if ev.Proto == event.ProtoUDP {
+		m.udpSent.get(k).value += ev.TxBytes
+		m.udpReceived.get(k).value += ev.RxBytes
+		m.udpSentDgrams.get(k).value += ev.TxPackets
+		m.udpRecvDgram.get(k).value += ev.RxPackets
+		k.code = uint32(ev.Reason)
+		m.udpEnds.get(k).value++
+		return
+	}
 	m.sent.get(k).value += ev.TxBytes
 	m.received.get(k).value += ev.RxBytes
 	observe(m.duration.get(key{dir: ev.Direction, port: k.port}), m.duration.bounds, ev.Duration)
@@ -334,7 +357,8 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (m *Metrics) families() []*family {
-	return []*family{m.connections, m.closes, m.connectFail, m.bindFail, m.sent, m.received, m.handshake, m.duration}
+	return []*family{m.connections, m.closes, m.connectFail, m.bindFail, m.sent, m.received, m.handshake, m.duration,
+		m.udpFlows, m.udpEnds, m.udpSent, m.udpReceived, m.udpSentDgrams, m.udpRecvDgram}
 }
 
 // snapshot is one family's series, copied.

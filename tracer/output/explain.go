@@ -152,7 +152,7 @@ func appendICMPCause(dst []byte, ev *event.Event) []byte {
 // explained says whether ev has an explanation: a failure, or a close
 // that was not orderly (reset, timeout).
 func explained(ev *event.Event) bool {
-	return ev.Type.IsFailure() || ev.Type == event.Close && ev.Reason != event.ReasonFIN && ev.Reason != event.ReasonNone
+	return ev.Type.IsFailure() || ev.Type == event.Close && ev.Proto != event.ProtoUDP && ev.Reason != event.ReasonFIN && ev.Reason != event.ReasonNone
 }
 
 // appendCloseExplanation says why a connection ended abruptly, from what

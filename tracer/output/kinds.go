@@ -30,12 +30,21 @@ var kindFormats = [...]kindFormat{
 
 func noFields(dst []byte, _ *event.Event) []byte { return dst }
 
+// A UDP flow has no handshake: its connect has no latency, its close
+// counts datagrams instead of TCP's health.
+
 func connectJSON(dst []byte, ev *event.Event) []byte {
+	if ev.Proto == event.ProtoUDP {
+		return dst
+	}
 	dst = append(dst, `,"latency_us":`...)
 	return strconv.AppendInt(dst, ev.Latency.Microseconds(), 10)
 }
 
 func connectText(dst []byte, ev *event.Event) []byte {
+	if ev.Proto == event.ProtoUDP {
+		return dst
+	}
 	dst = append(dst, " latency="...)
 	return appendDuration(dst, ev.Latency)
 }
@@ -47,6 +56,15 @@ func closeJSON(dst []byte, ev *event.Event) []byte {
 	dst = strconv.AppendUint(dst, ev.TxBytes, 10)
 	dst = append(dst, `,"rx_bytes":`...)
 	dst = strconv.AppendUint(dst, ev.RxBytes, 10)
+	if ev.Proto == event.ProtoUDP {
+		dst = append(dst, `,"tx_packets":`...)
+		dst = strconv.AppendUint(dst, ev.TxPackets, 10)
+		dst = append(dst, `,"rx_packets":`...)
+		dst = strconv.AppendUint(dst, ev.RxPackets, 10)
+		dst = append(dst, `,"reason":"`...)
+		dst = append(dst, ev.Reason.String()...)
+		return append(dst, '"')
+	}
 	dst = append(dst, `,"reason":"`...)
 	dst = append(dst, ev.Reason.String()...)
 	dst = append(dst, `","retransmits":`...)
@@ -85,6 +103,12 @@ func closeText(dst []byte, ev *event.Event) []byte {
 	dst = strconv.AppendUint(dst, ev.TxBytes, 10)
 	dst = append(dst, " rx="...)
 	dst = strconv.AppendUint(dst, ev.RxBytes, 10)
+	if ev.Proto == event.ProtoUDP {
+		dst = append(dst, " tx_pkts="...)
+		dst = strconv.AppendUint(dst, ev.TxPackets, 10)
+		dst = append(dst, " rx_pkts="...)
+		dst = strconv.AppendUint(dst, ev.RxPackets, 10)
+	}
 	dst = append(dst, " reason="...)
 	dst = append(dst, ev.Reason.String()...)
 	if ev.SRTT > 0 {

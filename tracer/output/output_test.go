@@ -35,6 +35,13 @@ var (
 		Family: event.FamilyIPv6, Direction: event.DirIn,
 		LAddr: netip.MustParseAddr("2001:db8::2"), LPort: 443, RAddr: netip.MustParseAddr("2001:db8::1"), RPort: 40000,
 		Duration: 1500 * time.Microsecond, TxBytes: 5, RxBytes: 7, Reason: event.ReasonFIN, SRTT: 42 * time.Microsecond}
+	udpConnectEv = event.Event{Type: event.Connect, Time: ts, ConnID: 20, PID: 4243, Comm: comm("dig"), Proto: event.ProtoUDP,
+		Family: event.FamilyIPv4, Direction: event.DirOut,
+		LAddr: netip.MustParseAddr("198.18.0.1"), LPort: 40053, RAddr: netip.MustParseAddr("198.18.0.2"), RPort: 53}
+	udpCloseEv = event.Event{Type: event.Close, Time: ts, ConnID: 21, PID: 998, Comm: comm("dnsmasq"), Proto: event.ProtoUDP,
+		Family: event.FamilyIPv4, Direction: event.DirIn,
+		LAddr: netip.MustParseAddr("198.18.0.2"), LPort: 53, RAddr: netip.MustParseAddr("198.18.0.1"), RPort: 40053,
+		Duration: 350 * time.Microsecond, TxBytes: 120, RxBytes: 52, TxPackets: 1, RxPackets: 1, Reason: event.ReasonIdle}
 	listenEv = event.Event{Type: event.Listen, Time: ts, PID: 999, Comm: comm("nginx"),
 		Family: event.FamilyIPv4, LAddr: netip.MustParseAddr("0.0.0.0"), LPort: 80}
 	lostEv     = event.Event{Type: event.Lost, Time: ts, Lost: 12, LostDropped: 9, LostEvicted: 3}
@@ -77,6 +84,8 @@ func TestJSONContract(t *testing.T) {
 		{icmpEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"connect_fail","conn_id":11,"pid":4242,"comm":"psql","uid":0,"proto":"tcp","family":"ipv4","direction":"out","laddr":"198.18.0.1","lport":40004,"raddr":"198.18.2.9","rport":5432,"error":"EHOSTUNREACH","errno":113,"waited_ms":1004.000,"syn_retransmits":1,"drops":0,"icmp_watched":true,"icmp":{"from":"198.18.0.254","type":3,"code":1,"name":"host unreachable"},"explain":"EHOSTUNREACH: 198.18.0.254 answered the SYN to 198.18.2.9:5432 with ICMP host unreachable (type 3, code 1)"}`},
 		{refusedHereEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"connect_fail","conn_id":9,"pid":4242,"comm":"psql","uid":0,"proto":"tcp","family":"ipv4","direction":"out","laddr":"127.0.0.1","lport":40000,"raddr":"127.0.0.2","rport":5432,"error":"ECONNREFUSED","errno":111,"waited_ms":0.000,"syn_retransmits":0,"drops":null,"icmp_watched":false,"explain":"ECONNREFUSED: nothing listens on 127.0.0.2:5432; 127.0.0.1:5432 is held by 77 postgres (LISTEN): the service is bound to another address","listeners_elsewhere":[{"pid":77,"comm":"postgres","laddr":"127.0.0.1","lport":5432,"state":"LISTEN","inode":4712,"uid":0,"accept_queue":0,"backlog":200,"procs":[{"pid":77,"comm":"postgres"}],"procs_seen":true}],"listeners_netns":4026531840,"listen_overflows":0}`},
 		{bindFailEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"bind_fail","pid":1234,"comm":"nginx","uid":33,"proto":"tcp","family":"ipv4","laddr":"0.0.0.0","lport":80,"error":"EADDRINUSE","errno":98,"reuseaddr":false,"reuseport":false,"v6only":false,"explain":"EADDRINUSE: 0.0.0.0:80 is held by 999 nginx (LISTEN)","holders":[{"pid":999,"comm":"nginx","laddr":"0.0.0.0","lport":80,"state":"LISTEN","inode":4711,"uid":0,"accept_queue":3,"backlog":511,"reuseport":false,"procs":[{"pid":999,"comm":"nginx"}],"procs_seen":true}]}`},
+		{udpConnectEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"connect","conn_id":20,"pid":4243,"comm":"dig","uid":0,"proto":"udp","family":"ipv4","direction":"out","laddr":"198.18.0.1","lport":40053,"raddr":"198.18.0.2","rport":53}`},
+		{udpCloseEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"close","conn_id":21,"pid":998,"comm":"dnsmasq","uid":0,"proto":"udp","family":"ipv4","direction":"in","laddr":"198.18.0.2","lport":53,"raddr":"198.18.0.1","rport":40053,"duration_ms":0.350,"tx_bytes":120,"rx_bytes":52,"tx_packets":1,"rx_packets":1,"reason":"idle"}`},
 		{listenEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"listen","pid":999,"comm":"nginx","uid":0,"proto":"tcp","family":"ipv4","laddr":"0.0.0.0","lport":80}`},
 		{lostEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"lost","count":12,"dropped":9,"skipped":0,"evicted":3}`},
 		{lastLostEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"lost","count":5,"dropped":0,"skipped":0,"evicted":0,"unaccepted":5}`},
@@ -159,6 +168,8 @@ func TestText(t *testing.T) {
 		{bindFailEv, []string{"bind_fail", "1234", "nginx", "0.0.0.0:80/http", "uid=33",
 			"EADDRINUSE: 0.0.0.0:80 is held by 999 nginx (LISTEN)"}},
 		{listenEv, []string{"listen", "nginx", "0.0.0.0:80/http", "uid=0"}},
+		{udpCloseEv, []string{"close", "dnsmasq", "198.18.0.2:53/domain", "<-", "198.18.0.1:40053", "conn=21", "udp", "duration=350us",
+			"tx=120", "rx=52", "tx_pkts=1", "rx_pkts=1", "reason=idle"}},
 	}
 	for _, tc := range cases {
 		got := string(AppendText(nil, &tc.ev))

@@ -55,11 +55,18 @@ type Role struct {
 
 	Bind      bool // bind a socket to Addr ("bound" or "failed ENAME"), keep it until Go
 	Backlog0  bool // Bind with Listen: listen(fd, 0), an accept queue of one
-	UDP       bool // Bind: a UDP socket (else TCP)
 	Listen    bool // Bind: listen on it too
 	UID       int  // Bind: drop to this uid (and gid) first, after entering NS (0: stay root)
 	ReusePort bool // Bind: set SO_REUSEPORT first
 	ReuseAddr bool // Bind: set SO_REUSEADDR first
+	// UDP: Bind a UDP socket (else TCP); with Server or alone, a UDP
+	// server or client (udp.go).
+	UDP bool
+	// Connected: UDP client, connect() the socket first (else sendto()).
+	Connected bool
+	// SendOnGo: UDP client, make the socket, say "ready", and send only
+	// after Go. Keep: UDP client, hold the socket after sending until Go.
+	SendOnGo, Keep bool
 	// Share: Bind: start this many more processes of the same name that
 	// inherit the socket, as forked workers do ("shared PID..." before
 	// "bound").
@@ -271,6 +278,10 @@ func (r Role) run() error {
 		return r.bindRepeat()
 	case r.Bind:
 		return r.bind()
+	case r.UDP && r.Server:
+		return r.serveUDP()
+	case r.UDP:
+		return r.dialUDP()
 	case r.Server:
 		return r.serve()
 	case r.Hold > 0:

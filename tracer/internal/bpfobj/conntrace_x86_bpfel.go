@@ -29,6 +29,8 @@ const (
 	ConntraceCloseReasonREASON_RESET_IN  ConntraceCloseReason = 2
 	ConntraceCloseReasonREASON_RESET_OUT ConntraceCloseReason = 3
 	ConntraceCloseReasonREASON_TIMEOUT   ConntraceCloseReason = 4
+	ConntraceCloseReasonREASON_CLOSED    ConntraceCloseReason = 5
+	ConntraceCloseReasonREASON_IDLE      ConntraceCloseReason = 6
 )
 
 type ConntraceCloseRecord struct {
@@ -37,6 +39,8 @@ type ConntraceCloseRecord struct {
 	DurationNs     uint64
 	TxBytes        uint64
 	RxBytes        uint64
+	TxPackets      uint64
+	RxPackets      uint64
 	IdleNs         uint64
 	Retransmits    uint32
 	SrttUs         uint32
@@ -165,6 +169,7 @@ const (
 	ConntraceLostCauseLOST_RING_FULL  ConntraceLostCause = 0
 	ConntraceLostCauseLOST_UNSEEN     ConntraceLostCause = 1
 	ConntraceLostCauseLOST_TABLE_FULL ConntraceLostCause = 2
+	ConntraceLostCauseLOST_FLOWS_FULL ConntraceLostCause = 3
 )
 
 type ConntracePendingCall struct {
@@ -261,6 +266,66 @@ type ConntraceSockInfo struct {
 	Pad         [7]uint8
 }
 
+type ConntraceUdpFlow struct {
+	_    structs.HostLayout
+	Task struct {
+		_      structs.HostLayout
+		Cgroup uint64
+		Pid    uint32
+		Uid    uint32
+		Comm   [16]int8
+		Thread [16]int8
+	}
+	ConnId    uint64
+	StartNs   uint64
+	LastNs    uint64
+	TxBytes   uint64
+	RxBytes   uint64
+	TxPackets uint64
+	RxPackets uint64
+	Local     [4]uint32
+	Netns     uint32
+	LocalPort uint16
+	Direction uint8
+	Pending   uint8
+}
+
+type ConntraceUdpFlowKey struct {
+	_        structs.HostLayout
+	Sock     uint64
+	Peer     [4]uint32
+	PeerPort uint16
+	Family   uint16
+	Pad      uint32
+}
+
+type ConntraceUdpSockInfo struct {
+	_    structs.HostLayout
+	Task struct {
+		_      structs.HostLayout
+		Cgroup uint64
+		Pid    uint32
+		Uid    uint32
+		Comm   [16]int8
+		Thread [16]int8
+	}
+	Netns  uint32
+	Known  uint8
+	Wanted uint8
+	Flows  uint8
+	Pad    uint8
+	First  ConntraceUdpFlowKey
+}
+
+type ConntraceUdpSweep struct {
+	_          structs.HostLayout
+	Now        uint64
+	IdleOneWay uint64
+	IdleBoth   uint64
+	Closed     uint32
+	Idle       uint32
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -288,6 +353,10 @@ const (
 	ConntraceMapSocks                    = "socks"
 	ConntraceMapStateHandled             = "state_handled"
 	ConntraceMapStateRescued             = "state_rescued"
+	ConntraceMapUdpFlows                 = "udp_flows"
+	ConntraceMapUdpReleased              = "udp_released"
+	ConntraceMapUdpSocks                 = "udp_socks"
+	ConntraceMapUdpTurnedAway            = "udp_turned_away"
 	ConntraceProgHandleAccept4Exit       = "handle_accept4_exit"
 	ConntraceProgHandleAcceptExit        = "handle_accept_exit"
 	ConntraceProgHandleAcceptFexit       = "handle_accept_fexit"
@@ -313,6 +382,15 @@ const (
 	ConntraceProgHandleSetState          = "handle_set_state"
 	ConntraceProgHandleSetStateBtf       = "handle_set_state_btf"
 	ConntraceProgHandleSetStateBtfRescue = "handle_set_state_btf_rescue"
+	ConntraceProgUdpEgress               = "udp_egress"
+	ConntraceProgUdpIngress              = "udp_ingress"
+	ConntraceProgUdpRecvmsg4             = "udp_recvmsg4"
+	ConntraceProgUdpRecvmsg6             = "udp_recvmsg6"
+	ConntraceProgUdpSendmsg4             = "udp_sendmsg4"
+	ConntraceProgUdpSendmsg6             = "udp_sendmsg6"
+	ConntraceProgUdpSockCreate           = "udp_sock_create"
+	ConntraceProgUdpSockRelease          = "udp_sock_release"
+	ConntraceProgUdpSweepFlows           = "udp_sweep_flows"
 	ConntraceVarDropsHooked              = "drops_hooked"
 	ConntraceVarEventMask                = "event_mask"
 	ConntraceVarFilterCgroups            = "filter_cgroups"
@@ -338,6 +416,7 @@ const (
 	ConntraceVarUnusedEventType          = "unused_event_type"
 	ConntraceVarUnusedLostCause          = "unused_lost_cause"
 	ConntraceVarUnusedRecordHead         = "unused_record_head"
+	ConntraceVarUnusedUdpSweep           = "unused_udp_sweep"
 	ConntraceVarWakeupBytes              = "wakeup_bytes"
 )
 
@@ -408,6 +487,15 @@ type ConntraceProgramSpecs struct {
 	HandleSetState          *ebpf.ProgramSpec `ebpf:"handle_set_state"`
 	HandleSetStateBtf       *ebpf.ProgramSpec `ebpf:"handle_set_state_btf"`
 	HandleSetStateBtfRescue *ebpf.ProgramSpec `ebpf:"handle_set_state_btf_rescue"`
+	UdpEgress               *ebpf.ProgramSpec `ebpf:"udp_egress"`
+	UdpIngress              *ebpf.ProgramSpec `ebpf:"udp_ingress"`
+	UdpRecvmsg4             *ebpf.ProgramSpec `ebpf:"udp_recvmsg4"`
+	UdpRecvmsg6             *ebpf.ProgramSpec `ebpf:"udp_recvmsg6"`
+	UdpSendmsg4             *ebpf.ProgramSpec `ebpf:"udp_sendmsg4"`
+	UdpSendmsg6             *ebpf.ProgramSpec `ebpf:"udp_sendmsg6"`
+	UdpSockCreate           *ebpf.ProgramSpec `ebpf:"udp_sock_create"`
+	UdpSockRelease          *ebpf.ProgramSpec `ebpf:"udp_sock_release"`
+	UdpSweepFlows           *ebpf.ProgramSpec `ebpf:"udp_sweep_flows"`
 }
 
 // ConntraceMapSpecs contains maps before they are loaded into the kernel.
@@ -437,6 +525,10 @@ type ConntraceMapSpecs struct {
 	Socks           *ebpf.MapSpec `ebpf:"socks"`
 	StateHandled    *ebpf.MapSpec `ebpf:"state_handled"`
 	StateRescued    *ebpf.MapSpec `ebpf:"state_rescued"`
+	UdpFlows        *ebpf.MapSpec `ebpf:"udp_flows"`
+	UdpReleased     *ebpf.MapSpec `ebpf:"udp_released"`
+	UdpSocks        *ebpf.MapSpec `ebpf:"udp_socks"`
+	UdpTurnedAway   *ebpf.MapSpec `ebpf:"udp_turned_away"`
 }
 
 // ConntraceVariableSpecs contains global variables before they are loaded into the kernel.
@@ -468,6 +560,7 @@ type ConntraceVariableSpecs struct {
 	UnusedEventType         *ebpf.VariableSpec `ebpf:"unused_event_type"`
 	UnusedLostCause         *ebpf.VariableSpec `ebpf:"unused_lost_cause"`
 	UnusedRecordHead        *ebpf.VariableSpec `ebpf:"unused_record_head"`
+	UnusedUdpSweep          *ebpf.VariableSpec `ebpf:"unused_udp_sweep"`
 	WakeupBytes             *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
@@ -514,6 +607,10 @@ type ConntraceMaps struct {
 	Socks           *ebpf.Map `ebpf:"socks"`
 	StateHandled    *ebpf.Map `ebpf:"state_handled"`
 	StateRescued    *ebpf.Map `ebpf:"state_rescued"`
+	UdpFlows        *ebpf.Map `ebpf:"udp_flows"`
+	UdpReleased     *ebpf.Map `ebpf:"udp_released"`
+	UdpSocks        *ebpf.Map `ebpf:"udp_socks"`
+	UdpTurnedAway   *ebpf.Map `ebpf:"udp_turned_away"`
 }
 
 func (m *ConntraceMaps) Close() error {
@@ -541,6 +638,10 @@ func (m *ConntraceMaps) Close() error {
 		m.Socks,
 		m.StateHandled,
 		m.StateRescued,
+		m.UdpFlows,
+		m.UdpReleased,
+		m.UdpSocks,
+		m.UdpTurnedAway,
 	)
 }
 
@@ -573,6 +674,7 @@ type ConntraceVariables struct {
 	UnusedEventType         *ebpf.Variable `ebpf:"unused_event_type"`
 	UnusedLostCause         *ebpf.Variable `ebpf:"unused_lost_cause"`
 	UnusedRecordHead        *ebpf.Variable `ebpf:"unused_record_head"`
+	UnusedUdpSweep          *ebpf.Variable `ebpf:"unused_udp_sweep"`
 	WakeupBytes             *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
@@ -605,6 +707,15 @@ type ConntracePrograms struct {
 	HandleSetState          *ebpf.Program `ebpf:"handle_set_state"`
 	HandleSetStateBtf       *ebpf.Program `ebpf:"handle_set_state_btf"`
 	HandleSetStateBtfRescue *ebpf.Program `ebpf:"handle_set_state_btf_rescue"`
+	UdpEgress               *ebpf.Program `ebpf:"udp_egress"`
+	UdpIngress              *ebpf.Program `ebpf:"udp_ingress"`
+	UdpRecvmsg4             *ebpf.Program `ebpf:"udp_recvmsg4"`
+	UdpRecvmsg6             *ebpf.Program `ebpf:"udp_recvmsg6"`
+	UdpSendmsg4             *ebpf.Program `ebpf:"udp_sendmsg4"`
+	UdpSendmsg6             *ebpf.Program `ebpf:"udp_sendmsg6"`
+	UdpSockCreate           *ebpf.Program `ebpf:"udp_sock_create"`
+	UdpSockRelease          *ebpf.Program `ebpf:"udp_sock_release"`
+	UdpSweepFlows           *ebpf.Program `ebpf:"udp_sweep_flows"`
 }
 
 func (p *ConntracePrograms) Close() error {
@@ -634,6 +745,15 @@ func (p *ConntracePrograms) Close() error {
 		p.HandleSetState,
 		p.HandleSetStateBtf,
 		p.HandleSetStateBtfRescue,
+		p.UdpEgress,
+		p.UdpIngress,
+		p.UdpRecvmsg4,
+		p.UdpRecvmsg6,
+		p.UdpSendmsg4,
+		p.UdpSendmsg6,
+		p.UdpSockCreate,
+		p.UdpSockRelease,
+		p.UdpSweepFlows,
 	)
 }
 

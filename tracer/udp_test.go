@@ -1,0 +1,240 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package tracer_test
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/conntrace/conntrace/tracer"
+	"github.com/conntrace/conntrace/tracer/testnet"
+)
+
+// udpExchange runs a UDP server on addr in ns and a client (sendto) that
+// sends it a datagram of 10 bytes and gets one back; both are done when
+// it returns the client.
+func udpExchange(t *testing.T, ns *testnet.NS, addr string) *testnet.Proc {
+	t.Helper()
+	srv := testnet.Start(t, "ct-udp-srv", testnet.Role{UDP: true, Server: true, NS: ns.Path(), Addr: addr, Conns: 1, Send: 10})
+	srv.Expect(t, "bound")
+	cli := testnet.Start(t, "ct-udp-cli", testnet.Role{UDP: true, NS: ns.Path(), Addr: addr, Send: 10, Recv: 10})
+	cli.Expect(t, "sent")
+	cli.Wait(t)
+	closeServer(t, srv)
+	return cli
+}
+
+// closeServer waits until a UDP server has served, then has it close its
+// socket and exit.
+func closeServer(t *testing.T, srv *testnet.Proc) {
+	t.Helper()
+	srv.Expect(t, "served")
+	srv.Go(t)
+	srv.Wait(t)
+}
+
+// udpClient is one client of TestUDPFlows: its socket connected or not,
+// and how many datagrams it sends.
+type udpClient struct {
+	connected bool
+	datagrams int
+	size      int
+	proc      *testnet.Proc
+	local     netip.AddrPort
+}
+
+// TestUDPFlows: three clients in one network namespace, two of them with
+// a connected socket and one that uses sendto(), and an echo server in
+// another, IPv4 and IPv6: each client's flow (connect, close) and the
+// server's three (accept, close), with their processes, addresses,
+// datagrams and payload bytes each way. The clients close their sockets
+// at once (their flows end in the kernel); the server's socket, with
+// three flows, ends them at the next sweep.
+func TestUDPFlows(t *testing.T) {
+	testnet.RequireRoot(t)
+	const port, answer = 5353, 50
+	for _, tc := range []struct {
+		name     string
+		family   tracer.Family
+		cli, srv string
+	}{
+		{"ipv4", tracer.FamilyIPv4, "198.18.0.1", "198.18.0.2"},
+		{"ipv6", tracer.FamilyIPv6, "2001:db8::1", "2001:db8::2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srvNS, cliNS := testnet.NewNS(t), testnet.NewNS(t)
+			testnet.Veth(t, cliNS, []string{"198.18.0.1/24", "2001:db8::1/64"}, srvNS, []string{"198.18.0.2/24", "2001:db8::2/64"})
+			server := netip.MustParseAddr(tc.srv)
+			addr := netip.AddrPortFrom(server, port).String()
+			s := startTracer(t, tracer.Config{Ports: []uint16{port}})
+			clients := []*udpClient{{connected: true, datagrams: 2, size: 100}, {datagrams: 3, size: 200}, {connected: true, datagrams: 1, size: 10}}
+			total := 0
+			for _, c := range clients {
+				total += c.datagrams
+			}
+			srv := testnet.Start(t, "ct-udp-srv", testnet.Role{UDP: true, Server: true, NS: srvNS.Path(), Addr: addr, Conns: total, Send: answer})
+			srv.Expect(t, "bound")
+			for i, c := range clients {
+				c.proc = testnet.Start(t, fmt.Sprintf("ct-udp-cli%d", i), testnet.Role{UDP: true, Connected: c.connected, NS: cliNS.Path(),
+					Addr: addr, Repeat: c.datagrams, Send: c.size, Recv: answer})
+				c.local = netip.AddrPortFrom(netip.MustParseAddr(tc.cli), addrPort(t, c.proc.Expect(t, "sent")).Port())
+				c.proc.Wait(t)
+			}
+			closeServer(t, srv)
+			s.waitFor(t, 6, func(ev *tracer.Event) bool { return ev.Type == tracer.EventClose })
+			evs := s.stop(t)
+
+			if len(evs) != 12 {
+				t.Fatalf("want a connect and a close for each client, an accept and a close for each on the server, got %d events:\n%s", len(evs), dump(evs))
+			}
+			starts := map[uint64]tracer.Event{}
+			for _, ev := range evs {
+				if ev.Proto != tracer.ProtoUDP || ev.Family != tc.family || ev.UID != 0 || ev.ConnID == 0 {
+					t.Errorf("want a UDP %s event of uid 0 with a conn_id:\n%s", tc.family, dump([]tracer.Event{ev}))
+				}
+				if ev.Type != tracer.EventClose {
+					starts[ev.ConnID] = ev
+				}
+			}
+			for _, c := range clients {
+				var out, in *tracer.Event
+				for i, ev := range evs {
+					switch {
+					case ev.LAddr == c.local.Addr() && ev.LPort == c.local.Port():
+						if ev.RAddr != server || ev.RPort != port || int(ev.PID) != c.proc.PID || ev.Direction != tracer.DirOut {
+							t.Errorf("client %v: want its pid %d, out, to %s:\n%s", c.local, c.proc.PID, addr, dump([]tracer.Event{ev}))
+						}
+						if ev.Type == tracer.EventClose {
+							out = &evs[i]
+						}
+					case ev.RAddr == c.local.Addr() && ev.RPort == c.local.Port():
+						if ev.LAddr != server || ev.LPort != port || int(ev.PID) != srv.PID || ev.Direction != tracer.DirIn {
+							t.Errorf("server's flow of client %v: want its pid %d, in, on %s:\n%s", c.local, srv.PID, addr, dump([]tracer.Event{ev}))
+						}
+						if ev.Type == tracer.EventClose {
+							in = &evs[i]
+						}
+					}
+				}
+				if out == nil || in == nil {
+					t.Errorf("client %v: a close missing on either side:\n%s", c.local, dump(evs))
+					continue
+				}
+				n, sent, got := uint64(c.datagrams), uint64(c.datagrams*c.size), uint64(c.datagrams*answer)
+				if out.TxPackets != n || out.TxBytes != sent || out.RxPackets != n || out.RxBytes != got || out.Reason != tracer.ReasonClosed {
+					t.Errorf("client %v close: want %d datagrams of %d bytes out, %d of %d in, closed:\n%s", c.local, n, sent, n, got, dump([]tracer.Event{*out}))
+				}
+				if in.RxPackets != n || in.RxBytes != sent || in.TxPackets != n || in.TxBytes != got || in.Reason != tracer.ReasonClosed {
+					t.Errorf("server's close of client %v: want %d datagrams of %d bytes in, %d of %d out, closed:\n%s", c.local, n, sent, n, got, dump([]tracer.Event{*in}))
+				}
+				for _, cl := range []*tracer.Event{out, in} {
+					start, ok := starts[cl.ConnID]
+					want := tracer.EventConnect
+					if cl.Direction == tracer.DirIn {
+						want = tracer.EventAccept
+					}
+					if !ok || start.Type != want || cl.Duration < 0 || cl.Duration > cl.Time.Sub(start.Time)+time.Millisecond {
+						t.Errorf("close of conn %d: want its %s before it, lasting as long:\n%s", cl.ConnID, want, dump(evs))
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestUDPIdle: a flow with no datagram for the idle time ends as idle,
+// on both sides, with its counts, while the sockets stay open; their
+// close later ends nothing more.
+func TestUDPIdle(t *testing.T) {
+	const port, idle = 5354, time.Second
+	ns := testnet.NewNS(t)
+	s := startTracer(t, tracer.Config{Ports: []uint16{port}, UDPIdle: idle})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	srv := testnet.Start(t, "ct-udp-srv", testnet.Role{UDP: true, Server: true, NS: ns.Path(), Addr: addr, Conns: 2, Send: 20})
+	srv.Expect(t, "bound")
+	cli := testnet.Start(t, "ct-udp-cli", testnet.Role{UDP: true, Connected: true, NS: ns.Path(), Addr: addr, Repeat: 2, Send: 30, Recv: 20, Keep: true})
+	local := addrPort(t, cli.Expect(t, "sent"))
+	sent := time.Now()
+	srv.Expect(t, "served")
+	s.waitFor(t, 2, func(ev *tracer.Event) bool { return ev.Type == tracer.EventClose })
+	ended := time.Since(sent)
+	cli.Go(t)
+	srv.Go(t)
+	cli.Wait(t)
+	srv.Wait(t)
+	time.Sleep(2 * idle) // the sweeps after the sockets' close
+	evs := s.stop(t)
+
+	if len(evs) != 4 {
+		t.Fatalf("want the client's connect and close, the server's accept and close, got %d events:\n%s", len(evs), dump(evs))
+	}
+	for _, cl := range ofType(tracer.EventClose, evs) {
+		if cl.Reason != tracer.ReasonIdle || cl.TxPackets != 2 || cl.RxPackets != 2 || cl.Duration > idle/2 {
+			t.Errorf("want an idle close of 2 datagrams each way, lasting from the first to the last:\n%s", dump([]tracer.Event{cl}))
+		}
+		if cl.Direction == tracer.DirOut && (cl.TxBytes != 60 || cl.RxBytes != 40 || cl.LPort != local.Port()) ||
+			cl.Direction == tracer.DirIn && (cl.TxBytes != 40 || cl.RxBytes != 60 || cl.RPort != local.Port()) {
+			t.Errorf("want 60 bytes from the client, 40 from the server:\n%s", dump([]tracer.Event{cl}))
+		}
+	}
+	// Ended a sweep (a quarter of the idle time) after the idle time.
+	if ended < idle || ended > idle+idle/4+time.Second {
+		t.Errorf("the flows ended %v after their last datagram, want %v to %v", ended, idle, idle+idle/4+time.Second)
+	}
+}
+
+// TestUDPSocketsBeforeTracer: sockets made before the tracer started. An
+// unconnected one is attributed when its process first names an address:
+// the server's flow when it receives the client's datagram (its start
+// is held until then), a client's when it sends. A connected one never
+// names one: its flow is reported at its end with no process.
+func TestUDPSocketsBeforeTracer(t *testing.T) {
+	const port = 5355
+	ns := testnet.NewNS(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	srv := testnet.Start(t, "ct-udp-srv", testnet.Role{UDP: true, Server: true, NS: ns.Path(), Addr: addr, Conns: 2, Send: 20})
+	srv.Expect(t, "bound")
+	var cli [2]*testnet.Proc
+	for i := range cli {
+		cli[i] = testnet.Start(t, fmt.Sprintf("ct-udp-cli%d", i), testnet.Role{UDP: true, Connected: i == 1, NS: ns.Path(), Addr: addr, Send: 30, Recv: 20, SendOnGo: true})
+		cli[i].Expect(t, "ready")
+	}
+	s := startTracer(t, tracer.Config{Ports: []uint16{port}})
+	var local [2]netip.AddrPort
+	for i, c := range cli {
+		c.Go(t)
+		local[i] = addrPort(t, c.Expect(t, "sent"))
+		c.Wait(t)
+	}
+	closeServer(t, srv)
+	s.waitFor(t, 4, func(ev *tracer.Event) bool { return ev.Type == tracer.EventClose })
+	evs := s.stop(t)
+
+	if len(evs) != 8 {
+		t.Fatalf("want each client's connect and close, the server's accept and close of each, got %d events:\n%s", len(evs), dump(evs))
+	}
+	for _, ev := range evs {
+		var pid int
+		switch {
+		case ev.Direction == tracer.DirIn:
+			pid = srv.PID
+		case ev.LPort == local[0].Port():
+			pid = cli[0].PID
+		case ev.LPort == local[1].Port():
+			pid = 0 // connected before the tracer: not attributed
+		default:
+			t.Errorf("an event of neither client:\n%s", dump([]tracer.Event{ev}))
+		}
+		if int(ev.PID) != pid || ev.Type == tracer.EventClose && (ev.TxPackets != 1 || ev.RxPackets != 1 || ev.Reason != tracer.ReasonClosed) {
+			t.Errorf("want pid %d, and a close of a datagram each way:\n%s", pid, dump([]tracer.Event{ev}))
+		}
+	}
+	// The unattributed flow's start comes with its end.
+	for i, ev := range evs {
+		if ev.PID == 0 && ev.Type == tracer.EventConnect && (i+1 == len(evs) || evs[i+1].Type != tracer.EventClose || evs[i+1].ConnID != ev.ConnID) {
+			t.Errorf("the connected client's connect is not right before its close:\n%s", dump(evs))
+		}
+	}
+}
