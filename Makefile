@@ -106,13 +106,18 @@ fuzz: ## run each fuzz target for FUZZTIME executions (default 200000x, 5-10 s e
 vmtest: deps ## the integration tests on Debian's 6.1 and 6.12 amd64 and 6.12 arm64 kernels in qemu VMs (cached in .cache/vmtest)
 	$(GO) run ./cmd/vmtest
 
-bench: deps ## tracing overhead under a full-rate connection storm, vs tcplife, bpftrace and the hook floor (markdown table in bench.md)
+# The configurations of the UDP storms: with UDP traced, without, the floor.
+UDPBENCH = watch -o json > /dev/null$$|-t >|floor
+
+bench: deps ## tracing overhead under a full-rate connection storm, vs tcplife, bpftrace and the hook floor (bench.md), and UDP storms (bench-udp-*.md)
 	@[ "$$(id -u)" = 0 ] || { echo "make bench loads BPF programs: run it as root"; exit 1; }
 	@[ -e /usr/sbin/tcplife ] && [ -e /usr/bin/bpftrace ] || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libbpf-tools bpftrace >/dev/null; }
 	$(GO) build -o bin/conntrace ./cmd/conntrace
 	$(GO) build -tags floor -o bin/conntrace-floor ./cmd/conntrace
 	$(GO) build -o bin/connstorm ./cmd/connstorm
 	$(GO) run ./cmd/bench -bin bin -o bench.md $(BENCHFLAGS)
+	@# UDP storms: datagrams one way, DNS-like exchanges, a new flow each.
+	for m in stream rr flows; do $(GO) run ./cmd/bench -bin bin -udp $$m -payload 32 -only '$(UDPBENCH)' -o bench-udp-$$m.md $(UDPBENCHFLAGS) || exit 1; done
 	$(GO) test -run '^$$' -bench Record -benchmem ./tracer
 
 clean: ## remove build output

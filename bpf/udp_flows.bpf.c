@@ -280,7 +280,9 @@ static __always_inline struct udp_flow *start_flow(struct udp_sock_info *us, con
 		us->first = *key;
 	if (us->flows < 2)
 		us->flows++;
-	if (!f.pending)
+	if (f.pending)
+		us->held = 1;
+	else
 		emit_start(key, &f);
 	return bpf_map_lookup_elem(&udp_flows, key);
 }
@@ -360,7 +362,8 @@ static __always_inline void on_addr_call(struct bpf_sock_addr *ctx, __u16 family
 		return;
 	if (!us->known)
 		own(us);
-	if (!recv || !us->flows)
+	/* Only a socket made before conntrace has flows to report here. */
+	if (!recv || !us->held)
 		return;
 	key.sock = bpf_get_socket_cookie(ctx);
 	key.family = family;

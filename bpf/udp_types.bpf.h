@@ -44,7 +44,7 @@ struct udp_sock_info {
 	__u8 known;  /* task is set */
 	__u8 wanted; /* its process passes the process filters */
 	__u8 flows;  /* flows it started, up to 2: with 1, first is its only one */
-	__u8 _pad;
+	__u8 held;   /* it started a flow before it had its owner (pending) */
 	struct udp_flow_key first;
 };
 

@@ -65,7 +65,8 @@ func main() {
 	dur := flag.Duration("d", 10*time.Second, "storm duration per run")
 	conns := flag.Int("c", 4, "concurrent dialers")
 	closeHow := flag.String("close", "rst", "how connstorm's clients close: rst (SO_LINGER 0: the machine's full rate) or fin")
-	payload := flag.Int("payload", 0, "bytes each side of a storm connection sends")
+	payload := flag.Int("payload", 0, "bytes each side of a storm connection sends (UDP: each datagram's)")
+	udp := flag.String("udp", "", "a UDP storm instead (connstorm -udp): stream, rr or flows")
 	out := flag.String("o", "", "also write the markdown table to this file")
 	tcplife := flag.String("tcplife", "/usr/sbin/tcplife", "libbpf-tools tcplife")
 	bpftrace := flag.String("bpftrace", "/usr/bin/bpftrace", "bpftrace")
@@ -73,7 +74,7 @@ func main() {
 	other := flag.String("other", "", "also run this conntrace binary (another build: what a change costs)")
 	otherArgs := flag.String("other-args", "watch -o json", "the -other binary's arguments (output to /dev/null)")
 	flag.Parse()
-	storm := stormArgs{conns: *conns, close: *closeHow, payload: *payload}
+	storm := stormArgs{conns: *conns, close: *closeHow, payload: *payload, udp: *udp}
 
 	ct, floor := filepath.Join(*bin, "conntrace"), filepath.Join(*bin, "conntrace-floor")
 	profile := filepath.Join(os.TempDir(), fmt.Sprintf("bench-json-%d.prof", os.Getpid()))
@@ -93,16 +94,18 @@ func main() {
 		configs = append(configs, config{name: "other build: " + *other + " " + *otherArgs,
 			cmd: append([]string{*other}, strings.Fields(*otherArgs)...), ownReady: true})
 	}
-	if _, err := os.Stat(*bpftrace); err == nil {
+	// bpftrace's count and tcplife are TCP's.
+	tcp := *udp == ""
+	if _, err := os.Stat(*bpftrace); tcp && err == nil {
 		// Ready at its first line ("Attaching N probes...").
 		configs = append(configs, config{name: "bpftrace counting on the same tracepoints", cmd: []string{*bpftrace, "-e", bpftraceCount}})
-	} else {
+	} else if tcp {
 		fmt.Fprintf(os.Stderr, "bench: %s not found (apt-get install bpftrace): skipped\n", *bpftrace)
 	}
-	if _, err := os.Stat(*tcplife); err == nil {
+	if _, err := os.Stat(*tcplife); tcp && err == nil {
 		// Line-buffered: its header says when it is attached.
 		configs = append(configs, config{name: "libbpf-tools tcplife > /dev/null", cmd: []string{"stdbuf", "-oL", *tcplife}, lineEvents: true})
-	} else {
+	} else if tcp {
 		fmt.Fprintf(os.Stderr, "bench: %s not found (apt-get install libbpf-tools): skipped\n", *tcplife)
 	}
 
@@ -130,7 +133,7 @@ func main() {
 				fmt.Fprintf(os.Stderr, "bench: %s: %v\n", configs[i].name, err)
 				os.Exit(1)
 			}
-			fmt.Fprintf(os.Stderr, "bench: round %d: %-55s %8.0f conn/s\n", r+1, configs[i].name, s.connPerS)
+			fmt.Fprintf(os.Stderr, "bench: round %d: %-55s %8.0f %s\n", r+1, configs[i].name, s.connPerS, storm.unit())
 			results[i] = append(results[i], s)
 		}
 	}
@@ -156,11 +159,36 @@ tracepoint:syscalls:sys_exit_bind, tracepoint:syscalls:sys_exit_accept4, tracepo
 // stormArgs say what storm connstorm makes.
 type stormArgs struct {
 	conns, payload int
-	close          string
+	close, udp     string
 }
 
 func (a stormArgs) String() string {
+	if a.udp != "" {
+		return fmt.Sprintf("-udp %s -c %d -payload %d", a.udp, a.conns, a.payload)
+	}
 	return fmt.Sprintf("-c %d -close %s -payload %d", a.conns, a.close, a.payload)
+}
+
+// args are connstorm's arguments.
+func (a stormArgs) args(dur time.Duration) []string {
+	args := []string{"-json", "-d", dur.String(), "-c", strconv.Itoa(a.conns), "-payload", strconv.Itoa(a.payload)}
+	if a.udp != "" {
+		return append(args, "-udp", a.udp)
+	}
+	return append(args, "-close", a.close)
+}
+
+// unit is what the storm's rate counts.
+func (a stormArgs) unit() string {
+	switch a.udp {
+	case "":
+		return "conn/s"
+	case "stream":
+		return "datagrams/s"
+	case "flows":
+		return "flows/s"
+	}
+	return "exchanges/s"
 }
 
 // runOnce starts the tracer (if any), waits until it is attached, runs the
@@ -229,8 +257,7 @@ func runOnce(c config, connstorm string, dur time.Duration, a stormArgs) (sample
 		s.readyMs = float64(time.Since(start).Microseconds()) / 1000
 	}
 
-	storm := exec.Command(connstorm, "-json", "-d", dur.String(), "-c", strconv.Itoa(a.conns),
-		"-close", a.close, "-payload", strconv.Itoa(a.payload))
+	storm := exec.Command(connstorm, a.args(dur)...)
 	if c.inContainer {
 		cg, remove, err := containerCgroup()
 		if err != nil {
@@ -314,7 +341,7 @@ func render(configs []config, results [][]sample, dur time.Duration, a stormArgs
 	}
 	fmt.Fprintf(&b, "connstorm %s -d %s on loopback, %d rounds, medians; Linux %s, %d CPUs (%s)\n\n",
 		a, dur, rounds, release, runtime.NumCPU(), host)
-	b.WriteString("| configuration | conn/s | vs baseline | vs floor | events | lost | tracer CPU s | peak RSS MB | ctx switches/s | ready ms | storm failures |\n")
+	b.WriteString("| configuration | " + a.unit() + " | vs baseline | vs floor | events | lost | tracer CPU s | peak RSS MB | ctx switches/s | ready ms | storm failures |\n")
 	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	rateOf := func(i int) float64 {
 		var xs []float64

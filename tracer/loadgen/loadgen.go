@@ -2,8 +2,9 @@
 
 // Package loadgen makes TCP connections as fast as the kernel takes them:
 // N concurrent dialers against a listener of its own, each connection
-// connected, a payload sent and echoed, then closed with FIN or RST. It is
-// cmd/connstorm's engine, and the storm in the tracer's tests.
+// connected, a payload sent and echoed, then closed with FIN or RST; and
+// UDP storms (udp.go). It is cmd/connstorm's engine, and the storm in the
+// tracer's tests.
 package loadgen
 
 import (

@@ -23,3 +23,23 @@ func TestStorm(t *testing.T) {
 		}
 	}
 }
+
+// TestUDPStorm: each UDP storm makes datagrams, exchanges or flows on
+// loopback, IPv4 and IPv6; an exchange answered is one the servers got.
+func TestUDPStorm(t *testing.T) {
+	for _, mode := range []string{UDPStream, UDPRequestResponse, UDPFlows} {
+		for _, addr := range []string{"127.0.0.1:0", "[::1]:0"} {
+			o := UDPOptions{Senders: 2, Duration: 200 * time.Millisecond, Payload: 32, Mode: mode, Addr: addr}
+			r, err := UDPStorm(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Conns < 10 || r.PerSecond <= 0 || r.Port == "0" || mode != UDPStream && r.Accepted < r.Conns {
+				t.Errorf("%+v: %+v", o, r)
+			}
+		}
+	}
+	if _, err := UDPStorm(UDPOptions{Senders: 1, Duration: time.Millisecond, Mode: "dns", Addr: "127.0.0.1:0"}); err == nil {
+		t.Error("an unknown storm ran")
+	}
+}

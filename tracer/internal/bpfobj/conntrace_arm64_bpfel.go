@@ -313,7 +313,7 @@ type ConntraceUdpSockInfo struct {
 	Known  uint8
 	Wanted uint8
 	Flows  uint8
-	Pad    uint8
+	Held   uint8
 	First  ConntraceUdpFlowKey
 }
 
