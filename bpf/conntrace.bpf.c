@@ -11,6 +11,8 @@
 #include "tcp_drops.bpf.c"
 #include "bind.bpf.c"
 #include "udp_flows.bpf.c"
+#include "udp_drops.bpf.c"
+#include "udp_errors.bpf.c"
 
 /* Keep the shared types in BTF so that bpf2go -type can generate them. */
 const enum event_type *unused_event_type __attribute__((unused));
@@ -23,6 +25,7 @@ const struct connect_record *unused_connect_record __attribute__((unused));
 const struct close_record *unused_close_record __attribute__((unused));
 const struct connect_fail_record *unused_connect_fail_record __attribute__((unused));
 const struct bind_fail_record *unused_bind_fail_record __attribute__((unused));
+const struct drop_record *unused_drop_record __attribute__((unused));
 const struct udp_sweep *unused_udp_sweep __attribute__((unused));
 
 char LICENSE[] SEC("license") = "GPL";

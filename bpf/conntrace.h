@@ -18,6 +18,7 @@ enum event_type {
 	EVENT_CLOSE = 4,
 	EVENT_CONNECT_FAIL = 5,
 	EVENT_BIND_FAIL = 6,
+	EVENT_DROP = 7,
 };
 
 enum direction {
@@ -121,6 +122,8 @@ struct close_record {
 	__u32 retransmits; /* segments sent again (total_retrans) */
 	__u32 srtt_us;     /* smoothed round-trip time */
 	__u32 unread;      /* not orderly: bytes received that the application never read */
+	__u32 drops;       /* UDP: datagrams of the flow this host dropped on their way in */
+	__u32 drop_reason; /* UDP: the kernel's enum skb_drop_reason of the last one */
 	__u8 reason;       /* enum close_reason */
 	/* reset_in: the peer was a socket on this host that closed in its
 	 * listener's accept queue, never accepted. */
@@ -154,6 +157,20 @@ struct bind_fail_record {
 	 * below which a port needs CAP_NET_BIND_SERVICE. */
 	__u16 port_start;
 	__u8 _pad[2];
+};
+
+/*
+ * drop: a UDP socket's datagrams that this host dropped before they
+ * reached its receive buffer, told when they start and then at most once
+ * a second per socket (each flow's close counts its own exactly). The
+ * head is the flow of the datagram dropped last.
+ */
+struct drop_record {
+	struct record_head head;
+	__u32 drops;  /* the socket's, since its previous drop record */
+	__u32 reason; /* the kernel's enum skb_drop_reason: SOCKET_RCVBUFF, PROTO_MEM */
+	__u32 rcvbuf; /* the receive buffer's size (sk_rcvbuf: twice SO_RCVBUF) */
+	__u32 queued; /* bytes it held at the drop */
 };
 
 /*

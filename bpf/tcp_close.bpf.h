@@ -170,6 +170,8 @@ static __always_inline void emit_close(const struct transition *tr, struct sock_
 	set_health(e, sk);
 	e->idle_ns = 0;
 	e->unread = 0;
+	e->drops = 0;
+	e->drop_reason = 0;
 	e->peer_unaccepted = 0;
 	if (e->reason != REASON_FIN)
 		set_reset_facts(e, sk);

@@ -22,6 +22,7 @@
  *    once, several at the next sweep;
  *  - the sweep (a syscall program Go runs every second): the flows of
  *    closed sockets, and idle ones.
+ * Datagrams dropped on their way in are in udp_drops.bpf.c.
  * A TCP packet leaves the skb programs after three loads and a helper.
  */
 #include "vmlinux.h"
@@ -33,27 +34,12 @@
 #include "events.bpf.h"
 #include "filters.bpf.h"
 #include "task.bpf.h"
-#include "udp_types.bpf.h"
+#include "udp_flows.bpf.h"
 
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
 #define EEXIST 17
 #define SK_PASS 1
-
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct udp_sock_info);
-} udp_socks SEC(".maps");
-
-/* The flows; max_entries is set by the loader (Config.UDPFlows). */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct udp_flow_key);
-	__type(value, struct udp_flow);
-} udp_flows SEC(".maps");
 
 /* Flows the full table turned away, so that each is counted lost once
  * (LOST_FLOWS_FULL), not at each of its datagrams. One forgotten here is
@@ -110,6 +96,9 @@ int udp_sock_create(struct bpf_sock *ctx)
 	us = bpf_sk_storage_get(&udp_socks, ctx, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (us)
 		own(us);
+	/* Its cookie, now: what identifies it where it cannot be asked for
+	 * (udp_errors.bpf.c). */
+	bpf_get_socket_cookie(ctx);
 	return SK_PASS;
 }
 
@@ -150,19 +139,6 @@ static __always_inline bool parse(struct __sk_buff *skb, struct datagram *d)
 	d->payload = skb->len - l3 - sizeof(uh);
 	d->count = skb->gso_segs > 1 ? skb->gso_segs : 1;
 	return true;
-}
-
-/* The tuple of a flow as records have it: local end first. */
-static __always_inline void flow_tuple(struct tuple *t, const struct udp_flow_key *key,
-				       const struct udp_flow *f)
-{
-	t->family = key->family;
-	t->sport = f->local_port;
-	t->dport = key->peer_port;
-	t->s4 = f->local[0];
-	t->d4 = key->peer[0];
-	__builtin_memcpy(t->s6, f->local, sizeof(t->s6));
-	__builtin_memcpy(t->d6, key->peer, sizeof(t->d6));
 }
 
 static __always_inline bool proc_filtered(void)
@@ -238,6 +214,8 @@ static __always_inline void end_flow(const struct udp_flow_key *key, struct udp_
 			e->retransmits = 0;
 			e->srtt_us = 0;
 			e->unread = 0;
+			e->drops = f->drops;
+			e->drop_reason = f->drop_reason;
 			e->reason = reason;
 			e->peer_unaccepted = 0;
 			__builtin_memset(e->_pad, 0, sizeof(e->_pad));
@@ -291,9 +269,11 @@ static __always_inline int on_datagram(struct __sk_buff *skb, bool out)
 {
 	struct udp_flow_key key = {};
 	struct bpf_sock *sk = skb->sk;
+	struct udp_last_in *last = NULL;
 	struct datagram d = {};
 	struct udp_sock_info *us;
 	struct udp_flow *f;
+	__u32 zero = 0;
 	__u64 now;
 
 	if (!sk)
@@ -301,6 +281,13 @@ static __always_inline int on_datagram(struct __sk_buff *skb, bool out)
 	sk = bpf_sk_fullsock(sk);
 	if (!sk || sk->protocol != IPPROTO_UDP)
 		return SK_PASS;
+	if (!out) {
+		/* A drop of this datagram is not put on the flow of the one
+		 * before, unless this one is counted too. */
+		last = bpf_map_lookup_elem(&udp_last_in, &zero);
+		if (last)
+			last->key.sock = 0;
+	}
 	/* A socket made before conntrace started has storage from here on,
 	 * with no owner yet. */
 	us = bpf_sk_storage_get(&udp_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
@@ -325,6 +312,11 @@ static __always_inline int on_datagram(struct __sk_buff *skb, bool out)
 	} else {
 		__sync_fetch_and_add(&f->rx_packets, d.count);
 		__sync_fetch_and_add(&f->rx_bytes, d.payload);
+		if (last) {
+			last->key = key;
+			last->count = d.count;
+			last->payload = d.payload;
+		}
 	}
 	f->last_ns = now;
 	return SK_PASS;
@@ -362,6 +354,12 @@ static __always_inline void on_addr_call(struct bpf_sock_addr *ctx, __u16 family
 		return;
 	if (!us->known)
 		own(us);
+	if (!recv) {
+		/* Where this send goes, should it fail (udp_errors.bpf.c). */
+		__builtin_memcpy(us->to, peer, sizeof(us->to));
+		us->to_port = bpf_ntohs((__u16)ctx->user_port);
+		us->to_family = family;
+	}
 	/* Only a socket made before conntrace has flows to report here. */
 	if (!recv || !us->held)
 		return;
@@ -432,6 +430,27 @@ int udp_recvmsg6(struct bpf_sock_addr *ctx)
 	return SK_PASS;
 }
 
+/* Drops told at most once a second (udp_drops.bpf.c) leave some untold
+ * when the socket closes: told now, with the socket's own addresses, so
+ * that drop records count every drop. */
+static __always_inline void tell_untold(struct udp_sock_info *us)
+{
+	struct drop_record *e;
+
+	if (!want_event(EVENT_DROP) || !family_match(us->untold.family) ||
+	    !port_match(us->untold.sport, us->untold.dport))
+		return;
+	e = new_record(EVENT_DROP, sizeof(*e), IPPROTO_UDP, &us->untold, &us->task);
+	if (!e)
+		return;
+	e->head.netns = us->netns;
+	e->drops = us->drops_untold;
+	e->reason = us->drop_reason;
+	e->rcvbuf = us->rcvbuf;
+	e->queued = 0;
+	submit(e);
+}
+
 SEC("cgroup/sock_release")
 int udp_sock_release(struct bpf_sock *ctx)
 {
@@ -443,6 +462,8 @@ int udp_sock_release(struct bpf_sock *ctx)
 	if (ctx->protocol != IPPROTO_UDP)
 		return SK_PASS;
 	us = bpf_sk_storage_get(&udp_socks, ctx, 0, 0);
+	if (us && us->drops_untold)
+		tell_untold(us);
 	if (!us || !us->flows)
 		return SK_PASS;
 	now = bpf_ktime_get_ns();

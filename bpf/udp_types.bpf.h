@@ -34,6 +34,18 @@ struct udp_flow {
 	 * (made before conntrace started) until its process receives the
 	 * flow's datagram (recvmsg hook). */
 	__u8 pending;
+	__u8 _pad[2];
+	__s32 error;       /* the last ICMP error reported for it (udp_errors.bpf.c) */
+	__u32 drops;       /* its datagrams dropped on their way in (udp_drops.bpf.c) */
+	__u32 drop_reason; /* the last one's enum skb_drop_reason */
+};
+
+/* The last datagram the ingress program counted, per CPU: the kernel
+ * queues it (or drops it) on the same CPU right after. */
+struct udp_last_in {
+	struct udp_flow_key key; /* key.sock 0: none, or one not counted */
+	__u32 count;             /* datagrams (a GRO batch has several) */
+	__u32 payload;           /* bytes */
 };
 
 /* A UDP socket's state, in socket storage: it lives and dies with the
@@ -41,10 +53,23 @@ struct udp_flow {
 struct udp_sock_info {
 	struct task_info task; /* who made it (cgroup/sock_create), or first used it (sendmsg, recvmsg) */
 	__u32 netns;
-	__u8 known;  /* task is set */
-	__u8 wanted; /* its process passes the process filters */
-	__u8 flows;  /* flows it started, up to 2: with 1, first is its only one */
-	__u8 held;   /* it started a flow before it had its owner (pending) */
+	__u8 known;         /* task is set */
+	__u8 wanted;        /* its process passes the process filters */
+	__u8 flows;         /* flows it started, up to 2: with 1, first is its only one */
+	__u8 held;          /* it started a flow before it had its owner (pending) */
+	__u32 drops_untold; /* dropped since its last drop record */
+	__u64 told_ns;      /* its last drop record */
+	__u32 drop_reason;  /* the last drop's */
+	__u32 rcvbuf;       /* its receive buffer at the last drop */
+	/* Its addresses, read by the drop that left drops_untold nonzero:
+	 * for the record that tells them at its close, where they cannot
+	 * be read. */
+	struct tuple untold;
+	/* The address its process last sent to (sendto, sendmsg): the
+	 * peer of an unconnected socket's failed send. */
+	__u32 to[4];
+	__u16 to_port;
+	__u16 to_family;
 	struct udp_flow_key first;
 };
 

@@ -32,6 +32,7 @@ const (
 	EventClose       = event.Close
 	EventConnectFail = event.ConnectFail
 	EventBindFail    = event.BindFail
+	EventDrop        = event.Drop
 	EventLost        = event.Lost
 
 	DirNone = event.DirNone

@@ -233,8 +233,8 @@ func TestCgroupFilterSize(t *testing.T) {
 // TestKindTable: each kind has its row, and its record is its head and its
 // own fields only (bytes in the ring, before its 8-byte sample header).
 func TestKindTable(t *testing.T) {
-	want := map[EventType]int{EventListen: 112, EventConnect: 120, EventAccept: 112, EventClose: 176,
-		EventConnectFail: 160, EventBindFail: 120}
+	want := map[EventType]int{EventListen: 112, EventConnect: 120, EventAccept: 112, EventClose: 184,
+		EventConnectFail: 160, EventBindFail: 120, EventDrop: 128}
 	for _, k := range event.All {
 		if got := RecordSize(k); got != want[k] {
 			t.Errorf("%s: %d bytes, want %d", k, got, want[k])

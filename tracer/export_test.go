@@ -93,3 +93,6 @@ func (t *Tracer) OnStoppingForTest(f func()) { t.onStopping = f }
 // BeforeListenerLookupForTest makes f run as each listener lookup starts
 // (nil: nothing).
 func BeforeListenerLookupForTest(f func()) { beforeListenerLookup = f }
+
+// SendsHooked says whether failed UDP sends are seen on this kernel.
+func SendsHooked() bool { return sendsHooked() }

@@ -238,10 +238,15 @@ func lookupListeners(key holderKey, pid uint32) (listeners []Holder, ino uint32,
 	}
 	listeners = []Holder{}
 	for i := range socks {
-		if s := &socks[i]; s.State == "LISTEN" {
+		// A UDP socket bound and not connected takes datagrams from
+		// anyone.
+		if s := &socks[i]; s.State == "LISTEN" || s.State == "UNCONN" {
 			listeners = append(listeners, Holder{LAddr: s.LAddr, LPort: s.LPort, State: s.State, Inode: s.Inode, Procs: s.Procs,
 				ProcsSeen: s.ProcsSeen, UID: s.UID, Queued: s.Queued, Backlog: s.Backlog})
 		}
+	}
+	if key.proto != ProtoTCP {
+		return listeners, ino, 0, false, nil
 	}
 	overflows, oerr := sockets.ListenOverflows(ns)
 	return listeners, ino, overflows, oerr == nil, nil

@@ -139,12 +139,17 @@ var bindPrograms = []string{bpfobj.ConntraceProgHandleBindEnter, bpfobj.Conntrac
 // udpPrograms, attached in every mode where UDP is traced: cgroup
 // programs at the root of the cgroup v2 hierarchy (bpf/udp_flows.bpf.c),
 // those that find the socket's owner first. udpSweep is loaded with them
-// and run by Go, not attached.
+// and run by Go, not attached. udpTracepoints, where the kernel has its
+// own BTF (tp_btf programs): datagrams dropped on their way in
+// (bpf/udp_drops.bpf.c), ICMP errors of connected sockets, and failed
+// sends where the kernel has the tracepoints (bpf/udp_errors.bpf.c).
 var (
 	udpPrograms = []string{bpfobj.ConntraceProgUdpSockCreate,
 		bpfobj.ConntraceProgUdpSendmsg4, bpfobj.ConntraceProgUdpSendmsg6, bpfobj.ConntraceProgUdpRecvmsg4, bpfobj.ConntraceProgUdpRecvmsg6,
 		bpfobj.ConntraceProgUdpEgress, bpfobj.ConntraceProgUdpIngress, bpfobj.ConntraceProgUdpSockRelease}
-	udpSweep = bpfobj.ConntraceProgUdpSweepFlows
+	udpSweep       = bpfobj.ConntraceProgUdpSweepFlows
+	udpTracepoints = []string{bpfobj.ConntraceProgUdpQueueFail, bpfobj.ConntraceProgUdpErrorReport,
+		bpfobj.ConntraceProgUdpKfreeSkb, bpfobj.ConntraceProgUdpSendError}
 )
 
 // programs lists the programs mode m attaches, in attach order: the mode's
@@ -158,6 +163,9 @@ func programs(m Hooks, tcp, udp bool) []string {
 	}
 	if udp {
 		all = append(all, udpPrograms...)
+		if _, err := os.Stat(KernelBTF); err == nil {
+			all = append(all, udpTracepointsHere()...)
+		}
 	}
 	return all
 }
@@ -178,6 +186,28 @@ func tcpPrograms(m Hooks) []string {
 	}
 	return all
 }
+
+// udpTracepointsHere are the udpTracepoints this kernel has: all but a
+// failed send's (sock:sock_send_length, Linux 6.3+) and a firewall's drop
+// (skb:kfree_skb with a drop reason) where it has not.
+func udpTracepointsHere() []string {
+	tps := udpTracepoints[:2:2]
+	if dropsHooked() {
+		tps = append(tps, bpfobj.ConntraceProgUdpKfreeSkb)
+	}
+	if sendsHooked() {
+		tps = append(tps, bpfobj.ConntraceProgUdpSendError)
+	}
+	return tps
+}
+
+// sendsHooked says whether the kernel has sock:sock_send_length, which
+// sees a send's return value.
+var sendsHooked = sync.OnceValue(func() bool {
+	var fn *btf.Typedef
+	spec, err := btf.LoadKernelSpec()
+	return err == nil && spec.TypeByName("btf_trace_sock_send_length", &fn) == nil
+})
 
 // icmpHookable says whether the kernel's BTF has tcp_v4_err and
 // tcp_v6_err (IPv6 may be a module, or absent).

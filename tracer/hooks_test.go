@@ -96,14 +96,20 @@ func TestHooksPerMode(t *testing.T) {
 			t.Errorf("%s without TCP: hooks %v (%v), spec of %d programs (%v); want bind()'s two, and a socket table of 1", m, hooks, err, len(ms.Programs), merr)
 		}
 	}
-	// With UDP: its cgroup programs after the others, and the sweep
-	// loaded, not attached; the flow table not preallocated.
+	// With UDP: its cgroup programs after the others, then its
+	// tracepoints (this kernel has its BTF), and the sweep loaded, not
+	// attached; the flow table not preallocated.
+	here := udpTracepointsHere()
+	if len(here) < 3 || len(here) == 3 && sendsHooked() {
+		t.Errorf("UDP's tracepoints here: %v", here)
+	}
 	for _, m := range HookModes {
 		for _, tcp := range []bool{true, false} {
 			without, _ := hooksOf(spec, m, tcp, false)
 			hooks, err := hooksOf(spec, m, tcp, true)
 			ms, merr := modeSpec(spec, m, false, 0, tcp, true, 0)
-			if err != nil || merr != nil || len(hooks) != len(without)+len(udpPrograms) || hooks[len(without)].prog != udpPrograms[0] ||
+			if err != nil || merr != nil || len(hooks) != len(without)+len(udpPrograms)+len(here) ||
+				hooks[len(without)].prog != udpPrograms[0] || hooks[len(hooks)-1].prog != here[len(here)-1] ||
 				len(ms.Programs) != len(hooks)+1 || ms.Programs[udpSweep] == nil {
 				t.Errorf("%s (tcp %v) with UDP: hooks %v (%v), spec of %d programs (%v)", m, tcp, hooks, err, len(ms.Programs), merr)
 				continue
@@ -118,7 +124,7 @@ func TestHooksPerMode(t *testing.T) {
 	used := map[string]bool{udpSweep: true}
 	for _, list := range [][]string{syscallPrograms, statePrograms[true], statePrograms[false],
 		modePrograms[HooksFentry], modePrograms[HooksKprobe], modePrograms[HooksTracepoint],
-		{bpfobj.ConntraceProgHandleAcceptFexit4, dropProgram}, icmpPrograms[HooksFentry], icmpPrograms[HooksKprobe], udpPrograms} {
+		{bpfobj.ConntraceProgHandleAcceptFexit4, dropProgram}, icmpPrograms[HooksFentry], icmpPrograms[HooksKprobe], udpPrograms, udpTracepoints} {
 		for _, name := range list {
 			used[name] = true
 		}

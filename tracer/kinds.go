@@ -38,6 +38,7 @@ var kindTable = [...]kindOps{
 	EventClose:       {size: sizeOf[bpfobj.ConntraceCloseRecord](), body: decodeClose},
 	EventConnectFail: {size: sizeOf[bpfobj.ConntraceConnectFailRecord](), body: decodeConnectFail, lookup: connectFailLookup, settle: connectFailSettle},
 	EventBindFail:    {size: sizeOf[bpfobj.ConntraceBindFailRecord](), body: decodeBindFail, lookup: bindFailLookup, settle: bindFailSettle},
+	EventDrop:        {size: sizeOf[bpfobj.ConntraceDropRecord](), body: decodeDrop},
 }
 
 func sizeOf[R any]() int {
@@ -61,6 +62,10 @@ func decodeClose(raw []byte, ev *Event) {
 	ev.Unread = r.Unread
 	ev.Linger0 = r.Head.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_LINGER0) != 0
 	ev.PeerUnaccepted = r.PeerUnaccepted != 0
+	ev.Drops = r.Drops
+	if r.DropReason != 0 {
+		ev.DropReason = DropReasonName(r.DropReason)
+	}
 	if r.Head.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_IDLE_KNOWN) != 0 {
 		// Counted in kernel ticks: up to one more than the connection's
 		// own life, which bounds it.
@@ -74,7 +79,7 @@ func decodeConnectFail(raw []byte, ev *Event) {
 	ev.Errno = uint32(r.Error)
 	ev.Retransmits = r.Retransmits
 	ev.DropsWatched = r.Head.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_DROPS_WATCHED) != 0
-	ev.Drops = r.Drops
+	ev.Drops = uint32(r.Drops)
 	ev.DropInbound = r.Head.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_DROP_INBOUND) != 0
 	ev.DropIfindex = r.DropIfindex
 	if r.DropReason != 0 {
@@ -88,6 +93,13 @@ func decodeConnectFail(raw []byte, ev *Event) {
 	case FamilyIPv6:
 		ev.ICMPFrom = netip.AddrFrom16(r.IcmpFrom)
 	}
+}
+
+func decodeDrop(raw []byte, ev *Event) {
+	r := (*bpfobj.ConntraceDropRecord)(unsafe.Pointer(&raw[0]))
+	ev.Drops = r.Drops
+	ev.DropReason = DropReasonName(r.Reason)
+	ev.RcvBuf, ev.Queued = r.Rcvbuf, r.Queued
 }
 
 func decodeBindFail(raw []byte, ev *Event) {

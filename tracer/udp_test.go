@@ -240,3 +240,160 @@ func TestUDPSocketsBeforeTracer(t *testing.T) {
 		}
 	}
 }
+
+// TestUDPReceiveBufferFull: a server whose receive buffer (SO_RCVBUF
+// 4096) is full because it reads nothing while a client sends it 1,000
+// datagrams. The server's flow counts the drops exactly as the
+// namespace's Udp RcvbufErrors, named SOCKET_RCVBUFF, and only the
+// datagrams it read as received; drop events, the first at once and the
+// rest when the socket closes, are the server's and add up to the same.
+func TestUDPReceiveBufferFull(t *testing.T) {
+	const port, sent, size = 5356, 1000, 100
+	ns := testnet.NewNS(t)
+	s := startTracer(t, tracer.Config{Ports: []uint16{port}})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	srv := testnet.Start(t, "ct-udp-slow", testnet.Role{UDP: true, Server: true, NS: ns.Path(), Addr: addr, RcvBuf: 4096})
+	srv.Expect(t, "bound")
+	cli := testnet.Start(t, "ct-udp-cli", testnet.Role{UDP: true, Connected: true, NS: ns.Path(), Addr: addr, Repeat: sent, Send: size})
+	local := addrPort(t, cli.Expect(t, "sent"))
+	cli.Wait(t)
+	srv.Go(t)
+	var read uint64
+	if _, err := fmt.Sscan(srv.Expect(t, "read"), &read); err != nil {
+		t.Fatal(err)
+	}
+	dropped := ns.SNMP(t, "Udp", "RcvbufErrors")
+	srv.Go(t)
+	srv.Wait(t)
+	s.waitFor(t, 2, func(ev *tracer.Event) bool { return ev.Type == tracer.EventClose })
+	evs := s.stop(t)
+
+	if dropped == 0 || read+dropped != sent {
+		t.Fatalf("the server read %d datagrams and the kernel counts %d dropped (RcvbufErrors), want some dropped of %d", read, dropped, sent)
+	}
+	var flow *tracer.Event
+	for i, ev := range evs {
+		if ev.Type == tracer.EventClose && ev.Direction == tracer.DirIn {
+			flow = &evs[i]
+		}
+	}
+	if flow == nil || int(flow.PID) != srv.PID || flow.RPort != local.Port() || uint64(flow.Drops) != dropped ||
+		flow.DropReason != "SOCKET_RCVBUFF" || flow.RxPackets != read || flow.RxBytes != read*size {
+		t.Fatalf("want the server's close: %d datagrams received, %d dropped (SOCKET_RCVBUFF):\n%s", read, dropped, dump(evs))
+	}
+	drops := ofType(tracer.EventDrop, evs)
+	var told uint64
+	for i, d := range drops {
+		told += uint64(d.Drops)
+		if int(d.PID) != srv.PID || d.Proto != tracer.ProtoUDP || d.LPort != port || d.DropReason != "SOCKET_RCVBUFF" || d.RcvBuf < 4096 {
+			t.Errorf("want the server's drop of SOCKET_RCVBUFF, its buffer at least 4096 bytes:\n%s", dump([]tracer.Event{d}))
+		}
+		if i == 0 && (d.Drops != 1 || d.ConnID != flow.ConnID || d.RPort != local.Port() || d.Queued == 0) {
+			t.Errorf("want the first drop told at once, of the client's flow, with what the buffer held:\n%s", dump([]tracer.Event{d}))
+		}
+	}
+	if len(drops) < 2 || told != dropped {
+		t.Errorf("want drop events adding up to %d, the first at once and the rest at the close, got %d adding up to %d:\n%s", dropped, len(drops), told, dump(drops))
+	}
+}
+
+// TestUDPRefused: connected UDP clients send to ports where nothing is
+// bound: ICMP port unreachable comes back and their next recv returns
+// ECONNREFUSED. Each flow's connect_fail says so, with the process that
+// holds the port on another address of the host (127.0.0.2), or that
+// nobody does; each flow still ends with what it carried.
+func TestUDPRefused(t *testing.T) {
+	const elsewhere, nowhere = 5357, 5358
+	ns := testnet.NewNS(t)
+	s := startTracer(t, tracer.Config{Ports: []uint16{elsewhere, nowhere}})
+	holder := testnet.Start(t, "ct-udp-holder", testnet.Role{UDP: true, Bind: true, NS: ns.Path(), Addr: fmt.Sprintf("127.0.0.2:%d", elsewhere)})
+	holder.Expect(t, "bound")
+	for _, port := range []int{elsewhere, nowhere} {
+		cli := testnet.Start(t, "ct-udp-cli", testnet.Role{UDP: true, Connected: true, NS: ns.Path(), Addr: fmt.Sprintf("127.0.0.1:%d", port),
+			Send: 10, Recv: 10, MayFail: true})
+		local := addrPort(t, cli.Expect(t, "sent"))
+		if got := cli.Expect(t, "failed"); got != "ECONNREFUSED" {
+			t.Fatalf("client to port %d: got %q, want ECONNREFUSED", port, got)
+		}
+		cli.Wait(t)
+		s.waitFor(t, 1, func(ev *tracer.Event) bool { return ev.Type == tracer.EventClose && ev.LPort == local.Port() })
+		evs := s.stop(t)
+		s = startTracer(t, tracer.Config{Ports: []uint16{elsewhere, nowhere}})
+
+		if len(evs) != 3 || evs[0].Type != tracer.EventConnect || evs[1].Type != tracer.EventConnectFail || evs[2].Type != tracer.EventClose {
+			t.Fatalf("port %d: want the flow's connect, connect_fail and close, got:\n%s", port, dump(evs))
+		}
+		fail := evs[1]
+		if fail.Proto != tracer.ProtoUDP || fail.ErrorName() != "ECONNREFUSED" || int(fail.PID) != cli.PID || fail.ConnID != evs[0].ConnID ||
+			fail.LPort != local.Port() || int(fail.RPort) != port || fail.ListenersNetNS != fail.NetNS {
+			t.Errorf("port %d: want the client's flow refused, ECONNREFUSED, looked up in its namespace:\n%s", port, dump(evs))
+		}
+		switch {
+		case port == nowhere && (fail.Listeners == nil || len(fail.Listeners) != 0):
+			t.Errorf("port %d: want nobody bound to it anywhere, got %+v", port, fail.Listeners)
+		case port == elsewhere && (len(fail.Listeners) != 1 || fail.Listeners[0].State != "UNCONN" ||
+			fail.Listeners[0].LAddr != netip.MustParseAddr("127.0.0.2") || len(fail.Listeners[0].Procs) != 1 || int(fail.Listeners[0].Procs[0].PID) != holder.PID):
+			t.Errorf("port %d: want the holder %d on 127.0.0.2, got %+v", port, holder.PID, fail.Listeners)
+		}
+		if cl := evs[2]; cl.TxPackets != 1 || cl.TxBytes != 10 || cl.RxPackets != 0 || cl.Reason != tracer.ReasonClosed {
+			t.Errorf("port %d: want the flow closed with the one datagram sent:\n%s", port, dump(evs))
+		}
+	}
+	s.stop(t)
+	holder.Go(t)
+	holder.Wait(t)
+}
+
+// TestUDPSendFailures: sends that fail, each reported once as its flow's
+// connect_fail with the errno the application got: a firewall rule here
+// that drops the datagrams on their way out (EPERM, NETFILTER_DROP),
+// from a connected socket and from sendto() alike; and, where the kernel has sock:sock_send_length (6.3+), a sendto() with
+// no route (ENETUNREACH), which leaves no datagram to see otherwise.
+func TestUDPSendFailures(t *testing.T) {
+	const port = 5359
+	ns := testnet.NewNS(t)
+	ns.Firewall(t, testnet.Firewall{UDP: true, Output: true, DPort: port})
+	s := startTracer(t, tracer.Config{Ports: []uint16{port}})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	var clients []*testnet.Proc
+	for _, connected := range []bool{true, false} {
+		cli := testnet.Start(t, "ct-udp-cli", testnet.Role{UDP: true, Connected: connected, NS: ns.Path(), Addr: addr, Send: 10, MayFail: true})
+		cli.Expect(t, "sent")
+		if got := cli.Expect(t, "failed"); got != "EPERM" {
+			t.Fatalf("client (connected %v): got %q, want EPERM", connected, got)
+		}
+		cli.Wait(t)
+		clients = append(clients, cli)
+	}
+	unreachable := testnet.Start(t, "ct-udp-lost", testnet.Role{UDP: true, NS: ns.Path(), Addr: fmt.Sprintf("198.18.7.7:%d", port), Send: 10, MayFail: true})
+	unreachable.Expect(t, "sent")
+	if got := unreachable.Expect(t, "failed"); got != "ENETUNREACH" {
+		t.Fatalf("client with no route: got %q, want ENETUNREACH", got)
+	}
+	unreachable.Wait(t)
+	want := 2
+	if tracer.SendsHooked() {
+		want = 3
+		s.waitFor(t, 3, func(ev *tracer.Event) bool { return ev.Type == tracer.EventConnectFail })
+	} else {
+		s.waitFor(t, 2, func(ev *tracer.Event) bool { return ev.Type == tracer.EventConnectFail })
+		time.Sleep(300 * time.Millisecond) // for what would follow
+	}
+	evs := s.stop(t)
+
+	if len(evs) != want {
+		t.Fatalf("want one connect_fail per client (sock_send_length hooked: %v), got:\n%s", tracer.SendsHooked(), dump(evs))
+	}
+	for i, cli := range clients {
+		ev := evs[i]
+		if ev.Type != tracer.EventConnectFail || ev.Proto != tracer.ProtoUDP || int(ev.PID) != cli.PID || ev.ErrorName() != "EPERM" ||
+			ev.DropReason != "NETFILTER_DROP" || ev.RAddr != netip.MustParseAddr("127.0.0.1") || ev.RPort != port || ev.Direction != tracer.DirOut {
+			t.Errorf("client %d: want its EPERM by NETFILTER_DROP, to %s:\n%s", cli.PID, addr, dump([]tracer.Event{ev}))
+		}
+	}
+	if want == 3 {
+		if ev := evs[2]; ev.ErrorName() != "ENETUNREACH" || int(ev.PID) != unreachable.PID || ev.RAddr != netip.MustParseAddr("198.18.7.7") || ev.DropReason != "" {
+			t.Errorf("want ENETUNREACH to 198.18.7.7, reported once:\n%s", dump([]tracer.Event{ev}))
+		}
+	}
+}

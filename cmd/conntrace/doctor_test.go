@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/cilium/ebpf/btf"
+
 	"github.com/conntrace/conntrace/tracer/doctor"
 	"github.com/conntrace/conntrace/tracer/testnet"
 )
@@ -52,12 +54,19 @@ func TestDoctor(t *testing.T) {
 			// bind, getsockopt), the state tracepoint (main and
 			// rescue), 2 reset tracepoints and skb:kfree_skb; fentry
 			// and kprobe also TCP's two ICMP error handlers. Then
-			// UDP's 8 cgroup programs, in every mode.
-			want := 13 + 8
+			// UDP's 8 cgroup programs and its tracepoints: drops,
+			// ICMP errors, a firewall's drops, and failed sends where
+			// the kernel has sock_send_length (6.3+), in every mode.
+			udp := 8 + 3
+			if sendLengthHere(t) {
+				udp++
+			}
+			want := 13 + udp
 			if mc.Mode != "tracepoint" {
 				want += 2
 			}
-			if len(mc.Hooks) != want || mc.Hooks[want-8].Hook != "cgroup/sock_create" || mc.Hooks[want-2].Hook != "cgroup_skb/ingress" {
+			if len(mc.Hooks) != want || mc.Hooks[want-udp].Hook != "cgroup/sock_create" || mc.Hooks[want-udp+6].Hook != "cgroup_skb/ingress" ||
+				mc.Hooks[want-udp+8].Hook != "tp_btf/udp_fail_queue_rcv_skb" {
 				t.Errorf("%s: %d hooks, want %d, UDP's last: %+v", mc.Mode, len(mc.Hooks), want, mc.Hooks)
 			}
 		} else if len(working) == 0 { // passed over by auto: say why
@@ -184,4 +193,14 @@ func TestWithoutKernelBTF(t *testing.T) {
 		t.Errorf("with --btf: events %v\n%s\n%s", evs, r2.stdout.String(), r2.stderr.String())
 	}
 	t.Logf("with --btf: %s", strings.Split(r2.stderr.String(), "\n")[0])
+}
+
+// sendLengthHere says whether the kernel has sock:sock_send_length.
+func sendLengthHere(t *testing.T) bool {
+	spec, err := btf.LoadKernelSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fn *btf.Typedef
+	return spec.TypeByName("btf_trace_sock_send_length", &fn) == nil
 }

@@ -84,7 +84,7 @@ func filterFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "tcp", Aliases: []string{"t"}, Usage: "only TCP (with --udp: both, as with neither)"},
 		&cli.BoolFlag{Name: "udp", Aliases: []string{"u"}, Usage: "only UDP: its flows and bind failures (with --tcp: both, as with neither)"},
 		&cli.StringFlag{Name: "udp-idle", Usage: "end a UDP flow after `DURATION` without a datagram either way, at least 1s", DefaultText: "30s, or 120s once both sides sent"},
-		&cli.StringFlag{Name: "events", Aliases: []string{"e"}, Usage: "`EVENTS` to trace, comma-separated: listen, connect, accept, close, connect_fail, bind_fail", DefaultText: "all"},
+		&cli.StringFlag{Name: "events", Aliases: []string{"e"}, Usage: "`EVENTS` to trace, comma-separated: listen, connect, accept, close, connect_fail, bind_fail, drop", DefaultText: "all"},
 		&cli.BoolFlag{Name: "failures", Aliases: []string{"f"}, Usage: "only failures: connect_fail and bind_fail (same as --events connect_fail,bind_fail)"},
 	}
 }

@@ -39,12 +39,15 @@ const (
 	ConnectFail Type = 5
 	// BindFail: bind() failed (Event.Errno, Event.Holders).
 	BindFail Type = 6
+	// Drop: datagrams of a UDP socket this host dropped before they
+	// reached it (Event.Drops, DropReason, RcvBuf, Queued).
+	Drop Type = 7
 	// Lost reports records the kernel could not queue (Event.Lost).
 	Lost Type = 32
 )
 
 // All lists the types a user can select, in display order.
-var All = []Type{Listen, Connect, Accept, Close, ConnectFail, BindFail}
+var All = []Type{Listen, Connect, Accept, Close, ConnectFail, BindFail, Drop}
 
 // Kind is what every part of the tracer knows of one type of event, in
 // one place. The parts that do something per type (the reader's decoding
@@ -68,6 +71,7 @@ var kinds = [...]Kind{
 	Close:       {Name: "close", Conn: true},
 	ConnectFail: {Name: "connect_fail", Conn: true, Failure: true},
 	BindFail:    {Name: "bind_fail", Failure: true},
+	Drop:        {Name: "drop", Conn: true},
 	Lost:        {Name: "lost"},
 }
 
@@ -293,12 +297,18 @@ type Event struct {
 	// peer's answer coming in, not a SYN going out; DropIfindex the
 	// device, named DropDevice in the socket's network namespace when the
 	// tracer could look it up.
+	// A UDP flow's close: its datagrams dropped on their way in, and the
+	// last one's reason. Drop: the socket's datagrams dropped since its
+	// previous drop event, their reason, and its receive buffer: RcvBuf
+	// bytes (the kernel's, twice SO_RCVBUF), Queued in it at the drop.
 	DropsWatched bool
-	Drops        uint16
+	Drops        uint32
 	DropReason   string
 	DropInbound  bool
 	DropIfindex  uint32
 	DropDevice   string
+	RcvBuf       uint32
+	Queued       uint32
 	// ICMP (connect_fail): an ICMP error about the handshake, when
 	// ICMPWatched (fentry and kprobe modes): its sender ICMPFrom (invalid
 	// when none came), type and code.

@@ -156,6 +156,7 @@ type Metrics struct {
 	udpFlows, udpEnds           *family
 	udpSent, udpReceived        *family
 	udpSentDgrams, udpRecvDgram *family
+	udpDrops, udpErrors         *family
 	lost                        [3]uint64 // dropped, skipped, evicted
 
 	lostDesc, overflowDesc, buildDesc *prometheus.Desc
@@ -186,6 +187,8 @@ func New(cfg Config) *Metrics {
 	m.udpReceived = m.family("conntrace_udp_received_bytes_total", "UDP payload bytes received on flows that ended.", []string{"direction"}, who, nil)
 	m.udpSentDgrams = m.family("conntrace_udp_sent_datagrams_total", "UDP datagrams sent on flows that ended.", []string{"direction"}, who, nil)
 	m.udpRecvDgram = m.family("conntrace_udp_received_datagrams_total", "UDP datagrams received on flows that ended.", []string{"direction"}, who, nil)
+	m.udpDrops = m.family("conntrace_udp_dropped_datagrams_total", "UDP datagrams this host dropped before they reached the socket, by the process that owns it and why: drop_reason SOCKET_RCVBUFF (its receive buffer was full) or PROTO_MEM (UDP's memory on the host was used up).", []string{"drop_reason"}, who, nil)
+	m.udpErrors = m.family("conntrace_udp_errors_total", "Failures of UDP flows, by error: ICMP errors of connected sockets (ECONNREFUSED: port unreachable; EHOSTUNREACH, ...) and failed sends (EPERM, ENETUNREACH, ...), once per flow and error.", []string{"error"}, who, nil)
 	portOnly := m.labelNames(false, true)
 	m.handshake = m.family("conntrace_handshake_seconds", "TCP handshake latency of outbound connections: connect() to established.", []string{"direction"}, portOnly, handshakeBuckets)
 	m.duration = m.family("conntrace_connection_duration_seconds", "Lifetime of established TCP connections that ended.", []string{"direction"}, portOnly, durationBuckets)
@@ -282,6 +285,7 @@ var counters = [...]func(m *Metrics, ev *event.Event){
 	event.Close:       countClose,
 	event.ConnectFail: countConnectFail,
 	event.BindFail:    countBindFail,
+	event.Drop:        countDrop,
 	event.Lost:        countLost,
 }
 
@@ -320,6 +324,10 @@ func countClose(m *Metrics, ev *event.Event) {
 func countConnectFail(m *Metrics, ev *event.Event) {
 	k := m.who(ev, ev.RPort)
 	k.code = ev.Errno
+	if ev.Proto == event.ProtoUDP {
+		m.udpErrors.get(k).value++
+		return
+	}
 	m.connectFail.get(k).value++
 }
 
@@ -327,6 +335,15 @@ func countBindFail(m *Metrics, ev *event.Event) {
 	k := m.who(ev, ev.LPort)
 	k.code = ev.Errno
 	m.bindFail.get(k).value++
+}
+
+// dropReasons are the values of the label drop_reason, by key.code.
+var dropReasons = [...]string{"other", "SOCKET_RCVBUFF", "PROTO_MEM"}
+
+func countDrop(m *Metrics, ev *event.Event) {
+	k := m.who(ev, ev.LPort)
+	k.code = uint32(max(0, slices.Index(dropReasons[:], ev.DropReason)))
+	m.udpDrops.get(k).value += uint64(ev.Drops)
 }
 
 func countLost(m *Metrics, ev *event.Event) {
@@ -358,7 +375,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 
 func (m *Metrics) families() []*family {
 	return []*family{m.connections, m.closes, m.connectFail, m.bindFail, m.sent, m.received, m.handshake, m.duration,
-		m.udpFlows, m.udpEnds, m.udpSent, m.udpReceived, m.udpSentDgrams, m.udpRecvDgram}
+		m.udpFlows, m.udpEnds, m.udpSent, m.udpReceived, m.udpSentDgrams, m.udpRecvDgram, m.udpDrops, m.udpErrors}
 }
 
 // snapshot is one family's series, copied.
@@ -427,6 +444,8 @@ func (m *Metrics) labelValues(f *family, k key) []string {
 			v = k.dir.String()
 		case l == "reason":
 			v = event.Reason(k.code).String()
+		case l == "drop_reason":
+			v = dropReasons[k.code%uint32(len(dropReasons))]
 		case l == "error":
 			v = (&event.Event{Errno: k.code}).ErrorName()
 		case l == "port":

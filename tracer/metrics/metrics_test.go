@@ -236,3 +236,24 @@ func BenchmarkWrite(b *testing.B) {
 		m.Write(evs[i%len(evs)])
 	}
 }
+
+// TestUDPFailureCounts: a UDP socket's drops by reason, on its local
+// port, and a UDP flow's errors apart from TCP's connect failures.
+func TestUDPFailureCounts(t *testing.T) {
+	m := New(Config{Labels: AllLabels})
+	for _, ev := range []*event.Event{
+		{Type: event.Drop, Proto: event.ProtoUDP, Comm: comm("dnsmasq"), LPort: 53, RPort: 40001, Drops: 1, DropReason: "SOCKET_RCVBUFF"},
+		{Type: event.Drop, Proto: event.ProtoUDP, Comm: comm("dnsmasq"), LPort: 53, Drops: 41, DropReason: "SOCKET_RCVBUFF"},
+		{Type: event.Drop, Proto: event.ProtoUDP, Comm: comm("dnsmasq"), LPort: 53, Drops: 2, DropReason: "reason 99"},
+		{Type: event.ConnectFail, Proto: event.ProtoUDP, Direction: event.DirOut, Comm: comm("dig"), RPort: 53, Errno: 111},
+	} {
+		m.Write(ev)
+	}
+	got := gather(t, m, "conntrace_udp_dropped_datagrams_total", "conntrace_udp_errors_total", "conntrace_connect_failures_total")
+	want := "conntrace_udp_dropped_datagrams_total comm=dnsmasq container= drop_reason=SOCKET_RCVBUFF port=53 42\n" +
+		"conntrace_udp_dropped_datagrams_total comm=dnsmasq container= drop_reason=other port=53 2\n" +
+		"conntrace_udp_errors_total comm=dig container= error=ECONNREFUSED port=53 1\n"
+	if got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}

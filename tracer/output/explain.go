@@ -20,6 +20,9 @@ func appendExplanation(dst []byte, ev *event.Event) []byte {
 	if ev.Type == event.BindFail {
 		return appendBindExplanation(dst, ev)
 	}
+	if ev.Proto == event.ProtoUDP {
+		return appendUDPError(dst, ev)
+	}
 	peer := func(dst []byte) []byte { return AppendAddrPort(dst, ev.RAddr, ev.RPort) }
 	if rejectedHere(ev) {
 		dst = append(dst, "a firewall rule on this host rejected the connection to "...)
@@ -104,6 +107,46 @@ func appendExplanation(dst []byte, ev *event.Event) []byte {
 	dst = append(dst, "connect to "...)
 	dst = peer(dst)
 	return append(dst, " failed"...)
+}
+
+// appendUDPError explains the ICMP error a connected UDP socket got for
+// its flow, which its next send or recv returns.
+func appendUDPError(dst []byte, ev *event.Event) []byte {
+	peer := func(dst []byte) []byte { return AppendAddrPort(dst, ev.RAddr, ev.RPort) }
+	switch ev.ErrorName() {
+	case "ECONNREFUSED":
+		if ev.Listeners != nil {
+			dst = appendRefusedHere(dst, ev)
+		} else {
+			dst = append(dst, "nothing is bound to "...)
+			dst = append(peer(dst), " (or a firewall rejected the datagrams)"...)
+		}
+		return append(dst, "; ICMP port unreachable came back"...)
+	case "EHOSTUNREACH", "ENETUNREACH":
+		dst = ev.RAddr.AppendTo(dst)
+		if !ev.ICMPWatched { // the send failed
+			return append(dst, " cannot be reached: no route here"...)
+		}
+		return append(dst, " cannot be reached: an ICMP error came back (a router with no way there, or a firewall's REJECT)"...)
+	case "EPERM", "EACCES":
+		dst = peer(append(dst, "sending to "...))
+		if ev.DropReason == "NETFILTER_DROP" {
+			return append(dst, " was refused by a firewall rule on this host, which dropped the datagram (NETFILTER_DROP)"...)
+		}
+		return append(dst, " was refused by local policy (a firewall rule, cgroup or security module)"...)
+	case "EAGAIN":
+		return append(dst, "the socket's send buffer was full (a non-blocking send): datagrams are sent faster than the device takes them"...)
+	case "EMSGSIZE":
+		dst = peer(append(dst, "a datagram to "...))
+		if !ev.ICMPWatched {
+			return append(dst, " was larger than the socket sends (65,507 bytes, or the path's MTU with IP_PMTUDISC_DO)"...)
+		}
+		return append(dst, " was larger than the path takes (ICMP fragmentation needed)"...)
+	}
+	if ev.ICMPWatched {
+		return peer(append(dst, "an ICMP error came back for the datagrams to "...))
+	}
+	return peer(append(dst, "sending to "...))
 }
 
 // appendICMP names ev's ICMP error: "ICMP host unreachable (type 3, code
@@ -337,7 +380,9 @@ func appendRefusedHere(dst []byte, ev *event.Event) []byte {
 		dst = AppendAddrPort(dst, l.LAddr, l.LPort)
 		dst = append(dst, " is held by "...)
 		dst = appendProcs(dst, l.Procs, l.ProcsSeen)
-		dst = append(dst, " (LISTEN)"...)
+		dst = append(dst, " ("...)
+		dst = append(dst, l.State...)
+		dst = append(dst, ')')
 		addr := l.LAddr.Unmap()
 		switch {
 		case addr.Is4() != dest.Is4():
@@ -349,6 +394,8 @@ func appendRefusedHere(dst []byte, ev *event.Event) []byte {
 	switch {
 	case later:
 		return dst
+	case takes && ev.Proto == event.ProtoUDP:
+		return append(dst, ", which takes this address, yet the datagrams were refused: a firewall rule (REJECT)"...)
 	case takes:
 		return append(dst, ", which takes this address, yet the connection was refused: a firewall rule (REJECT), or a full accept queue with net.ipv4.tcp_abort_on_overflow=1"...)
 	case otherFamily == len(ev.Listeners) && dest.Is6():

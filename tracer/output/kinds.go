@@ -26,6 +26,7 @@ var kindFormats = [...]kindFormat{
 	event.Close:       {json: closeJSON, text: closeText},
 	event.ConnectFail: {json: connectFailJSON, text: failureText},
 	event.BindFail:    {json: bindFailJSON, text: failureText},
+	event.Drop:        {json: dropJSON, text: dropText},
 }
 
 func noFields(dst []byte, _ *event.Event) []byte { return dst }
@@ -61,6 +62,12 @@ func closeJSON(dst []byte, ev *event.Event) []byte {
 		dst = strconv.AppendUint(dst, ev.TxPackets, 10)
 		dst = append(dst, `,"rx_packets":`...)
 		dst = strconv.AppendUint(dst, ev.RxPackets, 10)
+		dst = append(dst, `,"drops":`...)
+		dst = strconv.AppendUint(dst, uint64(ev.Drops), 10)
+		if ev.Drops > 0 {
+			dst = append(dst, `,"drop_reason":`...)
+			dst = AppendJSONString(dst, []byte(ev.DropReason))
+		}
 		dst = append(dst, `,"reason":"`...)
 		dst = append(dst, ev.Reason.String()...)
 		return append(dst, '"')
@@ -108,6 +115,12 @@ func closeText(dst []byte, ev *event.Event) []byte {
 		dst = strconv.AppendUint(dst, ev.TxPackets, 10)
 		dst = append(dst, " rx_pkts="...)
 		dst = strconv.AppendUint(dst, ev.RxPackets, 10)
+		if ev.Drops > 0 {
+			dst = append(dst, " drops="...)
+			dst = strconv.AppendUint(dst, uint64(ev.Drops), 10)
+			dst = append(dst, " drop_reason="...)
+			dst = append(dst, ev.DropReason...)
+		}
 	}
 	dst = append(dst, " reason="...)
 	dst = append(dst, ev.Reason.String()...)
@@ -130,9 +143,14 @@ func connectFailJSON(dst []byte, ev *event.Event) []byte {
 	dst = appendErrorJSON(dst, ev)
 	dst = append(dst, `,"waited_ms":`...)
 	dst = appendMillis(dst, ev.Latency)
-	dst = append(dst, `,"syn_retransmits":`...)
-	dst = strconv.AppendUint(dst, uint64(ev.Retransmits), 10)
-	dst = appendDropsJSON(dst, ev)
+	if ev.Proto != event.ProtoUDP { // a UDP flow's has no handshake
+		dst = append(dst, `,"syn_retransmits":`...)
+		dst = strconv.AppendUint(dst, uint64(ev.Retransmits), 10)
+		dst = appendDropsJSON(dst, ev)
+	} else if ev.DropReason != "" {
+		dst = append(dst, `,"drop_reason":`...)
+		dst = AppendJSONString(dst, []byte(ev.DropReason))
+	}
 	dst = append(dst, `,"icmp_watched":`...)
 	dst = strconv.AppendBool(dst, ev.ICMPWatched)
 	if ev.ICMPFrom.IsValid() {
@@ -194,4 +212,50 @@ func appendFailureExplanationJSON(dst []byte, ev *event.Event) []byte {
 
 func failureText(dst []byte, ev *event.Event) []byte {
 	return appendExplanation(append(dst, ' '), ev)
+}
+
+// A drop is of a UDP socket: what it dropped since the last, why, and its
+// receive buffer.
+
+func dropJSON(dst []byte, ev *event.Event) []byte {
+	dst = append(dst, `,"drops":`...)
+	dst = strconv.AppendUint(dst, uint64(ev.Drops), 10)
+	dst = append(dst, `,"drop_reason":`...)
+	dst = AppendJSONString(dst, []byte(ev.DropReason))
+	dst = append(dst, `,"rcvbuf":`...)
+	dst = strconv.AppendUint(dst, uint64(ev.RcvBuf), 10)
+	dst = append(dst, `,"queued":`...)
+	dst = strconv.AppendUint(dst, uint64(ev.Queued), 10)
+	var buf [256]byte
+	dst = append(dst, `,"explain":`...)
+	return AppendJSONString(dst, appendDropExplanation(buf[:0], ev))
+}
+
+func dropText(dst []byte, ev *event.Event) []byte {
+	dst = append(dst, " drops="...)
+	dst = strconv.AppendUint(dst, uint64(ev.Drops), 10)
+	dst = append(dst, " drop_reason="...)
+	dst = append(dst, ev.DropReason...)
+	dst = append(dst, " rcvbuf="...)
+	dst = strconv.AppendUint(dst, uint64(ev.RcvBuf), 10)
+	dst = append(dst, " queued="...)
+	dst = strconv.AppendUint(dst, uint64(ev.Queued), 10)
+	return appendDropExplanation(append(dst, ' '), ev)
+}
+
+// appendDropExplanation says what a drop's reason means for the socket.
+func appendDropExplanation(dst []byte, ev *event.Event) []byte {
+	switch ev.DropReason {
+	case "SOCKET_RCVBUFF":
+		dst = append(dst, "its receive buffer was full ("...)
+		if ev.Queued > 0 { // none said when a socket's last drops are told at its close
+			dst = strconv.AppendUint(dst, uint64(ev.Queued), 10)
+			dst = append(dst, " of "...)
+		}
+		dst = strconv.AppendUint(dst, uint64(ev.RcvBuf), 10)
+		return append(dst, " bytes): the process reads slower than datagrams arrive (a larger SO_RCVBUF, up to net.core.rmem_max, absorbs bursts)"...)
+	case "PROTO_MEM":
+		return append(dst, "UDP's memory on this host was used up (net.ipv4.udp_mem)"...)
+	}
+	return append(dst, "the kernel dropped them before the socket got them"...)
 }

@@ -42,6 +42,10 @@ var (
 		Family: event.FamilyIPv4, Direction: event.DirIn,
 		LAddr: netip.MustParseAddr("198.18.0.2"), LPort: 53, RAddr: netip.MustParseAddr("198.18.0.1"), RPort: 40053,
 		Duration: 350 * time.Microsecond, TxBytes: 120, RxBytes: 52, TxPackets: 1, RxPackets: 1, Reason: event.ReasonIdle}
+	udpDropEv = event.Event{Type: event.Drop, Time: ts, ConnID: 22, PID: 998, Comm: comm("dnsmasq"), Proto: event.ProtoUDP,
+		Family: event.FamilyIPv4, Direction: event.DirIn,
+		LAddr: netip.MustParseAddr("198.18.0.2"), LPort: 53, RAddr: netip.MustParseAddr("198.18.0.1"), RPort: 40054,
+		Drops: 17, DropReason: "SOCKET_RCVBUFF", RcvBuf: 4608, Queued: 4352}
 	listenEv = event.Event{Type: event.Listen, Time: ts, PID: 999, Comm: comm("nginx"),
 		Family: event.FamilyIPv4, LAddr: netip.MustParseAddr("0.0.0.0"), LPort: 80}
 	lostEv     = event.Event{Type: event.Lost, Time: ts, Lost: 12, LostDropped: 9, LostEvicted: 3}
@@ -85,7 +89,8 @@ func TestJSONContract(t *testing.T) {
 		{refusedHereEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"connect_fail","conn_id":9,"pid":4242,"comm":"psql","uid":0,"proto":"tcp","family":"ipv4","direction":"out","laddr":"127.0.0.1","lport":40000,"raddr":"127.0.0.2","rport":5432,"error":"ECONNREFUSED","errno":111,"waited_ms":0.000,"syn_retransmits":0,"drops":null,"icmp_watched":false,"explain":"ECONNREFUSED: nothing listens on 127.0.0.2:5432; 127.0.0.1:5432 is held by 77 postgres (LISTEN): the service is bound to another address","listeners_elsewhere":[{"pid":77,"comm":"postgres","laddr":"127.0.0.1","lport":5432,"state":"LISTEN","inode":4712,"uid":0,"accept_queue":0,"backlog":200,"procs":[{"pid":77,"comm":"postgres"}],"procs_seen":true}],"listeners_netns":4026531840,"listen_overflows":0}`},
 		{bindFailEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"bind_fail","pid":1234,"comm":"nginx","uid":33,"proto":"tcp","family":"ipv4","laddr":"0.0.0.0","lport":80,"error":"EADDRINUSE","errno":98,"reuseaddr":false,"reuseport":false,"v6only":false,"explain":"EADDRINUSE: 0.0.0.0:80 is held by 999 nginx (LISTEN)","holders":[{"pid":999,"comm":"nginx","laddr":"0.0.0.0","lport":80,"state":"LISTEN","inode":4711,"uid":0,"accept_queue":3,"backlog":511,"reuseport":false,"procs":[{"pid":999,"comm":"nginx"}],"procs_seen":true}]}`},
 		{udpConnectEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"connect","conn_id":20,"pid":4243,"comm":"dig","uid":0,"proto":"udp","family":"ipv4","direction":"out","laddr":"198.18.0.1","lport":40053,"raddr":"198.18.0.2","rport":53}`},
-		{udpCloseEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"close","conn_id":21,"pid":998,"comm":"dnsmasq","uid":0,"proto":"udp","family":"ipv4","direction":"in","laddr":"198.18.0.2","lport":53,"raddr":"198.18.0.1","rport":40053,"duration_ms":0.350,"tx_bytes":120,"rx_bytes":52,"tx_packets":1,"rx_packets":1,"reason":"idle"}`},
+		{udpCloseEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"close","conn_id":21,"pid":998,"comm":"dnsmasq","uid":0,"proto":"udp","family":"ipv4","direction":"in","laddr":"198.18.0.2","lport":53,"raddr":"198.18.0.1","rport":40053,"duration_ms":0.350,"tx_bytes":120,"rx_bytes":52,"tx_packets":1,"rx_packets":1,"drops":0,"reason":"idle"}`},
+		{udpDropEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"drop","conn_id":22,"pid":998,"comm":"dnsmasq","uid":0,"proto":"udp","family":"ipv4","direction":"in","laddr":"198.18.0.2","lport":53,"raddr":"198.18.0.1","rport":40054,"drops":17,"drop_reason":"SOCKET_RCVBUFF","rcvbuf":4608,"queued":4352,"explain":"its receive buffer was full (4352 of 4608 bytes): the process reads slower than datagrams arrive (a larger SO_RCVBUF, up to net.core.rmem_max, absorbs bursts)"}`},
 		{listenEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"listen","pid":999,"comm":"nginx","uid":0,"proto":"tcp","family":"ipv4","laddr":"0.0.0.0","lport":80}`},
 		{lostEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"lost","count":12,"dropped":9,"skipped":0,"evicted":3}`},
 		{lastLostEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"lost","count":5,"dropped":0,"skipped":0,"evicted":0,"unaccepted":5}`},
@@ -170,6 +175,8 @@ func TestText(t *testing.T) {
 		{listenEv, []string{"listen", "nginx", "0.0.0.0:80/http", "uid=0"}},
 		{udpCloseEv, []string{"close", "dnsmasq", "198.18.0.2:53/domain", "<-", "198.18.0.1:40053", "conn=21", "udp", "duration=350us",
 			"tx=120", "rx=52", "tx_pkts=1", "rx_pkts=1", "reason=idle"}},
+		{udpDropEv, []string{"drop", "998", "dnsmasq", "198.18.0.2:53/domain", "<-", "198.18.0.1:40054", "conn=22", "udp", "drops=17",
+			"drop_reason=SOCKET_RCVBUFF", "rcvbuf=4608", "queued=4352", "its receive buffer was full (4352 of 4608 bytes)"}},
 	}
 	for _, tc := range cases {
 		got := string(AppendText(nil, &tc.ev))
@@ -313,6 +320,19 @@ func TestExplanations(t *testing.T) {
 		{event.Event{Type: event.ConnectFail, RAddr: v4("198.18.2.9"), RPort: 80, ICMPWatched: true,
 			ICMPFrom: v4("198.18.0.254"), ICMPType: 3, ICMPCode: 13},
 			"aborted: the application closed the socket before the handshake completed; ICMP communication administratively prohibited (type 3, code 13) came from 198.18.0.254 while connect() held the socket: a soft error, which only SO_ERROR returns"},
+		// A UDP flow's ICMP error.
+		{event.Event{Type: event.ConnectFail, Proto: event.ProtoUDP, Errno: 111, ICMPWatched: true, NetNS: 1, RAddr: v4("127.0.0.1"), RPort: 53, ListenersNetNS: 1,
+			Listeners: []event.Holder{{LAddr: v4("127.0.0.53"), LPort: 53, State: "UNCONN", Procs: []sockets.Proc{{PID: 7, Comm: "resolved"}}}}},
+			"ECONNREFUSED: nothing listens on 127.0.0.1:53; 127.0.0.53:53 is held by 7 resolved (UNCONN): the service is bound to another address; ICMP port unreachable came back"},
+		{event.Event{Type: event.ConnectFail, Proto: event.ProtoUDP, Errno: 111, ICMPWatched: true, RAddr: v4("198.18.0.2"), RPort: 53},
+			"ECONNREFUSED: nothing is bound to 198.18.0.2:53 (or a firewall rejected the datagrams); ICMP port unreachable came back"},
+		{event.Event{Type: event.ConnectFail, Proto: event.ProtoUDP, Errno: 90, RAddr: v4("198.18.0.2"), RPort: 443, ICMPWatched: true},
+			"EMSGSIZE: a datagram to 198.18.0.2:443 was larger than the path takes (ICMP fragmentation needed)"},
+		// A UDP send that failed.
+		{event.Event{Type: event.ConnectFail, Proto: event.ProtoUDP, Errno: 1, RAddr: v4("198.18.0.2"), RPort: 53, Drops: 1, DropReason: "NETFILTER_DROP"},
+			"EPERM: sending to 198.18.0.2:53 was refused by a firewall rule on this host, which dropped the datagram (NETFILTER_DROP)"},
+		{event.Event{Type: event.ConnectFail, Proto: event.ProtoUDP, Errno: 101, RAddr: v4("198.18.7.7"), RPort: 53},
+			"ENETUNREACH: 198.18.7.7 cannot be reached: no route here"},
 		// Timed out: how many SYNs, how long, and what this host dropped.
 		// A listener here whose accept queue is full drops the SYNs.
 		{event.Event{Type: event.ConnectFail, Errno: 110, RAddr: v4("127.0.0.1"), RPort: 8095, Latency: 3 * time.Second,
@@ -353,22 +373,22 @@ func TestExplanations(t *testing.T) {
 			"EHOSTUNREACH: 10.0.0.7 cannot be reached: an ICMP error answered the SYN (a router with no way there, or a firewall's REJECT on the path or at the peer), or a route here says unreachable"},
 		// Refused by an address of this host: who listens on the port.
 		{event.Event{Type: event.ConnectFail, Errno: 111, NetNS: 1, RAddr: v4("::1"), RPort: 80, ListenersNetNS: 1,
-			Listeners: []event.Holder{{LAddr: v4("0.0.0.0"), LPort: 80, Procs: []sockets.Proc{{PID: 7, Comm: "httpd"}}}}},
+			Listeners: []event.Holder{{LAddr: v4("0.0.0.0"), LPort: 80, State: "LISTEN", Procs: []sockets.Proc{{PID: 7, Comm: "httpd"}}}}},
 			"ECONNREFUSED: nothing listens on [::1]:80; 0.0.0.0:80 is held by 7 httpd (LISTEN): the service takes IPv4 only"},
 		{event.Event{Type: event.ConnectFail, Errno: 111, NetNS: 1, RAddr: v4("127.0.0.1"), RPort: 80, ListenersNetNS: 1,
-			Listeners: []event.Holder{{LAddr: netip.IPv6Unspecified(), LPort: 80, Procs: []sockets.Proc{{PID: 7, Comm: "httpd"}}}}},
+			Listeners: []event.Holder{{LAddr: netip.IPv6Unspecified(), LPort: 80, State: "LISTEN", Procs: []sockets.Proc{{PID: 7, Comm: "httpd"}}}}},
 			"ECONNREFUSED: nothing listens on 127.0.0.1:80; [::]:80 is held by 7 httpd (LISTEN): the service takes IPv6 only (IPV6_V6ONLY)"},
 		{event.Event{Type: event.ConnectFail, Errno: 111, NetNS: 1, RAddr: v4("198.18.0.2"), RPort: 80, ListenersNetNS: 2,
-			Listeners: []event.Holder{{LAddr: v4("127.0.0.1"), LPort: 80, Procs: []sockets.Proc{{PID: 7, Comm: "httpd"}, {PID: 8, Comm: "httpd"}}}}},
+			Listeners: []event.Holder{{LAddr: v4("127.0.0.1"), LPort: 80, State: "LISTEN", Procs: []sockets.Proc{{PID: 7, Comm: "httpd"}, {PID: 8, Comm: "httpd"}}}}},
 			"ECONNREFUSED: nothing listens on 198.18.0.2:80 (an address of network namespace 2); 127.0.0.1:80 is held by 7 httpd, 8 httpd (LISTEN): the service is bound to another address"},
 		{event.Event{Type: event.ConnectFail, Errno: 111, NetNS: 1, RAddr: v4("127.0.0.1"), RPort: 80, ListenersNetNS: 1, Listeners: []event.Holder{}},
 			"ECONNREFUSED: nothing listens on 127.0.0.1:80, nor on any other address of port 80"},
 		{event.Event{Type: event.ConnectFail, Errno: 111, NetNS: 1, RAddr: v4("127.0.0.1"), RPort: 80, ListenersNetNS: 1,
-			Listeners: []event.Holder{{LAddr: v4("0.0.0.0"), LPort: 80, ProcsSeen: true}}},
+			Listeners: []event.Holder{{LAddr: v4("0.0.0.0"), LPort: 80, State: "LISTEN", ProcsSeen: true}}},
 			"ECONNREFUSED: nothing listens on 127.0.0.1:80; 0.0.0.0:80 is held by no process (LISTEN), which takes this address, yet the connection was refused: a firewall rule (REJECT), or a full accept queue with net.ipv4.tcp_abort_on_overflow=1"},
 		// A listener that came after the refusal is named, not blamed.
 		{event.Event{Type: event.ConnectFail, Errno: 111, NetNS: 1, RAddr: v4("::1"), RPort: 80, ListenersNetNS: 1, ListenAfter: 40 * time.Millisecond,
-			Listeners: []event.Holder{{LAddr: v4("0.0.0.0"), LPort: 80, Procs: []sockets.Proc{{PID: 7, Comm: "httpd"}}}}},
+			Listeners: []event.Holder{{LAddr: v4("0.0.0.0"), LPort: 80, State: "LISTEN", Procs: []sockets.Proc{{PID: 7, Comm: "httpd"}}}}},
 			"ECONNREFUSED: nothing listened on [::1]:80 then; a socket started listening on port 80 40.000ms after the refusal; now 0.0.0.0:80 is held by 7 httpd (LISTEN)"},
 		// No process found, where some could not be seen: not "none".
 		{event.Event{Type: event.BindFail, Errno: 98, LAddr: v4("127.0.0.1"), LPort: 80, Holders: []event.Holder{

@@ -67,6 +67,9 @@ type Role struct {
 	// SendOnGo: UDP client, make the socket, say "ready", and send only
 	// after Go. Keep: UDP client, hold the socket after sending until Go.
 	SendOnGo, Keep bool
+	// RcvBuf: UDP server, set SO_RCVBUF to this once bound, read
+	// nothing until Go, then read what its buffer holds (udp.go).
+	RcvBuf int
 	// Share: Bind: start this many more processes of the same name that
 	// inherit the socket, as forked workers do ("shared PID..." before
 	// "bound").

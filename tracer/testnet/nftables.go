@@ -11,11 +11,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Firewall is one nftables rule for TCP: packets going out (Output) or
-// coming in, to DPort or from SPort (whichever is set), dropped or, with
-// Reject, answered by netfilter with a TCP reset (or with ICMP, an ICMP
-// error: port unreachable, or Unreach's).
+// Firewall is one nftables rule for TCP (UDP's with UDP): packets going
+// out (Output) or coming in, to DPort or from SPort (whichever is set),
+// dropped or, with Reject, answered by netfilter with a TCP reset (or with
+// ICMP, an ICMP error: port unreachable, or Unreach's).
 type Firewall struct {
+	UDP          bool
 	Output       bool
 	DPort, SPort uint16
 	Reject, ICMP bool
@@ -44,6 +45,10 @@ func (n *NS) Firewall(t testing.TB, f Firewall) {
 	}
 	chain := c.AddChain(&nftables.Chain{Name: "filter", Table: table, Type: nftables.ChainTypeFilter,
 		Hooknum: hook, Priority: nftables.ChainPriorityFilter})
+	var proto byte = unix.IPPROTO_TCP
+	if f.UDP {
+		proto = unix.IPPROTO_UDP
+	}
 	var verdict expr.Any = &expr.Verdict{Kind: expr.VerdictDrop}
 	switch {
 	case f.Reject && f.ICMP && f.Unreach != 0:
@@ -55,7 +60,7 @@ func (n *NS) Firewall(t testing.TB, f Firewall) {
 	}
 	c.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: offset, Len: 2},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.BigEndian.AppendUint16(nil, port)},
 		verdict,

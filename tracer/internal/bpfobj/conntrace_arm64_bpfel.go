@@ -45,6 +45,8 @@ type ConntraceCloseRecord struct {
 	Retransmits    uint32
 	SrttUs         uint32
 	Unread         uint32
+	Drops          uint32
+	DropReason     uint32
 	Reason         uint8
 	PeerUnaccepted uint8
 	Pad            [2]uint8
@@ -106,6 +108,15 @@ const (
 	ConntraceDirectionDIR_IN   ConntraceDirection = 2
 )
 
+type ConntraceDropRecord struct {
+	_      structs.HostLayout
+	Head   ConntraceRecordHead
+	Drops  uint32
+	Reason uint32
+	Rcvbuf uint32
+	Queued uint32
+}
+
 type ConntraceEventFlags uint32
 
 const (
@@ -128,6 +139,7 @@ const (
 	ConntraceEventTypeEVENT_CLOSE        ConntraceEventType = 4
 	ConntraceEventTypeEVENT_CONNECT_FAIL ConntraceEventType = 5
 	ConntraceEventTypeEVENT_BIND_FAIL    ConntraceEventType = 6
+	ConntraceEventTypeEVENT_DROP         ConntraceEventType = 7
 )
 
 type ConntraceHandledChange struct {
@@ -276,18 +288,23 @@ type ConntraceUdpFlow struct {
 		Comm   [16]int8
 		Thread [16]int8
 	}
-	ConnId    uint64
-	StartNs   uint64
-	LastNs    uint64
-	TxBytes   uint64
-	RxBytes   uint64
-	TxPackets uint64
-	RxPackets uint64
-	Local     [4]uint32
-	Netns     uint32
-	LocalPort uint16
-	Direction uint8
-	Pending   uint8
+	ConnId     uint64
+	StartNs    uint64
+	LastNs     uint64
+	TxBytes    uint64
+	RxBytes    uint64
+	TxPackets  uint64
+	RxPackets  uint64
+	Local      [4]uint32
+	Netns      uint32
+	LocalPort  uint16
+	Direction  uint8
+	Pending    uint8
+	Pad        [2]uint8
+	_          [2]byte
+	Error      int32
+	Drops      uint32
+	DropReason uint32
 }
 
 type ConntraceUdpFlowKey struct {
@@ -297,6 +314,13 @@ type ConntraceUdpFlowKey struct {
 	PeerPort uint16
 	Family   uint16
 	Pad      uint32
+}
+
+type ConntraceUdpLastIn struct {
+	_       structs.HostLayout
+	Key     ConntraceUdpFlowKey
+	Count   uint32
+	Payload uint32
 }
 
 type ConntraceUdpSockInfo struct {
@@ -309,12 +333,32 @@ type ConntraceUdpSockInfo struct {
 		Comm   [16]int8
 		Thread [16]int8
 	}
-	Netns  uint32
-	Known  uint8
-	Wanted uint8
-	Flows  uint8
-	Held   uint8
-	First  ConntraceUdpFlowKey
+	Netns       uint32
+	Known       uint8
+	Wanted      uint8
+	Flows       uint8
+	Held        uint8
+	DropsUntold uint32
+	_           [4]byte
+	ToldNs      uint64
+	DropReason  uint32
+	Rcvbuf      uint32
+	Untold      struct {
+		_      structs.HostLayout
+		S4     uint32
+		D4     uint32
+		S6     [4]uint32
+		D6     [4]uint32
+		Sport  uint16
+		Dport  uint16
+		Family uint16
+		_      [2]byte
+	}
+	To       [4]uint32
+	ToPort   uint16
+	ToFamily uint16
+	_        [4]byte
+	First    ConntraceUdpFlowKey
 }
 
 type ConntraceUdpSweep struct {
@@ -353,7 +397,9 @@ const (
 	ConntraceMapSocks                    = "socks"
 	ConntraceMapStateHandled             = "state_handled"
 	ConntraceMapStateRescued             = "state_rescued"
+	ConntraceMapUdpFailed                = "udp_failed"
 	ConntraceMapUdpFlows                 = "udp_flows"
+	ConntraceMapUdpLastIn                = "udp_last_in"
 	ConntraceMapUdpReleased              = "udp_released"
 	ConntraceMapUdpSocks                 = "udp_socks"
 	ConntraceMapUdpTurnedAway            = "udp_turned_away"
@@ -383,9 +429,13 @@ const (
 	ConntraceProgHandleSetStateBtf       = "handle_set_state_btf"
 	ConntraceProgHandleSetStateBtfRescue = "handle_set_state_btf_rescue"
 	ConntraceProgUdpEgress               = "udp_egress"
+	ConntraceProgUdpErrorReport          = "udp_error_report"
 	ConntraceProgUdpIngress              = "udp_ingress"
+	ConntraceProgUdpKfreeSkb             = "udp_kfree_skb"
+	ConntraceProgUdpQueueFail            = "udp_queue_fail"
 	ConntraceProgUdpRecvmsg4             = "udp_recvmsg4"
 	ConntraceProgUdpRecvmsg6             = "udp_recvmsg6"
+	ConntraceProgUdpSendError            = "udp_send_error"
 	ConntraceProgUdpSendmsg4             = "udp_sendmsg4"
 	ConntraceProgUdpSendmsg6             = "udp_sendmsg6"
 	ConntraceProgUdpSockCreate           = "udp_sock_create"
@@ -412,6 +462,7 @@ const (
 	ConntraceVarUnusedConnectFailRecord  = "unused_connect_fail_record"
 	ConntraceVarUnusedConnectRecord      = "unused_connect_record"
 	ConntraceVarUnusedDirection          = "unused_direction"
+	ConntraceVarUnusedDropRecord         = "unused_drop_record"
 	ConntraceVarUnusedEventFlags         = "unused_event_flags"
 	ConntraceVarUnusedEventType          = "unused_event_type"
 	ConntraceVarUnusedLostCause          = "unused_lost_cause"
@@ -488,9 +539,13 @@ type ConntraceProgramSpecs struct {
 	HandleSetStateBtf       *ebpf.ProgramSpec `ebpf:"handle_set_state_btf"`
 	HandleSetStateBtfRescue *ebpf.ProgramSpec `ebpf:"handle_set_state_btf_rescue"`
 	UdpEgress               *ebpf.ProgramSpec `ebpf:"udp_egress"`
+	UdpErrorReport          *ebpf.ProgramSpec `ebpf:"udp_error_report"`
 	UdpIngress              *ebpf.ProgramSpec `ebpf:"udp_ingress"`
+	UdpKfreeSkb             *ebpf.ProgramSpec `ebpf:"udp_kfree_skb"`
+	UdpQueueFail            *ebpf.ProgramSpec `ebpf:"udp_queue_fail"`
 	UdpRecvmsg4             *ebpf.ProgramSpec `ebpf:"udp_recvmsg4"`
 	UdpRecvmsg6             *ebpf.ProgramSpec `ebpf:"udp_recvmsg6"`
+	UdpSendError            *ebpf.ProgramSpec `ebpf:"udp_send_error"`
 	UdpSendmsg4             *ebpf.ProgramSpec `ebpf:"udp_sendmsg4"`
 	UdpSendmsg6             *ebpf.ProgramSpec `ebpf:"udp_sendmsg6"`
 	UdpSockCreate           *ebpf.ProgramSpec `ebpf:"udp_sock_create"`
@@ -525,7 +580,9 @@ type ConntraceMapSpecs struct {
 	Socks           *ebpf.MapSpec `ebpf:"socks"`
 	StateHandled    *ebpf.MapSpec `ebpf:"state_handled"`
 	StateRescued    *ebpf.MapSpec `ebpf:"state_rescued"`
+	UdpFailed       *ebpf.MapSpec `ebpf:"udp_failed"`
 	UdpFlows        *ebpf.MapSpec `ebpf:"udp_flows"`
+	UdpLastIn       *ebpf.MapSpec `ebpf:"udp_last_in"`
 	UdpReleased     *ebpf.MapSpec `ebpf:"udp_released"`
 	UdpSocks        *ebpf.MapSpec `ebpf:"udp_socks"`
 	UdpTurnedAway   *ebpf.MapSpec `ebpf:"udp_turned_away"`
@@ -556,6 +613,7 @@ type ConntraceVariableSpecs struct {
 	UnusedConnectFailRecord *ebpf.VariableSpec `ebpf:"unused_connect_fail_record"`
 	UnusedConnectRecord     *ebpf.VariableSpec `ebpf:"unused_connect_record"`
 	UnusedDirection         *ebpf.VariableSpec `ebpf:"unused_direction"`
+	UnusedDropRecord        *ebpf.VariableSpec `ebpf:"unused_drop_record"`
 	UnusedEventFlags        *ebpf.VariableSpec `ebpf:"unused_event_flags"`
 	UnusedEventType         *ebpf.VariableSpec `ebpf:"unused_event_type"`
 	UnusedLostCause         *ebpf.VariableSpec `ebpf:"unused_lost_cause"`
@@ -607,7 +665,9 @@ type ConntraceMaps struct {
 	Socks           *ebpf.Map `ebpf:"socks"`
 	StateHandled    *ebpf.Map `ebpf:"state_handled"`
 	StateRescued    *ebpf.Map `ebpf:"state_rescued"`
+	UdpFailed       *ebpf.Map `ebpf:"udp_failed"`
 	UdpFlows        *ebpf.Map `ebpf:"udp_flows"`
+	UdpLastIn       *ebpf.Map `ebpf:"udp_last_in"`
 	UdpReleased     *ebpf.Map `ebpf:"udp_released"`
 	UdpSocks        *ebpf.Map `ebpf:"udp_socks"`
 	UdpTurnedAway   *ebpf.Map `ebpf:"udp_turned_away"`
@@ -638,7 +698,9 @@ func (m *ConntraceMaps) Close() error {
 		m.Socks,
 		m.StateHandled,
 		m.StateRescued,
+		m.UdpFailed,
 		m.UdpFlows,
+		m.UdpLastIn,
 		m.UdpReleased,
 		m.UdpSocks,
 		m.UdpTurnedAway,
@@ -670,6 +732,7 @@ type ConntraceVariables struct {
 	UnusedConnectFailRecord *ebpf.Variable `ebpf:"unused_connect_fail_record"`
 	UnusedConnectRecord     *ebpf.Variable `ebpf:"unused_connect_record"`
 	UnusedDirection         *ebpf.Variable `ebpf:"unused_direction"`
+	UnusedDropRecord        *ebpf.Variable `ebpf:"unused_drop_record"`
 	UnusedEventFlags        *ebpf.Variable `ebpf:"unused_event_flags"`
 	UnusedEventType         *ebpf.Variable `ebpf:"unused_event_type"`
 	UnusedLostCause         *ebpf.Variable `ebpf:"unused_lost_cause"`
@@ -708,9 +771,13 @@ type ConntracePrograms struct {
 	HandleSetStateBtf       *ebpf.Program `ebpf:"handle_set_state_btf"`
 	HandleSetStateBtfRescue *ebpf.Program `ebpf:"handle_set_state_btf_rescue"`
 	UdpEgress               *ebpf.Program `ebpf:"udp_egress"`
+	UdpErrorReport          *ebpf.Program `ebpf:"udp_error_report"`
 	UdpIngress              *ebpf.Program `ebpf:"udp_ingress"`
+	UdpKfreeSkb             *ebpf.Program `ebpf:"udp_kfree_skb"`
+	UdpQueueFail            *ebpf.Program `ebpf:"udp_queue_fail"`
 	UdpRecvmsg4             *ebpf.Program `ebpf:"udp_recvmsg4"`
 	UdpRecvmsg6             *ebpf.Program `ebpf:"udp_recvmsg6"`
+	UdpSendError            *ebpf.Program `ebpf:"udp_send_error"`
 	UdpSendmsg4             *ebpf.Program `ebpf:"udp_sendmsg4"`
 	UdpSendmsg6             *ebpf.Program `ebpf:"udp_sendmsg6"`
 	UdpSockCreate           *ebpf.Program `ebpf:"udp_sock_create"`
@@ -746,9 +813,13 @@ func (p *ConntracePrograms) Close() error {
 		p.HandleSetStateBtf,
 		p.HandleSetStateBtfRescue,
 		p.UdpEgress,
+		p.UdpErrorReport,
 		p.UdpIngress,
+		p.UdpKfreeSkb,
+		p.UdpQueueFail,
 		p.UdpRecvmsg4,
 		p.UdpRecvmsg6,
+		p.UdpSendError,
 		p.UdpSendmsg4,
 		p.UdpSendmsg6,
 		p.UdpSockCreate,

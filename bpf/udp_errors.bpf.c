@@ -1,0 +1,250 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * A UDP flow's failures, each a connect_fail record of the flow (of the
+ * socket and the peer, when no datagram got far enough to start one),
+ * once per flow and errno: an application that keeps sending gets the
+ * same error each time.
+ *  - ICMP errors for a connected socket: port unreachable from a peer
+ *    where nothing is bound (ECONNREFUSED), host or network unreachable
+ *    from a router, fragmentation needed (EMSGSIZE). The kernel keeps the
+ *    error for the socket's next send or recv, and reports it
+ *    (sock:inet_sk_error_report, Linux 5.15+). An unconnected socket is
+ *    told only with IP_RECVERR, and then has no peer here: not reported.
+ *  - A send that failed, with the errno the application got
+ *    (sock:sock_send_length, Linux 6.3+): EPERM (a firewall rule or a
+ *    cgroup program here), ENETUNREACH (no route), EMSGSIZE, EAGAIN (the
+ *    send buffer is full)...
+ *  - A datagram a firewall rule on this host dropped on its way out
+ *    (skb:kfree_skb, NETFILTER_DROP, Linux 5.17+), which send() returns as
+ *    EPERM: where sock_send_length is missing, the only sign of it, and
+ *    elsewhere the reason for its EPERM.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_tracing.h>
+#include "conntrace.h"
+#include "events.bpf.h"
+#include "filters.bpf.h"
+#include "task.bpf.h"
+#include "tuple.bpf.h"
+#include "udp_flows.bpf.h"
+
+#define EPERM 1
+
+/* The last errno reported for a flow without an entry (its socket's
+ * cookie, or its address when it has none yet, and the peer): an LRU,
+ * since a socket's close does not clear it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct udp_flow_key);
+	__type(value, __s32);
+} udp_failed SEC(".maps");
+
+/* A socket's key part: its cookie, which every socket made since
+ * conntrace started has (udp_sock_create), and every flow's; else its
+ * address (a socket made before, which never sent a datagram). Read, not
+ * asked for: a program that reached the socket through an skb cannot
+ * have the kernel make one. */
+static __always_inline __u64 sock_id(struct sock *sk)
+{
+	__u64 cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+
+	return cookie ? cookie : (__u64)sk;
+}
+
+/* The connect_fail of the flow of key (its entry f, or none) at the
+ * socket sk's local end. task: the flow's owner when f is NULL. */
+static __always_inline void emit_failure(struct sock *sk, const struct udp_flow_key *key, struct udp_flow *f,
+					 const struct task_info *task, __u32 netns, int err,
+					 __u32 drop_reason, bool icmp)
+{
+	struct connect_fail_record *e;
+	struct tuple t = {};
+
+	if (f) {
+		flow_tuple(&t, key, f);
+		task = &f->task;
+	} else {
+		tuple_from_sk(&t, sk);
+		t.family = key->family;
+		t.dport = key->peer_port;
+		t.d4 = key->peer[0];
+		__builtin_memcpy(t.d6, key->peer, sizeof(t.d6));
+		if (!family_match(t.family) || !port_match(t.sport, t.dport))
+			return;
+	}
+	e = new_record(EVENT_CONNECT_FAIL, sizeof(*e), IPPROTO_UDP, &t, task);
+	if (!e)
+		return;
+	e->head.netns = netns;
+	e->head.direction = DIR_OUT;
+	e->latency_ns = 0;
+	if (f) {
+		e->head.conn_id = f->conn_id;
+		e->head.direction = f->direction;
+		e->latency_ns = e->head.ts_ns - f->start_ns;
+	}
+	e->error = err;
+	e->retransmits = 0;
+	e->drop_reason = drop_reason;
+	e->drop_ifindex = 0;
+	e->drops = drop_reason ? 1 : 0;
+	e->icmp_family = 0;
+	e->icmp_type = 0;
+	e->icmp_code = 0;
+	/* An ICMP error came, from an unknown sender; else a send failed. */
+	e->icmp_watched = icmp;
+	__builtin_memset(e->_pad, 0, sizeof(e->_pad));
+	__builtin_memset(e->icmp_from, 0, sizeof(e->icmp_from));
+	submit(e);
+}
+
+/* Whether err is new for the flow of key (entry f, or none): noted. */
+static __always_inline bool first_error(const struct udp_flow_key *key, struct udp_flow *f, int err)
+{
+	__s32 *last;
+
+	if (f) {
+		if (f->error == err)
+			return false;
+		f->error = err;
+		return true;
+	}
+	last = bpf_map_lookup_elem(&udp_failed, key);
+	if (last && *last == err)
+		return false;
+	bpf_map_update_elem(&udp_failed, key, &err, BPF_ANY);
+	return true;
+}
+
+static __always_inline void set_peer(struct udp_flow_key *key, const struct tuple *t)
+{
+	key->family = t->family;
+	key->peer_port = t->dport;
+	if (t->family == AF_INET)
+		key->peer[0] = t->d4;
+	else
+		__builtin_memcpy(key->peer, t->d6, sizeof(key->peer));
+}
+
+SEC("tp_btf/inet_sk_error_report")
+int BPF_PROG(udp_error_report, struct sock *sk)
+{
+	struct udp_flow_key key = {};
+	struct udp_sock_info *us;
+	struct udp_flow *f;
+	struct tuple t = {};
+	int err;
+
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_UDP || !want_event(EVENT_CONNECT_FAIL))
+		return 0;
+	us = bpf_sk_storage_get(&udp_socks, sk, 0, 0);
+	if (!us || !us->known || !us->wanted)
+		return 0;
+	tuple_from_sk(&t, sk);
+	if (!t.dport)
+		return 0;
+	key.sock = sock_id(sk);
+	set_peer(&key, &t);
+	f = bpf_map_lookup_elem(&udp_flows, &key);
+	err = BPF_CORE_READ(sk, sk_err);
+	if (!f || f->pending || !err || !first_error(&key, f, err))
+		return 0;
+	emit_failure(sk, &key, f, &us->task, us->netns, err, 0, true);
+	return 0;
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(udp_send_error, struct sock *sk, int ret)
+{
+	struct udp_flow_key key = {};
+	struct udp_sock_info *us;
+	struct udp_flow *f;
+	struct tuple t = {};
+
+	if (ret >= 0 || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_UDP || !want_event(EVENT_CONNECT_FAIL))
+		return 0;
+	us = bpf_sk_storage_get(&udp_socks, sk, 0, 0);
+	if (!us || !us->known || !us->wanted)
+		return 0;
+	tuple_from_sk(&t, sk);
+	key.sock = sock_id(sk);
+	if (t.dport) {
+		set_peer(&key, &t);
+	} else {
+		/* Unconnected: where its sendto() went. */
+		key.family = us->to_family;
+		key.peer_port = us->to_port;
+		__builtin_memcpy(key.peer, us->to, sizeof(key.peer));
+	}
+	f = bpf_map_lookup_elem(&udp_flows, &key);
+	if ((f && f->pending) || !first_error(&key, f, -ret))
+		return 0;
+	emit_failure(sk, &key, f, &us->task, us->netns, -ret, 0, false);
+	return 0;
+}
+
+/* The peer of a datagram on its way out: the IP and UDP headers (the
+ * network header set, the transport header too), and whether it was. */
+static __always_inline bool outgoing_peer(struct sk_buff *skb, struct sock *sk, struct udp_flow_key *key)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 nh = BPF_CORE_READ(skb, network_header);
+	__u16 th = BPF_CORE_READ(skb, transport_header);
+	__u16 ports[2] = {};
+	__u8 v = 0;
+
+	bpf_probe_read_kernel(&v, 1, head + nh);
+	if (bpf_probe_read_kernel(ports, sizeof(ports), head + th))
+		return false;
+	/* Coming in (found for the socket by early demux), the source is
+	 * the peer's port. */
+	if (bpf_ntohs(ports[0]) != BPF_CORE_READ(sk, __sk_common.skc_num))
+		return false;
+	key->peer_port = bpf_ntohs(ports[1]);
+	if (v >> 4 == 4) {
+		key->family = AF_INET;
+		bpf_probe_read_kernel(key->peer, 4, head + nh + 16);
+	} else {
+		key->family = AF_INET6;
+		bpf_probe_read_kernel(key->peer, 16, head + nh + 24);
+	}
+	return true;
+}
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(udp_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
+{
+	struct udp_flow_key key = {};
+	struct task_info task = {};
+	struct udp_flow *f;
+	struct sock *sk;
+	__u8 state;
+
+	if (reason != bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP))
+		return 0;
+	sk = BPF_CORE_READ(skb, sk);
+	if (!sk)
+		return 0;
+	/* A full socket (not a TCP mini socket), then UDP's. */
+	state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	if ((state != TCP_CLOSE && state != TCP_ESTABLISHED) ||
+	    BPF_CORE_READ(sk, sk_protocol) != IPPROTO_UDP || !want_event(EVENT_CONNECT_FAIL) ||
+	    !outgoing_peer(skb, sk, &key))
+		return 0;
+	/* The socket's storage is out of reach here (skb->sk is no trusted
+	 * pointer); the sender is: netfilter's output hooks run in its
+	 * send(). */
+	fill_task(&task);
+	if (!proc_match(task.pid, task.comm))
+		return 0;
+	key.sock = sock_id(sk);
+	f = bpf_map_lookup_elem(&udp_flows, &key);
+	if ((f && f->pending) || !first_error(&key, f, EPERM))
+		return 0;
+	emit_failure(sk, &key, f, &task, netns_of(sk), EPERM, reason, false);
+	return 0;
+}
