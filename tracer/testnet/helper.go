@@ -70,6 +70,9 @@ type Role struct {
 	// RcvBuf: UDP server, set SO_RCVBUF to this once bound, read
 	// nothing until Go, then read what its buffer holds (udp.go).
 	RcvBuf int
+	// HTTP3: an HTTP/3 server (with Server) or client of Addr, over
+	// QUIC (quic.go).
+	HTTP3 bool
 	// Share: Bind: start this many more processes of the same name that
 	// inherit the socket, as forked workers do ("shared PID..." before
 	// "bound").
@@ -281,6 +284,10 @@ func (r Role) run() error {
 		return r.bindRepeat()
 	case r.Bind:
 		return r.bind()
+	case r.HTTP3 && r.Server:
+		return r.serveHTTP3()
+	case r.HTTP3:
+		return r.getHTTP3()
 	case r.UDP && r.Server:
 		return r.serveUDP()
 	case r.UDP:

@@ -276,3 +276,25 @@ func (n *NS) Counters(t testing.TB) string {
 	}
 	return strings.Join(out, " ")
 }
+
+// TxPackets is what n's devices other than loopback sent, as their own
+// counters say (/proc/net/dev): one for each skb, so a GSO batch is one.
+func (n *NS) TxPackets(t testing.TB) uint64 {
+	t.Helper()
+	var data []byte
+	n.do(t, func() (err error) { data, err = os.ReadFile("/proc/thread-self/net/dev"); return err })
+	var total uint64
+	for _, line := range strings.Split(string(data), "\n") {
+		name, stats, ok := strings.Cut(line, ":")
+		f := strings.Fields(stats)
+		if !ok || strings.TrimSpace(name) == "lo" || len(f) < 10 {
+			continue
+		}
+		v, err := strconv.ParseUint(f[9], 10, 64) // transmit: bytes, packets
+		if err != nil {
+			continue // the header
+		}
+		total += v
+	}
+	return total
+}
