@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -151,16 +152,40 @@ func udpBind(ap netip.AddrPort) (int, unix.Sockaddr, error) {
 func udpServe(fd int, echo bool, stop *atomic.Bool, received *atomic.Uint64) {
 	runtime.LockOSThread()
 	buf := make([]byte, 65536)
+	var from unix.RawSockaddrAny
 	for !stop.Load() {
-		n, from, err := unix.Recvfrom(fd, buf, 0)
+		n, fromLen, err := recvFrom(fd, buf, &from)
 		if err != nil {
 			continue // the read timed out, or a signal
 		}
 		received.Add(1)
 		if echo {
-			unix.Sendto(fd, buf[:n], 0, from)
+			sendTo(fd, buf[:n], &from, fromLen)
 		}
 	}
+}
+
+// recvFrom and sendTo are recvfrom(2) and sendto(2) with the peer's
+// address as the kernel wrote it, as a server in C has it: unix.Recvfrom
+// asks the socket's protocol (getsockopt) at every datagram to convert
+// it, a system call no server makes and that conntrace's TCP hooks see.
+func recvFrom(fd int, p []byte, from *unix.RawSockaddrAny) (int, uint32, error) {
+	fromLen := uint32(unix.SizeofSockaddrAny)
+	n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), 0,
+		uintptr(unsafe.Pointer(from)), uintptr(unsafe.Pointer(&fromLen)))
+	if errno != 0 {
+		return 0, 0, errno
+	}
+	return int(n), fromLen, nil
+}
+
+func sendTo(fd int, p []byte, to *unix.RawSockaddrAny, toLen uint32) error {
+	_, _, errno := unix.Syscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), 0,
+		uintptr(unsafe.Pointer(to)), uintptr(toLen))
+	if errno != 0 {
+		return errno
+	}
+	return nil
 }
 
 // udpDial makes a socket connected to sa; one that waits for answers
