@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -689,11 +690,19 @@ func (t *Tracer) end(sink Sink, err error) error {
 	return err
 }
 
+// detach closes every link at once: closing a tracepoint's waits for an
+// RCU grace period (some 50 ms), and they need not wait for each other.
 func (t *Tracer) detach() {
 	t.lost.detach()
+	var wg sync.WaitGroup
 	for _, l := range t.links {
-		l.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.Close()
+		}()
 	}
+	wg.Wait()
 	t.links = nil
 }
 
