@@ -7,9 +7,11 @@
  * fentry:
  *  - cgroup/sock_create, in the creating process: the socket's owner and
  *    whether it passes the process filters, in socket storage;
+ *  - (a socket made before conntrace started gets its owner from the
+ *    iterators of udp_owners.bpf.c, before these programs attach;)
  *  - cgroup/sendmsg4/6 and recvmsg4/6, in the process that sends to or
  *    receives from an address it names (an unconnected socket): the owner
- *    of a socket made before conntrace started. A flow of such a socket
+ *    of a socket the iterators left without one. A flow of such a socket
  *    starts unreported (pending) until its process receives a datagram of
  *    it; one never attributed is reported at its end, with no process;
  *  - cgroup_skb egress and ingress: each datagram, counted on its flow

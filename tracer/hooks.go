@@ -144,6 +144,8 @@ var bindPrograms = []string{bpfobj.ConntraceProgHandleBindEnter, bpfobj.Conntrac
 // (bpf/udp_drops.bpf.c), ICMP errors of connected sockets, and failed
 // sends where the kernel has the tracepoints (bpf/udp_errors.bpf.c).
 var (
+	// sock_create first: the sockets made before it get their owners
+	// (ownExisting) before the datagram programs attach.
 	udpPrograms = []string{bpfobj.ConntraceProgUdpSockCreate,
 		bpfobj.ConntraceProgUdpSendmsg4, bpfobj.ConntraceProgUdpSendmsg6, bpfobj.ConntraceProgUdpRecvmsg4, bpfobj.ConntraceProgUdpRecvmsg6,
 		bpfobj.ConntraceProgUdpEgress, bpfobj.ConntraceProgUdpIngress, bpfobj.ConntraceProgUdpSockRelease}
@@ -363,6 +365,9 @@ func modeSpec(spec *ebpf.CollectionSpec, m Hooks, storage bool, table uint32, tc
 	keep := programs(m, tcp, udp)
 	if udp {
 		keep = append(keep, udpSweep)
+		if ownersIterable() {
+			keep = append(keep, udpOwnerFiles, udpOwnerSocks)
+		}
 	}
 	for name := range spec.Programs {
 		if !slices.Contains(keep, name) {

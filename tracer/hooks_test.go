@@ -97,8 +97,9 @@ func TestHooksPerMode(t *testing.T) {
 		}
 	}
 	// With UDP: its cgroup programs after the others, then its
-	// tracepoints (this kernel has its BTF), and the sweep loaded, not
-	// attached; the flow table not preallocated.
+	// tracepoints (this kernel has its BTF), and the sweep and the
+	// owners' iterators loaded, not attached; the flow table not
+	// preallocated.
 	here := udpTracepointsHere()
 	if len(here) < 3 || len(here) == 3 && sendsHooked() {
 		t.Errorf("UDP's tracepoints here: %v", here)
@@ -110,7 +111,7 @@ func TestHooksPerMode(t *testing.T) {
 			ms, merr := modeSpec(spec, m, false, 0, tcp, true, 0)
 			if err != nil || merr != nil || len(hooks) != len(without)+len(udpPrograms)+len(here) ||
 				hooks[len(without)].prog != udpPrograms[0] || hooks[len(hooks)-1].prog != here[len(here)-1] ||
-				len(ms.Programs) != len(hooks)+1 || ms.Programs[udpSweep] == nil {
+				len(ms.Programs) != len(hooks)+3 || ms.Programs[udpSweep] == nil || ms.Programs[udpOwnerFiles] == nil || ms.Programs[udpOwnerSocks] == nil {
 				t.Errorf("%s (tcp %v) with UDP: hooks %v (%v), spec of %d programs (%v)", m, tcp, hooks, err, len(ms.Programs), merr)
 				continue
 			}
@@ -120,8 +121,8 @@ func TestHooksPerMode(t *testing.T) {
 			}
 		}
 	}
-	// Every program of the object is some mode's.
-	used := map[string]bool{udpSweep: true}
+	// Every program of the object is some mode's (or UDP's, run by Go).
+	used := map[string]bool{udpSweep: true, udpOwnerFiles: true, udpOwnerSocks: true}
 	for _, list := range [][]string{syscallPrograms, statePrograms[true], statePrograms[false],
 		modePrograms[HooksFentry], modePrograms[HooksKprobe], modePrograms[HooksTracepoint],
 		{bpfobj.ConntraceProgHandleAcceptFexit4, dropProgram}, icmpPrograms[HooksFentry], icmpPrograms[HooksKprobe], udpPrograms, udpTracepoints} {

@@ -67,6 +67,8 @@ type Tracer struct {
 	mode  Hooks
 	// storage: connections live in socket storage, not the socket table.
 	storage bool
+	// udpOwned: the UDP sockets open at the start given their owners.
+	udpOwned uint32
 
 	holders *holderLookups // bind_fail holder lookups (Run)
 	// containers: where events' cgroups and containers are looked up,
@@ -272,6 +274,13 @@ func openMode(spec *ebpf.CollectionSpec, opts ebpf.CollectionOptions, m Hooks, c
 		}
 		if h.Kind == "kprobe" || h.Kind == "kretprobe" {
 			t.lost.kprobes = append(t.lost.kprobes, l)
+		}
+		// The sockets made before this one attached get their owners
+		// before a datagram is counted (udpPrograms' order).
+		if h.prog == bpfobj.ConntraceProgUdpSockCreate {
+			if t.udpOwned, err = ownExisting(coll); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if udp.root != "" {

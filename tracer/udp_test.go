@@ -187,57 +187,73 @@ func TestUDPIdle(t *testing.T) {
 	}
 }
 
-// TestUDPSocketsBeforeTracer: sockets made before the tracer started. An
-// unconnected one is attributed when its process first names an address:
-// the server's flow when it receives the client's datagram (its start
-// is held until then), a client's when it sends. A connected one never
-// names one: its flow is reported at its end with no process.
+// TestUDPSocketsBeforeTracer: sockets made before the tracer started,
+// a server's and two clients' (one unconnected, one connected), in a
+// cgroup of their own. The iterators at the start give each its process:
+// every flow is theirs from its first datagram. With a cgroup filter
+// (which the iterators leave alone) an unconnected one is attributed
+// when its process first names an address: the server's flow when it
+// receives the client's datagram (its start is held until then), a
+// client's when it sends; a connected one never names one, and its flow,
+// of no process the filter can pass, is not reported.
 func TestUDPSocketsBeforeTracer(t *testing.T) {
-	const port = 5355
-	ns := testnet.NewNS(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	srv := testnet.Start(t, "ct-udp-srv", testnet.Role{UDP: true, Server: true, NS: ns.Path(), Addr: addr, Conns: 2, Send: 20})
-	srv.Expect(t, "bound")
-	var cli [2]*testnet.Proc
-	for i := range cli {
-		cli[i] = testnet.Start(t, fmt.Sprintf("ct-udp-cli%d", i), testnet.Role{UDP: true, Connected: i == 1, NS: ns.Path(), Addr: addr, Send: 30, Recv: 20, SendOnGo: true})
-		cli[i].Expect(t, "ready")
-	}
-	s := startTracer(t, tracer.Config{Ports: []uint16{port}})
-	var local [2]netip.AddrPort
-	for i, c := range cli {
-		c.Go(t)
-		local[i] = addrPort(t, c.Expect(t, "sent"))
-		c.Wait(t)
-	}
-	closeServer(t, srv)
-	s.waitFor(t, 4, func(ev *tracer.Event) bool { return ev.Type == tracer.EventClose })
-	evs := s.stop(t)
+	for _, filtered := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cgroup-filter=%v", filtered), func(t *testing.T) {
+			const port = 5355
+			ns := testnet.NewNS(t)
+			cg := testnet.NewCgroup(t, "udp-before")
+			addr := fmt.Sprintf("127.0.0.1:%d", port)
+			srv := testnet.Start(t, "ct-udp-srv", testnet.Role{UDP: true, Server: true, NS: ns.Path(), Addr: addr, Conns: 2, Send: 20})
+			srv.Expect(t, "bound")
+			cg.Add(t, srv.PID)
+			var cli [2]*testnet.Proc
+			for i := range cli {
+				cli[i] = testnet.Start(t, fmt.Sprintf("ct-udp-cli%d", i), testnet.Role{UDP: true, Connected: i == 1, NS: ns.Path(), Addr: addr, Send: 30, Recv: 20, SendOnGo: true})
+				cli[i].Expect(t, "ready")
+				cg.Add(t, cli[i].PID)
+			}
+			cfg := tracer.Config{Ports: []uint16{port}}
+			if filtered {
+				cfg.Cgroups = []string{cg.Path}
+			}
+			s := startTracer(t, cfg)
+			if n := s.t.ExistingUDPSockets(); filtered && n != 0 || !filtered && n < 3 {
+				t.Errorf("the iterators gave %d sockets open at the start their owners, want %s", n, map[bool]string{false: "3 or more", true: "none"}[filtered])
+			}
+			var local [2]netip.AddrPort
+			for i, c := range cli {
+				c.Go(t)
+				local[i] = addrPort(t, c.Expect(t, "sent"))
+				c.Wait(t)
+			}
+			closeServer(t, srv)
+			want := 4 // closes: the server's two, each client's
+			if filtered {
+				want = 3
+			}
+			s.waitFor(t, want, func(ev *tracer.Event) bool { return ev.Type == tracer.EventClose })
+			evs := s.stop(t)
 
-	if len(evs) != 8 {
-		t.Fatalf("want each client's connect and close, the server's accept and close of each, got %d events:\n%s", len(evs), dump(evs))
-	}
-	for _, ev := range evs {
-		var pid int
-		switch {
-		case ev.Direction == tracer.DirIn:
-			pid = srv.PID
-		case ev.LPort == local[0].Port():
-			pid = cli[0].PID
-		case ev.LPort == local[1].Port():
-			pid = 0 // connected before the tracer: not attributed
-		default:
-			t.Errorf("an event of neither client:\n%s", dump([]tracer.Event{ev}))
-		}
-		if int(ev.PID) != pid || ev.Type == tracer.EventClose && (ev.TxPackets != 1 || ev.RxPackets != 1 || ev.Reason != tracer.ReasonClosed) {
-			t.Errorf("want pid %d, and a close of a datagram each way:\n%s", pid, dump([]tracer.Event{ev}))
-		}
-	}
-	// The unattributed flow's start comes with its end.
-	for i, ev := range evs {
-		if ev.PID == 0 && ev.Type == tracer.EventConnect && (i+1 == len(evs) || evs[i+1].Type != tracer.EventClose || evs[i+1].ConnID != ev.ConnID) {
-			t.Errorf("the connected client's connect is not right before its close:\n%s", dump(evs))
-		}
+			if len(evs) != 2*want {
+				t.Fatalf("want %d flows (their start and close), got %d events:\n%s", want, len(evs), dump(evs))
+			}
+			for _, ev := range evs {
+				var pid int
+				switch {
+				case ev.Direction == tracer.DirIn:
+					pid = srv.PID
+				case ev.LPort == local[0].Port():
+					pid = cli[0].PID
+				case ev.LPort == local[1].Port() && !filtered:
+					pid = cli[1].PID
+				default:
+					t.Errorf("an event of neither client:\n%s", dump([]tracer.Event{ev}))
+				}
+				if int(ev.PID) != pid || ev.Type == tracer.EventClose && (ev.TxPackets != 1 || ev.RxPackets != 1 || ev.Reason != tracer.ReasonClosed) {
+					t.Errorf("want pid %d, and a close of a datagram each way:\n%s", pid, dump([]tracer.Event{ev}))
+				}
+			}
+		})
 	}
 }
 

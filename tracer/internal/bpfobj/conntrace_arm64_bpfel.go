@@ -251,18 +251,11 @@ type ConntraceSoErrorCall struct {
 }
 
 type ConntraceSockInfo struct {
-	_       structs.HostLayout
-	ConnId  uint64
-	StartNs uint64
-	CallKey uint64
-	Task    struct {
-		_      structs.HostLayout
-		Cgroup uint64
-		Pid    uint32
-		Uid    uint32
-		Comm   [16]int8
-		Thread [16]int8
-	}
+	_           structs.HostLayout
+	ConnId      uint64
+	StartNs     uint64
+	CallKey     uint64
+	Task        ConntraceTaskInfo
 	Netns       uint32
 	Direction   uint8
 	Matched     uint8
@@ -278,16 +271,18 @@ type ConntraceSockInfo struct {
 	Pad         [7]uint8
 }
 
+type ConntraceTaskInfo struct {
+	_      structs.HostLayout
+	Cgroup uint64
+	Pid    uint32
+	Uid    uint32
+	Comm   [16]int8
+	Thread [16]int8
+}
+
 type ConntraceUdpFlow struct {
-	_    structs.HostLayout
-	Task struct {
-		_      structs.HostLayout
-		Cgroup uint64
-		Pid    uint32
-		Uid    uint32
-		Comm   [16]int8
-		Thread [16]int8
-	}
+	_          structs.HostLayout
+	Task       ConntraceTaskInfo
 	ConnId     uint64
 	StartNs    uint64
 	LastNs     uint64
@@ -324,15 +319,8 @@ type ConntraceUdpLastIn struct {
 }
 
 type ConntraceUdpSockInfo struct {
-	_    structs.HostLayout
-	Task struct {
-		_      structs.HostLayout
-		Cgroup uint64
-		Pid    uint32
-		Uid    uint32
-		Comm   [16]int8
-		Thread [16]int8
-	}
+	_           structs.HostLayout
+	Task        ConntraceTaskInfo
 	Netns       uint32
 	Known       uint8
 	Wanted      uint8
@@ -400,6 +388,7 @@ const (
 	ConntraceMapUdpFailed                = "udp_failed"
 	ConntraceMapUdpFlows                 = "udp_flows"
 	ConntraceMapUdpLastIn                = "udp_last_in"
+	ConntraceMapUdpOwnerByInode          = "udp_owner_by_inode"
 	ConntraceMapUdpReleased              = "udp_released"
 	ConntraceMapUdpSocks                 = "udp_socks"
 	ConntraceMapUdpTurnedAway            = "udp_turned_away"
@@ -432,6 +421,8 @@ const (
 	ConntraceProgUdpErrorReport          = "udp_error_report"
 	ConntraceProgUdpIngress              = "udp_ingress"
 	ConntraceProgUdpKfreeSkb             = "udp_kfree_skb"
+	ConntraceProgUdpOwnerFiles           = "udp_owner_files"
+	ConntraceProgUdpOwnerSocks           = "udp_owner_socks"
 	ConntraceProgUdpQueueFail            = "udp_queue_fail"
 	ConntraceProgUdpRecvmsg4             = "udp_recvmsg4"
 	ConntraceProgUdpRecvmsg6             = "udp_recvmsg6"
@@ -456,6 +447,7 @@ const (
 	ConntraceVarSkStorage                = "sk_storage"
 	ConntraceVarStopping                 = "stopping"
 	ConntraceVarTcpConnectHooked         = "tcp_connect_hooked"
+	ConntraceVarUdpOwned                 = "udp_owned"
 	ConntraceVarUnusedBindFailRecord     = "unused_bind_fail_record"
 	ConntraceVarUnusedCloseReason        = "unused_close_reason"
 	ConntraceVarUnusedCloseRecord        = "unused_close_record"
@@ -542,6 +534,8 @@ type ConntraceProgramSpecs struct {
 	UdpErrorReport          *ebpf.ProgramSpec `ebpf:"udp_error_report"`
 	UdpIngress              *ebpf.ProgramSpec `ebpf:"udp_ingress"`
 	UdpKfreeSkb             *ebpf.ProgramSpec `ebpf:"udp_kfree_skb"`
+	UdpOwnerFiles           *ebpf.ProgramSpec `ebpf:"udp_owner_files"`
+	UdpOwnerSocks           *ebpf.ProgramSpec `ebpf:"udp_owner_socks"`
 	UdpQueueFail            *ebpf.ProgramSpec `ebpf:"udp_queue_fail"`
 	UdpRecvmsg4             *ebpf.ProgramSpec `ebpf:"udp_recvmsg4"`
 	UdpRecvmsg6             *ebpf.ProgramSpec `ebpf:"udp_recvmsg6"`
@@ -583,6 +577,7 @@ type ConntraceMapSpecs struct {
 	UdpFailed       *ebpf.MapSpec `ebpf:"udp_failed"`
 	UdpFlows        *ebpf.MapSpec `ebpf:"udp_flows"`
 	UdpLastIn       *ebpf.MapSpec `ebpf:"udp_last_in"`
+	UdpOwnerByInode *ebpf.MapSpec `ebpf:"udp_owner_by_inode"`
 	UdpReleased     *ebpf.MapSpec `ebpf:"udp_released"`
 	UdpSocks        *ebpf.MapSpec `ebpf:"udp_socks"`
 	UdpTurnedAway   *ebpf.MapSpec `ebpf:"udp_turned_away"`
@@ -607,6 +602,7 @@ type ConntraceVariableSpecs struct {
 	SkStorage               *ebpf.VariableSpec `ebpf:"sk_storage"`
 	Stopping                *ebpf.VariableSpec `ebpf:"stopping"`
 	TcpConnectHooked        *ebpf.VariableSpec `ebpf:"tcp_connect_hooked"`
+	UdpOwned                *ebpf.VariableSpec `ebpf:"udp_owned"`
 	UnusedBindFailRecord    *ebpf.VariableSpec `ebpf:"unused_bind_fail_record"`
 	UnusedCloseReason       *ebpf.VariableSpec `ebpf:"unused_close_reason"`
 	UnusedCloseRecord       *ebpf.VariableSpec `ebpf:"unused_close_record"`
@@ -668,6 +664,7 @@ type ConntraceMaps struct {
 	UdpFailed       *ebpf.Map `ebpf:"udp_failed"`
 	UdpFlows        *ebpf.Map `ebpf:"udp_flows"`
 	UdpLastIn       *ebpf.Map `ebpf:"udp_last_in"`
+	UdpOwnerByInode *ebpf.Map `ebpf:"udp_owner_by_inode"`
 	UdpReleased     *ebpf.Map `ebpf:"udp_released"`
 	UdpSocks        *ebpf.Map `ebpf:"udp_socks"`
 	UdpTurnedAway   *ebpf.Map `ebpf:"udp_turned_away"`
@@ -701,6 +698,7 @@ func (m *ConntraceMaps) Close() error {
 		m.UdpFailed,
 		m.UdpFlows,
 		m.UdpLastIn,
+		m.UdpOwnerByInode,
 		m.UdpReleased,
 		m.UdpSocks,
 		m.UdpTurnedAway,
@@ -726,6 +724,7 @@ type ConntraceVariables struct {
 	SkStorage               *ebpf.Variable `ebpf:"sk_storage"`
 	Stopping                *ebpf.Variable `ebpf:"stopping"`
 	TcpConnectHooked        *ebpf.Variable `ebpf:"tcp_connect_hooked"`
+	UdpOwned                *ebpf.Variable `ebpf:"udp_owned"`
 	UnusedBindFailRecord    *ebpf.Variable `ebpf:"unused_bind_fail_record"`
 	UnusedCloseReason       *ebpf.Variable `ebpf:"unused_close_reason"`
 	UnusedCloseRecord       *ebpf.Variable `ebpf:"unused_close_record"`
@@ -774,6 +773,8 @@ type ConntracePrograms struct {
 	UdpErrorReport          *ebpf.Program `ebpf:"udp_error_report"`
 	UdpIngress              *ebpf.Program `ebpf:"udp_ingress"`
 	UdpKfreeSkb             *ebpf.Program `ebpf:"udp_kfree_skb"`
+	UdpOwnerFiles           *ebpf.Program `ebpf:"udp_owner_files"`
+	UdpOwnerSocks           *ebpf.Program `ebpf:"udp_owner_socks"`
 	UdpQueueFail            *ebpf.Program `ebpf:"udp_queue_fail"`
 	UdpRecvmsg4             *ebpf.Program `ebpf:"udp_recvmsg4"`
 	UdpRecvmsg6             *ebpf.Program `ebpf:"udp_recvmsg6"`
@@ -816,6 +817,8 @@ func (p *ConntracePrograms) Close() error {
 		p.UdpErrorReport,
 		p.UdpIngress,
 		p.UdpKfreeSkb,
+		p.UdpOwnerFiles,
+		p.UdpOwnerSocks,
 		p.UdpQueueFail,
 		p.UdpRecvmsg4,
 		p.UdpRecvmsg6,
