@@ -148,40 +148,6 @@ static __always_inline bool proc_filtered(void)
 	return filter_pids || filter_comms || filter_cgroups;
 }
 
-static __always_inline void emit_start(const struct udp_flow_key *key, const struct udp_flow *f)
-{
-	struct connect_record *e;
-	struct tuple t;
-
-	flow_tuple(&t, key, f);
-	if (f->direction == DIR_IN) {
-		struct record_head *h;
-
-		if (!want_event(EVENT_ACCEPT))
-			return;
-		h = new_record(EVENT_ACCEPT, sizeof(*h), IPPROTO_UDP, &t, &f->task);
-		if (!h)
-			return;
-		h->ts_ns = f->start_ns;
-		h->conn_id = f->conn_id;
-		h->netns = f->netns;
-		h->direction = DIR_IN;
-		submit(h);
-		return;
-	}
-	if (!want_event(EVENT_CONNECT))
-		return;
-	e = new_record(EVENT_CONNECT, sizeof(*e), IPPROTO_UDP, &t, &f->task);
-	if (!e)
-		return;
-	e->head.ts_ns = f->start_ns;
-	e->head.conn_id = f->conn_id;
-	e->head.netns = f->netns;
-	e->head.direction = DIR_OUT;
-	e->latency_ns = 0; /* no handshake */
-	submit(e);
-}
-
 /* Ends a flow at ts: its close record, then its entry. One whose owner
  * never became known is reported now, start and end, with no process,
  * unless a process filter is on. */
@@ -227,6 +193,15 @@ static __always_inline void end_flow(const struct udp_flow_key *key, struct udp_
 	bpf_map_delete_elem(&udp_flows, key);
 }
 
+/* Socket us has the flow of key: its first is ended at its close. */
+static __always_inline void link_flow(struct udp_sock_info *us, const struct udp_flow_key *key)
+{
+	if (us->flows == 0)
+		us->first = *key;
+	if (us->flows < 2)
+		us->flows++;
+}
+
 /* A new flow of socket us, unless a filter or the full table says no:
  * its entry, and its start record. */
 static __always_inline struct udp_flow *start_flow(struct udp_sock_info *us, const struct udp_flow_key *key,
@@ -256,10 +231,7 @@ static __always_inline struct udp_flow *start_flow(struct udp_sock_info *us, con
 			count_in(&lost_events, LOST_FLOWS_FULL);
 		return NULL;
 	}
-	if (us->flows == 0)
-		us->first = *key;
-	if (us->flows < 2)
-		us->flows++;
+	link_flow(us, key);
 	if (f.pending)
 		us->held = 1;
 	else
@@ -307,6 +279,10 @@ static __always_inline int on_datagram(struct __sk_buff *skb, bool out)
 		f = start_flow(us, &key, &d, out, now);
 		if (!f)
 			return SK_PASS;
+	}
+	if (f->unlinked) {
+		link_flow(us, &key);
+		f->unlinked = 0;
 	}
 	if (out) {
 		__sync_fetch_and_add(&f->tx_packets, d.count);
@@ -453,6 +429,35 @@ static __always_inline void tell_untold(struct udp_sock_info *us)
 	submit(e);
 }
 
+/* The flow key of a connected socket's peer; false for a family not
+ * IPv4's or IPv6's. */
+static __always_inline bool connected_key(struct udp_flow_key *key, struct bpf_sock *sk)
+{
+	__builtin_memset(key, 0, sizeof(*key));
+	key->sock = bpf_get_socket_cookie(sk);
+	key->peer_port = bpf_ntohs(sk->dst_port);
+	if (sk->family == AF_INET) {
+		key->family = AF_INET;
+		key->peer[0] = sk->dst_ip4;
+		return true;
+	}
+	if (sk->family != AF_INET6)
+		return false;
+	key->family = AF_INET6;
+	key->peer[0] = sk->dst_ip6[0];
+	key->peer[1] = sk->dst_ip6[1];
+	key->peer[2] = sk->dst_ip6[2];
+	key->peer[3] = sk->dst_ip6[3];
+	/* A dual-stack socket's IPv4 peer, as its datagrams have it. */
+	if (key->peer[0] == 0 && key->peer[1] == 0 && key->peer[2] == bpf_htonl(0x0000ffff)) {
+		key->family = AF_INET;
+		key->peer[0] = key->peer[3];
+		key->peer[2] = 0;
+		key->peer[3] = 0;
+	}
+	return true;
+}
+
 SEC("cgroup/sock_release")
 int udp_sock_release(struct bpf_sock *ctx)
 {
@@ -466,9 +471,19 @@ int udp_sock_release(struct bpf_sock *ctx)
 	us = bpf_sk_storage_get(&udp_socks, ctx, 0, 0);
 	if (us && us->drops_untold)
 		tell_untold(us);
-	if (!us || !us->flows)
+	if (!us)
 		return SK_PASS;
 	now = bpf_ktime_get_ns();
+	/* Connected, with no datagram either way: the flow connect()
+	 * started, if any. */
+	if (!us->flows) {
+		if (ctx->dst_port && connected_key(&key, ctx)) {
+			f = bpf_map_lookup_elem(&udp_flows, &key);
+			if (f)
+				end_flow(&key, f, REASON_CLOSED, now);
+		}
+		return SK_PASS;
+	}
 	if (us->flows == 1) {
 		key = us->first;
 		f = bpf_map_lookup_elem(&udp_flows, &key);

@@ -8,6 +8,9 @@
 
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include "conntrace.h"
+#include "defs.bpf.h"
+#include "events.bpf.h"
 #include "types.bpf.h"
 #include "udp_types.bpf.h"
 
@@ -45,6 +48,42 @@ static __always_inline void flow_tuple(struct tuple *t, const struct udp_flow_ke
 	t->d4 = key->peer[0];
 	__builtin_memcpy(t->s6, f->local, sizeof(t->s6));
 	__builtin_memcpy(t->d6, key->peer, sizeof(t->d6));
+}
+
+/* A flow's start record: connect if this end sent first (or connected),
+ * accept if the peer did. */
+static __always_inline void emit_start(const struct udp_flow_key *key, const struct udp_flow *f)
+{
+	struct connect_record *e;
+	struct tuple t;
+
+	flow_tuple(&t, key, f);
+	if (f->direction == DIR_IN) {
+		struct record_head *h;
+
+		if (!want_event(EVENT_ACCEPT))
+			return;
+		h = new_record(EVENT_ACCEPT, sizeof(*h), IPPROTO_UDP, &t, &f->task);
+		if (!h)
+			return;
+		h->ts_ns = f->start_ns;
+		h->conn_id = f->conn_id;
+		h->netns = f->netns;
+		h->direction = DIR_IN;
+		submit(h);
+		return;
+	}
+	if (!want_event(EVENT_CONNECT))
+		return;
+	e = new_record(EVENT_CONNECT, sizeof(*e), IPPROTO_UDP, &t, &f->task);
+	if (!e)
+		return;
+	e->head.ts_ns = f->start_ns;
+	e->head.conn_id = f->conn_id;
+	e->head.netns = f->netns;
+	e->head.direction = DIR_OUT;
+	e->latency_ns = 0; /* no handshake */
+	submit(e);
 }
 
 #endif /* CONNTRACE_UDP_FLOWS_BPF_H */

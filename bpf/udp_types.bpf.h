@@ -34,7 +34,11 @@ struct udp_flow {
 	 * (made before conntrace started) until its process receives the
 	 * flow's datagram (recvmsg hook). */
 	__u8 pending;
-	__u8 _pad[2];
+	/* Started by connect() (udp_connect.bpf.c), where the socket's
+	 * storage is out of reach: its first datagram enters it there
+	 * (udp_sock_info.flows, first). */
+	__u8 unlinked;
+	__u8 _pad;
 	__s32 error;       /* the last ICMP error reported for it (udp_errors.bpf.c) */
 	__u32 drops;       /* its datagrams dropped on their way in (udp_drops.bpf.c) */
 	__u32 drop_reason; /* the last one's enum skb_drop_reason */

@@ -149,8 +149,10 @@ var (
 	udpPrograms = []string{bpfobj.ConntraceProgUdpSockCreate,
 		bpfobj.ConntraceProgUdpSendmsg4, bpfobj.ConntraceProgUdpSendmsg6, bpfobj.ConntraceProgUdpRecvmsg4, bpfobj.ConntraceProgUdpRecvmsg6,
 		bpfobj.ConntraceProgUdpEgress, bpfobj.ConntraceProgUdpIngress, bpfobj.ConntraceProgUdpSockRelease}
-	udpSweep       = bpfobj.ConntraceProgUdpSweepFlows
-	udpTracepoints = []string{bpfobj.ConntraceProgUdpQueueFail, bpfobj.ConntraceProgUdpErrorReport,
+	// A UDP connect() starts its flow (bpf/udp_connect.bpf.c).
+	udpConnectPrograms = []string{bpfobj.ConntraceProgUdpConnectEnter, bpfobj.ConntraceProgUdpConnectExit}
+	udpSweep           = bpfobj.ConntraceProgUdpSweepFlows
+	udpTracepoints     = []string{bpfobj.ConntraceProgUdpQueueFail, bpfobj.ConntraceProgUdpErrorReport,
 		bpfobj.ConntraceProgUdpKfreeSkb, bpfobj.ConntraceProgUdpSendError}
 )
 
@@ -165,6 +167,7 @@ func programs(m Hooks, tcp, udp bool) []string {
 	}
 	if udp {
 		all = append(all, udpPrograms...)
+		all = append(all, udpConnectPrograms...)
 		if _, err := os.Stat(KernelBTF); err == nil {
 			all = append(all, udpTracepointsHere()...)
 		}

@@ -109,7 +109,7 @@ func TestHooksPerMode(t *testing.T) {
 			without, _ := hooksOf(spec, m, tcp, false)
 			hooks, err := hooksOf(spec, m, tcp, true)
 			ms, merr := modeSpec(spec, m, false, 0, tcp, true, 0)
-			if err != nil || merr != nil || len(hooks) != len(without)+len(udpPrograms)+len(here) ||
+			if err != nil || merr != nil || len(hooks) != len(without)+len(udpPrograms)+len(udpConnectPrograms)+len(here) ||
 				hooks[len(without)].prog != udpPrograms[0] || hooks[len(hooks)-1].prog != here[len(here)-1] ||
 				len(ms.Programs) != len(hooks)+3 || ms.Programs[udpSweep] == nil || ms.Programs[udpOwnerFiles] == nil || ms.Programs[udpOwnerSocks] == nil {
 				t.Errorf("%s (tcp %v) with UDP: hooks %v (%v), spec of %d programs (%v)", m, tcp, hooks, err, len(ms.Programs), merr)
@@ -125,7 +125,7 @@ func TestHooksPerMode(t *testing.T) {
 	used := map[string]bool{udpSweep: true, udpOwnerFiles: true, udpOwnerSocks: true}
 	for _, list := range [][]string{syscallPrograms, statePrograms[true], statePrograms[false],
 		modePrograms[HooksFentry], modePrograms[HooksKprobe], modePrograms[HooksTracepoint],
-		{bpfobj.ConntraceProgHandleAcceptFexit4, dropProgram}, icmpPrograms[HooksFentry], icmpPrograms[HooksKprobe], udpPrograms, udpTracepoints} {
+		{bpfobj.ConntraceProgHandleAcceptFexit4, dropProgram}, icmpPrograms[HooksFentry], icmpPrograms[HooksKprobe], udpPrograms, udpConnectPrograms, udpTracepoints} {
 		for _, name := range list {
 			used[name] = true
 		}

@@ -257,6 +257,72 @@ func TestUDPSocketsBeforeTracer(t *testing.T) {
 	}
 }
 
+// TestUDPConnectStartsFlow: a connect() on a UDP socket starts its flow
+// at once, before any datagram, with the connecting process and both
+// ends; the datagrams after it count on that flow (one connect, no
+// second start). A connected socket that sends nothing ends its flow
+// when it closes, with no datagrams. IPv4 and IPv6.
+func TestUDPConnectStartsFlow(t *testing.T) {
+	for _, c := range []struct{ name, srv, dial string }{
+		{"ipv4", "127.0.0.1:5357", "127.0.0.1:5357"},
+		{"ipv6", "[::1]:5357", "[::1]:5357"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ns := testnet.NewNS(t)
+			s := startTracer(t, tracer.Config{Ports: []uint16{5357}})
+			srv := testnet.Start(t, "ct-udp-srv", testnet.Role{UDP: true, Server: true, NS: ns.Path(), Addr: c.srv, Conns: 1, Send: 20})
+			srv.Expect(t, "bound")
+			talker := testnet.Start(t, "ct-udp-talker", testnet.Role{UDP: true, Connected: true, NS: ns.Path(), Addr: c.dial, Send: 30, Recv: 20, SendOnGo: true})
+			talker.Expect(t, "ready")
+			quiet := testnet.Start(t, "ct-udp-quiet", testnet.Role{UDP: true, Connected: true, NoSend: true, NS: ns.Path(), Addr: c.dial, SendOnGo: true})
+			quiet.Expect(t, "ready")
+			// Both connected, neither sent: their flows have started.
+			s.waitFor(t, 2, func(ev *tracer.Event) bool { return ev.Type == tracer.EventConnect })
+			talker.Go(t)
+			tl := addrPort(t, talker.Expect(t, "sent"))
+			talker.Wait(t)
+			quiet.Go(t)
+			ql := addrPort(t, quiet.Expect(t, "sent"))
+			quiet.Wait(t)
+			closeServer(t, srv)
+			s.waitFor(t, 3, func(ev *tracer.Event) bool { return ev.Type == tracer.EventClose })
+			evs := s.stop(t)
+
+			server := addrPort(t, c.srv)
+			byPort := map[uint16]*testnet.Proc{tl.Port(): talker, ql.Port(): quiet}
+			var connects, closes int
+			for _, ev := range evs {
+				if ev.Direction == tracer.DirIn {
+					continue // the server's flow, from the talker's datagram
+				}
+				p := byPort[ev.LPort]
+				if p == nil || int(ev.PID) != p.PID || ev.RAddr != server.Addr() || ev.RPort != server.Port() || ev.Proto != tracer.ProtoUDP {
+					t.Errorf("want a flow of the talker (%s) or the quiet one (%s) to %s:\n%s", tl, ql, server, dump([]tracer.Event{ev}))
+					continue
+				}
+				switch ev.Type {
+				case tracer.EventConnect:
+					connects++
+				case tracer.EventClose:
+					closes++
+					want := uint64(1)
+					if p == quiet {
+						want = 0
+					}
+					if ev.TxPackets != want || ev.RxPackets != want || ev.Reason != tracer.ReasonClosed {
+						t.Errorf("want %d datagrams each way, closed:\n%s", want, dump([]tracer.Event{ev}))
+					}
+				default:
+					t.Errorf("unexpected event:\n%s", dump([]tracer.Event{ev}))
+				}
+			}
+			if connects != 2 || closes != 2 || len(evs) != 6 {
+				t.Errorf("want each client's connect and close, and the server's flow, got:\n%s", dump(evs))
+			}
+		})
+	}
+}
+
 // TestUDPReceiveBufferFull: a server whose receive buffer (SO_RCVBUF
 // 4096) is full because it reads nothing while a client sends it 1,000
 // datagrams. The server's flow counts the drops exactly as the
@@ -395,10 +461,21 @@ func TestUDPSendFailures(t *testing.T) {
 		s.waitFor(t, 2, func(ev *tracer.Event) bool { return ev.Type == tracer.EventConnectFail })
 		time.Sleep(300 * time.Millisecond) // for what would follow
 	}
-	evs := s.stop(t)
+	all := s.stop(t)
 
-	if len(evs) != want {
-		t.Fatalf("want one connect_fail per client (sock_send_length hooked: %v), got:\n%s", tracer.SendsHooked(), dump(evs))
+	// The connected client's flow started at its connect(): its
+	// connect_fail is the flow's, which closes with nothing sent.
+	var evs, flow []tracer.Event
+	for _, ev := range all {
+		if ev.Type == tracer.EventConnectFail {
+			evs = append(evs, ev)
+		} else {
+			flow = append(flow, ev)
+		}
+	}
+	if len(evs) != want || len(flow) != 2 || flow[0].Type != tracer.EventConnect || flow[1].Type != tracer.EventClose ||
+		int(flow[0].PID) != clients[0].PID || evs[0].ConnID != flow[0].ConnID || flow[1].ConnID != flow[0].ConnID || flow[1].TxPackets != 0 {
+		t.Fatalf("want one connect_fail per client (sock_send_length hooked: %v), the connected one's of its flow (connect, close with nothing sent), got:\n%s", tracer.SendsHooked(), dump(all))
 	}
 	for i, cli := range clients {
 		ev := evs[i]

@@ -64,6 +64,8 @@ type Role struct {
 	UDP bool
 	// Connected: UDP client, connect() the socket first (else sendto()).
 	Connected bool
+	// NoSend: UDP client, send nothing (it connects, with Connected).
+	NoSend bool
 	// SendOnGo: UDP client, make the socket, say "ready", and send only
 	// after Go. Keep: UDP client, hold the socket after sending until Go.
 	SendOnGo, Keep bool

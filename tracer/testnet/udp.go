@@ -40,7 +40,7 @@ func (r Role) serveUDP() error {
 
 // dialUDP: a UDP client of Addr, its socket connected (Connected) or not
 // (sendto), made after "ready" and Go with WaitGo. It sends Repeat
-// datagrams (one if 0) of Send bytes, each answered by one of Recv bytes
+// datagrams (one if 0, none with NoSend) of Send bytes, each answered by one of Recv bytes
 // when Recv > 0 (after "ready" and Go with SendOnGo), says "sent LOCAL",
 // then holds the socket until Go with Keep. With MayFail, a failed send
 // or read says "failed ENAME" after "sent LOCAL" instead of failing.
@@ -74,7 +74,11 @@ func (r Role) dialUDP() error {
 		waitGo()
 	}
 	buf := make([]byte, 65536)
-	for range max(r.Repeat, 1) {
+	n := max(r.Repeat, 1)
+	if r.NoSend {
+		n = 0
+	}
+	for range n {
 		if c != nil {
 			_, err = c.Write(make([]byte, r.Send))
 		} else {

@@ -295,7 +295,8 @@ type ConntraceUdpFlow struct {
 	LocalPort  uint16
 	Direction  uint8
 	Pending    uint8
-	Pad        [2]uint8
+	Unlinked   uint8
+	Pad        uint8
 	_          [2]byte
 	Error      int32
 	Drops      uint32
@@ -385,6 +386,7 @@ const (
 	ConntraceMapSocks                    = "socks"
 	ConntraceMapStateHandled             = "state_handled"
 	ConntraceMapStateRescued             = "state_rescued"
+	ConntraceMapUdpConnectCalls          = "udp_connect_calls"
 	ConntraceMapUdpFailed                = "udp_failed"
 	ConntraceMapUdpFlows                 = "udp_flows"
 	ConntraceMapUdpLastIn                = "udp_last_in"
@@ -417,6 +419,8 @@ const (
 	ConntraceProgHandleSetState          = "handle_set_state"
 	ConntraceProgHandleSetStateBtf       = "handle_set_state_btf"
 	ConntraceProgHandleSetStateBtfRescue = "handle_set_state_btf_rescue"
+	ConntraceProgUdpConnectEnter         = "udp_connect_enter"
+	ConntraceProgUdpConnectExit          = "udp_connect_exit"
 	ConntraceProgUdpEgress               = "udp_egress"
 	ConntraceProgUdpErrorReport          = "udp_error_report"
 	ConntraceProgUdpIngress              = "udp_ingress"
@@ -530,6 +534,8 @@ type ConntraceProgramSpecs struct {
 	HandleSetState          *ebpf.ProgramSpec `ebpf:"handle_set_state"`
 	HandleSetStateBtf       *ebpf.ProgramSpec `ebpf:"handle_set_state_btf"`
 	HandleSetStateBtfRescue *ebpf.ProgramSpec `ebpf:"handle_set_state_btf_rescue"`
+	UdpConnectEnter         *ebpf.ProgramSpec `ebpf:"udp_connect_enter"`
+	UdpConnectExit          *ebpf.ProgramSpec `ebpf:"udp_connect_exit"`
 	UdpEgress               *ebpf.ProgramSpec `ebpf:"udp_egress"`
 	UdpErrorReport          *ebpf.ProgramSpec `ebpf:"udp_error_report"`
 	UdpIngress              *ebpf.ProgramSpec `ebpf:"udp_ingress"`
@@ -574,6 +580,7 @@ type ConntraceMapSpecs struct {
 	Socks           *ebpf.MapSpec `ebpf:"socks"`
 	StateHandled    *ebpf.MapSpec `ebpf:"state_handled"`
 	StateRescued    *ebpf.MapSpec `ebpf:"state_rescued"`
+	UdpConnectCalls *ebpf.MapSpec `ebpf:"udp_connect_calls"`
 	UdpFailed       *ebpf.MapSpec `ebpf:"udp_failed"`
 	UdpFlows        *ebpf.MapSpec `ebpf:"udp_flows"`
 	UdpLastIn       *ebpf.MapSpec `ebpf:"udp_last_in"`
@@ -661,6 +668,7 @@ type ConntraceMaps struct {
 	Socks           *ebpf.Map `ebpf:"socks"`
 	StateHandled    *ebpf.Map `ebpf:"state_handled"`
 	StateRescued    *ebpf.Map `ebpf:"state_rescued"`
+	UdpConnectCalls *ebpf.Map `ebpf:"udp_connect_calls"`
 	UdpFailed       *ebpf.Map `ebpf:"udp_failed"`
 	UdpFlows        *ebpf.Map `ebpf:"udp_flows"`
 	UdpLastIn       *ebpf.Map `ebpf:"udp_last_in"`
@@ -695,6 +703,7 @@ func (m *ConntraceMaps) Close() error {
 		m.Socks,
 		m.StateHandled,
 		m.StateRescued,
+		m.UdpConnectCalls,
 		m.UdpFailed,
 		m.UdpFlows,
 		m.UdpLastIn,
@@ -769,6 +778,8 @@ type ConntracePrograms struct {
 	HandleSetState          *ebpf.Program `ebpf:"handle_set_state"`
 	HandleSetStateBtf       *ebpf.Program `ebpf:"handle_set_state_btf"`
 	HandleSetStateBtfRescue *ebpf.Program `ebpf:"handle_set_state_btf_rescue"`
+	UdpConnectEnter         *ebpf.Program `ebpf:"udp_connect_enter"`
+	UdpConnectExit          *ebpf.Program `ebpf:"udp_connect_exit"`
 	UdpEgress               *ebpf.Program `ebpf:"udp_egress"`
 	UdpErrorReport          *ebpf.Program `ebpf:"udp_error_report"`
 	UdpIngress              *ebpf.Program `ebpf:"udp_ingress"`
@@ -813,6 +824,8 @@ func (p *ConntracePrograms) Close() error {
 		p.HandleSetState,
 		p.HandleSetStateBtf,
 		p.HandleSetStateBtfRescue,
+		p.UdpConnectEnter,
+		p.UdpConnectExit,
 		p.UdpEgress,
 		p.UdpErrorReport,
 		p.UdpIngress,
