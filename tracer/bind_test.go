@@ -72,6 +72,13 @@ func TestBindFailures(t *testing.T) {
 		{"address-not-here", "", false, "192.0.2.1:8090", 0, "EADDRNOTAVAIL", tracer.FamilyIPv4, "", "", "is not an address of this host (or of the process's network namespace)"},
 	}
 	portStart := map[string]string{"privileged-port-raised": "2000"}
+	// One tracer for all (a load is seconds in an emulated VM): each
+	// case has a port of its own, and wants exactly one failure there.
+	var ports []uint16
+	for _, tc := range cases {
+		ports = append(ports, netip.MustParseAddrPort(tc.request).Port())
+	}
+	s := startTracer(t, tracer.Config{Ports: ports, Events: tracer.Failures})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := testnet.NewNS(t)
@@ -79,7 +86,6 @@ func TestBindFailures(t *testing.T) {
 				ns.Sysctl(t, "net/ipv4/ip_unprivileged_port_start", v)
 			}
 			req := netip.MustParseAddrPort(tc.request)
-			s := startTracer(t, tracer.Config{Ports: []uint16{req.Port()}, Events: tracer.Failures})
 
 			var holder *testnet.Proc
 			if tc.hold != "" {
@@ -94,7 +100,7 @@ func TestBindFailures(t *testing.T) {
 				t.Fatalf("binder: %q, want failed %s", got, tc.errName)
 			}
 			failer.Wait(t)
-			ev := oneFailure(t, s)
+			ev := oneFailureOn(t, s, req.Port())
 			if holder != nil {
 				holder.Go(t)
 				holder.Wait(t)
@@ -135,6 +141,10 @@ func TestBindFailures(t *testing.T) {
 					h, tc.holderAt, req.Port(), tc.holderSta, holder.PID)
 			}
 		})
+	}
+	// And nothing else: one failure a case.
+	if got := failures(s.stop(t)); len(got) != len(cases) {
+		t.Errorf("want %d failures, one a case, got %d", len(cases), len(got))
 	}
 }
 

@@ -42,6 +42,26 @@ func oneFailure(t *testing.T, s *session) tracer.Event {
 	return got[0]
 }
 
+// oneFailureOn returns the one failure with local port port, which the
+// running tracer of s reported (a shared one: it is not stopped).
+func oneFailureOn(t *testing.T, s *session, port uint16) tracer.Event {
+	t.Helper()
+	on := func(ev *tracer.Event) bool { return ev.Type.IsFailure() && ev.LPort == port }
+	s.waitFor(t, 1, on)
+	time.Sleep(200 * time.Millisecond) // a duplicate would arrive by now
+	var got []tracer.Event
+	evs := s.c.snapshot()
+	for i := range evs {
+		if on(&evs[i]) {
+			got = append(got, evs[i])
+		}
+	}
+	if len(got) != 1 {
+		t.Fatalf("want exactly one failure on port %d, got %d:\n%s", port, len(got), dump(evs))
+	}
+	return got[0]
+}
+
 // failToConnect runs a client that must fail with errName, and returns
 // the tracer's failure and the client.
 func failToConnect(t *testing.T, s *session, role testnet.Role, errName string) (tracer.Event, *testnet.Proc) {
