@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/procfs"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -281,20 +282,20 @@ func (n *NS) Counters(t testing.TB) string {
 // counters say (/proc/net/dev): one for each skb, so a GSO batch is one.
 func (n *NS) TxPackets(t testing.TB) uint64 {
 	t.Helper()
-	var data []byte
-	n.do(t, func() (err error) { data, err = os.ReadFile("/proc/thread-self/net/dev"); return err })
+	var devs procfs.NetDev
+	// thread-self: the namespace of this thread, which do() moved.
+	n.do(t, func() error {
+		fs, err := procfs.NewFS("/proc/thread-self")
+		if err == nil {
+			devs, err = fs.NetDev()
+		}
+		return err
+	})
 	var total uint64
-	for _, line := range strings.Split(string(data), "\n") {
-		name, stats, ok := strings.Cut(line, ":")
-		f := strings.Fields(stats)
-		if !ok || strings.TrimSpace(name) == "lo" || len(f) < 10 {
-			continue
+	for name, dev := range devs {
+		if name != "lo" {
+			total += dev.TxPackets
 		}
-		v, err := strconv.ParseUint(f[9], 10, 64) // transmit: bytes, packets
-		if err != nil {
-			continue // the header
-		}
-		total += v
 	}
 	return total
 }
