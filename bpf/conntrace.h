@@ -167,8 +167,8 @@ struct bind_fail_record {
  */
 struct drop_record {
 	struct record_head head;
-	__u32 drops;  /* the socket's, since its previous drop record */
-	__u32 reason; /* the kernel's enum skb_drop_reason: SOCKET_RCVBUFF, PROTO_MEM */
+	__u32 drops;  /* the socket's (or the port's), since its previous drop record */
+	__u32 reason; /* the kernel's enum skb_drop_reason: SOCKET_RCVBUFF, PROTO_MEM, NO_SOCKET, UDP_CSUM */
 	__u32 rcvbuf; /* the receive buffer's size (sk_rcvbuf: twice SO_RCVBUF) */
 	__u32 queued; /* bytes it held at the drop */
 };
@@ -184,6 +184,8 @@ struct udp_sweep {
 	__u64 idle_both;    /* ns that end one both sides sent on */
 	__u32 closed;       /* flows of closed sockets ended */
 	__u32 idle;         /* idle flows ended */
+	__u32 last;         /* set by Go: the run's last sweep, which tells every drop untold */
+	__u32 _pad;
 };
 
 #endif /* CONNTRACE_H */

@@ -18,6 +18,8 @@
  *    (skb:kfree_skb, NETFILTER_DROP, Linux 5.17+), which send() returns as
  *    EPERM: where sock_send_length is missing, the only sign of it, and
  *    elsewhere the reason for its EPERM.
+ * The same kfree_skb program tells the datagrams dropped before a socket
+ * had them (udp_port_drops.bpf.h).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -30,6 +32,7 @@
 #include "task.bpf.h"
 #include "tuple.bpf.h"
 #include "udp_flows.bpf.h"
+#include "udp_port_drops.bpf.h"
 
 #define EPERM 1
 
@@ -224,6 +227,11 @@ int BPF_PROG(udp_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_r
 	struct sock *sk;
 	__u8 state;
 
+	if (reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NO_SOCKET) ||
+	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_UDP_CSUM)) {
+		port_drop(skb, reason);
+		return 0;
+	}
 	if (reason != bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP))
 		return 0;
 	sk = BPF_CORE_READ(skb, sk);
@@ -232,8 +240,8 @@ int BPF_PROG(udp_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_r
 	/* A full socket (not a TCP mini socket), then UDP's. */
 	state = BPF_CORE_READ(sk, __sk_common.skc_state);
 	if ((state != TCP_CLOSE && state != TCP_ESTABLISHED) ||
-	    BPF_CORE_READ(sk, sk_protocol) != IPPROTO_UDP || !want_event(EVENT_CONNECT_FAIL) ||
-	    !outgoing_peer(skb, sk, &key))
+	    BPF_CORE_READ(sk, sk_protocol) != IPPROTO_UDP || BPF_CORE_READ(sk, sk_type) != SOCK_DGRAM ||
+	    !want_event(EVENT_CONNECT_FAIL) || !outgoing_peer(skb, sk, &key))
 		return 0;
 	/* The socket's storage is out of reach here (skb->sk is no trusted
 	 * pointer); the sender is: netfilter's output hooks run in its

@@ -23,7 +23,8 @@
  *  - cgroup/sock_release: a socket closed ends its flows: its only one at
  *    once, several at the next sweep;
  *  - the sweep (a syscall program Go runs every second): the flows of
- *    closed sockets, and idle ones.
+ *    closed sockets, and idle ones; and the drops of no socket not told
+ *    yet (udp_port_drops.bpf.h).
  * Datagrams dropped on their way in are in udp_drops.bpf.c.
  * A TCP packet leaves the skb programs after three loads and a helper.
  */
@@ -37,6 +38,7 @@
 #include "filters.bpf.h"
 #include "task.bpf.h"
 #include "udp_flows.bpf.h"
+#include "udp_port_drops.bpf.h"
 
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
@@ -93,7 +95,8 @@ int udp_sock_create(struct bpf_sock *ctx)
 {
 	struct udp_sock_info *us;
 
-	if (ctx->protocol != IPPROTO_UDP || stopping)
+	/* A raw socket of protocol IPPROTO_UDP is none of UDP's. */
+	if (ctx->protocol != IPPROTO_UDP || ctx->type != SOCK_DGRAM || stopping)
 		return SK_PASS;
 	us = bpf_sk_storage_get(&udp_socks, ctx, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (us)
@@ -253,7 +256,7 @@ static __always_inline int on_datagram(struct __sk_buff *skb, bool out)
 	if (!sk)
 		return SK_PASS;
 	sk = bpf_sk_fullsock(sk);
-	if (!sk || sk->protocol != IPPROTO_UDP)
+	if (!sk || sk->protocol != IPPROTO_UDP || sk->type != SOCK_DGRAM)
 		return SK_PASS;
 	if (!out) {
 		/* A drop of this datagram is not put on the flow of the one
@@ -466,7 +469,7 @@ int udp_sock_release(struct bpf_sock *ctx)
 	struct udp_flow *f;
 	__u64 cookie, now;
 
-	if (ctx->protocol != IPPROTO_UDP)
+	if (ctx->protocol != IPPROTO_UDP || ctx->type != SOCK_DGRAM)
 		return SK_PASS;
 	us = bpf_sk_storage_get(&udp_socks, ctx, 0, 0);
 	if (us && us->drops_untold)
@@ -523,6 +526,29 @@ static long forget_released(struct bpf_map *map, __u64 *cookie, __u64 *ts, struc
 	return 0;
 }
 
+/* The drops of no socket (udp_port_drops.bpf.h), by one thread at a time:
+ * the drops untold for a second (every one, at the run's end) are told; a
+ * port quiet for 10 s is forgotten (a drop racing its removal is lost:
+ * nanoseconds, once in 10 s at most). */
+static long sweep_port_drop(struct bpf_map *map, struct port_drop_key *key, struct port_drop *d,
+			    struct udp_sweep *s)
+{
+	__u32 n = d->untold;
+
+	if (!n) {
+		if (s->now - d->told_ns > PORT_DROP_FORGET_NS)
+			bpf_map_delete_elem(map, key);
+		return 0;
+	}
+	if (!s->last && s->now - d->told_ns < PORT_DROP_TELL_EVERY_NS)
+		return 0;
+	d->told_ns = s->now;
+	/* A drop between the read and the add is told next time. */
+	__sync_fetch_and_add(&d->untold, -n);
+	tell_port_drop(key, &d->last, n);
+	return 0;
+}
+
 SEC("syscall")
 int udp_sweep_flows(struct udp_sweep *args)
 {
@@ -533,6 +559,7 @@ int udp_sweep_flows(struct udp_sweep *args)
 	s.idle = 0;
 	bpf_for_each_map_elem(&udp_flows, sweep_flow, &s, 0);
 	bpf_for_each_map_elem(&udp_released, forget_released, &s, 0);
+	bpf_for_each_map_elem(&udp_port_drops, sweep_port_drop, &s, 0);
 	*args = s;
 	return 0;
 }

@@ -109,6 +109,12 @@ func listenersOf(ev *Event) holderKey {
 	return holderKey{kind: lookListeners, netns: ev.NetNS, proto: ev.Proto, addr: ev.RAddr, port: ev.RPort}
 }
 
+// boundElsewhereOf is the lookup of who is bound to ev's local port (a
+// datagram's destination), in the namespace here that has its address.
+func boundElsewhereOf(ev *Event) holderKey {
+	return holderKey{kind: lookListeners, netns: ev.NetNS, proto: ev.Proto, addr: ev.LAddr, port: ev.LPort}
+}
+
 // deviceOf is the lookup of the name of the device ev's last drop was on.
 func deviceOf(ev *Event) holderKey {
 	return holderKey{kind: lookDevice, netns: ev.NetNS, index: ev.DropIfindex}

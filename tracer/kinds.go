@@ -38,7 +38,7 @@ var kindTable = [...]kindOps{
 	EventClose:       {size: sizeOf[bpfobj.ConntraceCloseRecord](), body: decodeClose},
 	EventConnectFail: {size: sizeOf[bpfobj.ConntraceConnectFailRecord](), body: decodeConnectFail, lookup: connectFailLookup, settle: connectFailSettle},
 	EventBindFail:    {size: sizeOf[bpfobj.ConntraceBindFailRecord](), body: decodeBindFail, lookup: bindFailLookup, settle: bindFailSettle},
-	EventDrop:        {size: sizeOf[bpfobj.ConntraceDropRecord](), body: decodeDrop},
+	EventDrop:        {size: sizeOf[bpfobj.ConntraceDropRecord](), body: decodeDrop, lookup: dropLookup, settle: dropSettle},
 }
 
 func sizeOf[R any]() int {
@@ -137,6 +137,21 @@ func connectFailSettle(t *Tracer, ev *pending, l *holderLookup, done, _ bool) {
 		if len(ev.Listeners) > 0 && ev.Errno == uint32(unix.ECONNREFUSED) {
 			ev.ListenAfter = t.listenAfter(ev)
 		}
+	}
+}
+
+// dropLookup: for datagrams to a port nothing was bound to, the sockets
+// bound to it on another address.
+func dropLookup(t *Tracer, ev *Event) *holderLookup {
+	if ev.DropReason != "NO_SOCKET" {
+		return nil
+	}
+	return t.holders.start(boundElsewhereOf(ev), ev.PID)
+}
+
+func dropSettle(_ *Tracer, ev *pending, l *holderLookup, done, _ bool) {
+	if done && l.err == nil {
+		ev.Listeners, ev.ListenersNetNS = l.holders, l.netns
 	}
 }
 

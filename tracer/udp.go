@@ -92,13 +92,15 @@ func (s *sweeper) sweep() {
 }
 
 // final stops the sweeps and runs a last one that ends the flows of the
-// sockets closed since the one before, and no idle flow.
+// sockets closed since the one before, and no idle flow, and tells the
+// drops of no socket not told yet.
 func (s *sweeper) final() {
 	if s == nil {
 		return
 	}
 	s.close()
 	s.args.IdleOneWay, s.args.IdleBoth = math.MaxInt64, math.MaxInt64
+	s.args.Last = 1
 	s.sweep()
 }
 

@@ -379,11 +379,87 @@ func TestUDPReceiveBufferFull(t *testing.T) {
 	}
 }
 
+// TestUDPPortDrops: datagrams this host drops before any socket has
+// them, told by port with no process: sent to a port nothing is bound
+// to (NO_SOCKET, with the socket bound to it on another address), IPv4
+// and IPv6, and with a wrong checksum to a port a server holds
+// (UDP_CSUM: a small datagram's checksum is checked on arrival). The
+// first of each at once, the rest by the sweep; the counts are the
+// namespace's Udp NoPorts and InCsumErrors exactly.
+func TestUDPPortDrops(t *testing.T) {
+	const closed, open = 5363, 5364
+	ns := testnet.NewNS(t)
+	holder := testnet.Start(t, "ct-udp-holder", testnet.Role{UDP: true, Bind: true, NS: ns.Path(), Addr: fmt.Sprintf("127.0.0.2:%d", closed)})
+	holder.Expect(t, "bound")
+	srv := testnet.Start(t, "ct-udp-srv", testnet.Role{UDP: true, Bind: true, NS: ns.Path(), Addr: fmt.Sprintf("127.0.0.1:%d", open)})
+	srv.Expect(t, "bound")
+	noPorts, csumErrors := ns.SNMP(t, "Udp", "NoPorts"), ns.SNMP(t, "Udp", "InCsumErrors")
+	s := startTracer(t, tracer.Config{Ports: []uint16{closed, open}})
+	v4 := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), ns.SendUDP(t, netip.MustParseAddrPort(fmt.Sprintf("127.0.0.1:%d", closed)), []byte("hello"), 3))
+	v6 := netip.AddrPortFrom(netip.IPv6Loopback(), ns.SendUDP(t, netip.MustParseAddrPort(fmt.Sprintf("[::1]:%d", closed)), []byte("hello"), 2))
+	ns.SendBadChecksum(t, netip.MustParseAddrPort(fmt.Sprintf("127.0.0.1:%d", open)), 40999, []byte("damaged"), 4)
+	s.waitFor(t, 3, func(ev *tracer.Event) bool { return ev.Type == tracer.EventDrop })
+	time.Sleep(1500 * time.Millisecond) // a sweep tells the rest
+	evs := s.stop(t)
+	noPorts, csumErrors = ns.SNMP(t, "Udp", "NoPorts")-noPorts, ns.SNMP(t, "Udp", "InCsumErrors")-csumErrors
+
+	if noPorts != 3 || csumErrors != 4 {
+		t.Fatalf("the kernel counts %d NoPorts and %d InCsumErrors, want 3 and 4", noPorts, csumErrors)
+	}
+	type count struct{ events, drops int }
+	got := map[string]*count{}
+	for _, d := range ofType(tracer.EventDrop, evs) {
+		key := d.DropReason + " " + d.Family.String()
+		if got[key] == nil {
+			got[key] = &count{}
+		}
+		got[key].events++
+		got[key].drops += int(d.Drops)
+		if d.PID != 0 || d.Proto != tracer.ProtoUDP || d.Direction != tracer.DirIn || d.NetNS != ns.Inode(t) || d.RcvBuf != 0 {
+			t.Errorf("want a drop of no process in the namespace:\n%s", dump([]tracer.Event{d}))
+		}
+		switch d.DropReason {
+		case "NO_SOCKET":
+			from := v4
+			if d.Family == tracer.FamilyIPv6 {
+				from = v6
+			}
+			if d.LPort != closed || netip.AddrPortFrom(d.RAddr, d.RPort) != from || len(d.Listeners) != 1 ||
+				d.Listeners[0].LAddr != netip.MustParseAddr("127.0.0.2") || len(d.Listeners[0].Procs) != 1 || int(d.Listeners[0].Procs[0].PID) != holder.PID {
+				t.Errorf("want datagrams from %s to port %d, the holder %d on 127.0.0.2 named:\n%s", from, closed, holder.PID, dump([]tracer.Event{d}))
+			}
+		case "UDP_CSUM":
+			if d.LPort != open || d.RPort != 40999 || d.LAddr != netip.MustParseAddr("127.0.0.1") || d.Listeners != nil {
+				t.Errorf("want damaged datagrams from port 40999 to %d:\n%s", open, dump([]tracer.Event{d}))
+			}
+		default:
+			t.Errorf("unexpected drop:\n%s", dump([]tracer.Event{d}))
+		}
+	}
+	// The raw socket that sent the damaged ones is no UDP socket: no
+	// flow; nor has the server one, which got nothing.
+	for _, ev := range evs {
+		if ev.Type != tracer.EventDrop && (ev.LPort == open || ev.RPort == open) {
+			t.Errorf("want no flow of port %d:\n%s", open, dump([]tracer.Event{ev}))
+		}
+	}
+	for key, want := range map[string]count{"NO_SOCKET ipv4": {2, 3}, "NO_SOCKET ipv6": {2, 2}, "UDP_CSUM ipv4": {2, 4}} {
+		if c := got[key]; c == nil || *c != want {
+			t.Errorf("%s: want %d drops in %d events (the first at once, the rest later), got %+v:\n%s", key, want.drops, want.events, c, dump(evs))
+		}
+	}
+	for _, p := range []*testnet.Proc{holder, srv} {
+		p.Go(t)
+		p.Wait(t)
+	}
+}
+
 // TestUDPRefused: connected UDP clients send to ports where nothing is
 // bound: ICMP port unreachable comes back and their next recv returns
 // ECONNREFUSED. Each flow's connect_fail says so, with the process that
 // holds the port on another address of the host (127.0.0.2), or that
-// nobody does; each flow still ends with what it carried.
+// nobody does; each flow still ends with what it carried. The receiving
+// end drops the datagram: NO_SOCKET.
 func TestUDPRefused(t *testing.T) {
 	const elsewhere, nowhere = 5357, 5358
 	ns := testnet.NewNS(t)
@@ -399,9 +475,21 @@ func TestUDPRefused(t *testing.T) {
 		}
 		cli.Wait(t)
 		s.waitFor(t, 1, func(ev *tracer.Event) bool { return ev.Type == tracer.EventClose && ev.LPort == local.Port() })
-		evs := s.stop(t)
+		all := s.stop(t)
 		s = startTracer(t, tracer.Config{Ports: []uint16{elsewhere, nowhere}})
 
+		// The receiving end's view: a datagram to a port with no socket.
+		var evs []tracer.Event
+		for _, ev := range all {
+			if ev.Type != tracer.EventDrop {
+				evs = append(evs, ev)
+			} else if ev.DropReason != "NO_SOCKET" || ev.Drops != 1 || ev.RPort != local.Port() || int(ev.LPort) != port {
+				t.Errorf("port %d: want the datagram's drop, NO_SOCKET, got:\n%s", port, dump([]tracer.Event{ev}))
+			}
+		}
+		if len(evs) != len(all)-1 {
+			t.Errorf("port %d: want one drop, got:\n%s", port, dump(all))
+		}
 		if len(evs) != 3 || evs[0].Type != tracer.EventConnect || evs[1].Type != tracer.EventConnectFail || evs[2].Type != tracer.EventClose {
 			t.Fatalf("port %d: want the flow's connect, connect_fail and close, got:\n%s", port, dump(evs))
 		}

@@ -39,8 +39,10 @@ const (
 	ConnectFail Type = 5
 	// BindFail: bind() failed (Event.Errno, Event.Holders).
 	BindFail Type = 6
-	// Drop: datagrams of a UDP socket this host dropped before they
-	// reached it (Event.Drops, DropReason, RcvBuf, Queued).
+	// Drop: UDP datagrams this host dropped before a socket had them
+	// (Event.Drops, DropReason, RcvBuf, Queued): a socket's, or those
+	// sent to a port with no socket (Listeners) or with a wrong checksum,
+	// of no process.
 	Drop Type = 7
 	// Lost reports records the kernel could not queue (Event.Lost).
 	Lost Type = 32
@@ -276,7 +278,9 @@ type Event struct {
 	// namespace that has the address (ListenersNetNS: the failing
 	// socket's own, or another's on this host). For a refused connect,
 	// none took it (bound to another address or family); for a timed
-	// out one, a listener whose accept queue is full drops SYNs.
+	// out one, a listener whose accept queue is full drops SYNs. For a
+	// drop NO_SOCKET, the sockets bound to the local port (the
+	// datagrams' destination) on another address.
 	// Empty when nothing listens on the port there; nil when the address
 	// is no namespace's here, or the lookup failed. ListenOverflows is
 	// that namespace's TcpExt ListenOverflows, when OverflowsKnown.
@@ -300,7 +304,9 @@ type Event struct {
 	// A UDP flow's close: its datagrams dropped on their way in, and the
 	// last one's reason. Drop: the socket's datagrams dropped since its
 	// previous drop event, their reason, and its receive buffer: RcvBuf
-	// bytes (the kernel's, twice SO_RCVBUF), Queued in it at the drop.
+	// bytes (the kernel's, twice SO_RCVBUF), Queued in it at the drop;
+	// or, with no socket (NO_SOCKET, UDP_CSUM; RcvBuf 0), the local
+	// port's since its previous one.
 	DropsWatched bool
 	Drops        uint32
 	DropReason   string

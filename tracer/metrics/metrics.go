@@ -187,7 +187,7 @@ func New(cfg Config) *Metrics {
 	m.udpReceived = m.family("conntrace_udp_received_bytes_total", "UDP payload bytes received on flows that ended.", []string{"direction"}, who, nil)
 	m.udpSentDgrams = m.family("conntrace_udp_sent_datagrams_total", "UDP datagrams sent on flows that ended.", []string{"direction"}, who, nil)
 	m.udpRecvDgram = m.family("conntrace_udp_received_datagrams_total", "UDP datagrams received on flows that ended.", []string{"direction"}, who, nil)
-	m.udpDrops = m.family("conntrace_udp_dropped_datagrams_total", "UDP datagrams this host dropped before they reached the socket, by the process that owns it and why: drop_reason SOCKET_RCVBUFF (its receive buffer was full) or PROTO_MEM (UDP's memory on the host was used up).", []string{"drop_reason"}, who, nil)
+	m.udpDrops = m.family("conntrace_udp_dropped_datagrams_total", "UDP datagrams this host dropped before they reached the socket, by the process that owns it and why: drop_reason SOCKET_RCVBUFF (its receive buffer was full) or PROTO_MEM (UDP's memory on the host was used up); with no socket and comm \"\", NO_SOCKET (sent to a port nothing is bound to) or UDP_CSUM (a wrong checksum).", []string{"drop_reason"}, who, nil)
 	m.udpErrors = m.family("conntrace_udp_errors_total", "Failures of UDP flows, by error: ICMP errors of connected sockets (ECONNREFUSED: port unreachable; EHOSTUNREACH, ...) and failed sends (EPERM, ENETUNREACH, ...), once per flow and error.", []string{"error"}, who, nil)
 	portOnly := m.labelNames(false, true)
 	m.handshake = m.family("conntrace_handshake_seconds", "TCP handshake latency of outbound connections: connect() to established.", []string{"direction"}, portOnly, handshakeBuckets)
@@ -338,7 +338,7 @@ func countBindFail(m *Metrics, ev *event.Event) {
 }
 
 // dropReasons are the values of the label drop_reason, by key.code.
-var dropReasons = [...]string{"other", "SOCKET_RCVBUFF", "PROTO_MEM"}
+var dropReasons = [...]string{"other", "SOCKET_RCVBUFF", "PROTO_MEM", "NO_SOCKET", "UDP_CSUM"}
 
 func countDrop(m *Metrics, ev *event.Event) {
 	k := m.who(ev, ev.LPort)

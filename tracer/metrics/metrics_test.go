@@ -245,12 +245,16 @@ func TestUDPFailureCounts(t *testing.T) {
 		{Type: event.Drop, Proto: event.ProtoUDP, Comm: comm("dnsmasq"), LPort: 53, RPort: 40001, Drops: 1, DropReason: "SOCKET_RCVBUFF"},
 		{Type: event.Drop, Proto: event.ProtoUDP, Comm: comm("dnsmasq"), LPort: 53, Drops: 41, DropReason: "SOCKET_RCVBUFF"},
 		{Type: event.Drop, Proto: event.ProtoUDP, Comm: comm("dnsmasq"), LPort: 53, Drops: 2, DropReason: "reason 99"},
+		{Type: event.Drop, Proto: event.ProtoUDP, LPort: 5353, RPort: 40002, Drops: 3, DropReason: "NO_SOCKET"},
+		{Type: event.Drop, Proto: event.ProtoUDP, LPort: 443, RPort: 40003, Drops: 1, DropReason: "UDP_CSUM"},
 		{Type: event.ConnectFail, Proto: event.ProtoUDP, Direction: event.DirOut, Comm: comm("dig"), RPort: 53, Errno: 111},
 	} {
 		m.Write(ev)
 	}
 	got := gather(t, m, "conntrace_udp_dropped_datagrams_total", "conntrace_udp_errors_total", "conntrace_connect_failures_total")
-	want := "conntrace_udp_dropped_datagrams_total comm=dnsmasq container= drop_reason=SOCKET_RCVBUFF port=53 42\n" +
+	want := "conntrace_udp_dropped_datagrams_total comm= container= drop_reason=NO_SOCKET port=5353 3\n" +
+		"conntrace_udp_dropped_datagrams_total comm= container= drop_reason=UDP_CSUM port=443 1\n" +
+		"conntrace_udp_dropped_datagrams_total comm=dnsmasq container= drop_reason=SOCKET_RCVBUFF port=53 42\n" +
 		"conntrace_udp_dropped_datagrams_total comm=dnsmasq container= drop_reason=other port=53 2\n" +
 		"conntrace_udp_errors_total comm=dig container= error=ECONNREFUSED port=53 1\n"
 	if got != want {

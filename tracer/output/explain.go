@@ -370,10 +370,30 @@ func appendRefusedHere(dst []byte, ev *event.Event) []byte {
 	} else {
 		dst = append(dst, "; "...)
 	}
-	otherFamily, takes := 0, false
+	dst, otherFamily, takes := appendBound(dst, ev.Listeners, ev.RAddr)
 	dest := ev.RAddr.Unmap()
-	for i := range ev.Listeners {
-		l := &ev.Listeners[i]
+	switch {
+	case later:
+		return dst
+	case takes && ev.Proto == event.ProtoUDP:
+		return append(dst, ", which takes this address, yet the datagrams were refused: a firewall rule (REJECT)"...)
+	case takes:
+		return append(dst, ", which takes this address, yet the connection was refused: a firewall rule (REJECT), or a full accept queue with net.ipv4.tcp_abort_on_overflow=1"...)
+	case otherFamily == len(ev.Listeners) && dest.Is6():
+		return append(dst, ": the service takes IPv4 only"...)
+	case otherFamily == len(ev.Listeners):
+		return append(dst, ": the service takes IPv6 only (IPV6_V6ONLY)"...)
+	}
+	return append(dst, ": the service is bound to another address"...)
+}
+
+// appendBound appends "127.0.0.1:9002 is held by 5120 python3 (LISTEN)"
+// for each socket bound to the port, and says how many are of the other
+// family than dest and whether one takes dest.
+func appendBound(dst []byte, bound []event.Holder, dest netip.Addr) (_ []byte, otherFamily int, takes bool) {
+	dest = dest.Unmap()
+	for i := range bound {
+		l := &bound[i]
 		if i > 0 {
 			dst = append(dst, "; "...)
 		}
@@ -391,19 +411,36 @@ func appendRefusedHere(dst []byte, ev *event.Event) []byte {
 			takes = true
 		}
 	}
-	switch {
-	case later:
-		return dst
-	case takes && ev.Proto == event.ProtoUDP:
-		return append(dst, ", which takes this address, yet the datagrams were refused: a firewall rule (REJECT)"...)
-	case takes:
-		return append(dst, ", which takes this address, yet the connection was refused: a firewall rule (REJECT), or a full accept queue with net.ipv4.tcp_abort_on_overflow=1"...)
-	case otherFamily == len(ev.Listeners) && dest.Is6():
-		return append(dst, ": the service takes IPv4 only"...)
-	case otherFamily == len(ev.Listeners):
-		return append(dst, ": the service takes IPv6 only (IPV6_V6ONLY)"...)
+	return dst, otherFamily, takes
+}
+
+// appendNoSocket explains UDP datagrams sent to a port nothing was bound
+// to: "nothing is bound to 198.18.0.1:5353; 127.0.0.1:5353 is held by 812
+// dnsmasq (UNCONN): the service is bound to another address; the sender
+// gets ICMP port unreachable".
+func appendNoSocket(dst []byte, ev *event.Event) []byte {
+	dst = append(dst, "nothing is bound to "...)
+	dst = AppendAddrPort(dst, ev.LAddr, ev.LPort)
+	if ev.Listeners != nil && len(ev.Listeners) == 0 {
+		dst = append(dst, ", nor to any other address of port "...)
+		dst = strconv.AppendUint(dst, uint64(ev.LPort), 10)
+	} else if ev.Listeners != nil {
+		dst = append(dst, "; "...)
+		var otherFamily int
+		var takes bool
+		dst, otherFamily, takes = appendBound(dst, ev.Listeners, ev.LAddr)
+		switch {
+		case takes:
+			dst = append(dst, ", which takes this address: bound since"...)
+		case otherFamily == len(ev.Listeners) && ev.LAddr.Unmap().Is6():
+			dst = append(dst, ": the service takes IPv4 only"...)
+		case otherFamily == len(ev.Listeners):
+			dst = append(dst, ": the service takes IPv6 only (IPV6_V6ONLY)"...)
+		default:
+			dst = append(dst, ": the service is bound to another address"...)
+		}
 	}
-	return append(dst, ": the service is bound to another address"...)
+	return append(dst, "; the sender gets ICMP port unreachable"...)
 }
 
 // appendProcs names the processes that have a socket: "1156 nginx, 1157

@@ -214,8 +214,8 @@ func failureText(dst []byte, ev *event.Event) []byte {
 	return appendExplanation(append(dst, ' '), ev)
 }
 
-// A drop is of a UDP socket: what it dropped since the last, why, and its
-// receive buffer.
+// A drop is of a UDP socket (what it dropped since the last, why, and its
+// receive buffer) or of a port no socket had the datagrams of.
 
 func dropJSON(dst []byte, ev *event.Event) []byte {
 	dst = append(dst, `,"drops":`...)
@@ -226,9 +226,15 @@ func dropJSON(dst []byte, ev *event.Event) []byte {
 	dst = strconv.AppendUint(dst, uint64(ev.RcvBuf), 10)
 	dst = append(dst, `,"queued":`...)
 	dst = strconv.AppendUint(dst, uint64(ev.Queued), 10)
-	var buf [256]byte
+	var buf [512]byte
 	dst = append(dst, `,"explain":`...)
-	return AppendJSONString(dst, appendDropExplanation(buf[:0], ev))
+	dst = AppendJSONString(dst, appendDropExplanation(buf[:0], ev))
+	if ev.Listeners != nil {
+		dst = appendHoldersJSON(append(dst, `,"listeners_elsewhere":`...), ev.Listeners)
+		dst = append(dst, `,"listeners_netns":`...)
+		dst = strconv.AppendUint(dst, uint64(ev.ListenersNetNS), 10)
+	}
+	return dst
 }
 
 func dropText(dst []byte, ev *event.Event) []byte {
@@ -236,10 +242,12 @@ func dropText(dst []byte, ev *event.Event) []byte {
 	dst = strconv.AppendUint(dst, uint64(ev.Drops), 10)
 	dst = append(dst, " drop_reason="...)
 	dst = append(dst, ev.DropReason...)
-	dst = append(dst, " rcvbuf="...)
-	dst = strconv.AppendUint(dst, uint64(ev.RcvBuf), 10)
-	dst = append(dst, " queued="...)
-	dst = strconv.AppendUint(dst, uint64(ev.Queued), 10)
+	if ev.RcvBuf > 0 { // a socket's: none for datagrams no socket had
+		dst = append(dst, " rcvbuf="...)
+		dst = strconv.AppendUint(dst, uint64(ev.RcvBuf), 10)
+		dst = append(dst, " queued="...)
+		dst = strconv.AppendUint(dst, uint64(ev.Queued), 10)
+	}
 	return appendDropExplanation(append(dst, ' '), ev)
 }
 
@@ -256,6 +264,10 @@ func appendDropExplanation(dst []byte, ev *event.Event) []byte {
 		return append(dst, " bytes): the process reads slower than datagrams arrive (a larger SO_RCVBUF, up to net.core.rmem_max, absorbs bursts)"...)
 	case "PROTO_MEM":
 		return append(dst, "UDP's memory on this host was used up (net.ipv4.udp_mem)"...)
+	case "NO_SOCKET":
+		return appendNoSocket(dst, ev)
+	case "UDP_CSUM":
+		return append(dst, "their UDP checksum was wrong: damaged on the way (a faulty NIC, driver, cable or middlebox)"...)
 	}
 	return append(dst, "the kernel dropped them before the socket got them"...)
 }

@@ -46,6 +46,16 @@ var (
 		Family: event.FamilyIPv4, Direction: event.DirIn,
 		LAddr: netip.MustParseAddr("198.18.0.2"), LPort: 53, RAddr: netip.MustParseAddr("198.18.0.1"), RPort: 40054,
 		Drops: 17, DropReason: "SOCKET_RCVBUFF", RcvBuf: 4608, Queued: 4352}
+	noSocketEv = event.Event{Type: event.Drop, Time: ts, Proto: event.ProtoUDP, NetNS: 4026531840,
+		Family: event.FamilyIPv4, Direction: event.DirIn,
+		LAddr: netip.MustParseAddr("198.18.0.2"), LPort: 53, RAddr: netip.MustParseAddr("198.18.0.1"), RPort: 40055,
+		Drops: 3, DropReason: "NO_SOCKET", ListenersNetNS: 4026531840,
+		Listeners: []event.Holder{{LAddr: netip.MustParseAddr("127.0.0.1"), LPort: 53, State: "UNCONN", Inode: 4713,
+			Procs: []sockets.Proc{{PID: 998, Comm: "dnsmasq"}}, ProcsSeen: true}}}
+	csumEv = event.Event{Type: event.Drop, Time: ts, Proto: event.ProtoUDP,
+		Family: event.FamilyIPv6, Direction: event.DirIn,
+		LAddr: netip.MustParseAddr("2001:db8::2"), LPort: 443, RAddr: netip.MustParseAddr("2001:db8::1"), RPort: 40056,
+		Drops: 1, DropReason: "UDP_CSUM"}
 	listenEv = event.Event{Type: event.Listen, Time: ts, PID: 999, Comm: comm("nginx"),
 		Family: event.FamilyIPv4, LAddr: netip.MustParseAddr("0.0.0.0"), LPort: 80}
 	lostEv     = event.Event{Type: event.Lost, Time: ts, Lost: 12, LostDropped: 9, LostEvicted: 3}
@@ -92,6 +102,8 @@ func TestJSONContract(t *testing.T) {
 		{udpCloseEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"close","conn_id":21,"pid":998,"comm":"dnsmasq","uid":0,"proto":"udp","family":"ipv4","direction":"in","laddr":"198.18.0.2","lport":53,"raddr":"198.18.0.1","rport":40053,"duration_ms":0.350,"tx_bytes":120,"rx_bytes":52,"tx_packets":1,"rx_packets":1,"drops":0,"reason":"idle"}`},
 		{udpDropEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"drop","conn_id":22,"pid":998,"comm":"dnsmasq","uid":0,"proto":"udp","family":"ipv4","direction":"in","laddr":"198.18.0.2","lport":53,"raddr":"198.18.0.1","rport":40054,"drops":17,"drop_reason":"SOCKET_RCVBUFF","rcvbuf":4608,"queued":4352,"explain":"its receive buffer was full (4352 of 4608 bytes): the process reads slower than datagrams arrive (a larger SO_RCVBUF, up to net.core.rmem_max, absorbs bursts)"}`},
 		{listenEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"listen","pid":999,"comm":"nginx","uid":0,"proto":"tcp","family":"ipv4","laddr":"0.0.0.0","lport":80}`},
+		{noSocketEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"drop","conn_id":0,"pid":0,"comm":"","uid":0,"proto":"udp","family":"ipv4","direction":"in","laddr":"198.18.0.2","lport":53,"raddr":"198.18.0.1","rport":40055,"drops":3,"drop_reason":"NO_SOCKET","rcvbuf":0,"queued":0,"explain":"nothing is bound to 198.18.0.2:53; 127.0.0.1:53 is held by 998 dnsmasq (UNCONN): the service is bound to another address; the sender gets ICMP port unreachable","listeners_elsewhere":[{"pid":998,"comm":"dnsmasq","laddr":"127.0.0.1","lport":53,"state":"UNCONN","inode":4713,"uid":0,"procs":[{"pid":998,"comm":"dnsmasq"}],"procs_seen":true}],"listeners_netns":4026531840}`},
+		{csumEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"drop","conn_id":0,"pid":0,"comm":"","uid":0,"proto":"udp","family":"ipv6","direction":"in","laddr":"2001:db8::2","lport":443,"raddr":"2001:db8::1","rport":40056,"drops":1,"drop_reason":"UDP_CSUM","rcvbuf":0,"queued":0,"explain":"their UDP checksum was wrong: damaged on the way (a faulty NIC, driver, cable or middlebox)"}`},
 		{lostEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"lost","count":12,"dropped":9,"skipped":0,"evicted":3}`},
 		{lastLostEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"lost","count":5,"dropped":0,"skipped":0,"evicted":0,"unaccepted":5}`},
 	} {
@@ -177,6 +189,10 @@ func TestText(t *testing.T) {
 			"tx=120", "rx=52", "tx_pkts=1", "rx_pkts=1", "reason=idle"}},
 		{udpDropEv, []string{"drop", "998", "dnsmasq", "198.18.0.2:53/domain", "<-", "198.18.0.1:40054", "conn=22", "udp", "drops=17",
 			"drop_reason=SOCKET_RCVBUFF", "rcvbuf=4608", "queued=4352", "its receive buffer was full (4352 of 4608 bytes)"}},
+		{noSocketEv, []string{"drop", "198.18.0.2:53/domain", "<-", "198.18.0.1:40055", "udp", "drops=3", "drop_reason=NO_SOCKET",
+			"nothing is bound to 198.18.0.2:53; 127.0.0.1:53 is held by 998 dnsmasq (UNCONN): the service is bound to another address"}},
+		{csumEv, []string{"drop", "[2001:db8::2]:443/https", "<-", "[2001:db8::1]:40056", "udp", "drops=1", "drop_reason=UDP_CSUM",
+			"their UDP checksum was wrong"}},
 	}
 	for _, tc := range cases {
 		got := string(AppendText(nil, &tc.ev))

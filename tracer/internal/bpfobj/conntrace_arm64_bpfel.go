@@ -197,6 +197,32 @@ type ConntracePendingCall struct {
 	_      [4]byte
 }
 
+type ConntracePortDrop struct {
+	_      structs.HostLayout
+	ToldNs uint64
+	Untold uint32
+	Pad    uint32
+	Last   struct {
+		_      structs.HostLayout
+		S4     uint32
+		D4     uint32
+		S6     [4]uint32
+		D6     [4]uint32
+		Sport  uint16
+		Dport  uint16
+		Family uint16
+		_      [2]byte
+	}
+}
+
+type ConntracePortDropKey struct {
+	_      structs.HostLayout
+	Netns  uint32
+	Reason uint32
+	Port   uint16
+	Family uint16
+}
+
 type ConntraceQueuedClose struct {
 	_    structs.HostLayout
 	Info ConntraceSockInfo
@@ -357,6 +383,8 @@ type ConntraceUdpSweep struct {
 	IdleBoth   uint64
 	Closed     uint32
 	Idle       uint32
+	Last       uint32
+	Pad        uint32
 }
 
 // Names of all BPF objects in the ELF.
@@ -391,6 +419,7 @@ const (
 	ConntraceMapUdpFlows                 = "udp_flows"
 	ConntraceMapUdpLastIn                = "udp_last_in"
 	ConntraceMapUdpOwnerByInode          = "udp_owner_by_inode"
+	ConntraceMapUdpPortDrops             = "udp_port_drops"
 	ConntraceMapUdpReleased              = "udp_released"
 	ConntraceMapUdpSocks                 = "udp_socks"
 	ConntraceMapUdpTurnedAway            = "udp_turned_away"
@@ -585,6 +614,7 @@ type ConntraceMapSpecs struct {
 	UdpFlows        *ebpf.MapSpec `ebpf:"udp_flows"`
 	UdpLastIn       *ebpf.MapSpec `ebpf:"udp_last_in"`
 	UdpOwnerByInode *ebpf.MapSpec `ebpf:"udp_owner_by_inode"`
+	UdpPortDrops    *ebpf.MapSpec `ebpf:"udp_port_drops"`
 	UdpReleased     *ebpf.MapSpec `ebpf:"udp_released"`
 	UdpSocks        *ebpf.MapSpec `ebpf:"udp_socks"`
 	UdpTurnedAway   *ebpf.MapSpec `ebpf:"udp_turned_away"`
@@ -673,6 +703,7 @@ type ConntraceMaps struct {
 	UdpFlows        *ebpf.Map `ebpf:"udp_flows"`
 	UdpLastIn       *ebpf.Map `ebpf:"udp_last_in"`
 	UdpOwnerByInode *ebpf.Map `ebpf:"udp_owner_by_inode"`
+	UdpPortDrops    *ebpf.Map `ebpf:"udp_port_drops"`
 	UdpReleased     *ebpf.Map `ebpf:"udp_released"`
 	UdpSocks        *ebpf.Map `ebpf:"udp_socks"`
 	UdpTurnedAway   *ebpf.Map `ebpf:"udp_turned_away"`
@@ -708,6 +739,7 @@ func (m *ConntraceMaps) Close() error {
 		m.UdpFlows,
 		m.UdpLastIn,
 		m.UdpOwnerByInode,
+		m.UdpPortDrops,
 		m.UdpReleased,
 		m.UdpSocks,
 		m.UdpTurnedAway,
