@@ -15,6 +15,7 @@
 #include "udp_errors.bpf.c"
 #include "udp_owners.bpf.c"
 #include "udp_connect.bpf.c"
+#include "udp_icmp.bpf.c"
 
 /* Keep the shared types in BTF so that bpf2go -type can generate them. */
 const enum event_type *unused_event_type __attribute__((unused));

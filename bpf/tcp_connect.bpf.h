@@ -115,7 +115,7 @@ static __always_inline void emit_connect_fail(const struct sock_info *info, cons
 	if (e->icmp_watched) {
 		struct icmp_note note;
 
-		if (take_icmp(t, info->start_ns, &note)) {
+		if (take_icmp(t, IPPROTO_TCP, info->start_ns, &note)) {
 			__builtin_memcpy(e->icmp_from, note.from, sizeof(e->icmp_from));
 			e->icmp_family = note.family;
 			e->icmp_type = note.type;

@@ -13,40 +13,30 @@
 #include "arch.bpf.h"
 #include "tcp_icmp.bpf.h"
 
-static __always_inline void icmp4(struct sk_buff *skb)
-{
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	__u16 th = BPF_CORE_READ(skb, transport_header);
-	__u8 tc[2] = {};
-
-	bpf_probe_read_kernel(tc, sizeof(tc), head + th);
-	note_icmp(skb, false, tc[0], tc[1], 0);
-}
-
 SEC("fentry/tcp_v4_err")
 int BPF_PROG(handle_icmp4_fentry, struct sk_buff *skb)
 {
-	icmp4(skb);
+	note_icmp4(skb, IPPROTO_TCP);
 	return 0;
 }
 
 SEC("kprobe/tcp_v4_err")
 int BPF_KPROBE(handle_icmp4_kprobe, struct sk_buff *skb)
 {
-	icmp4(skb);
+	note_icmp4(skb, IPPROTO_TCP);
 	return 0;
 }
 
 SEC("fentry/tcp_v6_err")
 int BPF_PROG(handle_icmp6_fentry, struct sk_buff *skb, void *opt, u8 type, u8 code, int offset)
 {
-	note_icmp(skb, true, type, code, offset);
+	note_icmp(skb, IPPROTO_TCP, true, type, code, offset);
 	return 0;
 }
 
 SEC("kprobe/tcp_v6_err")
 int BPF_KPROBE(handle_icmp6_kprobe, struct sk_buff *skb, void *opt, u8 type, u8 code, int offset)
 {
-	note_icmp(skb, true, type, code, offset);
+	note_icmp(skb, IPPROTO_TCP, true, type, code, offset);
 	return 0;
 }

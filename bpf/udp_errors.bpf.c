@@ -8,7 +8,8 @@
  *    where nothing is bound (ECONNREFUSED), host or network unreachable
  *    from a router, fragmentation needed (EMSGSIZE). The kernel keeps the
  *    error for the socket's next send or recv, and reports it
- *    (sock:inet_sk_error_report, Linux 5.15+). An unconnected socket is
+ *    (sock:inet_sk_error_report, Linux 5.15+); who sent it, where UDP's
+ *    error handlers are hooked (udp_icmp.bpf.c). An unconnected socket is
  *    told only with IP_RECVERR, and then has no peer here: not reported.
  *  - A send that failed, with the errno the application got
  *    (sock:sock_send_length, Linux 6.3+): EPERM (a firewall rule or a
@@ -29,6 +30,7 @@
 #include "conntrace.h"
 #include "events.bpf.h"
 #include "filters.bpf.h"
+#include "icmp.bpf.h"
 #include "task.bpf.h"
 #include "tuple.bpf.h"
 #include "udp_flows.bpf.h"
@@ -59,10 +61,11 @@ static __always_inline __u64 sock_id(struct sock *sk)
 }
 
 /* The connect_fail of the flow of key (its entry f, or none) at the
- * socket sk's local end. task: the flow's owner when f is NULL. */
+ * socket sk's local end. task: the flow's owner when f is NULL. icmp: an
+ * ICMP error came; note, when known, who sent it (fentry, kprobe). */
 static __always_inline void emit_failure(struct sock *sk, const struct udp_flow_key *key, struct udp_flow *f,
 					 const struct task_info *task, __u32 netns, int err,
-					 __u32 drop_reason, bool icmp)
+					 __u32 drop_reason, bool icmp, const struct icmp_note *note)
 {
 	struct connect_fail_record *e;
 	struct tuple t = {};
@@ -95,13 +98,21 @@ static __always_inline void emit_failure(struct sock *sk, const struct udp_flow_
 	e->drop_reason = drop_reason;
 	e->drop_ifindex = 0;
 	e->drops = drop_reason ? 1 : 0;
-	e->icmp_family = 0;
-	e->icmp_type = 0;
-	e->icmp_code = 0;
-	/* An ICMP error came, from an unknown sender; else a send failed. */
+	/* An ICMP error came, from note's sender or an unknown one; else a
+	 * send failed. */
 	e->icmp_watched = icmp;
 	__builtin_memset(e->_pad, 0, sizeof(e->_pad));
-	__builtin_memset(e->icmp_from, 0, sizeof(e->icmp_from));
+	if (note) {
+		e->icmp_family = note->family;
+		e->icmp_type = note->type;
+		e->icmp_code = note->code;
+		__builtin_memcpy(e->icmp_from, note->from, sizeof(e->icmp_from));
+	} else {
+		e->icmp_family = 0;
+		e->icmp_type = 0;
+		e->icmp_code = 0;
+		__builtin_memset(e->icmp_from, 0, sizeof(e->icmp_from));
+	}
 	submit(e);
 }
 
@@ -138,6 +149,7 @@ int BPF_PROG(udp_error_report, struct sock *sk)
 {
 	struct udp_flow_key key = {};
 	struct udp_sock_info *us;
+	struct icmp_note note;
 	struct udp_flow *f;
 	struct tuple t = {};
 	int err;
@@ -156,7 +168,9 @@ int BPF_PROG(udp_error_report, struct sock *sk)
 	err = BPF_CORE_READ(sk, sk_err);
 	if (!f || f->pending || !err || !first_error(&key, f, err))
 		return 0;
-	emit_failure(sk, &key, f, &us->task, us->netns, err, 0, true);
+	/* Who sent it, where udp_icmp.bpf.c noted it just before. */
+	emit_failure(sk, &key, f, &us->task, us->netns, err, 0, true,
+		     take_icmp(&t, IPPROTO_UDP, f->start_ns, &note) ? &note : NULL);
 	return 0;
 }
 
@@ -186,7 +200,7 @@ int BPF_PROG(udp_send_error, struct sock *sk, int ret)
 	f = bpf_map_lookup_elem(&udp_flows, &key);
 	if ((f && f->pending) || !first_error(&key, f, -ret))
 		return 0;
-	emit_failure(sk, &key, f, &us->task, us->netns, -ret, 0, false);
+	emit_failure(sk, &key, f, &us->task, us->netns, -ret, 0, false, NULL);
 	return 0;
 }
 
@@ -253,6 +267,6 @@ int BPF_PROG(udp_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_r
 	f = bpf_map_lookup_elem(&udp_flows, &key);
 	if ((f && f->pending) || !first_error(&key, f, EPERM))
 		return 0;
-	emit_failure(sk, &key, f, &task, netns_of(sk), EPERM, reason, false);
+	emit_failure(sk, &key, f, &task, netns_of(sk), EPERM, reason, false, NULL);
 	return 0;
 }

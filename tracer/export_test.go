@@ -96,3 +96,7 @@ func BeforeListenerLookupForTest(f func()) { beforeListenerLookup = f }
 
 // SendsHooked says whether failed UDP sends are seen on this kernel.
 func SendsHooked() bool { return sendsHooked() }
+
+// UDPICMPHooked says whether mode m hooks UDP's ICMP errors here (who
+// sent a connected socket's error).
+func UDPICMPHooked(m Hooks) bool { return m != HooksTracepoint && udpICMPHookable() }

@@ -125,7 +125,7 @@ var (
 )
 
 // icmpPrograms: the fentry and kprobe modes' hooks on TCP's ICMP error
-// handlers, IPv4 and IPv6 (bpf/tcp_icmp.bpf.h), where this kernel has both
+// handlers, IPv4 and IPv6 (bpf/tcp_icmp.bpf.c), where this kernel has both
 // functions (icmpHookable).
 var icmpPrograms = map[Hooks][]string{
 	HooksFentry: {bpfobj.ConntraceProgHandleIcmp4Fentry, bpfobj.ConntraceProgHandleIcmp6Fentry},
@@ -152,8 +152,16 @@ var (
 	// A UDP connect() starts its flow (bpf/udp_connect.bpf.c).
 	udpConnectPrograms = []string{bpfobj.ConntraceProgUdpConnectEnter, bpfobj.ConntraceProgUdpConnectExit}
 	udpSweep           = bpfobj.ConntraceProgUdpSweepFlows
-	udpTracepoints     = []string{bpfobj.ConntraceProgUdpQueueFail, bpfobj.ConntraceProgUdpErrorReport,
-		bpfobj.ConntraceProgUdpKfreeSkb, bpfobj.ConntraceProgUdpSendError}
+	// Every kernel with its own BTF has these two (drops, ICMP errors);
+	// udpTracepointsHere adds the others where it has them.
+	udpTracepoints = []string{bpfobj.ConntraceProgUdpQueueFail, bpfobj.ConntraceProgUdpErrorReport}
+	// Who sent a connected socket's ICMP error: UDP's error handlers,
+	// IPv4 and IPv6, in the fentry and kprobe modes (bpf/udp_icmp.bpf.c),
+	// where the kernel has both (udpICMPHookable).
+	udpICMPPrograms = map[Hooks][]string{
+		HooksFentry: {bpfobj.ConntraceProgUdpIcmp4Fentry, bpfobj.ConntraceProgUdpIcmp6Fentry},
+		HooksKprobe: {bpfobj.ConntraceProgUdpIcmp4Kprobe, bpfobj.ConntraceProgUdpIcmp6Kprobe},
+	}
 )
 
 // programs lists the programs mode m attaches, in attach order: the mode's
@@ -170,6 +178,9 @@ func programs(m Hooks, tcp, udp bool) []string {
 		all = append(all, udpConnectPrograms...)
 		if _, err := os.Stat(KernelBTF); err == nil {
 			all = append(all, udpTracepointsHere()...)
+			if udpICMPHookable() {
+				all = append(all, udpICMPPrograms[m]...)
+			}
 		}
 	}
 	return all
@@ -196,7 +207,7 @@ func tcpPrograms(m Hooks) []string {
 // failed send's (sock:sock_send_length, Linux 6.3+) and a firewall's drop
 // (skb:kfree_skb with a drop reason) where it has not.
 func udpTracepointsHere() []string {
-	tps := udpTracepoints[:2:2]
+	tps := slices.Clone(udpTracepoints)
 	if dropsHooked() {
 		tps = append(tps, bpfobj.ConntraceProgUdpKfreeSkb)
 	}
@@ -216,19 +227,26 @@ var sendsHooked = sync.OnceValue(func() bool {
 
 // icmpHookable says whether the kernel's BTF has tcp_v4_err and
 // tcp_v6_err (IPv6 may be a module, or absent).
-var icmpHookable = sync.OnceValue(func() bool {
+var icmpHookable = sync.OnceValue(func() bool { return kernelHasFuncs("tcp_v4_err", "tcp_v6_err") })
+
+// udpICMPHookable: likewise for __udp4_lib_err and icmpv6_notify.
+var udpICMPHookable = sync.OnceValue(func() bool { return kernelHasFuncs("__udp4_lib_err", "icmpv6_notify") })
+
+// kernelHasFuncs says whether the kernel's BTF has every one of names,
+// functions not inlined away.
+func kernelHasFuncs(names ...string) bool {
 	spec, err := btf.LoadKernelSpec()
 	if err != nil {
 		return false
 	}
-	for _, name := range []string{"tcp_v4_err", "tcp_v6_err"} {
+	for _, name := range names {
 		var fn *btf.Func
 		if spec.TypeByName(name, &fn) != nil {
 			return false
 		}
 	}
 	return true
-})
+}
 
 // dropsHooked says whether the drop program can attach: a tp_btf program
 // (the kernel's own BTF) on a skb:kfree_skb that passes a drop reason

@@ -4,6 +4,7 @@ package tracer
 
 import (
 	"os"
+	"slices"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -97,7 +98,8 @@ func TestHooksPerMode(t *testing.T) {
 		}
 	}
 	// With UDP: its cgroup programs after the others, then its
-	// tracepoints (this kernel has its BTF), and the sweep and the
+	// tracepoints (this kernel has its BTF) and, where the mode and
+	// kernel have them, its ICMP error handlers; the sweep and the
 	// owners' iterators loaded, not attached; the flow table not
 	// preallocated.
 	here := udpTracepointsHere()
@@ -109,8 +111,12 @@ func TestHooksPerMode(t *testing.T) {
 			without, _ := hooksOf(spec, m, tcp, false)
 			hooks, err := hooksOf(spec, m, tcp, true)
 			ms, merr := modeSpec(spec, m, false, 0, tcp, true, 0)
-			if err != nil || merr != nil || len(hooks) != len(without)+len(udpPrograms)+len(udpConnectPrograms)+len(here) ||
-				hooks[len(without)].prog != udpPrograms[0] || hooks[len(hooks)-1].prog != here[len(here)-1] ||
+			tail := here
+			if udpICMPHookable() && m != HooksTracepoint {
+				tail = slices.Concat(here, udpICMPPrograms[m])
+			}
+			if err != nil || merr != nil || len(hooks) != len(without)+len(udpPrograms)+len(udpConnectPrograms)+len(tail) ||
+				hooks[len(without)].prog != udpPrograms[0] || hooks[len(hooks)-1].prog != tail[len(tail)-1] ||
 				len(ms.Programs) != len(hooks)+3 || ms.Programs[udpSweep] == nil || ms.Programs[udpOwnerFiles] == nil || ms.Programs[udpOwnerSocks] == nil {
 				t.Errorf("%s (tcp %v) with UDP: hooks %v (%v), spec of %d programs (%v)", m, tcp, hooks, err, len(ms.Programs), merr)
 				continue
@@ -125,7 +131,8 @@ func TestHooksPerMode(t *testing.T) {
 	used := map[string]bool{udpSweep: true, udpOwnerFiles: true, udpOwnerSocks: true}
 	for _, list := range [][]string{syscallPrograms, statePrograms[true], statePrograms[false],
 		modePrograms[HooksFentry], modePrograms[HooksKprobe], modePrograms[HooksTracepoint],
-		{bpfobj.ConntraceProgHandleAcceptFexit4, dropProgram}, icmpPrograms[HooksFentry], icmpPrograms[HooksKprobe], udpPrograms, udpConnectPrograms, udpTracepoints} {
+		{bpfobj.ConntraceProgHandleAcceptFexit4, dropProgram}, icmpPrograms[HooksFentry], icmpPrograms[HooksKprobe], udpPrograms, udpConnectPrograms,
+		udpTracepoints, {bpfobj.ConntraceProgUdpKfreeSkb, bpfobj.ConntraceProgUdpSendError}, udpICMPPrograms[HooksFentry], udpICMPPrograms[HooksKprobe]} {
 		for _, name := range list {
 			used[name] = true
 		}

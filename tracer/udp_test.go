@@ -458,60 +458,84 @@ func TestUDPPortDrops(t *testing.T) {
 // bound: ICMP port unreachable comes back and their next recv returns
 // ECONNREFUSED. Each flow's connect_fail says so, with the process that
 // holds the port on another address of the host (127.0.0.2), or that
-// nobody does; each flow still ends with what it carried. The receiving
-// end drops the datagram: NO_SOCKET.
+// nobody does, and, where UDP's error handlers are hooked (fentry,
+// kprobe), who sent the ICMP error; each flow still ends with what it
+// carried. The receiving end drops the datagram: NO_SOCKET.
 func TestUDPRefused(t *testing.T) {
 	const elsewhere, nowhere = 5357, 5358
 	ns := testnet.NewNS(t)
 	s := startTracer(t, tracer.Config{Ports: []uint16{elsewhere, nowhere}})
+	mode := s.t.Mode()
 	holder := testnet.Start(t, "ct-udp-holder", testnet.Role{UDP: true, Bind: true, NS: ns.Path(), Addr: fmt.Sprintf("127.0.0.2:%d", elsewhere)})
 	holder.Expect(t, "bound")
-	for _, port := range []int{elsewhere, nowhere} {
-		cli := testnet.Start(t, "ct-udp-cli", testnet.Role{UDP: true, Connected: true, NS: ns.Path(), Addr: fmt.Sprintf("127.0.0.1:%d", port),
-			Send: 10, Recv: 10, MayFail: true})
+	type client struct {
+		dest  netip.AddrPort
+		proc  *testnet.Proc
+		local netip.AddrPort
+	}
+	var clients []client
+	for _, dest := range []string{fmt.Sprintf("127.0.0.1:%d", elsewhere), fmt.Sprintf("127.0.0.1:%d", nowhere), fmt.Sprintf("[::1]:%d", nowhere)} {
+		cli := testnet.Start(t, "ct-udp-cli", testnet.Role{UDP: true, Connected: true, NS: ns.Path(), Addr: dest, Send: 10, Recv: 10, MayFail: true})
 		local := addrPort(t, cli.Expect(t, "sent"))
 		if got := cli.Expect(t, "failed"); got != "ECONNREFUSED" {
-			t.Fatalf("client to port %d: got %q, want ECONNREFUSED", port, got)
+			t.Fatalf("client to %s: got %q, want ECONNREFUSED", dest, got)
 		}
 		cli.Wait(t)
-		s.waitFor(t, 1, func(ev *tracer.Event) bool { return ev.Type == tracer.EventClose && ev.LPort == local.Port() })
-		all := s.stop(t)
-		s = startTracer(t, tracer.Config{Ports: []uint16{elsewhere, nowhere}})
+		clients = append(clients, client{netip.MustParseAddrPort(dest), cli, local})
+	}
+	for _, c := range clients {
+		s.waitFor(t, 1, func(ev *tracer.Event) bool { return ev.Type == tracer.EventClose && ev.LPort == c.local.Port() })
+	}
+	all := s.stop(t)
+	holder.Go(t)
+	holder.Wait(t)
 
+	for _, c := range clients {
+		port := c.dest.Port()
 		// The receiving end's view: a datagram to a port with no socket.
-		var evs []tracer.Event
+		var evs, drops []tracer.Event
 		for _, ev := range all {
-			if ev.Type != tracer.EventDrop {
+			switch {
+			case ev.Type == tracer.EventDrop && ev.RPort == c.local.Port():
+				drops = append(drops, ev)
+			case ev.Type != tracer.EventDrop && ev.LPort == c.local.Port():
 				evs = append(evs, ev)
-			} else if ev.DropReason != "NO_SOCKET" || ev.Drops != 1 || ev.RPort != local.Port() || int(ev.LPort) != port {
-				t.Errorf("port %d: want the datagram's drop, NO_SOCKET, got:\n%s", port, dump([]tracer.Event{ev}))
 			}
 		}
-		if len(evs) != len(all)-1 {
-			t.Errorf("port %d: want one drop, got:\n%s", port, dump(all))
+		if len(drops) != 1 || drops[0].DropReason != "NO_SOCKET" || drops[0].Drops != 1 || drops[0].LPort != port || drops[0].LAddr != c.dest.Addr() {
+			t.Errorf("%s: want the datagram's drop, NO_SOCKET, got:\n%s", c.dest, dump(drops))
 		}
 		if len(evs) != 3 || evs[0].Type != tracer.EventConnect || evs[1].Type != tracer.EventConnectFail || evs[2].Type != tracer.EventClose {
-			t.Fatalf("port %d: want the flow's connect, connect_fail and close, got:\n%s", port, dump(evs))
+			t.Fatalf("%s: want the flow's connect, connect_fail and close, got:\n%s", c.dest, dump(evs))
 		}
 		fail := evs[1]
-		if fail.Proto != tracer.ProtoUDP || fail.ErrorName() != "ECONNREFUSED" || int(fail.PID) != cli.PID || fail.ConnID != evs[0].ConnID ||
-			fail.LPort != local.Port() || int(fail.RPort) != port || fail.ListenersNetNS != fail.NetNS {
-			t.Errorf("port %d: want the client's flow refused, ECONNREFUSED, looked up in its namespace:\n%s", port, dump(evs))
+		if fail.Proto != tracer.ProtoUDP || fail.ErrorName() != "ECONNREFUSED" || int(fail.PID) != c.proc.PID || fail.ConnID != evs[0].ConnID ||
+			fail.RAddr != c.dest.Addr() || fail.RPort != port || fail.ListenersNetNS != fail.NetNS || !fail.ICMPWatched {
+			t.Errorf("%s: want the client's flow refused, ECONNREFUSED, looked up in its namespace:\n%s", c.dest, dump(evs))
 		}
 		switch {
 		case port == nowhere && (fail.Listeners == nil || len(fail.Listeners) != 0):
-			t.Errorf("port %d: want nobody bound to it anywhere, got %+v", port, fail.Listeners)
+			t.Errorf("%s: want nobody bound to it anywhere, got %+v", c.dest, fail.Listeners)
 		case port == elsewhere && (len(fail.Listeners) != 1 || fail.Listeners[0].State != "UNCONN" ||
 			fail.Listeners[0].LAddr != netip.MustParseAddr("127.0.0.2") || len(fail.Listeners[0].Procs) != 1 || int(fail.Listeners[0].Procs[0].PID) != holder.PID):
-			t.Errorf("port %d: want the holder %d on 127.0.0.2, got %+v", port, holder.PID, fail.Listeners)
+			t.Errorf("%s: want the holder %d on 127.0.0.2, got %+v", c.dest, holder.PID, fail.Listeners)
+		}
+		// Port unreachable: ICMP type 3 code 3, ICMPv6 type 1 code 4;
+		// from the loopback address itself.
+		icmp := [2]uint8{3, 3}
+		if c.dest.Addr().Is6() {
+			icmp = [2]uint8{1, 4}
+		}
+		switch got := [2]uint8{fail.ICMPType, fail.ICMPCode}; {
+		case !tracer.UDPICMPHooked(mode) && fail.ICMPFrom.IsValid():
+			t.Errorf("%s: %s hooks: want no ICMP sender, got %v", c.dest, mode, fail.ICMPFrom)
+		case tracer.UDPICMPHooked(mode) && (fail.ICMPFrom != c.dest.Addr() || got != icmp):
+			t.Errorf("%s: %s hooks: want ICMP %v from %s, got %v from %v", c.dest, mode, icmp, c.dest.Addr(), got, fail.ICMPFrom)
 		}
 		if cl := evs[2]; cl.TxPackets != 1 || cl.TxBytes != 10 || cl.RxPackets != 0 || cl.Reason != tracer.ReasonClosed {
-			t.Errorf("port %d: want the flow closed with the one datagram sent:\n%s", port, dump(evs))
+			t.Errorf("%s: want the flow closed with the one datagram sent:\n%s", c.dest, dump(evs))
 		}
 	}
-	s.stop(t)
-	holder.Go(t)
-	holder.Wait(t)
 }
 
 // TestUDPSendFailures: sends that fail, each reported once as its flow's

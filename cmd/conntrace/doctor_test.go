@@ -57,10 +57,14 @@ func TestDoctor(t *testing.T) {
 			// UDP's 8 cgroup programs, connect()'s two syscall
 			// tracepoints, and its tracepoints: drops, ICMP errors, a
 			// firewall's drops, and failed sends where the kernel has
-			// sock_send_length (6.3+), in every mode.
+			// sock_send_length (6.3+), in every mode; fentry and
+			// kprobe also UDP's two ICMP error handlers.
 			udp := 8 + 2 + 3
 			if sendLengthHere(t) {
 				udp++
+			}
+			if mc.Mode != "tracepoint" {
+				udp += 2
 			}
 			want := 13 + udp
 			if mc.Mode != "tracepoint" {

@@ -121,11 +121,20 @@ func appendUDPError(dst []byte, ev *event.Event) []byte {
 			dst = append(dst, "nothing is bound to "...)
 			dst = append(peer(dst), " (or a firewall rejected the datagrams)"...)
 		}
+		if ev.ICMPFrom.IsValid() {
+			dst = ev.ICMPFrom.AppendTo(append(dst, "; "...))
+			return appendICMP(append(dst, " answered with "...), ev)
+		}
 		return append(dst, "; ICMP port unreachable came back"...)
 	case "EHOSTUNREACH", "ENETUNREACH":
 		dst = ev.RAddr.AppendTo(dst)
-		if !ev.ICMPWatched { // the send failed
+		switch {
+		case !ev.ICMPWatched: // the send failed
 			return append(dst, " cannot be reached: no route here"...)
+		case ev.ICMPFrom.IsValid():
+			dst = append(dst, " cannot be reached: "...)
+			dst = ev.ICMPFrom.AppendTo(dst)
+			return appendICMP(append(dst, " answered with "...), ev)
 		}
 		return append(dst, " cannot be reached: an ICMP error came back (a router with no way there, or a firewall's REJECT)"...)
 	case "EPERM", "EACCES":
@@ -141,7 +150,15 @@ func appendUDPError(dst []byte, ev *event.Event) []byte {
 		if !ev.ICMPWatched {
 			return append(dst, " was larger than the socket sends (65,507 bytes, or the path's MTU with IP_PMTUDISC_DO)"...)
 		}
+		if ev.ICMPFrom.IsValid() {
+			dst = append(dst, " was larger than the path takes: "...)
+			return appendICMP(append(ev.ICMPFrom.AppendTo(dst), " answered with "...), ev)
+		}
 		return append(dst, " was larger than the path takes (ICMP fragmentation needed)"...)
+	}
+	if ev.ICMPFrom.IsValid() {
+		dst = ev.ICMPFrom.AppendTo(append(peer(append(dst, "the datagrams to "...)), " got an answer from "...))
+		return appendICMP(append(dst, ": "...), ev)
 	}
 	if ev.ICMPWatched {
 		return peer(append(dst, "an ICMP error came back for the datagrams to "...))

@@ -156,6 +156,8 @@ type ConntraceIcmpKey struct {
 	Daddr [4]uint32
 	Dport uint16
 	Sport uint16
+	Proto uint8
+	Pad   [3]uint8
 }
 
 type ConntraceIcmpNote struct {
@@ -452,6 +454,10 @@ const (
 	ConntraceProgUdpConnectExit          = "udp_connect_exit"
 	ConntraceProgUdpEgress               = "udp_egress"
 	ConntraceProgUdpErrorReport          = "udp_error_report"
+	ConntraceProgUdpIcmp4Fentry          = "udp_icmp4_fentry"
+	ConntraceProgUdpIcmp4Kprobe          = "udp_icmp4_kprobe"
+	ConntraceProgUdpIcmp6Fentry          = "udp_icmp6_fentry"
+	ConntraceProgUdpIcmp6Kprobe          = "udp_icmp6_kprobe"
 	ConntraceProgUdpIngress              = "udp_ingress"
 	ConntraceProgUdpKfreeSkb             = "udp_kfree_skb"
 	ConntraceProgUdpOwnerFiles           = "udp_owner_files"
@@ -567,6 +573,10 @@ type ConntraceProgramSpecs struct {
 	UdpConnectExit          *ebpf.ProgramSpec `ebpf:"udp_connect_exit"`
 	UdpEgress               *ebpf.ProgramSpec `ebpf:"udp_egress"`
 	UdpErrorReport          *ebpf.ProgramSpec `ebpf:"udp_error_report"`
+	UdpIcmp4Fentry          *ebpf.ProgramSpec `ebpf:"udp_icmp4_fentry"`
+	UdpIcmp4Kprobe          *ebpf.ProgramSpec `ebpf:"udp_icmp4_kprobe"`
+	UdpIcmp6Fentry          *ebpf.ProgramSpec `ebpf:"udp_icmp6_fentry"`
+	UdpIcmp6Kprobe          *ebpf.ProgramSpec `ebpf:"udp_icmp6_kprobe"`
 	UdpIngress              *ebpf.ProgramSpec `ebpf:"udp_ingress"`
 	UdpKfreeSkb             *ebpf.ProgramSpec `ebpf:"udp_kfree_skb"`
 	UdpOwnerFiles           *ebpf.ProgramSpec `ebpf:"udp_owner_files"`
@@ -814,6 +824,10 @@ type ConntracePrograms struct {
 	UdpConnectExit          *ebpf.Program `ebpf:"udp_connect_exit"`
 	UdpEgress               *ebpf.Program `ebpf:"udp_egress"`
 	UdpErrorReport          *ebpf.Program `ebpf:"udp_error_report"`
+	UdpIcmp4Fentry          *ebpf.Program `ebpf:"udp_icmp4_fentry"`
+	UdpIcmp4Kprobe          *ebpf.Program `ebpf:"udp_icmp4_kprobe"`
+	UdpIcmp6Fentry          *ebpf.Program `ebpf:"udp_icmp6_fentry"`
+	UdpIcmp6Kprobe          *ebpf.Program `ebpf:"udp_icmp6_kprobe"`
 	UdpIngress              *ebpf.Program `ebpf:"udp_ingress"`
 	UdpKfreeSkb             *ebpf.Program `ebpf:"udp_kfree_skb"`
 	UdpOwnerFiles           *ebpf.Program `ebpf:"udp_owner_files"`
@@ -860,6 +874,10 @@ func (p *ConntracePrograms) Close() error {
 		p.UdpConnectExit,
 		p.UdpEgress,
 		p.UdpErrorReport,
+		p.UdpIcmp4Fentry,
+		p.UdpIcmp4Kprobe,
+		p.UdpIcmp6Fentry,
+		p.UdpIcmp6Kprobe,
 		p.UdpIngress,
 		p.UdpKfreeSkb,
 		p.UdpOwnerFiles,
