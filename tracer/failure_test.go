@@ -42,11 +42,14 @@ func oneFailure(t *testing.T, s *session) tracer.Event {
 	return got[0]
 }
 
-// oneFailureOn returns the one failure with local port port, which the
-// running tracer of s reported (a shared one: it is not stopped).
+// oneFailureOn returns the one failure with local port port (bind), or
+// with peer port port (connect), which the running tracer of s reported (a
+// shared one: it is not stopped).
 func oneFailureOn(t *testing.T, s *session, port uint16) tracer.Event {
 	t.Helper()
-	on := func(ev *tracer.Event) bool { return ev.Type.IsFailure() && ev.LPort == port }
+	on := func(ev *tracer.Event) bool {
+		return ev.Type == tracer.EventBindFail && ev.LPort == port || ev.Type == tracer.EventConnectFail && ev.RPort == port
+	}
 	s.waitFor(t, 1, on)
 	time.Sleep(200 * time.Millisecond) // a duplicate would arrive by now
 	var got []tracer.Event
@@ -76,23 +79,39 @@ func failToConnect(t *testing.T, s *session, role testnet.Role, errName string) 
 	return oneFailure(t, s), cli
 }
 
+// failToConnectTo is failToConnect with a shared tracer: the failure is
+// the one to port.
+func failToConnectTo(t *testing.T, s *session, role testnet.Role, errName string, port uint16) (tracer.Event, *testnet.Proc) {
+	t.Helper()
+	role.MayFail = true
+	cli := testnet.Start(t, "ct-client", role)
+	cli.Expect(t, "ready")
+	if got := cli.Expect(t, "failed"); got != errName {
+		t.Fatalf("client: failed %s, want %s", got, errName)
+	}
+	cli.Wait(t)
+	return oneFailureOn(t, s, port), cli
+}
+
 // TestConnectRefused: nothing listens; the client gets ECONNREFUSED, once,
 // whether connect() blocks (C style: the syscall returns the error while the
 // state machine sees it too) or not (Go: the error comes later).
 func TestConnectRefused(t *testing.T) {
+	// One tracer for both, each on a port of its own.
+	s := startTracer(t, tracer.Config{Ports: []uint16{5432, 5433}})
 	for _, blocking := range []bool{true, false} {
 		name := map[bool]string{true: "blocking", false: "nonblocking"}[blocking]
+		port := map[bool]uint16{true: 5432, false: 5433}[blocking]
 		t.Run(name, func(t *testing.T) {
 			ns := testnet.NewNS(t)
-			s := startTracer(t, tracer.Config{Ports: []uint16{5432}})
-			ev, cli := failToConnect(t, s, testnet.Role{NS: ns.Path(), Addr: "127.0.0.1:5432", Blocking: blocking}, "ECONNREFUSED")
+			ev, cli := failToConnectTo(t, s, testnet.Role{NS: ns.Path(), Addr: fmt.Sprintf("127.0.0.1:%d", port), Blocking: blocking}, "ECONNREFUSED", port)
 			if ev.Type != tracer.EventConnectFail || ev.ErrorName() != "ECONNREFUSED" || ev.Errno != 111 {
 				t.Errorf("want connect_fail ECONNREFUSED, got %s %s", ev.Type, ev.ErrorName())
 			}
 			if int(ev.PID) != cli.PID || string(ev.CommBytes()) != "ct-client" || ev.Direction != tracer.DirOut {
 				t.Errorf("attributed to %d %q %s, want %d ct-client out", ev.PID, ev.CommBytes(), ev.Direction, cli.PID)
 			}
-			if ev.RAddr != netip.MustParseAddr("127.0.0.1") || ev.RPort != 5432 || ev.LAddr != ev.RAddr || ev.LPort == 0 {
+			if ev.RAddr != netip.MustParseAddr("127.0.0.1") || ev.RPort != port || ev.LAddr != ev.RAddr || ev.LPort == 0 {
 				t.Errorf("tuple %v:%d -> %v:%d", ev.LAddr, ev.LPort, ev.RAddr, ev.RPort)
 			}
 			// Looked up on this host: nobody listens on the port at all.
@@ -109,6 +128,8 @@ func TestConnectRefused(t *testing.T) {
 // bound to loopback in the server's namespace while the client dials the
 // server's veth address from another namespace.
 func TestRefusedListenersElsewhere(t *testing.T) {
+	// One tracer for every case, each on a port of its own.
+	s := startTracer(t, tracer.Config{Ports: []uint16{9301, 9302, 9303}, Events: tracer.Failures})
 	for _, tc := range []struct {
 		name, listen, dial string
 		otherNS            bool
@@ -125,13 +146,12 @@ func TestRefusedListenersElsewhere(t *testing.T) {
 				srvNS = cliNS
 			}
 			listen, dial := netip.MustParseAddrPort(tc.listen), netip.MustParseAddrPort(tc.dial)
-			s := startTracer(t, tracer.Config{Ports: []uint16{dial.Port()}, Events: tracer.Failures})
 			// A raw bind and listen: an IPv4 socket for 0.0.0.0 (Go's
 			// own listeners would be dual-stack).
 			owner := testnet.Start(t, "ct-owner", testnet.Role{NS: srvNS.Path(), Addr: tc.listen, Bind: true, Listen: true})
 			owner.Expect(t, "bound")
 			defer owner.Go(t)
-			ev, _ := failToConnect(t, s, testnet.Role{NS: cliNS.Path(), Addr: tc.dial, Blocking: true}, "ECONNREFUSED")
+			ev, _ := failToConnectTo(t, s, testnet.Role{NS: cliNS.Path(), Addr: tc.dial, Blocking: true}, "ECONNREFUSED", dial.Port())
 			if ev.RAddr != dial.Addr() || ev.NetNS != cliNS.Inode(t) || ev.ListenersNetNS != srvNS.Inode(t) {
 				t.Errorf("refused by %v in namespace %d, listeners looked up in %d; want %v, %d, %d",
 					ev.RAddr, ev.NetNS, ev.ListenersNetNS, dial.Addr(), cliNS.Inode(t), srvNS.Inode(t))
@@ -290,6 +310,8 @@ func wantExplain(t *testing.T, ev *tracer.Event, prefix, suffix string) {
 // that never answers, but said as what it is: this host dropped them,
 // with the kernel's reason, going out or coming in.
 func TestTimeoutDroppedHere(t *testing.T) {
+	// One tracer for both cases, each on a port of its own.
+	s := startTracer(t, tracer.Config{Ports: []uint16{5434, 5435}, Events: tracer.Failures})
 	for _, tc := range []struct {
 		name    string
 		rule    testnet.Firewall
@@ -297,7 +319,7 @@ func TestTimeoutDroppedHere(t *testing.T) {
 		explain string // %s: the client's device
 	}{
 		{"SYNs", testnet.Firewall{Output: true, DPort: 5434}, false, "; this host dropped them (NETFILTER_DROP): a firewall rule here (nftables, iptables)"},
-		{"answers", testnet.Firewall{SPort: 5434}, true, "; this host dropped the answers (NETFILTER_DROP on %s): a firewall rule here (nftables, iptables)"},
+		{"answers", testnet.Firewall{SPort: 5435}, true, "; this host dropped the answers (NETFILTER_DROP on %s): a firewall rule here (nftables, iptables)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cliNS, srvNS := testnet.NewNS(t), testnet.NewNS(t)
@@ -306,10 +328,11 @@ func TestTimeoutDroppedHere(t *testing.T) {
 			// One SYN-ACK per SYN: the server does not send its own again.
 			srvNS.Sysctl(t, "net/ipv4/tcp_synack_retries", "0")
 			cliNS.Firewall(t, tc.rule)
-			s := startTracer(t, tracer.Config{Ports: []uint16{5434}, Events: tracer.Failures})
-			srv := testnet.Start(t, "ct-server", testnet.Role{Server: true, NS: srvNS.Path(), Addr: "198.18.0.2:5434", Conns: 1})
+			port := max(tc.rule.DPort, tc.rule.SPort)
+			addr := fmt.Sprintf("198.18.0.2:%d", port)
+			srv := testnet.Start(t, "ct-server", testnet.Role{Server: true, NS: srvNS.Path(), Addr: addr, Conns: 1})
 			srv.Expect(t, "listening")
-			ev, cli := failToConnect(t, s, testnet.Role{NS: cliNS.Path(), Addr: "198.18.0.2:5434"}, "ETIMEDOUT")
+			ev, cli := failToConnectTo(t, s, testnet.Role{NS: cliNS.Path(), Addr: addr}, "ETIMEDOUT", port)
 			if int(ev.PID) != cli.PID || ev.RAddr != netip.MustParseAddr("198.18.0.2") {
 				t.Errorf("failure of %d to %v, want %d to 198.18.0.2", ev.PID, ev.RAddr, cli.PID)
 			}
@@ -325,7 +348,7 @@ func TestTimeoutDroppedHere(t *testing.T) {
 			if tc.inbound {
 				want = fmt.Sprintf(want, dev)
 			}
-			wantExplain(t, &ev, fmt.Sprintf("ETIMEDOUT: no answer from 198.18.0.2:5434 to %d SYNs over ", syns), want)
+			wantExplain(t, &ev, fmt.Sprintf("ETIMEDOUT: no answer from %s to %d SYNs over ", addr, syns), want)
 		})
 	}
 }
@@ -339,31 +362,32 @@ func TestTimeoutDroppedHere(t *testing.T) {
 // the socket stays in SYN_SENT until the application closes it: aborted,
 // after the firewall's drop.
 func TestRejectedHere(t *testing.T) {
+	// One tracer for both cases, each on a port of its own.
+	s := startTracer(t, tracer.Config{Ports: []uint16{5436, 5437}, Events: tracer.Failures})
 	for _, tc := range []struct {
 		name, err string
 		icmp      bool
-		explain   string
+		port      uint16
 	}{
-		{"reset", "ECONNREFUSED", false, "ECONNREFUSED: a firewall rule on this host rejected the connection to 198.18.0.2:5436 " +
-			"(netfilter dropped the SYN, NETFILTER_DROP, and answered in the peer's place)"},
+		{"reset", "ECONNREFUSED", false, 5436},
 		// A soft error (the ICMP error comes while connect() holds the
 		// socket): the errno is the one SO_ERROR hands the application.
-		{"ICMP", "ECONNREFUSED", true, "ECONNREFUSED: a firewall rule on this host rejected the connection to 198.18.0.2:5436 " +
-			"(netfilter dropped the SYN, NETFILTER_DROP, and answered in the peer's place)"},
+		{"ICMP", "ECONNREFUSED", true, 5437},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cliNS, srvNS := testnet.NewNS(t), testnet.NewNS(t)
 			testnet.Veth(t, cliNS, []string{"198.18.0.1/24"}, srvNS, []string{"198.18.0.2/24"})
-			cliNS.Firewall(t, testnet.Firewall{Output: true, DPort: 5436, Reject: true, ICMP: tc.icmp})
-			s := startTracer(t, tracer.Config{Ports: []uint16{5436}, Events: tracer.Failures})
-			srv := testnet.Start(t, "ct-server", testnet.Role{Server: true, NS: srvNS.Path(), Addr: "198.18.0.2:5436", Conns: 1})
+			cliNS.Firewall(t, testnet.Firewall{Output: true, DPort: tc.port, Reject: true, ICMP: tc.icmp})
+			addr := fmt.Sprintf("198.18.0.2:%d", tc.port)
+			srv := testnet.Start(t, "ct-server", testnet.Role{Server: true, NS: srvNS.Path(), Addr: addr, Conns: 1})
 			srv.Expect(t, "listening")
-			ev, cli := failToConnect(t, s, testnet.Role{NS: cliNS.Path(), Addr: "198.18.0.2:5436"}, "ECONNREFUSED")
+			ev, cli := failToConnectTo(t, s, testnet.Role{NS: cliNS.Path(), Addr: addr}, "ECONNREFUSED", tc.port)
 			if int(ev.PID) != cli.PID || ev.ErrorName() != tc.err || ev.Retransmits != 0 || !ev.DropsWatched || ev.Drops != 1 ||
 				ev.DropReason != "NETFILTER_DROP" || ev.DropInbound {
 				t.Errorf("want %s by %d, its one SYN dropped going out (NETFILTER_DROP), got:\n%s", tc.err, cli.PID, dump([]tracer.Event{ev}))
 			}
-			wantExplain(t, &ev, tc.explain, "")
+			wantExplain(t, &ev, "ECONNREFUSED: a firewall rule on this host rejected the connection to "+addr+
+				" (netfilter dropped the SYN, NETFILTER_DROP, and answered in the peer's place)", "")
 		})
 	}
 }
@@ -376,6 +400,9 @@ func TestRejectedHere(t *testing.T) {
 // TCP's ICMP error handlers, the failure names the router and the error;
 // the tracepoint mode cannot see them and says an error came back.
 func TestICMPUnreachable(t *testing.T) {
+	// One tracer for both cases, each on a port of its own.
+	s := startTracer(t, tracer.Config{Ports: []uint16{5438, 5439}, Events: tracer.Failures})
+	mode := s.t.Mode()
 	for _, tc := range []struct {
 		name, cli, rtr, via, dest, dial, sysctl, err string
 		typ, code                                    uint8
@@ -383,8 +410,8 @@ func TestICMPUnreachable(t *testing.T) {
 	}{
 		{"IPv4", "198.18.0.1/24", "198.18.0.254/24", "198.18.0.254", "198.18.2.0/24", "198.18.2.9:5438", "net/ipv4/ip_forward", "EHOSTUNREACH",
 			3, 1, "EHOSTUNREACH: 198.18.0.254 answered the SYN to 198.18.2.9:5438 with ICMP host unreachable (type 3, code 1)"},
-		{"IPv6", "2001:db8::1/64", "2001:db8::fe/64", "2001:db8::fe", "2001:db8:2::/64", "[2001:db8:2::9]:5438", "net/ipv6/conf/all/forwarding", "ENETUNREACH",
-			1, 0, "ENETUNREACH: 2001:db8::fe answered the SYN to [2001:db8:2::9]:5438 with ICMPv6 no route to destination (type 1, code 0)"},
+		{"IPv6", "2001:db8::1/64", "2001:db8::fe/64", "2001:db8::fe", "2001:db8:2::/64", "[2001:db8:2::9]:5439", "net/ipv6/conf/all/forwarding", "ENETUNREACH",
+			1, 0, "ENETUNREACH: 2001:db8::fe answered the SYN to [2001:db8:2::9]:5439 with ICMPv6 no route to destination (type 1, code 0)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cliNS, rtrNS := testnet.NewNS(t), testnet.NewNS(t)
@@ -392,10 +419,8 @@ func TestICMPUnreachable(t *testing.T) {
 			cliNS.Via(t, tc.dest, tc.via)
 			rtrNS.Sysctl(t, tc.sysctl, "1")
 			rtrNS.Unreachable(t, tc.dest)
-			s := startTracer(t, tracer.Config{Ports: []uint16{5438}, Events: tracer.Failures})
-			mode := s.t.Mode()
 			dial := netip.MustParseAddrPort(tc.dial)
-			ev, cli := failToConnect(t, s, testnet.Role{NS: cliNS.Path(), Addr: tc.dial, Blocking: true}, tc.err)
+			ev, cli := failToConnectTo(t, s, testnet.Role{NS: cliNS.Path(), Addr: tc.dial, Blocking: true}, tc.err, dial.Port())
 			if int(ev.PID) != cli.PID || ev.RAddr != dial.Addr() || !ev.DropsWatched || ev.Drops != 0 {
 				t.Errorf("want a failure of %d to %v, nothing dropped here; got:\n%s", cli.PID, dial.Addr(), dump([]tracer.Event{ev}))
 			}
@@ -425,26 +450,29 @@ func TestICMPUnreachable(t *testing.T) {
 // seen (fentry, kprobe), a host's own "unreachable" and "administratively
 // prohibited" are said as the firewall's rejection they are.
 func TestICMPRejectedByPeer(t *testing.T) {
+	// One tracer for every case, each on a port of its own.
+	s := startTracer(t, tracer.Config{Ports: []uint16{5440, 5441, 5442}, Events: tracer.Failures})
+	mode := s.t.Mode()
 	for _, tc := range []struct {
 		name, err string
 		unreach   uint8
 		code      uint8
+		port      uint16
 		cause     string
 	}{
-		{"host-unreachable", "EHOSTUNREACH", unix.NFT_REJECT_ICMPX_HOST_UNREACH, 1,
+		{"host-unreachable", "EHOSTUNREACH", unix.NFT_REJECT_ICMPX_HOST_UNREACH, 1, 5440,
 			"with ICMP host unreachable (type 3, code 1): the peer itself answered, so it is up and a firewall there rejected the connection (REJECT)"},
-		{"admin-prohibited", "EHOSTUNREACH", unix.NFT_REJECT_ICMPX_ADMIN_PROHIBITED, 13,
+		{"admin-prohibited", "EHOSTUNREACH", unix.NFT_REJECT_ICMPX_ADMIN_PROHIBITED, 13, 5441,
 			"with ICMP communication administratively prohibited (type 3, code 13): a firewall at the peer rejected the connection"},
-		{"port-unreachable", "ECONNREFUSED", 0, 3,
+		{"port-unreachable", "ECONNREFUSED", 0, 3, 5442,
 			"with ICMP port unreachable (type 3, code 3): the peer itself answered, so it is up and a firewall there rejected the connection (REJECT)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cliNS, srvNS := testnet.NewNS(t), testnet.NewNS(t)
 			testnet.Veth(t, cliNS, []string{"198.18.0.1/24"}, srvNS, []string{"198.18.0.2/24"})
-			srvNS.Firewall(t, testnet.Firewall{DPort: 5440, Reject: true, ICMP: true, Unreach: tc.unreach})
-			s := startTracer(t, tracer.Config{Ports: []uint16{5440}, Events: tracer.Failures})
-			mode := s.t.Mode()
-			ev, cli := failToConnect(t, s, testnet.Role{NS: cliNS.Path(), Addr: "198.18.0.2:5440"}, tc.err)
+			srvNS.Firewall(t, testnet.Firewall{DPort: tc.port, Reject: true, ICMP: true, Unreach: tc.unreach})
+			addr := fmt.Sprintf("198.18.0.2:%d", tc.port)
+			ev, cli := failToConnectTo(t, s, testnet.Role{NS: cliNS.Path(), Addr: addr}, tc.err, tc.port)
 			if int(ev.PID) != cli.PID || ev.ErrorName() != tc.err || !ev.DropsWatched || ev.Drops != 0 {
 				t.Errorf("want %s by %d, nothing dropped here; got:\n%s", tc.err, cli.PID, dump([]tracer.Event{ev}))
 			}
@@ -458,7 +486,7 @@ func TestICMPRejectedByPeer(t *testing.T) {
 				t.Errorf("%s hooks: want ICMP 3/%d from 198.18.0.2, got watched %v, %v %d/%d", mode, tc.code,
 					ev.ICMPWatched, ev.ICMPFrom, ev.ICMPType, ev.ICMPCode)
 			}
-			wantExplain(t, &ev, tc.err+": 198.18.0.2 answered the SYN to 198.18.0.2:5440 "+tc.cause, "")
+			wantExplain(t, &ev, tc.err+": 198.18.0.2 answered the SYN to "+addr+" "+tc.cause, "")
 		})
 	}
 }

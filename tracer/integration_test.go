@@ -168,14 +168,24 @@ func TestLifecycle(t *testing.T) {
 		family     tracer.Family
 		serverAddr string // the server's end as the kernel reports it
 	}{
-		{"veth-ipv4", true, "198.18.0.2:8443", "198.18.0.2:8443", tracer.FamilyIPv4, "198.18.0.2"},
-		{"veth-ipv6", true, "[2001:db8::2]:8443", "[2001:db8::2]:8443", tracer.FamilyIPv6, "2001:db8::2"},
-		{"loopback-ipv4", false, "127.0.0.1:8443", "127.0.0.1:8443", tracer.FamilyIPv4, "127.0.0.1"},
-		{"loopback-ipv6", false, "[::1]:8443", "[::1]:8443", tracer.FamilyIPv6, "::1"},
+		{"veth-ipv4", true, "198.18.0.2", "198.18.0.2", tracer.FamilyIPv4, "198.18.0.2"},
+		{"veth-ipv6", true, "[2001:db8::2]", "[2001:db8::2]", tracer.FamilyIPv6, "2001:db8::2"},
+		{"loopback-ipv4", false, "127.0.0.1", "127.0.0.1", tracer.FamilyIPv4, "127.0.0.1"},
+		{"loopback-ipv6", false, "[::1]", "[::1]", tracer.FamilyIPv6, "::1"},
 		// A dual-stack listener accepting IPv4: v4-mapped, reported as IPv4.
-		{"dual-stack-v4-mapped", false, "[::]:8443", "127.0.0.1:8443", tracer.FamilyIPv4, "127.0.0.1"},
+		{"dual-stack-v4-mapped", false, "[::]", "127.0.0.1", tracer.FamilyIPv4, "127.0.0.1"},
 	}
-	for _, tc := range cases {
+	// One tracer for every case (a load takes seconds in an emulated
+	// VM), each case on a port of its own.
+	const firstPort = 8443
+	var ports []uint16
+	for i := range cases {
+		ports = append(ports, firstPort+uint16(i))
+	}
+	s := startTracer(t, tracer.Config{Ports: ports})
+	for i, tc := range cases {
+		port := ports[i]
+		listenAddr, dialAddr := fmt.Sprintf("%s:%d", tc.listen, port), fmt.Sprintf("%s:%d", tc.dial, port)
 		t.Run(tc.name, func(t *testing.T) {
 			srvNS := testnet.NewNS(t)
 			cliNS := srvNS
@@ -184,20 +194,23 @@ func TestLifecycle(t *testing.T) {
 				testnet.Veth(t, cliNS, []string{"198.18.0.1/24", "2001:db8::1/64"},
 					srvNS, []string{"198.18.0.2/24", "2001:db8::2/64"})
 			}
-			const port = 8443
-			s := startTracer(t, tracer.Config{Ports: []uint16{port}})
-
 			srv := testnet.Start(t, "ct-server", testnet.Role{Server: true, NS: srvNS.Path(),
-				Addr: tc.listen, Conns: 1, Send: payloadIn, Recv: payloadOut})
+				Addr: listenAddr, Conns: 1, Send: payloadIn, Recv: payloadOut})
 			srv.Expect(t, "listening")
 			cli := testnet.Start(t, "ct-client", testnet.Role{NS: cliNS.Path(),
-				Addr: tc.dial, Send: payloadOut, Recv: payloadIn, Pause: hold})
+				Addr: dialAddr, Send: payloadOut, Recv: payloadIn, Pause: hold})
 			cli.Expect(t, "ready")
 			local := addrPort(t, cli.Expect(t, "connected"))
 			cli.Wait(t)
 			srv.Wait(t)
-			s.waitFor(t, 2, func(ev *tracer.Event) bool { return ev.Type == tracer.EventClose })
-			evs := s.stop(t)
+			mine := onPort(port)
+			s.waitFor(t, 2, func(ev *tracer.Event) bool { return ev.Type == tracer.EventClose && mine(ev) })
+			var evs []tracer.Event
+			for _, ev := range s.c.snapshot() {
+				if mine(&ev) {
+					evs = append(evs, ev)
+				}
+			}
 
 			if len(evs) != 5 {
 				t.Fatalf("want listen, connect, accept and two closes, got %d events:\n%s", len(evs), dump(evs))
@@ -217,7 +230,7 @@ func TestLifecycle(t *testing.T) {
 			}
 
 			listen := one(t, tracer.EventListen, evs)
-			if tc.listen == "[::]:8443" {
+			if tc.listen == "[::]" {
 				// The listener itself is IPv6 (dual-stack): ::, not mapped.
 				if listen.LAddr != netip.IPv6Unspecified() || listen.Family != tracer.FamilyIPv6 || int(listen.PID) != srv.PID {
 					t.Errorf("listen = %v %s pid %d, want :: ipv6 pid %d", listen.LAddr, listen.Family, listen.PID, srv.PID)
