@@ -228,7 +228,9 @@ func TestConnectTimeout(t *testing.T) {
 	testnet.Veth(t, cliNS, []string{"198.18.0.1/24"}, srvNS, []string{"198.18.0.2/24"})
 	srvNS.Blackhole(t, "198.18.0.1/32")
 	cliNS.Sysctl(t, "net/ipv4/tcp_syn_retries", "1")
-	s := startTracer(t, tracer.Config{Ports: []uint16{5432}})
+	// One tracer for the three clients, each to a port of its own (the
+	// answers, a SYN-ACK or a reset, are all lost on the way back).
+	s := startTracer(t, tracer.Config{Ports: []uint16{5432, 5433, 5434}})
 	srv := testnet.Start(t, "ct-server", testnet.Role{Server: true, NS: srvNS.Path(), Addr: "198.18.0.2:5432", Conns: 1})
 	srv.Expect(t, "listening")
 
@@ -239,7 +241,7 @@ func TestConnectTimeout(t *testing.T) {
 		t.Fatalf("client: %s", got)
 	}
 	cli.Wait(t)
-	ev := oneFailure(t, s)
+	ev := oneFailureOn(t, s, 5432)
 	if ev.Type != tracer.EventConnectFail || ev.ErrorName() != "ETIMEDOUT" || int(ev.PID) != cli.PID {
 		t.Errorf("want connect_fail ETIMEDOUT by %d, got %s %s by %d", cli.PID, ev.Type, ev.ErrorName(), ev.PID)
 	}
@@ -264,15 +266,14 @@ func TestConnectTimeout(t *testing.T) {
 	// The same, from a blocking connect() that signals interrupt every
 	// millisecond (the kernel restarts it): still one ETIMEDOUT, reported
 	// when the last restart returns it.
-	s = startTracer(t, tracer.Config{Ports: []uint16{5432}})
-	cli = testnet.Start(t, "ct-client", testnet.Role{NS: cliNS.Path(), Addr: "198.18.0.2:5432", MayFail: true,
+	cli = testnet.Start(t, "ct-client", testnet.Role{NS: cliNS.Path(), Addr: "198.18.0.2:5433", MayFail: true,
 		Blocking: true, Interrupt: true})
 	cli.Expect(t, "ready")
 	if got := cli.Expect(t, "failed"); got != "ETIMEDOUT" {
 		t.Fatalf("interrupted client: %s", got)
 	}
 	cli.Wait(t)
-	ev = oneFailure(t, s)
+	ev = oneFailureOn(t, s, 5433)
 	if ev.Type != tracer.EventConnectFail || ev.ErrorName() != "ETIMEDOUT" || int(ev.PID) != cli.PID || ev.Latency < 2*time.Second {
 		t.Errorf("interrupted: want connect_fail ETIMEDOUT by %d after about 3s, got %s %s by %d after %v",
 			cli.PID, ev.Type, ev.ErrorName(), ev.PID, ev.Latency)
@@ -280,13 +281,12 @@ func TestConnectTimeout(t *testing.T) {
 
 	// The same unanswered SYN, but the application gives up first (a dial
 	// timeout closes the socket in SYN_SENT): aborted, not a network error.
-	s = startTracer(t, tracer.Config{Ports: []uint16{5432}})
-	cli = testnet.Start(t, "ct-client", testnet.Role{NS: cliNS.Path(), Addr: "198.18.0.2:5432", MayFail: true,
+	cli = testnet.Start(t, "ct-client", testnet.Role{NS: cliNS.Path(), Addr: "198.18.0.2:5434", MayFail: true,
 		Timeout: 300 * time.Millisecond})
 	cli.Expect(t, "ready")
 	cli.Expect(t, "failed")
 	cli.Wait(t)
-	ev = oneFailure(t, s)
+	ev = oneFailureOn(t, s, 5434)
 	if ev.Type != tracer.EventConnectFail || ev.ErrorName() != "aborted" || ev.Errno != 0 || int(ev.PID) != cli.PID {
 		t.Errorf("want connect_fail aborted by %d, got %s %s by %d", cli.PID, ev.Type, ev.ErrorName(), ev.PID)
 	}

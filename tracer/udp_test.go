@@ -54,21 +54,24 @@ type udpClient struct {
 // three flows, ends them at the next sweep.
 func TestUDPFlows(t *testing.T) {
 	testnet.RequireRoot(t)
-	const port, answer = 5353, 50
+	const answer = 50
+	// One tracer for both families, each on a port of its own.
+	s := startTracer(t, tracer.Config{Ports: []uint16{5353, 5354}})
 	for _, tc := range []struct {
 		name     string
 		family   tracer.Family
 		cli, srv string
+		port     uint16
 	}{
-		{"ipv4", tracer.FamilyIPv4, "198.18.0.1", "198.18.0.2"},
-		{"ipv6", tracer.FamilyIPv6, "2001:db8::1", "2001:db8::2"},
+		{"ipv4", tracer.FamilyIPv4, "198.18.0.1", "198.18.0.2", 5353},
+		{"ipv6", tracer.FamilyIPv6, "2001:db8::1", "2001:db8::2", 5354},
 	} {
+		port := tc.port
 		t.Run(tc.name, func(t *testing.T) {
 			srvNS, cliNS := testnet.NewNS(t), testnet.NewNS(t)
 			testnet.Veth(t, cliNS, []string{"198.18.0.1/24", "2001:db8::1/64"}, srvNS, []string{"198.18.0.2/24", "2001:db8::2/64"})
 			server := netip.MustParseAddr(tc.srv)
 			addr := netip.AddrPortFrom(server, port).String()
-			s := startTracer(t, tracer.Config{Ports: []uint16{port}})
 			clients := []*udpClient{{connected: true, datagrams: 2, size: 100}, {datagrams: 3, size: 200}, {connected: true, datagrams: 1, size: 10}}
 			total := 0
 			for _, c := range clients {
@@ -83,8 +86,15 @@ func TestUDPFlows(t *testing.T) {
 				c.proc.Wait(t)
 			}
 			closeServer(t, srv)
-			s.waitFor(t, 6, func(ev *tracer.Event) bool { return ev.Type == tracer.EventClose })
-			evs := s.stop(t)
+			mine := onPort(port)
+			s.waitFor(t, 6, func(ev *tracer.Event) bool { return ev.Type == tracer.EventClose && mine(ev) })
+			time.Sleep(200 * time.Millisecond) // anything more would be here by now
+			var evs []tracer.Event
+			for _, ev := range s.c.snapshot() {
+				if mine(&ev) {
+					evs = append(evs, ev)
+				}
+			}
 
 			if len(evs) != 12 {
 				t.Fatalf("want a connect and a close for each client, an accept and a close for each on the server, got %d events:\n%s", len(evs), dump(evs))
