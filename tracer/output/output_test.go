@@ -514,3 +514,29 @@ func TestCloseExplanations(t *testing.T) {
 		t.Error("an orderly close is explained")
 	}
 }
+
+// TestNoSocketExplained: a drop of datagrams to a port nothing was bound
+// to, by what the lookup of that port found.
+func TestNoSocketExplained(t *testing.T) {
+	bound := func(addr string) []event.Holder {
+		return []event.Holder{{LAddr: netip.MustParseAddr(addr), LPort: 53, State: "UNCONN", Procs: []sockets.Proc{{PID: 7, Comm: "dnsmasq"}}, ProcsSeen: true}}
+	}
+	for _, tc := range []struct {
+		dest      string
+		listeners []event.Holder
+		want      string
+	}{
+		{"198.18.0.2", nil, "nothing is bound to 198.18.0.2:53; the sender gets ICMP port unreachable"},
+		{"198.18.0.2", []event.Holder{}, "nothing is bound to 198.18.0.2:53, nor to any other address of port 53; the sender gets ICMP port unreachable"},
+		{"::1", bound("127.0.0.1"), "nothing is bound to [::1]:53; 127.0.0.1:53 is held by 7 dnsmasq (UNCONN): the service takes IPv4 only; the sender gets ICMP port unreachable"},
+		{"127.0.0.1", bound("::1"), "nothing is bound to 127.0.0.1:53; [::1]:53 is held by 7 dnsmasq (UNCONN): the service takes IPv6 only (IPV6_V6ONLY); the sender gets ICMP port unreachable"},
+		// Bound after the drop, while the lookup ran.
+		{"127.0.0.1", bound("0.0.0.0"), "nothing is bound to 127.0.0.1:53; 0.0.0.0:53 is held by 7 dnsmasq (UNCONN), which takes this address: bound since; the sender gets ICMP port unreachable"},
+	} {
+		ev := event.Event{Type: event.Drop, Proto: event.ProtoUDP, DropReason: "NO_SOCKET", Drops: 1,
+			LAddr: netip.MustParseAddr(tc.dest), LPort: 53, Listeners: tc.listeners}
+		if got := string(appendDropExplanation(nil, &ev)); got != tc.want {
+			t.Errorf("%s with %v:\n got %q\nwant %q", tc.dest, tc.listeners, got, tc.want)
+		}
+	}
+}
