@@ -69,19 +69,20 @@ func oneFailureOn(t *testing.T, s *session, port uint16) tracer.Event {
 // the tracer's failure and the client.
 func failToConnect(t *testing.T, s *session, role testnet.Role, errName string) (tracer.Event, *testnet.Proc) {
 	t.Helper()
-	role.MayFail = true
-	cli := testnet.Start(t, "ct-client", role)
-	cli.Expect(t, "ready")
-	if got := cli.Expect(t, "failed"); got != errName {
-		t.Fatalf("client: failed %s, want %s", got, errName)
-	}
-	cli.Wait(t)
+	cli := runFailingClient(t, role, errName)
 	return oneFailure(t, s), cli
 }
 
 // failToConnectTo is failToConnect with a shared tracer: the failure is
 // the one to port.
 func failToConnectTo(t *testing.T, s *session, role testnet.Role, errName string, port uint16) (tracer.Event, *testnet.Proc) {
+	t.Helper()
+	cli := runFailingClient(t, role, errName)
+	return oneFailureOn(t, s, port), cli
+}
+
+// runFailingClient runs a client that must fail with errName, to its end.
+func runFailingClient(t *testing.T, role testnet.Role, errName string) *testnet.Proc {
 	t.Helper()
 	role.MayFail = true
 	cli := testnet.Start(t, "ct-client", role)
@@ -90,7 +91,7 @@ func failToConnectTo(t *testing.T, s *session, role testnet.Role, errName string
 		t.Fatalf("client: failed %s, want %s", got, errName)
 	}
 	cli.Wait(t)
-	return oneFailureOn(t, s, port), cli
+	return cli
 }
 
 // TestConnectRefused: nothing listens; the client gets ECONNREFUSED, once,
