@@ -11,7 +11,7 @@ APT_DEPS := clang:/usr/bin/clang clang-format:/usr/bin/clang-format gcc:/usr/bin
             bpftool:/usr/sbin/bpftool iproute2:/usr/sbin/ip cpio:/usr/bin/cpio \
             qemu-system-x86:/usr/bin/qemu-system-x86_64 qemu-system-arm:/usr/bin/qemu-system-aarch64 \
             lintian:/usr/bin/lintian groff-base:/usr/bin/groff zsh:/usr/bin/zsh fish:/usr/bin/fish podman:/usr/bin/podman runc:/usr/sbin/runc busybox-static:/bin/busybox \
-            prometheus:/usr/bin/prometheus
+            prometheus:/usr/bin/prometheus dnsmasq-base:/usr/sbin/dnsmasq dnsutils:/usr/bin/dig
 
 # What `conntrace version` says: the tag or git describe, the commit, and
 # the build date (SOURCE_DATE_EPOCH's, for a reproducible build). Outside
@@ -94,7 +94,7 @@ storm: ## 60s of connections at full speed, every event traced, alone on the mac
 # package:target, each run for FUZZTIME (the seeds in the code run in every go test).
 # A count, not a duration: a duration races the fuzz coordinator's own deadline
 # and fails now and then with "context deadline exceeded" (golang/go#75804).
-FUZZ     := ./tracer:FuzzDecodeAndFormat ./tracer/output:FuzzEscapes ./tracer/output:FuzzFormat
+FUZZ     := ./tracer:FuzzDecodeAndFormat ./tracer/output:FuzzEscapes ./tracer/output:FuzzFormat ./tracer/dns:FuzzParse
 FUZZTIME ?= 200000x
 fuzz: ## run each fuzz target for FUZZTIME executions (default 200000x, 5-10 s each here; make test runs this)
 	@for t in $(FUZZ); do \
@@ -108,8 +108,9 @@ vmtest: deps ## the integration tests on Debian's 6.1 and 6.12 amd64 and 6.12 ar
 
 # The configurations of the UDP storms: with UDP traced, without, the floor.
 UDPBENCH = watch -o json > /dev/null$$|-t >|floor
+DNSBENCH = watch -o json > /dev/null$$|port 1|floor
 
-bench: deps ## tracing overhead under a full-rate connection storm, vs tcplife, bpftrace and the hook floor (bench.md), and UDP storms (bench-udp-*.md)
+bench: deps ## tracing overhead under a full-rate connection storm, vs tcplife, bpftrace and the hook floor (bench.md), UDP storms (bench-udp-*.md) and a DNS storm (bench-dns.md)
 	@[ "$$(id -u)" = 0 ] || { echo "make bench loads BPF programs: run it as root"; exit 1; }
 	@[ -e /usr/sbin/tcplife ] && [ -e /usr/bin/bpftrace ] || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libbpf-tools bpftrace >/dev/null; }
 	$(GO) build -o bin/conntrace ./cmd/conntrace
@@ -118,6 +119,8 @@ bench: deps ## tracing overhead under a full-rate connection storm, vs tcplife, 
 	$(GO) run ./cmd/bench -bin bin -o bench.md $(BENCHFLAGS)
 	@# UDP storms: datagrams one way, DNS-like exchanges, a new flow each.
 	for m in stream rr flows; do $(GO) run ./cmd/bench -bin bin -udp $$m -payload 32 -only '$(UDPBENCH)' -o bench-udp-$$m.md $(UDPBENCHFLAGS) || exit 1; done
+	@# DNS: dnsperf asking dnsmasq, every query a lookup.
+	$(GO) run ./cmd/bench -bin bin -dns -only '$(DNSBENCH)' -o bench-dns.md $(DNSBENCHFLAGS)
 	$(GO) test -run '^$$' -bench Record -benchmem ./tracer
 
 clean: ## remove build output

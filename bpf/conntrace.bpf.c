@@ -29,6 +29,7 @@ const struct close_record *unused_close_record __attribute__((unused));
 const struct connect_fail_record *unused_connect_fail_record __attribute__((unused));
 const struct bind_fail_record *unused_bind_fail_record __attribute__((unused));
 const struct drop_record *unused_drop_record __attribute__((unused));
+const struct dns_record *unused_dns_record __attribute__((unused));
 const struct udp_sweep *unused_udp_sweep __attribute__((unused));
 
 char LICENSE[] SEC("license") = "GPL";

@@ -19,6 +19,7 @@ enum event_type {
 	EVENT_CONNECT_FAIL = 5,
 	EVENT_BIND_FAIL = 6,
 	EVENT_DROP = 7,
+	EVENT_DNS = 8,
 };
 
 enum direction {
@@ -171,6 +172,27 @@ struct drop_record {
 	__u32 reason; /* the kernel's enum skb_drop_reason: SOCKET_RCVBUFF, PROTO_MEM, NO_SOCKET, UDP_CSUM */
 	__u32 rcvbuf; /* the receive buffer's size (sk_rcvbuf: twice SO_RCVBUF) */
 	__u32 queued; /* bytes it held at the drop */
+};
+
+/*
+ * dns: a DNS message over UDP, as this host's socket sent it (a query to
+ * port 53) or received it (an answer from port 53), copied whole up to
+ * DNS_PAYLOAD_MAX bytes. Go pairs queries with their answers and parses
+ * them (tracer/dns). The head is the socket's end and the server's; its
+ * conn_id the UDP flow's, when the flow is reported; direction DIR_OUT
+ * for a message sent, DIR_IN for one received.
+ */
+#define DNS_PAYLOAD_MAX 1232 /* EDNS's common UDP size: most answers fit */
+
+struct dns_record {
+	struct record_head head;
+	__u64 sock; /* the socket's cookie */
+	__u16 len;  /* the message's bytes; the payload holds up to DNS_PAYLOAD_MAX of them */
+	/* The message passes the filters (events, ports, processes): an
+	 * event. Otherwise Go keeps only the names it answers with. */
+	__u8 shown;
+	__u8 _pad[5];
+	__u8 payload[DNS_PAYLOAD_MAX]; /* the head's size says how much is used */
 };
 
 /*

@@ -46,21 +46,12 @@ static __always_inline void count_in(void *counters, __u32 key)
 		__sync_fetch_and_add(n, 1);
 }
 
-/* Reserves a record of size bytes (a constant) and fills its head: the
- * kind, size, protocol, time, the tuple and who made it. Its connection's
- * fields (conn_id, netns, direction, flags) are zero: the caller sets
- * those it has, then every field of its kind's body (ring memory is not
- * cleared between records), and calls submit(). NULL, counted as lost,
- * when the ring is full. */
-static __always_inline void *new_record(__u8 kind, __u16 size, __u8 proto, const struct tuple *t,
-					const struct task_info *task)
+/* Fills head h of a record of size bytes: the kind, size, protocol,
+ * time, the tuple and who made it. Its connection's fields (conn_id,
+ * netns, direction, flags) are zero. */
+static __always_inline void fill_head(struct record_head *h, __u8 kind, __u16 size, __u8 proto,
+				      const struct tuple *t, const struct task_info *task)
 {
-	struct record_head *h = bpf_ringbuf_reserve(&events, size, 0);
-
-	if (!h) {
-		count_in(&lost_events, LOST_RING_FULL);
-		return NULL;
-	}
 	h->ts_ns = bpf_ktime_get_ns();
 	h->conn_id = 0;
 	h->cgroup = task->cgroup;
@@ -86,17 +77,46 @@ static __always_inline void *new_record(__u8 kind, __u16 size, __u8 proto, const
 	h->flags = 0;
 	__builtin_memcpy(h->comm, task->comm, sizeof(h->comm));
 	__builtin_memcpy(h->thread, task->thread, sizeof(h->thread));
+}
+
+/* Reserves a record of size bytes (a constant) and fills its head
+ * (fill_head). The caller sets the connection's fields it has, then every
+ * field of its kind's body (ring memory is not cleared between records),
+ * and calls submit(). NULL, counted as lost, when the ring is full. */
+static __always_inline void *new_record(__u8 kind, __u16 size, __u8 proto, const struct tuple *t,
+					const struct task_info *task)
+{
+	struct record_head *h = bpf_ringbuf_reserve(&events, size, 0);
+
+	if (!h) {
+		count_in(&lost_events, LOST_RING_FULL);
+		return NULL;
+	}
+	fill_head(h, kind, size, proto, t, task);
 	return h;
+}
+
+/* The reader is woken only when the ring fills up. */
+static __always_inline __u64 wakeup_flag(void)
+{
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
+}
+
+/* Copies a record of variable size, made elsewhere (a per-CPU buffer),
+ * into the ring: it takes only what it uses there, where a reserved one
+ * takes the most it could. Counted as lost when the ring is full. */
+static __always_inline void output_record(void *r, __u64 size)
+{
+	if (bpf_ringbuf_output(&events, r, size, wakeup_flag()))
+		count_in(&lost_events, LOST_RING_FULL);
 }
 
 /* Hands a record to the reader, waking it only when the ring fills up. */
 static __always_inline void submit(void *r)
 {
-	__u64 flags = BPF_RB_NO_WAKEUP;
-
-	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
-		flags = BPF_RB_FORCE_WAKEUP;
-	bpf_ringbuf_submit(r, flags);
+	bpf_ringbuf_submit(r, wakeup_flag());
 }
 
 #endif /* CONNTRACE_EVENTS_BPF_H */

@@ -33,6 +33,7 @@
 #include "icmp.bpf.h"
 #include "task.bpf.h"
 #include "tuple.bpf.h"
+#include "udp_dns.bpf.h"
 #include "udp_flows.bpf.h"
 #include "udp_port_drops.bpf.h"
 
@@ -154,13 +155,15 @@ int BPF_PROG(udp_error_report, struct sock *sk)
 	struct tuple t = {};
 	int err;
 
-	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_UDP || !want_event(EVENT_CONNECT_FAIL))
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_UDP)
 		return 0;
 	us = bpf_sk_storage_get(&udp_socks, sk, 0, 0);
 	if (!us || !us->known || !us->wanted)
 		return 0;
 	tuple_from_sk(&t, sk);
-	if (!t.dport)
+	/* A DNS server's refusal ends the socket's lookups (Go drops the
+	 * event itself when it was not asked for). */
+	if (!t.dport || !(want_event(EVENT_CONNECT_FAIL) || (dns_tap && t.dport == DNS_PORT && !stopping)))
 		return 0;
 	key.sock = sock_id(sk);
 	set_peer(&key, &t);

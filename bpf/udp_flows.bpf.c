@@ -37,6 +37,7 @@
 #include "events.bpf.h"
 #include "filters.bpf.h"
 #include "task.bpf.h"
+#include "udp_dns.bpf.h"
 #include "udp_flows.bpf.h"
 #include "udp_port_drops.bpf.h"
 
@@ -71,6 +72,7 @@ struct datagram {
 	__u16 family;
 	__u32 payload; /* bytes, every datagram of the batch */
 	__u32 count;   /* datagrams */
+	__u32 off;     /* the payload's offset in the skb */
 };
 
 /* The network namespace of the current task, which a socket() is made in. */
@@ -142,6 +144,7 @@ static __always_inline bool parse(struct __sk_buff *skb, struct datagram *d)
 	d->dport = bpf_ntohs(uh.dest);
 	/* A batch has one UDP header until it is split: the rest is payload. */
 	d->payload = skb->len - l3 - sizeof(uh);
+	d->off = l3 + sizeof(uh);
 	d->count = skb->gso_segs > 1 ? skb->gso_segs : 1;
 	return true;
 }
@@ -242,6 +245,28 @@ static __always_inline struct udp_flow *start_flow(struct udp_sock_info *us, con
 	return bpf_map_lookup_elem(&udp_flows, key);
 }
 
+/* A DNS message of the socket (udp_dns.bpf.h), with the flow it is of
+ * (NULL: one not reported) and whether its process passes the filters. */
+static __always_inline void dns_message(struct __sk_buff *skb, const struct datagram *d,
+					const struct udp_flow_key *key, const struct udp_sock_info *us,
+					const struct udp_flow *f, bool out, bool wanted)
+{
+	__u16 local_port = out ? d->sport : d->dport;
+	struct tuple t = {};
+
+	t.family = d->family;
+	t.sport = local_port;
+	t.dport = key->peer_port;
+	t.s4 = out ? d->saddr[0] : d->daddr[0];
+	t.d4 = key->peer[0];
+	__builtin_memcpy(t.s6, out ? d->saddr : d->daddr, sizeof(t.s6));
+	__builtin_memcpy(t.d6, key->peer, sizeof(t.d6));
+	wanted = wanted && want_event(EVENT_DNS) && family_match(d->family) &&
+		 port_match(local_port, key->peer_port);
+	tap_dns(skb, d->off, d->payload, &t, &us->task, us->netns, f ? f->conn_id : 0, key->sock, out,
+		wanted);
+}
+
 static __always_inline int on_datagram(struct __sk_buff *skb, bool out)
 {
 	struct udp_flow_key key = {};
@@ -251,6 +276,7 @@ static __always_inline int on_datagram(struct __sk_buff *skb, bool out)
 	struct udp_sock_info *us;
 	struct udp_flow *f;
 	__u32 zero = 0;
+	bool dns;
 	__u64 now;
 
 	if (!sk)
@@ -268,20 +294,29 @@ static __always_inline int on_datagram(struct __sk_buff *skb, bool out)
 	/* A socket made before conntrace started has storage from here on,
 	 * with no owner yet. */
 	us = bpf_sk_storage_get(&udp_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!us || (us->known && !us->wanted))
-		return SK_PASS;
-	if (!parse(skb, &d))
+	if (!us || !parse(skb, &d))
 		return SK_PASS;
 	key.sock = bpf_get_socket_cookie(skb);
 	key.family = d.family;
 	key.peer_port = out ? d.dport : d.sport;
 	__builtin_memcpy(key.peer, out ? d.daddr : d.saddr, sizeof(key.peer));
+	/* A DNS message of a process the filters leave out still names the
+	 * addresses others connect to. */
+	dns = dns_client_message(d.sport, d.dport, out) && !stopping;
+	if (us->known && !us->wanted) {
+		if (dns)
+			dns_message(skb, &d, &key, us, NULL, out, false);
+		return SK_PASS;
+	}
 	now = bpf_ktime_get_ns();
 	f = bpf_map_lookup_elem(&udp_flows, &key);
 	if (!f) {
 		f = start_flow(us, &key, &d, out, now);
-		if (!f)
+		if (!f) {
+			if (dns)
+				dns_message(skb, &d, &key, us, NULL, out, true);
 			return SK_PASS;
+		}
 	}
 	if (f->unlinked) {
 		link_flow(us, &key);
@@ -300,6 +335,8 @@ static __always_inline int on_datagram(struct __sk_buff *skb, bool out)
 		}
 	}
 	f->last_ns = now;
+	if (dns)
+		dns_message(skb, &d, &key, us, f->pending ? NULL : f, out, true);
 	return SK_PASS;
 }
 

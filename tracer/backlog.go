@@ -37,6 +37,12 @@ func (b *backlog) push() *pending {
 	return &b.evs[(b.head+b.size-1)%len(b.evs)]
 }
 
+// unpush forgets the newest slot, which push handed out unfilled.
+func (b *backlog) unpush() {
+	b.evs[(b.head+b.size-1)%len(b.evs)] = pending{}
+	b.size--
+}
+
 // front is the oldest event.
 func (b *backlog) front() *pending { return &b.evs[b.head] }
 

@@ -44,3 +44,6 @@ func monotonicNow() int64 {
 	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
 	return ts.Nano()
 }
+
+// Mono is the kernel's clock now, as records have it (CLOCK_MONOTONIC ns).
+func (c Clock) Mono() uint64 { return uint64(monotonicNow()) }

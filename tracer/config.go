@@ -89,6 +89,9 @@ type Config struct {
 	UDPFlows uint32
 	// Events selects the event types (0: all).
 	Events EventMask
+	// DNSTimeout is how long a DNS query waits for its answer before it
+	// is reported as timed out (0: DefaultDNSTimeout).
+	DNSTimeout time.Duration
 	// RingBytes is the ring buffer's size, a power of two multiple of the
 	// page size (0: DefaultRingBytes).
 	RingBytes uint32

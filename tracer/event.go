@@ -33,6 +33,7 @@ const (
 	EventConnectFail = event.ConnectFail
 	EventBindFail    = event.BindFail
 	EventDrop        = event.Drop
+	EventDNS         = event.DNS
 	EventLost        = event.Lost
 
 	DirNone = event.DirNone

@@ -234,7 +234,7 @@ func TestCgroupFilterSize(t *testing.T) {
 // own fields only (bytes in the ring, before its 8-byte sample header).
 func TestKindTable(t *testing.T) {
 	want := map[EventType]int{EventListen: 112, EventConnect: 120, EventAccept: 112, EventClose: 184,
-		EventConnectFail: 160, EventBindFail: 120, EventDrop: 128}
+		EventConnectFail: 160, EventBindFail: 120, EventDrop: 128, EventDNS: 128}
 	for _, k := range event.All {
 		if got := RecordSize(k); got != want[k] {
 			t.Errorf("%s: %d bytes, want %d", k, got, want[k])

@@ -25,6 +25,9 @@ type collector struct {
 func (c *collector) Write(ev *tracer.Event) error {
 	c.mu.Lock()
 	c.evs = append(c.evs, *ev)
+	if ev.DNS != nil { // the tracer reuses it
+		c.evs[len(c.evs)-1].DNS = ev.DNS.Clone()
+	}
 	c.mu.Unlock()
 	return nil
 }
@@ -112,6 +115,13 @@ func dump(evs []tracer.Event) string {
 		fmt.Fprintf(&b, "  %-7s conn=%d pid=%d comm=%q dir=%s %s %v:%d -> %v:%d tx=%d rx=%d dur=%v lat=%v lost=%d\n",
 			ev.Type, ev.ConnID, ev.PID, ev.CommBytes(), ev.Direction, ev.Family,
 			ev.LAddr, ev.LPort, ev.RAddr, ev.RPort, ev.TxBytes, ev.RxBytes, ev.Duration, ev.Latency, ev.Lost)
+		if ev.RName != "" {
+			fmt.Fprintf(&b, "          rname=%q\n", ev.RName)
+		}
+		if l := ev.DNS; l != nil {
+			fmt.Fprintf(&b, "          dns id=%d %s %q %s latency=%v answers=%v (%d) cnames=%q tc=%v partial=%v\n",
+				l.ID, l.QTypeName(), l.Name, l.RCodeName(), l.Latency, l.Answers, l.AnswerCount, l.CNAMEs, l.Truncated, l.Partial)
+		}
 	}
 	return b.String()
 }

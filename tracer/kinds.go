@@ -24,6 +24,9 @@ type kindOps struct {
 	// lookup starts what the event waits for beside the reader, or
 	// returns nil when it needs nothing; nil: the kind needs nothing.
 	lookup func(t *Tracer, ev *Event) *holderLookup
+	// absorb takes what the record says beyond its event (a DNS
+	// message) and reports whether an event is to go out now.
+	absorb func(t *Tracer, raw []byte, ev *pending) bool
 	// settle puts a lookup's answer in the event; done false: none came
 	// in time, giveUp: because the backlog was full.
 	settle func(t *Tracer, ev *pending, l *holderLookup, done, giveUp bool)
@@ -36,9 +39,10 @@ var kindTable = [...]kindOps{
 	EventConnect:     {size: sizeOf[bpfobj.ConntraceConnectRecord](), body: decodeConnect},
 	EventAccept:      {size: headSize},
 	EventClose:       {size: sizeOf[bpfobj.ConntraceCloseRecord](), body: decodeClose},
-	EventConnectFail: {size: sizeOf[bpfobj.ConntraceConnectFailRecord](), body: decodeConnectFail, lookup: connectFailLookup, settle: connectFailSettle},
+	EventConnectFail: {size: sizeOf[bpfobj.ConntraceConnectFailRecord](), body: decodeConnectFail, absorb: absorbConnectFail, lookup: connectFailLookup, settle: connectFailSettle},
 	EventBindFail:    {size: sizeOf[bpfobj.ConntraceBindFailRecord](), body: decodeBindFail, lookup: bindFailLookup, settle: bindFailSettle},
 	EventDrop:        {size: sizeOf[bpfobj.ConntraceDropRecord](), body: decodeDrop, lookup: dropLookup, settle: dropSettle},
+	EventDNS:         {size: dnsHead, absorb: absorbDNS},
 }
 
 func sizeOf[R any]() int {

@@ -53,6 +53,13 @@ type Stats struct {
 	// Counted before the process filters, which need the accepting
 	// process.
 	Unaccepted uint64
+	// DNSMalformed counts DNS messages that were no lookup's: no header
+	// or no question could be read.
+	DNSMalformed uint64
+	// DNSUnfollowed counts DNS queries not followed because 65,536 were
+	// in flight: their answers are reported without them (latency 0),
+	// and no timeout of theirs is.
+	DNSUnfollowed uint64
 }
 
 // Tracer is a loaded and attached set of programs.
@@ -92,6 +99,11 @@ type Tracer struct {
 	// is not traced, and then udpErr says why, if it was asked for.
 	sweeper *sweeper
 	udpErr  error
+	// dns makes lookups of DNS messages and names peers (nil: UDP is not
+	// traced, or no event needs it).
+	dns *dnsReader
+	// events is Config.Events: the kernel reports some beyond it.
+	events EventMask
 }
 
 const (
@@ -144,6 +156,7 @@ func Open(cfg Config) (*Tracer, error) {
 		t, err := openMode(spec, opts, m, &cfg, udp)
 		if err == nil {
 			t.udpErr = udp.err
+			t.events = cfg.Events
 			t.unusable = unusable
 			t.containers = look
 			t.lookupWait = cfg.LookupWait
@@ -285,6 +298,9 @@ func openMode(spec *ebpf.CollectionSpec, opts ebpf.CollectionOptions, m Hooks, c
 	}
 	if udp.root != "" {
 		t.sweeper = startSweeper(coll.Programs[udpSweep], cfg.UDPIdle)
+		if dnsTap(cfg) {
+			t.dns = newDNSReader(cfg.DNSTimeout)
+		}
 	}
 	return t, nil
 }
@@ -311,6 +327,7 @@ func configure(spec *ebpf.CollectionSpec, cfg *Config) error {
 		{bpfobj.ConntraceVarFilterComms, b2u8(len(cfg.Comms) > 0)},
 		{bpfobj.ConntraceVarFilterCgroups, b2u8(len(cfg.Cgroups)+len(cfg.Containers) > 0)},
 		{bpfobj.ConntraceVarEventMask, mask},
+		{bpfobj.ConntraceVarDnsTap, b2u8(dnsTap(cfg))},
 	} {
 		if err := set(v.name, v.val); err != nil {
 			return err
@@ -330,6 +347,20 @@ func configure(spec *ebpf.CollectionSpec, cfg *Config) error {
 		}
 	}
 	return nil
+}
+
+// dnsTap: DNS messages are wanted, for dns events or the names of other
+// events' peers.
+func dnsTap(cfg *Config) bool {
+	if cfg.Proto == ProtoTCP {
+		return false
+	}
+	for _, k := range AllEvents {
+		if cfg.Events.Has(k) && (k == EventDNS || k.HasPeer()) {
+			return true
+		}
+	}
+	return false
 }
 
 func fillFilters(maps *bpfobj.ConntraceMaps, cfg *Config) error {
@@ -393,7 +424,13 @@ func (t *Tracer) SocketStorage() bool { return t.storage }
 func (t *Tracer) Unusable() []*ModeError { return t.unusable }
 
 // Stats returns the counts so far.
-func (t *Tracer) Stats() Stats { return t.stats }
+func (t *Tracer) Stats() Stats {
+	st := t.stats
+	if t.dns != nil {
+		st.DNSUnfollowed = t.dns.lookups.Overflow
+	}
+	return st
+}
 
 // Run delivers events to sink until ctx is done or sink returns ErrStop.
 // When ctx ends nothing new starts, the connections in accept queues get
@@ -443,6 +480,9 @@ func (t *Tracer) Run(ctx context.Context, sink Sink) error {
 		if err := t.release(sink, false); err != nil {
 			return t.end(sink, err)
 		}
+		if err := t.expireDNS(sink, false); err != nil {
+			return t.end(sink, err)
+		}
 		if dirty || t.stats.Events != written {
 			if err := sink.Flush(); err != nil {
 				return err
@@ -463,23 +503,56 @@ func (t *Tracer) Run(ctx context.Context, sink Sink) error {
 }
 
 // deliver decodes one record and writes it, or holds it back behind a
-// holder lookup.
+// lookup.
 func (t *Tracer) deliver(raw []byte, sink Sink) error {
-	ev := &t.ev
-	if !t.backlog.empty() {
-		if t.backlog.full() {
-			if err := t.release(sink, true); err != nil {
-				return err
-			}
-		}
-		if !t.backlog.empty() {
-			ev = t.backlog.push()
-		}
-	}
-	if err := decode(raw, t.clock, &ev.Event); err != nil {
+	ev, err := t.slot(sink)
+	if err != nil {
 		return err
 	}
-	ev.ts, ev.lookup, ev.cgLookup, ev.heldAt = recordTime(raw), nil, nil, time.Time{}
+	if err := decode(raw, t.clock, &ev.Event); err != nil {
+		t.unslot(ev)
+		return err
+	}
+	ev.ts = recordTime(raw)
+	if absorb := kindTable[ev.Type].absorb; absorb != nil && !absorb(t, raw, ev) {
+		t.unslot(ev)
+		return nil
+	}
+	return t.route(ev, sink)
+}
+
+// slot is where the next event goes: the reader's own, or the backlog's
+// next slot when events are held back (then a full backlog first lets
+// its oldest go).
+func (t *Tracer) slot(sink Sink) (*pending, error) {
+	if t.backlog.empty() {
+		return &t.ev, nil
+	}
+	if t.backlog.full() {
+		if err := t.release(sink, true); err != nil {
+			return nil, err
+		}
+		if t.backlog.empty() {
+			return &t.ev, nil
+		}
+	}
+	return t.backlog.push(), nil
+}
+
+// unslot gives back a slot no event went into.
+func (t *Tracer) unslot(ev *pending) {
+	if ev != &t.ev {
+		t.backlog.unpush()
+	}
+}
+
+// route starts what ev waits for beside the reader, then writes it, or
+// holds it back until that is done (and writes what it let go).
+func (t *Tracer) route(ev *pending, sink Sink) error {
+	ev.lookup, ev.cgLookup, ev.heldAt = nil, nil, time.Time{}
+	if t.dns != nil && ev.Type.HasPeer() && ev.Type != EventDNS {
+		ev.RName = t.dns.names.Get(ev.NetNS, ev.RAddr, ev.ts)
+	}
 	if lookup := kindTable[ev.Type].lookup; lookup != nil {
 		ev.lookup = lookup(t, &ev.Event)
 	}
@@ -596,7 +669,12 @@ func cgLookupDone(l *cgroupLookup) doneChan {
 
 func (t *Tracer) write(sink Sink, ev *Event) error {
 	t.stats.Events++
-	return sink.Write(ev)
+	err := sink.Write(ev)
+	if ev.DNS != nil {
+		t.dns.lookups.Release(ev.DNS)
+		ev.DNS = nil
+	}
+	return err
 }
 
 // stop ends the run: nothing new starts in the kernel from here, the
@@ -612,6 +690,10 @@ func (t *Tracer) stop(sink Sink) error {
 	t.sweeper.final()
 	t.detach()
 	if err := t.drain(sink, time.Now()); err != nil {
+		return t.end(sink, err)
+	}
+	// Lookups still waiting for an answer are said so.
+	if err := t.expireDNS(sink, true); err != nil {
 		return t.end(sink, err)
 	}
 	for !t.backlog.empty() {

@@ -67,6 +67,7 @@ func main() {
 	closeHow := flag.String("close", "rst", "how connstorm's clients close: rst (SO_LINGER 0: the machine's full rate) or fin")
 	payload := flag.Int("payload", 0, "bytes each side of a storm connection sends (UDP: each datagram's)")
 	udp := flag.String("udp", "", "a UDP storm instead (connstorm -udp): stream, rr or flows")
+	dns := flag.Bool("dns", false, "a DNS query storm instead: dnsperf asking dnsmasq, each in a network namespace of its own")
 	out := flag.String("o", "", "also write the markdown table to this file")
 	tcplife := flag.String("tcplife", "/usr/sbin/tcplife", "libbpf-tools tcplife")
 	bpftrace := flag.String("bpftrace", "/usr/bin/bpftrace", "bpftrace")
@@ -75,6 +76,15 @@ func main() {
 	otherArgs := flag.String("other-args", "watch -o json", "the -other binary's arguments (output to /dev/null)")
 	flag.Parse()
 	storm := stormArgs{conns: *conns, close: *closeHow, payload: *payload, udp: *udp}
+	if *dns {
+		queries, undo, err := dnsSetup()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench: -dns: %v\n", err)
+			os.Exit(1)
+		}
+		atExit = undo
+		storm.dns = queries
+	}
 
 	ct, floor := filepath.Join(*bin, "conntrace"), filepath.Join(*bin, "conntrace-floor")
 	profile := filepath.Join(os.TempDir(), fmt.Sprintf("bench-json-%d.prof", os.Getpid()))
@@ -95,7 +105,7 @@ func main() {
 			cmd: append([]string{*other}, strings.Fields(*otherArgs)...), ownReady: true})
 	}
 	// bpftrace's count and tcplife are TCP's.
-	tcp := *udp == ""
+	tcp := *udp == "" && !*dns
 	if _, err := os.Stat(*bpftrace); tcp && err == nil {
 		// Ready at its first line ("Attaching N probes...").
 		configs = append(configs, config{name: "bpftrace counting on the same tracepoints", cmd: []string{*bpftrace, "-e", bpftraceCount}})
@@ -113,7 +123,7 @@ func main() {
 		re, err := regexp.Compile(*only)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "bench: -only: %v\n", err)
-			os.Exit(2)
+			exit(2)
 		}
 		configs = slices.DeleteFunc(configs, func(c config) bool { return c.cmd != nil && !re.MatchString(c.name) })
 	}
@@ -131,7 +141,7 @@ func main() {
 			s, err := runOnce(c, filepath.Join(*bin, "connstorm"), *dur, storm)
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "bench: %s: %v\n", configs[i].name, err)
-				os.Exit(1)
+				exit(1)
 			}
 			fmt.Fprintf(os.Stderr, "bench: round %d: %-55s %8.0f %s\n", r+1, configs[i].name, s.connPerS, storm.unit())
 			results[i] = append(results[i], s)
@@ -143,9 +153,18 @@ func main() {
 	if *out != "" {
 		if err := os.WriteFile(*out, []byte(table), 0o644); err != nil {
 			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
-			os.Exit(1)
+			exit(1)
 		}
 	}
+	exit(0)
+}
+
+// atExit undoes what the run set up (the DNS storm's namespaces).
+var atExit = func() {}
+
+func exit(code int) {
+	atExit()
+	os.Exit(code)
 }
 
 var summaryRE = regexp.MustCompile(`conntrace: (\d+) events, (\d+) lost`)
@@ -160,9 +179,13 @@ tracepoint:syscalls:sys_exit_bind, tracepoint:syscalls:sys_exit_accept4, tracepo
 type stormArgs struct {
 	conns, payload int
 	close, udp     string
+	dns            string // dnsperf's query file: a DNS storm
 }
 
 func (a stormArgs) String() string {
+	if a.dns != "" {
+		return fmt.Sprintf("(dnsperf -c %d asking dnsmasq for %d names, over a veth pair)", a.conns, dnsNames)
+	}
 	if a.udp != "" {
 		return fmt.Sprintf("-udp %s -c %d -payload %d", a.udp, a.conns, a.payload)
 	}
@@ -180,6 +203,9 @@ func (a stormArgs) args(dur time.Duration) []string {
 
 // unit is what the storm's rate counts.
 func (a stormArgs) unit() string {
+	if a.dns != "" {
+		return "queries/s"
+	}
 	switch a.udp {
 	case "":
 		return "conn/s"
@@ -258,6 +284,9 @@ func runOnce(c config, connstorm string, dur time.Duration, a stormArgs) (sample
 	}
 
 	storm := exec.Command(connstorm, a.args(dur)...)
+	if a.dns != "" {
+		storm = dnsStorm(a.dns, dur, a.conns)
+	}
 	if c.inContainer {
 		cg, remove, err := containerCgroup()
 		if err != nil {
@@ -276,14 +305,20 @@ func runOnce(c config, connstorm string, dur time.Duration, a stormArgs) (sample
 		}
 		return s, fmt.Errorf("connstorm: %v", err)
 	}
-	var res struct {
-		PerSecond float64 `json:"conn_per_s"`
-		Failures  uint64  `json:"failures"`
+	if a.dns != "" {
+		if s.connPerS, s.failures, err = parseDnsperf(out); err != nil {
+			return s, err
+		}
+	} else {
+		var res struct {
+			PerSecond float64 `json:"conn_per_s"`
+			Failures  uint64  `json:"failures"`
+		}
+		if err := json.Unmarshal(out, &res); err != nil {
+			return s, fmt.Errorf("connstorm said %q: %v", out, err)
+		}
+		s.connPerS, s.failures = res.PerSecond, res.Failures
 	}
-	if err := json.Unmarshal(out, &res); err != nil {
-		return s, fmt.Errorf("connstorm said %q: %v", out, err)
-	}
-	s.connPerS, s.failures = res.PerSecond, res.Failures
 
 	if tr != nil {
 		time.Sleep(200 * time.Millisecond) // the last closes
@@ -339,7 +374,11 @@ func render(configs []config, results [][]sample, dur time.Duration, a stormArgs
 		}
 		release += string(rune(c))
 	}
-	fmt.Fprintf(&b, "connstorm %s -d %s on loopback, %d rounds, medians; Linux %s, %d CPUs (%s)\n\n",
+	what := "connstorm %s -d %s on loopback"
+	if a.dns != "" {
+		what = "a DNS storm %s for %s"
+	}
+	fmt.Fprintf(&b, what+", %d rounds, medians; Linux %s, %d CPUs (%s)\n\n",
 		a, dur, rounds, release, runtime.NumCPU(), host)
 	b.WriteString("| configuration | " + a.unit() + " | vs baseline | vs floor | events | lost | tracer CPU s | peak RSS MB | ctx switches/s | ready ms | storm failures |\n")
 	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")

@@ -200,6 +200,7 @@ func serve(c *cli.Context) error {
 	sayWarnings(stderr, t, warned)
 	st := t.Stats()
 	fmt.Fprintf(stderr, "conntrace: %d events, %d lost\n", st.Events, st.Lost)
+	sayDNSStats(stderr, st)
 	return err
 }
 

@@ -5,6 +5,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -84,7 +85,8 @@ func filterFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "tcp", Aliases: []string{"t"}, Usage: "only TCP (with --udp: both, as with neither)"},
 		&cli.BoolFlag{Name: "udp", Aliases: []string{"u"}, Usage: "only UDP: its flows and bind failures (with --tcp: both, as with neither)"},
 		&cli.StringFlag{Name: "udp-idle", Usage: "end a UDP flow after `DURATION` without a datagram either way, at least 1s", DefaultText: "30s, or 120s once both sides sent"},
-		&cli.StringFlag{Name: "events", Aliases: []string{"e"}, Usage: "`EVENTS` to trace, comma-separated: listen, connect, accept, close, connect_fail, bind_fail, drop", DefaultText: "all"},
+		&cli.StringFlag{Name: "dns-timeout", Usage: "report a DNS query with no answer after `DURATION` as a timeout (resolv.conf's default), 100ms to 1m", DefaultText: "5s"},
+		&cli.StringFlag{Name: "events", Aliases: []string{"e"}, Usage: "`EVENTS` to trace, comma-separated: listen, connect, accept, close, connect_fail, bind_fail, drop, dns", DefaultText: "all"},
 		&cli.BoolFlag{Name: "failures", Aliases: []string{"f"}, Usage: "only failures: connect_fail and bind_fail (same as --events connect_fail,bind_fail)"},
 	}
 }
@@ -122,6 +124,12 @@ func parseFilters(c *cli.Context) (tracer.Config, error) {
 	}
 	if cfg.UDPIdle > 0 && cfg.UDPIdle < time.Second {
 		return cfg, usagef("--udp-idle %s: want at least 1s", c.String("udp-idle"))
+	}
+	if cfg.DNSTimeout, err = parseDuration(c, "dns-timeout"); err != nil {
+		return cfg, err
+	}
+	if cfg.DNSTimeout != 0 && (cfg.DNSTimeout < 100*time.Millisecond || cfg.DNSTimeout > time.Minute) {
+		return cfg, usagef("--dns-timeout %s: want 100ms to 1m", c.String("dns-timeout"))
 	}
 	switch events := c.String("events"); {
 	case c.Bool("failures") && events != "":
@@ -181,6 +189,7 @@ func watch(c *cli.Context) error {
 	}
 	sayWarnings(stderr, t, warned)
 	fmt.Fprintf(stderr, "conntrace: %d events, %d lost\n", st.Events, st.Lost)
+	sayDNSStats(stderr, st)
 	return err
 }
 
@@ -200,4 +209,14 @@ func (s *limitSink) Write(ev *tracer.Event) error {
 		}
 	}
 	return nil
+}
+
+// sayDNSStats says what of DNS was not made into lookups, if anything.
+func sayDNSStats(stderr io.Writer, st tracer.Stats) {
+	if st.DNSMalformed > 0 {
+		fmt.Fprintf(stderr, "conntrace: %d DNS messages with no readable question (not counted as lookups)\n", st.DNSMalformed)
+	}
+	if st.DNSUnfollowed > 0 {
+		fmt.Fprintf(stderr, "conntrace: %d DNS queries not followed (65536 in flight): their answers have no latency, their timeouts are not reported\n", st.DNSUnfollowed)
+	}
 }

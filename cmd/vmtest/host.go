@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -243,6 +244,13 @@ func testPlan(arch string, timeout time.Duration, runFilter string, count int) p
 		if arch == "arm64" && mode != "tracepoint" {
 			skips = append(skips, "TestUDP", "TestHTTP3")
 		}
+		// The DNS tests run the host's programs (tools.go): amd64's, and
+		// not dig.
+		if arch == "arm64" {
+			skips = append(skips, "TestDNS")
+		} else {
+			skips = append(skips, "TestDNSDig")
+		}
 		skip := strings.Join(skips, "|")
 		p.Runs = append(p.Runs, run{Name: "./tracer (" + mode + " hooks)", Short: mode, Cost: cost[mode], Bin: "/bin/tracer.test",
 			Args: args(skip, ""), Dir: "/", Env: []string{"CONNTRACE_TEST_HOOKS=" + mode, expect, socketTable, manyConns, emulated}})
@@ -318,7 +326,11 @@ func writeKernelInitramfs(initrd string, k series, kdir string, p *plan) (vmlinu
 		modules = append(modules, found[0])
 		p.Modules = append(p.Modules, "/lib/modules/"+filepath.Base(found[0]))
 	}
-	return kernel, writeInitramfs(initrd, filepath.Join(filepath.Dir(initrd), "bin", k.arch), modules, *p)
+	tools, err := hostToolsFor(k.arch)
+	if err != nil {
+		return "", err
+	}
+	return kernel, writeInitramfs(initrd, filepath.Join(filepath.Dir(initrd), "bin", k.arch), modules, tools, *p)
 }
 
 // kernel returns k's extracted kernel package, downloading it once.
@@ -433,9 +445,9 @@ func goBuild(arch string, args ...string) error {
 	return nil
 }
 
-// writeInitramfs packs the init, the test binaries in bin, the modules and
-// the plan.
-func writeInitramfs(path, bin string, modules []string, p plan) error {
+// writeInitramfs packs the init, the test binaries in bin, the modules,
+// the host's tools (by their path in the VM) and the plan.
+func writeInitramfs(path, bin string, modules []string, tools map[string]string, p plan) error {
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
 	c := newCPIO(zw)
@@ -462,6 +474,18 @@ func writeInitramfs(path, bin string, modules []string, p plan) error {
 	for i, m := range modules {
 		if err := add(p.Modules[i], m, 0o644); err != nil {
 			return err
+		}
+	}
+	if len(tools) > 0 {
+		for _, dst := range slices.Sorted(maps.Keys(tools)) {
+			if err := add(dst, tools[dst], 0o755); err != nil {
+				return err
+			}
+		}
+		for _, dst := range slices.Sorted(maps.Keys(etcFiles)) {
+			if err := c.File(dst, 0o644, []byte(etcFiles[dst])); err != nil {
+				return err
+			}
 		}
 	}
 	planJSON, _ := json.Marshal(p)

@@ -44,12 +44,16 @@ const (
 	// sent to a port with no socket (Listeners) or with a wrong checksum,
 	// of no process.
 	Drop Type = 7
+	// DNS: a lookup and its outcome (Event.DNS): a query this host's
+	// socket sent to port 53 over UDP, with its answer, or none within
+	// the timeout. The peer is the server asked.
+	DNS Type = 8
 	// Lost reports records the kernel could not queue (Event.Lost).
 	Lost Type = 32
 )
 
 // All lists the types a user can select, in display order.
-var All = []Type{Listen, Connect, Accept, Close, ConnectFail, BindFail, Drop}
+var All = []Type{Listen, Connect, Accept, Close, ConnectFail, BindFail, Drop, DNS}
 
 // Kind is what every part of the tracer knows of one type of event, in
 // one place. The parts that do something per type (the reader's decoding
@@ -74,6 +78,7 @@ var kinds = [...]Kind{
 	ConnectFail: {Name: "connect_fail", Conn: true, Failure: true},
 	BindFail:    {Name: "bind_fail", Failure: true},
 	Drop:        {Name: "drop", Conn: true},
+	DNS:         {Name: "dns", Conn: true},
 	Lost:        {Name: "lost"},
 }
 
@@ -226,10 +231,14 @@ type Event struct {
 	LPort     uint16
 	RAddr     netip.Addr // the peer; invalid for listen
 	RPort     uint16
-	Latency   time.Duration // connect: handshake; connect_fail: until the failure
-	Duration  time.Duration // close: lifetime (UDP, idle: to the last datagram)
-	TxBytes   uint64        // close: payload bytes
-	RxBytes   uint64        // close
+	// RName is the name the socket's network namespace last resolved to
+	// RAddr (dns answers seen by the tracer), while its TTL and a grace
+	// period last; "" when none did. Attacker-controlled: escape it.
+	RName    string
+	Latency  time.Duration // connect: handshake; connect_fail: until the failure
+	Duration time.Duration // close: lifetime (UDP, idle: to the last datagram)
+	TxBytes  uint64        // close: payload bytes
+	RxBytes  uint64        // close
 	// TxPackets, RxPackets: close of a UDP flow, its datagrams.
 	TxPackets, RxPackets uint64
 	Reason               Reason // close
@@ -332,6 +341,8 @@ type Event struct {
 	LostSkipped    uint64
 	LostEvicted    uint64
 	LostUnaccepted uint64
+	// DNS (dns events): the lookup. Valid during Sink.Write only.
+	DNS *Lookup
 }
 
 // CommBytes is the process name without NUL padding. It is whatever the

@@ -9,6 +9,7 @@
 package metrics
 
 import (
+	"net/netip"
 	"slices"
 	"strconv"
 	"sync"
@@ -73,8 +74,9 @@ type key struct {
 	code      uint32 // close: reason; failures: errno
 	port      int32  // 0-65535, or portNone, portEphemeral, portOther
 	comm      [16]byte
-	container string // the container's name (or short id), "" on the host
-	other     bool   // the last overflow: every label "other"
+	container string     // the container's name (or short id), "" on the host
+	server    netip.Addr // dns: the server asked
+	other     bool       // the last overflow: every label "other"
 }
 
 type series struct {
@@ -157,6 +159,7 @@ type Metrics struct {
 	udpSent, udpReceived        *family
 	udpSentDgrams, udpRecvDgram *family
 	udpDrops, udpErrors         *family
+	dnsLookups, dnsLatency      *family
 	lost                        [3]uint64 // dropped, skipped, evicted
 
 	lostDesc, overflowDesc, buildDesc *prometheus.Desc
@@ -189,7 +192,9 @@ func New(cfg Config) *Metrics {
 	m.udpRecvDgram = m.family("conntrace_udp_received_datagrams_total", "UDP datagrams received on flows that ended.", []string{"direction"}, who, nil)
 	m.udpDrops = m.family("conntrace_udp_dropped_datagrams_total", "UDP datagrams this host dropped before they reached the socket, by the process that owns it and why: drop_reason SOCKET_RCVBUFF (its receive buffer was full) or PROTO_MEM (UDP's memory on the host was used up); with no socket and comm \"\", NO_SOCKET (sent to a port nothing is bound to) or UDP_CSUM (a wrong checksum).", []string{"drop_reason"}, who, nil)
 	m.udpErrors = m.family("conntrace_udp_errors_total", "Failures of UDP flows, by error: ICMP errors of connected sockets (ECONNREFUSED: port unreachable; EHOSTUNREACH, ...) and failed sends (EPERM, ENETUNREACH, ...), once per flow and error.", []string{"error"}, who, nil)
+	m.dnsLookups = m.family("conntrace_dns_lookups_total", "DNS lookups (a query over UDP and its outcome), by the process that made them, the server asked and rcode: the answer's (NOERROR, NXDOMAIN, SERVFAIL, REFUSED, ...), timeout (none within the DNS timeout) or unanswered (none when the run stopped).", []string{"rcode", "server"}, who, nil)
 	portOnly := m.labelNames(false, true)
+	m.dnsLatency = m.family("conntrace_dns_latency_seconds", "Time from a DNS query to its answer, by the server asked.", []string{"server"}, portOnly, handshakeBuckets)
 	m.handshake = m.family("conntrace_handshake_seconds", "TCP handshake latency of outbound connections: connect() to established.", []string{"direction"}, portOnly, handshakeBuckets)
 	m.duration = m.family("conntrace_connection_duration_seconds", "Lifetime of established TCP connections that ended.", []string{"direction"}, portOnly, durationBuckets)
 	m.lostDesc = prometheus.NewDesc("conntrace_lost_events_total", "Events the tracer lost, by cause: dropped (the ring buffer was full), skipped (the kernel skipped a hook run), evicted (the socket table, or the UDP flow table, was full).", []string{"cause"}, nil)
@@ -286,6 +291,7 @@ var counters = [...]func(m *Metrics, ev *event.Event){
 	event.ConnectFail: countConnectFail,
 	event.BindFail:    countBindFail,
 	event.Drop:        countDrop,
+	event.DNS:         countDNS,
 	event.Lost:        countLost,
 }
 
@@ -346,6 +352,36 @@ func countDrop(m *Metrics, ev *event.Event) {
 	m.udpDrops.get(k).value += uint64(ev.Drops)
 }
 
+// rcode values past the 16 bits of a response code.
+const (
+	rcodeTimeout     = 1 << 16
+	rcodeUnanswered  = 1<<16 + 1
+	rcodeUnreachable = 1<<16 + 2
+)
+
+func countDNS(m *Metrics, ev *event.Event) {
+	l := ev.DNS
+	if l == nil {
+		return
+	}
+	k := m.who(ev, ev.RPort)
+	k.server = ev.RAddr
+	switch l.Outcome {
+	case event.TimedOut:
+		k.code = rcodeTimeout
+	case event.Unanswered:
+		k.code = rcodeUnanswered
+	case event.Unreachable:
+		k.code = rcodeUnreachable
+	default:
+		k.code = uint32(l.RCode)
+	}
+	m.dnsLookups.get(k).value++
+	if l.Outcome == event.Answered && l.Latency > 0 {
+		observe(m.dnsLatency.get(key{port: m.port(ev.RPort), server: ev.RAddr}), m.dnsLatency.bounds, l.Latency)
+	}
+}
+
 func countLost(m *Metrics, ev *event.Event) {
 	m.lost[0] += ev.LostDropped
 	m.lost[1] += ev.LostSkipped
@@ -375,7 +411,8 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 
 func (m *Metrics) families() []*family {
 	return []*family{m.connections, m.closes, m.connectFail, m.bindFail, m.sent, m.received, m.handshake, m.duration,
-		m.udpFlows, m.udpEnds, m.udpSent, m.udpReceived, m.udpSentDgrams, m.udpRecvDgram, m.udpDrops, m.udpErrors}
+		m.udpFlows, m.udpEnds, m.udpSent, m.udpReceived, m.udpSentDgrams, m.udpRecvDgram, m.udpDrops, m.udpErrors,
+		m.dnsLookups, m.dnsLatency}
 }
 
 // snapshot is one family's series, copied.
@@ -446,6 +483,10 @@ func (m *Metrics) labelValues(f *family, k key) []string {
 			v = event.Reason(k.code).String()
 		case l == "drop_reason":
 			v = dropReasons[k.code%uint32(len(dropReasons))]
+		case l == "rcode":
+			v = rcodeName(k.code)
+		case l == "server":
+			v = k.server.String()
 		case l == "error":
 			v = (&event.Event{Errno: k.code}).ErrorName()
 		case l == "port":
@@ -465,4 +506,17 @@ func (m *Metrics) labelValues(f *family, k key) []string {
 		values = append(values, v)
 	}
 	return values
+}
+
+func rcodeName(code uint32) string {
+	l := event.Lookup{RCode: uint16(code)}
+	switch code {
+	case rcodeTimeout:
+		l.Outcome = event.TimedOut
+	case rcodeUnanswered:
+		l.Outcome = event.Unanswered
+	case rcodeUnreachable:
+		l.Outcome = event.Unreachable
+	}
+	return l.RCodeName()
 }

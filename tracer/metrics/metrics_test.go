@@ -3,6 +3,7 @@
 package metrics
 
 import (
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
@@ -259,5 +260,36 @@ func TestUDPFailureCounts(t *testing.T) {
 		"conntrace_udp_errors_total comm=dig container= error=ECONNREFUSED port=53 1\n"
 	if got != want {
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestDNSCounts: lookups by rcode, outcome and server; the latency of
+// the answered ones whose query was seen.
+func TestDNSCounts(t *testing.T) {
+	m := New(Config{Labels: AllLabels})
+	server := netip.MustParseAddr("198.18.0.2")
+	for _, l := range []event.Lookup{
+		{Latency: 300 * time.Microsecond},
+		{Latency: 2 * time.Millisecond},
+		{RCode: 3, Latency: time.Millisecond},
+		{}, // an answer whose query was not seen
+		{Outcome: event.TimedOut, Latency: 5 * time.Second},
+		{Outcome: event.Unreachable, Errno: 111},
+		{Outcome: event.Unanswered},
+	} {
+		m.Write(&event.Event{Type: event.DNS, Proto: event.ProtoUDP, Comm: comm("curl"), RAddr: server, RPort: 53, DNS: &l})
+	}
+	got := gather(t, m, "conntrace_dns_lookups_total", "conntrace_dns_latency_seconds")
+	for _, want := range []string{
+		"conntrace_dns_lookups_total comm=curl container= port=53 rcode=NOERROR server=198.18.0.2 3\n",
+		"conntrace_dns_lookups_total comm=curl container= port=53 rcode=NXDOMAIN server=198.18.0.2 1\n",
+		"conntrace_dns_lookups_total comm=curl container= port=53 rcode=timeout server=198.18.0.2 1\n",
+		"conntrace_dns_lookups_total comm=curl container= port=53 rcode=unreachable server=198.18.0.2 1\n",
+		"conntrace_dns_lookups_total comm=curl container= port=53 rcode=unanswered server=198.18.0.2 1\n",
+		"conntrace_dns_latency_seconds port=53 server=198.18.0.2 count=3 le0.0001:0 le0.00025:0 le0.0005:1 le0.001:2 le0.0025:3 ",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("want %q in:\n%s", want, got)
+		}
 	}
 }

@@ -77,6 +77,7 @@ func FuzzFormat(f *testing.F) {
 	f.Add(uint8(event.BindFail), []byte("\x1b[31m"), "\xff\n", uint32(98), uint16(80), uint16(0), uint64(0), true, uint8(0), uint8(0))
 	f.Add(uint8(event.Lost), []byte(""), "", uint32(0), uint16(0), uint16(0), uint64(12), false, uint8(0), uint8(0))
 	f.Add(uint8(event.ConnectFail), []byte("psql"), "", uint32(4095), uint16(1), uint16(5432), uint64(0), true, uint8(3), uint8(2))
+	f.Add(uint8(event.DNS), []byte("\x1b]0;x\x07.example."), "a\\b\xff.", uint32(3<<16|1), uint16(40000), uint16(53), uint64(0), false, uint8(0), uint8(1))
 	f.Fuzz(func(t *testing.T, typ uint8, comm []byte, holder string, errno uint32, lport, rport uint16, lost uint64, v6 bool, reason, dir uint8) {
 		types := append([]event.Type{event.Lost}, event.All...)
 		ev := event.Event{Type: types[int(typ)%len(types)], Time: time.Unix(1, 2), Errno: errno, LPort: lport, RPort: rport,
@@ -89,6 +90,12 @@ func FuzzFormat(f *testing.F) {
 		if ev.Type == event.BindFail {
 			ev.Holders = []event.Holder{{LAddr: ev.LAddr, LPort: lport, State: "LISTEN", Procs: []sockets.Proc{{PID: 1, Comm: holder}, {PID: 2, Comm: holder}}}}
 			ev.HoldersError = holder
+		}
+		// A name a server or a client chose, any bytes; the outcomes.
+		ev.RName = holder
+		if ev.Type == event.DNS {
+			ev.DNS = &event.Lookup{Name: comm, QType: uint16(errno), RCode: uint16(errno >> 16), Outcome: event.Outcome(reason % 4),
+				Errno: errno, CNAMEs: [][]byte{[]byte(holder)}, Answers: []event.DNSAnswer{{Addr: ev.RAddr, TTL: errno}}, AnswerCount: int(lport)}
 		}
 		line := AppendJSON(nil, &ev)
 		var m map[string]any

@@ -72,6 +72,10 @@ func AppendJSON(dst []byte, ev *event.Event) []byte {
 		dst = ev.RAddr.AppendTo(dst)
 		dst = append(dst, `","rport":`...)
 		dst = strconv.AppendUint(dst, uint64(ev.RPort), 10)
+		if ev.RName != "" {
+			dst = append(dst, `,"rname":`...)
+			dst = AppendJSONString(dst, ev.RName)
+		}
 	}
 	if int(ev.Type) < len(kindFormats) && kindFormats[ev.Type].json != nil {
 		dst = kindFormats[ev.Type].json(dst, ev)

@@ -27,6 +27,7 @@ var kindFormats = [...]kindFormat{
 	event.ConnectFail: {json: connectFailJSON, text: failureText},
 	event.BindFail:    {json: bindFailJSON, text: failureText},
 	event.Drop:        {json: dropJSON, text: dropText},
+	event.DNS:         {json: dnsJSON, text: dnsText},
 }
 
 func noFields(dst []byte, _ *event.Event) []byte { return dst }
@@ -154,15 +155,7 @@ func connectFailJSON(dst []byte, ev *event.Event) []byte {
 	dst = append(dst, `,"icmp_watched":`...)
 	dst = strconv.AppendBool(dst, ev.ICMPWatched)
 	if ev.ICMPFrom.IsValid() {
-		dst = append(dst, `,"icmp":{"from":"`...)
-		dst = ev.ICMPFrom.AppendTo(dst)
-		dst = append(dst, `","type":`...)
-		dst = strconv.AppendUint(dst, uint64(ev.ICMPType), 10)
-		dst = append(dst, `,"code":`...)
-		dst = strconv.AppendUint(dst, uint64(ev.ICMPCode), 10)
-		dst = append(dst, `,"name":"`...)
-		dst = append(dst, ev.ICMPName()...)
-		dst = append(dst, `"}`...)
+		dst = appendICMPJSON(dst, ev)
 	}
 	dst = appendFailureExplanationJSON(dst, ev)
 	if ev.Listeners != nil {
@@ -270,4 +263,17 @@ func appendDropExplanation(dst []byte, ev *event.Event) []byte {
 		return append(dst, "their UDP checksum was wrong: damaged on the way (a faulty NIC, driver, cable or middlebox)"...)
 	}
 	return append(dst, "the kernel dropped them before the socket got them"...)
+}
+
+// appendICMPJSON appends the "icmp" object of a failure's ICMP error.
+func appendICMPJSON(dst []byte, ev *event.Event) []byte {
+	dst = append(dst, `,"icmp":{"from":"`...)
+	dst = ev.ICMPFrom.AppendTo(dst)
+	dst = append(dst, `","type":`...)
+	dst = strconv.AppendUint(dst, uint64(ev.ICMPType), 10)
+	dst = append(dst, `,"code":`...)
+	dst = strconv.AppendUint(dst, uint64(ev.ICMPCode), 10)
+	dst = append(dst, `,"name":"`...)
+	dst = append(dst, ev.ICMPName()...)
+	return append(dst, `"}`...)
 }

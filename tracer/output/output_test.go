@@ -46,6 +46,32 @@ var (
 		Family: event.FamilyIPv4, Direction: event.DirIn,
 		LAddr: netip.MustParseAddr("198.18.0.2"), LPort: 53, RAddr: netip.MustParseAddr("198.18.0.1"), RPort: 40054,
 		Drops: 17, DropReason: "SOCKET_RCVBUFF", RcvBuf: 4608, Queued: 4352}
+	dnsEv = event.Event{Type: event.DNS, Time: ts, ConnID: 23, PID: 4243, Comm: comm("curl"), Proto: event.ProtoUDP,
+		Family: event.FamilyIPv4, Direction: event.DirOut,
+		LAddr: netip.MustParseAddr("198.18.0.1"), LPort: 40060, RAddr: netip.MustParseAddr("198.18.0.2"), RPort: 53,
+		DNS: &event.Lookup{ID: 4711, Name: []byte("www.test.example."), QType: 1, Latency: 812 * time.Microsecond,
+			Answers:     []event.DNSAnswer{{Addr: netip.MustParseAddr("198.18.0.10"), TTL: 300}, {Addr: netip.MustParseAddr("198.18.0.11"), TTL: 300}},
+			AnswerCount: 2, CNAMEs: [][]byte{[]byte("api.test.example.")}}}
+	nxdomainEv = event.Event{Type: event.DNS, Time: ts, ConnID: 24, PID: 4243, Comm: comm("curl"), Proto: event.ProtoUDP,
+		Family: event.FamilyIPv6, Direction: event.DirOut,
+		LAddr: netip.MustParseAddr("2001:db8::1"), LPort: 40061, RAddr: netip.MustParseAddr("2001:db8::53"), RPort: 53,
+		DNS: &event.Lookup{ID: 4712, Name: []byte("api.test.exampel."), QType: 28, RCode: 3, Latency: 1500 * time.Microsecond}}
+	dnsTimeoutEv = event.Event{Type: event.DNS, Time: ts, ConnID: 25, PID: 4243, Comm: comm("curl"), Proto: event.ProtoUDP,
+		Family: event.FamilyIPv4, Direction: event.DirOut,
+		LAddr: netip.MustParseAddr("198.18.0.1"), LPort: 40062, RAddr: netip.MustParseAddr("198.18.0.3"), RPort: 53,
+		DNS: &event.Lookup{ID: 4713, Name: []byte("api.test.example."), QType: 1, Outcome: event.TimedOut, Latency: 5 * time.Second}}
+	dnsRefusedEv = event.Event{Type: event.DNS, Time: ts, ConnID: 28, PID: 4243, Comm: comm("curl"), Proto: event.ProtoUDP,
+		Family: event.FamilyIPv4, Direction: event.DirOut,
+		LAddr: netip.MustParseAddr("198.18.0.1"), LPort: 40065, RAddr: netip.MustParseAddr("198.18.0.4"), RPort: 53,
+		DNS: &event.Lookup{ID: 4714, Name: []byte("api.test.example."), QType: 1, Outcome: event.Unreachable, Latency: 90 * time.Microsecond,
+			Errno: 111, ICMPFrom: netip.MustParseAddr("198.18.0.4"), ICMPType: 3, ICMPCode: 3}}
+	hostileDNSEv = event.Event{Type: event.DNS, Time: ts, ConnID: 26, PID: 4243, Comm: comm("curl"), Proto: event.ProtoUDP,
+		Family: event.FamilyIPv4, Direction: event.DirOut,
+		LAddr: netip.MustParseAddr("198.18.0.1"), LPort: 40063, RAddr: netip.MustParseAddr("198.18.0.2"), RPort: 53,
+		DNS: &event.Lookup{ID: 1, Name: []byte("\x1b]0;pwn\x07\\.\x22q\x22.example."), QType: 16, RCode: 2, Latency: time.Millisecond, Partial: true}}
+	namedConnectEv = event.Event{Type: event.Connect, Time: ts, ConnID: 27, PID: 4243, Comm: comm("curl"), Proto: event.ProtoTCP,
+		Family: event.FamilyIPv4, Direction: event.DirOut, Latency: 300 * time.Microsecond,
+		LAddr: netip.MustParseAddr("198.18.0.1"), LPort: 40064, RAddr: netip.MustParseAddr("198.18.0.10"), RPort: 443, RName: "www.test.example"}
 	noSocketEv = event.Event{Type: event.Drop, Time: ts, Proto: event.ProtoUDP, NetNS: 4026531840,
 		Family: event.FamilyIPv4, Direction: event.DirIn,
 		LAddr: netip.MustParseAddr("198.18.0.2"), LPort: 53, RAddr: netip.MustParseAddr("198.18.0.1"), RPort: 40055,
@@ -104,6 +130,12 @@ func TestJSONContract(t *testing.T) {
 		{listenEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"listen","pid":999,"comm":"nginx","uid":0,"proto":"tcp","family":"ipv4","laddr":"0.0.0.0","lport":80}`},
 		{noSocketEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"drop","conn_id":0,"pid":0,"comm":"","uid":0,"proto":"udp","family":"ipv4","direction":"in","laddr":"198.18.0.2","lport":53,"raddr":"198.18.0.1","rport":40055,"drops":3,"drop_reason":"NO_SOCKET","rcvbuf":0,"queued":0,"explain":"nothing is bound to 198.18.0.2:53; 127.0.0.1:53 is held by 998 dnsmasq (UNCONN): the service is bound to another address; the sender gets ICMP port unreachable","listeners_elsewhere":[{"pid":998,"comm":"dnsmasq","laddr":"127.0.0.1","lport":53,"state":"UNCONN","inode":4713,"uid":0,"procs":[{"pid":998,"comm":"dnsmasq"}],"procs_seen":true}],"listeners_netns":4026531840}`},
 		{csumEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"drop","conn_id":0,"pid":0,"comm":"","uid":0,"proto":"udp","family":"ipv6","direction":"in","laddr":"2001:db8::2","lport":443,"raddr":"2001:db8::1","rport":40056,"drops":1,"drop_reason":"UDP_CSUM","rcvbuf":0,"queued":0,"explain":"their UDP checksum was wrong: damaged on the way (a faulty NIC, driver, cable or middlebox)"}`},
+		{dnsEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"dns","conn_id":23,"pid":4243,"comm":"curl","uid":0,"proto":"udp","family":"ipv4","direction":"out","laddr":"198.18.0.1","lport":40060,"raddr":"198.18.0.2","rport":53,"id":4711,"name":"www.test.example","qtype":"A","rcode":"NOERROR","latency_us":812,"truncated":false,"answers":[{"addr":"198.18.0.10","ttl":300},{"addr":"198.18.0.11","ttl":300}],"answer_count":2,"cnames":["api.test.example"]}`},
+		{nxdomainEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"dns","conn_id":24,"pid":4243,"comm":"curl","uid":0,"proto":"udp","family":"ipv6","direction":"out","laddr":"2001:db8::1","lport":40061,"raddr":"2001:db8::53","rport":53,"id":4712,"name":"api.test.exampel","qtype":"AAAA","rcode":"NXDOMAIN","latency_us":1500,"truncated":false,"answers":[],"answer_count":0,"cnames":[],"explain":"NXDOMAIN: [2001:db8::53]:53 says api.test.exampel does not exist"}`},
+		{dnsTimeoutEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"dns","conn_id":25,"pid":4243,"comm":"curl","uid":0,"proto":"udp","family":"ipv4","direction":"out","laddr":"198.18.0.1","lport":40062,"raddr":"198.18.0.3","rport":53,"id":4713,"name":"api.test.example","qtype":"A","rcode":"timeout","latency_us":5000000,"explain":"no answer from 198.18.0.3:53 within 5.000s"}`},
+		{dnsRefusedEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"dns","conn_id":28,"pid":4243,"comm":"curl","uid":0,"proto":"udp","family":"ipv4","direction":"out","laddr":"198.18.0.1","lport":40065,"raddr":"198.18.0.4","rport":53,"id":4714,"name":"api.test.example","qtype":"A","rcode":"unreachable","latency_us":90,"error":"ECONNREFUSED","errno":111,"icmp":{"from":"198.18.0.4","type":3,"code":3,"name":"port unreachable"},"explain":"ECONNREFUSED: the query to 198.18.0.4:53 was answered by 198.18.0.4 with ICMP port unreachable (type 3, code 3): no DNS server listens there"}`},
+		{hostileDNSEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"dns","conn_id":26,"pid":4243,"comm":"curl","uid":0,"proto":"udp","family":"ipv4","direction":"out","laddr":"198.18.0.1","lport":40063,"raddr":"198.18.0.2","rport":53,"id":1,"name":"\u001b]0;pwn\u0007\\.\"q\".example","qtype":"TXT","rcode":"SERVFAIL","latency_us":1000,"truncated":false,"answers":[],"answer_count":0,"cnames":[],"partial":true,"explain":"SERVFAIL from 198.18.0.2:53: the server could not get an answer (its upstream failed, refused or timed out, or DNSSEC validation failed)"}`},
+		{namedConnectEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"connect","conn_id":27,"pid":4243,"comm":"curl","uid":0,"proto":"tcp","family":"ipv4","direction":"out","laddr":"198.18.0.1","lport":40064,"raddr":"198.18.0.10","rport":443,"rname":"www.test.example","latency_us":300}`},
 		{lostEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"lost","count":12,"dropped":9,"skipped":0,"evicted":3}`},
 		{lastLostEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"lost","count":5,"dropped":0,"skipped":0,"evicted":0,"unaccepted":5}`},
 	} {
@@ -193,6 +225,14 @@ func TestText(t *testing.T) {
 			"nothing is bound to 198.18.0.2:53; 127.0.0.1:53 is held by 998 dnsmasq (UNCONN): the service is bound to another address"}},
 		{csumEv, []string{"drop", "[2001:db8::2]:443/https", "<-", "[2001:db8::1]:40056", "udp", "drops=1", "drop_reason=UDP_CSUM",
 			"their UDP checksum was wrong"}},
+		{dnsEv, []string{"dns", "4243", "curl", "198.18.0.1:40060", "->", "198.18.0.2:53/domain", "conn=23", "udp", "A www.test.example NOERROR",
+			"latency=812us", "cname=api.test.example", "answers=198.18.0.10,198.18.0.11"}},
+		{nxdomainEv, []string{"dns", "[2001:db8::53]:53/domain", "udp", "AAAA api.test.exampel NXDOMAIN", "latency=1.500ms",
+			": NXDOMAIN: [2001:db8::53]:53 says api.test.exampel does not exist"}},
+		{dnsTimeoutEv, []string{"dns", "198.18.0.3:53/domain", "udp", "A api.test.example timeout: no answer from 198.18.0.3:53 within 5.000s"}},
+		{dnsRefusedEv, []string{"dns", "198.18.0.4:53/domain", "A api.test.example unreachable: ECONNREFUSED: the query to 198.18.0.4:53 was answered by 198.18.0.4 with ICMP port unreachable"}},
+		{hostileDNSEv, []string{"dns", "TXT \\x1b]0;pwn\\x07\\\\.\"q\".example SERVFAIL"}},
+		{namedConnectEv, []string{"connect", "198.18.0.10:443/https", "conn=27 rname=www.test.example uid=0", "latency=300us"}},
 	}
 	for _, tc := range cases {
 		got := string(AppendText(nil, &tc.ev))
@@ -240,7 +280,7 @@ func TestDurations(t *testing.T) {
 
 func TestFormattingDoesNotAllocate(t *testing.T) {
 	buf := make([]byte, 0, 512)
-	for _, ev := range []event.Event{connectEv, acceptEv, closeEv, listenEv, connFailEv} {
+	for _, ev := range []event.Event{connectEv, acceptEv, closeEv, listenEv, connFailEv, dnsEv, nxdomainEv, namedConnectEv, dnsRefusedEv} {
 		if n := testing.AllocsPerRun(100, func() { buf = AppendJSON(buf[:0], &ev) }); n != 0 {
 			t.Errorf("AppendJSON(%s) allocates %v", ev.Type, n)
 		}

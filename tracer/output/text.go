@@ -90,6 +90,11 @@ func AppendText(dst []byte, ev *event.Event) []byte {
 		dst = append(dst, "conn="...)
 		dst = strconv.AppendUint(dst, ev.ConnID, 10)
 		dst = append(dst, ' ')
+		if ev.RName != "" {
+			dst = append(dst, "rname="...)
+			dst = AppendTextSafe(dst, ev.RName)
+			dst = append(dst, ' ')
+		}
 	}
 	dst = append(dst, "uid="...)
 	dst = strconv.AppendUint(dst, uint64(ev.UID), 10)

@@ -4,6 +4,7 @@ package testnet
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -101,6 +103,11 @@ type Role struct {
 	// raised to the hard one), say "opened", and hold them until Go, as a
 	// busy database or proxy holds its descriptors.
 	Files int
+	// DNS: a client resolves Addr's host name with Go's own resolver
+	// (no libc) asking this server ("198.18.0.2:53"), over UDP, says
+	// "resolved ADDR" (or "failed ENAME" with MayFail), then dials the
+	// first address.
+	DNS string
 	// Thread, if set, is the name the thread that does the work gives
 	// itself with prctl(PR_SET_NAME), as Go, Java and nginx workers do;
 	// the process keeps its name.
@@ -653,6 +660,14 @@ func (r Role) dial() error {
 			return fmt.Errorf("wait for go: %w", err)
 		}
 	}
+	if r.DNS != "" {
+		addr, err := r.resolve()
+		if err != nil {
+			return r.failed(err)
+		}
+		fmt.Printf("resolved %s\n", addr.Addr())
+		r.Addr = addr.String()
+	}
 	for i := 0; i < max(r.Repeat, 1); i++ {
 		c, err := net.DialTimeout("tcp", r.Addr, r.Timeout)
 		if err != nil {
@@ -667,6 +682,48 @@ func (r Role) dial() error {
 		}
 	}
 	return nil
+}
+
+// resolve looks Addr's host up with Go's resolver, asking r.DNS.
+func (r Role) resolve() (netip.AddrPort, error) {
+	host, port, err := net.SplitHostPort(r.Addr)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	// The resolver dials on threads of its own, which are not in the
+	// namespace: it gets sockets made here, on the one that is.
+	conns := make(chan net.Conn, 1) // "ip4": one query, A
+	for range cap(conns) {
+		c, err := net.Dial("udp", r.DNS)
+		if err != nil {
+			return netip.AddrPort{}, err
+		}
+		defer c.Close()
+		conns <- c
+	}
+	res := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		select {
+		case c := <-conns:
+			return c, nil
+		default:
+			return nil, errors.New("no more sockets for the resolver")
+		}
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	addrs, err := res.LookupNetIP(ctx, "ip4", host)
+	if err != nil {
+		var de *net.DNSError
+		if errors.As(err, &de) && de.IsNotFound {
+			return netip.AddrPort{}, fmt.Errorf("NXDOMAIN (%v)", err)
+		}
+		return netip.AddrPort{}, err
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	return netip.AddrPortFrom(addrs[0], uint16(p)), nil
 }
 
 // exchange: the client sends first; the server reads that, answers, and

@@ -108,6 +108,16 @@ const (
 	ConntraceDirectionDIR_IN   ConntraceDirection = 2
 )
 
+type ConntraceDnsRecord struct {
+	_       structs.HostLayout
+	Head    ConntraceRecordHead
+	Sock    uint64
+	Len     uint16
+	Shown   uint8
+	Pad     [5]uint8
+	Payload [1232]uint8
+}
+
 type ConntraceDropRecord struct {
 	_      structs.HostLayout
 	Head   ConntraceRecordHead
@@ -140,6 +150,7 @@ const (
 	ConntraceEventTypeEVENT_CONNECT_FAIL ConntraceEventType = 5
 	ConntraceEventTypeEVENT_BIND_FAIL    ConntraceEventType = 6
 	ConntraceEventTypeEVENT_DROP         ConntraceEventType = 7
+	ConntraceEventTypeEVENT_DNS          ConntraceEventType = 8
 )
 
 type ConntraceHandledChange struct {
@@ -400,6 +411,7 @@ const (
 	ConntraceMapCommFilter               = "comm_filter"
 	ConntraceMapConnectCalls             = "connect_calls"
 	ConntraceMapConnectFailures          = "connect_failures"
+	ConntraceMapDnsScratch               = "dns_scratch"
 	ConntraceMapEvents                   = "events"
 	ConntraceMapIcmpErrors               = "icmp_errors"
 	ConntraceMapListenedAt               = "listened_at"
@@ -471,6 +483,7 @@ const (
 	ConntraceProgUdpSockCreate           = "udp_sock_create"
 	ConntraceProgUdpSockRelease          = "udp_sock_release"
 	ConntraceProgUdpSweepFlows           = "udp_sweep_flows"
+	ConntraceVarDnsTap                   = "dns_tap"
 	ConntraceVarDropsHooked              = "drops_hooked"
 	ConntraceVarEventMask                = "event_mask"
 	ConntraceVarFilterCgroups            = "filter_cgroups"
@@ -493,6 +506,7 @@ const (
 	ConntraceVarUnusedConnectFailRecord  = "unused_connect_fail_record"
 	ConntraceVarUnusedConnectRecord      = "unused_connect_record"
 	ConntraceVarUnusedDirection          = "unused_direction"
+	ConntraceVarUnusedDnsRecord          = "unused_dns_record"
 	ConntraceVarUnusedDropRecord         = "unused_drop_record"
 	ConntraceVarUnusedEventFlags         = "unused_event_flags"
 	ConntraceVarUnusedEventType          = "unused_event_type"
@@ -603,6 +617,7 @@ type ConntraceMapSpecs struct {
 	CommFilter      *ebpf.MapSpec `ebpf:"comm_filter"`
 	ConnectCalls    *ebpf.MapSpec `ebpf:"connect_calls"`
 	ConnectFailures *ebpf.MapSpec `ebpf:"connect_failures"`
+	DnsScratch      *ebpf.MapSpec `ebpf:"dns_scratch"`
 	Events          *ebpf.MapSpec `ebpf:"events"`
 	IcmpErrors      *ebpf.MapSpec `ebpf:"icmp_errors"`
 	ListenedAt      *ebpf.MapSpec `ebpf:"listened_at"`
@@ -634,6 +649,7 @@ type ConntraceMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ConntraceVariableSpecs struct {
+	DnsTap                  *ebpf.VariableSpec `ebpf:"dns_tap"`
 	DropsHooked             *ebpf.VariableSpec `ebpf:"drops_hooked"`
 	EventMask               *ebpf.VariableSpec `ebpf:"event_mask"`
 	FilterCgroups           *ebpf.VariableSpec `ebpf:"filter_cgroups"`
@@ -656,6 +672,7 @@ type ConntraceVariableSpecs struct {
 	UnusedConnectFailRecord *ebpf.VariableSpec `ebpf:"unused_connect_fail_record"`
 	UnusedConnectRecord     *ebpf.VariableSpec `ebpf:"unused_connect_record"`
 	UnusedDirection         *ebpf.VariableSpec `ebpf:"unused_direction"`
+	UnusedDnsRecord         *ebpf.VariableSpec `ebpf:"unused_dns_record"`
 	UnusedDropRecord        *ebpf.VariableSpec `ebpf:"unused_drop_record"`
 	UnusedEventFlags        *ebpf.VariableSpec `ebpf:"unused_event_flags"`
 	UnusedEventType         *ebpf.VariableSpec `ebpf:"unused_event_type"`
@@ -692,6 +709,7 @@ type ConntraceMaps struct {
 	CommFilter      *ebpf.Map `ebpf:"comm_filter"`
 	ConnectCalls    *ebpf.Map `ebpf:"connect_calls"`
 	ConnectFailures *ebpf.Map `ebpf:"connect_failures"`
+	DnsScratch      *ebpf.Map `ebpf:"dns_scratch"`
 	Events          *ebpf.Map `ebpf:"events"`
 	IcmpErrors      *ebpf.Map `ebpf:"icmp_errors"`
 	ListenedAt      *ebpf.Map `ebpf:"listened_at"`
@@ -728,6 +746,7 @@ func (m *ConntraceMaps) Close() error {
 		m.CommFilter,
 		m.ConnectCalls,
 		m.ConnectFailures,
+		m.DnsScratch,
 		m.Events,
 		m.IcmpErrors,
 		m.ListenedAt,
@@ -760,6 +779,7 @@ func (m *ConntraceMaps) Close() error {
 //
 // It can be passed to LoadConntraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ConntraceVariables struct {
+	DnsTap                  *ebpf.Variable `ebpf:"dns_tap"`
 	DropsHooked             *ebpf.Variable `ebpf:"drops_hooked"`
 	EventMask               *ebpf.Variable `ebpf:"event_mask"`
 	FilterCgroups           *ebpf.Variable `ebpf:"filter_cgroups"`
@@ -782,6 +802,7 @@ type ConntraceVariables struct {
 	UnusedConnectFailRecord *ebpf.Variable `ebpf:"unused_connect_fail_record"`
 	UnusedConnectRecord     *ebpf.Variable `ebpf:"unused_connect_record"`
 	UnusedDirection         *ebpf.Variable `ebpf:"unused_direction"`
+	UnusedDnsRecord         *ebpf.Variable `ebpf:"unused_dns_record"`
 	UnusedDropRecord        *ebpf.Variable `ebpf:"unused_drop_record"`
 	UnusedEventFlags        *ebpf.Variable `ebpf:"unused_event_flags"`
 	UnusedEventType         *ebpf.Variable `ebpf:"unused_event_type"`

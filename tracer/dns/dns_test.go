@@ -1,0 +1,261 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package dns
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/dns/dnsmessage"
+
+	"github.com/conntrace/conntrace/tracer/event"
+)
+
+// message builds a DNS message: a query for name and qtype, or its answer
+// with records rrs (each "A 1.2.3.4", "AAAA ::1", "CNAME x.", of owner
+// name unless "owner=..." comes first).
+func message(t testing.TB, id uint16, response bool, rcode dnsmessage.RCode, name string, qtype dnsmessage.Type, rrs ...string) []byte {
+	t.Helper()
+	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: id, Response: response, RCode: rcode})
+	b.EnableCompression()
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(b.StartQuestions())
+	must(b.Question(dnsmessage.Question{Name: dnsmessage.MustNewName(name), Type: qtype, Class: dnsmessage.ClassINET}))
+	must(b.StartAnswers())
+	for _, rr := range rrs {
+		owner := name
+		if o, rest, ok := strings.Cut(rr, " "); ok && strings.HasPrefix(o, "owner=") {
+			owner, rr = strings.TrimPrefix(o, "owner="), rest
+		}
+		kind, value, _ := strings.Cut(rr, " ")
+		h := dnsmessage.ResourceHeader{Name: dnsmessage.MustNewName(owner), Class: dnsmessage.ClassINET, TTL: 300}
+		switch kind {
+		case "A":
+			must(b.AResource(h, dnsmessage.AResource{A: netip.MustParseAddr(value).As4()}))
+		case "AAAA":
+			must(b.AAAAResource(h, dnsmessage.AAAAResource{AAAA: netip.MustParseAddr(value).As16()}))
+		case "CNAME":
+			must(b.CNAMEResource(h, dnsmessage.CNAMEResource{CNAME: dnsmessage.MustNewName(value)}))
+		case "TXT":
+			must(b.TXTResource(h, dnsmessage.TXTResource{TXT: []string{value}}))
+		}
+	}
+	msg, err := b.Finish()
+	must(err)
+	return msg
+}
+
+func TestParse(t *testing.T) {
+	var m Message
+	msg := message(t, 7, true, dnsmessage.RCodeSuccess, "www.test.example.", dnsmessage.TypeA,
+		"CNAME api.test.example.", "owner=api.test.example. A 198.18.0.10", "owner=other.example. A 198.18.0.99",
+		"owner=api.test.example. TXT hello", "owner=api.test.example. A 198.18.0.11")
+	if err := m.Parse(msg); err != nil {
+		t.Fatal(err)
+	}
+	if m.ID != 7 || !m.Response || string(m.Name) != "www.test.example." || m.QType != 1 || m.Partial ||
+		len(m.CNAMEs) != 1 || string(m.CNAMEs[0]) != "api.test.example." || m.AnswerCount != 2 ||
+		len(m.Answers) != 2 || m.Answers[0].Addr != netip.MustParseAddr("198.18.0.10") || m.Answers[1].Addr != netip.MustParseAddr("198.18.0.11") ||
+		m.Answers[0].TTL != 300 {
+		t.Errorf("parsed %+v", m)
+	}
+	// Cut short in the answers: what came before, and Partial.
+	if err := m.Parse(msg[:len(msg)-6]); err != nil || !m.Partial || m.AnswerCount != 1 {
+		t.Errorf("cut: %v %+v", err, m)
+	}
+	// No allocation once the buffers have grown.
+	if n := testing.AllocsPerRun(100, func() { m.Parse(msg) }); n != 0 {
+		t.Errorf("Parse allocates %v times", n)
+	}
+	for what, bad := range map[string][]byte{
+		"empty":       nil,
+		"header only": msg[:12],
+		"no question": message(t, 1, true, 0, "x.", 1)[:12],
+	} {
+		if err := m.Parse(bad); err == nil {
+			t.Errorf("%s: no error", what)
+		}
+	}
+}
+
+// TestParseHostile: messages a hostile server may send are parsed or
+// refused, never a hang: a compression pointer to itself, a label past
+// the end, a name of escape bytes, a flood of answers.
+func TestParseHostile(t *testing.T) {
+	var m Message
+	hdr := []byte{0, 1, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0} // response, 1 question, 1 answer
+	loop := append(append([]byte{}, hdr...), 0xc0, 12, 0, 1, 0, 1)
+	if err := m.Parse(loop); err == nil {
+		t.Error("compression loop in the question: no error")
+	}
+	past := append(append([]byte{}, hdr...), 63, 'a', 'b')
+	if err := m.Parse(past); err == nil {
+		t.Error("label past the end: no error")
+	}
+	// A question "a." then an answer whose name points at itself.
+	selfAns := append(append([]byte{}, hdr...), 1, 'a', 0, 0, 1, 0, 1, 0xc0, 19, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4, 1, 2, 3, 4)
+	if err := m.Parse(selfAns); err != nil || !m.Partial || m.AnswerCount != 0 {
+		t.Errorf("answer pointing at itself: %v %+v", err, m)
+	}
+	// Escape bytes in a label are the name's bytes: escaping is output's.
+	esc := append(append([]byte{}, hdr[:7]...), 0, 0, 0, 0, 0, 5, 0x1b, ']', '0', ';', 7, 0, 0, 1, 0, 1)
+	if err := m.Parse(esc); err != nil || string(m.Name) != "\x1b]0;\x07." {
+		t.Errorf("escapes: %v %q", err, m.Name)
+	}
+	rrs := make([]string, 100)
+	for i := range rrs {
+		rrs[i] = "A 198.18.0.1"
+	}
+	if err := m.Parse(message(t, 1, true, 0, "many.example.", dnsmessage.TypeA, rrs...)); err != nil ||
+		m.AnswerCount != 100 || len(m.Answers) != event.MaxDNSAnswers {
+		t.Errorf("100 answers: %v, %d counted, %d kept", err, m.AnswerCount, len(m.Answers))
+	}
+}
+
+func queryEvent(netns uint32, server string) *event.Event {
+	return &event.Event{Type: event.DNS, NetNS: netns, PID: 42, RAddr: netip.MustParseAddr(server), RPort: 53}
+}
+
+func TestLookups(t *testing.T) {
+	const s = uint64(time.Second)
+	ls := NewLookups(5*time.Second, 3)
+	var q, a Message
+	parse := func(m *Message, msg []byte) *Message {
+		if err := m.Parse(msg); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	ev := queryEvent(1, "198.18.0.2")
+	ls.Query(ev, 10*s, 100, parse(&q, message(t, 1, false, 0, "a.example.", dnsmessage.TypeA)), true)
+	ls.Query(ev, 10*s, 100, parse(&q, message(t, 2, false, 0, "b.example.", dnsmessage.TypeA)), true)
+	// Another namespace's socket with the same cookie and id is another query.
+	ls.Query(queryEvent(2, "198.18.0.2"), 11*s, 100, parse(&q, message(t, 1, false, 0, "a.example.", dnsmessage.TypeA)), true)
+	ls.Query(ev, 11*s, 101, parse(&q, message(t, 3, false, 0, "c.example.", dnsmessage.TypeA)), true) // over max
+	if ls.InFlight() != 3 || ls.Overflow != 1 {
+		t.Fatalf("in flight %d, overflow %d", ls.InFlight(), ls.Overflow)
+	}
+	// An answer that is not the question's: not paired.
+	l, paired, _ := ls.Answer(ev, 10*s+1000, 100, parse(&a, message(t, 1, true, 0, "evil.example.", dnsmessage.TypeA, "A 6.6.6.6")))
+	if paired || l.Latency != 0 || string(l.Name) != "evil.example." || ls.InFlight() != 3 {
+		t.Errorf("spoofed answer paired: %+v", l)
+	}
+	ls.Release(l)
+	l, paired, hidden := ls.Answer(ev, 10*s+2000, 100, parse(&a, message(t, 1, true, 0, "A.Example.", dnsmessage.TypeA, "A 198.18.0.10")))
+	if !paired || hidden || l.Latency != 2000 || l.Outcome != event.Answered || len(l.Answers) != 1 || ls.InFlight() != 2 {
+		t.Errorf("answer: %+v", l)
+	}
+	ls.Release(l)
+	var out event.Event
+	if _, ok := ls.Expired(14*s, &out); ok {
+		t.Error("expired before its time")
+	}
+	at, ok := ls.Expired(15*s, &out)
+	if !ok || at != 15*s || out.DNS.Outcome != event.TimedOut || string(out.DNS.Name) != "b.example." || out.PID != 42 || out.DNS.Latency != 5*time.Second {
+		t.Fatalf("timeout: %v %d %+v", ok, at, out.DNS)
+	}
+	ls.Release(out.DNS)
+	// Sent again before an answer: the first one timed out then.
+	ev2 := queryEvent(2, "198.18.0.2")
+	ls.Query(ev2, 12*s, 100, parse(&q, message(t, 1, false, 0, "a.example.", dnsmessage.TypeA)), true)
+	at, ok = ls.Expired(12*s, &out)
+	if !ok || at != 16*s || out.DNS.Outcome != event.TimedOut || out.NetNS != 2 {
+		t.Fatalf("sent again: %v %d %+v", ok, at, out)
+	}
+	ls.Release(out.DNS)
+	at, ok = ls.Unanswered(&out)
+	if !ok || at != 12*s || out.DNS.Outcome != event.Unanswered || out.DNS.Latency != 0 {
+		t.Fatalf("unanswered at the end: %v %d %+v", ok, at, out.DNS)
+	}
+	ls.Release(out.DNS)
+	if _, ok := ls.Unanswered(&out); ok || ls.InFlight() != 0 {
+		t.Errorf("left in flight: %d", ls.InFlight())
+	}
+	// A query the filters leave out: its answer is paired (it names) but
+	// hidden; its timeout is not reported.
+	ls.Query(ev, 20*s, 102, parse(&q, message(t, 5, false, 0, "e.example.", dnsmessage.TypeA)), false)
+	l, paired, hidden = ls.Answer(ev, 20*s+5, 102, parse(&a, message(t, 5, true, 0, "e.example.", dnsmessage.TypeA, "A 198.18.0.11")))
+	if !paired || !hidden {
+		t.Errorf("hidden query's answer: paired %v, hidden %v", paired, hidden)
+	}
+	ls.Release(l)
+	ls.Query(ev, 20*s, 103, parse(&q, message(t, 6, false, 0, "f.example.", dnsmessage.TypeA)), false)
+	if _, ok := ls.Expired(30*s, &out); ok || ls.Waiting() != 0 {
+		t.Errorf("a hidden query's timeout reported, or kept (%d waiting)", ls.Waiting())
+	}
+	// Flights are reused, and a reused one's old place in the order is
+	// not taken for it.
+	ls.Query(ev, 20*s, 100, parse(&q, message(t, 9, false, 0, "d.example.", dnsmessage.TypeA)), true)
+	if _, ok := ls.Expired(24*s, &out); ok {
+		t.Error("a reused flight expired by its old place")
+	}
+	for {
+		if _, ok := ls.Unanswered(&out); !ok {
+			break
+		}
+		ls.Release(out.DNS)
+	}
+	parse(&q, message(t, 1, false, 0, "a.example.", dnsmessage.TypeA))
+	parse(&a, message(t, 1, true, 0, "a.example.", dnsmessage.TypeA, "A 198.18.0.10"))
+	if n := testing.AllocsPerRun(100, func() {
+		ls.Query(ev, 30*s, 100, &q, true)
+		l, _, _ := ls.Answer(ev, 30*s+1, 100, &a)
+		ls.Release(l)
+	}); n != 0 || ls.InFlight() != 0 {
+		t.Errorf("a lookup allocates %v times", n)
+	}
+}
+
+func TestNames(t *testing.T) {
+	const s = uint64(time.Second)
+	n := NewNames(10)
+	a := netip.MustParseAddr("198.18.0.10")
+	n.Add(1, []byte("api.test.example."), []event.DNSAnswer{{Addr: a, TTL: 60}}, 100*s)
+	n.Add(2, []byte("other.example."), []event.DNSAnswer{{Addr: a, TTL: 60}}, 100*s)
+	if got := n.Get(1, a, 101*s); got != "api.test.example" {
+		t.Errorf("netns 1: %q", got)
+	}
+	if got := n.Get(2, netip.AddrFrom16(a.As16()), 101*s); got != "other.example" {
+		t.Errorf("netns 2, v4-mapped: %q", got)
+	}
+	if got := n.Get(3, a, 101*s); got != "" {
+		t.Errorf("netns 3: %q", got)
+	}
+	expires := 100*s + 60*s + uint64(NameGrace)
+	if n.Get(1, a, expires) == "" || n.Get(1, a, expires+1) != "" {
+		t.Error("not expired at TTL + grace")
+	}
+	for i := range 20 {
+		n.Add(1, []byte("many.example."), []event.DNSAnswer{{Addr: netip.AddrFrom4([4]byte{198, 18, 1, byte(i)}), TTL: 60}}, 200*s)
+		if n.Len() > 10 {
+			t.Fatalf("%d names, bound 10", n.Len())
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		n.Add(1, []byte("many.example."), []event.DNSAnswer{{Addr: netip.AddrFrom4([4]byte{198, 18, 1, 19}), TTL: 60}}, 200*s)
+		n.Get(1, a, 200*s)
+	}); n != 0 {
+		t.Errorf("a known name allocates %v times", n)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add(message(f, 7, true, 0, "www.test.example.", dnsmessage.TypeA, "CNAME api.test.example.", "owner=api.test.example. A 198.18.0.10"))
+	f.Add(message(f, 8, false, 0, "x.example.", dnsmessage.TypeAAAA))
+	f.Add([]byte{0, 1, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1})
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		var m Message
+		if err := m.Parse(msg); err != nil {
+			return
+		}
+		if len(m.Answers) > event.MaxDNSAnswers || len(m.CNAMEs) > MaxCNAMEs || len(m.Name) > 255 {
+			t.Fatalf("unbounded: %d answers, %d cnames, name of %d", len(m.Answers), len(m.CNAMEs), len(m.Name))
+		}
+	})
+}

@@ -1,0 +1,219 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package tracer_test
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/conntrace/conntrace/tracer"
+	"github.com/conntrace/conntrace/tracer/event"
+	"github.com/conntrace/conntrace/tracer/testnet"
+)
+
+// dnsNet is a client namespace and a server namespace where Debian's
+// dnsmasq serves test.example on 198.18.0.2 (api, and www its CNAME, at
+// 198.18.0.10, TTL 300; nothing else: NXDOMAIN; no upstream: REFUSED for
+// other names), and a server on 198.18.0.10:8053 takes one connection.
+// 198.18.0.3 is nobody's. glibc in the client asks 198.18.0.2.
+type dnsNet struct {
+	cli, srv *testnet.NS
+	service  *testnet.Proc
+}
+
+const dnsService = 8053
+
+func newDNSNet(t *testing.T) *dnsNet {
+	n := &dnsNet{cli: testnet.NewNS(t), srv: testnet.NewNS(t)}
+	testnet.Veth(t, n.cli, []string{"198.18.0.1/24"}, n.srv, []string{"198.18.0.2/24", "198.18.0.10/24"})
+	testnet.Dnsmasq(t, n.srv, "198.18.0.2", "--local=/test.example/", "--local-ttl=300",
+		"--host-record=api.test.example,198.18.0.10", "--cname=www.test.example,api.test.example")
+	n.service = testnet.Start(t, "ct-dns-srv", testnet.Role{Server: true, NS: n.srv.Path(), Addr: "198.18.0.10:8053", Conns: 1, Recv: 4, Send: 4})
+	n.service.Expect(t, "listening")
+	testnet.ResolvConf(t, n.cli, "198.18.0.2", "timeout:1", "attempts:1")
+	return n
+}
+
+// goLookup resolves name with Go's own resolver in the client namespace,
+// asking server, and connects to the service's port at the address
+// when it resolves (want: the address, or "" for a failure).
+func (n *dnsNet) goLookup(t *testing.T, comm, server, name, want string) *testnet.Proc {
+	t.Helper()
+	p := n.startLookup(t, comm, server, name, want)
+	n.endLookup(t, p, want)
+	return p
+}
+
+// startLookup starts goLookup's process; endLookup waits for its end.
+func (n *dnsNet) startLookup(t *testing.T, comm, server, name, want string) *testnet.Proc {
+	t.Helper()
+	p := testnet.Start(t, comm, testnet.Role{NS: n.cli.Path(), DNS: server + ":53", Addr: fmt.Sprintf("%s:%d", name, dnsService),
+		Send: 4, Recv: 4, MayFail: want == "", Timeout: 2 * time.Second})
+	p.Expect(t, "ready")
+	return p
+}
+
+func (n *dnsNet) endLookup(t *testing.T, p *testnet.Proc, want string) {
+	t.Helper()
+	if want == "" {
+		p.Expect(t, "failed")
+		p.Wait(t)
+		return
+	}
+	if got := p.Expect(t, "resolved"); got != want {
+		t.Fatalf("resolved %q, want %q", got, want)
+	}
+	p.Expect(t, "connected")
+	p.Wait(t)
+}
+
+// TestDNS: real lookups from a client namespace to Debian's dnsmasq in a
+// server namespace, by glibc (getent: A and AAAA in parallel on one
+// socket) and Go's own resolver: one dns event per query with its
+// process, server, name, type, outcome and answers; the connection that
+// follows carries the name it was resolved from; NXDOMAIN, REFUSED, a
+// timeout (a server address nobody has) and a refusal (a host with no
+// server: ICMP port unreachable, at once, not a timeout) are told as
+// such. One tracer for every case, with only DNS events and connections
+// asked for: the refusal's connect_fail, not asked for, still ends its
+// lookup.
+func TestDNS(t *testing.T) {
+	n := newDNSNet(t)
+	events, err := tracer.ParseEvents("dns,connect,close")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startTracer(t, tracer.Config{Ports: []uint16{53, dnsService}, Events: events, DNSTimeout: 1500 * time.Millisecond})
+	// The one that waits for nothing, meanwhile the others.
+	silent := n.startLookup(t, "ct-dns-silent", "198.18.0.3", "api.test.example", "")
+	if out, err := n.cli.Exec(t, "getent", "ahosts", "api.test.example"); err != nil || !strings.Contains(out, "198.18.0.10") {
+		t.Fatalf("getent ahosts: %v\n%s", err, out)
+	}
+	cli := n.goLookup(t, "ct-dns-go", "198.18.0.2", "www.test.example", "198.18.0.10")
+	n.goLookup(t, "ct-dns-nx", "198.18.0.2", "nope.test.example", "")
+	n.goLookup(t, "ct-dns-refused", "198.18.0.2", "elsewhere.example", "")
+	n.goLookup(t, "ct-dns-closed", "198.18.0.10", "api.test.example", "") // a host, no server
+	n.endLookup(t, silent, "")
+	s.waitFor(t, 1, func(ev *tracer.Event) bool { return ev.Type == tracer.EventDNS && ev.DNS.Outcome == event.TimedOut })
+	all := s.stop(t)
+
+	server, nobody := netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("198.18.0.3")
+	lookups := func(comm string, to netip.Addr, name, qtype string) []tracer.Event {
+		var out []tracer.Event
+		for _, ev := range all {
+			if ev.Type == tracer.EventDNS && string(ev.CommBytes()) == comm && ev.RAddr == to && string(ev.DNS.Name) == name && ev.DNS.QTypeName() == qtype {
+				out = append(out, ev)
+			}
+		}
+		return out
+	}
+	check := func(what string, evs []tracer.Event, from netip.Addr, rcode string, answers ...string) {
+		t.Helper()
+		if len(evs) != 1 {
+			t.Errorf("%s: want one dns event, got %d:\n%s", what, len(evs), dump(all))
+			return
+		}
+		ev := evs[0]
+		l := ev.DNS
+		var got []string
+		for _, a := range l.Answers {
+			got = append(got, a.Addr.String())
+		}
+		if ev.RAddr != from || ev.RPort != 53 || ev.Direction != tracer.DirOut || ev.Proto != tracer.ProtoUDP || ev.NetNS != n.cli.Inode(t) || ev.PID == 0 ||
+			l.RCodeName() != rcode || strings.Join(got, ",") != strings.Join(answers, ",") || l.AnswerCount != len(answers) {
+			t.Errorf("%s: want %s from %s:53 with %v, got:\n%s", what, rcode, from, answers, dump(evs))
+		}
+		if rcode == "NOERROR" && len(answers) > 0 && (l.Latency <= 0 || l.Latency > time.Second || l.Answers[0].TTL != 300) {
+			t.Errorf("%s: want a latency and the TTL 300, got %v %d", what, l.Latency, l.Answers[0].TTL)
+		}
+	}
+	check("NXDOMAIN", lookups("ct-dns-nx", server, "nope.test.example.", "A"), server, "NXDOMAIN")
+	check("REFUSED", lookups("ct-dns-refused", server, "elsewhere.example.", "A"), server, "REFUSED")
+	timeout := lookups("ct-dns-silent", nobody, "api.test.example.", "A")
+	check("timeout", timeout, nobody, "timeout")
+	if fails := ofType(tracer.EventConnectFail, all); len(fails) != 0 {
+		t.Errorf("connect_fail not asked for, got:\n%s", dump(fails))
+	}
+	closed := netip.MustParseAddr("198.18.0.10")
+	refused := lookups("ct-dns-closed", closed, "api.test.example.", "A")
+	check("port unreachable", refused, closed, "unreachable")
+	if len(refused) == 1 {
+		l := refused[0].DNS
+		switch mode := s.t.Mode(); {
+		case l.Errno != 111 || l.Latency <= 0 || l.Latency > time.Second:
+			t.Errorf("port unreachable: want ECONNREFUSED at once, got errno %d after %v", l.Errno, l.Latency)
+		case tracer.UDPICMPHooked(mode) && (l.ICMPFrom != closed || l.ICMPType != 3 || l.ICMPCode != 3):
+			t.Errorf("port unreachable: %s hooks: want ICMP 3/3 from %s, got %d/%d from %v", mode, closed, l.ICMPType, l.ICMPCode, l.ICMPFrom)
+		case !tracer.UDPICMPHooked(mode) && l.ICMPFrom.IsValid():
+			t.Errorf("port unreachable: %s hooks: want no ICMP sender, got %v", mode, l.ICMPFrom)
+		}
+	}
+	if len(timeout) == 1 && timeout[0].DNS.Latency != 1500*time.Millisecond {
+		t.Errorf("timeout: want it waited the DNS timeout, got %v", timeout[0].DNS.Latency)
+	}
+	check("getent A", lookups("getent", server, "api.test.example.", "A"), server, "NOERROR", "198.18.0.10")
+	check("getent AAAA", lookups("getent", server, "api.test.example.", "AAAA"), server, "NOERROR")
+	goA := lookups("ct-dns-go", server, "www.test.example.", "A")
+	check("Go resolver", goA, server, "NOERROR", "198.18.0.10")
+	if len(goA) == 1 && (len(goA[0].DNS.CNAMEs) != 1 || !bytes.Equal(goA[0].DNS.CNAMEs[0], []byte("api.test.example."))) {
+		t.Errorf("Go resolver: want the CNAME api.test.example., got %q", goA[0].DNS.CNAMEs)
+	}
+	// The connection after the lookup has the name asked for.
+	var conns []tracer.Event
+	for _, ev := range all {
+		if ev.RPort == dnsService && ev.Type != tracer.EventDNS {
+			conns = append(conns, ev)
+		}
+	}
+	if len(conns) != 2 || conns[0].Type != tracer.EventConnect || conns[1].Type != tracer.EventClose ||
+		conns[0].RName != "www.test.example" || conns[1].RName != "www.test.example" || int(conns[0].PID) != cli.PID {
+		t.Errorf("want the Go client's connect and close named www.test.example, got:\n%s", dump(conns))
+	}
+	// The server's end of the same connection is not in the client's
+	// namespace: no name there.
+	for _, ev := range all {
+		if ev.LPort == dnsService && ev.RName != "" {
+			t.Errorf("the server's end got a name from the client's namespace:\n%s", dump([]tracer.Event{ev}))
+		}
+	}
+}
+
+// TestDNSDig: dig's lookups (the host's dig: the VMs have none), an
+// answer and an NXDOMAIN, each one event of dig's. Beside it, a tracer
+// whose port filter leaves DNS out still names the connection that
+// follows a lookup, and reports no lookup.
+func TestDNSDig(t *testing.T) {
+	n := newDNSNet(t)
+	s := startTracer(t, tracer.Config{Ports: []uint16{53}})
+	named := startTracer(t, tracer.Config{Ports: []uint16{dnsService}})
+	for _, name := range []string{"api.test.example", "nope.test.example"} {
+		if out, err := n.cli.Exec(t, "dig", "+tries=1", "+timeout=2", "@198.18.0.2", name, "A"); err != nil {
+			t.Fatalf("dig %s: %v\n%s", name, err, out)
+		}
+	}
+	cli := n.goLookup(t, "ct-dns-go", "198.18.0.2", "www.test.example", "198.18.0.10")
+	s.waitFor(t, 3, func(ev *tracer.Event) bool { return ev.Type == tracer.EventDNS })
+	named.waitFor(t, 1, func(ev *tracer.Event) bool { return ev.Type == tracer.EventClose && ev.RPort == dnsService })
+	all := ofType(tracer.EventDNS, s.stop(t))
+	if len(all) != 3 || string(all[0].CommBytes()) != "dig" || string(all[0].DNS.Name) != "api.test.example." || all[0].DNS.RCodeName() != "NOERROR" ||
+		len(all[0].DNS.Answers) != 1 || all[0].DNS.Answers[0].Addr != netip.MustParseAddr("198.18.0.10") ||
+		string(all[1].CommBytes()) != "dig" || all[1].DNS.RCodeName() != "NXDOMAIN" || all[1].NetNS != n.cli.Inode(t) {
+		t.Errorf("want dig's answer and its NXDOMAIN, then the Go client's, got:\n%s", dump(all))
+	}
+	var conns []tracer.Event
+	for _, ev := range named.stop(t) {
+		if ev.Type == tracer.EventDNS {
+			t.Errorf("a lookup the port filter leaves out:\n%s", dump([]tracer.Event{ev}))
+		}
+		if ev.LPort != dnsService && int(ev.PID) == cli.PID {
+			conns = append(conns, ev)
+		}
+	}
+	if len(conns) != 2 || conns[0].RName != "www.test.example" || conns[1].RName != "www.test.example" {
+		t.Errorf("want the Go client's connect and close named, got:\n%s", dump(conns))
+	}
+}

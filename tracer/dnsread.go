@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package tracer
+
+import (
+	"time"
+	"unsafe"
+
+	"github.com/conntrace/conntrace/tracer/dns"
+	"github.com/conntrace/conntrace/tracer/internal/bpfobj"
+)
+
+// DefaultDNSTimeout is Config.DNSTimeout's default: resolv.conf's
+// "options timeout" default, and Go's resolver's.
+const DefaultDNSTimeout = 5 * time.Second
+
+// dnsReader makes lookups of the dns records beside nothing else: the
+// reader parses each message (a few hundred bytes; no lookup waits) and
+// keeps the names answers give for the other events' peers.
+type dnsReader struct {
+	msg     dns.Message
+	lookups *dns.Lookups
+	names   *dns.Names
+}
+
+func newDNSReader(timeout time.Duration) *dnsReader {
+	if timeout <= 0 {
+		timeout = DefaultDNSTimeout
+	}
+	return &dnsReader{lookups: dns.NewLookups(timeout, dns.DefaultMaxInFlight), names: dns.NewNames(dns.DefaultMaxNames)}
+}
+
+// dnsHead is the size of a dns record without its payload.
+const dnsHead = int(unsafe.Offsetof(bpfobj.ConntraceDnsRecord{}.Payload))
+
+// absorbDNS reads a dns record decoded into ev: a query waits for its
+// answer (false: no event now); an answer is the lookup's event, when
+// the message passes the filters. Every answer to a query seen names its
+// addresses, whatever the filters.
+func absorbDNS(t *Tracer, raw []byte, ev *pending) bool {
+	d := t.dns
+	if d == nil {
+		return false
+	}
+	r := (*bpfobj.ConntraceDnsRecord)(unsafe.Pointer(&raw[0]))
+	payload := raw[dnsHead:r.Head.Size]
+	// A lookup goes out from this end, whichever message told it.
+	ev.Direction = DirOut
+	m := &d.msg
+	if err := m.Parse(payload); err != nil {
+		t.stats.DNSMalformed++
+		return false
+	}
+	if int(r.Len) > len(payload) {
+		m.Partial = true
+	}
+	if !m.Response {
+		d.lookups.Query(&ev.Event, ev.ts, r.Sock, m, r.Shown != 0)
+		return false
+	}
+	l, paired, hidden := d.lookups.Answer(&ev.Event, ev.ts, r.Sock, m)
+	if paired && m.RCode == 0 {
+		d.names.Add(ev.NetNS, m.Name, m.Answers, ev.ts)
+	}
+	if hidden || r.Shown == 0 {
+		d.lookups.Release(l)
+		return false
+	}
+	ev.DNS = l
+	return true
+}
+
+// expireDNS writes the lookups that timed out by now (ts, the kernel's
+// clock) or, at the run's end (all), every one still in flight.
+func (t *Tracer) expireDNS(sink Sink, all bool) error {
+	if t.dns == nil || t.dns.lookups.Waiting() == 0 && !all {
+		return nil
+	}
+	now := t.clock.Mono()
+	for {
+		ev, err := t.slot(sink)
+		if err != nil {
+			return err
+		}
+		var at uint64
+		var ok bool
+		if all {
+			at, ok = t.dns.lookups.Unanswered(&ev.Event)
+		} else {
+			at, ok = t.dns.lookups.Expired(now, &ev.Event)
+		}
+		if !ok {
+			t.unslot(ev)
+			return nil
+		}
+		ev.Time = t.clock.Wall(at)
+		ev.ts = at
+		if err := t.route(ev, sink); err != nil {
+			return err
+		}
+	}
+}
+
+// absorbConnectFail: a UDP flow's failure (an ICMP error) ends its
+// lookups in flight; the event goes out if it was asked for (the kernel
+// reports a DNS flow's for the lookups' sake).
+func absorbConnectFail(t *Tracer, _ []byte, ev *pending) bool {
+	if t.dns != nil && ev.Proto == ProtoUDP {
+		t.dns.lookups.Refused(&ev.Event, ev.ts)
+	}
+	return t.events.Has(EventConnectFail)
+}

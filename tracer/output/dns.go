@@ -1,0 +1,185 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package output
+
+import (
+	"strconv"
+
+	"github.com/conntrace/conntrace/tracer/event"
+)
+
+// dnsName is a name as the output has it: without its final dot (the
+// root stays ".").
+func dnsName(name []byte) []byte {
+	if len(name) > 1 && name[len(name)-1] == '.' {
+		return name[:len(name)-1]
+	}
+	return name
+}
+
+func dnsJSON(dst []byte, ev *event.Event) []byte {
+	l := ev.DNS
+	if l == nil {
+		return dst
+	}
+	dst = append(dst, `,"id":`...)
+	dst = strconv.AppendUint(dst, uint64(l.ID), 10)
+	dst = append(dst, `,"name":`...)
+	dst = AppendJSONString(dst, dnsName(l.Name))
+	dst = append(dst, `,"qtype":"`...)
+	dst = append(dst, l.QTypeName()...)
+	dst = append(dst, `","rcode":"`...)
+	dst = append(dst, l.RCodeName()...)
+	dst = append(dst, `","latency_us":`...)
+	dst = strconv.AppendInt(dst, l.Latency.Microseconds(), 10)
+	if l.Outcome == event.Answered {
+		dst = append(dst, `,"truncated":`...)
+		dst = strconv.AppendBool(dst, l.Truncated)
+		dst = append(dst, `,"answers":[`...)
+		for i, a := range l.Answers {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"addr":"`...)
+			dst = a.Addr.AppendTo(dst)
+			dst = append(dst, `","ttl":`...)
+			dst = strconv.AppendUint(dst, uint64(a.TTL), 10)
+			dst = append(dst, '}')
+		}
+		dst = append(dst, `],"answer_count":`...)
+		dst = strconv.AppendInt(dst, int64(l.AnswerCount), 10)
+		dst = append(dst, `,"cnames":[`...)
+		for i, c := range l.CNAMEs {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = AppendJSONString(dst, dnsName(c))
+		}
+		dst = append(dst, ']')
+	}
+	if l.Outcome == event.Unreachable {
+		fail := lookupICMP(l)
+		dst = appendErrorJSON(dst, &fail)
+		if l.ICMPFrom.IsValid() {
+			dst = appendICMPJSON(dst, &fail)
+		}
+	}
+	if l.Partial {
+		dst = append(dst, `,"partial":true`...)
+	}
+	if l.Failed() {
+		var buf [256]byte
+		dst = append(dst, `,"explain":`...)
+		dst = AppendJSONString(dst, appendDNSExplanation(buf[:0], ev))
+	}
+	return dst
+}
+
+func dnsText(dst []byte, ev *event.Event) []byte {
+	l := ev.DNS
+	if l == nil {
+		return dst
+	}
+	dst = append(dst, ' ')
+	dst = append(dst, l.QTypeName()...)
+	dst = append(dst, ' ')
+	dst = AppendTextSafe(dst, dnsName(l.Name))
+	dst = append(dst, ' ')
+	dst = append(dst, l.RCodeName()...)
+	if l.Outcome == event.Answered && l.Latency > 0 {
+		dst = append(dst, " latency="...)
+		dst = appendDuration(dst, l.Latency)
+	}
+	if len(l.CNAMEs) > 0 {
+		dst = append(dst, " cname="...)
+		for i, c := range l.CNAMEs {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = AppendTextSafe(dst, dnsName(c))
+		}
+	}
+	if len(l.Answers) > 0 {
+		dst = append(dst, " answers="...)
+		for i, a := range l.Answers {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = a.Addr.AppendTo(dst)
+		}
+		if l.AnswerCount > len(l.Answers) {
+			dst = append(dst, ",..."...)
+		}
+	}
+	if l.Truncated {
+		dst = append(dst, " truncated"...)
+	}
+	if l.Failed() {
+		dst = append(dst, ": "...)
+		dst = appendDNSExplanation(dst, ev)
+	}
+	return dst
+}
+
+// appendDNSExplanation says why a lookup got no addresses.
+func appendDNSExplanation(dst []byte, ev *event.Event) []byte {
+	l := ev.DNS
+	server := func(dst []byte) []byte { return AppendAddrPort(dst, ev.RAddr, ev.RPort) }
+	switch l.Outcome {
+	case event.TimedOut:
+		dst = append(dst, "no answer from "...)
+		dst = server(dst)
+		dst = append(dst, " within "...)
+		return appendDuration(dst, l.Latency)
+	case event.Unanswered:
+		dst = append(dst, "no answer from "...)
+		dst = server(dst)
+		return append(dst, " yet when the run stopped"...)
+	case event.Unreachable:
+		fail := lookupICMP(l)
+		dst = append(dst, fail.ErrorName()...)
+		dst = append(dst, ": the query to "...)
+		dst = server(dst)
+		if l.ICMPFrom.IsValid() {
+			dst = append(dst, " was answered by "...)
+			dst = l.ICMPFrom.AppendTo(dst)
+			dst = append(dst, " with "...)
+			dst = appendICMP(dst, &fail)
+		} else {
+			dst = append(dst, " came back as an ICMP error"...)
+		}
+		if l.Errno == 111 { // ECONNREFUSED
+			dst = append(dst, ": no DNS server listens there"...)
+		}
+		return dst
+	}
+	switch l.RCode {
+	case 3:
+		dst = append(dst, "NXDOMAIN: "...)
+		dst = server(dst)
+		dst = append(dst, " says "...)
+		dst = AppendTextSafe(dst, dnsName(l.Name))
+		return append(dst, " does not exist"...)
+	case 2:
+		dst = append(dst, "SERVFAIL from "...)
+		dst = server(dst)
+		return append(dst, ": the server could not get an answer (its upstream failed, refused or timed out, or DNSSEC validation failed)"...)
+	case 5:
+		dst = append(dst, "REFUSED by "...)
+		dst = server(dst)
+		return append(dst, ": it does not answer this client or this name (an access rule, or not a recursive server)"...)
+	case 1:
+		dst = append(dst, "FORMERR from "...)
+		dst = server(dst)
+		return append(dst, ": the server could not read the query"...)
+	}
+	dst = append(dst, l.RCodeName()...)
+	dst = append(dst, " from "...)
+	return server(dst)
+}
+
+// lookupICMP is the lookup's error as a failure event has it, for the
+// failures' names.
+func lookupICMP(l *event.Lookup) event.Event {
+	return event.Event{Errno: l.Errno, ICMPFrom: l.ICMPFrom, ICMPType: l.ICMPType, ICMPCode: l.ICMPCode}
+}
