@@ -20,7 +20,10 @@
  *    EPERM: where sock_send_length is missing, the only sign of it, and
  *    elsewhere the reason for its EPERM.
  * The same kfree_skb program tells the datagrams dropped before a socket
- * had them (udp_port_drops.bpf.h).
+ * had them (udp_port_drops.bpf.h), and a DNS client's messages dropped
+ * here (any reason: a query's on its way out, an answer's on its way in,
+ * found for the socket by early demux) as drop records of its flow, for
+ * the lookups they leave unanswered (udp_dns.bpf.h).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -207,32 +210,71 @@ int BPF_PROG(udp_send_error, struct sock *sk, int ret)
 	return 0;
 }
 
-/* The peer of a datagram on its way out: the IP and UDP headers (the
- * network header set, the transport header too), and whether it was. */
-static __always_inline bool outgoing_peer(struct sk_buff *skb, struct sock *sk, struct udp_flow_key *key)
+/* The peer of a datagram of socket sk: the IP and UDP headers (the
+ * network header set, the transport header too), and whether it was
+ * one (its ports, this way or the other, are the socket's); out: it was
+ * on its way out (else in, found for the socket by early demux). */
+static __always_inline bool datagram_peer(struct sk_buff *skb, struct sock *sk, struct udp_flow_key *key,
+					  bool *out)
 {
 	unsigned char *head = BPF_CORE_READ(skb, head);
 	__u16 nh = BPF_CORE_READ(skb, network_header);
 	__u16 th = BPF_CORE_READ(skb, transport_header);
+	__u16 local = BPF_CORE_READ(sk, __sk_common.skc_num);
 	__u16 ports[2] = {};
 	__u8 v = 0;
 
 	bpf_probe_read_kernel(&v, 1, head + nh);
 	if (bpf_probe_read_kernel(ports, sizeof(ports), head + th))
 		return false;
-	/* Coming in (found for the socket by early demux), the source is
-	 * the peer's port. */
-	if (bpf_ntohs(ports[0]) != BPF_CORE_READ(sk, __sk_common.skc_num))
+	/* The peer's address: the destination going out, the source coming
+	 * in (IPv4's at 16 and 12, IPv6's at 24 and 8). */
+	if (bpf_ntohs(ports[0]) == local) {
+		*out = true;
+		key->peer_port = bpf_ntohs(ports[1]);
+		nh += v >> 4 == 4 ? 16 : 24;
+	} else if (bpf_ntohs(ports[1]) == local) {
+		*out = false;
+		key->peer_port = bpf_ntohs(ports[0]);
+		nh += v >> 4 == 4 ? 12 : 8;
+	} else {
 		return false;
-	key->peer_port = bpf_ntohs(ports[1]);
+	}
 	if (v >> 4 == 4) {
 		key->family = AF_INET;
-		bpf_probe_read_kernel(key->peer, 4, head + nh + 16);
+		bpf_probe_read_kernel(key->peer, 4, head + nh);
 	} else {
 		key->family = AF_INET6;
-		bpf_probe_read_kernel(key->peer, 16, head + nh + 24);
+		bpf_probe_read_kernel(key->peer, 16, head + nh);
 	}
 	return true;
+}
+
+/* A DNS message of a client socket this host dropped (a query on its way
+ * out, an answer on its way in): a drop record of its flow, one per
+ * message, for the lookups it leaves without an answer (Go drops the
+ * event when drop events were not asked for). */
+static __always_inline void dns_dropped(struct sock *sk, const struct udp_flow_key *key, __u32 reason,
+					bool out)
+{
+	struct udp_flow *f = bpf_map_lookup_elem(&udp_flows, key);
+	struct drop_record *e;
+	struct tuple t = {};
+
+	if (!f || f->pending)
+		return;
+	flow_tuple(&t, key, f);
+	e = new_record(EVENT_DROP, sizeof(*e), IPPROTO_UDP, &t, &f->task);
+	if (!e)
+		return;
+	e->head.conn_id = f->conn_id;
+	e->head.netns = f->netns;
+	e->head.direction = out ? DIR_OUT : DIR_IN;
+	e->drops = 1;
+	e->reason = reason;
+	e->rcvbuf = 0;
+	e->queued = 0;
+	submit(e);
 }
 
 SEC("tp_btf/kfree_skb")
@@ -240,6 +282,7 @@ int BPF_PROG(udp_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_r
 {
 	struct udp_flow_key key = {};
 	struct task_info task = {};
+	bool netfilter, out;
 	struct udp_flow *f;
 	struct sock *sk;
 	__u8 state;
@@ -249,7 +292,8 @@ int BPF_PROG(udp_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_r
 		port_drop(skb, reason);
 		return 0;
 	}
-	if (reason != bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP))
+	netfilter = reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP);
+	if (!netfilter && !dns_tap)
 		return 0;
 	sk = BPF_CORE_READ(skb, sk);
 	if (!sk)
@@ -258,7 +302,16 @@ int BPF_PROG(udp_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_r
 	state = BPF_CORE_READ(sk, __sk_common.skc_state);
 	if ((state != TCP_CLOSE && state != TCP_ESTABLISHED) ||
 	    BPF_CORE_READ(sk, sk_protocol) != IPPROTO_UDP || BPF_CORE_READ(sk, sk_type) != SOCK_DGRAM ||
-	    !want_event(EVENT_CONNECT_FAIL) || !outgoing_peer(skb, sk, &key))
+	    !datagram_peer(skb, sk, &key, &out))
+		return 0;
+	key.sock = sock_id(sk);
+	/* A query's or an answer's drop, but a firewall's of a query (the
+	 * application gets EPERM: below). */
+	if (dns_tap && key.peer_port == DNS_PORT && !stopping && !(netfilter && out)) {
+		dns_dropped(sk, &key, reason, out);
+		return 0;
+	}
+	if (!netfilter || !out || !want_event(EVENT_CONNECT_FAIL))
 		return 0;
 	/* The socket's storage is out of reach here (skb->sk is no trusted
 	 * pointer); the sender is: netfilter's output hooks run in its
@@ -266,7 +319,6 @@ int BPF_PROG(udp_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_r
 	fill_task(&task);
 	if (!proc_match(task.pid, task.comm))
 		return 0;
-	key.sock = sock_id(sk);
 	f = bpf_map_lookup_elem(&udp_flows, &key);
 	if ((f && f->pending) || !first_error(&key, f, EPERM))
 		return 0;

@@ -89,6 +89,11 @@ type Config struct {
 	UDPFlows uint32
 	// Events selects the event types (0: all).
 	Events EventMask
+	// Names keeps only the DNS lookups of these names and the events
+	// whose peer was resolved from one (RName): exact names, or
+	// "*.domain" for every name below domain. Filtered in user space, where
+	// names are known; it needs UDP traced.
+	Names []string
 	// DNSTimeout is how long a DNS query waits for its answer before it
 	// is reported as timed out (0: DefaultDNSTimeout).
 	DNSTimeout time.Duration

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,8 +19,9 @@ import (
 // dnsNet is a client namespace and a server namespace where Debian's
 // dnsmasq serves test.example on 198.18.0.2 (api, and www its CNAME, at
 // 198.18.0.10, TTL 300; nothing else: NXDOMAIN; no upstream: REFUSED for
-// other names), and a server on 198.18.0.10:8053 takes one connection.
-// 198.18.0.3 is nobody's. glibc in the client asks 198.18.0.2.
+// other names), also on 198.18.0.4, and a server on 198.18.0.10:8053
+// takes one connection. 198.18.0.3 is nobody's. glibc in the client asks
+// 198.18.0.2.
 type dnsNet struct {
 	cli, srv *testnet.NS
 	service  *testnet.Proc
@@ -28,10 +30,14 @@ type dnsNet struct {
 const dnsService = 8053
 
 func newDNSNet(t *testing.T) *dnsNet {
+	return newDNSNetOf(t, "--host-record=api.test.example,198.18.0.10", "--cname=www.test.example,api.test.example")
+}
+
+// newDNSNetOf is a dnsNet whose zone has records instead.
+func newDNSNetOf(t *testing.T, records ...string) *dnsNet {
 	n := &dnsNet{cli: testnet.NewNS(t), srv: testnet.NewNS(t)}
-	testnet.Veth(t, n.cli, []string{"198.18.0.1/24"}, n.srv, []string{"198.18.0.2/24", "198.18.0.10/24"})
-	testnet.Dnsmasq(t, n.srv, "198.18.0.2", "--local=/test.example/", "--local-ttl=300",
-		"--host-record=api.test.example,198.18.0.10", "--cname=www.test.example,api.test.example")
+	testnet.Veth(t, n.cli, []string{"198.18.0.1/24"}, n.srv, []string{"198.18.0.2/24", "198.18.0.4/24", "198.18.0.10/24"})
+	testnet.Dnsmasq(t, n.srv, "198.18.0.2", append([]string{"--listen-address=198.18.0.4", "--local=/test.example/", "--local-ttl=300"}, records...)...)
 	n.service = testnet.Start(t, "ct-dns-srv", testnet.Role{Server: true, NS: n.srv.Path(), Addr: "198.18.0.10:8053", Conns: 1, Recv: 4, Send: 4})
 	n.service.Expect(t, "listening")
 	testnet.ResolvConf(t, n.cli, "198.18.0.2", "timeout:1", "attempts:1")
@@ -88,8 +94,11 @@ func TestDNS(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := startTracer(t, tracer.Config{Ports: []uint16{53, dnsService}, Events: events, DNSTimeout: 1500 * time.Millisecond})
-	// The one that waits for nothing, meanwhile the others.
+	// A rule in the client's namespace drops what 198.18.0.4 answers.
+	n.cli.Firewall(t, testnet.Firewall{UDP: true, SPort: 53, From: netip.MustParseAddr("198.18.0.4")})
+	// The ones that wait for nothing, meanwhile the others.
 	silent := n.startLookup(t, "ct-dns-silent", "198.18.0.3", "api.test.example", "")
+	dropped := n.startLookup(t, "ct-dns-dropped", "198.18.0.4", "api.test.example", "")
 	if out, err := n.cli.Exec(t, "getent", "ahosts", "api.test.example"); err != nil || !strings.Contains(out, "198.18.0.10") {
 		t.Fatalf("getent ahosts: %v\n%s", err, out)
 	}
@@ -98,7 +107,8 @@ func TestDNS(t *testing.T) {
 	n.goLookup(t, "ct-dns-refused", "198.18.0.2", "elsewhere.example", "")
 	n.goLookup(t, "ct-dns-closed", "198.18.0.10", "api.test.example", "") // a host, no server
 	n.endLookup(t, silent, "")
-	s.waitFor(t, 1, func(ev *tracer.Event) bool { return ev.Type == tracer.EventDNS && ev.DNS.Outcome == event.TimedOut })
+	n.endLookup(t, dropped, "")
+	s.waitFor(t, 2, func(ev *tracer.Event) bool { return ev.Type == tracer.EventDNS && ev.DNS.Outcome == event.TimedOut })
 	all := s.stop(t)
 
 	server, nobody := netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("198.18.0.3")
@@ -152,8 +162,20 @@ func TestDNS(t *testing.T) {
 			t.Errorf("port unreachable: %s hooks: want no ICMP sender, got %v", mode, l.ICMPFrom)
 		}
 	}
-	if len(timeout) == 1 && timeout[0].DNS.Latency != 1500*time.Millisecond {
-		t.Errorf("timeout: want it waited the DNS timeout, got %v", timeout[0].DNS.Latency)
+	if len(timeout) == 1 && (timeout[0].DNS.Latency != 1500*time.Millisecond || !timeout[0].DNS.DropsWatched || timeout[0].DNS.Drops != 0) {
+		t.Errorf("timeout: want it waited the DNS timeout, nothing dropped here, got %+v", timeout[0].DNS)
+	}
+	// The answer a rule here dropped: a timeout that says so.
+	firewalled := netip.MustParseAddr("198.18.0.4")
+	drop := lookups("ct-dns-dropped", firewalled, "api.test.example.", "A")
+	check("answer dropped here", drop, firewalled, "timeout")
+	if len(drop) == 1 {
+		if l := drop[0].DNS; !l.DropsWatched || l.Drops != 1 || l.DropReason != "NETFILTER_DROP" || l.DropOut {
+			t.Errorf("answer dropped here: want 1 answer dropped (NETFILTER_DROP), got %+v", l)
+		}
+	}
+	if drops := ofType(tracer.EventDrop, all); len(drops) != 0 {
+		t.Errorf("drop events not asked for:\n%s", dump(drops))
 	}
 	check("getent A", lookups("getent", server, "api.test.example.", "A"), server, "NOERROR", "198.18.0.10")
 	check("getent AAAA", lookups("getent", server, "api.test.example.", "AAAA"), server, "NOERROR")
@@ -185,35 +207,66 @@ func TestDNS(t *testing.T) {
 // TestDNSDig: dig's lookups (the host's dig: the VMs have none), an
 // answer and an NXDOMAIN, each one event of dig's. Beside it, a tracer
 // whose port filter leaves DNS out still names the connection that
-// follows a lookup, and reports no lookup.
+// follows a lookup, and reports no lookup; another network namespace
+// (the same addresses, its own server) resolves another name to the same
+// address: each connection has its own namespace's name; --name keeps
+// what it names.
 func TestDNSDig(t *testing.T) {
 	n := newDNSNet(t)
+	other := newDNSNetOf(t, "--host-record=other.test.example,198.18.0.10")
 	s := startTracer(t, tracer.Config{Ports: []uint16{53}})
 	named := startTracer(t, tracer.Config{Ports: []uint16{dnsService}})
+	www := startTracer(t, tracer.Config{Names: []string{"*.TEST.example."}, Ports: []uint16{53, dnsService}})
 	for _, name := range []string{"api.test.example", "nope.test.example"} {
 		if out, err := n.cli.Exec(t, "dig", "+tries=1", "+timeout=2", "@198.18.0.2", name, "A"); err != nil {
 			t.Fatalf("dig %s: %v\n%s", name, err, out)
 		}
 	}
 	cli := n.goLookup(t, "ct-dns-go", "198.18.0.2", "www.test.example", "198.18.0.10")
-	s.waitFor(t, 3, func(ev *tracer.Event) bool { return ev.Type == tracer.EventDNS })
-	named.waitFor(t, 1, func(ev *tracer.Event) bool { return ev.Type == tracer.EventClose && ev.RPort == dnsService })
+	otherCli := other.goLookup(t, "ct-dns-other", "198.18.0.2", "other.test.example", "198.18.0.10")
+	s.waitFor(t, 4, func(ev *tracer.Event) bool { return ev.Type == tracer.EventDNS })
+	named.waitFor(t, 2, func(ev *tracer.Event) bool { return ev.Type == tracer.EventClose && ev.RPort == dnsService })
 	all := ofType(tracer.EventDNS, s.stop(t))
-	if len(all) != 3 || string(all[0].CommBytes()) != "dig" || string(all[0].DNS.Name) != "api.test.example." || all[0].DNS.RCodeName() != "NOERROR" ||
+	if len(all) != 4 || string(all[0].CommBytes()) != "dig" || string(all[0].DNS.Name) != "api.test.example." || all[0].DNS.RCodeName() != "NOERROR" ||
 		len(all[0].DNS.Answers) != 1 || all[0].DNS.Answers[0].Addr != netip.MustParseAddr("198.18.0.10") ||
 		string(all[1].CommBytes()) != "dig" || all[1].DNS.RCodeName() != "NXDOMAIN" || all[1].NetNS != n.cli.Inode(t) {
 		t.Errorf("want dig's answer and its NXDOMAIN, then the Go client's, got:\n%s", dump(all))
 	}
-	var conns []tracer.Event
+	var conns, otherConns []tracer.Event
 	for _, ev := range named.stop(t) {
-		if ev.Type == tracer.EventDNS {
+		switch {
+		case ev.Type == tracer.EventDNS:
 			t.Errorf("a lookup the port filter leaves out:\n%s", dump([]tracer.Event{ev}))
-		}
-		if ev.LPort != dnsService && int(ev.PID) == cli.PID {
+		case ev.LPort != dnsService && int(ev.PID) == cli.PID:
 			conns = append(conns, ev)
+		case ev.LPort != dnsService && int(ev.PID) == otherCli.PID:
+			otherConns = append(otherConns, ev)
 		}
 	}
 	if len(conns) != 2 || conns[0].RName != "www.test.example" || conns[1].RName != "www.test.example" {
 		t.Errorf("want the Go client's connect and close named, got:\n%s", dump(conns))
+	}
+	if len(otherConns) != 2 || otherConns[0].RName != "other.test.example" || otherConns[0].NetNS != other.cli.Inode(t) ||
+		otherConns[0].RAddr != conns[0].RAddr {
+		t.Errorf("want the other namespace's connect to the same address named by its own lookup, got:\n%s", dump(otherConns))
+	}
+	// --name: the lookups of names below test.example and the events
+	// of peers resolved from one; no flow to port 53 (no name), nothing
+	// of the server's end.
+	var kinds []string
+	for _, ev := range www.stop(t) {
+		switch {
+		case ev.Type == tracer.EventDNS:
+			kinds = append(kinds, "dns "+string(ev.DNS.Name))
+		case int(ev.PID) == cli.PID || int(ev.PID) == otherCli.PID:
+			kinds = append(kinds, ev.Type.String()+" "+ev.RName)
+		default:
+			t.Errorf("--name let through:\n%s", dump([]tracer.Event{ev}))
+		}
+	}
+	slices.Sort(kinds)
+	if got := strings.Join(kinds, ","); got != "close other.test.example,close www.test.example,connect other.test.example,connect www.test.example,"+
+		"dns api.test.example.,dns nope.test.example.,dns other.test.example.,dns www.test.example." {
+		t.Errorf("--name *.test.example: got %s", got)
 	}
 }

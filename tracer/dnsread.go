@@ -3,6 +3,7 @@
 package tracer
 
 import (
+	"fmt"
 	"time"
 	"unsafe"
 
@@ -27,7 +28,10 @@ func newDNSReader(timeout time.Duration) *dnsReader {
 	if timeout <= 0 {
 		timeout = DefaultDNSTimeout
 	}
-	return &dnsReader{lookups: dns.NewLookups(timeout, dns.DefaultMaxInFlight), names: dns.NewNames(dns.DefaultMaxNames)}
+	r := &dnsReader{lookups: dns.NewLookups(timeout, dns.DefaultMaxInFlight), names: dns.NewNames(dns.DefaultMaxNames)}
+	// The UDP kfree_skb program reports a DNS flow's drops.
+	r.lookups.DropsWatched = dropsHooked()
+	return r
 }
 
 // dnsHead is the size of a dns record without its payload.
@@ -101,6 +105,17 @@ func (t *Tracer) expireDNS(sink Sink, all bool) error {
 	}
 }
 
+// absorbDrop: this host dropped a DNS flow's messages (its query, or
+// answers: a firewall rule, a full receive buffer): its lookups in flight
+// have them, for their timeout. The event goes out if it was asked for
+// (the kernel reports a DNS flow's for the lookups' sake).
+func absorbDrop(t *Tracer, _ []byte, ev *pending) bool {
+	if t.dns != nil && ev.Proto == ProtoUDP && ev.RPort == 53 {
+		t.dns.lookups.DroppedHere(&ev.Event)
+	}
+	return t.events.Has(EventDrop)
+}
+
 // absorbConnectFail: a UDP flow's failure (an ICMP error) ends its
 // lookups in flight; the event goes out if it was asked for (the kernel
 // reports a DNS flow's for the lookups' sake).
@@ -109,4 +124,35 @@ func absorbConnectFail(t *Tracer, _ []byte, ev *pending) bool {
 		t.dns.lookups.Refused(&ev.Event, ev.ts)
 	}
 	return t.events.Has(EventConnectFail)
+}
+
+// namesFilter is Config.Names' filter, or why it cannot be had here.
+func namesFilter(cfg *Config, t *Tracer) (*dns.Filter, error) {
+	f, err := dns.NewFilter(cfg.Names)
+	if err != nil {
+		return nil, fmt.Errorf("names: %w", err)
+	}
+	if t.dns == nil {
+		why := "no event selected is a lookup or has a peer"
+		switch {
+		case cfg.Proto == ProtoTCP:
+			why = "UDP is not traced"
+		case t.udpErr != nil:
+			why = t.udpErr.Error()
+		}
+		return nil, fmt.Errorf("names: DNS lookups cannot be traced: %s", why)
+	}
+	return f, nil
+}
+
+// namesMatch says whether ev passes Config.Names: a lookup of one of the
+// names, or an event whose peer was resolved from one.
+func (t *Tracer) namesMatch(ev *Event) bool {
+	switch {
+	case ev.Type == EventDNS:
+		return ev.DNS != nil && t.names.Match(ev.DNS.Name)
+	case ev.Type.HasPeer():
+		return ev.RName != "" && t.names.MatchString(ev.RName)
+	}
+	return false
 }

@@ -41,7 +41,7 @@ var kindTable = [...]kindOps{
 	EventClose:       {size: sizeOf[bpfobj.ConntraceCloseRecord](), body: decodeClose},
 	EventConnectFail: {size: sizeOf[bpfobj.ConntraceConnectFailRecord](), body: decodeConnectFail, absorb: absorbConnectFail, lookup: connectFailLookup, settle: connectFailSettle},
 	EventBindFail:    {size: sizeOf[bpfobj.ConntraceBindFailRecord](), body: decodeBindFail, lookup: bindFailLookup, settle: bindFailSettle},
-	EventDrop:        {size: sizeOf[bpfobj.ConntraceDropRecord](), body: decodeDrop, lookup: dropLookup, settle: dropSettle},
+	EventDrop:        {size: sizeOf[bpfobj.ConntraceDropRecord](), body: decodeDrop, absorb: absorbDrop, lookup: dropLookup, settle: dropSettle},
 	EventDNS:         {size: dnsHead, absorb: absorbDNS},
 }
 

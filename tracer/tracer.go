@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/conntrace/conntrace/tracer/containers"
+	"github.com/conntrace/conntrace/tracer/dns"
 	"github.com/conntrace/conntrace/tracer/internal/bpfobj"
 	"github.com/conntrace/conntrace/tracer/sockets/owners"
 )
@@ -104,6 +105,8 @@ type Tracer struct {
 	dns *dnsReader
 	// events is Config.Events: the kernel reports some beyond it.
 	events EventMask
+	// names is Config.Names (nil: none).
+	names *dns.Filter
 }
 
 const (
@@ -157,6 +160,13 @@ func Open(cfg Config) (*Tracer, error) {
 		if err == nil {
 			t.udpErr = udp.err
 			t.events = cfg.Events
+			if len(cfg.Names) > 0 {
+				if t.names, err = namesFilter(&cfg, t); err != nil {
+					t.Close()
+					look.Close()
+					return nil, err
+				}
+			}
 			t.unusable = unusable
 			t.containers = look
 			t.lookupWait = cfg.LookupWait
@@ -552,6 +562,14 @@ func (t *Tracer) route(ev *pending, sink Sink) error {
 	ev.lookup, ev.cgLookup, ev.heldAt = nil, nil, time.Time{}
 	if t.dns != nil && ev.Type.HasPeer() && ev.Type != EventDNS {
 		ev.RName = t.dns.names.Get(ev.NetNS, ev.RAddr, ev.ts)
+	}
+	if t.names != nil && !t.namesMatch(&ev.Event) {
+		if ev.DNS != nil {
+			t.dns.lookups.Release(ev.DNS)
+			ev.DNS = nil
+		}
+		t.unslot(ev)
+		return t.release(sink, false)
 	}
 	if lookup := kindTable[ev.Type].lookup; lookup != nil {
 		ev.lookup = lookup(t, &ev.Event)

@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/conntrace/conntrace/tracer/containers"
+	"github.com/conntrace/conntrace/tracer/dns"
 	"github.com/conntrace/conntrace/tracer/output"
 )
 
@@ -98,6 +99,21 @@ func parseComms(c *cli.Context) ([]string, error) {
 			return nil, usagef("--comm %q: want a process name of 1 to 15 bytes, the kernel's limit, as in /proc/PID/comm", s)
 		}
 		names = append(names, s)
+	}
+	return names, nil
+}
+
+// parseNames reads --name: names or *.domain patterns.
+func parseNames(c *cli.Context) ([]string, error) {
+	names := c.StringSlice("name")
+	if len(names) == 0 {
+		return nil, nil
+	}
+	if c.Bool("tcp") && !c.Bool("udp") {
+		return nil, usagef("--name needs DNS lookups, which are UDP's: not with -t")
+	}
+	if _, err := dns.NewFilter(names); err != nil {
+		return nil, usagef("--name %v", err)
 	}
 	return names, nil
 }

@@ -85,6 +85,7 @@ func filterFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "tcp", Aliases: []string{"t"}, Usage: "only TCP (with --udp: both, as with neither)"},
 		&cli.BoolFlag{Name: "udp", Aliases: []string{"u"}, Usage: "only UDP: its flows and bind failures (with --tcp: both, as with neither)"},
 		&cli.StringFlag{Name: "udp-idle", Usage: "end a UDP flow after `DURATION` without a datagram either way, at least 1s", DefaultText: "30s, or 120s once both sides sent"},
+		&cli.StringSliceFlag{Name: "name", Usage: "only DNS lookups of `NAME`, and connections to an address resolved from it: a name, or *.DOMAIN for every name below it (repeatable, or comma-separated)"},
 		&cli.StringFlag{Name: "dns-timeout", Usage: "report a DNS query with no answer after `DURATION` as a timeout (resolv.conf's default), 100ms to 1m", DefaultText: "5s"},
 		&cli.StringFlag{Name: "events", Aliases: []string{"e"}, Usage: "`EVENTS` to trace, comma-separated: listen, connect, accept, close, connect_fail, bind_fail, drop, dns", DefaultText: "all"},
 		&cli.BoolFlag{Name: "failures", Aliases: []string{"f"}, Usage: "only failures: connect_fail and bind_fail (same as --events connect_fail,bind_fail)"},
@@ -124,6 +125,9 @@ func parseFilters(c *cli.Context) (tracer.Config, error) {
 	}
 	if cfg.UDPIdle > 0 && cfg.UDPIdle < time.Second {
 		return cfg, usagef("--udp-idle %s: want at least 1s", c.String("udp-idle"))
+	}
+	if cfg.Names, err = parseNames(c); err != nil {
+		return cfg, err
 	}
 	if cfg.DNSTimeout, err = parseDuration(c, "dns-timeout"); err != nil {
 		return cfg, err

@@ -19,13 +19,16 @@ import (
 // in flight; one more is not followed (Overflow counts it: its answer is
 // then reported without its query).
 type Lookups struct {
-	timeout time.Duration
-	max     int
-	flight  map[flightKey]*flight
-	order   []sent    // in the order sent: the timeouts' order too
-	done    []*flight // ended before their time (sent again, refused): their Outcome is set
-	free    []*flight
-	seq     uint64
+	// DropsWatched: the kernel side reports this host's drops of DNS
+	// messages (DroppedHere); a timeout says whether there were any.
+	DropsWatched bool
+	timeout      time.Duration
+	max          int
+	flight       map[flightKey]*flight
+	order        []sent    // in the order sent: the timeouts' order too
+	done         []*flight // ended before their time (sent again, refused): their Outcome is set
+	free         []*flight
+	seq          uint64
 	// Overflow counts queries not followed: max were in flight.
 	Overflow uint64
 }
@@ -159,6 +162,24 @@ func (ls *Lookups) Refused(fail *event.Event, ts uint64) {
 	}
 }
 
+// DroppedHere notes the drop event of a DNS flow: this host dropped its
+// query on the way out (ev.Direction out) or answers on the way in. The
+// lookups in flight on it have them.
+func (ls *Lookups) DroppedHere(ev *event.Event) {
+	if ev.ConnID == 0 {
+		return
+	}
+	for _, o := range ls.order {
+		f := o.f
+		if f.seq != o.seq || f.query.ConnID != ev.ConnID || f.key.netns != ev.NetNS {
+			continue
+		}
+		l := &f.lookup
+		l.Drops += ev.Drops
+		l.DropReason, l.DropOut = ev.DropReason, ev.Direction == event.DirOut
+	}
+}
+
 // Expired returns the next query unanswered at now, or one sent again:
 // ev gets its record (the lookup in ev.DNS; Release it once written),
 // and at is when it timed out. ok is false when none is.
@@ -236,6 +257,7 @@ func (ls *Lookups) expire(f *flight, ev *event.Event, o event.Outcome) uint64 {
 	}
 	l.Outcome, l.RCode, l.Truncated = o, 0, false
 	l.Answers, l.AnswerCount, l.CNAMEs = l.Answers[:0], 0, l.CNAMEs[:0]
+	l.DropsWatched = ls.DropsWatched
 	l.Latency = ls.timeout
 	ev.DNS = l
 	return f.sentTs + uint64(ls.timeout)
@@ -249,6 +271,7 @@ func (ls *Lookups) Release(l *event.Lookup) {
 
 func fill(l *event.Lookup, m *Message) {
 	l.ID, l.QType = m.ID, m.QType
+	l.Drops, l.DropReason, l.DropOut = 0, "", false
 	l.Name = append(l.Name[:0], m.Name...)
 	l.Partial = m.Partial
 }

@@ -39,6 +39,14 @@ type Lookup struct {
 	Errno              uint32
 	ICMPFrom           netip.Addr
 	ICMPType, ICMPCode uint8
+	// DropsWatched (a timeout): this host's drops of the lookup's messages
+	// were watched (skb:kfree_skb); Drops of them it dropped, the last
+	// one's DropReason ("NETFILTER_DROP"), DropOut: it was the query
+	// going out (else an answer coming in).
+	DropsWatched bool
+	Drops        uint32
+	DropReason   string
+	DropOut      bool
 	// Partial: the message was longer than the tracer copies
 	// (DNS_PAYLOAD_MAX) or malformed past its question: what it holds
 	// beyond is not known.

@@ -57,6 +57,23 @@ func dnsJSON(dst []byte, ev *event.Event) []byte {
 		}
 		dst = append(dst, ']')
 	}
+	if l.Outcome == event.TimedOut {
+		if !l.DropsWatched {
+			dst = append(dst, `,"drops":null`...)
+		} else {
+			dst = append(dst, `,"drops":`...)
+			dst = strconv.AppendUint(dst, uint64(l.Drops), 10)
+			if l.Drops > 0 {
+				dst = append(dst, `,"drop_reason":`...)
+				dst = AppendJSONString(dst, l.DropReason)
+				if l.DropOut {
+					dst = append(dst, `,"drop_direction":"out"`...)
+				} else {
+					dst = append(dst, `,"drop_direction":"in"`...)
+				}
+			}
+		}
+	}
 	if l.Outcome == event.Unreachable {
 		fail := lookupICMP(l)
 		dst = appendErrorJSON(dst, &fail)
@@ -130,7 +147,26 @@ func appendDNSExplanation(dst []byte, ev *event.Event) []byte {
 		dst = append(dst, "no answer from "...)
 		dst = server(dst)
 		dst = append(dst, " within "...)
-		return appendDuration(dst, l.Latency)
+		dst = appendDuration(dst, l.Latency)
+		switch {
+		case !l.DropsWatched:
+			return dst
+		case l.Drops == 0:
+			return append(dst, "; this host dropped neither the query nor an answer: the server or the path is silent (a firewall there, the server down or overloaded)"...)
+		case l.DropOut:
+			dst = append(dst, "; this host dropped the query ("...)
+		default:
+			dst = append(dst, "; this host dropped "...)
+			dst = strconv.AppendUint(dst, uint64(l.Drops), 10)
+			if l.Drops == 1 {
+				dst = append(dst, " answer ("...)
+			} else {
+				dst = append(dst, " answers ("...)
+			}
+		}
+		dst = append(dst, l.DropReason...)
+		dst = append(dst, ')')
+		return appendDropCause(dst, l.DropReason)
 	case event.Unanswered:
 		dst = append(dst, "no answer from "...)
 		dst = server(dst)

@@ -317,11 +317,19 @@ func appendTimedOut(dst []byte, ev *event.Event) []byte {
 	dst = append(dst, ev.DropReason...)
 	dst = appendDevice(dst, ev)
 	dst = append(dst, ')')
-	switch ev.DropReason {
+	return appendDropCause(dst, ev.DropReason)
+}
+
+// appendDropCause says what a drop reason of this host's means, for the
+// reasons a timeout is most often made of.
+func appendDropCause(dst []byte, reason string) []byte {
+	switch reason {
 	case "NETFILTER_DROP":
 		dst = append(dst, ": a firewall rule here (nftables, iptables)"...)
 	case "NEIGH_FAILED":
 		dst = append(dst, ": no ARP/NDP answer from the next hop"...)
+	case "SOCKET_RCVBUFF":
+		dst = append(dst, ": the socket's receive buffer was full"...)
 	}
 	return dst
 }

@@ -59,7 +59,12 @@ var (
 	dnsTimeoutEv = event.Event{Type: event.DNS, Time: ts, ConnID: 25, PID: 4243, Comm: comm("curl"), Proto: event.ProtoUDP,
 		Family: event.FamilyIPv4, Direction: event.DirOut,
 		LAddr: netip.MustParseAddr("198.18.0.1"), LPort: 40062, RAddr: netip.MustParseAddr("198.18.0.3"), RPort: 53,
-		DNS: &event.Lookup{ID: 4713, Name: []byte("api.test.example."), QType: 1, Outcome: event.TimedOut, Latency: 5 * time.Second}}
+		DNS: &event.Lookup{ID: 4713, Name: []byte("api.test.example."), QType: 1, Outcome: event.TimedOut, Latency: 5 * time.Second, DropsWatched: true}}
+	dnsDroppedEv = event.Event{Type: event.DNS, Time: ts, ConnID: 29, PID: 4243, Comm: comm("curl"), Proto: event.ProtoUDP,
+		Family: event.FamilyIPv4, Direction: event.DirOut,
+		LAddr: netip.MustParseAddr("198.18.0.1"), LPort: 40066, RAddr: netip.MustParseAddr("198.18.0.2"), RPort: 53,
+		DNS: &event.Lookup{ID: 4715, Name: []byte("api.test.example."), QType: 28, Outcome: event.TimedOut, Latency: 5 * time.Second,
+			DropsWatched: true, Drops: 2, DropReason: "NETFILTER_DROP"}}
 	dnsRefusedEv = event.Event{Type: event.DNS, Time: ts, ConnID: 28, PID: 4243, Comm: comm("curl"), Proto: event.ProtoUDP,
 		Family: event.FamilyIPv4, Direction: event.DirOut,
 		LAddr: netip.MustParseAddr("198.18.0.1"), LPort: 40065, RAddr: netip.MustParseAddr("198.18.0.4"), RPort: 53,
@@ -132,7 +137,8 @@ func TestJSONContract(t *testing.T) {
 		{csumEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"drop","conn_id":0,"pid":0,"comm":"","uid":0,"proto":"udp","family":"ipv6","direction":"in","laddr":"2001:db8::2","lport":443,"raddr":"2001:db8::1","rport":40056,"drops":1,"drop_reason":"UDP_CSUM","rcvbuf":0,"queued":0,"explain":"their UDP checksum was wrong: damaged on the way (a faulty NIC, driver, cable or middlebox)"}`},
 		{dnsEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"dns","conn_id":23,"pid":4243,"comm":"curl","uid":0,"proto":"udp","family":"ipv4","direction":"out","laddr":"198.18.0.1","lport":40060,"raddr":"198.18.0.2","rport":53,"id":4711,"name":"www.test.example","qtype":"A","rcode":"NOERROR","latency_us":812,"truncated":false,"answers":[{"addr":"198.18.0.10","ttl":300},{"addr":"198.18.0.11","ttl":300}],"answer_count":2,"cnames":["api.test.example"]}`},
 		{nxdomainEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"dns","conn_id":24,"pid":4243,"comm":"curl","uid":0,"proto":"udp","family":"ipv6","direction":"out","laddr":"2001:db8::1","lport":40061,"raddr":"2001:db8::53","rport":53,"id":4712,"name":"api.test.exampel","qtype":"AAAA","rcode":"NXDOMAIN","latency_us":1500,"truncated":false,"answers":[],"answer_count":0,"cnames":[],"explain":"NXDOMAIN: [2001:db8::53]:53 says api.test.exampel does not exist"}`},
-		{dnsTimeoutEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"dns","conn_id":25,"pid":4243,"comm":"curl","uid":0,"proto":"udp","family":"ipv4","direction":"out","laddr":"198.18.0.1","lport":40062,"raddr":"198.18.0.3","rport":53,"id":4713,"name":"api.test.example","qtype":"A","rcode":"timeout","latency_us":5000000,"explain":"no answer from 198.18.0.3:53 within 5.000s"}`},
+		{dnsTimeoutEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"dns","conn_id":25,"pid":4243,"comm":"curl","uid":0,"proto":"udp","family":"ipv4","direction":"out","laddr":"198.18.0.1","lport":40062,"raddr":"198.18.0.3","rport":53,"id":4713,"name":"api.test.example","qtype":"A","rcode":"timeout","latency_us":5000000,"drops":0,"explain":"no answer from 198.18.0.3:53 within 5.000s; this host dropped neither the query nor an answer: the server or the path is silent (a firewall there, the server down or overloaded)"}`},
+		{dnsDroppedEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"dns","conn_id":29,"pid":4243,"comm":"curl","uid":0,"proto":"udp","family":"ipv4","direction":"out","laddr":"198.18.0.1","lport":40066,"raddr":"198.18.0.2","rport":53,"id":4715,"name":"api.test.example","qtype":"AAAA","rcode":"timeout","latency_us":5000000,"drops":2,"drop_reason":"NETFILTER_DROP","drop_direction":"in","explain":"no answer from 198.18.0.2:53 within 5.000s; this host dropped 2 answers (NETFILTER_DROP): a firewall rule here (nftables, iptables)"}`},
 		{dnsRefusedEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"dns","conn_id":28,"pid":4243,"comm":"curl","uid":0,"proto":"udp","family":"ipv4","direction":"out","laddr":"198.18.0.1","lport":40065,"raddr":"198.18.0.4","rport":53,"id":4714,"name":"api.test.example","qtype":"A","rcode":"unreachable","latency_us":90,"error":"ECONNREFUSED","errno":111,"icmp":{"from":"198.18.0.4","type":3,"code":3,"name":"port unreachable"},"explain":"ECONNREFUSED: the query to 198.18.0.4:53 was answered by 198.18.0.4 with ICMP port unreachable (type 3, code 3): no DNS server listens there"}`},
 		{hostileDNSEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"dns","conn_id":26,"pid":4243,"comm":"curl","uid":0,"proto":"udp","family":"ipv4","direction":"out","laddr":"198.18.0.1","lport":40063,"raddr":"198.18.0.2","rport":53,"id":1,"name":"\u001b]0;pwn\u0007\\.\"q\".example","qtype":"TXT","rcode":"SERVFAIL","latency_us":1000,"truncated":false,"answers":[],"answer_count":0,"cnames":[],"partial":true,"explain":"SERVFAIL from 198.18.0.2:53: the server could not get an answer (its upstream failed, refused or timed out, or DNSSEC validation failed)"}`},
 		{namedConnectEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"connect","conn_id":27,"pid":4243,"comm":"curl","uid":0,"proto":"tcp","family":"ipv4","direction":"out","laddr":"198.18.0.1","lport":40064,"raddr":"198.18.0.10","rport":443,"rname":"www.test.example","latency_us":300}`},
@@ -229,7 +235,8 @@ func TestText(t *testing.T) {
 			"latency=812us", "cname=api.test.example", "answers=198.18.0.10,198.18.0.11"}},
 		{nxdomainEv, []string{"dns", "[2001:db8::53]:53/domain", "udp", "AAAA api.test.exampel NXDOMAIN", "latency=1.500ms",
 			": NXDOMAIN: [2001:db8::53]:53 says api.test.exampel does not exist"}},
-		{dnsTimeoutEv, []string{"dns", "198.18.0.3:53/domain", "udp", "A api.test.example timeout: no answer from 198.18.0.3:53 within 5.000s"}},
+		{dnsTimeoutEv, []string{"dns", "198.18.0.3:53/domain", "udp", "A api.test.example timeout: no answer from 198.18.0.3:53 within 5.000s; this host dropped neither"}},
+		{dnsDroppedEv, []string{"dns", "AAAA api.test.example timeout: no answer from 198.18.0.2:53 within 5.000s; this host dropped 2 answers (NETFILTER_DROP)"}},
 		{dnsRefusedEv, []string{"dns", "198.18.0.4:53/domain", "A api.test.example unreachable: ECONNREFUSED: the query to 198.18.0.4:53 was answered by 198.18.0.4 with ICMP port unreachable"}},
 		{hostileDNSEv, []string{"dns", "TXT \\x1b]0;pwn\\x07\\\\.\"q\".example SERVFAIL"}},
 		{namedConnectEv, []string{"connect", "198.18.0.10:443/https", "conn=27 rname=www.test.example uid=0", "latency=300us"}},

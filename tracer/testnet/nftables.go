@@ -4,6 +4,7 @@ package testnet
 
 import (
 	"encoding/binary"
+	"net/netip"
 	"testing"
 
 	"github.com/google/nftables"
@@ -23,6 +24,8 @@ type Firewall struct {
 	// Unreach: with ICMP, an NFT_REJECT_ICMPX_* code other than port
 	// unreachable (HOST_UNREACH, ADMIN_PROHIBITED).
 	Unreach uint8
+	// From: only packets from this IPv4 address.
+	From netip.Addr
 }
 
 // Firewall adds rule f to n's own nftables ruleset (an inet table of its
@@ -58,13 +61,22 @@ func (n *NS) Firewall(t testing.TB, f Firewall) {
 	case f.Reject:
 		verdict = &expr.Reject{Type: unix.NFT_REJECT_TCP_RST}
 	}
-	c.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: []expr.Any{
+	var from []expr.Any
+	if f.From.Is4() {
+		from = []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: f.From.AsSlice()},
+		}
+	}
+	c.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: append(from,
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: offset, Len: 2},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.BigEndian.AppendUint16(nil, port)},
 		verdict,
-	}})
+	)})
 	if err := c.Flush(); err != nil {
 		t.Fatalf("%s: add nftables rule %+v: %v (is nf_tables available?)", n.Name, f, err)
 	}
