@@ -50,7 +50,8 @@ enum event_flags {
 	 * none happened, not that nobody looked. */
 	FLAG_DROPS_WATCHED = 2,
 	/* connect_fail: the last drop counted was of a packet coming in (the
-	 * peer's answer), not of one of our SYNs. */
+	 * peer's answer), not of one of our SYNs. drop of a DNS client's
+	 * message: an answer coming in, not the query going out. */
 	FLAG_DROP_INBOUND = 4,
 	/* close, not orderly: idle_ns holds the time since the peer's last
 	 * packet (the kernel's tick is known: tracer's jiffy_ns). */
@@ -191,7 +192,10 @@ struct dns_record {
 	/* The message passes the filters (events, ports, processes): an
 	 * event. Otherwise Go keeps only the names it answers with. */
 	__u8 shown;
-	__u8 _pad[5];
+	/* A firewall rule here dropped this query on its way out: the
+	 * application got EPERM (skb:kfree_skb, NETFILTER_DROP). */
+	__u8 dropped;
+	__u8 _pad[4];
 	__u8 payload[DNS_PAYLOAD_MAX]; /* the head's size says how much is used */
 };
 

@@ -269,12 +269,52 @@ static __always_inline void dns_dropped(struct sock *sk, const struct udp_flow_k
 		return;
 	e->head.conn_id = f->conn_id;
 	e->head.netns = f->netns;
-	e->head.direction = out ? DIR_OUT : DIR_IN;
+	e->head.direction = f->direction;
+	if (!out)
+		e->head.flags = FLAG_DROP_INBOUND;
 	e->drops = 1;
 	e->reason = reason;
 	e->rcvbuf = 0;
 	e->queued = 0;
 	submit(e);
+}
+
+/* A DNS query a firewall rule here dropped on its way out (its
+ * application gets EPERM), copied from the skb into a dns record marked
+ * dropped: the lookup it was, which the egress program, after netfilter,
+ * never sees. task: the sender. */
+static __always_inline void dns_blocked(struct sk_buff *skb, struct sock *sk, const struct udp_flow_key *key,
+					const struct task_info *task, bool shown)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 th = BPF_CORE_READ(skb, transport_header);
+	struct udp_flow *f = bpf_map_lookup_elem(&udp_flows, key);
+	struct dns_record *r;
+	struct tuple t = {};
+	__u16 ulen = 0;
+	__u32 len;
+	__u64 last;
+
+	if (bpf_probe_read_kernel(&ulen, sizeof(ulen), head + th + 4) || bpf_ntohs(ulen) < 8)
+		return;
+	len = bpf_ntohs(ulen) - 8;
+	tuple_from_sk(&t, sk);
+	t.family = key->family;
+	t.dport = key->peer_port;
+	t.d4 = key->peer[0];
+	__builtin_memcpy(t.d6, key->peer, sizeof(t.d6));
+	r = dns_record(DNS_SLOT_DROP, len, &t, task, netns_of(sk), f && !f->pending ? f->conn_id : 0,
+		       key->sock, true, shown);
+	if (!r)
+		return;
+	r->dropped = 1;
+	last = dns_last(len);
+	if (len > 0 && last < DNS_PAYLOAD_MAX &&
+	    bpf_probe_read_kernel(r->payload, last + 1, head + th + 8) == 0) {
+		dns_send(r, last + 1);
+		return;
+	}
+	dns_send(r, 0);
 }
 
 SEC("tp_btf/kfree_skb")
@@ -306,18 +346,26 @@ int BPF_PROG(udp_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_r
 		return 0;
 	key.sock = sock_id(sk);
 	/* A query's or an answer's drop, but a firewall's of a query (the
-	 * application gets EPERM: below). */
+	 * application gets EPERM: below), and a full receive buffer's or
+	 * UDP's memory's, which udp_drops.bpf.c tells. */
 	if (dns_tap && key.peer_port == DNS_PORT && !stopping && !(netfilter && out)) {
-		dns_dropped(sk, &key, reason, out);
+		if (reason != bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_SOCKET_RCVBUFF) &&
+		    reason != bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_PROTO_MEM))
+			dns_dropped(sk, &key, reason, out);
 		return 0;
 	}
-	if (!netfilter || !out || !want_event(EVENT_CONNECT_FAIL))
+	if (!netfilter || !out)
 		return 0;
 	/* The socket's storage is out of reach here (skb->sk is no trusted
 	 * pointer); the sender is: netfilter's output hooks run in its
 	 * send(). */
 	fill_task(&task);
-	if (!proc_match(task.pid, task.comm))
+	if (dns_tap && key.peer_port == DNS_PORT && !stopping)
+		dns_blocked(skb, sk, &key, &task,
+			    proc_match(task.pid, task.comm) && want_event(EVENT_DNS) &&
+				    family_match(key.family) &&
+				    port_match(BPF_CORE_READ(sk, __sk_common.skc_num), key.peer_port));
+	if (!want_event(EVENT_CONNECT_FAIL) || !proc_match(task.pid, task.comm))
 		return 0;
 	f = bpf_map_lookup_elem(&udp_flows, &key);
 	if ((f && f->pending) || !first_error(&key, f, EPERM))

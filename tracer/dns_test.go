@@ -82,8 +82,9 @@ func (n *dnsNet) endLookup(t *testing.T, p *testnet.Proc, want string) {
 // socket) and Go's own resolver: one dns event per query with its
 // process, server, name, type, outcome and answers; the connection that
 // follows carries the name it was resolved from; NXDOMAIN, REFUSED, a
-// timeout (a server address nobody has) and a refusal (a host with no
-// server: ICMP port unreachable, at once, not a timeout) are told as
+// timeout (a server address nobody has; one whose answer a rule here
+// drops), a refusal (a host with no server: ICMP port unreachable, at
+// once, not a timeout) and a query a rule here drops (EPERM) are told as
 // such. One tracer for every case, with only DNS events and connections
 // asked for: the refusal's connect_fail, not asked for, still ends its
 // lookup.
@@ -94,8 +95,10 @@ func TestDNS(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := startTracer(t, tracer.Config{Ports: []uint16{53, dnsService}, Events: events, DNSTimeout: 1500 * time.Millisecond})
-	// A rule in the client's namespace drops what 198.18.0.4 answers.
+	// Rules in the client's namespace drop what 198.18.0.4 answers, and
+	// every query to 198.18.0.5.
 	n.cli.Firewall(t, testnet.Firewall{UDP: true, SPort: 53, From: netip.MustParseAddr("198.18.0.4")})
+	n.cli.Firewall(t, testnet.Firewall{UDP: true, Output: true, DPort: 53, To: netip.MustParseAddr("198.18.0.5")})
 	// The ones that wait for nothing, meanwhile the others.
 	silent := n.startLookup(t, "ct-dns-silent", "198.18.0.3", "api.test.example", "")
 	dropped := n.startLookup(t, "ct-dns-dropped", "198.18.0.4", "api.test.example", "")
@@ -106,6 +109,7 @@ func TestDNS(t *testing.T) {
 	n.goLookup(t, "ct-dns-nx", "198.18.0.2", "nope.test.example", "")
 	n.goLookup(t, "ct-dns-refused", "198.18.0.2", "elsewhere.example", "")
 	n.goLookup(t, "ct-dns-closed", "198.18.0.10", "api.test.example", "") // a host, no server
+	n.goLookup(t, "ct-dns-blocked", "198.18.0.5", "api.test.example", "")
 	n.endLookup(t, silent, "")
 	n.endLookup(t, dropped, "")
 	s.waitFor(t, 2, func(ev *tracer.Event) bool { return ev.Type == tracer.EventDNS && ev.DNS.Outcome == event.TimedOut })
@@ -172,6 +176,15 @@ func TestDNS(t *testing.T) {
 	if len(drop) == 1 {
 		if l := drop[0].DNS; !l.DropsWatched || l.Drops != 1 || l.DropReason != "NETFILTER_DROP" || l.DropOut {
 			t.Errorf("answer dropped here: want 1 answer dropped (NETFILTER_DROP), got %+v", l)
+		}
+	}
+	// The query a rule here dropped on its way out: EPERM, at once.
+	blockedAt := netip.MustParseAddr("198.18.0.5")
+	blocked := lookups("ct-dns-blocked", blockedAt, "api.test.example.", "A")
+	check("query dropped here", blocked, blockedAt, "unreachable")
+	if len(blocked) == 1 {
+		if l := blocked[0].DNS; l.Errno != 1 || l.Drops != 1 || l.DropReason != "NETFILTER_DROP" || !l.DropOut {
+			t.Errorf("query dropped here: want EPERM, NETFILTER_DROP on its way out, got %+v", l)
 		}
 	}
 	if drops := ofType(tracer.EventDrop, all); len(drops) != 0 {

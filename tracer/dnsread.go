@@ -58,6 +58,14 @@ func absorbDNS(t *Tracer, raw []byte, ev *pending) bool {
 	if int(r.Len) > len(payload) {
 		m.Partial = true
 	}
+	if r.Dropped != 0 {
+		// A query a rule here dropped: its lookup ends now.
+		if m.Response || r.Shown == 0 {
+			return false
+		}
+		ev.DNS = d.lookups.Blocked(m)
+		return true
+	}
 	if !m.Response {
 		d.lookups.Query(&ev.Event, ev.ts, r.Sock, m, r.Shown != 0)
 		return false
@@ -120,7 +128,8 @@ func absorbDrop(t *Tracer, _ []byte, ev *pending) bool {
 // lookups in flight; the event goes out if it was asked for (the kernel
 // reports a DNS flow's for the lookups' sake).
 func absorbConnectFail(t *Tracer, _ []byte, ev *pending) bool {
-	if t.dns != nil && ev.Proto == ProtoUDP {
+	// An ICMP error's (a failed send's is the query's own: dns_blocked).
+	if t.dns != nil && ev.Proto == ProtoUDP && ev.ICMPWatched {
 		t.dns.lookups.Refused(&ev.Event, ev.ts)
 	}
 	return t.events.Has(EventConnectFail)

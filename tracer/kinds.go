@@ -104,6 +104,7 @@ func decodeDrop(raw []byte, ev *Event) {
 	ev.Drops = r.Drops
 	ev.DropReason = DropReasonName(r.Reason)
 	ev.RcvBuf, ev.Queued = r.Rcvbuf, r.Queued
+	ev.DropInbound = r.Head.Flags&uint8(bpfobj.ConntraceEventFlagsFLAG_DROP_INBOUND) != 0
 }
 
 func decodeBindFail(raw []byte, ev *Event) {

@@ -8,6 +8,8 @@ import (
 	"time"
 	"unsafe"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/conntrace/conntrace/tracer/event"
 )
 
@@ -162,8 +164,22 @@ func (ls *Lookups) Refused(fail *event.Event, ts uint64) {
 	}
 }
 
+// Blocked is the lookup of query m, which a firewall rule here dropped
+// on its way out: the application got EPERM. Release it once written.
+func (ls *Lookups) Blocked(m *Message) *event.Lookup {
+	f := ls.get()
+	f.seq = 0
+	fill(&f.lookup, m)
+	l := &f.lookup
+	l.Outcome, l.RCode, l.Truncated, l.Latency = event.Unreachable, 0, false, 0
+	l.Errno, l.ICMPFrom, l.ICMPType, l.ICMPCode = uint32(unix.EPERM), netip.Addr{}, 0, 0
+	l.Answers, l.AnswerCount, l.CNAMEs = l.Answers[:0], 0, l.CNAMEs[:0]
+	l.DropsWatched, l.Drops, l.DropReason, l.DropOut = true, 1, "NETFILTER_DROP", true
+	return l
+}
+
 // DroppedHere notes the drop event of a DNS flow: this host dropped its
-// query on the way out (ev.Direction out) or answers on the way in. The
+// query on the way out, or answers on the way in (ev.DropInbound). The
 // lookups in flight on it have them.
 func (ls *Lookups) DroppedHere(ev *event.Event) {
 	if ev.ConnID == 0 {
@@ -176,7 +192,7 @@ func (ls *Lookups) DroppedHere(ev *event.Event) {
 		}
 		l := &f.lookup
 		l.Drops += ev.Drops
-		l.DropReason, l.DropOut = ev.DropReason, ev.Direction == event.DirOut
+		l.DropReason, l.DropOut = ev.DropReason, !ev.DropInbound
 	}
 }
 

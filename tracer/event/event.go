@@ -315,7 +315,9 @@ type Event struct {
 	// previous drop event, their reason, and its receive buffer: RcvBuf
 	// bytes (the kernel's, twice SO_RCVBUF), Queued in it at the drop;
 	// or, with no socket (NO_SOCKET, UDP_CSUM; RcvBuf 0), the local
-	// port's since its previous one.
+	// port's since its previous one; or a DNS client's message this host
+	// dropped for any reason, one each (DropInbound: an answer, else its
+	// query).
 	DropsWatched bool
 	Drops        uint32
 	DropReason   string

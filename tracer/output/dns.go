@@ -57,7 +57,7 @@ func dnsJSON(dst []byte, ev *event.Event) []byte {
 		}
 		dst = append(dst, ']')
 	}
-	if l.Outcome == event.TimedOut {
+	if l.Outcome == event.TimedOut || l.Drops > 0 {
 		if !l.DropsWatched {
 			dst = append(dst, `,"drops":null`...)
 		} else {
@@ -174,6 +174,14 @@ func appendDNSExplanation(dst []byte, ev *event.Event) []byte {
 	case event.Unreachable:
 		fail := lookupICMP(l)
 		dst = append(dst, fail.ErrorName()...)
+		if l.DropOut && l.Drops > 0 {
+			dst = append(dst, ": this host dropped the query to "...)
+			dst = server(dst)
+			dst = append(dst, " on its way out ("...)
+			dst = append(dst, l.DropReason...)
+			dst = append(dst, ')')
+			return appendDropCause(dst, l.DropReason)
+		}
 		dst = append(dst, ": the query to "...)
 		dst = server(dst)
 		if l.ICMPFrom.IsValid() {

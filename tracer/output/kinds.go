@@ -262,7 +262,14 @@ func appendDropExplanation(dst []byte, ev *event.Event) []byte {
 	case "UDP_CSUM":
 		return append(dst, "their UDP checksum was wrong: damaged on the way (a faulty NIC, driver, cable or middlebox)"...)
 	}
-	return append(dst, "the kernel dropped them before the socket got them"...)
+	// A DNS client's message, either way (udp_errors.bpf.c).
+	if ev.DropInbound {
+		dst = append(dst, "this host dropped it before the socket got it ("...)
+	} else {
+		dst = append(dst, "this host dropped it on its way out ("...)
+	}
+	dst = append(dst, ev.DropReason...)
+	return appendDropCause(append(dst, ')'), ev.DropReason)
 }
 
 // appendICMPJSON appends the "icmp" object of a failure's ICMP error.

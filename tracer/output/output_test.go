@@ -70,6 +70,15 @@ var (
 		LAddr: netip.MustParseAddr("198.18.0.1"), LPort: 40065, RAddr: netip.MustParseAddr("198.18.0.4"), RPort: 53,
 		DNS: &event.Lookup{ID: 4714, Name: []byte("api.test.example."), QType: 1, Outcome: event.Unreachable, Latency: 90 * time.Microsecond,
 			Errno: 111, ICMPFrom: netip.MustParseAddr("198.18.0.4"), ICMPType: 3, ICMPCode: 3}}
+	dnsDropEv = event.Event{Type: event.Drop, Time: ts, ConnID: 31, PID: 4243, Comm: comm("curl"), Proto: event.ProtoUDP,
+		Family: event.FamilyIPv4, Direction: event.DirOut,
+		LAddr: netip.MustParseAddr("198.18.0.1"), LPort: 40068, RAddr: netip.MustParseAddr("198.18.0.4"), RPort: 53,
+		Drops: 1, DropReason: "NETFILTER_DROP", DropInbound: true}
+	dnsBlockedEv = event.Event{Type: event.DNS, Time: ts, ConnID: 30, PID: 4243, Comm: comm("curl"), Proto: event.ProtoUDP,
+		Family: event.FamilyIPv4, Direction: event.DirOut,
+		LAddr: netip.MustParseAddr("198.18.0.1"), LPort: 40067, RAddr: netip.MustParseAddr("198.18.0.5"), RPort: 53,
+		DNS: &event.Lookup{ID: 4716, Name: []byte("api.test.example."), QType: 1, Outcome: event.Unreachable, Errno: 1,
+			DropsWatched: true, Drops: 1, DropReason: "NETFILTER_DROP", DropOut: true}}
 	hostileDNSEv = event.Event{Type: event.DNS, Time: ts, ConnID: 26, PID: 4243, Comm: comm("curl"), Proto: event.ProtoUDP,
 		Family: event.FamilyIPv4, Direction: event.DirOut,
 		LAddr: netip.MustParseAddr("198.18.0.1"), LPort: 40063, RAddr: netip.MustParseAddr("198.18.0.2"), RPort: 53,
@@ -140,6 +149,7 @@ func TestJSONContract(t *testing.T) {
 		{dnsTimeoutEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"dns","conn_id":25,"pid":4243,"comm":"curl","uid":0,"proto":"udp","family":"ipv4","direction":"out","laddr":"198.18.0.1","lport":40062,"raddr":"198.18.0.3","rport":53,"id":4713,"name":"api.test.example","qtype":"A","rcode":"timeout","latency_us":5000000,"drops":0,"explain":"no answer from 198.18.0.3:53 within 5.000s; this host dropped neither the query nor an answer: the server or the path is silent (a firewall there, the server down or overloaded)"}`},
 		{dnsDroppedEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"dns","conn_id":29,"pid":4243,"comm":"curl","uid":0,"proto":"udp","family":"ipv4","direction":"out","laddr":"198.18.0.1","lport":40066,"raddr":"198.18.0.2","rport":53,"id":4715,"name":"api.test.example","qtype":"AAAA","rcode":"timeout","latency_us":5000000,"drops":2,"drop_reason":"NETFILTER_DROP","drop_direction":"in","explain":"no answer from 198.18.0.2:53 within 5.000s; this host dropped 2 answers (NETFILTER_DROP): a firewall rule here (nftables, iptables)"}`},
 		{dnsRefusedEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"dns","conn_id":28,"pid":4243,"comm":"curl","uid":0,"proto":"udp","family":"ipv4","direction":"out","laddr":"198.18.0.1","lport":40065,"raddr":"198.18.0.4","rport":53,"id":4714,"name":"api.test.example","qtype":"A","rcode":"unreachable","latency_us":90,"error":"ECONNREFUSED","errno":111,"icmp":{"from":"198.18.0.4","type":3,"code":3,"name":"port unreachable"},"explain":"ECONNREFUSED: the query to 198.18.0.4:53 was answered by 198.18.0.4 with ICMP port unreachable (type 3, code 3): no DNS server listens there"}`},
+		{dnsBlockedEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"dns","conn_id":30,"pid":4243,"comm":"curl","uid":0,"proto":"udp","family":"ipv4","direction":"out","laddr":"198.18.0.1","lport":40067,"raddr":"198.18.0.5","rport":53,"id":4716,"name":"api.test.example","qtype":"A","rcode":"unreachable","latency_us":0,"drops":1,"drop_reason":"NETFILTER_DROP","drop_direction":"out","error":"EPERM","errno":1,"explain":"EPERM: this host dropped the query to 198.18.0.5:53 on its way out (NETFILTER_DROP): a firewall rule here (nftables, iptables)"}`},
 		{hostileDNSEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"dns","conn_id":26,"pid":4243,"comm":"curl","uid":0,"proto":"udp","family":"ipv4","direction":"out","laddr":"198.18.0.1","lport":40063,"raddr":"198.18.0.2","rport":53,"id":1,"name":"\u001b]0;pwn\u0007\\.\"q\".example","qtype":"TXT","rcode":"SERVFAIL","latency_us":1000,"truncated":false,"answers":[],"answer_count":0,"cnames":[],"partial":true,"explain":"SERVFAIL from 198.18.0.2:53: the server could not get an answer (its upstream failed, refused or timed out, or DNSSEC validation failed)"}`},
 		{namedConnectEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"connect","conn_id":27,"pid":4243,"comm":"curl","uid":0,"proto":"tcp","family":"ipv4","direction":"out","laddr":"198.18.0.1","lport":40064,"raddr":"198.18.0.10","rport":443,"rname":"www.test.example","latency_us":300}`},
 		{lostEv, `{"ts":"2026-11-25T10:00:00.123456789Z","event":"lost","count":12,"dropped":9,"skipped":0,"evicted":3}`},
@@ -237,6 +247,9 @@ func TestText(t *testing.T) {
 			": NXDOMAIN: [2001:db8::53]:53 says api.test.exampel does not exist"}},
 		{dnsTimeoutEv, []string{"dns", "198.18.0.3:53/domain", "udp", "A api.test.example timeout: no answer from 198.18.0.3:53 within 5.000s; this host dropped neither"}},
 		{dnsDroppedEv, []string{"dns", "AAAA api.test.example timeout: no answer from 198.18.0.2:53 within 5.000s; this host dropped 2 answers (NETFILTER_DROP)"}},
+		{dnsDropEv, []string{"drop", "198.18.0.1:40068", "->", "198.18.0.4:53/domain", "conn=31", "udp", "drops=1", "drop_reason=NETFILTER_DROP",
+			"this host dropped it before the socket got it (NETFILTER_DROP): a firewall rule here"}},
+		{dnsBlockedEv, []string{"dns", "198.18.0.5:53/domain", "A api.test.example unreachable: EPERM: this host dropped the query to 198.18.0.5:53 on its way out (NETFILTER_DROP): a firewall rule here"}},
 		{dnsRefusedEv, []string{"dns", "198.18.0.4:53/domain", "A api.test.example unreachable: ECONNREFUSED: the query to 198.18.0.4:53 was answered by 198.18.0.4 with ICMP port unreachable"}},
 		{hostileDNSEv, []string{"dns", "TXT \\x1b]0;pwn\\x07\\\\.\"q\".example SERVFAIL"}},
 		{namedConnectEv, []string{"connect", "198.18.0.10:443/https", "conn=27 rname=www.test.example uid=0", "latency=300us"}},

@@ -24,8 +24,8 @@ type Firewall struct {
 	// Unreach: with ICMP, an NFT_REJECT_ICMPX_* code other than port
 	// unreachable (HOST_UNREACH, ADMIN_PROHIBITED).
 	Unreach uint8
-	// From: only packets from this IPv4 address.
-	From netip.Addr
+	// From, To: only packets from, or to, this IPv4 address.
+	From, To netip.Addr
 }
 
 // Firewall adds rule f to n's own nftables ruleset (an inet table of its
@@ -46,7 +46,12 @@ func (n *NS) Firewall(t testing.TB, f Firewall) {
 	if f.DPort != 0 {
 		offset, port = 2, f.DPort
 	}
-	chain := c.AddChain(&nftables.Chain{Name: "filter", Table: table, Type: nftables.ChainTypeFilter,
+	// A chain per hook: a namespace may have rules on both.
+	name := "input"
+	if f.Output {
+		name = "output"
+	}
+	chain := c.AddChain(&nftables.Chain{Name: name, Table: table, Type: nftables.ChainTypeFilter,
 		Hooknum: hook, Priority: nftables.ChainPriorityFilter})
 	var proto byte = unix.IPPROTO_TCP
 	if f.UDP {
@@ -62,12 +67,16 @@ func (n *NS) Firewall(t testing.TB, f Firewall) {
 		verdict = &expr.Reject{Type: unix.NFT_REJECT_TCP_RST}
 	}
 	var from []expr.Any
-	if f.From.Is4() {
-		from = []expr.Any{
-			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: f.From.AsSlice()},
+	for _, a := range []struct {
+		addr   netip.Addr
+		offset uint32
+	}{{f.From, 12}, {f.To, 16}} {
+		if a.addr.Is4() {
+			from = append(from,
+				&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: a.offset, Len: 4},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a.addr.AsSlice()})
 		}
 	}
 	c.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: append(from,

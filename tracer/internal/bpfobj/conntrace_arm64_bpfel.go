@@ -114,7 +114,8 @@ type ConntraceDnsRecord struct {
 	Sock    uint64
 	Len     uint16
 	Shown   uint8
-	Pad     [5]uint8
+	Dropped uint8
+	Pad     [4]uint8
 	Payload [1232]uint8
 }
 
