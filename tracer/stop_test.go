@@ -201,8 +201,15 @@ func TestStopMidStorm(t *testing.T) {
 	// connects (and now and then an accept) neither reported nor counted,
 	// anywhere in the run. That gap is bounded at 1 in 2,000 here: 0 to 7
 	// of 21,000-36,000 in this test's runs of 2026-12-04/05 (7 of 28,607,
-	// 1 in 4,087, the most), more than burst_test.go's 1 in 6,500.
-	gap := int(2*(st.Lost-st.Unaccepted)) + (sink.count+1999)/2000
+	// 1 in 4,087, the most), more than burst_test.go's 1 in 6,500. In an
+	// emulated VM, 1 in 800: 2 accepts without their connect of 1,637
+	// connections in one run (Linux 6.1, kprobe hooks, 2026-12-05), the
+	// most in its runs there.
+	per := 2000
+	if os.Getenv("CONNTRACE_EMULATED") != "" {
+		per = 800
+	}
+	gap := int(2*(st.Lost-st.Unaccepted)) + (sink.count+per-1)/per
 	if missing := len(noAccept) - cut - int(st.Unaccepted); missing > gap || int(st.Unaccepted) > len(noAccept) || noConnect > gap {
 		t.Errorf("%d connects without an accept (%d of them in the stop's window), %d counted as unaccepted, %d accepts without a connect: want at most %d unexplained",
 			len(noAccept), cut, st.Unaccepted, noConnect, gap)
