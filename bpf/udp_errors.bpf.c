@@ -217,10 +217,11 @@ int BPF_PROG(udp_send_error, struct sock *sk, int ret)
 static __always_inline bool datagram_peer(struct sk_buff *skb, struct sock *sk, struct udp_flow_key *key,
 					  bool *out)
 {
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	__u16 nh = BPF_CORE_READ(skb, network_header);
-	__u16 th = BPF_CORE_READ(skb, transport_header);
-	__u16 local = BPF_CORE_READ(sk, __sk_common.skc_num);
+	/* Direct loads: both are the tracepoint's own (BTF) pointers. */
+	unsigned char *head = skb->head;
+	__u16 nh = skb->network_header;
+	__u16 th = skb->transport_header;
+	__u16 local = sk->__sk_common.skc_num;
 	__u16 ports[2] = {};
 	__u8 v = 0;
 
@@ -333,25 +334,29 @@ int BPF_PROG(udp_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_r
 		return 0;
 	}
 	netfilter = reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP);
-	if (!netfilter && !dns_tap)
+	/* A full receive buffer's drop, or UDP's memory's, is
+	 * udp_drops.bpf.c's to tell, a DNS flow's too. */
+	if (!netfilter &&
+	    (!dns_tap ||
+	     reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_SOCKET_RCVBUFF) ||
+	     reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_PROTO_MEM)))
 		return 0;
-	sk = BPF_CORE_READ(skb, sk);
+	/* Every drop of every protocol comes here: what rules most of them
+	 * out comes first, read with direct loads (BTF pointers), where a
+	 * helper call would cost each. A full socket (not a TCP mini
+	 * socket, whose state tells), then UDP's. */
+	sk = skb->sk;
 	if (!sk)
 		return 0;
-	/* A full socket (not a TCP mini socket), then UDP's. */
-	state = BPF_CORE_READ(sk, __sk_common.skc_state);
-	if ((state != TCP_CLOSE && state != TCP_ESTABLISHED) ||
-	    BPF_CORE_READ(sk, sk_protocol) != IPPROTO_UDP || BPF_CORE_READ(sk, sk_type) != SOCK_DGRAM ||
-	    !datagram_peer(skb, sk, &key, &out))
+	state = sk->__sk_common.skc_state;
+	if ((state != TCP_CLOSE && state != TCP_ESTABLISHED) || sk->sk_protocol != IPPROTO_UDP ||
+	    sk->sk_type != SOCK_DGRAM || !datagram_peer(skb, sk, &key, &out))
 		return 0;
 	key.sock = sock_id(sk);
 	/* A query's or an answer's drop, but a firewall's of a query (the
-	 * application gets EPERM: below), and a full receive buffer's or
-	 * UDP's memory's, which udp_drops.bpf.c tells. */
+	 * application gets EPERM: below). */
 	if (dns_tap && key.peer_port == DNS_PORT && !stopping && !(netfilter && out)) {
-		if (reason != bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_SOCKET_RCVBUFF) &&
-		    reason != bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_PROTO_MEM))
-			dns_dropped(sk, &key, reason, out);
+		dns_dropped(sk, &key, reason, out);
 		return 0;
 	}
 	if (!netfilter || !out)

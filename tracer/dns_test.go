@@ -4,6 +4,8 @@ package tracer_test
 
 import (
 	"bytes"
+	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -12,7 +14,10 @@ import (
 	"time"
 
 	"github.com/conntrace/conntrace/tracer"
+	"golang.org/x/net/dns/dnsmessage"
+
 	"github.com/conntrace/conntrace/tracer/event"
+	"github.com/conntrace/conntrace/tracer/output"
 	"github.com/conntrace/conntrace/tracer/testnet"
 )
 
@@ -281,5 +286,162 @@ func TestDNSDig(t *testing.T) {
 	if got := strings.Join(kinds, ","); got != "close other.test.example,close www.test.example,connect other.test.example,connect www.test.example,"+
 		"dns api.test.example.,dns nope.test.example.,dns other.test.example.,dns www.test.example." {
 		t.Errorf("--name *.test.example: got %s", got)
+	}
+}
+
+// hostileDNS answers as no real server would, by the question's first
+// label: a compression pointer to itself (loop), a CNAME to a name of
+// terminal escapes and the address behind it (esc), a record cut by
+// the message's end (pastend), a label of a reserved type (label), no
+// question at all (noquestion), SERVFAIL (servfail); anything else gets
+// 198.18.0.78, TTL 60.
+func hostileDNS(query []byte) []byte {
+	var p dnsmessage.Parser
+	h, err := p.Start(query)
+	if err != nil {
+		return nil
+	}
+	q, err := p.Question()
+	if err != nil {
+		return nil
+	}
+	end := 12 + int(q.Name.Length) + 1 + 4 // the question: its name's wire bytes (no pointer), type, class
+	if q.Name.Length == 1 {
+		end = 12 + 1 + 4
+	}
+	label, _, _ := strings.Cut(q.Name.String(), ".")
+	msg := binary.BigEndian.AppendUint16(nil, h.ID)
+	flags, qd, an := uint16(0x8180), uint16(1), uint16(1) // QR RD RA, NOERROR
+	switch label {
+	case "servfail":
+		flags, an = flags|2, 0
+	case "noquestion":
+		qd, an = 0, 0
+	case "esc":
+		an = 2
+	}
+	for _, v := range []uint16{flags, qd, an, 0, 0} {
+		msg = binary.BigEndian.AppendUint16(msg, v)
+	}
+	if qd == 1 {
+		msg = append(msg, query[12:end]...)
+	}
+	rr := func(name []byte, typ uint16, rdata []byte) {
+		msg = append(msg, name...)
+		msg = binary.BigEndian.AppendUint16(msg, typ)
+		msg = binary.BigEndian.AppendUint16(msg, 1)
+		msg = binary.BigEndian.AppendUint32(msg, 60)
+		msg = binary.BigEndian.AppendUint16(msg, uint16(len(rdata)))
+		msg = append(msg, rdata...)
+	}
+	question := []byte{0xc0, 12}
+	switch label {
+	case "servfail", "noquestion":
+	case "loop":
+		self := len(msg)
+		rr([]byte{0xc0 | byte(self>>8), byte(self)}, 1, []byte{198, 18, 0, 79})
+	case "esc":
+		evil := "\x1b]0;pwn\x07\x1b[2J\x07"
+		target := append(append([]byte{byte(len(evil))}, evil...), "\x07hostile\x04test\x00"...)
+		at := len(msg) + len(question) + 10
+		rr(question, 5, target)
+		rr([]byte{0xc0 | byte(at>>8), byte(at)}, 1, []byte{198, 18, 0, 77})
+	case "pastend":
+		rr(question, 1, []byte{198, 18, 0, 80})
+		msg = msg[:len(msg)-2] // half its address
+	case "label":
+		rr([]byte{0x7f, 'x', 0}, 1, []byte{198, 18, 0, 81})
+	default:
+		rr(question, 1, []byte{198, 18, 0, 78})
+	}
+	return msg
+}
+
+// TestHostileDNS: a server of the test's own answers with what a hostile
+// one would send (hostileDNS) and a client asks names of terminal
+// escapes: every lookup is an event or a counted parse error, its bytes
+// escaped in both outputs, what could not be read marked partial; a
+// compression loop neither hangs nor crashes the reader. No real server
+// would send these: no tools, so it runs on arm64 too.
+func TestHostileDNS(t *testing.T) {
+	cli, srv := testnet.NewNS(t), testnet.NewNS(t)
+	testnet.Veth(t, cli, []string{"198.18.0.1/24"}, srv, []string{"198.18.0.2/24"})
+	server := netip.MustParseAddrPort("198.18.0.2:53")
+	testnet.DNSServer(t, srv, server, hostileDNS)
+	s := startTracer(t, tracer.Config{Ports: []uint16{53}, DNSTimeout: 500 * time.Millisecond})
+	names := []string{"loop.hostile.test.", "esc.hostile.test.", "pastend.hostile.test.", "label.hostile.test.",
+		"noquestion.hostile.test.", "servfail.hostile.test.", "\x1b[31mred\x07\x00.hostile.test."}
+	var queries [][]byte
+	for i, name := range names {
+		queries = append(queries, testnet.DNSQuery(t, uint16(0x100+i), name, dnsmessage.TypeA))
+	}
+	answers := cli.AskDNS(t, server, 2*time.Second, queries...)
+	for i, a := range answers {
+		if a == nil {
+			t.Fatalf("no answer to %q", names[i])
+		}
+	}
+	// The one answer with no question is no lookup's: its query times
+	// out, with that answer.
+	s.waitFor(t, len(names), func(ev *tracer.Event) bool { return ev.Type == tracer.EventDNS })
+	all := ofType(tracer.EventDNS, s.stop(t))
+	if st := s.t.Stats(); st.DNSMalformed != 1 {
+		t.Errorf("want 1 malformed message counted (the answer with no question), got %d", st.DNSMalformed)
+	}
+	type want struct {
+		outcome string
+		partial bool
+		answers string
+		cnames  string
+	}
+	wants := map[string]want{
+		names[0]: {"NOERROR", true, "", ""},
+		names[1]: {"NOERROR", false, "198.18.0.77", "\x1b]0;pwn\x07\x1b[2J\x07.hostile.test."},
+		names[2]: {"NOERROR", true, "", ""},
+		names[3]: {"NOERROR", true, "", ""},
+		names[4]: {"timeout", false, "", ""},
+		names[5]: {"SERVFAIL", false, "", ""},
+		names[6]: {"NOERROR", false, "198.18.0.78", ""},
+	}
+	if len(all) != len(names) {
+		t.Errorf("want %d lookups, got %d:\n%s", len(names), len(all), dump(all))
+	}
+	for _, ev := range all {
+		l := ev.DNS
+		w, ok := wants[string(l.Name)]
+		if !ok {
+			t.Errorf("a lookup of %q, not asked:\n%s", l.Name, dump([]tracer.Event{ev}))
+			continue
+		}
+		delete(wants, string(l.Name))
+		var got, cnames []string
+		for _, a := range l.Answers {
+			got = append(got, a.Addr.String())
+		}
+		for _, c := range l.CNAMEs {
+			cnames = append(cnames, string(c))
+		}
+		if l.RCodeName() != w.outcome || l.Partial != w.partial || strings.Join(got, ",") != w.answers || strings.Join(cnames, ",") != w.cnames ||
+			ev.RAddr != server.Addr() || ev.NetNS != cli.Inode(t) {
+			t.Errorf("%q: want %+v, got %s partial %v answers %v cnames %q", l.Name, w, l.RCodeName(), l.Partial, got, cnames)
+		}
+		// Both outputs: valid, no byte of the names raw.
+		js := output.AppendJSON(nil, &ev)
+		var line map[string]any
+		if err := json.Unmarshal(js, &line); err != nil {
+			t.Errorf("%q: invalid JSON %q: %v", l.Name, js, err)
+		}
+		for _, out := range [][]byte{js, output.AppendText(nil, &ev)} {
+			if i := bytes.IndexFunc(bytes.TrimSuffix(out, []byte("\n")), func(r rune) bool { return r < 0x20 || r == 0x7f }); i >= 0 {
+				t.Errorf("%q: a control byte in %q", l.Name, out)
+			}
+		}
+		if unreadable := string(l.Name) == names[4]; unreadable != (l.Unreadable == 1) || unreadable != (line["unreadable_answers"] == 1.0) ||
+			unreadable && !strings.Contains(string(output.AppendText(nil, &ev)), "1 came with the query's id but no question") {
+			t.Errorf("%q: want the unreadable answer told, got %d: %s", l.Name, l.Unreadable, output.AppendText(nil, &ev))
+		}
+		if string(l.Name) == names[1] && !strings.Contains(string(output.AppendText(nil, &ev)), `\x1b]0;pwn\x07`) {
+			t.Errorf("the CNAME's escapes are not shown escaped: %s", output.AppendText(nil, &ev))
+		}
 	}
 }

@@ -53,6 +53,11 @@ func absorbDNS(t *Tracer, raw []byte, ev *pending) bool {
 	m := &d.msg
 	if err := m.Parse(payload); err != nil {
 		t.stats.DNSMalformed++
+		if err == dns.ErrNoQuestion && m.Response && r.Dropped == 0 {
+			// Its header was read: the query of its id has an answer
+			// that says nothing.
+			d.lookups.Unreadable(&ev.Event, r.Sock, m.ID)
+		}
 		return false
 	}
 	if int(r.Len) > len(payload) {

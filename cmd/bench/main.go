@@ -57,6 +57,8 @@ type sample struct {
 	readyMs   float64
 	failures  uint64
 	hasCounts bool
+	// progs: what each of the tracer's BPF programs cost over the storm.
+	progs map[string]progCost
 }
 
 func main() {
@@ -75,6 +77,11 @@ func main() {
 	other := flag.String("other", "", "also run this conntrace binary (another build: what a change costs)")
 	otherArgs := flag.String("other-args", "watch -o json", "the -other binary's arguments (output to /dev/null)")
 	flag.Parse()
+	var err error
+	if bpfStats, err = enableStats(); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(1)
+	}
 	storm := stormArgs{conns: *conns, close: *closeHow, payload: *payload, udp: *udp}
 	if *dns {
 		queries, undo, err := dnsSetup()
@@ -148,7 +155,7 @@ func main() {
 		}
 	}
 
-	table := render(configs, results, *dur, storm, *rounds) + profileTop(ct, profile)
+	table := render(configs, results, *dur, storm, *rounds) + renderCosts(configs, results, *dur, storm.unit()) + profileTop(ct, profile)
 	fmt.Print(table)
 	if *out != "" {
 		if err := os.WriteFile(*out, []byte(table), 0o644); err != nil {
@@ -158,6 +165,10 @@ func main() {
 	}
 	exit(0)
 }
+
+// bpfStats keeps bpf_stats on while the bench runs (for every
+// configuration, the baseline's none included: its cost is in each).
+var bpfStats io.Closer
 
 // atExit undoes what the run set up (the DNS storm's namespaces).
 var atExit = func() {}
@@ -222,6 +233,8 @@ func (a stormArgs) unit() string {
 func runOnce(c config, connstorm string, dur time.Duration, a stormArgs) (sample, error) {
 	var s sample
 	var tr *exec.Cmd
+	var progsBefore map[string]progCost
+	lastProg := lastProgID()
 	var stderr bytes.Buffer
 	lines := make(chan int, 1)
 	if c.cmd != nil {
@@ -281,6 +294,11 @@ func runOnce(c config, connstorm string, dur time.Duration, a stormArgs) (sample
 			}()
 		}
 		s.readyMs = float64(time.Since(start).Microseconds()) / 1000
+		var err error
+		if progsBefore, err = progCosts(lastProg); err != nil {
+			tr.Process.Kill()
+			return s, err
+		}
 	}
 
 	storm := exec.Command(connstorm, a.args(dur)...)
@@ -321,6 +339,12 @@ func runOnce(c config, connstorm string, dur time.Duration, a stormArgs) (sample
 	}
 
 	if tr != nil {
+		after, err := progCosts(lastProg)
+		if err != nil {
+			tr.Process.Kill()
+			return s, err
+		}
+		s.progs = since(progsBefore, after)
 		time.Sleep(200 * time.Millisecond) // the last closes
 		tr.Process.Signal(syscall.SIGINT)
 		if !c.ownReady {
@@ -380,8 +404,8 @@ func render(configs []config, results [][]sample, dur time.Duration, a stormArgs
 	}
 	fmt.Fprintf(&b, what+", %d rounds, medians; Linux %s, %d CPUs (%s)\n\n",
 		a, dur, rounds, release, runtime.NumCPU(), host)
-	b.WriteString("| configuration | " + a.unit() + " | vs baseline | vs floor | events | lost | tracer CPU s | peak RSS MB | ctx switches/s | ready ms | storm failures |\n")
-	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	b.WriteString("| configuration | " + a.unit() + " | vs baseline | vs floor | events | lost | tracer CPU s | peak RSS MB | ctx switches/s | ready ms | storm failures | BPF ns per " + strings.TrimSuffix(a.unit(), "/s") + " |\n")
+	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	rateOf := func(i int) float64 {
 		var xs []float64
 		for _, s := range results[i] {
@@ -426,15 +450,22 @@ func render(configs []config, results [][]sample, dur time.Duration, a stormArgs
 			failures += s.failures
 			rss = max(rss, s.rssMB)
 		}
-		fmt.Fprintf(&b, "| %s | %.0f | %.2fx | %s | %s | %s | %s | %s | %s | %s | %d |\n", c.name, rate, rate/base, vsFloor,
+		bpf := get(func(s sample) float64 {
+			if s.connPerS == 0 {
+				return 0
+			}
+			return float64(total(s.progs).Nanoseconds()) / (s.connPerS * dur.Seconds())
+		})
+		fmt.Fprintf(&b, "| %s | %.0f | %.2fx | %s | %s | %s | %s | %s | %s | %s | %d | %s |\n", c.name, rate, rate/base, vsFloor,
 			cell(counts, fmt.Sprintf("%.0f", get(func(s sample) float64 { return float64(s.events) }))),
 			cell(counts && c.ownReady, strconv.FormatUint(lost, 10)),
 			cell(tracer, fmt.Sprintf("%.2f", get(func(s sample) float64 { return s.cpu }))),
 			cell(tracer, fmt.Sprintf("%.1f", rss)),
 			cell(tracer, fmt.Sprintf("%.0f", get(func(s sample) float64 { return s.cswPerS }))),
-			cell(tracer && c.ownReady, fmt.Sprintf("%.0f", get(func(s sample) float64 { return s.readyMs }))), failures)
+			cell(tracer && c.ownReady, fmt.Sprintf("%.0f", get(func(s sample) float64 { return s.readyMs }))), failures,
+			cell(tracer, fmt.Sprintf("%.0f", bpf)))
 	}
-	b.WriteString("\nlost and storm failures: summed over the rounds (conntrace counts its losses; tcplife does not report any). events: median per run.\n")
+	b.WriteString("\nlost and storm failures: summed over the rounds (conntrace counts its losses; tcplife does not report any). events: median per run. BPF ns: the time of every program the tracer loaded (bpf_stats, on for every configuration), per unit of the storm, median.\n")
 	return b.String()
 }
 

@@ -178,6 +178,15 @@ func (ls *Lookups) Blocked(m *Message) *event.Lookup {
 	return l
 }
 
+// Unreadable notes an answer with id that came to ev's socket (sock)
+// but could not be read (Message.Parse failed past its header): the
+// query of that id in flight there, if any, has one more.
+func (ls *Lookups) Unreadable(ev *event.Event, sock uint64, id uint16) {
+	if f, ok := ls.flight[keyOf(ev, sock, id)]; ok {
+		f.lookup.Unreadable++
+	}
+}
+
 // DroppedHere notes the drop event of a DNS flow: this host dropped its
 // query on the way out, or answers on the way in (ev.DropInbound). The
 // lookups in flight on it have them.
@@ -287,7 +296,7 @@ func (ls *Lookups) Release(l *event.Lookup) {
 
 func fill(l *event.Lookup, m *Message) {
 	l.ID, l.QType = m.ID, m.QType
-	l.Drops, l.DropReason, l.DropOut = 0, "", false
+	l.Drops, l.DropReason, l.DropOut, l.Unreadable = 0, "", false, 0
 	l.Name = append(l.Name[:0], m.Name...)
 	l.Partial = m.Partial
 }

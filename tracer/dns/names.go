@@ -58,6 +58,13 @@ func (n *Names) Add(netns uint32, name []byte, answers []event.DNSAnswer, now ui
 	for _, a := range answers {
 		k := nameKey{netns, a.Addr.Unmap()}
 		e, ok := n.entries[k]
+		expires := now + uint64(time.Duration(a.TTL)*time.Second+NameGrace)
+		if ok && e.name == string(name) && max(expires, e.expires)-min(expires, e.expires) < uint64(time.Second) {
+			// The same name, its end moved by less than a second (a
+			// name asked for again and again, its TTL counted down by
+			// a cache): not written again.
+			continue
+		}
 		if !ok && len(n.entries) >= n.max {
 			n.makeRoom(now)
 		}
@@ -69,7 +76,7 @@ func (n *Names) Add(netns uint32, name []byte, answers []event.DNSAnswer, now ui
 			s = string(name)
 			e.name = s
 		}
-		e.expires = now + uint64(time.Duration(a.TTL)*time.Second+NameGrace)
+		e.expires = expires
 		n.entries[k] = e
 	}
 }

@@ -47,6 +47,10 @@ type Lookup struct {
 	Drops        uint32
 	DropReason   string
 	DropOut      bool
+	// Unreadable (a timeout, or none yet at the run's end): answers that
+	// came from the server to the query's socket with its id, but that
+	// could not be read as one (no question: a malformed message).
+	Unreadable uint32
 	// Partial: the message was longer than the tracer copies
 	// (DNS_PAYLOAD_MAX) or malformed past its question: what it holds
 	// beyond is not known.

@@ -81,6 +81,10 @@ func dnsJSON(dst []byte, ev *event.Event) []byte {
 			dst = appendICMPJSON(dst, &fail)
 		}
 	}
+	if l.Unreadable > 0 {
+		dst = append(dst, `,"unreadable_answers":`...)
+		dst = strconv.AppendUint(dst, uint64(l.Unreadable), 10)
+	}
 	if l.Partial {
 		dst = append(dst, `,"partial":true`...)
 	}
@@ -131,6 +135,9 @@ func dnsText(dst []byte, ev *event.Event) []byte {
 	if l.Truncated {
 		dst = append(dst, " truncated"...)
 	}
+	if l.Partial {
+		dst = append(dst, " partial"...)
+	}
 	if l.Failed() {
 		dst = append(dst, ": "...)
 		dst = appendDNSExplanation(dst, ev)
@@ -142,6 +149,13 @@ func dnsText(dst []byte, ev *event.Event) []byte {
 func appendDNSExplanation(dst []byte, ev *event.Event) []byte {
 	l := ev.DNS
 	server := func(dst []byte) []byte { return AppendAddrPort(dst, ev.RAddr, ev.RPort) }
+	if l.Unreadable > 0 && (l.Outcome == event.TimedOut || l.Outcome == event.Unanswered) {
+		dst = append(dst, "no answer from "...)
+		dst = server(dst)
+		dst = append(dst, " that could be read: "...)
+		dst = strconv.AppendUint(dst, uint64(l.Unreadable), 10)
+		return append(dst, " came with the query's id but no question (a malformed message, counted as such at the end)"...)
+	}
 	switch l.Outcome {
 	case event.TimedOut:
 		dst = append(dst, "no answer from "...)
