@@ -121,7 +121,7 @@ bench: deps ## tracing overhead under a full-rate connection storm, vs tcplife, 
 	for m in stream rr flows; do $(GO) run ./cmd/bench -bin bin -udp $$m -payload 32 -only '$(UDPBENCH)' -o bench-udp-$$m.md $(UDPBENCHFLAGS) || exit 1; done
 	@# DNS: dnsperf asking dnsmasq, every query a lookup.
 	$(GO) run ./cmd/bench -bin bin -dns -only '$(DNSBENCH)' -o bench-dns.md $(DNSBENCHFLAGS)
-	$(GO) test -run '^$$' -bench Record -benchmem ./tracer
+	$(GO) test -run '^$$' -bench 'Record|DNSLookup' -benchmem ./tracer
 
 clean: ## remove build output
 	rm -rf bin

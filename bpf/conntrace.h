@@ -188,14 +188,20 @@ struct drop_record {
 struct dns_record {
 	struct record_head head;
 	__u64 sock; /* the socket's cookie */
-	__u16 len;  /* the message's bytes; the payload holds up to DNS_PAYLOAD_MAX of them */
+	/* The message's bytes (over TCP: the segment's, messages each after
+	 * their 2-byte length); the payload holds up to DNS_PAYLOAD_MAX. */
+	__u32 len;
 	/* The message passes the filters (events, ports, processes): an
 	 * event. Otherwise Go keeps only the names it answers with. */
 	__u8 shown;
 	/* A firewall rule here dropped this query on its way out: the
 	 * application got EPERM (skb:kfree_skb, NETFILTER_DROP). */
 	__u8 dropped;
-	__u8 _pad[4];
+	/* Over TCP: bytes of the stream before this segment's were not seen
+	 * (a segment out of order, a retransmission's new bytes): where a
+	 * message begins is not known. */
+	__u8 gap;
+	__u8 _pad;
 	__u8 payload[DNS_PAYLOAD_MAX]; /* the head's size says how much is used */
 };
 

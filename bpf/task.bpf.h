@@ -35,4 +35,13 @@ static __always_inline void fill_task(struct task_info *task)
 	bpf_get_current_comm(&task->thread, sizeof(task->thread));
 }
 
+/* The network namespace of the current task, which a socket() is made
+ * in. */
+static __always_inline __u32 current_netns(void)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+	return BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
+}
+
 #endif /* CONNTRACE_TASK_BPF_H */

@@ -48,7 +48,7 @@ struct {
 /* A dns record in the slot's buffer, its head and fields set, for a
  * message of len bytes: t is the socket's end and the server's, task its
  * owner. The caller copies the message and sends it (dns_send). */
-static __always_inline struct dns_record *dns_record(__u32 slot, __u32 len, const struct tuple *t,
+static __always_inline struct dns_record *dns_record(__u32 slot, __u8 proto, __u32 len, const struct tuple *t,
 						     const struct task_info *task, __u32 netns, __u64 conn_id,
 						     __u64 cookie, bool out, bool shown)
 {
@@ -56,7 +56,7 @@ static __always_inline struct dns_record *dns_record(__u32 slot, __u32 len, cons
 
 	if (!r)
 		return NULL;
-	fill_head(&r->head, EVENT_DNS, 0, IPPROTO_UDP, t, task);
+	fill_head(&r->head, EVENT_DNS, 0, proto, t, task);
 	r->head.conn_id = conn_id;
 	r->head.netns = netns;
 	r->head.direction = out ? DIR_OUT : DIR_IN;
@@ -64,7 +64,8 @@ static __always_inline struct dns_record *dns_record(__u32 slot, __u32 len, cons
 	r->len = len;
 	r->shown = shown;
 	r->dropped = 0;
-	__builtin_memset(r->_pad, 0, sizeof(r->_pad));
+	r->gap = 0;
+	r->_pad = 0;
 	return r;
 }
 
@@ -100,8 +101,8 @@ static __always_inline void tap_dns(struct __sk_buff *skb, __u32 off, __u32 len,
 				    const struct task_info *task, __u32 netns, __u64 conn_id, __u64 cookie,
 				    bool out, bool shown)
 {
-	struct dns_record *r = dns_record(out ? DNS_SLOT_EGRESS : DNS_SLOT_INGRESS, len, t, task, netns,
-					  conn_id, cookie, out, shown);
+	struct dns_record *r = dns_record(out ? DNS_SLOT_EGRESS : DNS_SLOT_INGRESS, IPPROTO_UDP, len, t, task,
+					  netns, conn_id, cookie, out, shown);
 	__u64 last = dns_last(len);
 
 	if (!r)

@@ -304,8 +304,8 @@ static __always_inline void dns_blocked(struct sk_buff *skb, struct sock *sk, co
 	t.dport = key->peer_port;
 	t.d4 = key->peer[0];
 	__builtin_memcpy(t.d6, key->peer, sizeof(t.d6));
-	r = dns_record(DNS_SLOT_DROP, len, &t, task, netns_of(sk), f && !f->pending ? f->conn_id : 0,
-		       key->sock, true, shown);
+	r = dns_record(DNS_SLOT_DROP, IPPROTO_UDP, len, &t, task, netns_of(sk),
+		       f && !f->pending ? f->conn_id : 0, key->sock, true, shown);
 	if (!r)
 		return;
 	r->dropped = 1;

@@ -26,7 +26,9 @@
  *    closed sockets, and idle ones; and the drops of no socket not told
  *    yet (udp_port_drops.bpf.h).
  * Datagrams dropped on their way in are in udp_drops.bpf.c.
- * A TCP packet leaves the skb programs after three loads and a helper.
+ * A TCP packet leaves the skb programs after four loads and a helper,
+ * but a segment of a connection to port 53: DNS over TCP (tcp_dns.bpf.h,
+ * with cgroup/connect4 and 6, which return at once for any other port).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -37,12 +39,11 @@
 #include "events.bpf.h"
 #include "filters.bpf.h"
 #include "task.bpf.h"
+#include "tcp_dns.bpf.h"
 #include "udp_dns.bpf.h"
 #include "udp_flows.bpf.h"
 #include "udp_port_drops.bpf.h"
 
-#define ETH_P_IP 0x0800
-#define ETH_P_IPV6 0x86DD
 #define EEXIST 17
 #define SK_PASS 1
 
@@ -74,14 +75,6 @@ struct datagram {
 	__u32 count;   /* datagrams */
 	__u32 off;     /* the payload's offset in the skb */
 };
-
-/* The network namespace of the current task, which a socket() is made in. */
-static __always_inline __u32 current_netns(void)
-{
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-
-	return BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
-}
 
 /* The current process owns the socket of us. */
 static __always_inline void own(struct udp_sock_info *us)
@@ -282,7 +275,16 @@ static __always_inline int on_datagram(struct __sk_buff *skb, bool out)
 	if (!sk)
 		return SK_PASS;
 	sk = bpf_sk_fullsock(sk);
-	if (!sk || sk->protocol != IPPROTO_UDP || sk->type != SOCK_DGRAM)
+	if (!sk)
+		return SK_PASS;
+	/* DNS over TCP: a connection to port 53 (the peer's port, in the
+	 * socket: no header read for any other TCP segment). */
+	if (sk->protocol == IPPROTO_TCP) {
+		if (dns_tap && sk->dst_port == bpf_htons(DNS_PORT) && !stopping)
+			tap_dns_segment(skb, sk, out);
+		return SK_PASS;
+	}
+	if (sk->protocol != IPPROTO_UDP || sk->type != SOCK_DGRAM)
 		return SK_PASS;
 	if (!out) {
 		/* A drop of this datagram is not put on the flow of the one
@@ -418,6 +420,18 @@ static __always_inline void on_addr_call6(struct bpf_sock_addr *ctx, bool recv)
 		return;
 	}
 	on_addr_call(ctx, AF_INET6, peer, recv);
+}
+
+SEC("cgroup/connect4")
+int dns_connect4(struct bpf_sock_addr *ctx)
+{
+	return dns_connect(ctx);
+}
+
+SEC("cgroup/connect6")
+int dns_connect6(struct bpf_sock_addr *ctx)
+{
+	return dns_connect(ctx);
 }
 
 SEC("cgroup/sendmsg4")

@@ -445,3 +445,126 @@ func TestHostileDNS(t *testing.T) {
 		}
 	}
 }
+
+// TestDNSOverTCP: Go's resolver gets a truncated answer over UDP (120
+// addresses: more than 1,232 bytes) and asks again over TCP: both are
+// lookups of its process, the second one tied to the first; its answer
+// (1,965 bytes, more than the tracer copies) names the connection after.
+// Lookups sent over TCP from the start: an answer and an NXDOMAIN.
+func TestDNSOverTCP(t *testing.T) {
+	records := []string{"--host-record=api.test.example,198.18.0.10"}
+	for i := 1; i <= 120; i++ {
+		records = append(records, fmt.Sprintf("--host-record=big.test.example,198.18.1.%d", i))
+	}
+	n := newDNSNetOf(t, records...)
+	// Every address of big is the server's namespace's (Go's resolver
+	// sorts them: the client connects to any), on port 8054.
+	if out, err := n.srv.Exec(t, "ip", "route", "add", "local", "198.18.1.0/24", "dev", "lo"); err != nil {
+		t.Fatalf("ip route add local: %v: %s", err, out)
+	}
+	n.cli.Via(t, "198.18.1.0/24", "198.18.0.2")
+	const bigPort = 8054
+	big := testnet.Start(t, "ct-dns-bigsrv", testnet.Role{Server: true, NS: n.srv.Path(), Addr: fmt.Sprintf("0.0.0.0:%d", bigPort), Conns: 1, Recv: 4, Send: 4})
+	big.Expect(t, "listening")
+	s := startTracer(t, tracer.Config{Ports: []uint16{53, dnsService, bigPort}, DNSTimeout: 1500 * time.Millisecond})
+	retry := testnet.Start(t, "ct-dns-retry", testnet.Role{NS: n.cli.Path(), DNS: "198.18.0.2:53", Addr: fmt.Sprintf("big.test.example:%d", bigPort),
+		Send: 4, Recv: 4, Timeout: 2 * time.Second})
+	retry.Expect(t, "ready")
+	if got := retry.Expect(t, "resolved"); !netip.MustParsePrefix("198.18.1.0/24").Contains(netip.MustParseAddr(got)) {
+		t.Fatalf("big.test.example resolved to %s", got)
+	}
+	retry.Expect(t, "connected")
+	retry.Wait(t)
+	lookup := func(comm, name, want string) *testnet.Proc {
+		p := testnet.Start(t, comm, testnet.Role{NS: n.cli.Path(), DNS: "198.18.0.2:53", DNSTCP: true, Addr: name + ":8053",
+			Send: 4, Recv: 4, MayFail: want == "", Timeout: 2 * time.Second})
+		p.Expect(t, "ready")
+		n.endLookup(t, p, want)
+		return p
+	}
+	tcp := lookup("ct-dns-tcp", "api.test.example", "198.18.0.10")
+	lookup("ct-dns-tcpnx", "nope.test.example", "")
+	s.waitFor(t, 3, func(ev *tracer.Event) bool {
+		return ev.Type == tracer.EventClose && (ev.RPort == dnsService || ev.RPort == bigPort) || ev.Type == tracer.EventDNS && ev.DNS.RCode == 3
+	})
+	all := s.stop(t)
+	var dnsEvs []string
+	for _, ev := range ofType(tracer.EventDNS, all) {
+		l := ev.DNS
+		dnsEvs = append(dnsEvs, fmt.Sprintf("%s %s %s %s %s trunc=%v retry=%v partial=%v answers=%d/%d", ev.CommBytes(), ev.Proto, l.Name, l.QTypeName(), l.RCodeName(),
+			l.Truncated, l.RetryOfTruncated, l.Partial, len(l.Answers), l.AnswerCount))
+		if ev.RAddr != netip.MustParseAddr("198.18.0.2") || ev.RPort != 53 || ev.NetNS != n.cli.Inode(t) || ev.PID == 0 {
+			t.Errorf("a lookup not of the client's namespace to 198.18.0.2:53:\n%s", dump([]tracer.Event{ev}))
+		}
+		if want := map[string]int{"ct-dns-retry": retry.PID, "ct-dns-tcp": tcp.PID}[string(ev.CommBytes())]; want != 0 && int(ev.PID) != want {
+			t.Errorf("lookup of pid %d, want %d", ev.PID, want)
+		}
+		// Over TCP, the lookup has its connection's conn_id.
+		if ev.Proto == tracer.ProtoTCP && !slices.ContainsFunc(all, func(c tracer.Event) bool {
+			return c.Type == tracer.EventConnect && c.ConnID == ev.ConnID && c.PID == ev.PID && c.RPort == 53 && c.LPort == ev.LPort
+		}) {
+			t.Errorf("a lookup over TCP without its connection's conn_id:\n%s", dump([]tracer.Event{ev}))
+		}
+	}
+	// The answer over UDP held what 1,232 bytes hold (74 addresses); over
+	// TCP, the tracer copied 1,232 of its 1,965 bytes: 74 of the 120 too.
+	want := []string{
+		"ct-dns-retry udp big.test.example. A NOERROR trunc=true retry=false partial=false answers=16/74",
+		"ct-dns-retry tcp big.test.example. A NOERROR trunc=false retry=true partial=true answers=16/74",
+		"ct-dns-tcp tcp api.test.example. A NOERROR trunc=false retry=false partial=false answers=1/1",
+		"ct-dns-tcpnx tcp nope.test.example. A NXDOMAIN trunc=false retry=false partial=false answers=0/0",
+	}
+	if strings.Join(dnsEvs, "\n") != strings.Join(want, "\n") {
+		t.Errorf("lookups:\n%s\nwant:\n%s", strings.Join(dnsEvs, "\n"), strings.Join(want, "\n"))
+	}
+	named := map[string]string{}
+	for _, ev := range all {
+		if ev.Type == tracer.EventConnect && (ev.RPort == dnsService || ev.RPort == bigPort) {
+			named[string(ev.CommBytes())] = ev.RName
+		}
+	}
+	if named["ct-dns-retry"] != "big.test.example" || named["ct-dns-tcp"] != "api.test.example" {
+		t.Errorf("want the connections named by the lookups over TCP, got %v", named)
+	}
+	if st := s.t.Stats(); st.DNSMalformed != 0 || st.DNSUnfollowed != 0 {
+		t.Errorf("want every message read, got %d malformed, %d unfollowed", st.DNSMalformed, st.DNSUnfollowed)
+	}
+}
+
+// TestDNSStub: a local stub resolver, as systemd-resolved's on
+// 127.0.0.53 (here Debian's dnsmasq, forwarding to the server): the
+// application's lookup and the stub's own upstream are both lookups,
+// each of its own process; the connection after is named.
+func TestDNSStub(t *testing.T) {
+	n := newDNSNet(t)
+	if out, err := n.cli.Exec(t, "ip", "link", "set", "lo", "up"); err != nil {
+		t.Fatalf("ip link set lo up: %v: %s", err, out)
+	}
+	stub := testnet.Dnsmasq(t, n.cli, "127.0.0.53", "--server=198.18.0.2", "--no-negcache", "--cache-size=0")
+	s := startTracer(t, tracer.Config{Ports: []uint16{53, dnsService}})
+	cli := n.goLookup(t, "ct-dns-app", "127.0.0.53", "api.test.example", "198.18.0.10")
+	s.waitFor(t, 1, func(ev *tracer.Event) bool { return ev.Type == tracer.EventClose && ev.RPort == dnsService })
+	all := s.stop(t)
+	var got []string
+	for _, ev := range ofType(tracer.EventDNS, all) {
+		var answers []string
+		for _, a := range ev.DNS.Answers {
+			answers = append(answers, a.Addr.String())
+		}
+		got = append(got, fmt.Sprintf("%d %s -> %s %s %s %s %v", ev.PID, ev.CommBytes(), netip.AddrPortFrom(ev.RAddr, ev.RPort), ev.DNS.Name, ev.DNS.QTypeName(), ev.DNS.RCodeName(), answers))
+	}
+	slices.Sort(got)
+	want := []string{
+		fmt.Sprintf("%d ct-dns-app -> 127.0.0.53:53 api.test.example. A NOERROR [198.18.0.10]", cli.PID),
+		fmt.Sprintf("%d dnsmasq -> 198.18.0.2:53 api.test.example. A NOERROR [198.18.0.10]", stub.Process.Pid),
+	}
+	slices.Sort(want)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("lookups:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for _, ev := range all {
+		if ev.Type == tracer.EventConnect && ev.RPort == dnsService && ev.RName != "api.test.example" {
+			t.Errorf("want the connection named:\n%s", dump([]tracer.Event{ev}))
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/conntrace/conntrace/tracer/dns"
+	"github.com/conntrace/conntrace/tracer/event"
 	"github.com/conntrace/conntrace/tracer/internal/bpfobj"
 )
 
@@ -22,13 +23,25 @@ type dnsReader struct {
 	msg     dns.Message
 	lookups *dns.Lookups
 	names   *dns.Names
+	streams *dns.Streams
+	// ready: the lookups a TCP segment's answers ended (one segment can
+	// hold several), written after it (writeReady) with base, the
+	// segment's record, as their event.
+	ready []readyLookup
+	base  Event
+}
+
+type readyLookup struct {
+	l  *event.Lookup
+	ts uint64
 }
 
 func newDNSReader(timeout time.Duration) *dnsReader {
 	if timeout <= 0 {
 		timeout = DefaultDNSTimeout
 	}
-	r := &dnsReader{lookups: dns.NewLookups(timeout, dns.DefaultMaxInFlight), names: dns.NewNames(dns.DefaultMaxNames)}
+	r := &dnsReader{lookups: dns.NewLookups(timeout, dns.DefaultMaxInFlight), names: dns.NewNames(dns.DefaultMaxNames),
+		streams: dns.NewStreams()}
 	// The UDP kfree_skb program reports a DNS flow's drops.
 	r.lookups.DropsWatched = dropsHooked()
 	return r
@@ -40,7 +53,8 @@ const dnsHead = int(unsafe.Offsetof(bpfobj.ConntraceDnsRecord{}.Payload))
 // absorbDNS reads a dns record decoded into ev: a query waits for its
 // answer (false: no event now); an answer is the lookup's event, when
 // the message passes the filters. Every answer to a query seen names its
-// addresses, whatever the filters.
+// addresses, whatever the filters. A TCP segment's messages are split
+// first; the lookups its answers end are written after it (ready).
 func absorbDNS(t *Tracer, raw []byte, ev *pending) bool {
 	d := t.dns
 	if d == nil {
@@ -50,41 +64,79 @@ func absorbDNS(t *Tracer, raw []byte, ev *pending) bool {
 	payload := raw[dnsHead:r.Head.Size]
 	// A lookup goes out from this end, whichever message told it.
 	ev.Direction = DirOut
+	if ev.Proto == ProtoTCP {
+		d.base = ev.Event
+		t.stats.DNSUnfollowed += uint64(d.streams.Split(r.Sock, r.Head.Direction == uint8(DirOut), payload, int(r.Len), r.Gap != 0,
+			func(msg []byte, cut bool) {
+				if l := absorbMessage(t, r, &d.base, ev.ts, msg, cut); l != nil {
+					d.ready = append(d.ready, readyLookup{l, ev.ts})
+				}
+			}))
+		return false
+	}
+	l := absorbMessage(t, r, &ev.Event, ev.ts, payload, int(r.Len) > len(payload))
+	ev.DNS = l
+	return l != nil
+}
+
+// absorbMessage reads one DNS message of record r (ev its head, ts its
+// time; cut: the message goes on past msg) and returns the lookup it
+// ends, when that is to be written.
+func absorbMessage(t *Tracer, r *bpfobj.ConntraceDnsRecord, ev *Event, ts uint64, msg []byte, cut bool) *event.Lookup {
+	d := t.dns
 	m := &d.msg
-	if err := m.Parse(payload); err != nil {
+	if err := m.Parse(msg); err != nil {
 		t.stats.DNSMalformed++
 		if err == dns.ErrNoQuestion && m.Response && r.Dropped == 0 {
 			// Its header was read: the query of its id has an answer
 			// that says nothing.
-			d.lookups.Unreadable(&ev.Event, r.Sock, m.ID)
+			d.lookups.Unreadable(ev, r.Sock, m.ID)
 		}
-		return false
+		return nil
 	}
-	if int(r.Len) > len(payload) {
-		m.Partial = true
-	}
+	m.Partial = m.Partial || cut
 	if r.Dropped != 0 {
 		// A query a rule here dropped: its lookup ends now.
 		if m.Response || r.Shown == 0 {
-			return false
+			return nil
 		}
-		ev.DNS = d.lookups.Blocked(m)
-		return true
+		return d.lookups.Blocked(m)
 	}
 	if !m.Response {
-		d.lookups.Query(&ev.Event, ev.ts, r.Sock, m, r.Shown != 0)
-		return false
+		d.lookups.Query(ev, ts, r.Sock, m, r.Shown != 0)
+		return nil
 	}
-	l, paired, hidden := d.lookups.Answer(&ev.Event, ev.ts, r.Sock, m)
+	l, paired, hidden := d.lookups.Answer(ev, ts, r.Sock, m)
 	if paired && m.RCode == 0 {
-		d.names.Add(ev.NetNS, m.Name, m.Answers, ev.ts)
+		d.names.Add(ev.NetNS, m.Name, m.Answers, ts)
 	}
 	if hidden || r.Shown == 0 {
 		d.lookups.Release(l)
-		return false
+		return nil
 	}
-	ev.DNS = l
-	return true
+	return l
+}
+
+// writeReady writes the lookups a TCP segment's answers ended.
+func (t *Tracer) writeReady(sink Sink) error {
+	d := t.dns
+	for i, rl := range d.ready {
+		ev, err := t.slot(sink)
+		if err != nil {
+			d.ready = d.ready[:0]
+			return err
+		}
+		ev.Event = d.base
+		ev.DNS = rl.l
+		ev.ts = rl.ts
+		d.ready[i].l = nil
+		if err := t.route(ev, sink); err != nil {
+			d.ready = d.ready[:0]
+			return err
+		}
+	}
+	d.ready = d.ready[:0]
+	return nil
 }
 
 // expireDNS writes the lookups that timed out by now (ts, the kernel's

@@ -148,7 +148,9 @@ var (
 	// (ownExisting) before the datagram programs attach.
 	udpPrograms = []string{bpfobj.ConntraceProgUdpSockCreate,
 		bpfobj.ConntraceProgUdpSendmsg4, bpfobj.ConntraceProgUdpSendmsg6, bpfobj.ConntraceProgUdpRecvmsg4, bpfobj.ConntraceProgUdpRecvmsg6,
-		bpfobj.ConntraceProgUdpEgress, bpfobj.ConntraceProgUdpIngress, bpfobj.ConntraceProgUdpSockRelease}
+		bpfobj.ConntraceProgUdpEgress, bpfobj.ConntraceProgUdpIngress, bpfobj.ConntraceProgUdpSockRelease,
+		// DNS over TCP's connections' owners (bpf/tcp_dns.bpf.h).
+		bpfobj.ConntraceProgDnsConnect4, bpfobj.ConntraceProgDnsConnect6}
 	// A UDP connect() starts its flow (bpf/udp_connect.bpf.c).
 	udpConnectPrograms = []string{bpfobj.ConntraceProgUdpConnectEnter, bpfobj.ConntraceProgUdpConnectExit}
 	udpSweep           = bpfobj.ConntraceProgUdpSweepFlows

@@ -526,6 +526,9 @@ func (t *Tracer) deliver(raw []byte, sink Sink) error {
 	ev.ts = recordTime(raw)
 	if absorb := kindTable[ev.Type].absorb; absorb != nil && !absorb(t, raw, ev) {
 		t.unslot(ev)
+		if t.dns != nil && len(t.dns.ready) > 0 {
+			return t.writeReady(sink)
+		}
 		return nil
 	}
 	return t.route(ev, sink)

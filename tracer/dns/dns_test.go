@@ -316,3 +316,73 @@ func TestFilter(t *testing.T) {
 		t.Errorf("Match allocates %v times", n)
 	}
 }
+
+// TestStreams: DNS over TCP split into messages, whatever the segments'
+// boundaries: two messages in one segment, one over three segments (its
+// rest skipped), a segment of which only the start was copied, a gap in
+// the middle of a message, a length cut in two.
+func TestStreams(t *testing.T) {
+	frame := func(msgs ...string) []byte {
+		var b []byte
+		for _, m := range msgs {
+			b = append(b, byte(len(m)>>8), byte(len(m)))
+			b = append(b, m...)
+		}
+		return b
+	}
+	type got struct {
+		msg string
+		cut bool
+	}
+	s := NewStreams()
+	split := func(sock uint64, out bool, seg []byte, total int, gap bool) ([]got, int) {
+		var gs []got
+		n := s.Split(sock, out, seg, total, gap, func(msg []byte, cut bool) { gs = append(gs, got{string(msg), cut}) })
+		return gs, n
+	}
+	check := func(what string, gs []got, n int, wantN int, want ...got) {
+		t.Helper()
+		if fmt.Sprint(gs) != fmt.Sprint(want) || n != wantN {
+			t.Errorf("%s: got %v (%d unfollowed), want %v (%d)", what, gs, n, want, wantN)
+		}
+	}
+	two := frame("query-a", "query-aaaa")
+	gs, n := split(1, true, two, len(two), false)
+	check("two in one", gs, n, 0, got{"query-a", false}, got{"query-aaaa", false})
+
+	long := frame(strings.Repeat("x", 3000))
+	gs, n = split(1, false, long[:1000], 1000, false)
+	check("first of three", gs, n, 0, got{strings.Repeat("x", 998), true})
+	gs, n = split(1, false, long[1000:2000], 1000, false)
+	check("second of three", gs, n, 0)
+	// The third segment ends the message and holds the next one whole;
+	// the other direction is its own stream.
+	third := append(append([]byte(nil), long[2000:]...), frame("next")...)
+	gs, n = split(1, true, frame("q"), 3, false)
+	check("the other way", gs, n, 0, got{"q", false})
+	gs, n = split(1, false, third, len(third), false)
+	check("third of three", gs, n, 0, got{"next", false})
+
+	// Only the first 100 bytes of a 1,400-byte segment copied: the
+	// message is cut, the next length unknown.
+	seg := frame(strings.Repeat("y", 700), strings.Repeat("z", 694))
+	gs, n = split(2, false, seg[:100], len(seg), false)
+	check("copied in part", gs, n, 1, got{strings.Repeat("y", 98), true})
+
+	// A gap inside a message: the segment is not read; at a message's
+	// start, it is.
+	gs, n = split(3, false, long[:1000], 1000, false)
+	check("before the gap", gs, n, 0, got{strings.Repeat("x", 998), true})
+	gs, n = split(3, false, long[2000:2500], 500, true)
+	check("the gap", gs, n, 1)
+	gs, n = split(3, false, frame("fresh"), 7, true)
+	check("a gap at a message's start", gs, n, 0, got{"fresh", false})
+
+	// A length cut in two.
+	cut := append(frame("ab"), 0)
+	gs, n = split(4, false, cut, len(cut), false)
+	check("a length cut in two", gs, n, 1, got{"ab", false})
+	if len(s.rest) != 0 {
+		t.Errorf("streams left in the middle of a message: %v", s.rest)
+	}
+}

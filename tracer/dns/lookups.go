@@ -31,9 +31,25 @@ type Lookups struct {
 	done         []*flight // ended before their time (sent again, refused): their Outcome is set
 	free         []*flight
 	seq          uint64
+	// truncated: when each truncated answer over UDP came, until its
+	// retry over TCP.
+	truncated map[truncKey]uint64
 	// Overflow counts queries not followed: max were in flight.
 	Overflow uint64
 }
+
+// truncKey is what a retry over TCP of a truncated answer's query has
+// in common with it.
+type truncKey struct {
+	netns, pid uint32
+	server     netip.Addr
+	qtype      uint16
+	name       string
+}
+
+// maxTruncated bounds the truncated answers waiting for their retry; one
+// more forgets them.
+const maxTruncated = 1024
 
 // DefaultMaxInFlight bounds the queries followed at once.
 const DefaultMaxInFlight = 65536
@@ -67,7 +83,7 @@ type sent struct {
 
 // NewLookups follows up to max queries, each for timeout.
 func NewLookups(timeout time.Duration, max int) *Lookups {
-	return &Lookups{timeout: timeout, max: max, flight: make(map[flightKey]*flight)}
+	return &Lookups{timeout: timeout, max: max, flight: make(map[flightKey]*flight), truncated: make(map[truncKey]uint64)}
 }
 
 // Timeout is how long a query waits for its answer.
@@ -102,6 +118,13 @@ func (ls *Lookups) Query(ev *event.Event, ts, sock uint64, m *Message, shown boo
 	f.key, f.seq, f.sentTs, f.query, f.hidden = k, ls.seq, ts, *ev, !shown
 	f.query.DNS = nil
 	fill(&f.lookup, m)
+	if ev.Proto == event.ProtoTCP && len(ls.truncated) > 0 {
+		tk := truncKey{ev.NetNS, ev.PID, ev.RAddr, m.QType, string(m.Name)}
+		if at, ok := ls.truncated[tk]; ok {
+			delete(ls.truncated, tk)
+			f.lookup.RetryOfTruncated = ts-min(ts, at) <= uint64(ls.timeout)
+		}
+	}
 	ls.flight[k] = f
 	ls.order = append(ls.order, sent{f, f.seq})
 }
@@ -120,6 +143,12 @@ func (ls *Lookups) Answer(ev *event.Event, ts, sock uint64, m *Message) (l *even
 	if ok {
 		hidden = f.hidden
 		delete(ls.flight, k)
+		if m.TC && ev.Proto == event.ProtoUDP {
+			if len(ls.truncated) >= maxTruncated {
+				clear(ls.truncated)
+			}
+			ls.truncated[truncKey{ev.NetNS, ev.PID, ev.RAddr, m.QType, string(m.Name)}] = ts
+		}
 		f.seq = 0 // its place in order is stale
 		f.lookup.Latency = time.Duration(ts - f.sentTs)
 		if len(ls.flight) == 0 && len(ls.done) == 0 {
@@ -296,7 +325,7 @@ func (ls *Lookups) Release(l *event.Lookup) {
 
 func fill(l *event.Lookup, m *Message) {
 	l.ID, l.QType = m.ID, m.QType
-	l.Drops, l.DropReason, l.DropOut, l.Unreadable = 0, "", false, 0
+	l.Drops, l.DropReason, l.DropOut, l.Unreadable, l.RetryOfTruncated = 0, "", false, 0, false
 	l.Name = append(l.Name[:0], m.Name...)
 	l.Partial = m.Partial
 }

@@ -23,6 +23,10 @@ type Lookup struct {
 	// Truncated is the answer's TC bit: the client should ask again over
 	// TCP.
 	Truncated bool
+	// RetryOfTruncated: a query over TCP that asks again what a query
+	// over UDP got a truncated answer to (the same process, server, name
+	// and type, within the DNS timeout).
+	RetryOfTruncated bool
 	// Answers are the addresses the answer gives for the name (A, AAAA,
 	// after the CNAME chain), up to MaxDNSAnswers; AnswerCount is how many
 	// it gives.

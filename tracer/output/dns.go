@@ -81,6 +81,9 @@ func dnsJSON(dst []byte, ev *event.Event) []byte {
 			dst = appendICMPJSON(dst, &fail)
 		}
 	}
+	if l.RetryOfTruncated {
+		dst = append(dst, `,"retry_of_truncated":true`...)
+	}
 	if l.Unreadable > 0 {
 		dst = append(dst, `,"unreadable_answers":`...)
 		dst = strconv.AppendUint(dst, uint64(l.Unreadable), 10)
@@ -134,6 +137,9 @@ func dnsText(dst []byte, ev *event.Event) []byte {
 	}
 	if l.Truncated {
 		dst = append(dst, " truncated"...)
+	}
+	if l.RetryOfTruncated {
+		dst = append(dst, " retry-of-truncated"...)
 	}
 	if l.Partial {
 		dst = append(dst, " partial"...)

@@ -106,8 +106,10 @@ type Role struct {
 	// DNS: a client resolves Addr's host name with Go's own resolver
 	// (no libc) asking this server ("198.18.0.2:53"), over UDP, says
 	// "resolved ADDR" (or "failed ENAME" with MayFail), then dials the
-	// first address.
-	DNS string
+	// first address. Its retry of a truncated answer goes over TCP, as
+	// every query does with DNSTCP.
+	DNS    string
+	DNSTCP bool
 	// Thread, if set, is the name the thread that does the work gives
 	// itself with prctl(PR_SET_NAME), as Go, Java and nginx workers do;
 	// the process keeps its name.
@@ -694,6 +696,9 @@ func (r Role) resolve() (netip.AddrPort, error) {
 	// namespace: it gets sockets made here, on the one that is.
 	conns := make(chan net.Conn, 1) // "ip4": one query, A
 	for range cap(conns) {
+		if r.DNSTCP {
+			break
+		}
 		c, err := net.Dial("udp", r.DNS)
 		if err != nil {
 			return netip.AddrPort{}, err
@@ -701,7 +706,11 @@ func (r Role) resolve() (netip.AddrPort, error) {
 		defer c.Close()
 		conns <- c
 	}
-	res := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+	res := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		if network == "tcp" || r.DNSTCP {
+			// A stream: Go frames its messages as TCP's.
+			return r.dialInNS("tcp", r.DNS)
+		}
 		select {
 		case c := <-conns:
 			return c, nil
@@ -724,6 +733,24 @@ func (r Role) resolve() (netip.AddrPort, error) {
 		return netip.AddrPort{}, err
 	}
 	return netip.AddrPortFrom(addrs[0], uint16(p)), nil
+}
+
+// dialInNS dials from the role's namespace, on a thread of the calling
+// goroutine's that enters it and is left there (the thread ends with
+// the goroutine).
+func (r Role) dialInNS(network, addr string) (net.Conn, error) {
+	runtime.LockOSThread()
+	if r.NS != "" {
+		fd, err := unix.Open(r.NS, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, err
+		}
+		defer unix.Close(fd)
+		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+			return nil, err
+		}
+	}
+	return net.Dial(network, addr)
 }
 
 // exchange: the client sends first; the server reads that, answers, and

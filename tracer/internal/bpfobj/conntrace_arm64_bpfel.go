@@ -108,14 +108,25 @@ const (
 	ConntraceDirectionDIR_IN   ConntraceDirection = 2
 )
 
+type ConntraceDnsConn struct {
+	_      structs.HostLayout
+	Task   ConntraceTaskInfo
+	Netns  uint32
+	Next   [2]uint32
+	Synced [2]uint8
+	Wanted uint8
+	Pad    uint8
+}
+
 type ConntraceDnsRecord struct {
 	_       structs.HostLayout
 	Head    ConntraceRecordHead
 	Sock    uint64
-	Len     uint16
+	Len     uint32
 	Shown   uint8
 	Dropped uint8
-	Pad     [4]uint8
+	Gap     uint8
+	Pad     uint8
 	Payload [1232]uint8
 }
 
@@ -412,6 +423,7 @@ const (
 	ConntraceMapCommFilter               = "comm_filter"
 	ConntraceMapConnectCalls             = "connect_calls"
 	ConntraceMapConnectFailures          = "connect_failures"
+	ConntraceMapDnsConns                 = "dns_conns"
 	ConntraceMapDnsScratch               = "dns_scratch"
 	ConntraceMapEvents                   = "events"
 	ConntraceMapIcmpErrors               = "icmp_errors"
@@ -438,6 +450,8 @@ const (
 	ConntraceMapUdpReleased              = "udp_released"
 	ConntraceMapUdpSocks                 = "udp_socks"
 	ConntraceMapUdpTurnedAway            = "udp_turned_away"
+	ConntraceProgDnsConnect4             = "dns_connect4"
+	ConntraceProgDnsConnect6             = "dns_connect6"
 	ConntraceProgHandleAccept4Exit       = "handle_accept4_exit"
 	ConntraceProgHandleAcceptExit        = "handle_accept_exit"
 	ConntraceProgHandleAcceptFexit       = "handle_accept_fexit"
@@ -559,6 +573,8 @@ type ConntraceSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ConntraceProgramSpecs struct {
+	DnsConnect4             *ebpf.ProgramSpec `ebpf:"dns_connect4"`
+	DnsConnect6             *ebpf.ProgramSpec `ebpf:"dns_connect6"`
 	HandleAccept4Exit       *ebpf.ProgramSpec `ebpf:"handle_accept4_exit"`
 	HandleAcceptExit        *ebpf.ProgramSpec `ebpf:"handle_accept_exit"`
 	HandleAcceptFexit       *ebpf.ProgramSpec `ebpf:"handle_accept_fexit"`
@@ -618,6 +634,7 @@ type ConntraceMapSpecs struct {
 	CommFilter      *ebpf.MapSpec `ebpf:"comm_filter"`
 	ConnectCalls    *ebpf.MapSpec `ebpf:"connect_calls"`
 	ConnectFailures *ebpf.MapSpec `ebpf:"connect_failures"`
+	DnsConns        *ebpf.MapSpec `ebpf:"dns_conns"`
 	DnsScratch      *ebpf.MapSpec `ebpf:"dns_scratch"`
 	Events          *ebpf.MapSpec `ebpf:"events"`
 	IcmpErrors      *ebpf.MapSpec `ebpf:"icmp_errors"`
@@ -710,6 +727,7 @@ type ConntraceMaps struct {
 	CommFilter      *ebpf.Map `ebpf:"comm_filter"`
 	ConnectCalls    *ebpf.Map `ebpf:"connect_calls"`
 	ConnectFailures *ebpf.Map `ebpf:"connect_failures"`
+	DnsConns        *ebpf.Map `ebpf:"dns_conns"`
 	DnsScratch      *ebpf.Map `ebpf:"dns_scratch"`
 	Events          *ebpf.Map `ebpf:"events"`
 	IcmpErrors      *ebpf.Map `ebpf:"icmp_errors"`
@@ -747,6 +765,7 @@ func (m *ConntraceMaps) Close() error {
 		m.CommFilter,
 		m.ConnectCalls,
 		m.ConnectFailures,
+		m.DnsConns,
 		m.DnsScratch,
 		m.Events,
 		m.IcmpErrors,
@@ -817,6 +836,8 @@ type ConntraceVariables struct {
 //
 // It can be passed to LoadConntraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ConntracePrograms struct {
+	DnsConnect4             *ebpf.Program `ebpf:"dns_connect4"`
+	DnsConnect6             *ebpf.Program `ebpf:"dns_connect6"`
 	HandleAccept4Exit       *ebpf.Program `ebpf:"handle_accept4_exit"`
 	HandleAcceptExit        *ebpf.Program `ebpf:"handle_accept_exit"`
 	HandleAcceptFexit       *ebpf.Program `ebpf:"handle_accept_fexit"`
@@ -867,6 +888,8 @@ type ConntracePrograms struct {
 
 func (p *ConntracePrograms) Close() error {
 	return _ConntraceClose(
+		p.DnsConnect4,
+		p.DnsConnect6,
 		p.HandleAccept4Exit,
 		p.HandleAcceptExit,
 		p.HandleAcceptFexit,
