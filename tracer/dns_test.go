@@ -568,3 +568,41 @@ func TestDNSStub(t *testing.T) {
 		}
 	}
 }
+
+// TestDNSSearchList: glibc with a search list and ndots:5, as a
+// Kubernetes pod has, asks for api.test.example.test.example first
+// (NXDOMAIN), then api.test.example; the second time round, the NXDOMAIN
+// says the name without the suffix resolved.
+func TestDNSSearchList(t *testing.T) {
+	n := newDNSNet(t)
+	testnet.ResolvConfLines(t, n.cli, "nameserver 198.18.0.2", "search test.example", "options ndots:5 timeout:1 attempts:1")
+	s := startTracer(t, tracer.Config{Ports: []uint16{53}})
+	for range 2 {
+		if out, err := n.cli.Exec(t, "getent", "hosts", "api.test.example"); err != nil || !strings.Contains(out, "198.18.0.10") {
+			t.Fatalf("getent hosts: %v\n%s", err, out)
+		}
+	}
+	s.waitFor(t, 4, func(ev *tracer.Event) bool { return ev.Type == tracer.EventDNS && ev.DNS.QTypeName() == "A" })
+	var got []string
+	for _, ev := range ofType(tracer.EventDNS, s.stop(t)) {
+		if ev.DNS.QTypeName() != "A" {
+			continue
+		}
+		line := fmt.Sprintf("%s %s %q", ev.DNS.Name, ev.DNS.RCodeName(), ev.DNS.ResolvedWithoutSuffix)
+		if text := strings.TrimSuffix(string(output.AppendText(nil, &ev)), "\n"); ev.DNS.RCode == 3 {
+			_, explain, _ := strings.Cut(text, ": ")
+			line += " " + explain
+		}
+		got = append(got, line)
+	}
+	const nx = `NXDOMAIN: 198.18.0.2:53 says api.test.example.test.example does not exist`
+	want := []string{
+		`api.test.example.test.example. NXDOMAIN "" ` + nx,
+		`api.test.example. NOERROR ""`,
+		`api.test.example.test.example. NXDOMAIN "api.test.example." ` + nx + `; api.test.example resolved in this network namespace in the last 10 minutes: a search list (resolv.conf's search and ndots) appended test.example to it`,
+		`api.test.example. NOERROR ""`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("lookups:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -114,6 +114,9 @@ func absorbMessage(t *Tracer, r *bpfobj.ConntraceDnsRecord, ev *Event, ts uint64
 		d.lookups.Release(l)
 		return nil
 	}
+	if m.RCode == 3 { // NXDOMAIN: of a name a search list made?
+		l.ResolvedWithoutSuffix = append(l.ResolvedWithoutSuffix[:0], d.names.WithoutSuffix(ev.NetNS, m.Name, ts)...)
+	}
 	return l
 }
 

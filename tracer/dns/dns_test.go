@@ -245,6 +245,26 @@ func TestNames(t *testing.T) {
 	}); n != 0 {
 		t.Errorf("a known name allocates %v times", n)
 	}
+	// What a search list made of a name that resolved: the longest such
+	// name, in the same namespace, within ResolvedFor, in any case.
+	n.Add(1, []byte("API.example.com."), []event.DNSAnswer{{Addr: a, TTL: 60}}, 300*s)
+	for _, c := range []struct {
+		netns uint32
+		name  string
+		at    uint64
+		want  string
+	}{
+		{1, "api.example.com.ns.svc.cluster.local.", 301 * s, "api.example.com."},
+		{1, "Api.Example.Com.corp.example.", 301 * s, "Api.Example.Com."},
+		{1, "api.example.com.", 301 * s, ""},
+		{1, "www.example.com.corp.example.", 301 * s, ""},
+		{2, "api.example.com.corp.example.", 301 * s, ""},
+		{1, "api.example.com.corp.example.", 300*s + uint64(ResolvedFor) + 1, ""},
+	} {
+		if got := string(n.WithoutSuffix(c.netns, []byte(c.name), c.at)); got != c.want {
+			t.Errorf("WithoutSuffix(%d, %q) = %q, want %q", c.netns, c.name, got, c.want)
+		}
+	}
 }
 
 func FuzzParse(f *testing.F) {
@@ -290,7 +310,23 @@ func TestNamesMemory(t *testing.T) {
 	t.Logf("%d addresses: %.1f MB of heap", n.Len(), mb)
 	runtime.KeepAlive(n)
 	if mb > 12 {
-		t.Errorf("%.1f MB for %d addresses: more than the 9.1 MB measured (names.go, README)", mb, n.Len())
+		t.Errorf("%.1f MB for %d addresses: more than the 10.1 MB measured (names.go, README)", mb, n.Len())
+	}
+	// The names that resolved, full: as many names of one address each.
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	n = NewNames(DefaultMaxNames)
+	for i := range maxResolved {
+		n.Add(uint32(i%8), []byte(fmt.Sprintf("host-%d.service.namespace.svc.cluster.local.", i)),
+			[]event.DNSAnswer{{Addr: netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), TTL: 30}}, 1)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	mb = float64(after.HeapAlloc-before.HeapAlloc) / (1 << 20)
+	t.Logf("%d names resolved, one address each: %.1f MB of heap", n.nResolved, mb)
+	runtime.KeepAlive(n)
+	if n.nResolved != maxResolved || mb > 6 {
+		t.Errorf("%.1f MB for %d names resolved: more than the 4.6 MB measured (README)", mb, n.nResolved)
 	}
 }
 

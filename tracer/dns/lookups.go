@@ -164,6 +164,7 @@ func (ls *Lookups) Answer(ev *event.Event, ts, sock uint64, m *Message) (l *even
 	l.Errno, l.ICMPFrom, l.ICMPType, l.ICMPCode = 0, netip.Addr{}, 0, 0
 	l.Answers = append(l.Answers[:0], m.Answers...)
 	l.AnswerCount = m.AnswerCount
+	l.ResolvedWithoutSuffix = l.ResolvedWithoutSuffix[:0]
 	l.CNAMEs = l.CNAMEs[:0]
 	for _, c := range m.CNAMEs {
 		l.CNAMEs = appendName(l.CNAMEs, c)
@@ -326,6 +327,7 @@ func (ls *Lookups) Release(l *event.Lookup) {
 func fill(l *event.Lookup, m *Message) {
 	l.ID, l.QType = m.ID, m.QType
 	l.Drops, l.DropReason, l.DropOut, l.Unreadable, l.RetryOfTruncated = 0, "", false, 0, false
+	l.ResolvedWithoutSuffix = l.ResolvedWithoutSuffix[:0]
 	l.Name = append(l.Name[:0], m.Name...)
 	l.Partial = m.Partial
 }

@@ -18,12 +18,24 @@ import (
 type Names struct {
 	max     int
 	entries map[nameKey]nameEntry
+	// resolved: per namespace, the names (lower case) that resolved to
+	// an address, and when they last did, for WithoutSuffix.
+	resolved  map[uint32]map[string]*uint64
+	nResolved int
+	lower     []byte
 }
+
+// ResolvedFor is how long a name that resolved explains an NXDOMAIN of
+// the same name with a suffix (WithoutSuffix).
+const ResolvedFor = 10 * time.Minute
+
+// maxResolved bounds the names that resolved kept, every namespace's.
+const maxResolved = 16384
 
 // NameGrace is how long a name outlives its TTL.
 const NameGrace = 10 * time.Minute
 
-// DefaultMaxNames bounds the cache: 9.1 MB of heap full (TestNamesMemory:
+// DefaultMaxNames bounds the cache: 10.1 MB of heap full (TestNamesMemory:
 // 100,000 addresses, 4 for each 45-byte name).
 const DefaultMaxNames = 100_000
 
@@ -39,7 +51,7 @@ type nameEntry struct {
 
 // NewNames makes a cache of at most max addresses.
 func NewNames(max int) *Names {
-	return &Names{max: max, entries: make(map[nameKey]nameEntry)}
+	return &Names{max: max, entries: make(map[nameKey]nameEntry), resolved: make(map[uint32]map[string]*uint64)}
 }
 
 // Len is the number of addresses named.
@@ -51,6 +63,7 @@ func (n *Names) Add(netns uint32, name []byte, answers []event.DNSAnswer, now ui
 	if len(answers) == 0 {
 		return
 	}
+	n.addResolved(netns, name, now)
 	if len(name) > 1 && name[len(name)-1] == '.' {
 		name = name[:len(name)-1]
 	}
@@ -91,6 +104,79 @@ func (n *Names) Get(netns uint32, addr netip.Addr, now uint64) string {
 		return ""
 	}
 	return e.name
+}
+
+// addResolved notes that name resolved in netns at now.
+func (n *Names) addResolved(netns uint32, name []byte, now uint64) {
+	n.lower = lowerASCII(n.lower[:0], name)
+	byName := n.resolved[netns]
+	if at, ok := byName[string(n.lower)]; ok {
+		*at = now
+		return
+	}
+	if n.nResolved >= maxResolved {
+		n.forgetResolved(now)
+	}
+	if byName == nil {
+		byName = make(map[string]*uint64)
+		n.resolved[netns] = byName
+	}
+	at := now
+	byName[string(n.lower)] = &at
+	n.nResolved++
+}
+
+// forgetResolved forgets the names that resolved too long ago, or all
+// of them if none did.
+func (n *Names) forgetResolved(now uint64) {
+	for netns, byName := range n.resolved {
+		for name, at := range byName {
+			if *at+uint64(ResolvedFor) < now {
+				delete(byName, name)
+				n.nResolved--
+			}
+		}
+		if len(byName) == 0 {
+			delete(n.resolved, netns)
+		}
+	}
+	if n.nResolved >= maxResolved {
+		clear(n.resolved)
+		n.nResolved = 0
+	}
+}
+
+// WithoutSuffix is, for a name that does not exist (NXDOMAIN) in netns,
+// the longest name it begins with, less one or more of its last labels,
+// that resolved there within ResolvedFor of now: what a search list
+// appended a suffix to. nil if none did. It is name's own bytes.
+func (n *Names) WithoutSuffix(netns uint32, name []byte, now uint64) []byte {
+	byName := n.resolved[netns]
+	if len(byName) == 0 {
+		return nil
+	}
+	n.lower = lowerASCII(n.lower[:0], name)
+	// Each dot but the final one ends a shorter name, longest first.
+	for i := len(n.lower) - 2; i > 0; i-- {
+		if n.lower[i] != '.' {
+			continue
+		}
+		if at, ok := byName[string(n.lower[:i+1])]; ok && *at+uint64(ResolvedFor) >= now {
+			return name[:i+1]
+		}
+	}
+	return nil
+}
+
+// lowerASCII appends name in lower case (DNS names compare so).
+func lowerASCII(dst, name []byte) []byte {
+	for _, c := range name {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
 }
 
 // makeRoom forgets the expired entries, and, if that is not a tenth of

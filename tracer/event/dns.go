@@ -55,6 +55,11 @@ type Lookup struct {
 	// came from the server to the query's socket with its id, but that
 	// could not be read as one (no question: a malformed message).
 	Unreadable uint32
+	// ResolvedWithoutSuffix (an NXDOMAIN): the name less a trailing part
+	// of it, which resolved in the same network namespace within
+	// dns.ResolvedFor: the name a search list (resolv.conf's search and
+	// ndots) made this one from. With its final dot.
+	ResolvedWithoutSuffix []byte
 	// Partial: the message was longer than the tracer copies
 	// (DNS_PAYLOAD_MAX) or malformed past its question: what it holds
 	// beyond is not known.
@@ -150,6 +155,7 @@ func (l *Lookup) Clone() *Lookup {
 	c := *l
 	c.Name = append([]byte(nil), l.Name...)
 	c.Answers = append([]DNSAnswer(nil), l.Answers...)
+	c.ResolvedWithoutSuffix = append([]byte(nil), l.ResolvedWithoutSuffix...)
 	c.CNAMEs = nil
 	for _, n := range l.CNAMEs {
 		c.CNAMEs = append(c.CNAMEs, append([]byte(nil), n...))

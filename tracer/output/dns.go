@@ -84,6 +84,10 @@ func dnsJSON(dst []byte, ev *event.Event) []byte {
 	if l.RetryOfTruncated {
 		dst = append(dst, `,"retry_of_truncated":true`...)
 	}
+	if len(l.ResolvedWithoutSuffix) > 0 {
+		dst = append(dst, `,"resolved_without_suffix":`...)
+		dst = AppendJSONString(dst, dnsName(l.ResolvedWithoutSuffix))
+	}
 	if l.Unreadable > 0 {
 		dst = append(dst, `,"unreadable_answers":`...)
 		dst = strconv.AppendUint(dst, uint64(l.Unreadable), 10)
@@ -223,7 +227,15 @@ func appendDNSExplanation(dst []byte, ev *event.Event) []byte {
 		dst = server(dst)
 		dst = append(dst, " says "...)
 		dst = AppendTextSafe(dst, dnsName(l.Name))
-		return append(dst, " does not exist"...)
+		dst = append(dst, " does not exist"...)
+		if base := l.ResolvedWithoutSuffix; len(base) > 0 && len(base) < len(l.Name) {
+			dst = append(dst, "; "...)
+			dst = AppendTextSafe(dst, dnsName(base))
+			dst = append(dst, " resolved in this network namespace in the last 10 minutes: a search list (resolv.conf's search and ndots) appended "...)
+			dst = AppendTextSafe(dst, dnsName(l.Name[len(base):]))
+			dst = append(dst, " to it"...)
+		}
+		return dst
 	case 2:
 		dst = append(dst, "SERVFAIL from "...)
 		dst = server(dst)

@@ -84,16 +84,23 @@ func Dnsmasq(t testing.TB, n *NS, listen string, args ...string) *exec.Cmd {
 // resolver) ask nameserver, with options (e.g. "timeout:1").
 func ResolvConf(t testing.TB, n *NS, nameserver string, options ...string) {
 	t.Helper()
+	lines := []string{"nameserver " + nameserver}
+	if len(options) > 0 {
+		lines = append(lines, "options "+strings.Join(options, " "))
+	}
+	ResolvConfLines(t, n, lines...)
+}
+
+// ResolvConfLines is ResolvConf with resolv.conf's lines as given
+// ("search test.example", ...).
+func ResolvConfLines(t testing.TB, n *NS, lines ...string) {
+	t.Helper()
 	dir := filepath.Join("/etc/netns", n.Name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	conf := "nameserver " + nameserver + "\n"
-	if len(options) > 0 {
-		conf += "options " + strings.Join(options, " ") + "\n"
-	}
-	if err := os.WriteFile(filepath.Join(dir, "resolv.conf"), []byte(conf), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "resolv.conf"), []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
