@@ -36,9 +36,9 @@ func dnsRecord(tb testing.TB, ts uint64, msg []byte, out bool) []byte {
 		Saddr: [16]uint8{198, 18, 5, 1}, Daddr: [16]uint8{198, 18, 5, 2}, Sport: 40000, Dport: 53,
 		Kind: uint8(EventDNS), Family: 2, Direction: uint8(dir), Proto: 17, Comm: comm16("dnsperf")},
 		Sock: 77, Len: uint32(len(msg)), Shown: 1}
-	b := make([]byte, dnsHead+len(msg))
-	*(*bpfobj.ConntraceDnsRecord)(unsafe.Pointer(&b[0])) = head // the head only: b is longer than its payload
-	copy(b[dnsHead:], msg)
+	// Its head's bytes, then the message: the record is no longer than
+	// what it uses, as in the ring.
+	b := append(unsafe.Slice((*byte)(unsafe.Pointer(&head)), dnsHead), msg...)
 	(*bpfobj.ConntraceRecordHead)(unsafe.Pointer(&b[0])).Size = uint16(len(b))
 	return b
 }

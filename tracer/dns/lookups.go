@@ -54,10 +54,13 @@ const maxTruncated = 1024
 // DefaultMaxInFlight bounds the queries followed at once.
 const DefaultMaxInFlight = 65536
 
+// flightKey is plain memory (the server's address as 16 bytes, not a
+// netip.Addr): hashed in one call.
 type flightKey struct {
-	netns  uint32
 	sock   uint64
-	server netip.AddrPort
+	server [16]byte
+	netns  uint32
+	port   uint16
 	id     uint16
 }
 
@@ -97,7 +100,7 @@ func (ls *Lookups) InFlight() int { return len(ls.flight) }
 func (ls *Lookups) Waiting() int { return len(ls.flight) + len(ls.done) }
 
 func keyOf(ev *event.Event, sock uint64, id uint16) flightKey {
-	return flightKey{ev.NetNS, sock, netip.AddrPortFrom(ev.RAddr, ev.RPort), id}
+	return flightKey{sock: sock, server: ev.RAddr.As16(), netns: ev.NetNS, port: ev.RPort, id: id}
 }
 
 // Query notes query m, sent at ts by ev's socket (sock its cookie);

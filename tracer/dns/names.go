@@ -39,9 +39,11 @@ const NameGrace = 10 * time.Minute
 // 100,000 addresses, 4 for each 45-byte name).
 const DefaultMaxNames = 100_000
 
+// nameKey is plain memory (an IPv4 address as IPv4-mapped IPv6): hashed
+// in one call.
 type nameKey struct {
+	addr  [16]byte
 	netns uint32
-	addr  netip.Addr
 }
 
 type nameEntry struct {
@@ -69,7 +71,7 @@ func (n *Names) Add(netns uint32, name []byte, answers []event.DNSAnswer, now ui
 	}
 	var s string
 	for _, a := range answers {
-		k := nameKey{netns, a.Addr.Unmap()}
+		k := nameKey{a.Addr.As16(), netns}
 		e, ok := n.entries[k]
 		expires := now + uint64(time.Duration(a.TTL)*time.Second+NameGrace)
 		if ok && e.name == string(name) && max(expires, e.expires)-min(expires, e.expires) < uint64(time.Second) {
@@ -99,7 +101,7 @@ func (n *Names) Get(netns uint32, addr netip.Addr, now uint64) string {
 	if len(n.entries) == 0 {
 		return ""
 	}
-	e, ok := n.entries[nameKey{netns, addr.Unmap()}]
+	e, ok := n.entries[nameKey{addr.As16(), netns}]
 	if !ok || e.expires < now {
 		return ""
 	}
