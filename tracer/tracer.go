@@ -68,6 +68,7 @@ type Tracer struct {
 	coll  *ebpf.Collection // the programs (and data sections) of one mode
 	maps  bpfobj.ConntraceMaps
 	links []link.Link
+	hooks []Hook // what links attached, in order
 	rd    *ringbuf.Reader
 	clock Clock
 	ev    pending // the event being delivered, when none is held back
@@ -291,6 +292,7 @@ func openMode(spec *ebpf.CollectionSpec, opts ebpf.CollectionOptions, m Hooks, c
 			return nil, privilegeError("attach to "+h.String(), err)
 		}
 		t.links = append(t.links, l)
+		t.hooks = append(t.hooks, h)
 		// The rescue program's skips lose nothing: the main one ran.
 		if !h.rescue {
 			t.lost.progs = append(t.lost.progs, prog)

@@ -4,9 +4,12 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/conntrace/conntrace/tracer"
 	"github.com/conntrace/conntrace/tracer/doctor"
 	"github.com/conntrace/conntrace/tracer/output"
 )
@@ -16,10 +19,16 @@ func doctorCommand() *cli.Command {
 		Name:  "doctor",
 		Usage: "check what watch needs from this machine, try every hook for real, and say which mode auto picks",
 		Description: `Exit status 0 when conntrace watch can run here, 1 when it cannot.
-Run it as root: trying the hooks needs the same privileges as watch.`,
+Run it as root: trying the hooks needs the same privileges as watch.
+
+With --cost, it runs watch instead (every event, written nowhere) for a
+while of this machine's own traffic, and says what that cost: each BPF
+program's runs and time as the kernel counts them (bpf_stats, on for the
+while), and the reader's CPU.`,
 		Flags: []cli.Flag{
 			outputFlag(),
 			btfFlag(),
+			&cli.StringFlag{Name: "cost", Usage: "measure what watch costs here over `DURATION` of this machine's traffic (1s to 10m; Ctrl-C ends it early)"},
 		},
 		Action:       runDoctor,
 		OnUsageError: onUsageError,
@@ -37,6 +46,9 @@ func runDoctor(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if c.IsSet("cost") {
+		return runCost(c, format)
+	}
 	r := doctor.Run(c.String("btf"))
 	if format == output.JSON {
 		err = writeJSON(c.App.Writer, r)
@@ -50,4 +62,31 @@ func runDoctor(c *cli.Context) error {
 		return errCannotWatch
 	}
 	return nil
+}
+
+// runCost is doctor --cost.
+func runCost(c *cli.Context, format output.Format) error {
+	d, err := parseDuration(c, "cost")
+	if err != nil {
+		return err
+	}
+	if d < time.Second || d > 10*time.Minute {
+		return usagef("--cost %s: want 1s to 10m", c.String("cost"))
+	}
+	t, err := openTracer(tracer.Config{BTFPath: c.String("btf")})
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	fmt.Fprintf(c.App.ErrWriter, "conntrace: attached (%s hooks), measuring for %s\n", t.Mode(), d)
+	ctx, stop := runContext(c, d)
+	defer stop()
+	r, err := doctor.Cost(ctx, t)
+	if err != nil {
+		return err
+	}
+	if format == output.JSON {
+		return writeJSON(c.App.Writer, r)
+	}
+	return r.WriteText(c.App.Writer)
 }

@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf/btf"
 
@@ -210,4 +212,72 @@ func sendLengthHere(t *testing.T) bool {
 	}
 	var fn *btf.Typedef
 	return spec.TypeByName("btf_trace_sock_send_length", &fn) == nil
+}
+
+// TestDoctorCost: doctor --cost measures watch on this machine's own
+// traffic (here: loopback connections the test makes all along): each
+// program's runs and time from the kernel's bpf_stats, the reader's CPU
+// and events, as the JSON contract names them.
+func TestDoctorCost(t *testing.T) {
+	testnet.RequireRoot(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+				c.Close()
+			}
+		}
+	}()
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"conntrace", "doctor", "--cost", "2s", "-o", "json"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("doctor --cost: exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+	var m map[string]any
+	if err := json.Unmarshal(stdout.Bytes(), &m); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, stdout.String())
+	}
+	if got := keys(m); got != "bpf_cpu_percent,events,lost,mode,programs,reader_cpu_percent,seconds" {
+		t.Errorf("doctor --cost fields: %s", got)
+	}
+	var r doctor.CostReport
+	json.Unmarshal(stdout.Bytes(), &r)
+	var state *doctor.ProgramCost
+	var total float64
+	for i, p := range r.Programs {
+		if strings.HasSuffix(p.Hook, "inet_sock_set_state") && state == nil {
+			state = &r.Programs[i]
+		}
+		total += p.CPUPercent
+		if (p.Runs == 0) != (p.NsPerRun == 0) {
+			t.Errorf("%s: %d runs at %.0f ns", p.Program, p.Runs, p.NsPerRun)
+		}
+	}
+	// About 100 connections in 2 s, each a few state changes.
+	if state == nil || state.Runs < 100 || state.NsPerRun <= 0 || r.BPFCPUPercent <= 0 || r.Seconds < 2 || r.Seconds > 10 ||
+		r.Events < 100 || r.Lost != 0 || r.Mode == "" || r.BPFCPUPercent < total*0.99 || r.BPFCPUPercent > total*1.01 {
+		t.Errorf("doctor --cost: %+v\nstate program: %+v", r, state)
+	}
+	if !strings.Contains(stderr.String(), "measuring for 2s") {
+		t.Errorf("stderr: %q", stderr.String())
+	}
 }

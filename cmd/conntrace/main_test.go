@@ -99,6 +99,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"watch", "--name", "api.example,"}, `--name "": 0 bytes`},
 		{[]string{"watch", "-t", "--name", "api.example"}, "--name needs DNS lookups, which are UDP's: not with -t"},
 		{[]string{"watch", "--dns-timeout", "10ms"}, "--dns-timeout 10ms: want 100ms to 1m"},
+		{[]string{"doctor", "--cost", "500ms"}, "--cost 500ms: want 1s to 10m"},
+		{[]string{"doctor", "--cost", "5"}, `--cost "5": want a positive duration with a unit, e.g. 500ms, 30s, 5m or 1h30m`},
 		{[]string{"watch", "-f", "--failures"}, "-f and --failures are one flag: use one of the forms"},
 		{[]string{"watch", "443"}, `watch takes no arguments, got "443"`},
 		{[]string{"watch", "--bogus"}, "flag provided but not defined: -bogus"},

@@ -51,3 +51,22 @@ func okWord(ok bool) string {
 	}
 	return "NO"
 }
+
+// WriteText prints the cost report for people: a line per program, the
+// programs' total and the reader's.
+func (r *CostReport) WriteText(w io.Writer) error {
+	fmt.Fprintf(w, "what conntrace watch cost over %.1f s of this machine's traffic (%s hooks, every event, written nowhere; bpf_stats):\n\n",
+		r.Seconds, r.Mode)
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROGRAM\tHOOK\tRUNS\tRUNS/S\tNS/RUN\t% OF A CPU")
+	for _, p := range r.Programs {
+		hook := p.Hook
+		if hook == "" {
+			hook = "(run by conntrace)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.0f\t%.2f\n", p.Program, hook, p.Runs, float64(p.Runs)/r.Seconds, p.NsPerRun, p.CPUPercent)
+	}
+	fmt.Fprintf(tw, "all programs\t\t\t\t\t%.2f\n", r.BPFCPUPercent)
+	fmt.Fprintf(tw, "the reader (user space)\t%d events, %d lost\t\t%.0f\t\t%.2f\n", r.Events, r.Lost, float64(r.Events)/r.Seconds, r.ReaderCPUPercent)
+	return tw.Flush()
+}
