@@ -4,11 +4,12 @@
  * port 53, copied from the cgroup skb programs (udp_flows.bpf.c) as dns
  * records of protocol TCP, with the owner the connection's connect()
  * gave it (cgroup/connect4 and 6: an skb program may not ask who the
- * current task is on every kernel, and in softirq it is nobody's). A segment holds messages each after its 2-byte
- * length, or the rest of one begun in an earlier segment: Go splits the
- * stream (tracer/dns), with the segment's full length and whether bytes
- * before it went unseen. Only new bytes in order are copied: a
- * retransmission is skipped, and the next segment then says the gap.
+ * current task is on every kernel, and in softirq it is nobody's). A
+ * segment holds messages each after its 2-byte length, or the rest of
+ * one begun in an earlier segment: Go splits the stream (tracer/dns),
+ * with the segment's full length and whether bytes before it went
+ * unseen. Only new bytes in order are copied: a retransmission is
+ * skipped, and the next segment then says the gap.
  */
 #ifndef CONNTRACE_TCP_DNS_BPF_H
 #define CONNTRACE_TCP_DNS_BPF_H
@@ -89,7 +90,7 @@ static __always_inline void tap_dns_segment(struct __sk_buff *skb, struct bpf_so
 		t.family = AF_INET;
 		t.s4 = out ? ip.saddr : ip.daddr;
 		t.d4 = out ? ip.daddr : ip.saddr;
-	} else {
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr ip6;
 
 		/* Extension headers are not followed: no IPv6 stack puts
@@ -100,6 +101,8 @@ static __always_inline void tap_dns_segment(struct __sk_buff *skb, struct bpf_so
 		t.family = AF_INET6;
 		__builtin_memcpy(t.s6, out ? &ip6.saddr : &ip6.daddr, 16);
 		__builtin_memcpy(t.d6, out ? &ip6.daddr : &ip6.saddr, 16);
+	} else {
+		return;
 	}
 	if (bpf_skb_load_bytes(skb, l3, th, sizeof(th)))
 		return;

@@ -526,8 +526,8 @@ func TestDNSOverTCP(t *testing.T) {
 	if named["ct-dns-retry"] != "big.test.example" || named["ct-dns-tcp"] != "api.test.example" {
 		t.Errorf("want the connections named by the lookups over TCP, got %v", named)
 	}
-	if st := s.t.Stats(); st.DNSMalformed != 0 || st.DNSUnfollowed != 0 {
-		t.Errorf("want every message read, got %d malformed, %d unfollowed", st.DNSMalformed, st.DNSUnfollowed)
+	if st := s.t.Stats(); st.DNSMalformed != 0 || st.DNSUnfollowed != 0 || st.DNSStreamSkipped != 0 {
+		t.Errorf("want every message read, got %d malformed, %d unfollowed, %d segments skipped", st.DNSMalformed, st.DNSUnfollowed, st.DNSStreamSkipped)
 	}
 }
 

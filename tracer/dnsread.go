@@ -66,7 +66,7 @@ func absorbDNS(t *Tracer, raw []byte, ev *pending) bool {
 	ev.Direction = DirOut
 	if ev.Proto == ProtoTCP {
 		d.base = ev.Event
-		t.stats.DNSUnfollowed += uint64(d.streams.Split(r.Sock, r.Head.Direction == uint8(DirOut), payload, int(r.Len), r.Gap != 0,
+		t.stats.DNSStreamSkipped += uint64(d.streams.Split(r.Sock, r.Head.Direction == uint8(DirOut), payload, int(r.Len), r.Gap != 0,
 			func(msg []byte, cut bool) {
 				if l := absorbMessage(t, r, &d.base, ev.ts, msg, cut); l != nil {
 					d.ready = append(d.ready, readyLookup{l, ev.ts})

@@ -61,6 +61,11 @@ type Stats struct {
 	// in flight: their answers are reported without them (latency 0),
 	// and no timeout of theirs is.
 	DNSUnfollowed uint64
+	// DNSStreamSkipped counts the segments of DNS over TCP where a
+	// message's start could not be found (its length past what the
+	// kernel copies, or bytes unseen in the middle of a message): their
+	// messages are not read.
+	DNSStreamSkipped uint64
 }
 
 // Tracer is a loaded and attached set of programs.

@@ -223,4 +223,7 @@ func sayDNSStats(stderr io.Writer, st tracer.Stats) {
 	if st.DNSUnfollowed > 0 {
 		fmt.Fprintf(stderr, "conntrace: %d DNS queries not followed (65536 in flight): their answers have no latency, their timeouts are not reported\n", st.DNSUnfollowed)
 	}
+	if st.DNSStreamSkipped > 0 {
+		fmt.Fprintf(stderr, "conntrace: %d segments of DNS over TCP not read: where their messages began was not seen\n", st.DNSStreamSkipped)
+	}
 }

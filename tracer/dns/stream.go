@@ -33,9 +33,10 @@ func NewStreams() *Streams { return &Streams{rest: make(map[streamKey]int)} }
 // copied of it, total its length; gap: bytes before it were not seen,
 // so that where a message begins is not known (the segment is skipped
 // unless none was in progress). cut: the message goes on past what seg
-// holds. It returns the messages it could not follow: a length past
-// what was copied (0 or 1).
-func (s *Streams) Split(sock uint64, out bool, seg []byte, total int, gap bool, each func(msg []byte, cut bool)) (unfollowed int) {
+// holds. It returns 1 when it could not follow the stream through the
+// segment (a length past what was copied or cut in two, a gap in the
+// middle of a message), else 0.
+func (s *Streams) Split(sock uint64, out bool, seg []byte, total int, gap bool, each func(msg []byte, cut bool)) (skipped int) {
 	k := streamKey{sock, out}
 	pos, inMessage := s.rest[k]
 	if inMessage {
