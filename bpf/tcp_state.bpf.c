@@ -333,7 +333,15 @@ static __always_inline void on_set_state_btf(struct sock *sk, int oldstate, int 
 {
 	struct transition tr = {.sk = (__u64)sk, .oldstate = oldstate, .newstate = newstate};
 
-	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+	/* The states on_transition has nothing to do in (an orderly close's
+	 * FIN_WAIT1, FIN_WAIT2, CLOSE_WAIT, LAST_ACK, CLOSING, TIME_WAIT:
+	 * half of its changes) leave before the socket is read; a direct
+	 * load (sk is the tracepoint's BTF pointer) where a helper call
+	 * would cost more. */
+	if (newstate != TCP_LISTEN && newstate != TCP_SYN_SENT && newstate != TCP_SYN_RECV &&
+	    newstate != TCP_ESTABLISHED && newstate != TCP_CLOSE)
+		return;
+	if (sk->sk_protocol != IPPROTO_TCP)
 		return;
 	tuple_from_sk(&tr.t, sk);
 	on_transition(&tr, true);
