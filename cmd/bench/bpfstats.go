@@ -130,7 +130,7 @@ func renderCosts(configs []config, results [][]sample, dur time.Duration, unit s
 		return ""
 	}
 	slices.Sort(names)
-	per := strings.TrimSuffix(unit, "/s")
+	per := perUnit(unit)
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nBPF cost per program (bpf_stats, last round): ns a run, and runs per %s in brackets.\n\n| program |", per)
 	for _, i := range cols {
@@ -152,4 +152,13 @@ func renderCosts(configs []config, results [][]sample, dur time.Duration, unit s
 		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+// perUnit is one of what a storm's rate counts: "query" of "queries/s".
+func perUnit(unit string) string {
+	u := strings.TrimSuffix(unit, "/s")
+	if q, ok := strings.CutSuffix(u, "ies"); ok {
+		return q + "y"
+	}
+	return strings.TrimSuffix(u, "s")
 }

@@ -404,7 +404,7 @@ func render(configs []config, results [][]sample, dur time.Duration, a stormArgs
 	}
 	fmt.Fprintf(&b, what+", %d rounds, medians; Linux %s, %d CPUs (%s)\n\n",
 		a, dur, rounds, release, runtime.NumCPU(), host)
-	b.WriteString("| configuration | " + a.unit() + " | vs baseline | vs floor | events | lost | tracer CPU s | peak RSS MB | ctx switches/s | ready ms | storm failures | BPF ns per " + strings.TrimSuffix(a.unit(), "/s") + " |\n")
+	b.WriteString("| configuration | " + a.unit() + " | vs baseline | vs floor | events | lost | tracer CPU s | peak RSS MB | ctx switches/s | ready ms | storm failures | BPF ns per " + perUnit(a.unit()) + " |\n")
 	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	rateOf := func(i int) float64 {
 		var xs []float64
