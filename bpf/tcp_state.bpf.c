@@ -96,6 +96,17 @@ static __always_inline void tuple_from_tp(struct tuple *t, const struct set_stat
 	normalize(t);
 }
 
+/* tr's addresses, read from its socket where first needed (the tp_btf
+ * flavour: a change of a connection nobody follows, most of them under a
+ * filter, never reads them); the classic tracepoint's come filled. A
+ * socket's family is never 0: 0 is "not read yet". */
+static __always_inline const struct tuple *tuple_of(struct transition *tr)
+{
+	if (!tr->t.family)
+		tuple_from_sk(&tr->t, (struct sock *)tr->sk);
+	return &tr->t;
+}
+
 /* In the functions below, typed says tr->sk is a BTF pointer (the tp_btf
  * flavour): a constant, so that each flavour's program holds only the
  * helpers its type may call (tcp_track.bpf.h). */
@@ -121,14 +132,14 @@ struct {
 	__type(value, __u64);
 } listened_at SEC(".maps");
 
-static __always_inline void on_listen(const struct transition *tr, bool typed)
+static __always_inline void on_listen(struct transition *tr, bool typed)
 {
 	struct sock *sk = (struct sock *)tr->sk;
 	struct sock_info *stale = conn_of(sk, typed);
 	struct sock_info info = {};
 	struct listen_key k = {};
 	__u64 now = bpf_ktime_get_ns();
-	struct tuple t = tr->t;
+	struct tuple t = *tuple_of(tr);
 	struct record_head *e;
 
 	/* A connection whose end we missed, on a socket (or memory) now a
@@ -163,11 +174,15 @@ static __always_inline void on_listen(const struct transition *tr, bool typed)
 }
 
 /* A child socket of a listener was created for an incoming SYN. */
-static __always_inline void on_syn_recv(const struct transition *tr, bool typed)
+static __always_inline void on_syn_recv(struct transition *tr, bool typed)
 {
 	struct sock_info info = {};
+	const struct tuple *t;
 
-	if (stopping || !port_match(tr->t.sport, tr->t.dport))
+	if (stopping)
+		return;
+	t = tuple_of(tr);
+	if (!port_match(t->sport, t->dport))
 		return;
 	/* pid/comm/uid and the process filters come with accept(). */
 	if (track((struct sock *)tr->sk, &info, DIR_IN, typed))
@@ -178,15 +193,16 @@ static __always_inline void on_syn_recv(const struct transition *tr, bool typed)
 		count_queued(-1);
 }
 
-static __always_inline void on_established(const struct transition *tr, bool typed)
+static __always_inline void on_established(struct transition *tr, bool typed)
 {
 	struct sock *sk = (struct sock *)tr->sk;
-	const struct tuple *t = &tr->t;
 	struct sock_info *info = conn_of(sk, typed);
 	struct connect_record *e;
+	const struct tuple *t;
 
 	if (!info || info->direction != DIR_OUT || info->matched)
 		return;
+	t = tuple_of(tr);
 	/* Established after the run began to stop: neither it nor its close
 	 * is reported. */
 	if (stopping || !port_match(t->sport, t->dport) || !family_match(t->family)) {
@@ -206,11 +222,11 @@ static __always_inline void on_established(const struct transition *tr, bool typ
 /* The handshake of an outbound connection failed: RST (ECONNREFUSED), no
  * answer (ETIMEDOUT), ICMP (EHOSTUNREACH...), or the application gave up
  * (sk_err 0: aborted). */
-static __always_inline void on_handshake_failed(const struct transition *tr, struct sock_info *info)
+static __always_inline void on_handshake_failed(struct transition *tr, struct sock_info *info)
 {
 	struct sock *sk = (struct sock *)tr->sk; /* a local: CO-RE must not see tr */
 	int err = BPF_CORE_READ(sk, sk_err);
-	const struct tuple *t = &tr->t;
+	const struct tuple *t = tuple_of(tr);
 	struct pending_call *call = bpf_map_lookup_elem(&connect_calls, &info->call_key);
 	__u64 *restarting;
 	__s32 *soft;
@@ -255,13 +271,14 @@ static __always_inline void on_handshake_failed(const struct transition *tr, str
 	untrack(sk, info);
 }
 
-static __always_inline void on_close(const struct transition *tr, bool typed)
+static __always_inline void on_close(struct transition *tr, bool typed)
 {
 	struct sock *sk = (struct sock *)tr->sk;
 	struct sock_info *info = conn_of(sk, typed);
 
 	if (!info)
 		return;
+	tuple_of(tr);
 	if (tr->oldstate == TCP_SYN_SENT && info->direction == DIR_OUT) {
 		on_handshake_failed(tr, info);
 		return;
@@ -294,7 +311,7 @@ static __always_inline void on_close(const struct transition *tr, bool typed)
 	untrack(sk, info);
 }
 
-static __always_inline void on_transition(const struct transition *tr, bool typed)
+static __always_inline void on_transition(struct transition *tr, bool typed)
 {
 	switch (tr->newstate) {
 	case TCP_LISTEN:
@@ -343,7 +360,6 @@ static __always_inline void on_set_state_btf(struct sock *sk, int oldstate, int 
 		return;
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return;
-	tuple_from_sk(&tr.t, sk);
 	on_transition(&tr, true);
 }
 

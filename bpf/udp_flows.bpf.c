@@ -210,7 +210,8 @@ static __always_inline struct udp_flow *start_flow(struct udp_sock_info *us, con
 	long err;
 
 	f.local_port = out ? d->sport : d->dport;
-	if (stopping || !family_match(key->family) || !port_match(f.local_port, key->peer_port))
+	if (stopping || us->released || !family_match(key->family) ||
+	    !port_match(f.local_port, key->peer_port))
 		return NULL;
 	f.task = us->task;
 	f.pending = !us->known;
@@ -527,6 +528,7 @@ int udp_sock_release(struct bpf_sock *ctx)
 		tell_untold(us);
 	if (!us)
 		return SK_PASS;
+	us->released = 1;
 	now = bpf_ktime_get_ns();
 	/* Connected, with no datagram either way: the flow connect()
 	 * started, if any. */

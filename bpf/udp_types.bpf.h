@@ -57,10 +57,14 @@ struct udp_last_in {
 struct udp_sock_info {
 	struct task_info task; /* who made it (cgroup/sock_create), or first used it (sendmsg, recvmsg) */
 	__u32 netns;
-	__u8 known;         /* task is set */
-	__u8 wanted;        /* its process passes the process filters */
-	__u8 flows;         /* flows it started, up to 2: with 1, first is its only one */
-	__u8 held;          /* it started a flow before it had its owner (pending) */
+	__u8 known;  /* task is set */
+	__u8 wanted; /* its process passes the process filters */
+	__u8 flows;  /* flows it started, up to 2: with 1, first is its only one */
+	__u8 held;   /* it started a flow before it had its owner (pending) */
+	/* Its close began (cgroup/sock_release, which runs before UDP
+	 * unhashes it): a datagram that still reaches it starts no flow,
+	 * which would never end. */
+	__u8 released;
 	__u32 drops_untold; /* dropped since its last drop record */
 	__u64 told_ns;      /* its last drop record */
 	__u32 drop_reason;  /* the last drop's */

@@ -378,8 +378,9 @@ type ConntraceUdpSockInfo struct {
 	Wanted      uint8
 	Flows       uint8
 	Held        uint8
+	Released    uint8
+	_           [3]byte
 	DropsUntold uint32
-	_           [4]byte
 	ToldNs      uint64
 	DropReason  uint32
 	Rcvbuf      uint32
