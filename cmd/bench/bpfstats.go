@@ -5,14 +5,12 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/cilium/ebpf"
-	"golang.org/x/sys/unix"
 )
 
 // The kernel's own figure of what each program costs: with bpf_stats on
@@ -26,15 +24,6 @@ import (
 type progCost struct {
 	runs uint64
 	time time.Duration
-}
-
-// enableStats turns bpf_stats on for as long as the bench runs.
-func enableStats() (io.Closer, error) {
-	c, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
-	if err != nil {
-		return nil, fmt.Errorf("bpf_stats: %w", err)
-	}
-	return c, nil
 }
 
 // lastProgID is the newest program's ID: the tracer's are above it.

@@ -28,6 +28,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/conntrace/conntrace/tracer"
 	"github.com/conntrace/conntrace/tracer/containers"
 )
 
@@ -78,7 +79,7 @@ func main() {
 	otherArgs := flag.String("other-args", "watch -o json", "the -other binary's arguments (output to /dev/null)")
 	flag.Parse()
 	var err error
-	if bpfStats, err = enableStats(); err != nil {
+	if bpfStats, err = tracer.EnableStats(); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
 	}

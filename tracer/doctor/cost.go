@@ -37,7 +37,7 @@ type ProgramCost struct {
 	CPUPercent float64 `json:"cpu_percent"`
 }
 
-// countSink counts events and keeps none.
+// countSink keeps no event (the tracer's Stats count them).
 type countSink struct{}
 
 func (countSink) Write(*tracer.Event) error { return nil }
