@@ -114,11 +114,10 @@ type Config struct {
 	// SocketStorage keeps connections in socket-local storage where the
 	// programs can reach it (fentry and tracepoint modes with the kernel's
 	// BTF, Linux 5.11+; the tracepoint mode's inbound ones stay in the
-	// socket table): no table size, no evictions. Not the default: now and
-	// then the kernel runs no program at all for a few client sockets'
-	// changes after FIN_WAIT1 (a perf tracepoint misses them too); the
-	// table counts those as skipped when their memory is reused, storage
-	// cannot count them (bpf/README.md, known gaps).
+	// socket table): no table size, no evictions. Not the default: a
+	// close no tracing program could see (a kernel that runs none while
+	// some task is current: bpf/README.md, known gap) the table counts as
+	// skipped when the socket's memory is reused; storage cannot count it.
 	SocketStorage bool
 	// Hooks selects the hook mode (HooksAuto: the best that works).
 	Hooks Hooks

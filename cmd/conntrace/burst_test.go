@@ -78,6 +78,7 @@ func bindFailsUnderStorm(t *testing.T, base, ports, binds int, pause time.Durati
 	r := startCmd(t, func(c *exec.Cmd) { c.Stdout = out }, "watch", "-o", "json", "--port", filter)
 	// On the host's loopback: the storm's threads are not the one a
 	// helper moves into a namespace.
+	blackout := testnet.WatchBlackout(t, uint16(stormPort))
 	storm := testnet.Start(t, "ct-storm", testnet.Role{Storm: 4 * time.Second, Conns: 4, Addr: "127.0.0.1:" + strconv.Itoa(stormPort)})
 	storm.Expect(t, "storming")
 	time.Sleep(500 * time.Millisecond) // at full rate
@@ -98,6 +99,7 @@ func bindFailsUnderStorm(t *testing.T, base, ports, binds int, pause time.Durati
 	storm.Wait(t)
 	r.cmd.Process.Signal(syscall.SIGINT)
 	r.wait(t)
+	unseeable := blackout.Stop(t)
 
 	if _, err := out.Seek(0, 0); err != nil {
 		t.Fatal(err)
@@ -160,13 +162,10 @@ func bindFailsUnderStorm(t *testing.T, base, ports, binds int, pause time.Durati
 		t.Errorf("%d events dropped: the reader fell behind", dropped)
 	}
 	// The rate is the machine's (about 25,000/s here, a few hundred in an
-	// emulated VM); every connection of it is traced, but for a known gap
-	// (issue 12, now issue 28): some connects are neither reported nor
-	// counted as lost. Measured 2026-12-04 on Linux 6.18, 4 runs of this
-	// test per build: 272b858's build 0, 7, 1, 2 of 108,000-131,000; this
-	// one 11, 0, 0, 0; in the clean-clone make test runs 0, 0 and 20 of
-	// 130,669 (1 in 6,500). Not yet explained; bounded at 1 in 5,000 and
-	// logged, until issue 28 finds the cause.
+	// emulated VM); every connection of it is traced, or its loss counted,
+	// but for those whose start no tracing program could see
+	// (testnet.Blackout): a connect is reported at the client's
+	// ESTABLISHED.
 	n, _ := strconv.Atoi(stormed)
 	enough := 1000
 	if emulated {
@@ -175,9 +174,10 @@ func bindFailsUnderStorm(t *testing.T, base, ports, binds int, pause time.Durati
 	if n < enough {
 		t.Errorf("the storm made only %d connections (%d traced): too few to test", n, connects)
 	} else if missing := n - connects; missing > 0 {
-		t.Logf("%d connects neither reported nor counted as lost", missing)
-		if connectsToo && missing > n/5000 {
-			t.Errorf("%d connects traced for a storm of %d connections", connects, n)
+		t.Logf("%d connects not reported, %d events counted as lost; state changes no tracing program could see: %v", missing, lost, unseeable)
+		if connectsToo && missing > lost+unseeable.Established {
+			t.Errorf("%d connects traced for a storm of %d connections: %d missing, %d counted as lost, %d explained by ESTABLISHED changes no tracing program could see",
+				connects, n, missing, lost, unseeable.Established)
 		}
 	}
 }
