@@ -106,10 +106,10 @@ type Config struct {
 	// known (0: DefaultLookupWait).
 	LookupWait time.Duration
 	// SocketTableSize is how many connections the socket table holds at
-	// once: all of them where socket storage is not used
-	// (Tracer.SocketStorage; 0: DefaultSocketTableSize), else the
-	// tracepoint mode's inbound ones (0: DefaultInboundTableSize). Past it
-	// new connections go untraced, counted as evicted.
+	// once (0: DefaultSocketTableSize): all of them where socket storage
+	// is not used (Tracer.SocketStorage), else the tracepoint mode's
+	// inbound ones. Past it new connections go untraced, counted as
+	// evicted.
 	SocketTableSize uint32
 	// SocketStorage keeps connections in socket-local storage where the
 	// programs can reach it (fentry and tracepoint modes with the kernel's
@@ -132,9 +132,10 @@ const DefaultLookupWait = 500 * time.Millisecond
 // DefaultRingBytes holds about 37k events.
 const DefaultRingBytes = 4 << 20
 
-// DefaultSocketTableSize is the socket table's size by default where it
-// holds every connection: preallocated, about 9 MB of kernel memory.
-const DefaultSocketTableSize = 65536
+// DefaultSocketTableSize is the socket table's size by default: not
+// preallocated, it takes about 150 bytes of kernel memory per connection
+// it holds, and a million open at once is a large proxy's.
+const DefaultSocketTableSize = 1 << 20
 
 // The UDP flows' defaults: the idle times (those of the kernel's
 // conntrack: nf_conntrack_udp_timeout, _stream) and the table's size,
@@ -144,12 +145,6 @@ const (
 	DefaultUDPIdleBoth   = 120 * time.Second
 	DefaultUDPFlows      = 65536
 )
-
-// DefaultInboundTableSize is the socket table's size by default where it
-// holds only the tracepoint mode's inbound connections (outbound ones are
-// in socket storage): not preallocated, about 150 bytes of kernel memory
-// per connection it holds.
-const DefaultInboundTableSize = 1 << 20
 
 // Validate checks what the kernel side cannot represent.
 func (c *Config) Validate() error {

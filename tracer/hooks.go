@@ -378,11 +378,10 @@ func haveKprobes() bool {
 
 // modeSpec copies spec with only mode m's programs, and tells them
 // whether tcp_connect() is hooked and where connections live: in socket
-// storage, or in a socket table of table entries (0: the default for its
-// use). With storage, only the tracepoint mode has a table, for its
-// inbound connections: not preallocated, so it takes memory only for what
-// it holds, and large; the other modes' tables are preallocated. Without
-// tcp, only bind()'s programs, and no table.
+// storage, or in a socket table of table entries (0:
+// DefaultSocketTableSize), not preallocated. With storage, only the
+// tracepoint mode has a table, for its inbound connections. Without tcp,
+// only bind()'s programs, and no table.
 func modeSpec(spec *ebpf.CollectionSpec, m Hooks, storage bool, table uint32, tcp, udp bool, flows uint32) (*ebpf.CollectionSpec, error) {
 	spec = spec.Copy()
 	keep := programs(m, tcp, udp)
@@ -412,17 +411,16 @@ func modeSpec(spec *ebpf.CollectionSpec, m Hooks, storage bool, table uint32, tc
 			return nil, fmt.Errorf("set %s: %w", v.name, err)
 		}
 	}
+	// The socket table takes memory only for what it holds.
 	socks := spec.Maps[bpfobj.ConntraceMapSocks]
 	switch {
-	case inbound:
-		socks.Flags |= unix.BPF_F_NO_PREALLOC
-		if table == 0 {
-			table = DefaultInboundTableSize
-		}
-	case storage || !tcp:
+	case !tcp || (storage && !inbound):
 		table = 1 // unused
 	case table == 0:
 		table = DefaultSocketTableSize
+	}
+	if table > 1 {
+		socks.Flags |= unix.BPF_F_NO_PREALLOC
 	}
 	socks.MaxEntries = table
 	// UDP's flows take memory only for what they hold.

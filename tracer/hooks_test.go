@@ -73,15 +73,13 @@ func TestHooksPerMode(t *testing.T) {
 				t.Errorf("%s (storage %v): the mode's spec keeps %d programs (%v), want %d", m, storage, len(ms.Programs), err, len(hooks))
 				continue
 			}
-			// The socket table: preallocated and of the default size
-			// for every connection; growing, and larger, for the
-			// tracepoint mode's inbound ones; unused otherwise.
+			// The socket table: of the default size and growing as it
+			// fills, for every connection or the tracepoint mode's
+			// inbound ones; unused otherwise.
 			socks := ms.Maps[bpfobj.ConntraceMapSocks]
-			want, prealloc := uint32(DefaultSocketTableSize), true
-			if storage && m == HooksTracepoint {
-				want, prealloc = DefaultInboundTableSize, false
-			} else if storage {
-				want = 1
+			want, prealloc := uint32(DefaultSocketTableSize), false
+			if storage && m != HooksTracepoint {
+				want, prealloc = 1, true
 			}
 			if socks.MaxEntries != want || (socks.Flags&unix.BPF_F_NO_PREALLOC == 0) != prealloc {
 				t.Errorf("%s (storage %v): socket table of %d, flags %#x; want %d, preallocated %v", m, storage, socks.MaxEntries, socks.Flags, want, prealloc)

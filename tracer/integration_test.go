@@ -34,6 +34,12 @@ func (c *collector) Write(ev *tracer.Event) error {
 
 func (c *collector) Flush() error { return nil }
 
+func (c *collector) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.evs)
+}
+
 func (c *collector) snapshot() []tracer.Event {
 	c.mu.Lock()
 	defer c.mu.Unlock()

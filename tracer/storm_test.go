@@ -118,7 +118,9 @@ func TestStorm(t *testing.T) {
 	if sink.lost.Lost != st.Lost || sink.lost.LostDropped != st.Dropped || sink.lost.LostSkipped != st.Skipped || sink.lost.LostEvicted != st.Evicted || sink.lost.LostUnaccepted != st.Unaccepted {
 		t.Errorf("lost events sum to %+v, stats say %+v", sink.lost, st)
 	}
-	if st.Evicted != 0 || left > 64 {
+	// Left: connections still closing (a few), and those whose close no
+	// tracing program saw (testnet.Blackout) on memory not reused since.
+	if st.Evicted != 0 || left > 64+unseeable.Close {
 		t.Errorf("%d evicted, %d entries left in the socket table after every connection closed", st.Evicted, left)
 	}
 	// Every completed connection has a connect and a client close, every
