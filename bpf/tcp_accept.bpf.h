@@ -20,28 +20,23 @@
 #include "tcp_types.bpf.h"
 #include "tuple.bpf.h"
 
-/* sk was accepted after it closed in the queue (tcp_state.bpf.c): its accept
- * and its close, both attributed to the accepting task. */
-static __always_inline void on_accepted_closed(struct sock *sk)
+/* sk, accepted by the current task (info->task), had closed in the queue
+ * (tcp_state.bpf.c): its accept and its close, both the accepting
+ * task's, the close with the state it closed from and when. */
+static __always_inline void on_accepted_closed(struct sock *sk, struct sock_info *info, const struct tuple *t)
 {
-	__u64 key = (__u64)sk;
-	struct queued_close *q = bpf_map_lookup_elem(&closed_in_queue, &key);
+	struct transition tr = {
+		.sk = (__u64)sk, .oldstate = info->closed_from, .newstate = TCP_CLOSE, .t = *t};
 	struct record_head *e;
 
-	if (!q)
-		return;
-	count_queued(-1); /* counted as queued until now (tcp_state.bpf.c) */
-	fill_task(&q->info.task);
-	if (proc_match(q->info.task.pid, q->info.task.comm) && family_match(q->tr.t.family)) {
-		if (want_event(EVENT_ACCEPT)) {
-			e = new_conn_record(EVENT_ACCEPT, sizeof(*e), &q->tr.t, &q->info);
-			if (e)
-				submit(e);
-		}
-		if (want_event(EVENT_CLOSE))
-			emit_close(&q->tr, &q->info, q->close_ns);
+	if (want_event(EVENT_ACCEPT)) {
+		e = new_conn_record(EVENT_ACCEPT, sizeof(*e), t, info);
+		if (e)
+			submit(e);
 	}
-	bpf_map_delete_elem(&closed_in_queue, &key);
+	if (want_event(EVENT_CLOSE))
+		emit_close(&tr, info, info->closed_ns);
+	untrack(sk, info);
 }
 
 /* sk was just accepted by the current task. typed: sk is a BTF pointer
@@ -55,11 +50,7 @@ static __always_inline void on_accepted(struct sock *sk, bool typed)
 	if (!sk)
 		return;
 	info = conn_of(sk, typed);
-	if (!info) {
-		on_accepted_closed(sk);
-		return;
-	}
-	if (info->direction != DIR_IN || info->matched)
+	if (!info || info->direction != DIR_IN || info->matched)
 		return;
 	count_queued(-1);
 
@@ -69,12 +60,22 @@ static __always_inline void on_accepted(struct sock *sk, bool typed)
 		untrack(sk, info);
 		return;
 	}
-	info->matched = 1;
-	if (!want_event(EVENT_ACCEPT))
-		return;
-	e = new_conn_record(EVENT_ACCEPT, sizeof(*e), &t, info);
-	if (e)
-		submit(e);
+	if (!info->closed_ns) {
+		info->matched = 1;
+		/* The peer's reset may be closing it on another CPU: the
+		 * state program marks it closed only while it is not matched.
+		 * Looked at again, so that its close goes out either here or
+		 * there. */
+		if (!info->closed_ns) {
+			if (want_event(EVENT_ACCEPT)) {
+				e = new_conn_record(EVENT_ACCEPT, sizeof(*e), &t, info);
+				if (e)
+					submit(e);
+			}
+			return;
+		}
+	}
+	on_accepted_closed(sk, info, &t);
 }
 
 #endif /* CONNTRACE_TCP_ACCEPT_BPF_H */

@@ -184,13 +184,11 @@ static __always_inline void on_syn_recv(struct transition *tr, bool typed)
 	t = tuple_of(tr);
 	if (!port_match(t->sport, t->dport))
 		return;
-	/* pid/comm/uid and the process filters come with accept(). */
+	/* pid/comm/uid and the process filters come with accept(). (A
+	 * socket whose memory was a child that closed in the queue and was
+	 * never accepted leaves the queued count in track().) */
 	if (track((struct sock *)tr->sk, &info, DIR_IN, typed))
 		count_queued(1);
-	/* A socket whose memory was a child that closed in the queue and was
-	 * never accepted: that one is gone for good. */
-	if ((int)bpf_map_delete_elem(&closed_in_queue, &tr->sk) == 0)
-		count_queued(-1);
 }
 
 static __always_inline void on_established(struct transition *tr, bool typed)
@@ -285,25 +283,23 @@ static __always_inline void on_close(struct transition *tr, bool typed)
 	}
 	if (info->direction == DIR_IN && !info->matched) {
 		/* Not accepted yet: it closed in the accept queue. */
-		struct queued_close q = {.info = *info, .tr = *tr, .close_ns = bpf_ktime_get_ns()};
 		struct conn_key k;
 		__u8 one = 1;
 
 		if (info->reset_in) {
 			/* Reset by the peer: accept() still hands it over, and it
-			 * stays counted as queued until then. An int: see track(). */
-			if ((int)bpf_map_update_elem(&closed_in_queue, &tr->sk, &q, BPF_ANY)) {
-				count_in(&lost_events, LOST_TABLE_FULL);
-				count_queued(-1);
-			}
-		} else {
-			/* Reset by this side (its listener closed): it will not be
-			 * accepted, and a client on this host is reset next; say
-			 * by whom. */
-			count_queued(-1);
-			conn_key_of(&k, &tr->t, true);
-			bpf_map_update_elem(&never_accepted, &k, &one, BPF_ANY);
+			 * stays counted as queued, and followed where it is, until
+			 * then (tcp_accept.bpf.h). */
+			info->closed_from = tr->oldstate;
+			info->closed_ns = bpf_ktime_get_ns();
+			return;
 		}
+		/* Reset by this side (its listener closed): it will not be
+		 * accepted, and a client on this host is reset next; say by
+		 * whom. */
+		count_queued(-1);
+		conn_key_of(&k, &tr->t, true);
+		bpf_map_update_elem(&never_accepted, &k, &one, BPF_ANY);
 	} else if (info->matched && want_event(EVENT_CLOSE)) {
 		/* Matched: the family filter passed too, at connect or accept. */
 		emit_close(tr, info, 0);

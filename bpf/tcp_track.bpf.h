@@ -50,7 +50,10 @@ struct {
  * that finds the table full is not tracked, and counted (LOST_TABLE_FULL)
  * where that happens. An entry whose close we missed (counted as skipped)
  * is replaced when its socket's memory starts a new connection (track())
- * or a listener (tcp_state.bpf.c).
+ * or a listener (tcp_state.bpf.c). An inbound connection its peer reset
+ * in the accept queue stays, marked closed, until accept() takes it
+ * (sock_info.closed_ns); if its listener closes first, until its
+ * memory is reused.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -60,32 +63,12 @@ struct {
 } socks SEC(".maps");
 
 /*
- * Inbound connections that closed while they waited in the accept queue:
- * the peer reset them (it gave up waiting, or its kernel ran out of orphan
- * sockets). accept() still hands them over; then their accept and their
- * close are both reported (tcp_accept.bpf.h). Kept apart from the live ones.
- * A plain hash, as the socks table: in a storm of clients that reset, a
- * full accept queue (up to net.core.somaxconn, 4,096) is all of them, and
- * an LRU of 4,096 evicted hundreds a second, silently. One that finds it
- * full is counted (LOST_TABLE_FULL). An entry stays when its listener
- * closes before accepting it (no state change tells), until its socket's
- * memory is a new inbound connection (tcp_state.bpf.c).
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 65536);
-	__type(key, __u64);
-	__type(value, struct queued_close);
-} closed_in_queue SEC(".maps");
-
-/*
  * Inbound connections followed and not yet accepted: those in an accept
  * queue, and those closed there by their peer, which accept() still hands
  * over. Per CPU, each CPU's share possibly negative: the count is their
  * sum. As the run stops, Go gives them a moment to be accepted and counts
  * those left (tracer.stop). It also counts, for good, a connection its
- * peer reset in the queue of a listener that then closed (closed_in_queue).
+ * peer reset in the queue of a listener that then closed.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -32,7 +32,12 @@ struct sock_info {
 	__u32 drop_ifindex;
 	__u32 retransmits;
 	__u8 drop_inbound;
-	__u8 _pad[7];
+	/* An inbound connection its peer reset while it waited in the accept
+	 * queue: the state it closed from, and when (0: it did not). It
+	 * stays where it is until accept() takes it (tcp_accept.bpf.h). */
+	__u8 closed_from;
+	__u8 _pad[6];
+	__u64 closed_ns;
 };
 
 /* A handshake that failed while connect() ran: sys_exit_connect reports
@@ -53,14 +58,6 @@ struct transition {
 	int oldstate;
 	int newstate;
 	struct tuple t;
-};
-
-/* An inbound connection that closed while it waited in the accept queue
- * (tcp_accept.bpf.h). */
-struct queued_close {
-	struct sock_info info;
-	struct transition tr;
-	__u64 close_ns;
 };
 
 #endif /* CONNTRACE_TCP_TYPES_BPF_H */

@@ -201,9 +201,9 @@ func testPlan(arch string, timeout time.Duration, runFilter string, count int) p
 	expect := "CONNTRACE_EXPECT_HOOKS=fentry,kprobe,tracepoint"
 	// TestSocketTableFull fills a smaller table than the host's run: 136,000
 	// sockets are more than an emulated VM opens in good time.
-	// TestManyConnections likewise holds 2,000, not 100,000.
-	socketTable := "CONNTRACE_SOCKET_TABLE=2048"
-	manyConns := "CONNTRACE_MANY_CONNS=2000"
+	// TestManyConnections likewise holds 1,000, not 100,000.
+	socketTable := "CONNTRACE_SOCKET_TABLE=1024"
+	manyConns := "CONNTRACE_MANY_CONNS=1000"
 	// Timing targets are the host's (TestEventDelay).
 	emulated := "CONNTRACE_EMULATED=1"
 	args := func(skip, only string) []string {
@@ -247,9 +247,13 @@ func testPlan(arch string, timeout time.Duration, runFilter string, count int) p
 		// DNS over TCP, the stub, the search list and the hostile
 		// answers run the cgroup programs only, the same in every mode
 		// (TestDNS, whose connections are named, runs in all three). The
-		// backlog's bound is Go alone (28 s an arm64 run).
+		// backlog's bound is Go alone (16 to 28 s an arm64 run): amd64's
+		// tracepoint mode runs it.
+		if mode != "tracepoint" || arch == "arm64" {
+			skips = append(skips, "TestBacklogWaitBounded")
+		}
 		if mode != "tracepoint" {
-			skips = append(skips, "TestDNSOverTCP", "TestDNSStub", "TestDNSSearchList", "TestHostileDNS", "TestBacklogWaitBounded")
+			skips = append(skips, "TestDNSOverTCP", "TestDNSStub", "TestDNSSearchList", "TestHostileDNS")
 		}
 		// The DNS tests run the host's programs (tools.go): amd64's, and
 		// not dig. TestHostileDNS runs none.

@@ -248,29 +248,6 @@ type ConntracePortDropKey struct {
 	Family uint16
 }
 
-type ConntraceQueuedClose struct {
-	_    structs.HostLayout
-	Info ConntraceSockInfo
-	Tr   struct {
-		_        structs.HostLayout
-		Sk       uint64
-		Oldstate int32
-		Newstate int32
-		T        struct {
-			_      structs.HostLayout
-			S4     uint32
-			D4     uint32
-			S6     [4]uint32
-			D6     [4]uint32
-			Sport  uint16
-			Dport  uint16
-			Family uint16
-			_      [2]byte
-		}
-	}
-	CloseNs uint64
-}
-
 type ConntraceRecordHead struct {
 	_         structs.HostLayout
 	TsNs      uint64
@@ -319,7 +296,9 @@ type ConntraceSockInfo struct {
 	DropIfindex uint32
 	Retransmits uint32
 	DropInbound uint8
-	Pad         [7]uint8
+	ClosedFrom  uint8
+	Pad         [6]uint8
+	ClosedNs    uint64
 }
 
 type ConntraceTaskInfo struct {
@@ -420,7 +399,6 @@ const (
 	ConntraceMapBindCalls                = "bind_calls"
 	ConntraceMapBoundPort0               = "bound_port0"
 	ConntraceMapCgroupFilter             = "cgroup_filter"
-	ConntraceMapClosedInQueue            = "closed_in_queue"
 	ConntraceMapCommFilter               = "comm_filter"
 	ConntraceMapConnectCalls             = "connect_calls"
 	ConntraceMapConnectFailures          = "connect_failures"
@@ -631,7 +609,6 @@ type ConntraceMapSpecs struct {
 	BindCalls       *ebpf.MapSpec `ebpf:"bind_calls"`
 	BoundPort0      *ebpf.MapSpec `ebpf:"bound_port0"`
 	CgroupFilter    *ebpf.MapSpec `ebpf:"cgroup_filter"`
-	ClosedInQueue   *ebpf.MapSpec `ebpf:"closed_in_queue"`
 	CommFilter      *ebpf.MapSpec `ebpf:"comm_filter"`
 	ConnectCalls    *ebpf.MapSpec `ebpf:"connect_calls"`
 	ConnectFailures *ebpf.MapSpec `ebpf:"connect_failures"`
@@ -724,7 +701,6 @@ type ConntraceMaps struct {
 	BindCalls       *ebpf.Map `ebpf:"bind_calls"`
 	BoundPort0      *ebpf.Map `ebpf:"bound_port0"`
 	CgroupFilter    *ebpf.Map `ebpf:"cgroup_filter"`
-	ClosedInQueue   *ebpf.Map `ebpf:"closed_in_queue"`
 	CommFilter      *ebpf.Map `ebpf:"comm_filter"`
 	ConnectCalls    *ebpf.Map `ebpf:"connect_calls"`
 	ConnectFailures *ebpf.Map `ebpf:"connect_failures"`
@@ -762,7 +738,6 @@ func (m *ConntraceMaps) Close() error {
 		m.BindCalls,
 		m.BoundPort0,
 		m.CgroupFilter,
-		m.ClosedInQueue,
 		m.CommFilter,
 		m.ConnectCalls,
 		m.ConnectFailures,
