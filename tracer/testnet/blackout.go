@@ -22,7 +22,7 @@ import (
 // program, no perf tracepoint program, no perf sample. A softirq that
 // runs on top of one of those threads still processes other processes'
 // packets, and their sockets' state changes then reach no BPF program at
-// all (bpf/README.md, known gaps). The kernel's own trace event,
+// all (bpf/README.md, known gap). The kernel's own trace event,
 // sock:inet_sock_set_state, still records them, with the task that was
 // current: a tracefs instance of the test's own collects those of its
 // ports made while a thread of PID 1 was current, so that a test can hold
