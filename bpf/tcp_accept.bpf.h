@@ -64,8 +64,10 @@ static __always_inline void on_accepted(struct sock *sk, bool typed)
 		info->matched = 1;
 		/* The peer's reset may be closing it on another CPU: the
 		 * state program marks it closed only while it is not matched.
-		 * Looked at again, so that its close goes out either here or
-		 * there. */
+		 * Looked at again, which narrows the window without shutting
+		 * it (no compare-and-swap before Linux 5.12): a close lost
+		 * there leaves the entry, matched, to be counted as skipped
+		 * when its memory is reused. */
 		if (!info->closed_ns) {
 			if (want_event(EVENT_ACCEPT)) {
 				e = new_conn_record(EVENT_ACCEPT, sizeof(*e), &t, info);

@@ -276,7 +276,6 @@ static __always_inline void on_close(struct transition *tr, bool typed)
 
 	if (!info)
 		return;
-	tuple_of(tr);
 	if (tr->oldstate == TCP_SYN_SENT && info->direction == DIR_OUT) {
 		on_handshake_failed(tr, info);
 		return;
@@ -298,10 +297,11 @@ static __always_inline void on_close(struct transition *tr, bool typed)
 		 * accepted, and a client on this host is reset next; say by
 		 * whom. */
 		count_queued(-1);
-		conn_key_of(&k, &tr->t, true);
+		conn_key_of(&k, tuple_of(tr), true);
 		bpf_map_update_elem(&never_accepted, &k, &one, BPF_ANY);
 	} else if (info->matched && want_event(EVENT_CLOSE)) {
 		/* Matched: the family filter passed too, at connect or accept. */
+		tuple_of(tr);
 		emit_close(tr, info, 0);
 	}
 	untrack(sk, info);

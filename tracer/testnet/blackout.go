@@ -25,8 +25,9 @@ import (
 // all (bpf/README.md, known gap). The kernel's own trace event,
 // sock:inet_sock_set_state, still records them, with the task that was
 // current: a tracefs instance of the test's own collects those of its
-// ports made while a thread of PID 1 was current, so that a test can hold
-// every event the tracer missed to one of them.
+// ports made while a thread of PID 1 (one it had when the watch began)
+// was current, so that a test can hold every event the tracer missed to
+// one of them.
 type Blackout struct {
 	dir string
 }
