@@ -85,7 +85,8 @@ static __always_inline struct socket *begin_call(struct syscall_enter_args *ctx,
 
 	if (read_sockaddr(call, (const void *)ctx->args[1], ctx->args[2]))
 		return NULL;
-	process_name(comm);
+	if (filter_comms)
+		process_name(comm);
 	if (!proc_match(bpf_get_current_pid_tgid() >> 32, comm))
 		return NULL;
 	call->ts_ns = bpf_ktime_get_ns();

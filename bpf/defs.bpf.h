@@ -19,6 +19,7 @@
 #define E2BIG 7
 #define EAGAIN 11
 #define EACCES 13
+#define EEXIST 17
 #define EPIPE 32
 #define EADDRINUSE 98
 #define EADDRNOTAVAIL 99

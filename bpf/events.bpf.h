@@ -34,16 +34,22 @@ struct {
 /* Source of conn_id, for every protocol; 0 is never handed out. */
 __u64 next_conn_id = 0;
 
-/* Adds one to entry key of a per-CPU array of counters. Atomic even though
- * per-CPU: a program in softirq (the state tracepoint) can interrupt one in
- * process context (the syscall tracepoints) on the same CPU, and a plain
- * increment would then lose counts. */
-static __always_inline void count_in(void *counters, __u32 key)
+/* Adds delta (count_in: one) to entry key of a per-CPU array of
+ * counters. Atomic even though per-CPU: a program in softirq (the state
+ * tracepoint) can interrupt one in process context (the syscall
+ * tracepoints) on the same CPU, and a plain increment would then lose
+ * counts. */
+static __always_inline void count_many(void *counters, __u32 key, __u64 delta)
 {
 	__u64 *n = bpf_map_lookup_elem(counters, &key);
 
-	if (n)
-		__sync_fetch_and_add(n, 1);
+	if (n && delta)
+		__sync_fetch_and_add(n, delta);
+}
+
+static __always_inline void count_in(void *counters, __u32 key)
+{
+	count_many(counters, key, 1);
 }
 
 /* Fills head h of a record of size bytes: the kind, size, protocol,

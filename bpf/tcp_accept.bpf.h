@@ -11,6 +11,8 @@
 
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
 #include "conntrace.h"
 #include "events.bpf.h"
 #include "filters.bpf.h"
@@ -48,6 +50,10 @@ static __always_inline void on_accepted(struct sock *sk, bool typed)
 	struct record_head *e;
 
 	if (!sk)
+		return;
+	/* An inbound connection is followed only if the port filter wanted
+	 * it (on_syn_recv): the ports first, then the table. */
+	if (filter_ports && !port_match(local_port(sk), remote_port(sk)))
 		return;
 	info = conn_of(sk, typed);
 	if (!info || info->direction != DIR_IN || info->matched)

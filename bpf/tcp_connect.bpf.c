@@ -44,14 +44,14 @@
 SEC("fentry/tcp_connect")
 int BPF_PROG(handle_connect_fentry, struct sock *sk)
 {
-	on_syn_sent(sk, true);
+	on_syn_sent(sk, true, true);
 	return 0;
 }
 
 SEC("kprobe/tcp_connect")
 int BPF_KPROBE(handle_connect_kprobe, struct sock *sk)
 {
-	on_syn_sent(sk, false);
+	on_syn_sent(sk, false, true);
 	return 0;
 }
 
@@ -85,6 +85,14 @@ int handle_connect_enter(struct syscall_enter_args *ctx)
 	sk = BPF_CORE_READ(sock, sk);
 	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
 		return 0;
+	/* A connection the port filter cannot want: neither the port asked
+	 * for nor the local one (bound, or to be picked) is in it. */
+	if (filter_ports) {
+		__u16 sport = local_port(sk);
+
+		if (!port_match(sport, call.port) && (sport || !ephemeral_may_match(sk)))
+			return 0;
+	}
 	call.sk = (__u64)sk;
 	call.proto = IPPROTO_TCP;
 	/* While this is in flight, a handshake failure is this call's to
@@ -118,7 +126,7 @@ int handle_connect_exit(struct syscall_exit_args *ctx)
 {
 	__u64 tid = bpf_get_current_pid_tgid();
 	struct pending_call *p = bpf_map_lookup_elem(&connect_calls, &tid);
-	struct connect_failure *f = NULL;
+	struct connect_failure *f;
 	struct sock_info fresh = {};
 	struct pending_call call;
 	struct tuple t = {};
@@ -128,18 +136,28 @@ int handle_connect_exit(struct syscall_exit_args *ctx)
 	if (!p)
 		return 0;
 	call = *p;
-	bpf_map_delete_elem(&connect_calls, &tid);
-	/* Until the restarted call, if any, the state machine reports a
-	 * failure itself (the application may never call again). */
-	if (connect_restarts(ret) && !call.failed)
+	/*
+	 * The handshake may fail at any moment here (a SYN timer's softirq):
+	 * the state machine stores the failure for this call while the call
+	 * is in connect_calls, or, once it is not, reports it itself, as
+	 * the failure of a call a signal interrupted if it is one (until the
+	 * restarted call, the application may never call again). Hence this
+	 * order: restarting_calls first, then the call leaves, then its
+	 * failure is looked up (one of an earlier call of this thread whose
+	 * exit never ran is not this one's).
+	 */
+	if (connect_restarts(ret))
 		bpf_map_update_elem(&restarting_calls, &tid, &call.sk, BPF_ANY);
-	/* The handshake failed meanwhile (tcp_state.bpf.c): the connection as it
-	 * was then. */
-	if (call.failed) {
+	bpf_map_delete_elem(&connect_calls, &tid);
+	f = bpf_map_lookup_elem(&connect_failures, &tid);
+	if (f && f->sk != call.sk) {
+		bpf_map_delete_elem(&connect_failures, &tid);
+		/* Looked up again, not set to NULL: the verifier then
+		 * follows f as the map's value or NULL. */
 		f = bpf_map_lookup_elem(&connect_failures, &tid);
-		if (!f)
-			return 0;
 	}
+	if (f && connect_restarts(ret))
+		bpf_map_delete_elem(&restarting_calls, &tid);
 	if (connect_pending(ret)) {
 		/* The state machine saw a failure the return value hides. */
 		if (!f)

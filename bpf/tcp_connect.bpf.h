@@ -12,6 +12,8 @@
 
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
 #include "conntrace.h"
 #include "bind.bpf.h"
 #include "events.bpf.h"
@@ -20,6 +22,7 @@
 #include "tcp_icmp.bpf.h"
 #include "tcp_track.bpf.h"
 #include "tcp_types.bpf.h"
+#include "tuple.bpf.h"
 #include "types.bpf.h"
 
 /* connect() calls in flight, by thread (pid_tgid). Entries live for one
@@ -104,7 +107,7 @@ static __always_inline void emit_connect_fail(const struct sock_info *info, cons
 	e->drop_ifindex = info->drop_ifindex;
 	/* The drop hook finds connections in the socket table only; one
 	 * that never got that far (no route) sent nothing to drop. */
-	if (drops_hooked && info->in_table)
+	if (drops_hooked && info->where == IN_TABLE)
 		e->head.flags |= FLAG_DROPS_WATCHED;
 	if (info->drop_inbound)
 		e->head.flags |= FLAG_DROP_INBOUND;
@@ -125,18 +128,33 @@ static __always_inline void emit_connect_fail(const struct sock_info *info, cons
 	submit(e);
 }
 
-/* connect(): remember who connects. Called in the connecting task, from the
- * CLOSE -> SYN_SENT transition (tcp_state.bpf.c) or from tcp_connect()
- * (tcp_connect.bpf.c). The local port may not be chosen yet (inet_hash_connect
- * runs after the transition), so the port filter waits for ESTABLISHED or
- * the failure. */
-static __always_inline void on_syn_sent(struct sock *sk, bool typed)
+/*
+ * connect(): remember who connects. Called in the connecting task, from
+ * tcp_connect() (tcp_connect.bpf.c: port_picked) or from the CLOSE ->
+ * SYN_SENT transition (tcp_state.bpf.c), where the local port is not
+ * picked yet unless the socket was bound (inet_hash_connect runs after
+ * the transition): then a connection the port filter may still want by
+ * that port is followed, and on_established or the failure decide.
+ */
+static __always_inline void on_syn_sent(struct sock *sk, bool typed, bool port_picked)
 {
 	struct sock_info info = {};
 	__u64 key = (__u64)sk;
+	__u16 sport;
 
 	if (stopping)
 		return;
+	if (filter_ports) {
+		sport = local_port(sk);
+		if (!port_match(sport, remote_port(sk)) &&
+		    (port_picked || sport || !ephemeral_may_match(sk))) {
+			/* Not followed. A bind to port 0 is forgotten, or
+			 * the socket's memory, reused, would inherit it. */
+			if (sport)
+				bpf_map_delete_elem(&bound_port0, &key);
+			return;
+		}
+	}
 	fill_task(&info.task);
 	if (!proc_match(info.task.pid, info.task.comm))
 		return;

@@ -32,6 +32,10 @@
 #include "tuple.bpf.h"
 #include "types.bpf.h"
 
+/* Set at the first child socket whose peer's port was not set yet at
+ * LISTEN -> SYN_RECV (on_syn_recv): the kernel's order, the same for all. */
+__u8 peer_port_late = 0;
+
 /* Set by the loader in the fentry and kprobe modes, where a hook on
  * tcp_connect() takes over attributing outbound connections from the
  * CLOSE -> SYN_SENT transition (tcp_connect.bpf.c). */
@@ -182,13 +186,50 @@ static __always_inline void on_syn_recv(struct transition *tr, bool typed)
 	if (stopping)
 		return;
 	t = tuple_of(tr);
-	if (!port_match(t->sport, t->dport))
-		return;
+	if (!port_match(t->sport, t->dport)) {
+		/* Older kernels (Debian's 6.1 and 6.12) give a child socket
+		 * its peer's port only after this change: followed until
+		 * ESTABLISHED (or its close) knows it. */
+		if (t->dport)
+			return;
+		peer_port_late = 1;
+	}
 	/* pid/comm/uid and the process filters come with accept(). (A
 	 * socket whose memory was a child that closed in the queue and was
 	 * never accepted leaves the queued count in track().) */
 	if (track((struct sock *)tr->sk, &info, DIR_IN, typed))
 		count_queued(1);
+}
+
+/* An inbound connection followed from SYN_RECV before its peer's port
+ * was known (on_syn_recv), forgotten once the port filter can say no. */
+static __always_inline bool forget_unwanted_child(struct transition *tr, struct sock_info *info)
+{
+	const struct tuple *t;
+
+	if (!filter_ports || !peer_port_late)
+		return false;
+	t = tuple_of(tr);
+	if (port_match(t->sport, t->dport))
+		return false;
+	unqueue(info);
+	untrack((struct sock *)tr->sk, info);
+	return true;
+}
+
+/* SYN_SENT -> SYN_RECV: a simultaneous open, its local port picked by
+ * now: forgotten if the port filter does not want it (change_matters). */
+static __always_inline void on_simultaneous_open(struct transition *tr, bool typed)
+{
+	struct sock *sk = (struct sock *)tr->sk;
+	struct sock_info *info = conn_of(sk, typed);
+	const struct tuple *t;
+
+	if (!info || info->direction != DIR_OUT || info->matched)
+		return;
+	t = tuple_of(tr);
+	if (!port_match(t->sport, t->dport))
+		untrack(sk, info);
 }
 
 static __always_inline void on_established(struct transition *tr, bool typed)
@@ -198,8 +239,12 @@ static __always_inline void on_established(struct transition *tr, bool typed)
 	struct connect_record *e;
 	const struct tuple *t;
 
-	if (!info || info->direction != DIR_OUT || info->matched)
+	if (!info || info->matched)
 		return;
+	if (info->direction == DIR_IN) {
+		forget_unwanted_child(tr, info);
+		return;
+	}
 	t = tuple_of(tr);
 	/* Established after the run began to stop: neither it nor its close
 	 * is reported. */
@@ -244,14 +289,20 @@ static __always_inline void on_handshake_failed(struct transition *tr, struct so
 
 	if (call && call->sk == tr->sk) {
 		/* connect() is still running and will return the error:
-		 * sys_exit_connect reports it, once. */
-		struct connect_failure f = {.info = *info, .error = err, .s4 = t->s4, .sport = t->sport};
+		 * sys_exit_connect reports it, once; as a failure of a
+		 * connection it does not know of, where neither the table
+		 * nor overflow had room for this one. */
+		if (info->where == OVERFLOW) {
+			untrack(sk, info);
+			return;
+		}
+		struct connect_failure f = {
+			.info = *info, .sk = tr->sk, .error = err, .s4 = t->s4, .sport = t->sport};
 
 		__builtin_memcpy(f.s6, t->s6, sizeof(f.s6));
 		/* An int: before Linux 6.4 the upper half of r0 is undefined
 		 * after a map update (tcp_track.bpf.h). */
 		if ((int)bpf_map_update_elem(&connect_failures, &info->call_key, &f, BPF_ANY) == 0) {
-			call->failed = 1;
 			untrack(sk, info);
 			return;
 		}
@@ -285,6 +336,9 @@ static __always_inline void on_close(struct transition *tr, bool typed)
 		struct conn_key k;
 		__u8 one = 1;
 
+		if (forget_unwanted_child(tr, info))
+			return;
+
 		if (info->reset_in) {
 			/* Reset by the peer: accept() still hands it over, and it
 			 * stays counted as queued, and followed where it is, until
@@ -307,6 +361,13 @@ static __always_inline void on_close(struct transition *tr, bool typed)
 	untrack(sk, info);
 }
 
+static __always_inline bool has_socket(const struct transition *tr)
+{
+	struct sock *sk = (struct sock *)tr->sk; /* a local: CO-RE must not see tr */
+
+	return BPF_CORE_READ(sk, sk_socket);
+}
+
 static __always_inline void on_transition(struct transition *tr, bool typed)
 {
 	switch (tr->newstate) {
@@ -315,21 +376,52 @@ static __always_inline void on_transition(struct transition *tr, bool typed)
 		break;
 	case TCP_SYN_SENT:
 		if (!tcp_connect_hooked)
-			on_syn_sent((struct sock *)tr->sk, typed);
+			on_syn_sent((struct sock *)tr->sk, typed, false);
 		break;
 	case TCP_SYN_RECV:
 		/* SYN_SENT -> SYN_RECV is a simultaneous open of an outbound
 		 * socket we already track. */
 		if (tr->oldstate != TCP_SYN_SENT)
 			on_syn_recv(tr, typed);
+		else if (filter_ports)
+			on_simultaneous_open(tr, typed);
 		break;
 	case TCP_ESTABLISHED:
+		/* A child socket (no struct socket until accept()) has
+		 * nothing to do here, but one the port filter may not want
+		 * (forget_unwanted_child); an outbound one has a socket, a
+		 * simultaneous open's SYN_RECV too. */
+		if (tr->oldstate == TCP_SYN_RECV && !(filter_ports && peer_port_late) && !has_socket(tr))
+			break;
 		on_established(tr, typed);
 		break;
 	case TCP_CLOSE:
 		on_close(tr, typed);
 		break;
 	}
+}
+
+/*
+ * With a port filter, whether a change of a socket with these ports can
+ * matter, decided before any map is touched. A connection followed
+ * matched the filter when it started (inbound: on_syn_recv; outbound:
+ * on_syn_sent, where its local port was known), or is still in the state
+ * it started in before a port was known: an outbound one whose local port
+ * was yet to be picked (SYN_SENT), an inbound one whose peer's port was
+ * yet to be set (SYN_RECV, older kernels): leaving it, on_established,
+ * on_simultaneous_open or the close forget it if the filter does not want
+ * it. listen() and on_syn_sent decide on their own.
+ */
+static __always_inline bool change_matters(struct sock *sk, int oldstate, int newstate, __u16 sport,
+					   __u16 dport)
+{
+	if (!filter_ports || newstate == TCP_LISTEN || newstate == TCP_SYN_SENT || port_match(sport, dport))
+		return true;
+	/* A child whose peer's port is not set yet (older kernels), and
+	 * then its change from SYN_RECV. */
+	if ((newstate == TCP_SYN_RECV && !dport) || (oldstate == TCP_SYN_RECV && peer_port_late))
+		return true;
+	return oldstate == TCP_SYN_SENT && !tcp_connect_hooked && ephemeral_may_match(sk);
 }
 
 /*
@@ -355,6 +447,8 @@ static __always_inline void on_set_state_btf(struct sock *sk, int oldstate, int 
 	    newstate != TCP_ESTABLISHED && newstate != TCP_CLOSE)
 		return;
 	if (sk->sk_protocol != IPPROTO_TCP)
+		return;
+	if (!change_matters(sk, oldstate, newstate, local_port(sk), bpf_ntohs(sk->__sk_common.skc_dport)))
 		return;
 	on_transition(&tr, true);
 }
@@ -427,6 +521,8 @@ int handle_set_state(struct set_state_args *ctx)
 
 	if (ctx->protocol != IPPROTO_TCP)
 		return 0;
+	if (!change_matters((struct sock *)ctx->skaddr, ctx->oldstate, ctx->newstate, ctx->sport, ctx->dport))
+		return 0;
 	tuple_from_tp(&tr.t, ctx);
 	on_transition(&tr, false);
 	return 0;
@@ -451,6 +547,10 @@ static __always_inline void mark_reset(struct sock *sk, bool in, bool typed)
 	struct sock_info *info;
 
 	if (!sk) /* a reset for a packet that matched no socket */
+		return;
+	/* Only a connection the port filter wants is reported, whatever
+	 * its state: the ports first, then the table. */
+	if (filter_ports && !port_match(local_port(sk), remote_port(sk)))
 		return;
 	info = conn_of(sk, typed);
 	if (!info)

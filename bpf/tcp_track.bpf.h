@@ -47,10 +47,10 @@ struct {
  * Live connections by socket address, where socket storage cannot hold
  * them. A plain hash, not an LRU: an LRU evicts without telling, and the
  * evicted connection's close would vanish uncounted. Here a connection
- * that finds the table full is not tracked, and counted (LOST_TABLE_FULL)
- * where that happens. An entry whose close we missed (counted as skipped)
- * is replaced when its socket's memory starts a new connection (track())
- * or a listener (tcp_state.bpf.c). An inbound connection its peer reset
+ * that finds the table full goes to overflow (below), where its events
+ * are counted as they are lost. An entry whose close we missed (counted
+ * as skipped) is replaced when its socket's memory starts a new
+ * connection (track()) or a listener (tcp_state.bpf.c). An inbound connection its peer reset
  * in the accept queue stays, marked closed, until accept() takes it
  * (sock_info.closed_ns); if its listener closes first, until its
  * memory is reused.
@@ -61,6 +61,27 @@ struct {
 	__type(key, __u64);
 	__type(value, struct sock_info);
 } socks SEC(".maps");
+
+/*
+ * Connections the socket table (or the socket's storage) had no room for,
+ * by socket address: followed as any other, through the same filters, but
+ * each record they would make is counted lost (LOST_TABLE_FULL) instead,
+ * so that what is lost is counted in events, exactly. Not preallocated;
+ * looked in only once one has been put here (overflowed). A connection
+ * this too has no room for is counted as the two events it would most
+ * likely have made (its start and its close).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct sock_info);
+} overflow SEC(".maps");
+
+/* Set at the first connection put in overflow (.bss: written while the
+ * programs run). */
+__u8 overflowed = 0;
 
 /*
  * Inbound connections followed and not yet accepted: those in an accept
@@ -110,9 +131,15 @@ static __always_inline struct sock_info *conn_of(struct sock *sk, bool typed)
 		if (info && info->conn_id)
 			return info;
 		if (!inbound_in_table)
-			return NULL;
+			goto overflow;
 	}
-	return bpf_map_lookup_elem(&socks, &key);
+	info = bpf_map_lookup_elem(&socks, &key);
+	if (info)
+		return info;
+overflow:
+	if (!overflowed)
+		return NULL;
+	return bpf_map_lookup_elem(&overflow, &key);
 }
 
 /* Stops remembering sk's connection, info (from conn_of). Storage stays
@@ -122,14 +149,41 @@ static __always_inline void untrack(struct sock *sk, struct sock_info *info)
 {
 	__u64 key = (__u64)sk;
 
-	if (info->in_table)
+	if (info->where == IN_TABLE)
 		bpf_map_delete_elem(&socks, &key);
+	else if (info->where == OVERFLOW)
+		bpf_map_delete_elem(&overflow, &key);
 	else
 		info->conn_id = 0;
 }
 
+/* A connection with no room where it belongs goes to overflow (true), or,
+ * with none there either, is counted lost now as its start and close. */
+static __always_inline bool track_overflow(struct sock *sk, struct sock_info *info)
+{
+	__u64 key = (__u64)sk;
+
+	info->where = OVERFLOW;
+	overflowed = 1;
+	/* An int: see track(). */
+	if ((int)bpf_map_update_elem(&overflow, &key, info, BPF_ANY) == 0)
+		return true;
+	count_many(&lost_events, LOST_TABLE_FULL, 2);
+	return false;
+}
+
+/* A connection whose end we missed, found where a new one on the same
+ * socket (or memory) starts: its close is lost, if it was to be reported. */
+static __always_inline void forget_stale(struct sock_info *old)
+{
+	if (old->matched)
+		count_in(&lost_events, LOST_UNSEEN);
+	unqueue(old);
+}
+
 /*
- * Starts remembering a connection under a fresh conn_id; false: no room.
+ * Starts remembering a connection under a fresh conn_id, in overflow if
+ * where it belongs has no room; false: not remembered (counted).
  * One already there for this socket is a connection whose end we never saw
  * (a state change the kernel skipped, or a hook that was detached); in the
  * table, also one on a socket since freed whose memory is reused. If that
@@ -148,40 +202,46 @@ static __always_inline bool track(struct sock *sk, struct sock_info *info, __u8 
 	info->start_ns = bpf_ktime_get_ns();
 	info->direction = dir;
 	info->netns = netns_of(sk);
+	/* One in overflow on this memory is stale: whatever happens here
+	 * replaces it. */
+	if (overflowed) {
+		old = bpf_map_lookup_elem(&overflow, &key);
+		if (old) {
+			forget_stale(old);
+			bpf_map_delete_elem(&overflow, &key);
+		}
+	}
 	if (typed && sk_storage && !(dir == DIR_IN && inbound_in_table)) {
 		old = bpf_sk_storage_get(&sk_state, sk, 0, 0);
 		if (old) {
-			if (old->conn_id && old->matched)
-				count_in(&lost_events, LOST_UNSEEN);
 			if (old->conn_id)
-				unqueue(old);
+				forget_stale(old);
 			*old = *info;
 			return true;
 		}
-		/* No memory for it (the allocation failed, GFP_ATOMIC): the
-		 * connection goes untraced, counted like a full table. */
-		if (!bpf_sk_storage_get(&sk_state, sk, info, BPF_SK_STORAGE_GET_F_CREATE)) {
-			count_in(&lost_events, LOST_TABLE_FULL);
-			return false;
-		}
+		/* No memory for it (the allocation failed, GFP_ATOMIC). */
+		if (!bpf_sk_storage_get(&sk_state, sk, info, BPF_SK_STORAGE_GET_F_CREATE))
+			return track_overflow(sk, info);
 		return true;
 	}
-	info->in_table = 1;
-	old = bpf_map_lookup_elem(&socks, &key);
-	if (old) {
-		if (old->matched)
-			count_in(&lost_events, LOST_UNSEEN);
-		unqueue(old);
-		bpf_map_update_elem(&socks, &key, info, BPF_ANY);
-		return true;
-	}
-	/* No room (E2BIG): this connection goes untraced, counted here, once.
-	 * Any other failure (EBUSY: the bucket is locked by the program this
-	 * one interrupted on this CPU) costs it too, like a skipped hook run. */
+	info->where = IN_TABLE;
+	/* Inserted first: a stale entry is rare, and one map operation
+	 * fewer for every other connection. */
 	err = bpf_map_update_elem(&socks, &key, info, BPF_NOEXIST);
+	if (err == -EEXIST) {
+		old = bpf_map_lookup_elem(&socks, &key);
+		if (old) {
+			forget_stale(old);
+			*old = *info;
+			return true;
+		}
+		err = bpf_map_update_elem(&socks, &key, info, BPF_NOEXIST);
+	}
 	if (err == -E2BIG)
-		count_in(&lost_events, LOST_TABLE_FULL);
-	else if (err)
+		return track_overflow(sk, info);
+	/* Any other failure (EBUSY: the bucket is locked by the program this
+	 * one interrupted on this CPU) costs it, like a skipped hook run. */
+	if (err)
 		count_in(&lost_events, LOST_UNSEEN);
 	return !err;
 }
@@ -191,8 +251,13 @@ static __always_inline bool track(struct sock *sk, struct sock_info *info, __u8 
 static __always_inline void *new_conn_record(__u8 kind, __u16 size, const struct tuple *t,
 					     const struct sock_info *info)
 {
-	struct record_head *h = new_record(kind, size, IPPROTO_TCP, t, &info->task);
+	struct record_head *h;
 
+	if (info->where == OVERFLOW) {
+		count_in(&lost_events, LOST_TABLE_FULL);
+		return NULL;
+	}
+	h = new_record(kind, size, IPPROTO_TCP, t, &info->task);
 	if (!h)
 		return NULL;
 	h->conn_id = info->conn_id;

@@ -12,6 +12,13 @@
 
 /* What we remember about a connection between its events: in the
  * socket's own storage, or in the socks table (tcp_track.bpf.h). */
+/* Where a connection is kept (tcp_track.bpf.h). */
+enum conn_place {
+	IN_STORAGE = 0, /* the socket's own storage */
+	IN_TABLE = 1,   /* the socks table */
+	OVERFLOW = 2,   /* neither had room: followed only to count its events lost */
+};
+
 struct sock_info {
 	__u64 conn_id; /* 0: no connection (a storage entry whose connection ended) */
 	__u64 start_ns;
@@ -23,7 +30,7 @@ struct sock_info {
 	__u8 reset_in;  /* tcp_receive_reset */
 	__u8 reset_out; /* tcp_send_reset */
 	__u8 flags;     /* enum event_flags */
-	__u8 in_table;  /* kept in the socks table, not in socket storage */
+	__u8 where;     /* enum conn_place */
 	/* Its packets this host dropped while it was in SYN_SENT (tcp_drops.bpf.c),
 	 * the last one's reason and device, and the SYNs sent again until
 	 * the handshake failed. */
@@ -45,6 +52,7 @@ struct sock_info {
  * as it was, and its local end, which connect() clears before it returns. */
 struct connect_failure {
 	struct sock_info info;
+	__u64 sk;    /* its socket */
 	__s32 error; /* sk_err */
 	__u32 s4;
 	__u32 s6[4];

@@ -31,6 +31,20 @@ static __always_inline void normalize(struct tuple *t)
 	}
 }
 
+/* A socket's local port (0 until one is bound or picked), from
+ * inet_sport: skc_num is already zero when the CLOSE transition is traced
+ * (inet_put_port ran). */
+static __always_inline __u16 local_port(struct sock *sk)
+{
+	return bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+}
+
+/* The remote port. */
+static __always_inline __u16 remote_port(struct sock *sk)
+{
+	return bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+}
+
 /* Reads the 4-tuple straight from a struct sock (CO-RE). The local port
  * from inet_sport, as sock:inet_sock_set_state does: skc_num is already
  * zero when the CLOSE transition is traced (inet_put_port ran). */

@@ -27,8 +27,7 @@ struct pending_call {
 	__u16 port;    /* host byte order */
 	__u16 family;
 	__u8 proto;
-	__u8 failed; /* connect: the handshake failed meanwhile (connect_failures) */
-	__u8 _pad[6];
+	__u8 _pad[7];
 };
 
 /* A connection's addresses and ports, read before an event is reserved so

@@ -44,12 +44,11 @@
 #include "udp_flows.bpf.h"
 #include "udp_port_drops.bpf.h"
 
-#define EEXIST 17
 #define SK_PASS 1
 
-/* Flows the full table turned away, so that each is counted lost once
- * (LOST_FLOWS_FULL), not at each of its datagrams. One forgotten here is
- * counted again: never fewer than were lost. */
+/* Flows the full table turned away, so that each one's events are
+ * counted lost once (LOST_FLOWS_FULL), not at each of its datagrams. One
+ * forgotten here is counted again: never fewer than were lost. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 4096);
@@ -227,8 +226,11 @@ static __always_inline struct udp_flow *start_flow(struct udp_sock_info *us, con
 	if (err) {
 		__u8 one = 1;
 
+		/* Lost: its start and its end (a flow open at the run's end
+		 * would not have reported one). */
 		if (bpf_map_update_elem(&udp_turned_away, key, &one, BPF_NOEXIST) == 0)
-			count_in(&lost_events, LOST_FLOWS_FULL);
+			count_many(&lost_events, LOST_FLOWS_FULL,
+				   want_event(out ? EVENT_CONNECT : EVENT_ACCEPT) + want_event(EVENT_CLOSE));
 		return NULL;
 	}
 	link_flow(us, key);

@@ -108,8 +108,8 @@ type Config struct {
 	// SocketTableSize is how many connections the socket table holds at
 	// once (0: DefaultSocketTableSize): all of them where socket storage
 	// is not used (Tracer.SocketStorage), else the tracepoint mode's
-	// inbound ones. Past it new connections go untraced, counted as
-	// evicted.
+	// inbound ones. Past it new connections go unreported, their events
+	// counted as evicted.
 	SocketTableSize uint32
 	// SocketStorage keeps connections in socket-local storage where the
 	// programs can reach it (fentry and tracepoint modes with the kernel's

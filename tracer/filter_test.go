@@ -4,6 +4,7 @@ package tracer_test
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -68,6 +69,44 @@ func TestPortFilter(t *testing.T) {
 	}
 	if n := len(ofType(tracer.EventClose, evs)); n != 2 {
 		t.Errorf("want 2 closes, got %d", n)
+	}
+}
+
+// TestPortFilterLocalPort: --port of a client's local port, which the
+// kernel picks after connect() began, from the namespace's
+// ip_local_port_range (here that one port, outside the host's range):
+// the refused connects of a blocking and a non-blocking client and a
+// connection from that port are shown, whole.
+func TestPortFilterLocalPort(t *testing.T) {
+	ns := testnet.NewNS(t)
+	ns.Sysctl(t, "net/ipv4/ip_local_port_range", "23480 23480")
+	s := startTracer(t, tracer.Config{Ports: []uint16{23480}})
+	var failed []*testnet.Proc
+	for _, blocking := range []bool{true, false} {
+		failed = append(failed, runFailingClient(t, testnet.Role{NS: ns.Path(), Addr: "127.0.0.1:23482", Blocking: blocking}, "ECONNREFUSED"))
+	}
+	pairs := runPairs(t, ns, "127.0.0.1", 23481)
+	s.waitFor(t, 2, func(ev *tracer.Event) bool { return ev.Type == tracer.EventClose })
+	time.Sleep(200 * time.Millisecond) // anything more would arrive by now
+	evs := s.stop(t)
+
+	cli, srv := pairs[0].cli.PID, pairs[0].srv.PID
+	want := []string{
+		fmt.Sprintf("connect_fail %d 23480->23482", failed[0].PID),
+		fmt.Sprintf("connect_fail %d 23480->23482", failed[1].PID),
+		fmt.Sprintf("connect %d 23480->23481", cli),
+		fmt.Sprintf("accept %d 23481->23480", srv),
+		fmt.Sprintf("close %d 23480->23481", cli),
+		fmt.Sprintf("close %d 23481->23480", srv),
+	}
+	var got []string
+	for _, ev := range evs {
+		got = append(got, fmt.Sprintf("%s %d %d->%d", ev.Type, ev.PID, ev.LPort, ev.RPort))
+	}
+	slices.Sort(want)
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Fatalf("want %q, got:\n%s", want, dump(evs))
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -41,12 +42,15 @@ type Stats struct {
 	// end the hooks never saw (the socket was reused first): each may have
 	// cost an event.
 	Skipped uint64
-	// Evicted counts connection ends the full socket table had no room
-	// for (Config.SocketTableSize), and UDP flows the full flow table had
-	// none for (Config.UDPFlows), counted in the kernel as they were
-	// turned away: neither their connect or accept nor their close is
-	// reported. One may be a connection a filter would have dropped later
-	// (an inbound one's process, an outbound one's local port).
+	// Evicted counts the events lost with the connections the full
+	// socket table had no room for (Config.SocketTableSize): each
+	// connect, accept, close or connect_fail they would have reported,
+	// counted as it would have been, after the filters (past a second
+	// table of 65,536, two for each connection, counted when it was
+	// turned away); and with the UDP flows the full flow table had none
+	// for (Config.UDPFlows), their start and end, counted when the flow
+	// was turned away (one still open when the run stops would not have
+	// reported its end).
 	Evicted uint64
 	// Unaccepted counts the inbound connections still waiting in an
 	// accept queue when the run stopped, after stopWait for them: their
@@ -338,6 +342,8 @@ func configure(spec *ebpf.CollectionSpec, cfg *Config) error {
 		val  any
 	}{
 		{bpfobj.ConntraceVarFilterPorts, b2u8(len(cfg.Ports) > 0)},
+		{bpfobj.ConntraceVarFilterPortMin, slices.Min(append([]uint16{65535}, cfg.Ports...))},
+		{bpfobj.ConntraceVarFilterPortMax, slices.Max(append([]uint16{0}, cfg.Ports...))},
 		{bpfobj.ConntraceVarFilterPids, b2u8(len(cfg.PIDs) > 0)},
 		{bpfobj.ConntraceVarFilterFamily, uint8(cfg.Family)},
 		{bpfobj.ConntraceVarFilterProto, uint8(cfg.Proto)},
@@ -383,7 +389,7 @@ func dnsTap(cfg *Config) bool {
 func fillFilters(maps *bpfobj.ConntraceMaps, cfg *Config) error {
 	one := uint8(1)
 	for _, p := range cfg.Ports {
-		if err := maps.PortFilter.Put(p, one); err != nil {
+		if err := maps.PortFilter.Put(uint32(p), one); err != nil {
 			return fmt.Errorf("port filter: %w", err)
 		}
 	}

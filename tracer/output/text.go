@@ -60,7 +60,7 @@ func AppendText(dst []byte, ev *event.Event) []byte {
 		}
 		cause(ev.LostDropped, " because the ring buffer was full (reader too slow; use filters)")
 		cause(ev.LostSkipped, " hook runs the kernel skipped (nested on a busy CPU)")
-		cause(ev.LostEvicted, " connection ends the full socket table had no room for (neither their open nor their close is reported)")
+		cause(ev.LostEvicted, " events of connections or UDP flows a full table had no room for")
 		cause(ev.LostUnaccepted, " connections still in an accept queue when the run stopped (their accept and close are not reported)")
 		return append(dst, '\n')
 	}

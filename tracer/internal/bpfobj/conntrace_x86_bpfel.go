@@ -86,6 +86,7 @@ type ConntraceConnectFailRecord struct {
 type ConntraceConnectFailure struct {
 	_     structs.HostLayout
 	Info  ConntraceSockInfo
+	Sk    uint64
 	Error int32
 	S4    uint32
 	S6    [4]uint32
@@ -217,8 +218,7 @@ type ConntracePendingCall struct {
 	Port   uint16
 	Family uint16
 	Proto  uint8
-	Failed uint8
-	Pad    [6]uint8
+	Pad    [7]uint8
 	_      [4]byte
 }
 
@@ -290,7 +290,7 @@ type ConntraceSockInfo struct {
 	ResetIn     uint8
 	ResetOut    uint8
 	Flags       uint8
-	InTable     uint8
+	Where       uint8
 	Drops       uint16
 	DropReason  uint32
 	DropIfindex uint32
@@ -409,6 +409,7 @@ const (
 	ConntraceMapListenedAt               = "listened_at"
 	ConntraceMapLostEvents               = "lost_events"
 	ConntraceMapNeverAccepted            = "never_accepted"
+	ConntraceMapOverflow                 = "overflow"
 	ConntraceMapPidFilter                = "pid_filter"
 	ConntraceMapPortFilter               = "port_filter"
 	ConntraceMapQueued                   = "queued"
@@ -484,12 +485,16 @@ const (
 	ConntraceVarFilterComms              = "filter_comms"
 	ConntraceVarFilterFamily             = "filter_family"
 	ConntraceVarFilterPids               = "filter_pids"
+	ConntraceVarFilterPortMax            = "filter_port_max"
+	ConntraceVarFilterPortMin            = "filter_port_min"
 	ConntraceVarFilterPorts              = "filter_ports"
 	ConntraceVarFilterProto              = "filter_proto"
 	ConntraceVarIcmpHooked               = "icmp_hooked"
 	ConntraceVarInboundInTable           = "inbound_in_table"
 	ConntraceVarJiffyNs                  = "jiffy_ns"
 	ConntraceVarNextConnId               = "next_conn_id"
+	ConntraceVarOverflowed               = "overflowed"
+	ConntraceVarPeerPortLate             = "peer_port_late"
 	ConntraceVarSkStorage                = "sk_storage"
 	ConntraceVarStopping                 = "stopping"
 	ConntraceVarTcpConnectHooked         = "tcp_connect_hooked"
@@ -619,6 +624,7 @@ type ConntraceMapSpecs struct {
 	ListenedAt      *ebpf.MapSpec `ebpf:"listened_at"`
 	LostEvents      *ebpf.MapSpec `ebpf:"lost_events"`
 	NeverAccepted   *ebpf.MapSpec `ebpf:"never_accepted"`
+	Overflow        *ebpf.MapSpec `ebpf:"overflow"`
 	PidFilter       *ebpf.MapSpec `ebpf:"pid_filter"`
 	PortFilter      *ebpf.MapSpec `ebpf:"port_filter"`
 	Queued          *ebpf.MapSpec `ebpf:"queued"`
@@ -652,12 +658,16 @@ type ConntraceVariableSpecs struct {
 	FilterComms             *ebpf.VariableSpec `ebpf:"filter_comms"`
 	FilterFamily            *ebpf.VariableSpec `ebpf:"filter_family"`
 	FilterPids              *ebpf.VariableSpec `ebpf:"filter_pids"`
+	FilterPortMax           *ebpf.VariableSpec `ebpf:"filter_port_max"`
+	FilterPortMin           *ebpf.VariableSpec `ebpf:"filter_port_min"`
 	FilterPorts             *ebpf.VariableSpec `ebpf:"filter_ports"`
 	FilterProto             *ebpf.VariableSpec `ebpf:"filter_proto"`
 	IcmpHooked              *ebpf.VariableSpec `ebpf:"icmp_hooked"`
 	InboundInTable          *ebpf.VariableSpec `ebpf:"inbound_in_table"`
 	JiffyNs                 *ebpf.VariableSpec `ebpf:"jiffy_ns"`
 	NextConnId              *ebpf.VariableSpec `ebpf:"next_conn_id"`
+	Overflowed              *ebpf.VariableSpec `ebpf:"overflowed"`
+	PeerPortLate            *ebpf.VariableSpec `ebpf:"peer_port_late"`
 	SkStorage               *ebpf.VariableSpec `ebpf:"sk_storage"`
 	Stopping                *ebpf.VariableSpec `ebpf:"stopping"`
 	TcpConnectHooked        *ebpf.VariableSpec `ebpf:"tcp_connect_hooked"`
@@ -711,6 +721,7 @@ type ConntraceMaps struct {
 	ListenedAt      *ebpf.Map `ebpf:"listened_at"`
 	LostEvents      *ebpf.Map `ebpf:"lost_events"`
 	NeverAccepted   *ebpf.Map `ebpf:"never_accepted"`
+	Overflow        *ebpf.Map `ebpf:"overflow"`
 	PidFilter       *ebpf.Map `ebpf:"pid_filter"`
 	PortFilter      *ebpf.Map `ebpf:"port_filter"`
 	Queued          *ebpf.Map `ebpf:"queued"`
@@ -748,6 +759,7 @@ func (m *ConntraceMaps) Close() error {
 		m.ListenedAt,
 		m.LostEvents,
 		m.NeverAccepted,
+		m.Overflow,
 		m.PidFilter,
 		m.PortFilter,
 		m.Queued,
@@ -782,12 +794,16 @@ type ConntraceVariables struct {
 	FilterComms             *ebpf.Variable `ebpf:"filter_comms"`
 	FilterFamily            *ebpf.Variable `ebpf:"filter_family"`
 	FilterPids              *ebpf.Variable `ebpf:"filter_pids"`
+	FilterPortMax           *ebpf.Variable `ebpf:"filter_port_max"`
+	FilterPortMin           *ebpf.Variable `ebpf:"filter_port_min"`
 	FilterPorts             *ebpf.Variable `ebpf:"filter_ports"`
 	FilterProto             *ebpf.Variable `ebpf:"filter_proto"`
 	IcmpHooked              *ebpf.Variable `ebpf:"icmp_hooked"`
 	InboundInTable          *ebpf.Variable `ebpf:"inbound_in_table"`
 	JiffyNs                 *ebpf.Variable `ebpf:"jiffy_ns"`
 	NextConnId              *ebpf.Variable `ebpf:"next_conn_id"`
+	Overflowed              *ebpf.Variable `ebpf:"overflowed"`
+	PeerPortLate            *ebpf.Variable `ebpf:"peer_port_late"`
 	SkStorage               *ebpf.Variable `ebpf:"sk_storage"`
 	Stopping                *ebpf.Variable `ebpf:"stopping"`
 	TcpConnectHooked        *ebpf.Variable `ebpf:"tcp_connect_hooked"`
