@@ -56,7 +56,7 @@ static __always_inline void on_accepted(struct sock *sk, bool typed)
 	if (filter_ports && !port_match(local_port(sk), remote_port(sk)))
 		return;
 	info = conn_of(sk, typed);
-	if (!info || info->direction != DIR_IN || info->matched)
+	if (!info || info->direction != DIR_IN || info->closed_ns == ACCEPTED_NS)
 		return;
 	count_queued(-1);
 
@@ -66,17 +66,20 @@ static __always_inline void on_accepted(struct sock *sk, bool typed)
 		untrack(sk, info);
 		return;
 	}
+	/*
+	 * The peer's reset may be closing it on another CPU: whichever of
+	 * the two sets closed_ns first decides (compare-and-swap), this
+	 * accept (ACCEPTED_NS: the state program then reports the close) or
+	 * the close (its time: reported here, with the accept). Once taken,
+	 * the entry may be deleted and its memory reused at once: the
+	 * accept's record is made from a copy taken before.
+	 */
 	if (!info->closed_ns) {
-		info->matched = 1;
-		/* The peer's reset may be closing it on another CPU: the
-		 * state program marks it closed only while it is not matched.
-		 * Looked at again, which narrows the window without shutting
-		 * it (no compare-and-swap before Linux 5.12): a close lost
-		 * there leaves the entry, matched, to be counted as skipped
-		 * when its memory is reused. */
-		if (!info->closed_ns) {
+		struct sock_info mine = *info;
+
+		if (__sync_val_compare_and_swap(&info->closed_ns, 0, ACCEPTED_NS) == 0) {
 			if (want_event(EVENT_ACCEPT)) {
-				e = new_conn_record(EVENT_ACCEPT, sizeof(*e), &t, info);
+				e = new_conn_record(EVENT_ACCEPT, sizeof(*e), &t, &mine);
 				if (e)
 					submit(e);
 			}

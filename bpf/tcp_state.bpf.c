@@ -150,7 +150,7 @@ static __always_inline void on_listen(struct transition *tr, bool typed)
 	 * listener's: it would otherwise stay until the listener closes, and
 	 * then report a close that is not its own. */
 	if (stale) {
-		if (stale->matched)
+		if (reported(stale))
 			count_in(&lost_events, LOST_UNSEEN);
 		unqueue(stale);
 		untrack(sk, stale);
@@ -239,7 +239,7 @@ static __always_inline void on_established(struct transition *tr, bool typed)
 	struct connect_record *e;
 	const struct tuple *t;
 
-	if (!info || info->matched)
+	if (!info || reported(info))
 		return;
 	if (info->direction == DIR_IN) {
 		forget_unwanted_child(tr, info);
@@ -331,7 +331,7 @@ static __always_inline void on_close(struct transition *tr, bool typed)
 		on_handshake_failed(tr, info);
 		return;
 	}
-	if (info->direction == DIR_IN && !info->matched) {
+	if (info->direction == DIR_IN && !reported(info)) {
 		/* Not accepted yet: it closed in the accept queue. */
 		struct conn_key k;
 		__u8 one = 1;
@@ -342,18 +342,24 @@ static __always_inline void on_close(struct transition *tr, bool typed)
 		if (info->reset_in) {
 			/* Reset by the peer: accept() still hands it over, and it
 			 * stays counted as queued, and followed where it is, until
-			 * then (tcp_accept.bpf.h). */
+			 * then (tcp_accept.bpf.h); unless accept() took it on
+			 * another CPU meanwhile: then its close is reported here. */
 			info->closed_from = tr->oldstate;
-			info->closed_ns = bpf_ktime_get_ns();
+			if (__sync_val_compare_and_swap(&info->closed_ns, 0, bpf_ktime_get_ns()) !=
+			    ACCEPTED_NS)
+				return;
+		} else {
+			/* Reset by this side (its listener closed): it will not
+			 * be accepted, and a client on this host is reset next;
+			 * say by whom. */
+			count_queued(-1);
+			conn_key_of(&k, tuple_of(tr), true);
+			bpf_map_update_elem(&never_accepted, &k, &one, BPF_ANY);
+			untrack(sk, info);
 			return;
 		}
-		/* Reset by this side (its listener closed): it will not be
-		 * accepted, and a client on this host is reset next; say by
-		 * whom. */
-		count_queued(-1);
-		conn_key_of(&k, tuple_of(tr), true);
-		bpf_map_update_elem(&never_accepted, &k, &one, BPF_ANY);
-	} else if (info->matched && want_event(EVENT_CLOSE)) {
+	}
+	if (reported(info) && want_event(EVENT_CLOSE)) {
 		/* Matched: the family filter passed too, at connect or accept. */
 		tuple_of(tr);
 		emit_close(tr, info, 0);

@@ -108,11 +108,20 @@ static __always_inline void count_queued(__s64 delta)
 		__sync_fetch_and_add(n, delta);
 }
 
+/* Whether info's connection is reported: an outbound one once it passed
+ * the filters (matched), an inbound one once accept() took it. */
+static __always_inline bool reported(const struct sock_info *info)
+{
+	if (info->direction == DIR_IN)
+		return info->closed_ns == ACCEPTED_NS;
+	return info->matched;
+}
+
 /* info, a connection being forgotten or replaced, leaves queued if it
  * was there. */
 static __always_inline void unqueue(const struct sock_info *info)
 {
-	if (info->direction == DIR_IN && !info->matched)
+	if (info->direction == DIR_IN && !reported(info))
 		count_queued(-1);
 }
 
@@ -176,7 +185,7 @@ static __always_inline bool track_overflow(struct sock *sk, struct sock_info *in
  * socket (or memory) starts: its close is lost, if it was to be reported. */
 static __always_inline void forget_stale(struct sock_info *old)
 {
-	if (old->matched)
+	if (reported(old))
 		count_in(&lost_events, LOST_UNSEEN);
 	unqueue(old);
 }

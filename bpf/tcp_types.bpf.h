@@ -19,6 +19,9 @@ enum conn_place {
 	OVERFLOW = 2,   /* neither had room: followed only to count its events lost */
 };
 
+/* sock_info.closed_ns of an inbound connection accept() took. */
+#define ACCEPTED_NS (~0ULL)
+
 struct sock_info {
 	__u64 conn_id; /* 0: no connection (a storage entry whose connection ended) */
 	__u64 start_ns;
@@ -26,7 +29,7 @@ struct sock_info {
 	struct task_info task; /* who opened or accepted it, taken in its own context */
 	__u32 netns;           /* network namespace inode */
 	__u8 direction;
-	__u8 matched;   /* passed the filters: its close is reported too */
+	__u8 matched;   /* outbound: passed the filters, its close is reported too */
 	__u8 reset_in;  /* tcp_receive_reset */
 	__u8 reset_out; /* tcp_send_reset */
 	__u8 flags;     /* enum event_flags */
@@ -39,9 +42,12 @@ struct sock_info {
 	__u32 drop_ifindex;
 	__u32 retransmits;
 	__u8 drop_inbound;
-	/* An inbound connection its peer reset while it waited in the accept
-	 * queue: the state it closed from, and when (0: it did not). It
-	 * stays where it is until accept() takes it (tcp_accept.bpf.h). */
+	/* An inbound connection: 0 while it waits in the accept queue;
+	 * ACCEPTED_NS once accept() took it (then it is reported, as
+	 * matched says of an outbound one); or when its peer reset it
+	 * there, closed_from the state it closed from: it stays where it
+	 * is until accept() takes it. Set by compare-and-swap only, where
+	 * accept() and the close race (tcp_accept.bpf.h). */
 	__u8 closed_from;
 	__u8 _pad[6];
 	__u64 closed_ns;
