@@ -10,8 +10,6 @@
 #include "conntrace.h"
 #include "types.bpf.h"
 
-/* What we remember about a connection between its events: in the
- * socket's own storage, or in the socks table (tcp_track.bpf.h). */
 /* Where a connection is kept (tcp_track.bpf.h). */
 enum conn_place {
 	IN_STORAGE = 0, /* the socket's own storage */
@@ -22,6 +20,8 @@ enum conn_place {
 /* sock_info.closed_ns of an inbound connection accept() took. */
 #define ACCEPTED_NS (~0ULL)
 
+/* What we remember about a connection between its events: in the
+ * socket's own storage, or in the socks table (tcp_track.bpf.h). */
 struct sock_info {
 	__u64 conn_id; /* 0: no connection (a storage entry whose connection ended) */
 	__u64 start_ns;
