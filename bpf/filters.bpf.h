@@ -124,9 +124,10 @@ static __always_inline bool ephemeral_may_match(struct sock *sk)
 	net = BPF_CORE_READ(sk, __sk_common.skc_net.net);
 	if (!net)
 		return true;
-	/* barrier_var: the layout the kernel lacks has its reads replaced by
-	 * an invalid instruction, which must stay in the branch the verifier
-	 * never takes (clang would hoist the address arithmetic above it). */
+	/* The layout the kernel lacks has its reads replaced by an invalid
+	 * instruction, which must stay in the branch the verifier never
+	 * takes: barrier_var keeps the compiler from moving a read's address
+	 * arithmetic above the test. */
 	if (bpf_core_field_exists(net->ipv4.ip_local_ports.range)) {
 		barrier_var(net);
 		r = BPF_CORE_READ(net, ipv4.ip_local_ports.range);

@@ -150,9 +150,7 @@ static __always_inline void on_listen(struct transition *tr, bool typed)
 	 * listener's: it would otherwise stay until the listener closes, and
 	 * then report a close that is not its own. */
 	if (stale) {
-		if (reported(stale))
-			count_in(&lost_events, LOST_UNSEEN);
-		unqueue(stale);
+		forget_stale(stale);
 		untrack(sk, stale);
 	}
 	/* Whatever the filters: the refused connect may match by its own

@@ -50,10 +50,10 @@ struct {
  * that finds the table full goes to overflow (below), where its events
  * are counted as they are lost. An entry whose close we missed (counted
  * as skipped) is replaced when its socket's memory starts a new
- * connection (track()) or a listener (tcp_state.bpf.c). An inbound connection its peer reset
- * in the accept queue stays, marked closed, until accept() takes it
- * (sock_info.closed_ns); if its listener closes first, until its
- * memory is reused.
+ * connection (track()) or a listener (tcp_state.bpf.c). An inbound
+ * connection its peer reset in the accept queue stays, marked closed,
+ * until accept() takes it (sock_info.closed_ns); if its listener closes
+ * first, until its memory is reused.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -181,8 +181,9 @@ static __always_inline bool track_overflow(struct sock *sk, struct sock_info *in
 	return false;
 }
 
-/* A connection whose end we missed, found where a new one on the same
- * socket (or memory) starts: its close is lost, if it was to be reported. */
+/* A connection whose end we missed, found where a new connection or a
+ * listener on the same socket (or memory) starts: its close is lost, if
+ * it was to be reported. */
 static __always_inline void forget_stale(struct sock_info *old)
 {
 	if (reported(old))

@@ -4,6 +4,7 @@ package tracer_test
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -610,5 +611,57 @@ func TestUDPSendFailures(t *testing.T) {
 		if ev := evs[2]; ev.ErrorName() != "ENETUNREACH" || int(ev.PID) != unreachable.PID || ev.RAddr != netip.MustParseAddr("198.18.7.7") || ev.DropReason != "" {
 			t.Errorf("want ENETUNREACH to 198.18.7.7, reported once:\n%s", dump([]tracer.Event{ev}))
 		}
+	}
+}
+
+// TestUDPFlowTableFull: a flow table of 16, one socket held open that
+// sends to 40 ports: 16 flows start, and the 24 the table turns away are
+// counted as evicted in events, their start and end each (then, with
+// --events close only, their end alone). Closing the socket ends the 16.
+func TestUDPFlowTableFull(t *testing.T) {
+	testnet.RequireRoot(t)
+	const flows, peers, base = 16, 40, 30400
+	var ports []uint16
+	for i := range peers {
+		ports = append(ports, base+uint16(i))
+	}
+	for _, tc := range []struct {
+		name        string
+		events      tracer.EventMask
+		perTurnaway uint64
+	}{
+		{"start and end", 1<<tracer.EventConnect | 1<<tracer.EventClose, 2},
+		{"end only", 1 << tracer.EventClose, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startTracer(t, tracer.Config{UDPFlows: flows, Ports: ports, Events: tc.events})
+			c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range ports {
+				if _, err := c.WriteToUDPAddrPort([]byte("x"), netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), p)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c.Close()
+			s.waitFor(t, flows, func(ev *tracer.Event) bool { return ev.Type == tracer.EventClose })
+			time.Sleep(200 * time.Millisecond) // anything more would arrive by now
+			evs := s.stop(t)
+			var starts, closes uint64
+			for _, ev := range evs {
+				switch ev.Type {
+				case tracer.EventConnect:
+					starts++
+				case tracer.EventClose:
+					closes++
+				}
+			}
+			st := s.t.Stats()
+			want := tc.perTurnaway * (peers - flows)
+			if closes != flows || st.Evicted != want || st.Lost != want || (tc.perTurnaway == 2 && starts != flows) {
+				t.Errorf("%d starts, %d closes, stats %+v; want %d flows reported and %d events evicted", starts, closes, st, flows, want)
+			}
+		})
 	}
 }
