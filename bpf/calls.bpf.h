@@ -2,8 +2,7 @@
 /*
  * Socket calls in flight (bind(), connect()): the syscall tracepoints'
  * records, what a call asked for (read at sys_enter, the only place the
- * sockaddr is), and the socket behind an fd. Each call's maps are its
- * own (bind.bpf.c, tcp_connect.bpf.h).
+ * sockaddr is), and the socket behind an fd.
  */
 #ifndef CONNTRACE_CALLS_BPF_H
 #define CONNTRACE_CALLS_BPF_H
@@ -33,47 +32,81 @@ struct syscall_exit_args {
 	long ret;
 };
 
+/* connect() calls in flight, by thread (pid_tgid), of every protocol
+ * (connect.bpf.c). Entries live for one syscall: sys_exit always removes
+ * them. bind()'s are bind.bpf.c's. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct pending_call);
+} connect_calls SEC(".maps");
+
+/* Set by the loader where the kernel has its own BTF (not with --btf
+ * alone): the current task is then a BTF pointer, read by direct loads
+ * (a few nanoseconds each) where a helper call costs about ten. */
+const volatile __u8 kernel_btf = 0;
+
 /* fd -> struct socket in the current task: task -> files -> fdtable ->
  * file -> private_data. Callers know the fd names a socket (accept's
  * result) or check the socket's type. */
 static __always_inline struct socket *socket_from_fd(long fd)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
 	struct file **fds, *file = NULL;
+	struct fdtable *fdt;
+	unsigned int max;
 
-	if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+	if (kernel_btf) {
+		fdt = bpf_get_current_task_btf()->files->fdt;
+		if (!fdt)
+			return NULL;
+		max = fdt->max_fds;
+		fds = fdt->fd;
+	} else {
+		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+		fdt = BPF_CORE_READ(task, files, fdt);
+		if (!fdt)
+			return NULL;
+		max = BPF_CORE_READ(fdt, max_fds);
+		fds = BPF_CORE_READ(fdt, fd);
+	}
+	if (fd < 0 || fd >= max)
 		return NULL;
-	fds = BPF_CORE_READ(fdt, fd);
 	if (bpf_core_read(&file, sizeof(file), &fds[fd]) || !file)
 		return NULL;
 	return BPF_CORE_READ(file, private_data);
 }
 
-/* Reads an AF_INET or AF_INET6 sockaddr from user memory; other families
- * (AF_UNIX, AF_UNSPEC) return -1. */
+/* Reads an AF_INET or AF_INET6 sockaddr from user memory, in one read of
+ * as much of the 24 bytes an IPv6 one needs (an RFC 2133 sockaddr_in6 may
+ * be that short) as the caller gave; other families (AF_UNIX, AF_UNSPEC)
+ * return -1. */
 static __always_inline int read_sockaddr(struct pending_call *c, const void *uaddr, __u64 len)
 {
-	struct sockaddr_in6 sin6; /* 24 bytes read: an RFC 2133 sockaddr_in6 may be that short */
-	struct sockaddr_in sin;
-	__u16 family;
+	union {
+		struct sockaddr_in sin;
+		struct sockaddr_in6 sin6;
+	} sa = {};
 
-	if (!uaddr || bpf_probe_read_user(&family, sizeof(family), uaddr))
+	if (!uaddr)
 		return -1;
-	if (family == AF_INET && len >= sizeof(sin)) {
-		if (bpf_probe_read_user(&sin, sizeof(sin), uaddr))
+	if (len >= 24) {
+		if (bpf_probe_read_user(&sa, 24, uaddr))
 			return -1;
-		c->addr[0] = sin.sin_addr.s_addr;
-		c->port = bpf_ntohs(sin.sin_port);
-	} else if (family == AF_INET6 && len >= 24) {
-		if (bpf_probe_read_user(&sin6, 24, uaddr))
-			return -1;
-		__builtin_memcpy(c->addr, &sin6.sin6_addr, 16);
-		c->port = bpf_ntohs(sin6.sin6_port);
+	} else if (len < sizeof(sa.sin) || bpf_probe_read_user(&sa, sizeof(sa.sin), uaddr)) {
+		return -1;
+	}
+	if (sa.sin.sin_family == AF_INET) {
+		c->addr[0] = sa.sin.sin_addr.s_addr;
+		c->port = bpf_ntohs(sa.sin.sin_port);
+	} else if (sa.sin.sin_family == AF_INET6 && len >= 24) {
+		__builtin_memcpy(c->addr, &sa.sin6.sin6_addr, 16);
+		c->port = bpf_ntohs(sa.sin6.sin6_port);
 	} else {
 		return -1;
 	}
-	c->family = family;
+	c->family = sa.sin.sin_family;
 	return 0;
 }
 

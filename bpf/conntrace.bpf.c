@@ -10,11 +10,11 @@
 #include "tcp_icmp.bpf.c"
 #include "tcp_drops.bpf.c"
 #include "bind.bpf.c"
+#include "connect.bpf.c"
 #include "udp_flows.bpf.c"
 #include "udp_drops.bpf.c"
 #include "udp_errors.bpf.c"
 #include "udp_owners.bpf.c"
-#include "udp_connect.bpf.c"
 #include "udp_icmp.bpf.c"
 
 /* Keep the shared types in BTF so that bpf2go -type can generate them. */

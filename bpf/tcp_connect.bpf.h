@@ -16,6 +16,7 @@
 #include <bpf/bpf_endian.h>
 #include "conntrace.h"
 #include "bind.bpf.h"
+#include "calls.bpf.h"
 #include "events.bpf.h"
 #include "filters.bpf.h"
 #include "task.bpf.h"
@@ -24,15 +25,6 @@
 #include "tcp_types.bpf.h"
 #include "tuple.bpf.h"
 #include "types.bpf.h"
-
-/* connect() calls in flight, by thread (pid_tgid). Entries live for one
- * syscall: sys_exit always removes them. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct pending_call);
-} connect_calls SEC(".maps");
 
 /*
  * Connects whose handshake failed while connect() was still running, by

@@ -39,7 +39,7 @@ func checkEnvironment(btfPath string) error {
 		return err
 	}
 	if btfPath == "" {
-		if _, err := os.Stat(KernelBTF); err != nil {
+		if !kernelHasBTF() {
 			return fmt.Errorf("kernel BTF not found at %s (a kernel built without CONFIG_DEBUG_INFO_BTF): give one for this kernel with --btf PATH", KernelBTF)
 		}
 	} else if _, err := os.Stat(btfPath); err != nil {

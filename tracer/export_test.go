@@ -86,6 +86,13 @@ func HideCgroup2ForTest() (restore func()) {
 	return func() { noCgroup2ForTest = false }
 }
 
+// HideKernelBTFForTest makes Open act as on a kernel without BTF of its
+// own until the returned function is called.
+func HideKernelBTFForTest() (restore func()) {
+	noKernelBTFForTest = true
+	return func() { noKernelBTFForTest = false }
+}
+
 // OnStoppingForTest makes f run once the programs know the run is
 // stopping, before the queued connections get their moment (settle).
 func (t *Tracer) OnStoppingForTest(f func()) { t.onStopping = f }

@@ -112,9 +112,13 @@ var (
 	}
 	// syscallPrograms, attached in every mode: the failures, what bind()
 	// and connect() asked for, and the errno SO_ERROR hands out.
-	syscallPrograms = []string{bpfobj.ConntraceProgHandleConnectEnter, bpfobj.ConntraceProgHandleConnectExit,
+	syscallPrograms = slices.Concat(connectPrograms, []string{
 		bpfobj.ConntraceProgHandleBindEnter, bpfobj.ConntraceProgHandleBindExit,
-		bpfobj.ConntraceProgHandleGetsockoptEnter, bpfobj.ConntraceProgHandleGetsockoptExit}
+		bpfobj.ConntraceProgHandleGetsockoptEnter, bpfobj.ConntraceProgHandleGetsockoptExit})
+	// connectPrograms: connect()'s entry and exit, one program each for
+	// every protocol traced (bpf/connect.bpf.c): TCP's failures, UDP's
+	// flows' start.
+	connectPrograms = []string{bpfobj.ConntraceProgHandleConnectEnter, bpfobj.ConntraceProgHandleConnectExit}
 	// dropProgram, attached in every mode where the kernel's
 	// skb:kfree_skb has a drop reason (dropsHooked): what this host
 	// dropped of a connection in its handshake (bpf/tcp_drops.bpf.c).
@@ -151,9 +155,7 @@ var (
 		bpfobj.ConntraceProgUdpEgress, bpfobj.ConntraceProgUdpIngress, bpfobj.ConntraceProgUdpSockRelease,
 		// DNS over TCP's connections' owners (bpf/tcp_dns.bpf.h).
 		bpfobj.ConntraceProgDnsConnect4, bpfobj.ConntraceProgDnsConnect6}
-	// A UDP connect() starts its flow (bpf/udp_connect.bpf.c).
-	udpConnectPrograms = []string{bpfobj.ConntraceProgUdpConnectEnter, bpfobj.ConntraceProgUdpConnectExit}
-	udpSweep           = bpfobj.ConntraceProgUdpSweepFlows
+	udpSweep = bpfobj.ConntraceProgUdpSweepFlows
 	// Every kernel with its own BTF has these two (drops, ICMP errors);
 	// udpTracepointsHere adds the others where it has them.
 	udpTracepoints = []string{bpfobj.ConntraceProgUdpQueueFail, bpfobj.ConntraceProgUdpErrorReport}
@@ -177,8 +179,12 @@ func programs(m Hooks, tcp, udp bool) []string {
 	}
 	if udp {
 		all = append(all, udpPrograms...)
-		all = append(all, udpConnectPrograms...)
-		if _, err := os.Stat(KernelBTF); err == nil {
+		// A UDP connect() starts its flow: connect()'s programs,
+		// which TCP's include.
+		if !tcp {
+			all = append(all, connectPrograms...)
+		}
+		if kernelHasBTF() {
 			all = append(all, udpTracepointsHere()...)
 			if udpICMPHookable() {
 				all = append(all, udpICMPPrograms[m]...)
@@ -197,12 +203,26 @@ func tcpPrograms(m Hooks) []string {
 	if icmpHookable() {
 		own = append(own, icmpPrograms[m]...)
 	}
-	_, err := os.Stat(KernelBTF)
-	all := slices.Concat(own, statePrograms[err == nil], syscallPrograms)
-	if dropsHooked() {
+	all := slices.Concat(own, statePrograms[kernelHasBTF()], syscallPrograms)
+	if kernelHasBTF() && dropsHooked() {
 		all = append(all, dropProgram)
 	}
 	return all
+}
+
+// noKernelBTFForTest: Open acts as on a kernel without BTF of its own
+// (given with --btf).
+var noKernelBTFForTest bool
+
+// kernelHasBTF says whether the running kernel publishes its own BTF
+// (KernelBTF), which tp_btf and fentry programs and BTF-typed helpers
+// need: --btf gives CO-RE the kernel's types, not the kernel.
+func kernelHasBTF() bool {
+	if noKernelBTFForTest {
+		return false
+	}
+	_, err := os.Stat(KernelBTF)
+	return err == nil
 }
 
 // udpTracepointsHere are the udpTracepoints this kernel has: all but a
@@ -288,8 +308,7 @@ var acceptFexit = sync.OnceValue(func() string {
 // socket table bridges (bpf/tcp_track.bpf.h). Not kprobes, and not the classic
 // state tracepoint (no kernel BTF).
 func storageTried(m Hooks, cfg *Config) bool {
-	_, err := os.Stat(KernelBTF)
-	return err == nil && m != HooksKprobe && cfg.SocketStorage
+	return kernelHasBTF() && m != HooksKprobe && cfg.SocketStorage
 }
 
 // hooksOf returns the hooks mode m attaches, read from spec.
@@ -345,7 +364,7 @@ func haveProgramType(m Hooks) error {
 	case HooksFentry:
 		// The kernel resolves fentry targets in its own BTF; --btf
 		// cannot stand in for it.
-		if _, err := os.Stat(KernelBTF); err != nil {
+		if !kernelHasBTF() {
 			return fmt.Errorf("fentry needs the kernel's own BTF (%s)", KernelBTF)
 		}
 		err = features.HaveProgramType(ebpf.Tracing)
@@ -402,6 +421,9 @@ func modeSpec(spec *ebpf.CollectionSpec, m Hooks, storage bool, table uint32, tc
 		val  bool
 	}{
 		{bpfobj.ConntraceVarTcpConnectHooked, m != HooksTracepoint},
+		{bpfobj.ConntraceVarConnectTcp, tcp},
+		{bpfobj.ConntraceVarConnectUdp, udp},
+		{bpfobj.ConntraceVarKernelBtf, kernelHasBTF()},
 		{bpfobj.ConntraceVarSkStorage, storage},
 		{bpfobj.ConntraceVarInboundInTable, inbound},
 		{bpfobj.ConntraceVarDropsHooked, slices.Contains(keep, dropProgram)},

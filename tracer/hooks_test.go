@@ -113,7 +113,11 @@ func TestHooksPerMode(t *testing.T) {
 			if udpICMPHookable() && m != HooksTracepoint {
 				tail = slices.Concat(here, udpICMPPrograms[m])
 			}
-			if err != nil || merr != nil || len(hooks) != len(without)+len(udpPrograms)+len(udpConnectPrograms)+len(tail) ||
+			connect := 0 // connect()'s programs: TCP's already
+			if !tcp {
+				connect = len(connectPrograms)
+			}
+			if err != nil || merr != nil || len(hooks) != len(without)+len(udpPrograms)+connect+len(tail) ||
 				hooks[len(without)].prog != udpPrograms[0] || hooks[len(hooks)-1].prog != tail[len(tail)-1] ||
 				len(ms.Programs) != len(hooks)+3 || ms.Programs[udpSweep] == nil || ms.Programs[udpOwnerFiles] == nil || ms.Programs[udpOwnerSocks] == nil {
 				t.Errorf("%s (tcp %v) with UDP: hooks %v (%v), spec of %d programs (%v)", m, tcp, hooks, err, len(ms.Programs), merr)
@@ -129,7 +133,7 @@ func TestHooksPerMode(t *testing.T) {
 	used := map[string]bool{udpSweep: true, udpOwnerFiles: true, udpOwnerSocks: true}
 	for _, list := range [][]string{syscallPrograms, statePrograms[true], statePrograms[false],
 		modePrograms[HooksFentry], modePrograms[HooksKprobe], modePrograms[HooksTracepoint],
-		{bpfobj.ConntraceProgHandleAcceptFexit4, dropProgram}, icmpPrograms[HooksFentry], icmpPrograms[HooksKprobe], udpPrograms, udpConnectPrograms,
+		{bpfobj.ConntraceProgHandleAcceptFexit4, dropProgram}, icmpPrograms[HooksFentry], icmpPrograms[HooksKprobe], udpPrograms,
 		udpTracepoints, {bpfobj.ConntraceProgUdpKfreeSkb, bpfobj.ConntraceProgUdpSendError}, udpICMPPrograms[HooksFentry], udpICMPPrograms[HooksKprobe]} {
 		for _, name := range list {
 			used[name] = true

@@ -272,15 +272,20 @@ func TestUDPSocketsBeforeTracer(t *testing.T) {
 // at once, before any datagram, with the connecting process and both
 // ends; the datagrams after it count on that flow (one connect, no
 // second start). A connected socket that sends nothing ends its flow
-// when it closes, with no datagrams. IPv4 and IPv6.
+// when it closes, with no datagrams. IPv4 and IPv6, and with UDP alone
+// (connect()'s programs are then UDP's only).
 func TestUDPConnectStartsFlow(t *testing.T) {
-	for _, c := range []struct{ name, srv, dial string }{
-		{"ipv4", "127.0.0.1:5357", "127.0.0.1:5357"},
-		{"ipv6", "[::1]:5357", "[::1]:5357"},
+	for _, c := range []struct {
+		name, srv, dial string
+		proto           tracer.Proto
+	}{
+		{"ipv4", "127.0.0.1:5357", "127.0.0.1:5357", 0},
+		{"ipv6", "[::1]:5357", "[::1]:5357", 0},
+		{"udp-only", "127.0.0.1:5357", "127.0.0.1:5357", tracer.ProtoUDP},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ns := testnet.NewNS(t)
-			s := startTracer(t, tracer.Config{Ports: []uint16{5357}})
+			s := startTracer(t, tracer.Config{Ports: []uint16{5357}, Proto: c.proto})
 			srv := testnet.Start(t, "ct-udp-srv", testnet.Role{UDP: true, Server: true, NS: ns.Path(), Addr: c.srv, Conns: 1, Send: 20})
 			srv.Expect(t, "bound")
 			talker := testnet.Start(t, "ct-udp-talker", testnet.Role{UDP: true, Connected: true, NS: ns.Path(), Addr: c.dial, Send: 30, Recv: 20, SendOnGo: true})

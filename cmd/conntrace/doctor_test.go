@@ -57,12 +57,12 @@ func TestDoctor(t *testing.T) {
 			// rescue), 2 reset tracepoints and skb:kfree_skb; fentry
 			// and kprobe also TCP's two ICMP error handlers. Then
 			// UDP's 8 cgroup programs and DNS over TCP's 2 (connect4
-			// and 6), connect()'s two syscall
-			// tracepoints, and its tracepoints: drops, ICMP errors, a
+			// and 6; connect()'s syscall tracepoints are TCP's and
+			// UDP's), and its tracepoints: drops, ICMP errors, a
 			// firewall's drops, and failed sends where the kernel has
 			// sock_send_length (6.3+), in every mode; fentry and
 			// kprobe also UDP's two ICMP error handlers.
-			udp := 10 + 2 + 3
+			udp := 10 + 3
 			if sendLengthHere(t) {
 				udp++
 			}
@@ -74,8 +74,7 @@ func TestDoctor(t *testing.T) {
 				want += 2
 			}
 			if len(mc.Hooks) != want || mc.Hooks[want-udp].Hook != "cgroup/sock_create" || mc.Hooks[want-udp+6].Hook != "cgroup_skb/ingress" ||
-				mc.Hooks[want-udp+8].Hook != "cgroup/connect4" || mc.Hooks[want-udp+10].Hook != "tracepoint/syscalls:sys_enter_connect" ||
-				mc.Hooks[want-udp+12].Hook != "tp_btf/udp_fail_queue_rcv_skb" {
+				mc.Hooks[want-udp+8].Hook != "cgroup/connect4" || mc.Hooks[want-udp+10].Hook != "tp_btf/udp_fail_queue_rcv_skb" {
 				t.Errorf("%s: %d hooks, want %d, UDP's last: %+v", mc.Mode, len(mc.Hooks), want, mc.Hooks)
 			}
 		} else if len(working) == 0 { // passed over by auto: say why

@@ -421,7 +421,6 @@ const (
 	ConntraceMapSocks                    = "socks"
 	ConntraceMapStateHandled             = "state_handled"
 	ConntraceMapStateRescued             = "state_rescued"
-	ConntraceMapUdpConnectCalls          = "udp_connect_calls"
 	ConntraceMapUdpFailed                = "udp_failed"
 	ConntraceMapUdpFlows                 = "udp_flows"
 	ConntraceMapUdpLastIn                = "udp_last_in"
@@ -457,8 +456,6 @@ const (
 	ConntraceProgHandleSetState          = "handle_set_state"
 	ConntraceProgHandleSetStateBtf       = "handle_set_state_btf"
 	ConntraceProgHandleSetStateBtfRescue = "handle_set_state_btf_rescue"
-	ConntraceProgUdpConnectEnter         = "udp_connect_enter"
-	ConntraceProgUdpConnectExit          = "udp_connect_exit"
 	ConntraceProgUdpEgress               = "udp_egress"
 	ConntraceProgUdpErrorReport          = "udp_error_report"
 	ConntraceProgUdpIcmp4Fentry          = "udp_icmp4_fentry"
@@ -478,6 +475,8 @@ const (
 	ConntraceProgUdpSockCreate           = "udp_sock_create"
 	ConntraceProgUdpSockRelease          = "udp_sock_release"
 	ConntraceProgUdpSweepFlows           = "udp_sweep_flows"
+	ConntraceVarConnectTcp               = "connect_tcp"
+	ConntraceVarConnectUdp               = "connect_udp"
 	ConntraceVarDnsTap                   = "dns_tap"
 	ConntraceVarDropsHooked              = "drops_hooked"
 	ConntraceVarEventMask                = "event_mask"
@@ -492,6 +491,7 @@ const (
 	ConntraceVarIcmpHooked               = "icmp_hooked"
 	ConntraceVarInboundInTable           = "inbound_in_table"
 	ConntraceVarJiffyNs                  = "jiffy_ns"
+	ConntraceVarKernelBtf                = "kernel_btf"
 	ConntraceVarNextConnId               = "next_conn_id"
 	ConntraceVarOverflowed               = "overflowed"
 	ConntraceVarPeerPortLate             = "peer_port_late"
@@ -584,8 +584,6 @@ type ConntraceProgramSpecs struct {
 	HandleSetState          *ebpf.ProgramSpec `ebpf:"handle_set_state"`
 	HandleSetStateBtf       *ebpf.ProgramSpec `ebpf:"handle_set_state_btf"`
 	HandleSetStateBtfRescue *ebpf.ProgramSpec `ebpf:"handle_set_state_btf_rescue"`
-	UdpConnectEnter         *ebpf.ProgramSpec `ebpf:"udp_connect_enter"`
-	UdpConnectExit          *ebpf.ProgramSpec `ebpf:"udp_connect_exit"`
 	UdpEgress               *ebpf.ProgramSpec `ebpf:"udp_egress"`
 	UdpErrorReport          *ebpf.ProgramSpec `ebpf:"udp_error_report"`
 	UdpIcmp4Fentry          *ebpf.ProgramSpec `ebpf:"udp_icmp4_fentry"`
@@ -636,7 +634,6 @@ type ConntraceMapSpecs struct {
 	Socks           *ebpf.MapSpec `ebpf:"socks"`
 	StateHandled    *ebpf.MapSpec `ebpf:"state_handled"`
 	StateRescued    *ebpf.MapSpec `ebpf:"state_rescued"`
-	UdpConnectCalls *ebpf.MapSpec `ebpf:"udp_connect_calls"`
 	UdpFailed       *ebpf.MapSpec `ebpf:"udp_failed"`
 	UdpFlows        *ebpf.MapSpec `ebpf:"udp_flows"`
 	UdpLastIn       *ebpf.MapSpec `ebpf:"udp_last_in"`
@@ -651,6 +648,8 @@ type ConntraceMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ConntraceVariableSpecs struct {
+	ConnectTcp              *ebpf.VariableSpec `ebpf:"connect_tcp"`
+	ConnectUdp              *ebpf.VariableSpec `ebpf:"connect_udp"`
 	DnsTap                  *ebpf.VariableSpec `ebpf:"dns_tap"`
 	DropsHooked             *ebpf.VariableSpec `ebpf:"drops_hooked"`
 	EventMask               *ebpf.VariableSpec `ebpf:"event_mask"`
@@ -665,6 +664,7 @@ type ConntraceVariableSpecs struct {
 	IcmpHooked              *ebpf.VariableSpec `ebpf:"icmp_hooked"`
 	InboundInTable          *ebpf.VariableSpec `ebpf:"inbound_in_table"`
 	JiffyNs                 *ebpf.VariableSpec `ebpf:"jiffy_ns"`
+	KernelBtf               *ebpf.VariableSpec `ebpf:"kernel_btf"`
 	NextConnId              *ebpf.VariableSpec `ebpf:"next_conn_id"`
 	Overflowed              *ebpf.VariableSpec `ebpf:"overflowed"`
 	PeerPortLate            *ebpf.VariableSpec `ebpf:"peer_port_late"`
@@ -733,7 +733,6 @@ type ConntraceMaps struct {
 	Socks           *ebpf.Map `ebpf:"socks"`
 	StateHandled    *ebpf.Map `ebpf:"state_handled"`
 	StateRescued    *ebpf.Map `ebpf:"state_rescued"`
-	UdpConnectCalls *ebpf.Map `ebpf:"udp_connect_calls"`
 	UdpFailed       *ebpf.Map `ebpf:"udp_failed"`
 	UdpFlows        *ebpf.Map `ebpf:"udp_flows"`
 	UdpLastIn       *ebpf.Map `ebpf:"udp_last_in"`
@@ -771,7 +770,6 @@ func (m *ConntraceMaps) Close() error {
 		m.Socks,
 		m.StateHandled,
 		m.StateRescued,
-		m.UdpConnectCalls,
 		m.UdpFailed,
 		m.UdpFlows,
 		m.UdpLastIn,
@@ -787,6 +785,8 @@ func (m *ConntraceMaps) Close() error {
 //
 // It can be passed to LoadConntraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ConntraceVariables struct {
+	ConnectTcp              *ebpf.Variable `ebpf:"connect_tcp"`
+	ConnectUdp              *ebpf.Variable `ebpf:"connect_udp"`
 	DnsTap                  *ebpf.Variable `ebpf:"dns_tap"`
 	DropsHooked             *ebpf.Variable `ebpf:"drops_hooked"`
 	EventMask               *ebpf.Variable `ebpf:"event_mask"`
@@ -801,6 +801,7 @@ type ConntraceVariables struct {
 	IcmpHooked              *ebpf.Variable `ebpf:"icmp_hooked"`
 	InboundInTable          *ebpf.Variable `ebpf:"inbound_in_table"`
 	JiffyNs                 *ebpf.Variable `ebpf:"jiffy_ns"`
+	KernelBtf               *ebpf.Variable `ebpf:"kernel_btf"`
 	NextConnId              *ebpf.Variable `ebpf:"next_conn_id"`
 	Overflowed              *ebpf.Variable `ebpf:"overflowed"`
 	PeerPortLate            *ebpf.Variable `ebpf:"peer_port_late"`
@@ -855,8 +856,6 @@ type ConntracePrograms struct {
 	HandleSetState          *ebpf.Program `ebpf:"handle_set_state"`
 	HandleSetStateBtf       *ebpf.Program `ebpf:"handle_set_state_btf"`
 	HandleSetStateBtfRescue *ebpf.Program `ebpf:"handle_set_state_btf_rescue"`
-	UdpConnectEnter         *ebpf.Program `ebpf:"udp_connect_enter"`
-	UdpConnectExit          *ebpf.Program `ebpf:"udp_connect_exit"`
 	UdpEgress               *ebpf.Program `ebpf:"udp_egress"`
 	UdpErrorReport          *ebpf.Program `ebpf:"udp_error_report"`
 	UdpIcmp4Fentry          *ebpf.Program `ebpf:"udp_icmp4_fentry"`
@@ -907,8 +906,6 @@ func (p *ConntracePrograms) Close() error {
 		p.HandleSetState,
 		p.HandleSetStateBtf,
 		p.HandleSetStateBtfRescue,
-		p.UdpConnectEnter,
-		p.UdpConnectExit,
 		p.UdpEgress,
 		p.UdpErrorReport,
 		p.UdpIcmp4Fentry,
