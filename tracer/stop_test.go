@@ -87,6 +87,39 @@ func TestStopCountsQueuedConnections(t *testing.T) {
 	}
 }
 
+// TestStopQueuedCloseOnly: with only close events asked for, the
+// connections still queued when the run stops lose nothing asked for
+// (their close has not happened): no lost report, nothing unaccepted.
+// The connections are followed (for their close), so they are queued.
+func TestStopQueuedCloseOnly(t *testing.T) {
+	const port = 18095
+	s := startTracer(t, tracer.Config{Ports: []uint16{port}, Events: 1 << tracer.EventClose})
+	ln, err := net.Listen("tcp4", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	for range 3 {
+		c, err := net.Dial("tcp4", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	// One accepted and closed: its close is reported, so the
+	// connections were followed.
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	s.waitFor(t, 1, func(ev *tracer.Event) bool { return ev.Type == tracer.EventClose && ev.LPort == port })
+	evs := s.stop(t)
+	if st := s.t.Stats(); st.Unaccepted != 0 || st.Lost != 0 || len(ofType(tracer.EventLost, evs)) != 0 {
+		t.Errorf("stats %+v, want nothing lost; events:\n%s", st, dump(evs))
+	}
+}
+
 // pairSink pairs the two ends of each connection of a storm on this
 // host: per client port, connects and accepts in order.
 type pairSink struct {

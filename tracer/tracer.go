@@ -52,11 +52,12 @@ type Stats struct {
 	// was turned away (one still open when the run stops would not have
 	// reported its end).
 	Evicted uint64
-	// Unaccepted counts the inbound connections still waiting in an
-	// accept queue when the run stopped, after stopWait for them: their
-	// accept and close are not reported (their client's connect may be).
-	// Counted before the process filters, which need the accepting
-	// process.
+	// Unaccepted counts the accept events lost with the inbound
+	// connections still waiting in an accept queue when the run stopped,
+	// after stopWait for them (their client's connect may be reported;
+	// their close has not happened): none when accept events are not
+	// asked for. Counted before the process filters, which need the
+	// accepting process.
 	Unaccepted uint64
 	// DNSMalformed counts DNS messages that were no lookup's: no header
 	// or no question could be read.
@@ -737,7 +738,10 @@ func (t *Tracer) stop(sink Sink) error {
 		}
 	}
 	// Read after detaching: one accepted since then was not reported.
-	t.unaccepted = uint64(max(t.queued(), 0))
+	// Each lost its accept (its close has not happened), if asked for.
+	if t.events.Has(EventAccept) {
+		t.unaccepted = uint64(max(t.queued(), 0))
+	}
 	return t.end(sink, t.reportLost(sink))
 }
 

@@ -334,10 +334,10 @@ type Event struct {
 	ICMPType, ICMPCode uint8
 	// Lost (Lost): what was lost since the last lost event, the sum
 	// of LostDropped (records the full ring buffer had no room for),
-	// LostSkipped (hook runs the kernel skipped), LostEvicted (connection
-	// ends the full socket table had no room for) and LostUnaccepted
-	// (connections still in an accept queue when the run stopped, in the
-	// last lost event only).
+	// LostSkipped (hook runs the kernel skipped), LostEvicted (the events
+	// of connections or UDP flows a full table had no room for) and
+	// LostUnaccepted (the accepts of connections still in an accept queue
+	// when the run stopped, in the last lost event only).
 	Lost           uint64
 	LostDropped    uint64
 	LostSkipped    uint64

@@ -61,7 +61,7 @@ func AppendText(dst []byte, ev *event.Event) []byte {
 		cause(ev.LostDropped, " because the ring buffer was full (reader too slow; use filters)")
 		cause(ev.LostSkipped, " hook runs the kernel skipped (nested on a busy CPU)")
 		cause(ev.LostEvicted, " events of connections or UDP flows a full table had no room for")
-		cause(ev.LostUnaccepted, " connections still in an accept queue when the run stopped (their accept and close are not reported)")
+		cause(ev.LostUnaccepted, " accepts of connections still in an accept queue when the run stopped")
 		return append(dst, '\n')
 	}
 	dst = strconv.AppendUint(dst, uint64(ev.PID), 10)
