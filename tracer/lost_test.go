@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -254,6 +255,15 @@ func holdAndClose(t *testing.T, cfg tracer.Config, conns, table int) *session {
 		s.t.Mode(), s.t.SocketStorage(), conns, ends, opened.Round(time.Millisecond), room, opens, closes, evicted, st, unseeable)
 	if evicted != st.Evicted || st.Dropped != 0 {
 		t.Fatalf("%d evictions reported, stats say %+v", evicted, st)
+	}
+	// A full table may hold a few more than its size: the kernel's hash
+	// map checks its count before it adds to it (kernel/bpf/hashtab.c,
+	// is_map_full then inc_elem_count), so inserts racing there may each
+	// take the last free entry: on each CPU a task's and a softirq's that
+	// interrupted it, one fewer than two per CPU more at most (1 seen).
+	if over := opens - min(opens, room); room < ends && over > 0 && over < uint64(2*runtime.NumCPU()) {
+		t.Logf("the table took %d more than its size", over)
+		room = opens
 	}
 	// Each end past the room is two events lost, counted: its open and
 	// its close. A start no tracing program could see
