@@ -21,7 +21,10 @@ import (
 // user's; fentry, which needs the kernel's, is refused with the reason.
 func TestWithoutKernelBTF(t *testing.T) {
 	testnet.RequireRoot(t)
+	// Restored however the test ends: a failed Open must not leave the
+	// tests after it without the BTF flavours.
 	restore := tracer.HideKernelBTFForTest()
+	defer restore()
 	const life, refused, refusedNB, udp = 8461, 8462, 8463, 5361
 	cfg := tracer.Config{BTFPath: tracer.KernelBTF, Ports: []uint16{life, refused, refusedNB, udp}}
 	if tracer.HooksUnderTest(t) == tracer.HooksFentry {
@@ -36,7 +39,6 @@ func TestWithoutKernelBTF(t *testing.T) {
 		cfg.Hooks = tracer.HooksTracepoint
 	}
 	s := startTracer(t, cfg)
-	restore()
 	costs, err := s.t.ProgramCosts()
 	var classic bool
 	for _, c := range costs {
