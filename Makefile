@@ -11,7 +11,7 @@ APT_DEPS := clang:/usr/bin/clang clang-format:/usr/bin/clang-format gcc:/usr/bin
             bpftool:/usr/sbin/bpftool iproute2:/usr/sbin/ip cpio:/usr/bin/cpio \
             qemu-system-x86:/usr/bin/qemu-system-x86_64 qemu-system-arm:/usr/bin/qemu-system-aarch64 \
             lintian:/usr/bin/lintian groff-base:/usr/bin/groff zsh:/usr/bin/zsh fish:/usr/bin/fish podman:/usr/bin/podman runc:/usr/sbin/runc busybox-static:/bin/busybox \
-            prometheus:/usr/bin/prometheus dnsmasq-base:/usr/sbin/dnsmasq dnsutils:/usr/bin/dig
+            prometheus:/usr/bin/prometheus dnsmasq-base:/usr/sbin/dnsmasq dnsutils:/usr/bin/dig tmux:/usr/bin/tmux
 
 # What `conntrace version` says: the tag or git describe, the commit, and
 # the build date (SOURCE_DATE_EPOCH's, for a reproducible build). Outside

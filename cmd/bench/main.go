@@ -103,6 +103,8 @@ func main() {
 		{name: "conntrace watch -o json -t > /dev/null (UDP not traced)", cmd: []string{ct, "watch", "-o", "json", "-t"}, ownReady: true},
 		{name: "conntrace watch --port 1 (all filtered in the kernel)", cmd: []string{ct, "watch", "--port", "1"}, ownReady: true},
 		{name: "conntrace watch -o text > /dev/null", cmd: []string{ct, "watch", "-o", "text"}, ownReady: true},
+		// top's aggregation of every event, an object a second.
+		{name: "conntrace top -o json > /dev/null", cmd: []string{ct, "top", "-o", "json"}, ownReady: true},
 		// Counting into metrics instead of writing lines (no scraper: a
 		// scrape's cost is per series, not per event).
 		{name: "conntrace serve (Prometheus metrics)", cmd: []string{ct, "serve", "--listen", "127.0.0.1:0"}, ownReady: true},

@@ -137,7 +137,9 @@ func TestCompletionShells(t *testing.T) {
 		line []string // the words, the last the one being completed
 		want string
 	}{
-		{[]string{""}, "watch serve audit ports who doctor deploy version completion man"},
+		{[]string{""}, "watch top serve audit ports who doctor deploy version completion man"},
+		{[]string{"top", "-o", ""}, "text json"},
+		{[]string{"top", "--hooks", ""}, "auto fentry kprobe tracepoint"},
 		{[]string{"watch", "--hooks", ""}, "auto fentry kprobe tracepoint"},
 		{[]string{"watch", "-o", ""}, "text json"},
 		{[]string{"audit", "--output", "j"}, "json"},

@@ -49,7 +49,7 @@ func startCmd(t *testing.T, setup func(*exec.Cmd), args ...string) *cliRun {
 	t.Helper()
 	testnet.RequireRoot(t)
 	r := &cliRun{ready: filepath.Join(t.TempDir(), "ready"), exited: make(chan error, 1)}
-	if len(args) > 0 && args[0] == "watch" && os.Getenv("CONNTRACE_EMULATED") != "" {
+	if len(args) > 0 && (args[0] == "watch" || args[0] == "top") && os.Getenv("CONNTRACE_EMULATED") != "" {
 		// An emulated CPU takes more than the default 500 ms for a
 		// lookup now and then; the tests check what it finds.
 		args = append(args, "--lookup-wait", "30s")

@@ -40,7 +40,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
 		Version:         versionInfo().Version,
-		Commands:        []*cli.Command{watchCommand(), serveCommand(), auditCommand(), portsCommand(), whoCommand(), doctorCommand(), deployCommand(), versionCommand(), completionCommand(), manCommand()},
+		Commands:        []*cli.Command{watchCommand(), topCommand(), serveCommand(), auditCommand(), portsCommand(), whoCommand(), doctorCommand(), deployCommand(), versionCommand(), completionCommand(), manCommand()},
 		OnUsageError:    onUsageError,
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {

@@ -26,7 +26,7 @@ accepted (those left are counted as lost), then a summary goes to stderr.`,
 			outputFlag(),
 			durationFlag("stop after `DURATION`, e.g. 30s or 5m"),
 			&cli.StringFlag{Name: "count", Aliases: []string{"n"}, Usage: "stop after `N` events", DefaultText: "no limit"},
-			&cli.StringFlag{Name: "lookup-wait", Usage: "let an event wait at most `DURATION` for who holds a port or listens (then it says it is unknown), and the events behind it as long", DefaultText: "500ms"},
+			lookupWaitFlag(),
 			readyFileFlag("create `PATH` once the probes are attached"),
 			hooksFlag(),
 			btfFlag(),
@@ -36,17 +36,20 @@ accepted (those left are counted as lost), then a summary goes to stderr.`,
 	}
 }
 
-type watchOptions struct {
+// runOptions are what watch and top share: the filters, the output
+// format, how long to run and the ready file.
+type runOptions struct {
 	cfg      tracer.Config
 	format   output.Format
 	duration time.Duration
-	count    int
 	ready    *readyFile
 }
 
-// parseWatch turns flags into options; every error is a usage error.
-func parseWatch(c *cli.Context) (watchOptions, error) {
-	var o watchOptions
+// parseRun reads filterFlags, -o, --duration and --lookup-wait; every
+// error is a usage error. The caller makes the ready file last
+// (readyLast): it is created at once.
+func parseRun(c *cli.Context) (runOptions, error) {
+	var o runOptions
 	if err := noArgs(c, " (filters are flags: --port, --pid, --comm)"); err != nil {
 		return o, err
 	}
@@ -60,16 +63,37 @@ func parseWatch(c *cli.Context) (watchOptions, error) {
 	if o.duration, err = parseDuration(c, "duration"); err != nil {
 		return o, err
 	}
+	o.cfg.LookupWait, err = parseDuration(c, "lookup-wait")
+	return o, err
+}
+
+// readyLast makes the ready file once every other flag is read.
+func (o *runOptions) readyLast(c *cli.Context) (err error) {
+	o.ready, err = newReadyFile(c.String("ready-file"))
+	return err
+}
+
+type watchOptions struct {
+	runOptions
+	count int
+}
+
+// parseWatch turns flags into options; every error is a usage error.
+func parseWatch(c *cli.Context) (watchOptions, error) {
+	var o watchOptions
+	var err error
+	if o.runOptions, err = parseRun(c); err != nil {
+		return o, err
+	}
 	if o.count, err = parseCount(c); err != nil {
 		return o, err
 	}
-	if o.cfg.LookupWait, err = parseDuration(c, "lookup-wait"); err != nil {
-		return o, err
-	}
-	if o.ready, err = newReadyFile(c.String("ready-file")); err != nil {
-		return o, err
-	}
-	return o, nil
+	return o, o.readyLast(c)
+}
+
+// lookupWaitFlag: how long an event may wait for its lookups.
+func lookupWaitFlag() cli.Flag {
+	return &cli.StringFlag{Name: "lookup-wait", Usage: "let an event wait at most `DURATION` for who holds a port or listens (then it says it is unknown), and the events behind it as long", DefaultText: "500ms"}
 }
 
 // filterFlags are the in-kernel filters watch and serve share.

@@ -272,7 +272,7 @@ func testPlan(arch string, timeout time.Duration, runFilter string, count int) p
 	// TestBindFailManyFilesUnderStorm holds lookups to a real-time bound
 	// that an emulated CPU cannot meet.
 	p.Runs = append(p.Runs, run{Name: "./cmd/conntrace", Short: "cli", Cost: cost["cli"], Bin: "/bin/conntrace.test",
-		Args: args("TestCgoBuildDropsCapabilities|TestServePrometheus|TestServeImage|TestCompletionShells|TestManPage|TestBindFailManyFilesUnderStorm", cliOnly), Dir: "/", Env: []string{expect, emulated}})
+		Args: args("TestCgoBuildDropsCapabilities|TestServePrometheus|TestServeImage|TestCompletionShells|TestManPage|TestBindFailManyFilesUnderStorm|TestTopTerminal", cliOnly), Dir: "/", Env: []string{expect, emulated}})
 	return p
 }
 

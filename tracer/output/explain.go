@@ -337,6 +337,11 @@ func appendDropCause(dst []byte, reason string) []byte {
 // fullListener is the listener on this host that a timed-out connect
 // reached and whose accept queue is full (more waiting than its backlog:
 // the kernel then drops new SYNs), or nil.
+// FullListener is, for a connect_fail whose Listeners were looked up, the
+// listener on the address connected to whose accept queue was over its
+// backlog (it drops SYNs); nil when none.
+func FullListener(ev *event.Event) *event.Holder { return fullListener(ev) }
+
 func fullListener(ev *event.Event) *event.Holder {
 	for i := range ev.Listeners {
 		if h := &ev.Listeners[i]; sockets.Conflicts(ev.RAddr, h.LAddr) && h.Queued > h.Backlog {
@@ -690,6 +695,19 @@ func appendAddressConflict(dst []byte, ev *event.Event) []byte {
 		case laddr.Is6() && laddr.IsUnspecified() && haddr.Is4() && !ev.V6Only:
 			return append(dst, "; this socket, [::] without IPV6_V6ONLY, takes IPv4 too: with IPV6_V6ONLY it would share the port"...)
 		}
+	}
+	return dst
+}
+
+// AppendExplanation appends the one-line explanation of a failure: a
+// connect_fail or bind_fail ("ECONNREFUSED: nothing listening on ..."), or
+// a dns lookup that got no address; dst unchanged for any other event.
+func AppendExplanation(dst []byte, ev *event.Event) []byte {
+	switch {
+	case ev.Type.IsFailure():
+		return appendExplanation(dst, ev)
+	case ev.Type == event.DNS && ev.DNS != nil && ev.DNS.Failed():
+		return appendDNSExplanation(dst, ev)
 	}
 	return dst
 }
