@@ -6,10 +6,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -281,5 +283,54 @@ func TestWatchFailures(t *testing.T) {
 	if len(lines) != 2 || !strings.Contains(lines[1], "connect_fail") || !strings.Contains(lines[1], "ct-client") ||
 		!strings.HasSuffix(lines[1], "ECONNREFUSED: nothing listens on 127.0.0.1:9444, nor on any other address of port 9444") {
 		t.Errorf("want the header and one explained connect_fail, got:\n%s", r.stdout.String())
+	}
+}
+
+// TestMaxConnections: --max-connections sizes the socket table. One
+// server's 40 connections fill a table of 16 before the other's: the
+// first server's 40 closes (the events asked for) are counted as lost,
+// none reported; the summary and the warning say so.
+func TestMaxConnections(t *testing.T) {
+	const per = 40
+	ns := testnet.NewNS(t)
+	ports := []uint16{9470, 9471}
+	var servers, clients []*testnet.Proc
+	for _, port := range ports {
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		srv := testnet.Start(t, "ct-server", testnet.Role{Server: true, NS: ns.Path(), Addr: addr, Conns: per, WaitGo: len(servers) == 1})
+		srv.Expect(t, "listening")
+		cli := testnet.Start(t, "ct-client", testnet.Role{NS: ns.Path(), Addr: addr, Hold: per, Summary: true, WaitGo: true})
+		cli.Expect(t, "ready")
+		servers, clients = append(servers, srv), append(clients, cli)
+	}
+	r := startCLI(t, "watch", "--max-connections", "16", "--port", "9470,9471", "--pid", strconv.Itoa(servers[0].PID), "-e", "close")
+	blackout := testnet.WatchBlackout(t, ports...)
+	for _, i := range []int{1, 0} {
+		clients[i].Go(t)
+		if got := clients[i].ExpectWithin(t, "held", time.Minute); got != strconv.Itoa(per) {
+			t.Fatalf("client held %s connections, want %d", got, per)
+		}
+	}
+	servers[1].Go(t)
+	for _, cli := range clients {
+		cli.Go(t)
+		cli.Wait(t)
+	}
+	for _, srv := range servers {
+		srv.Wait(t)
+	}
+	time.Sleep(500 * time.Millisecond) // the last records
+	r.cmd.Process.Signal(os.Interrupt)
+	r.wait(t)
+	unseeable := blackout.Stop(t).Events()
+	var lost int
+	if _, err := fmt.Sscanf(r.stderr.String()[strings.LastIndex(r.stderr.String(), "conntrace: "):], "conntrace: 0 events, %d lost", &lost); err != nil {
+		t.Fatalf("no summary of 0 events: %v\n%s", err, r.stderr.String())
+	}
+	if lost > per || lost+unseeable < per || !strings.Contains(r.stderr.String(), " events of connections or UDP flows a full table had no room for") {
+		t.Errorf("%d lost (%d changes no program could see), want %d:\n%s", lost, unseeable, per, r.stderr.String())
+	}
+	if strings.Count(r.stdout.String(), "\n") != 1 {
+		t.Errorf("events reported:\n%s", r.stdout.String())
 	}
 }

@@ -99,6 +99,11 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"watch", "--name", "api.example,"}, `--name "": 0 bytes`},
 		{[]string{"watch", "-t", "--name", "api.example"}, "--name needs DNS lookups, which are UDP's: not with -t"},
 		{[]string{"watch", "--dns-timeout", "10ms"}, "--dns-timeout 10ms: want 100ms to 1m"},
+		{[]string{"watch", "--max-connections", "15"}, `--max-connections "15": want 16 to 16777216 connection ends, in decimal`},
+		{[]string{"serve", "--max-connections", "16777217"}, `--max-connections "16777217": want 16 to 16777216 connection ends, in decimal`},
+		{[]string{"top", "--max-connections", "1e6"}, `--max-connections "1e6": want 16 to 16777216 connection ends, in decimal`},
+		{[]string{"top", "--interval", "10ms"}, "--interval 10ms: want 100ms to 1h"},
+		{[]string{"top", "--rows", "-1"}, `--rows "-1": want a positive number of rows, in decimal`},
 		{[]string{"doctor", "--cost", "500ms"}, "--cost 500ms: want 1s to 10m"},
 		{[]string{"doctor", "--cost", "5"}, `--cost "5": want a positive duration with a unit, e.g. 500ms, 30s, 5m or 1h30m`},
 		{[]string{"watch", "-f", "--failures"}, "-f and --failures are one flag: use one of the forms"},
@@ -269,8 +274,9 @@ func TestWatchFlagValues(t *testing.T) {
 			return o.format == output.JSON && o.cfg.Hooks == tracer.HooksTracepoint
 		}},
 		{[]string{"-d", "1m30s", "-n", "10"}, func(o watchOptions) bool { return o.duration == 90*time.Second && o.count == 10 }},
+		{[]string{"--max-connections", "16777216"}, func(o watchOptions) bool { return o.cfg.SocketTableSize == 1<<24 }},
 		{nil, func(o watchOptions) bool {
-			return o.duration == 0 && o.count == 0 && o.ready == nil && o.cfg.Comms == nil
+			return o.duration == 0 && o.count == 0 && o.ready == nil && o.cfg.Comms == nil && o.cfg.SocketTableSize == 0
 		}},
 	} {
 		cmd := watchCommand()

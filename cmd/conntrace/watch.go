@@ -96,7 +96,11 @@ func lookupWaitFlag() cli.Flag {
 	return &cli.StringFlag{Name: "lookup-wait", Usage: "let an event wait at most `DURATION` for who holds a port or listens (then it says it is unknown), and the events behind it as long", DefaultText: "500ms"}
 }
 
-// filterFlags are the in-kernel filters watch and serve share.
+// maxConnections bounds --max-connections: the socket table takes about
+// 150 bytes of kernel memory per entry it holds (2.5 GB at this size).
+const maxConnections = 1 << 24
+
+// filterFlags are the in-kernel filters watch, top and serve share.
 func filterFlags() []cli.Flag {
 	return []cli.Flag{
 		portFlag("only connections whose local or remote `PORT` is this (repeatable, or comma-separated)"),
@@ -113,6 +117,7 @@ func filterFlags() []cli.Flag {
 		&cli.StringFlag{Name: "dns-timeout", Usage: "report a DNS query with no answer after `DURATION` as a timeout (resolv.conf's default), 100ms to 1m", DefaultText: "5s"},
 		&cli.StringFlag{Name: "events", Aliases: []string{"e"}, Usage: "`EVENTS` to trace, comma-separated: listen, connect, accept, close, connect_fail, bind_fail, drop, dns", DefaultText: "all"},
 		&cli.BoolFlag{Name: "failures", Aliases: []string{"f"}, Usage: "only failures: connect_fail and bind_fail (same as --events connect_fail,bind_fail)"},
+		&cli.StringFlag{Name: "max-connections", Usage: "follow at most `N` TCP connection ends open at once, 16 to 16777216 (a connection between two processes here has two); past it, their events are counted as lost", DefaultText: "1048576"},
 	}
 }
 
@@ -170,6 +175,13 @@ func parseFilters(c *cli.Context) (tracer.Config, error) {
 			return cfg, usagef("--events: %v", err)
 		}
 		cfg.Events = mask
+	}
+	if s := c.String("max-connections"); s != "" {
+		n, ok := parseDecimal(s, 16, maxConnections)
+		if !ok {
+			return cfg, usagef("--max-connections %q: want 16 to %d connection ends, in decimal", s, maxConnections)
+		}
+		cfg.SocketTableSize = uint32(n)
 	}
 	if cfg.Hooks, err = parseHooks(c); err != nil {
 		return cfg, err
