@@ -21,18 +21,14 @@ import (
 	"github.com/conntrace/conntrace/tracer/testnet"
 )
 
-// dnsNet is a client namespace and a server namespace where Debian's
-// dnsmasq serves test.example on 198.18.0.2 (api, and www its CNAME, at
-// 198.18.0.10, TTL 300; nothing else: NXDOMAIN; no upstream: REFUSED for
-// other names), also on 198.18.0.4, and a server on 198.18.0.10:8053
-// takes one connection. 198.18.0.3 is nobody's. glibc in the client asks
-// 198.18.0.2.
+// dnsNet is testnet.DNSNet: dnsmasq serves test.example (newDNSNet: api,
+// and www its CNAME, at 198.18.0.10, TTL 300).
 type dnsNet struct {
 	cli, srv *testnet.NS
 	service  *testnet.Proc
 }
 
-const dnsService = 8053
+const dnsService = testnet.DNSService
 
 func newDNSNet(t *testing.T) *dnsNet {
 	return newDNSNetOf(t, "--host-record=api.test.example,198.18.0.10", "--cname=www.test.example,api.test.example")
@@ -40,13 +36,8 @@ func newDNSNet(t *testing.T) *dnsNet {
 
 // newDNSNetOf is a dnsNet whose zone has records instead.
 func newDNSNetOf(t *testing.T, records ...string) *dnsNet {
-	n := &dnsNet{cli: testnet.NewNS(t), srv: testnet.NewNS(t)}
-	testnet.Veth(t, n.cli, []string{"198.18.0.1/24"}, n.srv, []string{"198.18.0.2/24", "198.18.0.4/24", "198.18.0.10/24"})
-	testnet.Dnsmasq(t, n.srv, "198.18.0.2", append([]string{"--listen-address=198.18.0.4", "--local=/test.example/", "--local-ttl=300"}, records...)...)
-	n.service = testnet.Start(t, "ct-dns-srv", testnet.Role{Server: true, NS: n.srv.Path(), Addr: "198.18.0.10:8053", Conns: 1, Recv: 4, Send: 4})
-	n.service.Expect(t, "listening")
-	testnet.ResolvConf(t, n.cli, "198.18.0.2", "timeout:1", "attempts:1")
-	return n
+	d := testnet.NewDNSNet(t, records...)
+	return &dnsNet{cli: d.Cli, srv: d.Srv, service: d.Service}
 }
 
 // goLookup resolves name with Go's own resolver in the client namespace,

@@ -330,3 +330,120 @@ func TestTopTerminal(t *testing.T) {
 		t.Errorf("the terminal after q:\n%s", s)
 	}
 }
+
+// TestTopContainers: real containers (podman, busybox) on a network of
+// the test's own: httpd in one serves wget in another, which then is
+// refused on another port. The containers table has each, by name, and
+// the processes and failures name theirs.
+func TestTopContainers(t *testing.T) {
+	b := testnet.NewBusybox(t)
+	suffix := strconv.Itoa(os.Getpid())
+	web, get := "ct-topweb-"+suffix, "ct-topget-"+suffix
+	r := startCLI(t, "top", "-o", "json", "--interval", "300ms", "--port", "18090,18091")
+	b.Start(web, b.Subnet+".2", "/bin/httpd", "-f", "-p", "18090", "-h", "/www")
+	url := "http://" + b.Subnet + ".2:18090/index.html"
+	if out := b.Once(get, b.Subnet+".3", "/bin/sh", "-c", "wget -q -O - "+url+"; wget -q -O - http://"+b.Subnet+".2:18091/ || true"); out != "hello" {
+		t.Fatalf("wget: %q", out)
+	}
+	r.cmd.Process.Signal(os.Interrupt)
+	r.wait(t)
+	lines := strings.Split(strings.TrimSuffix(r.stdout.String(), "\n"), "\n")
+	var last struct {
+		Containers []struct {
+			Container             string
+			ID                    string `json:"container_id"`
+			Connections, Failures float64
+		}
+		Processes []struct {
+			Comm, Container       string
+			Connections, Failures float64
+		}
+		Failures []struct {
+			Comm, Container, Event, Error string
+			Count                         float64
+		}
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, c := range last.Containers {
+		got[c.Container] = fmt.Sprint(c.Connections, " ", c.Failures, " ", len(c.ID))
+	}
+	if want := map[string]string{web: "1 0 64", get: "1 1 64"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("containers (connections, failures, id length) %v, want %v", got, want)
+	}
+	// The refused wget is a process of its own: same name, another pid.
+	var procs []string
+	for _, p := range last.Processes {
+		procs = append(procs, fmt.Sprint(p.Comm, " ", p.Container, " ", p.Connections, " ", p.Failures))
+	}
+	slices.Sort(procs)
+	if want := []string{"httpd " + web + " 1 0", "wget " + get + " 0 1", "wget " + get + " 1 0"}; !slices.Equal(procs, want) {
+		t.Errorf("processes (name, container, connections, failures) %q, want %q", procs, want)
+	}
+	if len(last.Failures) != 1 || last.Failures[0].Comm != "wget" || last.Failures[0].Container != get || last.Failures[0].Error != "ECONNREFUSED" || last.Failures[0].Count != 1 {
+		t.Errorf("failures %+v", last.Failures)
+	}
+}
+
+// TestTopDNS: real lookups (dnsmasq in a namespace of its own): the peer
+// a name resolved to carries the name, and a name that does not exist is
+// a failure of its own, named, with dnsmasq's answer explained.
+func TestTopDNS(t *testing.T) {
+	n := testnet.NewDNSNet(t, "--host-record=api.test.example,198.18.0.10")
+	r := startCLI(t, "top", "-o", "json", "--interval", "300ms", "--port", "53,8053")
+	for _, c := range []struct{ comm, name, want string }{{"ct-resolver", "api.test.example", "198.18.0.10"}, {"ct-typo", "nope.test.example", ""}} {
+		p := testnet.Start(t, c.comm, testnet.Role{NS: n.Cli.Path(), DNS: "198.18.0.2:53", Addr: c.name + ":8053", Send: 4, Recv: 4,
+			MayFail: c.want == "", Timeout: 2 * time.Second})
+		p.Expect(t, "ready")
+		if c.want == "" {
+			p.Expect(t, "failed")
+		} else if got := p.Expect(t, "resolved"); got != c.want {
+			t.Fatalf("resolved %q, want %q", got, c.want)
+		}
+		if c.want != "" {
+			p.Expect(t, "connected")
+		}
+		p.Wait(t)
+	}
+	n.Service.Wait(t)
+	r.cmd.Process.Signal(os.Interrupt)
+	r.wait(t)
+	lines := strings.Split(strings.TrimSuffix(r.stdout.String(), "\n"), "\n")
+	var last struct {
+		Peers []struct {
+			Addr        string `json:"raddr"`
+			Port        int
+			Direction   string
+			Name        string `json:"rname"`
+			Connections int
+		}
+		Failures []struct {
+			Comm, Event, Addr, Name, Error, Explain string
+			Port, Count                             int
+		}
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil {
+		t.Fatal(err)
+	}
+	var peers []string
+	for _, p := range last.Peers {
+		peers = append(peers, fmt.Sprint(p.Addr, ":", p.Port, " ", p.Direction, " ", p.Name, " ", p.Connections))
+	}
+	slices.Sort(peers)
+	// Both ends of each: the lookups' flows (UDP) to dnsmasq, and the
+	// connection to the service.
+	want := []string{"198.18.0.1:53 in  2", "198.18.0.1:8053 in  1", "198.18.0.10:8053 out api.test.example 1", "198.18.0.2:53 out  2"}
+	slices.Sort(want)
+	if !slices.Equal(peers, want) {
+		t.Errorf("peers (address, direction, name, connections) %q, want %q", peers, want)
+	}
+	if len(last.Failures) != 1 {
+		t.Fatalf("failures %+v", last.Failures)
+	}
+	if f := last.Failures[0]; f.Comm != "ct-typo" || f.Event != "dns" || f.Name != "nope.test.example" || f.Error != "NXDOMAIN" ||
+		f.Addr != "198.18.0.2" || f.Port != 53 || f.Count != 1 || !strings.HasPrefix(f.Explain, "NXDOMAIN: 198.18.0.2:53 says nope.test.example does not exist") {
+		t.Errorf("failure %+v", f)
+	}
+}

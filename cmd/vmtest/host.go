@@ -268,11 +268,12 @@ func testPlan(arch string, timeout time.Duration, runFilter string, count int) p
 	}
 	// The VMs have no Go toolchain to build with, no podman, no
 	// Prometheus server (TestServeMetrics reads serve's /metrics there),
-	// and no shells or groff for the completions and the man page.
+	// and no shells, groff or tmux for the completions, the man page and
+	// top's full screen.
 	// TestBindFailManyFilesUnderStorm holds lookups to a real-time bound
 	// that an emulated CPU cannot meet.
 	p.Runs = append(p.Runs, run{Name: "./cmd/conntrace", Short: "cli", Cost: cost["cli"], Bin: "/bin/conntrace.test",
-		Args: args("TestCgoBuildDropsCapabilities|TestServePrometheus|TestServeImage|TestCompletionShells|TestManPage|TestBindFailManyFilesUnderStorm|TestTopTerminal", cliOnly), Dir: "/", Env: []string{expect, emulated}})
+		Args: args("TestCgoBuildDropsCapabilities|TestServePrometheus|TestServeImage|TestCompletionShells|TestManPage|TestBindFailManyFilesUnderStorm|TestTopTerminal|TestTopContainers", cliOnly), Dir: "/", Env: []string{expect, emulated}})
 	return p
 }
 

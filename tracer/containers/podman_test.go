@@ -31,71 +31,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// podman runs real containers from a directory holding busybox, with
-// runc and the cgroupfs manager, on a network of the test's own
-// (198.18.0.0/15, benchmarking space), and removes everything it made.
-type podman struct {
-	*testnet.Podman
-	t       *testing.T
-	rootfs  string
-	network string
-	subnet  string // "198.18.N"
-}
-
-func newPodman(t *testing.T) *podman {
-	t.Helper()
-	pm := testnet.NewPodman(t)
-	if _, err := exec.LookPath("busybox"); err != nil {
-		t.Fatalf("busybox not found (make deps installs busybox-static)")
-	}
-	dir := t.TempDir()
-	rootfs := filepath.Join(dir, "rootfs")
-	for _, d := range []string{"bin", "www", "etc"} {
-		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	busybox, _ := exec.LookPath("busybox")
-	data, err := os.ReadFile(busybox)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(rootfs, "bin", "busybox"), data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, app := range []string{"sh", "httpd", "wget", "nc", "sleep"} {
-		if err := os.Symlink("busybox", filepath.Join(rootfs, "bin", app)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(rootfs, "www", "index.html"), []byte("hello\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	n := os.Getpid()%200 + 20
-	p := &podman{Podman: pm, t: t, rootfs: rootfs,
-		network: fmt.Sprintf("conntrace-test-%d", os.Getpid()), subnet: fmt.Sprintf("198.18.%d", n)}
-	p.run("network", "create", "--subnet", p.subnet+".0/24", p.network)
-	t.Cleanup(func() { p.try("network", "rm", "-f", p.network) })
-	return p
-}
-
-func (p *podman) try(args ...string) (string, error) { return p.Try(args...) }
-
-func (p *podman) run(args ...string) string {
-	p.t.Helper()
-	return p.Run(args...)
-}
-
-// start runs a container in the background; it is removed at the end.
-// The id is the last line podman prints.
-func (p *podman) start(name, ip string, args ...string) string {
-	p.t.Helper()
-	p.t.Cleanup(func() { p.try("rm", "-f", "-t", "0", name) })
-	out := p.run(append([]string{"run", "-d", "--name", name, "--network", p.network, "--ip", ip, "--rootfs", p.rootfs}, args...)...)
-	lines := strings.Split(out, "\n")
-	return strings.TrimSpace(lines[len(lines)-1])
-}
-
 // events is a Sink that keeps a copy of every event.
 type events struct {
 	mu  sync.Mutex
@@ -158,7 +93,7 @@ func containerName(ev *tracer.Event) string {
 // JSON says so in the contract's fields; a connection from a host process
 // to the same server has no container.
 func TestPodmanContainers(t *testing.T) {
-	p := newPodman(t)
+	p := testnet.NewBusybox(t)
 	const port = 18080
 	tr, err := tracer.Open(tracer.Config{Ports: []uint16{port}})
 	if err != nil {
@@ -181,13 +116,13 @@ func TestPodmanContainers(t *testing.T) {
 
 	suffix := fmt.Sprint(os.Getpid())
 	server, client := "ct-web-"+suffix, "ct-client-"+suffix
-	serverIP, clientIP := p.subnet+".2", p.subnet+".3"
-	serverID := p.start(server, serverIP, "/bin/httpd", "-f", "-p", fmt.Sprint(port), "-h", "/www")
+	serverIP, clientIP := p.Subnet+".2", p.Subnet+".3"
+	serverID := p.Start(server, serverIP, "/bin/httpd", "-f", "-p", fmt.Sprint(port), "-h", "/www")
 	listen := sink.waitFor(t, "listen", func(ev *tracer.Event) bool { return ev.Type == tracer.EventListen })
 	if got := containerName(&listen); got != server {
 		t.Fatalf("listen: container %q, want %q (%s)", got, server, output.AppendJSON(nil, &listen))
 	}
-	out := p.run("run", "--rm", "--name", client, "--network", p.network, "--ip", clientIP, "--rootfs", p.rootfs,
+	out := p.Run("run", "--rm", "--name", client, "--network", p.Network, "--ip", clientIP, "--rootfs", p.Rootfs,
 		"/bin/wget", "-q", "-O", "-", fmt.Sprintf("http://%s:%d/index.html", serverIP, port))
 	if !strings.Contains(out, "hello") {
 		t.Fatalf("wget: %q", out)
@@ -280,20 +215,20 @@ func runTracer(t *testing.T, cfg tracer.Config) (*tracer.Tracer, *events) {
 // listen); by id prefix, opened while it runs. Neither shows the client
 // container's nor a host process's end of their connections to it.
 func TestPodmanContainerFilter(t *testing.T) {
-	p := newPodman(t)
+	p := testnet.NewBusybox(t)
 	const port = 18081
 	suffix := fmt.Sprint(os.Getpid())
 	server, client := "ct-fweb-"+suffix, "ct-fclient-"+suffix
-	serverIP, clientIP := p.subnet+".12", p.subnet+".13"
+	serverIP, clientIP := p.Subnet+".12", p.Subnet+".13"
 	byName, named := runTracer(t, tracer.Config{Ports: []uint16{port}, Containers: []string{server}})
 	if w := byName.Warnings(); len(w) > 0 {
 		t.Errorf("warnings: %q", w)
 	}
-	serverID := p.start(server, serverIP, "/bin/httpd", "-f", "-p", fmt.Sprint(port), "-h", "/www")
+	serverID := p.Start(server, serverIP, "/bin/httpd", "-f", "-p", fmt.Sprint(port), "-h", "/www")
 	named.waitFor(t, "listen", func(ev *tracer.Event) bool { return ev.Type == tracer.EventListen })
 	_, prefixed := runTracer(t, tracer.Config{Ports: []uint16{port}, Containers: []string{serverID[:12]}})
 
-	p.run("run", "--rm", "--name", client, "--network", p.network, "--ip", clientIP, "--rootfs", p.rootfs,
+	p.Run("run", "--rm", "--name", client, "--network", p.Network, "--ip", clientIP, "--rootfs", p.Rootfs,
 		"/bin/wget", "-q", "-O", "/dev/null", fmt.Sprintf("http://%s:%d/index.html", serverIP, port))
 	c, err := net.DialTimeout("tcp", fmt.Sprintf("%s:%d", serverIP, port), 5*time.Second)
 	if err != nil {
@@ -329,15 +264,15 @@ func TestPodmanContainerFilter(t *testing.T) {
 // same port; the second's bind_fail names its container, and the holder's
 // process its own.
 func TestPodmanBindConflict(t *testing.T) {
-	p := newPodman(t)
+	p := testnet.NewBusybox(t)
 	const port = 18082
 	suffix := fmt.Sprint(os.Getpid())
 	first, second := "ct-bind1-"+suffix, "ct-bind2-"+suffix
 	_, sink := runTracer(t, tracer.Config{Ports: []uint16{port}})
-	p.t.Cleanup(func() { p.try("rm", "-f", "-t", "0", first) })
-	p.run("run", "-d", "--name", first, "--network", "host", "--rootfs", p.rootfs, "/bin/httpd", "-f", "-p", fmt.Sprint(port), "-h", "/www")
+	t.Cleanup(func() { p.Try("rm", "-f", "-t", "0", first) })
+	p.Run("run", "-d", "--name", first, "--network", "host", "--rootfs", p.Rootfs, "/bin/httpd", "-f", "-p", fmt.Sprint(port), "-h", "/www")
 	sink.waitFor(t, "listen", func(ev *tracer.Event) bool { return ev.Type == tracer.EventListen })
-	out, err := p.try("run", "--rm", "--name", second, "--network", "host", "--rootfs", p.rootfs, "/bin/httpd", "-f", "-p", fmt.Sprint(port), "-h", "/www")
+	out, err := p.Try("run", "--rm", "--name", second, "--network", "host", "--rootfs", p.Rootfs, "/bin/httpd", "-f", "-p", fmt.Sprint(port), "-h", "/www")
 	if err == nil {
 		t.Fatalf("the second httpd did not fail: %s", out)
 	}
@@ -369,20 +304,20 @@ func TestPodmanBindConflict(t *testing.T) {
 // busybox directory: no registry) is named with its image, from podman's
 // own storage.
 func TestPodmanImage(t *testing.T) {
-	p := newPodman(t)
+	p := testnet.NewBusybox(t)
 	const port = 18083
 	suffix := fmt.Sprint(os.Getpid())
 	image := "localhost/conntrace-test-busybox:" + suffix
 	tarball := filepath.Join(t.TempDir(), "rootfs.tar")
-	if out, err := exec.Command("tar", "-C", p.rootfs, "-cf", tarball, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("tar", "-C", p.Rootfs, "-cf", tarball, ".").CombinedOutput(); err != nil {
 		t.Fatalf("tar: %v: %s", err, out)
 	}
-	p.run("import", tarball, image)
-	t.Cleanup(func() { p.try("rmi", "-f", image) })
+	p.Run("import", tarball, image)
+	t.Cleanup(func() { p.Try("rmi", "-f", image) })
 	_, sink := runTracer(t, tracer.Config{Ports: []uint16{port}})
 	name := "ct-img-" + suffix
-	t.Cleanup(func() { p.try("rm", "-f", "-t", "0", name) })
-	id := p.run("run", "-d", "--name", name, "--network", p.network, "--ip", p.subnet+".22", image, "/bin/httpd", "-f", "-p", fmt.Sprint(port), "-h", "/www")
+	t.Cleanup(func() { p.Try("rm", "-f", "-t", "0", name) })
+	id := p.Run("run", "-d", "--name", name, "--network", p.Network, "--ip", p.Subnet+".22", image, "/bin/httpd", "-f", "-p", fmt.Sprint(port), "-h", "/www")
 	id = id[strings.LastIndexByte(id, '\n')+1:]
 	listen := sink.waitFor(t, "listen", func(ev *tracer.Event) bool { return ev.Type == tracer.EventListen })
 	if listen.Cgroup == nil {

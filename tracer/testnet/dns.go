@@ -4,6 +4,7 @@ package testnet
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -111,4 +112,31 @@ func (n *NS) Exec(t testing.TB, name string, args ...string) (string, error) {
 	t.Helper()
 	out, err := exec.Command("ip", append([]string{"netns", "exec", n.Name, name}, args...)...).CombinedOutput()
 	return string(out), err
+}
+
+// DNSNet is a client namespace and a server namespace where Debian's
+// dnsmasq serves test.example on 198.18.0.2, also on 198.18.0.4 (the
+// records given; nothing else: NXDOMAIN; no upstream: REFUSED for other
+// names), and Service, a server on 198.18.0.10:8053, takes one
+// connection. 198.18.0.3 is nobody's. glibc in the client asks
+// 198.18.0.2.
+type DNSNet struct {
+	Cli, Srv *NS
+	Service  *Proc
+}
+
+// DNSService is the port of DNSNet's service.
+const DNSService = 8053
+
+// NewDNSNet makes a DNSNet whose zone has records (dnsmasq's options:
+// "--host-record=api.test.example,198.18.0.10").
+func NewDNSNet(t testing.TB, records ...string) *DNSNet {
+	t.Helper()
+	n := &DNSNet{Cli: NewNS(t), Srv: NewNS(t)}
+	Veth(t, n.Cli, []string{"198.18.0.1/24"}, n.Srv, []string{"198.18.0.2/24", "198.18.0.4/24", "198.18.0.10/24"})
+	Dnsmasq(t, n.Srv, "198.18.0.2", append([]string{"--listen-address=198.18.0.4", "--local=/test.example/", "--local-ttl=300"}, records...)...)
+	n.Service = Start(t, "ct-dns-srv", Role{Server: true, NS: n.Srv.Path(), Addr: fmt.Sprintf("198.18.0.10:%d", DNSService), Conns: 1, Recv: 4, Send: 4})
+	n.Service.Expect(t, "listening")
+	ResolvConf(t, n.Cli, "198.18.0.2", "timeout:1", "attempts:1")
+	return n
 }

@@ -68,3 +68,67 @@ func (p *Podman) Run(args ...string) string {
 	}
 	return out
 }
+
+// Busybox runs real containers from a directory holding busybox (sh,
+// httpd, wget, nc, sleep; /www/index.html says "hello"), with runc and
+// the cgroupfs manager, on a podman network of the test's own, Subnet.0/24
+// in 198.18.0.0/15 (benchmarking space), and removes everything it made.
+type Busybox struct {
+	*Podman
+	Rootfs  string
+	Network string
+	Subnet  string // "198.18.N"
+}
+
+// NewBusybox makes the root file system and the network.
+func NewBusybox(t testing.TB) *Busybox {
+	t.Helper()
+	pm := NewPodman(t)
+	busybox, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Fatalf("busybox not found (make deps installs busybox-static)")
+	}
+	rootfs := filepath.Join(t.TempDir(), "rootfs")
+	for _, d := range []string{"bin", "www", "etc"} {
+		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(busybox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(rootfs, "bin", "busybox"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, app := range []string{"sh", "httpd", "wget", "nc", "sleep"} {
+		if err := os.Symlink("busybox", filepath.Join(rootfs, "bin", app)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(rootfs, "www", "index.html"), []byte("hello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n := os.Getpid()%200 + 20
+	b := &Busybox{Podman: pm, Rootfs: rootfs, Network: fmt.Sprintf("conntrace-test-%d", os.Getpid()), Subnet: fmt.Sprintf("198.18.%d", n)}
+	b.Run("network", "create", "--subnet", b.Subnet+".0/24", b.Network)
+	t.Cleanup(func() { b.Try("network", "rm", "-f", b.Network) })
+	return b
+}
+
+// Start runs a container in the background at ip on the network; it is
+// removed at the end. The id is the last line podman prints.
+func (b *Busybox) Start(name, ip string, args ...string) string {
+	b.t.Helper()
+	b.t.Cleanup(func() { b.Try("rm", "-f", "-t", "0", name) })
+	out := b.Run(append([]string{"run", "-d", "--name", name, "--network", b.Network, "--ip", ip, "--rootfs", b.Rootfs}, args...)...)
+	lines := strings.Split(out, "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+// Once runs a container at ip on the network to its end, removed then,
+// and returns its output.
+func (b *Busybox) Once(name, ip string, args ...string) string {
+	b.t.Helper()
+	return b.Run(append([]string{"run", "--rm", "--name", name, "--network", b.Network, "--ip", ip, "--rootfs", b.Rootfs}, args...)...)
+}
