@@ -122,6 +122,7 @@ bench: deps ## tracing overhead under a full-rate connection storm, vs tcplife, 
 	@# DNS: dnsperf asking dnsmasq, every query a lookup.
 	$(GO) run ./cmd/bench -bin bin -dns -only '$(DNSBENCH)' -o bench-dns.md $(DNSBENCHFLAGS)
 	$(GO) test -run '^$$' -bench 'Record|DNSLookup' -benchmem ./tracer
+	$(GO) test -run '^$$' -bench . -benchmem ./tracer/top
 
 clean: ## remove build output
 	rm -rf bin

@@ -255,6 +255,7 @@ func testCapabilitiesDropped(t *testing.T, bin string) {
 		{[]string{"watch", "--port", "1"}, 1<<39 | lookup},
 		{[]string{"watch", "--port", "1", "--events", "connect,close"}, 1 << 39},
 		{[]string{"audit", "--port", "1"}, 1<<39 | lookup},
+		{[]string{"top", "--port", "1", "--batch"}, 1<<39 | lookup},
 		{[]string{"serve", "--listen", "127.0.0.1:0", "--port", "1"}, 1<<39 | lookup},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

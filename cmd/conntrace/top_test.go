@@ -279,9 +279,9 @@ func TestTopTerminal(t *testing.T) {
 		`(?m)^127\.0\.0\.1:9465  +out  tcp  .*ECONNREFUSED:1 `)
 	m.key("3")
 	m.waitFor("failures",
-		`(?m)^COUNT +PER/S +LAST +PID +COMM +EVENT +PEER +ERROR +EXPLANATION`,
-		`(?m)^    2 +0  \d\d:\d\d:\d\d +\d+  ct-binder +bind_fail +127\.0\.0\.1:9464 +EADDRINUSE +EADDRINUSE: 127\.0\.0\.1:9464 is held by \d+ ct-topsrv \(LISTEN\)`,
-		`(?m)^    1 +0  \d\d:\d\d:\d\d +\d+  ct-refused +connect_fail +127\.0\.0\.1:9465 +ECONNREFUSED +ECONNREFUSED: nothing listens on 127\.0\.0\.1:9465`)
+		`(?m)^COUNT +PER/S +LAST +PID +COMM +EVENT +PEER +ERROR +LAST MINUTE \(FAILURES/S\) +EXPLANATION`,
+		`(?m)^    2 +0  \d\d:\d\d:\d\d +\d+  ct-binder +bind_fail +127\.0\.0\.1:9464 +EADDRINUSE .* EADDRINUSE: 127\.0\.0\.1:9464 is held by \d+ ct-topsrv \(LISTEN\)`,
+		`(?m)^    1 +0  \d\d:\d\d:\d\d +\d+  ct-refused +connect_fail +127\.0\.0\.1:9465 +ECONNREFUSED .* ECONNREFUSED: nothing listens on 127\.0\.0\.1:9465`)
 	// The second row's events: the refusal, as watch prints it.
 	m.key("Down", "Enter")
 	m.waitFor("a row's events",
@@ -289,7 +289,7 @@ func TestTopTerminal(t *testing.T) {
 		`(?m)^\d\d:\d\d:\d\d\.\d{6} connect_fail \d+ +ct-refused +127\.0\.0\.1:\d+ +-> +127\.0\.0\.1:9465 +conn=\d+ uid=0 ECONNREFUSED: nothing listens`)
 	m.key("Escape", "4")
 	m.waitFor("ports",
-		`(?m)^PORT +PROTO +ADDRESS +PID +COMM +CONTAINER +ACCEPTS/S +ACCEPTS +ACTIVE +QUEUE FULL`,
+		`(?m)^PORT +PROTO +ADDRESS +PID +COMM +CONTAINER +ACCEPTS/S +ACCEPTS +ACTIVE +QUEUE FULL +LAST MINUTE \(ACCEPTS/S\)`,
 		`(?m)^9464  tcp    127\.0\.0\.1 +\d+  ct-topsrv  -  +0  +3  +0  +0`,
 		`(?m)^EPHEMERAL PORTS PER DESTINATION: SOURCE +DESTINATION +IN USE +USABLE +USE% +PEAK%`,
 		`(?m)^127\.0\.0\.1 +127\.0\.0\.1:9464 +3 +\S+ +0\.0 +0\.0 +3 `)

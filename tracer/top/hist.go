@@ -98,3 +98,27 @@ func (w *windowed) quantile(q float64) *float64 {
 	v := histMiddle(histBuckets - 1)
 	return &v
 }
+
+// rates is a ring of the last rates of a row, one per Tick: its sparkline.
+type rates struct {
+	ring []float64
+	next int
+}
+
+// push adds the latest rate, keeping at most n.
+func (r *rates) push(v float64, n int) {
+	if len(r.ring) < n {
+		r.ring = append(r.ring, 0)
+	}
+	r.ring[r.next] = v
+	r.next = (r.next + 1) % n
+}
+
+// oldestFirst is a copy of the ring in time order.
+func (r *rates) oldestFirst() []float64 {
+	out := make([]float64, 0, len(r.ring))
+	if r.next < len(r.ring) {
+		out = append(out, r.ring[r.next:]...)
+	}
+	return append(out, r.ring[:r.next]...)
+}

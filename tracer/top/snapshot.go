@@ -106,6 +106,7 @@ type FailureRow struct {
 	First     time.Time `json:"first"`
 	Last      time.Time `json:"last"`
 	Explain   string    `json:"explain"` // of the latest (formatted at most once a second)
+	History   []float64 `json:"-"`       // failures/s of the last intervals, oldest first
 	key       Key
 }
 
@@ -123,7 +124,8 @@ type ListenerRow struct {
 	Active    int64   `json:"active"`
 	// QueueFull: connects from this host that failed while its accept
 	// queue was over its backlog (SYNs dropped), since the start.
-	QueueFull uint64 `json:"queue_full"`
+	QueueFull uint64    `json:"queue_full"`
+	History   []float64 `json:"-"` // accepts/s of the last intervals, oldest first
 	key       Key
 }
 
@@ -190,13 +192,13 @@ func (a *Aggregator) Tick(now time.Time) *Snapshot {
 		}
 	}
 	for k, f := range a.fails {
-		s.Failures = append(s.Failures, failureRow(f, dt, Key{table: tFail, fail: k}))
+		s.Failures = append(s.Failures, a.failureRow(f, dt, Key{table: tFail, fail: k}))
 		if now.Sub(f.last) > a.cfg.Idle {
 			delete(a.fails, k)
 		}
 	}
 	for k, l := range a.listens {
-		s.Listeners = append(s.Listeners, listenerRow(l, dt, Key{table: tListen, lis: k}))
+		s.Listeners = append(s.Listeners, a.listenerRow(l, dt, Key{table: tListen, lis: k}))
 		if l.active <= 0 && now.Sub(l.last) > a.cfg.Idle {
 			delete(a.listens, k)
 		}
@@ -213,10 +215,10 @@ func (a *Aggregator) Tick(now time.Time) *Snapshot {
 		s.Peers = append(s.Peers, PeerRow{Addr: Other, Figures: a.figures(r, now, dt, Key{})})
 	}
 	if f := a.otherFail; f != nil {
-		s.Failures = append(s.Failures, failureRow(f, dt, Key{}))
+		s.Failures = append(s.Failures, a.failureRow(f, dt, Key{}))
 	}
 	if l := a.otherLis; l != nil {
-		s.Listeners = append(s.Listeners, listenerRow(l, dt, Key{}))
+		s.Listeners = append(s.Listeners, a.listenerRow(l, dt, Key{}))
 	}
 	return s
 }
@@ -230,11 +232,7 @@ func (a *Aggregator) figures(r *row, now time.Time, dt float64, k Key) Figures {
 	r.total.add(&c)
 	r.cur = counts{}
 	rate := func(n uint64) float64 { return float64(n) / dt }
-	if len(r.history) < a.cfg.History {
-		r.history = append(r.history, 0)
-	}
-	r.history[r.next] = rate(c.in + c.out)
-	r.next = (r.next + 1) % a.cfg.History
+	r.history.push(rate(c.in+c.out), a.cfg.History)
 	f := Figures{InPerS: rate(c.in), OutPerS: rate(c.out), Active: r.active, FailuresPerS: rate(c.fails),
 		TxPerS: rate(c.tx), RxPerS: rate(c.rx), Connections: r.total.in + r.total.out, Failures: r.total.fails,
 		TxBytes: r.total.tx, RxBytes: r.total.rx, Retransmits: r.total.retrans, key: k}
@@ -243,19 +241,17 @@ func (a *Aggregator) figures(r *row, now time.Time, dt float64, k Key) Figures {
 	}
 	r.latency.roll(now)
 	f.LatencyP50, f.LatencyP99 = r.latency.quantile(0.5), r.latency.quantile(0.99)
-	f.History = make([]float64, 0, len(r.history))
-	if len(r.history) == a.cfg.History {
-		f.History = append(f.History, r.history[r.next:]...)
-	}
-	f.History = append(f.History, r.history[:r.next]...)
+	f.History = r.history.oldestFirst()
 	return f
 }
 
-func failureRow(f *failRow, dt float64, k Key) FailureRow {
+func (a *Aggregator) failureRow(f *failRow, dt float64, k Key) FailureRow {
 	f.total += f.cur
+	f.history.push(float64(f.cur)/dt, a.cfg.History)
 	fr := FailureRow{PID: f.ident.pid, Comm: f.ident.comm, Container: label(f.ident.cont), Event: f.typ.String(),
 		Proto: f.ident.proto.String(), Addr: addrString(f.ident.addr), Port: f.ident.port, Name: f.ident.name,
-		Error: f.errName, Count: f.total, PerS: float64(f.cur) / dt, First: f.first, Last: f.last, Explain: f.explain, key: k}
+		Error: f.errName, Count: f.total, PerS: float64(f.cur) / dt, First: f.first, Last: f.last, Explain: f.explain,
+		History: f.history.oldestFirst(), key: k}
 	if f.ident.comm == Other {
 		fr.Event, fr.Proto = "", ""
 	}
@@ -263,11 +259,13 @@ func failureRow(f *failRow, dt float64, k Key) FailureRow {
 	return fr
 }
 
-func listenerRow(l *listenRow, dt float64, k Key) ListenerRow {
+func (a *Aggregator) listenerRow(l *listenRow, dt float64, k Key) ListenerRow {
 	l.total += l.cur
+	l.history.push(float64(l.cur)/dt, a.cfg.History)
 	lr := ListenerRow{PID: l.ident.pid, Comm: l.ident.comm, Container: label(l.ident.cont), Proto: l.ident.proto.String(),
 		Addr: addrString(l.ident.addr), Port: l.ident.port, Listening: l.listening,
-		AcceptsPS: float64(l.cur) / dt, Accepts: l.total, Active: l.active, QueueFull: l.queueFull, key: k}
+		AcceptsPS: float64(l.cur) / dt, Accepts: l.total, Active: l.active, QueueFull: l.queueFull,
+		History: l.history.oldestFirst(), key: k}
 	l.cur = 0
 	return lr
 }

@@ -62,8 +62,7 @@ type row struct {
 	active     int64
 	errors     map[string]uint64 // failures by error name, since the row began
 	latency    windowed
-	history    []float64 // connections/s per Tick, a ring; next at hist
-	next       int
+	history    rates     // connections/s, in and out
 	last       time.Time // of its last event
 	ident      ident
 }
@@ -117,6 +116,7 @@ type failRow struct {
 	errName     string
 	explain     string
 	explained   time.Time // when explain was last formatted
+	history     rates     // failures/s
 }
 
 type listenKey struct {
@@ -132,6 +132,7 @@ type listenRow struct {
 	last       time.Time
 	ident      ident // the listener (listen), else the first acceptor
 	listening  bool  // a listen event was seen
+	history    rates // accepts/s
 }
 
 // Aggregator is an event.Sink; Tick and Recent may run concurrently with

@@ -64,8 +64,10 @@ type Table struct {
 	// turns the order round.
 	Sort    int
 	Reverse bool
-	// Spark: the rows have a sparkline (Row.Spark).
-	Spark bool
+	// Spark: the rows have a sparkline (Row.Spark) of SparkOf (default:
+	// connections/s).
+	Spark   bool
+	SparkOf string
 }
 
 // SortRows sorts by column col (a Num column largest first, text A
@@ -198,8 +200,8 @@ func short(v float64, unit string) string {
 	return strconv.FormatFloat(v/1e6, 'f', 0, 64) + "M" + unit
 }
 
-// bytes is a byte count or rate: B, KiB, MiB, GiB.
-func bytes(v float64) Cell {
+// byteCount is a byte count or rate: B, KiB, MiB, GiB.
+func byteCount(v float64) Cell {
 	s := "0"
 	switch {
 	case v >= 1<<30:
@@ -267,12 +269,12 @@ var figureCols = []Column{{"IN/S", true}, {"OUT/S", true}, {"ACTIVE", true}, {"F
 
 func figureCells(f *top.Figures) []Cell {
 	return []Cell{rate(f.InPerS), rate(f.OutPerS), {S: strconv.FormatInt(f.Active, 10), N: float64(f.Active)},
-		rate(f.FailuresPerS), errorsCell(f.Errors), bytes(f.TxPerS), bytes(f.RxPerS), count(f.Retransmits),
+		rate(f.FailuresPerS), errorsCell(f.Errors), byteCount(f.TxPerS), byteCount(f.RxPerS), count(f.Retransmits),
 		latency(f.LatencyP50), latency(f.LatencyP99)}
 }
 
 func figureTable(title string, lead ...Column) *Table {
-	return &Table{Title: title, Cols: append(lead, figureCols...), Sort: -1, Spark: true}
+	return &Table{Title: title, Cols: append(lead, figureCols...), Sort: -1, Spark: true, SparkOf: "CONN/S"}
 }
 
 func figureRow(lead []Cell, f *top.Figures, other bool) Row {
@@ -331,7 +333,7 @@ func Peers(s *top.Snapshot) *Table {
 
 // Failures is the failures table, one row per (process, peer, cause).
 func Failures(s *top.Snapshot) *Table {
-	t := &Table{Title: "FAILURES", Cols: []Column{{"COUNT", true}, {"PER/S", true}, {"LAST", false}, {"PID", true}, {"COMM", false},
+	t := &Table{Title: "FAILURES", Spark: true, SparkOf: "FAILURES/S", Cols: []Column{{"COUNT", true}, {"PER/S", true}, {"LAST", false}, {"PID", true}, {"COMM", false},
 		{"EVENT", false}, {"PEER", false}, {"ERROR", false}, {"EXPLANATION", false}}}
 	for i := range s.Failures {
 		f := &s.Failures[i]
@@ -341,7 +343,7 @@ func Failures(s *top.Snapshot) *Table {
 		}
 		t.Rows = append(t.Rows, Row{Cells: []Cell{count(f.Count), rate(f.PerS), {S: f.Last.Local().Format("15:04:05"), N: float64(f.Last.UnixNano())},
 			{S: strconv.FormatUint(uint64(f.PID), 10), N: float64(f.PID)}, text(f.Comm), text(orDash(f.Event)), {S: peer}, text(orDash(f.Error)),
-			{S: f.Explain}}, Key: f.Key(), Keyed: f.Comm != top.Other, last: f.Comm == top.Other,
+			{S: f.Explain}}, Key: f.Key(), Keyed: f.Comm != top.Other, last: f.Comm == top.Other, Spark: f.History,
 			Name: f.Event + " " + f.Error + " of " + strconv.FormatUint(uint64(f.PID), 10) + " " + safe(f.Comm) + " at " + peer})
 	}
 	t.Sort = -1
@@ -350,14 +352,14 @@ func Failures(s *top.Snapshot) *Table {
 
 // Listeners is the listening ports' table.
 func Listeners(s *top.Snapshot) *Table {
-	t := &Table{Title: "LISTENERS", Cols: []Column{{"PORT", true}, {"PROTO", false}, {"ADDRESS", false}, {"PID", true}, {"COMM", false},
+	t := &Table{Title: "LISTENERS", Spark: true, SparkOf: "ACCEPTS/S", Cols: []Column{{"PORT", true}, {"PROTO", false}, {"ADDRESS", false}, {"PID", true}, {"COMM", false},
 		{"CONTAINER", false}, {"ACCEPTS/S", true}, {"ACCEPTS", true}, {"ACTIVE", true}, {"QUEUE FULL", true}}}
 	for i := range s.Listeners {
 		l := &s.Listeners[i]
 		t.Rows = append(t.Rows, Row{Cells: []Cell{{S: strconv.Itoa(int(l.Port)), N: float64(l.Port)}, text(orDash(l.Proto)), text(orDash(l.Addr)),
 			{S: strconv.FormatUint(uint64(l.PID), 10), N: float64(l.PID)}, text(l.Comm), text(orDash(l.Container)),
 			rate(l.AcceptsPS), count(l.Accepts), {S: strconv.FormatInt(l.Active, 10), N: float64(l.Active)}, count(l.QueueFull)},
-			Key: l.Key(), Keyed: l.Comm != top.Other, last: l.Comm == top.Other, Level: queueLevel(l.QueueFull),
+			Key: l.Key(), Keyed: l.Comm != top.Other, last: l.Comm == top.Other, Level: queueLevel(l.QueueFull), Spark: l.History,
 			Name: "port " + strconv.Itoa(int(l.Port)) + "/" + l.Proto})
 	}
 	t.Sort = -1

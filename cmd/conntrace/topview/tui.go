@@ -349,12 +349,23 @@ func (m *Model) View() string {
 // selectable), and returns the lines written.
 func (m *Model) drawTable(b *strings.Builder, t *Table, n int, selectable bool) int {
 	cols, w := t.Cols, t.Widths()
+	// The sparkline goes before a last column of text (an explanation),
+	// else last.
+	title := "LAST MINUTE (" + t.SparkOf + ")"
+	at := len(cols)
 	if t.Spark {
-		cols = append(cols[:len(cols):len(cols)], Column{Title: sparkTitle})
-		w = append(w, width(sparkTitle))
+		if !cols[at-1].Num {
+			at--
+		}
+		cols = slices.Insert(slices.Clone(cols), at, Column{Title: title})
+		w = slices.Insert(w, at, width(title))
+	}
+	sortCol := t.Sort
+	if t.Spark && sortCol >= at {
+		sortCol++
 	}
 	if selectable {
-		b.WriteString(m.header(cols, w, t.Sort, t.Reverse) + "\n")
+		b.WriteString(m.header(cols, w, sortCol, t.Reverse) + "\n")
 	} else {
 		b.WriteString(headStyle.Render(m.pad(m.clip(t.Title+": "+Line(cols, w, titles(cols))))) + "\n")
 	}
@@ -367,7 +378,7 @@ func (m *Model) drawTable(b *strings.Builder, t *Table, n int, selectable bool) 
 		r := t.Rows[i]
 		cells := texts(r.Cells)
 		if t.Spark {
-			cells = append(cells, sparkline(r.Spark, width(sparkTitle)))
+			cells = slices.Insert(cells, at, sparkline(r.Spark, 20))
 		}
 		l := m.clip(Line(cols, w, cells))
 		switch {
@@ -387,9 +398,6 @@ func (m *Model) drawTable(b *strings.Builder, t *Table, n int, selectable bool) 
 	}
 	return lines
 }
-
-// sparkTitle heads the sparkline column, as wide as the line.
-const sparkTitle = "LAST MINUTE (CONN/S)"
 
 // header draws the column titles with the sort column marked (↓ largest
 // first, ↑ reversed).
