@@ -168,7 +168,6 @@ func (a *Aggregator) Tick(now time.Time) *Snapshot {
 	a.lastTick = now
 	s := &Snapshot{Time: now, Interval: dt, Events: a.events, EventsPerS: float64(a.events) / dt,
 		Lost: a.lost, OtherEvents: a.dropped}
-	a.eventsTotal += a.events
 	a.events = 0
 
 	for k, r := range a.procs {

@@ -149,11 +149,12 @@ type Aggregator struct {
 	otherFail *failRow
 	otherLis  *listenRow
 	dropped   uint64 // events counted in an "(other)" row
+	full      bool   // this event went to an "(other)" row
 
-	events, eventsTotal uint64
-	lost                uint64
-	lastTick, start     time.Time
-	seed                maphash.Seed
+	events   uint64 // since the last Tick
+	lost     uint64
+	lastTick time.Time
+	seed     maphash.Seed
 
 	recent []slot
 	rnext  uint64 // events written to recent
@@ -176,7 +177,7 @@ func New(cfg Config) *Aggregator {
 	now := time.Now()
 	return &Aggregator{cfg: cfg, procs: map[procKey]*row{}, conts: map[string]*row{},
 		peers: map[peerKey]*row{}, fails: map[failKey]*failRow{}, listens: map[listenKey]*listenRow{},
-		lastTick: now, start: now, seed: maphash.MakeSeed(), recent: make([]slot, cfg.Recent)}
+		lastTick: now, seed: maphash.MakeSeed(), recent: make([]slot, cfg.Recent)}
 }
 
 // Flush is part of event.Sink.
@@ -192,6 +193,12 @@ func (a *Aggregator) Write(ev *event.Event) error {
 	}
 	a.events++
 	a.keep(ev)
+	a.full = false
+	defer func() {
+		if a.full {
+			a.dropped++
+		}
+	}()
 	now := ev.Time
 	switch ev.Type {
 	case event.Connect, event.Accept, event.Close, event.ConnectFail:
@@ -333,7 +340,7 @@ func (a *Aggregator) peer(ev *event.Event) *row {
 }
 
 func (a *Aggregator) overflow(table int) *row {
-	a.dropped++
+	a.full = true
 	if a.other[table] == nil {
 		a.other[table] = &row{ident: ident{comm: Other}}
 	}
@@ -349,7 +356,7 @@ func (a *Aggregator) listener(ev *event.Event) *listenRow {
 		return l
 	}
 	if len(a.listens) >= a.cfg.MaxRows {
-		a.dropped++
+		a.full = true
 		if a.otherLis == nil {
 			a.otherLis = &listenRow{ident: ident{comm: Other}}
 		}
@@ -378,7 +385,7 @@ func (a *Aggregator) failure(ev *event.Event, code uint32, name uint64) {
 	f := a.fails[k]
 	if f == nil {
 		if len(a.fails) >= a.cfg.MaxRows {
-			a.dropped++
+			a.full = true
 			if a.otherFail == nil {
 				a.otherFail = &failRow{ident: ident{comm: Other}, first: ev.Time}
 			}

@@ -216,16 +216,20 @@ func TestHostileNames(t *testing.T) {
 	}
 }
 
-// TestBounded: past MaxRows, new rows' events count in "(other)".
+// TestBounded: past MaxRows, new rows' events count in "(other)", each
+// event once however many tables it overflowed.
 func TestBounded(t *testing.T) {
 	a := New(Config{MaxRows: 2})
 	a.lastTick = t0
 	for i := range 5 {
-		feed(t, a, []*event.Event{out(event.Connect, uint32(10+i), "p", "198.18.0.2:80", 0)})
+		feed(t, a, []*event.Event{out(event.Connect, uint32(10+i), "p", fmt.Sprintf("198.18.0.%d:80", 2+i), 0)})
 	}
 	s := a.Tick(t0.Add(time.Second))
 	if len(s.Processes) != 3 || s.Processes[2].Comm != Other || s.Processes[2].Connections != 3 || s.OtherEvents != 3 {
 		t.Errorf("processes %+v, other events %d", s.Processes, s.OtherEvents)
+	}
+	if len(s.Peers) != 3 || s.Peers[2].Addr != Other || s.Peers[2].Connections != 3 {
+		t.Errorf("peers %+v", s.Peers)
 	}
 }
 
