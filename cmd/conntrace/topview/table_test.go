@@ -116,4 +116,3 @@ func TestSparkline(t *testing.T) {
 		}
 	}
 }
-
