@@ -291,7 +291,7 @@ func TestTopTerminal(t *testing.T) {
 	m.waitFor("ports",
 		`(?m)^PORT +PROTO +ADDRESS +PID +COMM +CONTAINER +ACCEPTS/S +ACCEPTS +ACTIVE +QUEUE FULL +LAST MINUTE \(ACCEPTS/S\)`,
 		`(?m)^9464  tcp    127\.0\.0\.1 +\d+  ct-topsrv  -  +0  +3  +0  +0`,
-		`(?m)^EPHEMERAL PORTS PER DESTINATION: SOURCE +DESTINATION +IN USE +USABLE +USE% +PEAK%`,
+		`(?m)^EPHEMERAL PORTS PER DESTINATION\nSOURCE +DESTINATION +IN USE +USABLE +USE% +PEAK%`,
 		`(?m)^127\.0\.0\.1 +127\.0\.0\.1:9464 +3 +\S+ +0\.0 +0\.0 +3 `)
 	// Containers: none here.
 	m.key("1", "c")

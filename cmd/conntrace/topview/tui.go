@@ -335,7 +335,7 @@ func (m *Model) View() string {
 			e.Filter(m.filter)
 			line("")
 			used++
-			used += m.drawTable(&b, e, m.height-used-2, false)
+			used += m.drawTable(&b, e, max(m.height-used-3, 1), false)
 		}
 	}
 	for ; used < m.height-1; used++ {
@@ -364,12 +364,15 @@ func (m *Model) drawTable(b *strings.Builder, t *Table, n int, selectable bool) 
 	if t.Spark && sortCol >= at {
 		sortCol++
 	}
+	lines := 1
 	if selectable {
 		b.WriteString(m.header(cols, w, sortCol, t.Reverse) + "\n")
 	} else {
-		b.WriteString(headStyle.Render(m.pad(m.clip(t.Title+": "+Line(cols, w, titles(cols))))) + "\n")
+		// A second table has its title above its columns.
+		b.WriteString(bold.Render(m.clip(t.Title)) + "\n")
+		b.WriteString(headStyle.Render(m.pad(m.clip(Line(cols, w, titles(cols))))) + "\n")
+		lines++
 	}
-	lines := 1
 	first := 0
 	if selectable && m.cursor >= n {
 		first = m.cursor - n + 1
