@@ -55,16 +55,28 @@ func topTraffic(t *testing.T, port int) {
 // second's, and the rest.
 const topEvents = 17
 
-// TestTopJSON: -o json is one object per interval with the contract's
+// TestTopOutputs: two runs of top watch the same traffic, one with -o
+// json, one printing text (no terminal).
+func TestTopOutputs(t *testing.T) {
+	js := startCLI(t, "top", "-o", "json", "--interval", "300ms", "--port", "9460,9461")
+	text := startCLI(t, "top", "--interval", "300ms", "--port", "9460,9461", "--rows", "1")
+	topTraffic(t, 9460)
+	// The run's end prints the interval it ended in.
+	for _, r := range []*cliRun{js, text} {
+		r.cmd.Process.Signal(os.Interrupt)
+	}
+	for _, r := range []*cliRun{js, text} {
+		r.wait(t)
+	}
+	t.Run("json", func(t *testing.T) { checkTopJSON(t, js) })
+	t.Run("batch", func(t *testing.T) { checkTopBatch(t, text) })
+}
+
+// checkTopJSON: -o json is one object per interval with the contract's
 // fields, and one more for the interval the run ended in; the totals of
 // the last one are the traffic's, exactly, and the intervals' events add
 // up to every event.
-func TestTopJSON(t *testing.T) {
-	r := startCLI(t, "top", "-o", "json", "--interval", "300ms", "--port", "9460,9461")
-	topTraffic(t, 9460)
-	// The run's end prints the interval it ended in.
-	r.cmd.Process.Signal(os.Interrupt)
-	r.wait(t)
+func checkTopJSON(t *testing.T, r *cliRun) {
 
 	lines := strings.Split(strings.TrimSuffix(r.stdout.String(), "\n"), "\n")
 	if len(lines) < 2 {
@@ -158,13 +170,9 @@ func TestTopJSON(t *testing.T) {
 	}
 }
 
-// TestTopBatch: without a terminal, top prints its tables as text every
+// checkTopBatch: without a terminal, top prints its tables as text every
 // interval (--batch not needed), escape-free; --rows cuts each table.
-func TestTopBatch(t *testing.T) {
-	r := startCLI(t, "top", "--interval", "300ms", "--port", "9462,9463", "--rows", "1")
-	topTraffic(t, 9462)
-	r.cmd.Process.Signal(os.Interrupt)
-	r.wait(t)
+func checkTopBatch(t *testing.T, r *cliRun) {
 	out := r.stdout.String()
 	if strings.ContainsAny(out, "\x1b\r") {
 		t.Errorf("terminal codes in the output:\n%q", out)
@@ -178,8 +186,8 @@ func TestTopBatch(t *testing.T) {
 	for _, re := range []string{
 		`(?m)^conntrace top \d\d:\d\d:\d\d  interval \d+\.\d\ds  events \d+ \(\S+/s\)  lost 0  hooks (fentry|kprobe|tracepoint)$`,
 		`(?m)^PROCESSES \(1 of 3\)\n *PID +COMM +CONTAINER +IN/S +OUT/S +ACTIVE +FAIL/S +ERRORS +TX/S +RX/S +RETRANS +P50 +P99\n *\d+  ct-\w+ +-  `,
-		`(?m)^FAILURES \(1 of 2\)\nCOUNT +PER/S +LAST +PID +COMM +EVENT +PEER +ERROR +EXPLANATION\n    2      0  \d\d:\d\d:\d\d +\d+  ct-binder  bind_fail  127\.0\.0\.1:9462  EADDRINUSE  EADDRINUSE: 127\.0\.0\.1:9462 is held by \d+ ct-topsrv \(LISTEN\)\n`,
-		`(?m)^LISTENERS\nPORT +PROTO +ADDRESS +PID +COMM +CONTAINER +ACCEPTS/S +ACCEPTS +ACTIVE +QUEUE FULL\n9462  tcp    127\.0\.0\.1 +\d+  ct-topsrv  -  +0  +3  +0  +0\n`,
+		`(?m)^FAILURES \(1 of 2\)\nCOUNT +PER/S +LAST +PID +COMM +EVENT +PEER +ERROR +EXPLANATION\n    2      0  \d\d:\d\d:\d\d +\d+  ct-binder  bind_fail  127\.0\.0\.1:9460  EADDRINUSE  EADDRINUSE: 127\.0\.0\.1:9460 is held by \d+ ct-topsrv \(LISTEN\)\n`,
+		`(?m)^LISTENERS\nPORT +PROTO +ADDRESS +PID +COMM +CONTAINER +ACCEPTS/S +ACCEPTS +ACTIVE +QUEUE FULL\n9460  tcp    127\.0\.0\.1 +\d+  ct-topsrv  -  +0  +3  +0  +0\n`,
 		`(?m)^PEERS \(1 of 3\)\n`,
 	} {
 		if !regexp.MustCompile(re).MatchString(last) {
