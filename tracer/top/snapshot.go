@@ -60,7 +60,10 @@ type Figures struct {
 	// History: connections/s, in and out, of the last intervals, oldest
 	// first (the sparkline).
 	History []float64 `json:"-"`
-	key     Key
+	// Other: the row that counts what its full table had no room for
+	// (named "(other)"; a process may name itself so too).
+	Other bool `json:"other,omitempty"`
+	key   Key
 }
 
 // ProcRow is a process: its pid and name.
@@ -105,8 +108,9 @@ type FailureRow struct {
 	PerS      float64   `json:"per_s"`
 	First     time.Time `json:"first"`
 	Last      time.Time `json:"last"`
-	Explain   string    `json:"explain"` // of the latest (formatted at most once a second)
-	History   []float64 `json:"-"`       // failures/s of the last intervals, oldest first
+	Explain   string    `json:"explain"`         // of the latest (formatted at most once a second)
+	History   []float64 `json:"-"`               // failures/s of the last intervals, oldest first
+	Other     bool      `json:"other,omitempty"` // as Figures.Other
 	key       Key
 }
 
@@ -125,7 +129,8 @@ type ListenerRow struct {
 	// QueueFull: connects from this host that failed while its accept
 	// queue was over its backlog (SYNs dropped), since the start.
 	QueueFull uint64    `json:"queue_full"`
-	History   []float64 `json:"-"` // accepts/s of the last intervals, oldest first
+	History   []float64 `json:"-"`               // accepts/s of the last intervals, oldest first
+	Other     bool      `json:"other,omitempty"` // as Figures.Other
 	key       Key
 }
 
@@ -204,20 +209,29 @@ func (a *Aggregator) Tick(now time.Time) *Snapshot {
 	}
 	sortRows(s)
 	// "(other)" rows last, whatever their figures.
+	other := func(r *row) Figures {
+		f := a.figures(r, now, dt, Key{})
+		f.Other = true
+		return f
+	}
 	if r := a.other[0]; r != nil {
-		s.Processes = append(s.Processes, ProcRow{Comm: Other, Figures: a.figures(r, now, dt, Key{})})
+		s.Processes = append(s.Processes, ProcRow{Comm: Other, Figures: other(r)})
 	}
 	if r := a.other[1]; r != nil {
-		s.Containers = append(s.Containers, ContainerRow{Container: Other, Figures: a.figures(r, now, dt, Key{})})
+		s.Containers = append(s.Containers, ContainerRow{Container: Other, Figures: other(r)})
 	}
 	if r := a.other[2]; r != nil {
-		s.Peers = append(s.Peers, PeerRow{Addr: Other, Figures: a.figures(r, now, dt, Key{})})
+		s.Peers = append(s.Peers, PeerRow{Addr: Other, Figures: other(r)})
 	}
 	if f := a.otherFail; f != nil {
-		s.Failures = append(s.Failures, a.failureRow(f, dt, Key{}))
+		fr := a.failureRow(f, dt, Key{})
+		fr.Event, fr.Proto, fr.Other = "", "", true
+		s.Failures = append(s.Failures, fr)
 	}
 	if l := a.otherLis; l != nil {
-		s.Listeners = append(s.Listeners, a.listenerRow(l, dt, Key{}))
+		lr := a.listenerRow(l, dt, Key{})
+		lr.Proto, lr.Other = "", true
+		s.Listeners = append(s.Listeners, lr)
 	}
 	return s
 }
@@ -251,9 +265,6 @@ func (a *Aggregator) failureRow(f *failRow, dt float64, k Key) FailureRow {
 		Proto: f.ident.proto.String(), Addr: addrString(f.ident.addr), Port: f.ident.port, Name: f.ident.name,
 		Error: f.errName, Count: f.total, PerS: float64(f.cur) / dt, First: f.first, Last: f.last, Explain: f.explain,
 		History: f.history.oldestFirst(), key: k}
-	if f.ident.comm == Other {
-		fr.Event, fr.Proto = "", ""
-	}
 	f.cur = 0
 	return fr
 }

@@ -399,7 +399,7 @@ func (a *Aggregator) failure(ev *event.Event, code uint32, name uint64) {
 	f.cur++
 	f.last = ev.Time
 	f.ident.pid = ev.PID
-	if f.ident.comm == Other || ev.Time.Sub(f.explained) < explainEvery {
+	if f == a.otherFail || ev.Time.Sub(f.explained) < explainEvery {
 		return
 	}
 	f.explained = ev.Time

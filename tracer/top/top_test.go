@@ -225,7 +225,7 @@ func TestBounded(t *testing.T) {
 		feed(t, a, []*event.Event{out(event.Connect, uint32(10+i), "p", fmt.Sprintf("198.18.0.%d:80", 2+i), 0)})
 	}
 	s := a.Tick(t0.Add(time.Second))
-	if len(s.Processes) != 3 || s.Processes[2].Comm != Other || s.Processes[2].Connections != 3 || s.OtherEvents != 3 {
+	if len(s.Processes) != 3 || s.Processes[2].Comm != Other || !s.Processes[2].Other || s.Processes[1].Other || s.Processes[2].Connections != 3 || s.OtherEvents != 3 {
 		t.Errorf("processes %+v, other events %d", s.Processes, s.OtherEvents)
 	}
 	if len(s.Peers) != 3 || s.Peers[2].Addr != Other || s.Peers[2].Connections != 3 {

@@ -30,6 +30,7 @@ func Tables(s *top.Snapshot, r *audit.Report) []*Table {
 	return append(tables, Peers(s), Failures(s), Listeners(s), Ephemeral(r))
 }
 
+// Write prints one interval's tables.
 func (b *Batch) Write(s *top.Snapshot, r *audit.Report) error {
 	var out strings.Builder
 	out.WriteString(Header(s, b.Hooks))

@@ -277,8 +277,8 @@ func figureTable(title string, lead ...Column) *Table {
 	return &Table{Title: title, Cols: append(lead, figureCols...), Sort: -1, Spark: true, SparkOf: "CONN/S"}
 }
 
-func figureRow(lead []Cell, f *top.Figures, other bool) Row {
-	return Row{Cells: append(lead, figureCells(f)...), Key: f.Key(), Keyed: !other, Spark: f.History, last: other}
+func figureRow(lead []Cell, f *top.Figures) Row {
+	return Row{Cells: append(lead, figureCells(f)...), Key: f.Key(), Keyed: !f.Other, Spark: f.History, last: f.Other}
 }
 
 // Processes is the processes table.
@@ -287,14 +287,13 @@ func Processes(s *top.Snapshot) *Table {
 	for i := range s.Processes {
 		p := &s.Processes[i]
 		pid := Cell{S: strconv.FormatUint(uint64(p.PID), 10), N: float64(p.PID)}
-		if p.Comm == top.Other {
+		if p.Other {
 			pid = Cell{S: "-"}
 		}
-		r := figureRow([]Cell{pid, text(p.Comm), text(orDash(p.Container))}, &p.Figures, p.Comm == top.Other)
+		r := figureRow([]Cell{pid, text(p.Comm), text(orDash(p.Container))}, &p.Figures)
 		r.Name = "process " + pid.S + " " + safe(p.Comm)
 		t.Rows = append(t.Rows, r)
 	}
-	t.Sort = -1
 	return t
 }
 
@@ -303,11 +302,10 @@ func Containers(s *top.Snapshot) *Table {
 	t := figureTable("CONTAINERS", Column{"CONTAINER", false}, Column{"ID", false})
 	for i := range s.Containers {
 		c := &s.Containers[i]
-		r := figureRow([]Cell{text(c.Container), text(orDash(shortID(c.ID)))}, &c.Figures, c.Container == top.Other)
+		r := figureRow([]Cell{text(c.Container), text(orDash(shortID(c.ID)))}, &c.Figures)
 		r.Name = "container " + safe(c.Container)
 		t.Rows = append(t.Rows, r)
 	}
-	t.Sort = -1
 	return t
 }
 
@@ -323,17 +321,16 @@ func Peers(s *top.Snapshot) *Table {
 		}
 		// Addresses are the kernel's, not a process's words: no escaping.
 		r := figureRow([]Cell{{S: peer}, text(orDash(p.Direction)), text(orDash(p.Proto)), text(orDash(p.Name))},
-			&p.Figures, p.Addr == top.Other)
+			&p.Figures)
 		r.Name = "peer " + peer + " (" + p.Direction + ", " + p.Proto + ")"
 		t.Rows = append(t.Rows, r)
 	}
-	t.Sort = -1
 	return t
 }
 
 // Failures is the failures table, one row per (process, peer, cause).
 func Failures(s *top.Snapshot) *Table {
-	t := &Table{Title: "FAILURES", Spark: true, SparkOf: "FAILURES/S", Cols: []Column{{"COUNT", true}, {"PER/S", true}, {"LAST", false}, {"PID", true}, {"COMM", false},
+	t := &Table{Title: "FAILURES", Sort: -1, Spark: true, SparkOf: "FAILURES/S", Cols: []Column{{"COUNT", true}, {"PER/S", true}, {"LAST", false}, {"PID", true}, {"COMM", false},
 		{"EVENT", false}, {"PEER", false}, {"ERROR", false}, {"EXPLANATION", false}}}
 	for i := range s.Failures {
 		f := &s.Failures[i]
@@ -343,26 +340,24 @@ func Failures(s *top.Snapshot) *Table {
 		}
 		t.Rows = append(t.Rows, Row{Cells: []Cell{count(f.Count), rate(f.PerS), {S: f.Last.Local().Format("15:04:05"), N: float64(f.Last.UnixNano())},
 			{S: strconv.FormatUint(uint64(f.PID), 10), N: float64(f.PID)}, text(f.Comm), text(orDash(f.Event)), {S: peer}, text(orDash(f.Error)),
-			{S: f.Explain}}, Key: f.Key(), Keyed: f.Comm != top.Other, last: f.Comm == top.Other, Spark: f.History,
+			{S: f.Explain}}, Key: f.Key(), Keyed: !f.Other, last: f.Other, Spark: f.History,
 			Name: f.Event + " " + f.Error + " of " + strconv.FormatUint(uint64(f.PID), 10) + " " + safe(f.Comm) + " at " + peer})
 	}
-	t.Sort = -1
 	return t
 }
 
 // Listeners is the listening ports' table.
 func Listeners(s *top.Snapshot) *Table {
-	t := &Table{Title: "LISTENERS", Spark: true, SparkOf: "ACCEPTS/S", Cols: []Column{{"PORT", true}, {"PROTO", false}, {"ADDRESS", false}, {"PID", true}, {"COMM", false},
+	t := &Table{Title: "LISTENERS", Sort: -1, Spark: true, SparkOf: "ACCEPTS/S", Cols: []Column{{"PORT", true}, {"PROTO", false}, {"ADDRESS", false}, {"PID", true}, {"COMM", false},
 		{"CONTAINER", false}, {"ACCEPTS/S", true}, {"ACCEPTS", true}, {"ACTIVE", true}, {"QUEUE FULL", true}}}
 	for i := range s.Listeners {
 		l := &s.Listeners[i]
 		t.Rows = append(t.Rows, Row{Cells: []Cell{{S: strconv.Itoa(int(l.Port)), N: float64(l.Port)}, text(orDash(l.Proto)), text(orDash(l.Addr)),
 			{S: strconv.FormatUint(uint64(l.PID), 10), N: float64(l.PID)}, text(l.Comm), text(orDash(l.Container)),
 			rate(l.AcceptsPS), count(l.Accepts), {S: strconv.FormatInt(l.Active, 10), N: float64(l.Active)}, count(l.QueueFull)},
-			Key: l.Key(), Keyed: l.Comm != top.Other, last: l.Comm == top.Other, Level: queueLevel(l.QueueFull), Spark: l.History,
+			Key: l.Key(), Keyed: !l.Other, last: l.Other, Level: queueLevel(l.QueueFull), Spark: l.History,
 			Name: "port " + strconv.Itoa(int(l.Port)) + "/" + l.Proto})
 	}
-	t.Sort = -1
 	return t
 }
 
@@ -378,7 +373,7 @@ func queueLevel(n uint64) Level {
 // Ephemeral is the ephemeral ports each destination holds (audit's
 // figures), with Warn above 50% of the usable range and Crit above 80%.
 func Ephemeral(r *audit.Report) *Table {
-	t := &Table{Title: "EPHEMERAL PORTS PER DESTINATION", Cols: []Column{{"SOURCE", false}, {"DESTINATION", false}, {"IN USE", true},
+	t := &Table{Title: "EPHEMERAL PORTS PER DESTINATION", Sort: -1, Cols: []Column{{"SOURCE", false}, {"DESTINATION", false}, {"IN USE", true},
 		{"USABLE", true}, {"USE%", true}, {"PEAK%", true}, {"TIME_WAIT", true}, {"OPENED/S", true}, {"PROCESSES", false}}}
 	if r == nil {
 		return t
@@ -398,7 +393,6 @@ func Ephemeral(r *audit.Report) *Table {
 			{S: strconv.FormatFloat(d.UsePct, 'f', 1, 64), N: d.UsePct}, {S: strconv.FormatFloat(d.PeakPct, 'f', 1, 64), N: d.PeakPct},
 			count(uint64(d.TimeWait)), rate(d.OpenedPerS), {S: orDash(strings.Join(procs, ","))}}, Level: lvl})
 	}
-	t.Sort = -1
 	return t
 }
 

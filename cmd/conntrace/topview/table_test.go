@@ -5,6 +5,7 @@ package topview
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -53,12 +54,15 @@ func TestCells(t *testing.T) {
 // TestSortFilter: a column's sort, reversed, the filter, "(other)" last.
 func TestSortFilter(t *testing.T) {
 	s := snapshot()
-	s.Processes = append(s.Processes, top.ProcRow{Comm: top.Other, Figures: top.Figures{InPerS: 100}})
+	// The overflow row, and a process that named itself like it.
+	s.Processes = append(s.Processes, top.ProcRow{Comm: top.Other, Figures: top.Figures{InPerS: 100, Other: true}},
+		top.ProcRow{PID: 9, Comm: top.Other, Figures: top.Figures{InPerS: 50}})
 	p := Processes(s)
-	p.SortRows(3, false) // IN/S, largest first; (other) stays last
-	if p.Rows[0].Cells[1].S != "api" || p.Rows[2].Cells[1].S != top.Other {
+	p.SortRows(3, false) // IN/S, largest first; the overflow row stays last
+	if p.Rows[0].Cells[0].S != "9" || !p.Rows[0].Keyed || p.Rows[1].Cells[1].S != "api" || p.Rows[3].Cells[0].S != "-" || p.Rows[3].Keyed {
 		t.Errorf("by IN/S: %v", p.Rows)
 	}
+	p.Rows = slices.DeleteFunc(p.Rows, func(r Row) bool { return r.Cells[0].S == "9" })
 	p.SortRows(1, true) // COMM, Z first
 	if p.Rows[0].Cells[1].S != "api" || p.Rows[1].Cells[1].S != `\x1b[2Jevil` {
 		t.Errorf("by COMM reversed: %v", p.Rows)
