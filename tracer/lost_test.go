@@ -302,35 +302,13 @@ func holdAndClose(t *testing.T, cfg tracer.Config, conns, table int) *session {
 func TestEvictedEvents(t *testing.T) {
 	testnet.RequireRoot(t)
 	const per, table = 40, 16
-	ns := testnet.NewNS(t)
 	ports := []uint16{18320, 18321}
-	var servers, clients []*testnet.Proc
-	for _, port := range ports {
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
-		srv := testnet.Start(t, "ct-server", testnet.Role{Server: true, NS: ns.Path(), Addr: addr, Conns: per,
-			WaitGo: len(servers) == 1})
-		srv.Expect(t, "listening")
-		cli := testnet.Start(t, "ct-client", testnet.Role{NS: ns.Path(), Addr: addr, Hold: per, Summary: true, WaitGo: true})
-		cli.Expect(t, "ready")
-		servers, clients = append(servers, srv), append(clients, cli)
-	}
+	crowd := testnet.NewCrowd(t, testnet.NewNS(t), ports, per)
+	servers := crowd.Servers
 	s := startTracer(t, tracer.Config{SocketTableSize: table, Ports: ports, PIDs: []uint32{uint32(servers[0].PID)},
 		Events: 1 << tracer.EventClose})
 	blackout := testnet.WatchBlackout(t, ports...)
-	for _, i := range []int{1, 0} {
-		clients[i].Go(t)
-		if got := clients[i].ExpectWithin(t, "held", time.Minute); got != strconv.Itoa(per) {
-			t.Fatalf("client held %s connections, want %d", got, per)
-		}
-	}
-	servers[1].Go(t)
-	for _, cli := range clients {
-		cli.Go(t)
-		cli.Wait(t)
-	}
-	for _, srv := range servers {
-		srv.Wait(t)
-	}
+	crowd.Run(t)
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if n, err := tracer.SocketTableLen(s.t); err == nil && n == 0 {
 			break

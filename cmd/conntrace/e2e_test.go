@@ -292,33 +292,11 @@ func TestWatchFailures(t *testing.T) {
 // none reported; the summary and the warning say so.
 func TestMaxConnections(t *testing.T) {
 	const per = 40
-	ns := testnet.NewNS(t)
 	ports := []uint16{9470, 9471}
-	var servers, clients []*testnet.Proc
-	for _, port := range ports {
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
-		srv := testnet.Start(t, "ct-server", testnet.Role{Server: true, NS: ns.Path(), Addr: addr, Conns: per, WaitGo: len(servers) == 1})
-		srv.Expect(t, "listening")
-		cli := testnet.Start(t, "ct-client", testnet.Role{NS: ns.Path(), Addr: addr, Hold: per, Summary: true, WaitGo: true})
-		cli.Expect(t, "ready")
-		servers, clients = append(servers, srv), append(clients, cli)
-	}
-	r := startCLI(t, "watch", "--max-connections", "16", "--port", "9470,9471", "--pid", strconv.Itoa(servers[0].PID), "-e", "close")
+	crowd := testnet.NewCrowd(t, testnet.NewNS(t), ports, per)
+	r := startCLI(t, "watch", "--max-connections", "16", "--port", "9470,9471", "--pid", strconv.Itoa(crowd.Servers[0].PID), "-e", "close")
 	blackout := testnet.WatchBlackout(t, ports...)
-	for _, i := range []int{1, 0} {
-		clients[i].Go(t)
-		if got := clients[i].ExpectWithin(t, "held", time.Minute); got != strconv.Itoa(per) {
-			t.Fatalf("client held %s connections, want %d", got, per)
-		}
-	}
-	servers[1].Go(t)
-	for _, cli := range clients {
-		cli.Go(t)
-		cli.Wait(t)
-	}
-	for _, srv := range servers {
-		srv.Wait(t)
-	}
+	crowd.Run(t)
 	time.Sleep(500 * time.Millisecond) // the last records
 	r.cmd.Process.Signal(os.Interrupt)
 	r.wait(t)
